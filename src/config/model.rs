@@ -1,0 +1,82 @@
+//! The config file as written by the user (TOML), before secrets are resolved.
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Where b24ch keeps its state (rotated OAuth tokens, last catalog, governor state).
+    pub state_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub portal: RawPortal,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub clickhouse: RawClickHouse,
+    #[serde(default)]
+    pub proxy: RawProxy,
+    /// Per-entity settings; the key `default` applies to every entity not listed.
+    #[serde(default)]
+    pub entities: BTreeMap<String, RawEntity>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPortal {
+    /// Inbound webhook URL `https://portal/rest/USER/CODE/`; secret (may be `env:VAR`).
+    pub webhook_url: Option<String>,
+    pub oauth: Option<RawOAuth>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOAuth {
+    pub portal_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub access_token: Option<String>,
+    pub refresh_token: Option<String>,
+    pub oauth_server: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub plan: Option<String>,
+    pub requests_per_second: Option<f64>,
+    pub burst: Option<f64>,
+    pub operating_seconds_per_10min: Option<f64>,
+    pub max_concurrent_requests: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClickHouse {
+    pub url: Option<String>,
+    pub database: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub ca_cert: Option<PathBuf>,
+    pub secure: Option<bool>,
+    pub cluster: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxy {
+    pub listen: Option<String>,
+    /// The URL ClickHouse uses to reach `serve` (differs from `listen` behind NAT/containers).
+    pub public_url: Option<String>,
+    pub token: Option<String>,
+    pub autopilot_interval: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEntity {
+    pub enabled: Option<bool>,
+    pub schedule: Option<String>,
+    pub reconcile_schedule: Option<String>,
+    pub fields: Option<Vec<String>>,
+}

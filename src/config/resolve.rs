@@ -1,0 +1,597 @@
+//! Validation: raw TOML → [`Config`], with secrets resolved from the environment.
+use super::model::{RawConfig, RawEntity, RawLimits, RawOAuth};
+use super::secret::Secret;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One config problem: which key, what is wrong, what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("config error in `{key}`: {problem}")]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// How b24ch authenticates against the portal.
+#[derive(Debug, Clone)]
+pub enum PortalAuth {
+    /// No portal configured: the embedded demo portal is used.
+    Demo,
+    Webhook {
+        url: Secret,
+    },
+    OAuth {
+        portal_url: String,
+        client_id: String,
+        client_secret: Secret,
+        access_token: Secret,
+        refresh_token: Secret,
+        oauth_server: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    Standard,
+    Enterprise,
+    OnPremise,
+}
+
+/// Limits the governor keeps under; presets by plan, overridable one by one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitsConfig {
+    pub plan: Plan,
+    /// `None` = no request-rate limit (on-premise default).
+    pub requests_per_second: Option<f64>,
+    pub burst: f64,
+    /// `None` = no operating-time limit (on-premise default).
+    pub operating_seconds_per_10min: Option<f64>,
+    pub max_concurrent_requests: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClickHouseConfig {
+    pub url: String,
+    pub database: String,
+    pub user: String,
+    pub password: Secret,
+    pub ca_cert: Option<PathBuf>,
+    pub secure: bool,
+    pub cluster: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub listen: std::net::SocketAddr,
+    pub public_url: String,
+    pub token: Secret,
+    pub autopilot_interval: Schedule,
+}
+
+/// A ClickHouse refresh interval such as `5 MINUTE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub count: u32,
+    pub unit: TimeUnit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeUnit {
+    Second,
+    Minute,
+    Hour,
+    Day,
+    Week,
+}
+
+impl Schedule {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = text.split_whitespace();
+        let (Some(n), Some(u), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!(
+                "`{text}` is not a schedule; write a number and a unit, e.g. `5 MINUTE`"
+            ));
+        };
+        let count: u32 = n
+            .parse()
+            .ok()
+            .filter(|c| *c > 0)
+            .ok_or_else(|| format!("`{n}` is not a positive whole number (in `{text}`)"))?;
+        let unit = match u.to_ascii_uppercase().trim_end_matches('S') {
+            "SECOND" => TimeUnit::Second,
+            "MINUTE" => TimeUnit::Minute,
+            "HOUR" => TimeUnit::Hour,
+            "DAY" => TimeUnit::Day,
+            "WEEK" => TimeUnit::Week,
+            _ => {
+                return Err(format!(
+                    "unknown unit `{u}`; use SECOND, MINUTE, HOUR, DAY or WEEK"
+                ));
+            }
+        };
+        Ok(Self { count, unit })
+    }
+
+    /// As ClickHouse's `REFRESH EVERY` expects it.
+    pub fn sql(&self) -> String {
+        let unit = match self.unit {
+            TimeUnit::Second => "SECOND",
+            TimeUnit::Minute => "MINUTE",
+            TimeUnit::Hour => "HOUR",
+            TimeUnit::Day => "DAY",
+            TimeUnit::Week => "WEEK",
+        };
+        format!("{} {unit}", self.count)
+    }
+
+    pub fn as_duration(&self) -> std::time::Duration {
+        let secs = match self.unit {
+            TimeUnit::Second => 1,
+            TimeUnit::Minute => 60,
+            TimeUnit::Hour => 3600,
+            TimeUnit::Day => 86_400,
+            TimeUnit::Week => 604_800,
+        };
+        std::time::Duration::from_secs(u64::from(self.count) * secs)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntitySettings {
+    pub enabled: bool,
+    pub schedule: Schedule,
+    pub reconcile_schedule: Schedule,
+    /// `None` = every field.
+    pub fields: Option<Vec<String>>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub state_dir: PathBuf,
+    pub portal: PortalAuth,
+    pub limits: LimitsConfig,
+    pub clickhouse: ClickHouseConfig,
+    pub proxy: ProxyConfig,
+    default_entity: EntitySettings,
+    entities: BTreeMap<String, EntitySettings>,
+}
+
+impl Config {
+    /// Settings of one entity (its own section, else `[entities.default]`).
+    pub fn entity(&self, name: &str) -> EntitySettings {
+        self.entities
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| self.default_entity.clone())
+    }
+
+    /// Every secret of this config, for redacting text before it leaves the process.
+    pub fn secrets(&self) -> Vec<&Secret> {
+        let mut out = vec![&self.clickhouse.password, &self.proxy.token];
+        match &self.portal {
+            PortalAuth::Demo => {}
+            PortalAuth::Webhook { url } => out.push(url),
+            PortalAuth::OAuth {
+                client_secret,
+                access_token,
+                refresh_token,
+                ..
+            } => out.extend([client_secret, access_token, refresh_token]),
+        }
+        out
+    }
+}
+
+/// Reads and validates a config file. A missing path means "all defaults" (demo portal).
+pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    let Some(path) = path else {
+        return from_toml_str("");
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            "--config",
+            format!(
+                "cannot read {}: {e}; pass an existing file (see config_example.toml)",
+                path.display()
+            ),
+        )
+    })?;
+    check_permissions(path, &text)?;
+    from_toml_str(&text)
+}
+
+/// A file holding literal secrets must not be readable by others (like ssh keys).
+fn check_permissions(path: &Path, text: &str) -> Result<(), ConfigError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let has_literal_secret = text.lines().any(|l| {
+            let l = l.trim_start();
+            [
+                "webhook_url",
+                "password",
+                "token",
+                "client_secret",
+                "access_token",
+                "refresh_token",
+            ]
+            .iter()
+            .any(|k| l.starts_with(k))
+                && l.contains('=')
+                && !l.contains("\"env:")
+        });
+        let mode = std::fs::metadata(path)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0o600);
+        if has_literal_secret && mode & 0o077 != 0 {
+            return Err(ConfigError::new(
+                "--config",
+                format!(
+                    "{} holds secrets but is readable by other users (mode {:o}); run `chmod 600 {}` or move the secrets to environment variables (`password = \"env:VAR\"`)",
+                    path.display(),
+                    mode & 0o777,
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Parses and validates config text.
+pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        ConfigError::new(
+            toml_error_key(&e),
+            e.message().to_string() + "; see config_example.toml for every key",
+        )
+    })?;
+    resolve(raw)
+}
+
+fn toml_error_key(e: &toml::de::Error) -> String {
+    // toml reports the span; the message itself names unknown fields, so the key is the file.
+    match e.span() {
+        Some(span) => format!("config file (bytes {}..{})", span.start, span.end),
+        None => "config file".to_string(),
+    }
+}
+
+fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
+    let state_dir = raw
+        .state_dir
+        .unwrap_or_else(|| PathBuf::from(".build/state"));
+    let portal = resolve_portal(&raw.portal)?;
+    let limits = resolve_limits(&raw.limits, &portal)?;
+    let clickhouse = resolve_clickhouse(&raw.clickhouse)?;
+    let proxy = resolve_proxy(&raw.proxy)?;
+    let builtin = EntitySettings {
+        enabled: true,
+        schedule: Schedule {
+            count: 5,
+            unit: TimeUnit::Minute,
+        },
+        reconcile_schedule: Schedule {
+            count: 1,
+            unit: TimeUnit::Hour,
+        },
+        fields: None,
+    };
+    let default_entity = match raw.entities.get("default") {
+        Some(e) => resolve_entity("entities.default", e, &builtin)?,
+        None => builtin,
+    };
+    let mut entities = BTreeMap::new();
+    for (name, e) in raw.entities.iter().filter(|(n, _)| *n != "default") {
+        check_entity_name(name)?;
+        entities.insert(
+            name.clone(),
+            resolve_entity(&format!("entities.{name}"), e, &default_entity)?,
+        );
+    }
+    Ok(Config {
+        state_dir,
+        portal,
+        limits,
+        clickhouse,
+        proxy,
+        default_entity,
+        entities,
+    })
+}
+
+/// `env:VAR` reads the value from the environment; anything else is the literal value.
+fn secret_value(key: &str, value: &str) -> Result<Secret, ConfigError> {
+    match value.strip_prefix("env:") {
+        Some(var) => std::env::var(var).map(Secret::new).map_err(|_| {
+            ConfigError::new(
+                key,
+                format!("environment variable `{var}` is not set; export it or write the value"),
+            )
+        }),
+        None => Ok(Secret::new(value)),
+    }
+}
+
+fn plain_value(key: &str, value: &str) -> Result<String, ConfigError> {
+    secret_value(key, value).map(|s| s.expose().to_string())
+}
+
+fn resolve_portal(raw: &super::model::RawPortal) -> Result<PortalAuth, ConfigError> {
+    match (&raw.webhook_url, &raw.oauth) {
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            "portal",
+            "both `webhook_url` and `[portal.oauth]` are set; keep one of them",
+        )),
+        (Some(url), None) => {
+            let url = secret_value("portal.webhook_url", url)?;
+            check_webhook_url(url.expose())?;
+            Ok(PortalAuth::Webhook { url })
+        }
+        (None, Some(oauth)) => resolve_oauth(oauth),
+        (None, None) => Ok(PortalAuth::Demo),
+    }
+}
+
+fn check_webhook_url(url: &str) -> Result<(), ConfigError> {
+    let ok = (url.starts_with("https://") || url.starts_with("http://"))
+        && url.contains("/rest/")
+        && url
+            .split("/rest/")
+            .nth(1)
+            .map(|rest| rest.trim_end_matches('/').split('/').count() == 2)
+            .unwrap_or(false);
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            "portal.webhook_url",
+            "expected an inbound webhook URL like https://example.bitrix24.com/rest/1/abcdef123/ (Bitrix24 → Developer resources → Inbound webhook)",
+        ))
+    }
+}
+
+fn required(key: &str, value: &Option<String>) -> Result<String, ConfigError> {
+    value
+        .clone()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| ConfigError::new(key, "is required for an OAuth app; set it"))
+}
+
+fn resolve_oauth(raw: &RawOAuth) -> Result<PortalAuth, ConfigError> {
+    let portal_url = plain_value(
+        "portal.oauth.portal_url",
+        &required("portal.oauth.portal_url", &raw.portal_url)?,
+    )?;
+    if !portal_url.starts_with("https://") && !portal_url.starts_with("http://") {
+        return Err(ConfigError::new(
+            "portal.oauth.portal_url",
+            "must be a URL like https://example.bitrix24.com",
+        ));
+    }
+    let get = |key: &str, v: &Option<String>| -> Result<Secret, ConfigError> {
+        secret_value(key, &required(key, v)?)
+    };
+    Ok(PortalAuth::OAuth {
+        portal_url,
+        client_id: plain_value(
+            "portal.oauth.client_id",
+            &required("portal.oauth.client_id", &raw.client_id)?,
+        )?,
+        client_secret: get("portal.oauth.client_secret", &raw.client_secret)?,
+        access_token: get("portal.oauth.access_token", &raw.access_token)?,
+        refresh_token: get("portal.oauth.refresh_token", &raw.refresh_token)?,
+        oauth_server: raw
+            .oauth_server
+            .clone()
+            .unwrap_or_else(|| "https://oauth.bitrix.info".to_string()),
+    })
+}
+
+fn resolve_limits(raw: &RawLimits, portal: &PortalAuth) -> Result<LimitsConfig, ConfigError> {
+    let plan = match raw.plan.as_deref() {
+        None | Some("standard") => Plan::Standard,
+        Some("enterprise") => Plan::Enterprise,
+        Some("on-premise") => Plan::OnPremise,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "limits.plan",
+                format!("unknown plan `{other}`; use standard, enterprise or on-premise"),
+            ));
+        }
+    };
+    let _ = portal;
+    let (rate, burst, operating) = match plan {
+        Plan::Standard => (Some(2.0), 50.0, Some(480.0)),
+        Plan::Enterprise => (Some(5.0), 250.0, Some(480.0)),
+        Plan::OnPremise => (None, 50.0, None),
+    };
+    let positive = |key: &str, v: Option<f64>| -> Result<Option<f64>, ConfigError> {
+        match v {
+            Some(x) if !(x.is_finite() && x > 0.0) => Err(ConfigError::new(
+                key,
+                format!("{x} is not a positive number"),
+            )),
+            other => Ok(other),
+        }
+    };
+    let requests_per_second =
+        positive("limits.requests_per_second", raw.requests_per_second)?.or(rate);
+    let burst = positive("limits.burst", raw.burst)?.unwrap_or(burst);
+    let operating = positive(
+        "limits.operating_seconds_per_10min",
+        raw.operating_seconds_per_10min,
+    )?
+    .or(operating);
+    if operating.is_some_and(|o| o > 600.0) {
+        return Err(ConfigError::new(
+            "limits.operating_seconds_per_10min",
+            "cannot exceed 600 (a 10-minute window); the cloud limit is 480",
+        ));
+    }
+    let max_concurrent_requests = match raw.max_concurrent_requests {
+        Some(0) => {
+            return Err(ConfigError::new(
+                "limits.max_concurrent_requests",
+                "must be at least 1",
+            ));
+        }
+        Some(n) => n,
+        None => 4,
+    };
+    Ok(LimitsConfig {
+        plan,
+        requests_per_second,
+        burst,
+        operating_seconds_per_10min: operating,
+        max_concurrent_requests,
+    })
+}
+
+fn resolve_clickhouse(raw: &super::model::RawClickHouse) -> Result<ClickHouseConfig, ConfigError> {
+    let url = match &raw.url {
+        Some(u) => plain_value("clickhouse.url", u)?,
+        None => "http://127.0.0.1:8123".to_string(),
+    };
+    let secure = raw.secure.unwrap_or(url.starts_with("https://"));
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(ConfigError::new(
+            "clickhouse.url",
+            format!(
+                "`{url}` is not an HTTP(S) URL; b24ch talks to ClickHouse's HTTP interface, e.g. http://127.0.0.1:8123"
+            ),
+        ));
+    }
+    if secure && url.starts_with("http://") {
+        return Err(ConfigError::new(
+            "clickhouse.secure",
+            "is true but clickhouse.url is http://; use an https:// URL (port 8443 on most clouds)",
+        ));
+    }
+    if let Some(ca) = &raw.ca_cert
+        && !ca.is_file()
+    {
+        return Err(ConfigError::new(
+            "clickhouse.ca_cert",
+            format!(
+                "{} does not exist; give the path of the CA certificate (PEM) of your ClickHouse cloud",
+                ca.display()
+            ),
+        ));
+    }
+    let database = raw.database.clone().unwrap_or_else(|| "b24".to_string());
+    check_identifier("clickhouse.database", &database)?;
+    Ok(ClickHouseConfig {
+        url,
+        database,
+        user: raw.user.clone().unwrap_or_else(|| "default".to_string()),
+        password: secret_value("clickhouse.password", raw.password.as_deref().unwrap_or(""))?,
+        ca_cert: raw.ca_cert.clone(),
+        secure,
+        cluster: raw.cluster.clone(),
+    })
+}
+
+fn resolve_proxy(raw: &super::model::RawProxy) -> Result<ProxyConfig, ConfigError> {
+    let listen_text = raw.listen.as_deref().unwrap_or("127.0.0.1:8480");
+    let listen: std::net::SocketAddr = listen_text.parse().map_err(|_| {
+        ConfigError::new(
+            "proxy.listen",
+            format!("`{listen_text}` is not an address like 127.0.0.1:8480 or 0.0.0.0:8480"),
+        )
+    })?;
+    let public_url = match &raw.public_url {
+        Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+            u.trim_end_matches('/').to_string()
+        }
+        Some(u) => {
+            return Err(ConfigError::new(
+                "proxy.public_url",
+                format!(
+                    "`{u}` is not an http(s) URL; give the address ClickHouse uses to reach b24ch"
+                ),
+            ));
+        }
+        None => format!("http://{listen}"),
+    };
+    let token = secret_value("proxy.token", raw.token.as_deref().unwrap_or(""))?;
+    if !token.is_empty() && token.expose().len() < 16 {
+        return Err(ConfigError::new(
+            "proxy.token",
+            "is shorter than 16 characters; use a long random token (e.g. `openssl rand -hex 24`)",
+        ));
+    }
+    let autopilot_interval =
+        Schedule::parse(raw.autopilot_interval.as_deref().unwrap_or("10 MINUTE"))
+            .map_err(|e| ConfigError::new("proxy.autopilot_interval", e))?;
+    Ok(ProxyConfig {
+        listen,
+        public_url,
+        token,
+        autopilot_interval,
+    })
+}
+
+fn resolve_entity(
+    key: &str,
+    raw: &RawEntity,
+    base: &EntitySettings,
+) -> Result<EntitySettings, ConfigError> {
+    let schedule = |k: &str, v: &Option<String>, d: Schedule| match v {
+        Some(s) => Schedule::parse(s).map_err(|e| ConfigError::new(format!("{key}.{k}"), e)),
+        None => Ok(d),
+    };
+    if let Some(fields) = &raw.fields {
+        for f in fields {
+            if f.is_empty() || !f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(ConfigError::new(
+                    format!("{key}.fields"),
+                    format!(
+                        "`{f}` is not a Bitrix24 field code (letters, digits, `_`), e.g. \"TITLE\" or \"UF_CRM_1721244707107\""
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(EntitySettings {
+        enabled: raw.enabled.unwrap_or(base.enabled),
+        schedule: schedule("schedule", &raw.schedule, base.schedule)?,
+        reconcile_schedule: schedule(
+            "reconcile_schedule",
+            &raw.reconcile_schedule,
+            base.reconcile_schedule,
+        )?,
+        fields: raw.fields.clone().or_else(|| base.fields.clone()),
+    })
+}
+
+fn check_entity_name(name: &str) -> Result<(), ConfigError> {
+    check_identifier(&format!("entities.{name}"), name)
+}
+
+fn check_identifier(key: &str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            key,
+            format!(
+                "`{name}` is not a valid name: use letters, digits and `_`, not starting with a digit"
+            ),
+        ))
+    }
+}

@@ -1,0 +1,154 @@
+use super::*;
+
+fn err(text: &str) -> ConfigError {
+    match from_toml_str(text) {
+        Ok(_) => panic!("config should have been rejected:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn empty_config_means_demo_portal_and_local_defaults() {
+    let c = from_toml_str("").unwrap();
+    assert!(matches!(c.portal, PortalAuth::Demo));
+    assert_eq!(c.limits.plan, Plan::Standard);
+    assert_eq!(c.limits.requests_per_second, Some(2.0));
+    assert_eq!(c.limits.operating_seconds_per_10min, Some(480.0));
+    assert_eq!(c.clickhouse.database, "b24");
+    assert_eq!(c.entity("crm_deal").schedule.sql(), "5 MINUTE");
+}
+
+#[test]
+fn example_config_is_valid() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config_example.toml"))
+        .unwrap();
+    // SAFETY of the test: the example reads these from the environment.
+    unsafe {
+        std::env::set_var("B24CH_EXAMPLE_CH_PASSWORD", "pw");
+        std::env::set_var("B24CH_EXAMPLE_PROXY_TOKEN", "0123456789abcdef0123");
+    }
+    let c = from_toml_str(&text).unwrap();
+    assert!(matches!(c.portal, PortalAuth::Webhook { .. }));
+    assert_eq!(c.entity("crm_deal").schedule.sql(), "5 MINUTE");
+    assert_eq!(c.clickhouse.password.expose(), "pw");
+}
+
+#[test]
+fn per_entity_settings_inherit_from_default() {
+    let c = from_toml_str(
+        "[entities.default]\nschedule = \"1 HOUR\"\n[entities.crm_deal]\nschedule = \"5 minutes\"\n[entities.user]\nenabled = false\n",
+    )
+    .unwrap();
+    assert_eq!(c.entity("crm_deal").schedule.sql(), "5 MINUTE");
+    assert_eq!(c.entity("user").schedule.sql(), "1 HOUR");
+    assert!(!c.entity("user").enabled);
+    assert_eq!(c.entity("crm_lead").schedule.sql(), "1 HOUR");
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let e = err("[clickhouse]\nurll = \"http://x\"\n");
+    assert!(e.to_string().contains("urll"), "{e}");
+}
+
+#[test]
+fn bad_schedule_names_the_key() {
+    let e = err("[entities.crm_deal]\nschedule = \"every five minutes\"\n");
+    assert_eq!(e.key, "entities.crm_deal.schedule");
+    assert!(e.problem.contains("5 MINUTE"), "{e}");
+    let e = err("[entities.crm_deal]\nschedule = \"5 FORTNIGHT\"\n");
+    assert!(e.problem.contains("unknown unit"), "{e}");
+}
+
+#[test]
+fn bad_webhook_url_is_explained() {
+    let e = err("[portal]\nwebhook_url = \"https://example.bitrix24.com/\"\n");
+    assert_eq!(e.key, "portal.webhook_url");
+    assert!(e.problem.contains("/rest/1/"), "{e}");
+}
+
+#[test]
+fn webhook_and_oauth_together_are_rejected() {
+    let e = err(
+        "[portal]\nwebhook_url = \"https://a.bitrix24.com/rest/1/x/\"\n[portal.oauth]\nclient_id = \"a\"\n",
+    );
+    assert_eq!(e.key, "portal");
+}
+
+#[test]
+fn oauth_requires_every_part() {
+    let e =
+        err("[portal.oauth]\nportal_url = \"https://a.bitrix24.com\"\nclient_id = \"local.1\"\n");
+    assert_eq!(e.key, "portal.oauth.client_secret");
+}
+
+#[test]
+fn missing_env_secret_is_named() {
+    let e = err("[clickhouse]\npassword = \"env:B24CH_TEST_SURELY_UNSET_VAR\"\n");
+    assert_eq!(e.key, "clickhouse.password");
+    assert!(e.problem.contains("B24CH_TEST_SURELY_UNSET_VAR"), "{e}");
+}
+
+#[test]
+fn bad_limits_are_rejected() {
+    assert_eq!(err("[limits]\nplan = \"gold\"\n").key, "limits.plan");
+    assert_eq!(
+        err("[limits]\nrequests_per_second = -1.0\n").key,
+        "limits.requests_per_second"
+    );
+    assert_eq!(
+        err("[limits]\noperating_seconds_per_10min = 900.0\n").key,
+        "limits.operating_seconds_per_10min"
+    );
+}
+
+#[test]
+fn bad_clickhouse_settings_are_rejected() {
+    assert_eq!(
+        err("[clickhouse]\nurl = \"tcp://x:9000\"\n").key,
+        "clickhouse.url"
+    );
+    assert_eq!(
+        err("[clickhouse]\nurl = \"http://x:8123\"\nsecure = true\n").key,
+        "clickhouse.secure"
+    );
+    assert_eq!(
+        err("[clickhouse]\nca_cert = \"/surely/not/here.pem\"\n").key,
+        "clickhouse.ca_cert"
+    );
+    assert_eq!(
+        err("[clickhouse]\ndatabase = \"b24; DROP\"\n").key,
+        "clickhouse.database"
+    );
+}
+
+#[test]
+fn short_proxy_token_and_bad_listen_are_rejected() {
+    assert_eq!(err("[proxy]\ntoken = \"short\"\n").key, "proxy.token");
+    assert_eq!(err("[proxy]\nlisten = \"localhost\"\n").key, "proxy.listen");
+}
+
+#[test]
+fn field_selection_is_validated() {
+    let e = err("[entities.crm_deal]\nfields = [\"TITLE\", \"x; DROP\"]\n");
+    assert_eq!(e.key, "entities.crm_deal.fields");
+}
+
+#[test]
+fn secrets_are_listed_for_redaction() {
+    let c = from_toml_str(
+        "[portal]\nwebhook_url = \"https://a.bitrix24.com/rest/1/secretcode123/\"\n[proxy]\ntoken = \"0123456789abcdef0123\"\n",
+    )
+    .unwrap();
+    let text = format!("{c:?}");
+    assert!(!text.contains("secretcode123"), "Debug leaks: {text}");
+    assert!(
+        !text.contains("0123456789abcdef0123"),
+        "Debug leaks: {text}"
+    );
+    assert!(
+        c.secrets()
+            .iter()
+            .any(|s| s.expose().contains("secretcode123"))
+    );
+}
