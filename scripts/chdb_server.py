@@ -130,7 +130,9 @@ def write_configs(a, srv, data, display_name):
     <profiles><default/></profiles>
     <quotas><default/></quotas>
     <users><default><password></password>{nets}<profile>default</profile><quota>default</quota>
-        <access_management>1</access_management></default></users>
+        <access_management>1</access_management>
+        <named_collection_control>1</named_collection_control><show_named_collections>1</show_named_collections>
+        <show_named_collections_secrets>1</show_named_collections_secrets></default></users>
 </clickhouse>
 """
     else:
@@ -149,7 +151,9 @@ def write_configs(a, srv, data, display_name):
         <default><password></password>{nets}<profile>default</profile><quota>default</quota>
             <grants>{g}</grants></default>
         <{a.user}><password_sha256_hex>{sha}</password_sha256_hex>{nets}<profile>default</profile>
-            <quota>default</quota>{dbs}<access_management>1</access_management></{a.user}>
+            <quota>default</quota>{dbs}<access_management>1</access_management>
+            <named_collection_control>1</named_collection_control><show_named_collections>1</show_named_collections>
+            <show_named_collections_secrets>1</show_named_collections_secrets></{a.user}>
     </users>
 </clickhouse>
 """
