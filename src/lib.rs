@@ -14,6 +14,7 @@
 pub mod bitrix;
 pub mod catalog;
 pub mod clickhouse;
+pub mod commands;
 pub mod config;
 pub mod demo_portal;
 pub mod encode;

@@ -1,3 +1,64 @@
-fn main() {
-    println!("Hello, world!");
+//! The `b24ch` command line: parses arguments and dispatches to `b24ch::commands`.
+use b24ch::commands;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "b24ch",
+    version,
+    about = "Moves Bitrix24 CRM data into ClickHouse: typed, incremental, with deletions.",
+    long_about = "Moves Bitrix24 CRM data into ClickHouse: typed, incremental, with deletions.\n\n\
+        With no --config, b24ch uses the embedded demo portal and a local ClickHouse."
+)]
+struct Cli {
+    /// Config file (TOML, see config_example.toml). Without it: demo portal, local defaults.
+    #[arg(long, short, global = true, env = "B24CH_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the config and test connectivity to the portal and to ClickHouse.
+    ///
+    /// Prints one line per check (what works and what not); exits 0 only if all pass,
+    /// 2 if the config itself is invalid.
+    Check,
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    commands::logging::init(cli.log_json);
+    let result = dispatch(cli).await;
+    if let Err(err) = result {
+        eprintln!("error: {err:#}");
+        std::process::exit(commands::exit_code(&err));
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Check => {
+            let config = commands::load_config(cli.config.as_deref())?;
+            let (lines, ok) = commands::check::run(&config).await;
+            for l in &lines {
+                println!(
+                    "{} {}: {}",
+                    if l.ok { "ok  " } else { "FAIL" },
+                    l.what,
+                    l.detail
+                );
+            }
+            if !ok {
+                anyhow::bail!("some checks failed (see above)");
+            }
+            Ok(())
+        }
+    }
 }

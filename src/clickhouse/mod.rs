@@ -1,1 +1,2 @@
-//! clickhouse
+//! The ClickHouse side: generated DDL (tables, refreshable MVs, views, dictionaries) and `apply`.
+pub mod quote;

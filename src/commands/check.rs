@@ -1,0 +1,84 @@
+//! `b24ch check`: validate the config and test connectivity to the portal and ClickHouse.
+use crate::config::{Config, PortalAuth, redact};
+use std::time::Duration;
+
+/// One line of the report.
+pub struct CheckLine {
+    pub what: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Runs every check; returns the lines (printed by the caller) and whether all passed.
+pub async fn run(config: &Config) -> (Vec<CheckLine>, bool) {
+    let mut lines = vec![CheckLine {
+        what: "config".into(),
+        ok: true,
+        detail: describe_portal(&config.portal),
+    }];
+    lines.push(check_clickhouse(config).await);
+    let all_ok = lines.iter().all(|l| l.ok);
+    (lines, all_ok)
+}
+
+fn describe_portal(portal: &PortalAuth) -> String {
+    match portal {
+        PortalAuth::Demo => "valid; no portal configured, the embedded demo portal is used".into(),
+        PortalAuth::Webhook { .. } => "valid; portal via inbound webhook".into(),
+        PortalAuth::OAuth { portal_url, .. } => format!("valid; portal {portal_url} via OAuth app"),
+    }
+}
+
+async fn check_clickhouse(config: &Config) -> CheckLine {
+    let ch = &config.clickhouse;
+    let what = format!("clickhouse {}", ch.url);
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => return fail(what, format!("cannot build an HTTP client: {e}")),
+    };
+    let resp = client
+        .post(&ch.url)
+        .basic_auth(&ch.user, Some(ch.password.expose()))
+        .body("SELECT version()")
+        .send()
+        .await;
+    match resp {
+        Ok(r) if r.status().is_success() => {
+            let version = r.text().await.unwrap_or_default();
+            CheckLine {
+                what,
+                ok: true,
+                detail: format!("reachable, version {}", version.trim()),
+            }
+        }
+        Ok(r) => {
+            let status = r.status();
+            let body = r.text().await.unwrap_or_default();
+            fail(
+                what,
+                format!(
+                    "HTTP {status}: {}; check clickhouse.user / clickhouse.password",
+                    redact(body.trim(), &config.secrets())
+                ),
+            )
+        }
+        Err(e) => fail(
+            what,
+            format!(
+                "not reachable ({}); check clickhouse.url and that the server runs",
+                redact(&e.to_string(), &config.secrets())
+            ),
+        ),
+    }
+}
+
+fn fail(what: String, detail: String) -> CheckLine {
+    CheckLine {
+        what,
+        ok: false,
+        detail,
+    }
+}

@@ -1,0 +1,27 @@
+//! The subcommands' jobs; `main.rs` only parses the command line and calls these.
+pub mod check;
+pub mod logging;
+
+use std::path::Path;
+
+/// Exit code for bad configuration or bad command-line input.
+pub const EXIT_BAD_INPUT: i32 = 2;
+
+/// Loads the config or explains in one line what is wrong (exit code 2).
+pub fn load_config(path: Option<&Path>) -> Result<crate::config::Config, BadInput> {
+    crate::config::load(path).map_err(|e| BadInput(e.to_string()))
+}
+
+/// An error caused by the user's input (config, arguments): exit code 2, not 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// Maps an error to the process exit code: 2 for bad input, 1 for everything else.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    if err.downcast_ref::<BadInput>().is_some() {
+        EXIT_BAD_INPUT
+    } else {
+        1
+    }
+}
