@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# THE test command (README, CI): installs what the tests need, then fmt, clippy and all tests.
+#   scripts/test.sh [extra args for the test runner, e.g. a test name filter]
+# The ClickHouse tests run against a real local ClickHouse 26.9 (chdb-core in .build/chvenv);
+# they start their own servers, nothing needs to be running beforehand.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export B24CH_HOME="$ROOT"
+export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { echo; echo "==> $* ($(date +%T))"; }
+t0=$(date +%s)
+
+step "local ClickHouse (chdb-core) venv"
+scripts/setup_clickhouse.sh
+
+if [ -f scripts/python_testenv.sh ]; then
+    step "Python test clients (scripts/python_testenv.sh)"
+    if bash scripts/python_testenv.sh; then
+        export B24CH_REQUIRE_PY=1
+    else
+        echo "WARNING: scripts/python_testenv.sh failed; tests that need the Python clients may skip" >&2
+    fi
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+# 2 cores: cargo builds with 2 jobs, tests run 2 at a time (each test binary/process starts
+# its own ClickHouse, about 300 MB RSS).
+if cargo nextest --version >/dev/null 2>&1; then
+    step "cargo nextest run"
+    cargo nextest run --all-targets --no-fail-fast --test-threads 2 "$@"
+else
+    step "cargo test"
+    cargo test --all-targets --no-fail-fast "$@" -- --test-threads 2
+fi
+echo
+echo "scripts/test.sh: all green in $(( $(date +%s) - t0 ))s"
