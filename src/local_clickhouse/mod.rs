@@ -23,7 +23,8 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Lines of the launcher's stderr kept for error messages.
 const STDERR_TAIL_LINES: usize = 40;
-const SETUP_HINT: &str = "run scripts/setup_clickhouse.sh (or set B24CH_CHDB_PYTHON to a Python with chdb-core 26.9)";
+const SETUP_HINT: &str =
+    "run scripts/setup_clickhouse.sh (or set B24CH_CHDB_PYTHON to a Python with chdb-core 26.9)";
 
 /// What server to start; [`LocalClickHouseOptions::new`] gives the defaults.
 #[derive(Debug, Clone, Default)]
@@ -524,7 +525,9 @@ mod tests {
             python: Some(PathBuf::from("/nonexistent/python")),
             ..LocalClickHouseOptions::new(std::env::temp_dir().join("b24ch-never"))
         };
-        let err = LocalClickHouse::start_blocking(opts).unwrap_err().to_string();
+        let err = LocalClickHouse::start_blocking(opts)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("scripts/setup_clickhouse.sh"), "{err}");
     }
 }
