@@ -1,2 +1,3 @@
 //! The ClickHouse side: generated DDL (tables, refreshable MVs, views, dictionaries) and `apply`.
+pub mod ddl;
 pub mod quote;

@@ -1,0 +1,399 @@
+//! Generated DDL: database, proxy endpoint, per-entity table, refreshable load and
+//! reconcile views, the `_current` view and the enumeration-label dictionary.
+//!
+//! The incremental cursor lives in the table itself, in a **watermark row** (`ID = 0`) that
+//! `serve` appends as the last row of a *complete* load: its cursor column holds the portal
+//! time at which that load's listing started. A load that breaks never writes it (the stream
+//! is aborted, so the INSERT fails before the end), so the next load starts from the last
+//! complete one and no row can be skipped (design invariant 2).
+use super::quote::{ident, literal, qualified};
+use crate::config::Schedule;
+use std::fmt::Write as _;
+
+/// The primary-key value of watermark rows; Bitrix24 IDs start at 1.
+pub const WATERMARK_ID: i64 = 0;
+
+/// Where the DDL goes.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub database: String,
+    /// `ON CLUSTER` and `Replicated*MergeTree` when set.
+    pub cluster: Option<String>,
+}
+
+/// How ClickHouse reaches `serve`.
+#[derive(Debug, Clone)]
+pub struct ProxyEndpoint {
+    pub public_url: String,
+    pub token: crate::config::Secret,
+}
+
+/// Row format ClickHouse pulls in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullFormat {
+    Parquet,
+    JsonEachRow,
+}
+
+impl PullFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            PullFormat::Parquet => "Parquet",
+            PullFormat::JsonEachRow => "JSONEachRow",
+        }
+    }
+}
+
+/// A column as ClickHouse sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnDef {
+    pub name: String,
+    pub sql_type: String,
+}
+
+/// Everything the DDL of one entity needs.
+#[derive(Debug, Clone)]
+pub struct TablePlan {
+    pub entity: String,
+    pub columns: Vec<ColumnDef>,
+    pub primary_key: String,
+    /// Numeric keys allow the watermark row and the reconcile safety filter.
+    pub numeric_key: bool,
+    /// Modification-time column for incremental loads; `None` = every load is full.
+    pub cursor: Option<String>,
+    pub schedule: Schedule,
+    pub reconcile_schedule: Schedule,
+    pub format: PullFormat,
+}
+
+/// One statement: the SQL to run and the text safe to show (secrets masked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub sql: String,
+    pub display: String,
+}
+
+impl Statement {
+    fn plain(sql: String) -> Self {
+        Self {
+            display: sql.clone(),
+            sql,
+        }
+    }
+}
+
+/// Rows listed in the last minutes before a reconcile are left for the next one, so a row
+/// created after the ID list was taken is never tombstoned (also absorbs clock skew).
+const RECONCILE_SAFETY_MS: u64 = 300_000;
+
+impl Target {
+    fn on_cluster(&self) -> String {
+        match &self.cluster {
+            Some(c) => format!(" ON CLUSTER {}", ident(c)),
+            None => String::new(),
+        }
+    }
+
+    fn table(&self, name: &str) -> String {
+        qualified(&self.database, name)
+    }
+
+    /// Global names (named collections and functions are not per database).
+    pub fn collection_name(&self) -> String {
+        format!("b24ch_{}", self.database)
+    }
+
+    pub fn url_function(&self) -> String {
+        format!("b24ch_{}_url", self.database)
+    }
+}
+
+pub fn database(t: &Target) -> Statement {
+    Statement::plain(format!(
+        "CREATE DATABASE IF NOT EXISTS {}{}",
+        ident(&t.database),
+        t.on_cluster()
+    ))
+}
+
+/// The named collection holds the proxy URL and token; the URL function builds endpoint
+/// URLs from it, so no view spells the address or the secret.
+pub fn proxy(t: &Target, p: &ProxyEndpoint) -> Vec<Statement> {
+    let coll = ident(&t.collection_name());
+    let body = |token: &str| {
+        format!(
+            "{coll}{} AS url = {}, `headers.header.name` = 'Authorization', `headers.header.value` = {}",
+            t.on_cluster(),
+            literal(&p.public_url),
+            literal(&format!("Bearer {token}"))
+        )
+    };
+    let func = ident(&t.url_function());
+    vec![
+        Statement::plain(format!(
+            "DROP NAMED COLLECTION IF EXISTS {coll}{}",
+            t.on_cluster()
+        )),
+        Statement {
+            sql: format!("CREATE NAMED COLLECTION {}", body(p.token.expose())),
+            display: format!("CREATE NAMED COLLECTION {}", body("***")),
+        },
+        Statement::plain(format!(
+            "CREATE OR REPLACE FUNCTION {func}{} AS (path) -> concat({}, path)",
+            t.on_cluster(),
+            literal(&p.public_url)
+        )),
+    ]
+}
+
+/// The entity's table: `ReplacingMergeTree(_version, _is_deleted) ORDER BY <key>`.
+pub fn table(t: &Target, plan: &TablePlan) -> Statement {
+    let cols = plan
+        .columns
+        .iter()
+        .map(|c| format!("    {} {}", ident(&c.name), c.sql_type))
+        .collect::<Vec<_>>()
+        .join(",\n");
+    let engine = match &t.cluster {
+        Some(_) => {
+            "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', _version, _is_deleted)"
+        }
+        None => "ReplacingMergeTree(_version, _is_deleted)",
+    };
+    Statement::plain(format!(
+        "CREATE TABLE IF NOT EXISTS {}{}\n(\n{cols}\n)\nENGINE = {engine}\nORDER BY {}\nCOMMENT {}",
+        t.table(&plan.entity),
+        t.on_cluster(),
+        ident(&plan.primary_key),
+        literal(&format!("b24ch: Bitrix24 entity {}", plan.entity)),
+    ))
+}
+
+pub fn current_view_name(entity: &str) -> String {
+    format!("{entity}_current")
+}
+
+pub fn load_view_name(entity: &str) -> String {
+    format!("{entity}_load")
+}
+
+pub fn reconcile_view_name(entity: &str) -> String {
+    format!("{entity}_reconcile")
+}
+
+/// Latest version of every live row.
+pub fn current_view(t: &Target, plan: &TablePlan) -> Statement {
+    let watermark = if plan.numeric_key {
+        format!(" AND {} != {WATERMARK_ID}", ident(&plan.primary_key))
+    } else {
+        String::new()
+    };
+    Statement::plain(format!(
+        "CREATE OR REPLACE VIEW {}{} AS\nSELECT * EXCEPT (_version, _is_deleted)\nFROM {} FINAL\nWHERE _is_deleted = 0{watermark}",
+        t.table(&current_view_name(&plan.entity)),
+        t.on_cluster(),
+        t.table(&plan.entity),
+    ))
+}
+
+fn structure(columns: &[ColumnDef]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("{} {}", ident(&c.name), c.sql_type))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Settings for a pull through `url()`: one try (a retry would resume a stream that must
+/// fail instead), a long receive timeout because the governor may pause a method until its
+/// operating budget resets (up to 10 minutes), and ordered single-threaded inserts so the
+/// watermark row lands last.
+const PULL_SETTINGS: &str = "SETTINGS http_max_tries = 1, http_receive_timeout = 1800, http_send_timeout = 60, max_execution_time = 0, input_format_parallel_parsing = 0, max_insert_threads = 1";
+
+/// Refresh retries with backoff: a failed refresh is retried, not skipped until the next tick.
+const REFRESH_SETTINGS: &str = "SETTINGS refresh_retries = 10, refresh_retry_initial_backoff_ms = 5000, refresh_retry_max_backoff_ms = 600000";
+
+fn pull(t: &Target, path_expr: &str, format: &str, structure: &str) -> String {
+    format!(
+        "url({}, url = {}({path_expr}), format = {}, structure = {})",
+        ident(&t.collection_name()),
+        ident(&t.url_function()),
+        literal(format),
+        literal(structure),
+    )
+}
+
+/// The path expression of a rows pull, with the cursor read from the watermark row.
+fn rows_path(t: &Target, plan: &TablePlan) -> String {
+    let base = literal(&format!(
+        "/v1/entities/{}/rows?format={}",
+        plan.entity,
+        plan.format.name()
+    ));
+    match (&plan.cursor, plan.numeric_key) {
+        (Some(cursor), true) => format!(
+            "concat({base}, ifNull(concat('&modified_since=', toString(toUnixTimestamp((SELECT max({}) FROM {} WHERE {} = {WATERMARK_ID})))), ''))",
+            ident(cursor),
+            t.table(&plan.entity),
+            ident(&plan.primary_key),
+        ),
+        _ => base,
+    }
+}
+
+/// A hash of the definition in the view's comment lets `apply` skip unchanged views.
+fn with_fingerprint(sql: String) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    sql.hash(&mut h);
+    format!(
+        "{sql}\nCOMMENT {}",
+        literal(&fingerprint_comment(h.finish()))
+    )
+}
+
+pub fn fingerprint_comment(hash: u64) -> String {
+    format!("b24ch:{hash:016x}")
+}
+
+/// The refreshable view that loads the entity on its schedule.
+pub fn load_view(t: &Target, plan: &TablePlan) -> Statement {
+    let mut sql = String::new();
+    let _ = write!(
+        sql,
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {}{}\nREFRESH EVERY {} RANDOMIZE FOR 10 SECOND {REFRESH_SETTINGS}\nAPPEND TO {}\nAS SELECT *\nFROM {}\n{PULL_SETTINGS}",
+        t.table(&load_view_name(&plan.entity)),
+        t.on_cluster(),
+        plan.schedule.sql(),
+        t.table(&plan.entity),
+        pull(
+            t,
+            &rows_path(t, plan),
+            plan.format.name(),
+            &structure(&plan.columns)
+        ),
+    );
+    Statement::plain(with_fingerprint(sql))
+}
+
+/// The refreshable view that writes tombstones for IDs that vanished from the portal.
+/// It compares with a complete ID list only: `serve` aborts the stream on any listing
+/// error, which fails this query before anything is written (design invariant 4).
+pub fn reconcile_view(t: &Target, plan: &TablePlan) -> Statement {
+    let key = ident(&plan.primary_key);
+    let key_type = plan
+        .columns
+        .iter()
+        .find(|c| c.name == plan.primary_key)
+        .map(|c| c.sql_type.clone())
+        .unwrap_or_else(|| "Int64".to_string());
+    let ids = pull(
+        t,
+        &literal(&format!(
+            "/v1/entities/{}/ids?format=TabSeparated",
+            plan.entity
+        )),
+        "TabSeparated",
+        &format!("{key} {key_type}"),
+    );
+    let watermark = if plan.numeric_key {
+        format!(" AND {key} != {WATERMARK_ID}")
+    } else {
+        String::new()
+    };
+    let sql = format!(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {}{}\nREFRESH EVERY {} RANDOMIZE FOR 10 SECOND {REFRESH_SETTINGS}\nAPPEND TO {}\nAS SELECT * REPLACE (\n    now64(3, 'UTC') AS dt_inserted,\n    greatest(toUInt64(toUnixTimestamp64Milli(now64(3))), _version + 1) AS _version,\n    toUInt8(1) AS _is_deleted)\nFROM {} FINAL\nWHERE _is_deleted = 0{watermark}\n  AND _version < toUInt64(toUnixTimestamp64Milli(now64(3))) - {RECONCILE_SAFETY_MS}\n  AND {key} NOT IN (SELECT {key} FROM {ids})\n{PULL_SETTINGS}",
+        t.table(&reconcile_view_name(&plan.entity)),
+        t.on_cluster(),
+        plan.reconcile_schedule.sql(),
+        t.table(&plan.entity),
+        t.table(&plan.entity),
+    );
+    Statement::plain(with_fingerprint(sql))
+}
+
+/// Every statement for one entity, in dependency order (the load view refreshes as soon as
+/// it is created, so the table and proxy must exist first).
+pub fn entity(t: &Target, plan: &TablePlan) -> Vec<Statement> {
+    vec![
+        table(t, plan),
+        current_view(t, plan),
+        load_view(t, plan),
+        reconcile_view(t, plan),
+    ]
+}
+
+/// `ALTER TABLE … ADD COLUMN` for columns the table lacks.
+pub fn add_columns(t: &Target, entity: &str, columns: &[ColumnDef]) -> Option<Statement> {
+    if columns.is_empty() {
+        return None;
+    }
+    let adds = columns
+        .iter()
+        .map(|c| format!("ADD COLUMN IF NOT EXISTS {} {}", ident(&c.name), c.sql_type))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(Statement::plain(format!(
+        "ALTER TABLE {}{} {adds}",
+        t.table(entity),
+        t.on_cluster()
+    )))
+}
+
+pub fn drop_view(t: &Target, name: &str) -> Statement {
+    Statement::plain(format!(
+        "DROP VIEW IF EXISTS {}{}",
+        t.table(name),
+        t.on_cluster()
+    ))
+}
+
+/// Marks a table whose entity left the portal; its data is kept.
+pub fn mark_removed(t: &Target, entity: &str, when: &str) -> Statement {
+    Statement::plain(format!(
+        "ALTER TABLE {}{} MODIFY COMMENT {}",
+        t.table(entity),
+        t.on_cluster(),
+        literal(&format!(
+            "b24ch: entity {entity} was removed from the portal ({when}); data kept, no longer loaded"
+        ))
+    ))
+}
+
+pub const ENUM_LABELS_TABLE: &str = "enum_labels";
+pub const ENUM_LABELS_DICT: &str = "enum_labels_dict";
+
+/// The enumeration-label table and its dictionary (`dictGet` by entity, field, option id).
+pub fn enum_labels(t: &Target, user: &str, password: &crate::config::Secret) -> Vec<Statement> {
+    let engine = match &t.cluster {
+        Some(_) => {
+            "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', _version)"
+        }
+        None => "ReplacingMergeTree(_version)",
+    };
+    let table = Statement::plain(format!(
+        "CREATE TABLE IF NOT EXISTS {}{}\n(\n    entity LowCardinality(String),\n    field LowCardinality(String),\n    id UInt64,\n    label String,\n    _version UInt64\n)\nENGINE = {engine}\nORDER BY (entity, field, id)",
+        t.table(ENUM_LABELS_TABLE),
+        t.on_cluster()
+    ));
+    let dict = |pw: &str| {
+        format!(
+            "CREATE DICTIONARY IF NOT EXISTS {}{}\n(\n    entity String,\n    field String,\n    id UInt64,\n    label String\n)\nPRIMARY KEY entity, field, id\nSOURCE(CLICKHOUSE(QUERY {} USER {} PASSWORD {}))\nLAYOUT(COMPLEX_KEY_HASHED())\nLIFETIME(MIN 60 MAX 300)",
+            t.table(ENUM_LABELS_DICT),
+            t.on_cluster(),
+            literal(&format!(
+                "SELECT entity, field, id, label FROM {} FINAL",
+                t.table(ENUM_LABELS_TABLE)
+            )),
+            literal(user),
+            literal(pw),
+        )
+    };
+    vec![
+        table,
+        Statement {
+            sql: dict(password.expose()),
+            display: dict("***"),
+        },
+    ]
+}

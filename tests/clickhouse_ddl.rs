@@ -1,0 +1,151 @@
+//! Generated DDL runs on a real ClickHouse, is idempotent, and hostile portal names stay data.
+mod common;
+
+use b24ch::clickhouse::ddl::{self, ColumnDef, PullFormat, TablePlan, Target};
+use b24ch::config::{Schedule, Secret};
+
+fn col(name: &str, t: &str) -> ColumnDef {
+    ColumnDef {
+        name: name.into(),
+        sql_type: t.into(),
+    }
+}
+
+fn plan(entity: &str) -> TablePlan {
+    TablePlan {
+        entity: entity.into(),
+        columns: vec![
+            col("ID", "Int64"),
+            col("TITLE", "Nullable(String)"),
+            col("DATE_MODIFY", "Nullable(DateTime64(0, 'UTC'))"),
+            col("UF_CRM_MULTI", "Array(UInt64)"),
+            col("x`; DROP TABLE y; --", "Nullable(String)"),
+            col("Поле 'с' кавычками\n", "Nullable(String)"),
+            col("dt_inserted", "DateTime64(3, 'UTC')"),
+            col("_version", "UInt64"),
+            col("_is_deleted", "UInt8"),
+            col("_invalid", "Map(String, String)"),
+        ],
+        primary_key: "ID".into(),
+        numeric_key: true,
+        cursor: Some("DATE_MODIFY".into()),
+        schedule: Schedule::parse("1 HOUR").unwrap(),
+        reconcile_schedule: Schedule::parse("1 DAY").unwrap(),
+        format: PullFormat::Parquet,
+    }
+}
+
+async fn run_all(ch: &b24ch::local_clickhouse::LocalClickHouse, stmts: &[ddl::Statement]) {
+    for s in stmts {
+        if let Err(e) = ch.query(&s.sql).await {
+            panic!("statement failed: {e}\n{}", s.sql);
+        }
+    }
+}
+
+#[tokio::test]
+async fn entity_ddl_runs_twice_and_current_view_hides_watermark_and_tombstones() {
+    let (ch, db) = common::fresh_database("ddl").await;
+    let t = Target {
+        database: db.clone(),
+        cluster: None,
+    };
+    let endpoint = ddl::ProxyEndpoint {
+        // Nothing listens here: the first refresh fails, which this test does not need.
+        public_url: "http://127.0.0.1:9".into(),
+        token: Secret::new("0123456789abcdef-token"),
+    };
+    let mut stmts = vec![ddl::database(&t)];
+    stmts.extend(ddl::proxy(&t, &endpoint));
+    stmts.extend(ddl::entity(&t, &plan("crm_deal")));
+    stmts.extend(ddl::enum_labels(&t, "default", &Secret::new("")));
+    run_all(ch, &stmts).await;
+    run_all(ch, &stmts).await; // idempotent
+
+    let tables = ch
+        .query(&format!(
+            "SELECT name FROM system.tables WHERE database = '{db}' ORDER BY name"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        tables.lines().collect::<Vec<_>>(),
+        [
+            "crm_deal",
+            "crm_deal_current",
+            "crm_deal_load",
+            "crm_deal_reconcile",
+            "enum_labels",
+            "enum_labels_dict"
+        ]
+    );
+    let cols = ch
+        .query(&format!(
+            "SELECT name FROM system.columns WHERE database = '{db}' AND table = 'crm_deal' ORDER BY position"
+        ))
+        .await
+        .unwrap();
+    assert!(cols.contains("x`; DROP TABLE y; --"), "{cols}");
+    let quoted = ch
+        .query(&format!(
+            "SELECT count() FROM system.columns WHERE database = '{db}' AND table = 'crm_deal' AND name = 'Поле \\'с\\' кавычками\\n'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(quoted.trim(), "1", "{cols}");
+
+    // A live row, a deleted row (newer version wins) and a watermark row.
+    ch.query(&format!(
+        "INSERT INTO `{db}`.crm_deal (ID, TITLE, DATE_MODIFY, _version, _is_deleted) VALUES \
+         (1, 'a', '2024-01-01 00:00:00', 1, 0), (2, 'b', '2024-01-02 00:00:00', 1, 0), \
+         (2, 'b', '2024-01-02 00:00:00', 2, 1), (0, NULL, '2024-05-05 05:05:05', 3, 0)"
+    ))
+    .await
+    .unwrap();
+    let current = ch
+        .query(&format!(
+            "SELECT ID, TITLE FROM `{db}`.crm_deal_current ORDER BY ID"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(current.trim(), "1\ta");
+
+    // The cursor expression the load view uses reads the watermark row.
+    let cursor = ch
+        .query(&format!(
+            "SELECT toUnixTimestamp((SELECT max(DATE_MODIFY) FROM `{db}`.crm_deal WHERE ID = 0))"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(cursor.trim(), "1714885505");
+}
+
+#[test]
+fn secrets_are_masked_in_the_displayed_sql() {
+    let t = Target {
+        database: "b24".into(),
+        cluster: None,
+    };
+    let endpoint = ddl::ProxyEndpoint {
+        public_url: "http://b24ch:8480".into(),
+        token: Secret::new("super-secret-token-123"),
+    };
+    let mut stmts = ddl::proxy(&t, &endpoint);
+    stmts.extend(ddl::enum_labels(&t, "u", &Secret::new("pw-secret-456")));
+    let shown: String = stmts.iter().map(|s| s.display.clone()).collect();
+    assert!(!shown.contains("super-secret-token-123"));
+    assert!(!shown.contains("pw-secret-456"));
+    let real: String = stmts.iter().map(|s| s.sql.clone()).collect();
+    assert!(real.contains("Bearer super-secret-token-123"));
+}
+
+#[test]
+fn cluster_ddl_uses_on_cluster_and_replicated_engines() {
+    let t = Target {
+        database: "b24".into(),
+        cluster: Some("main".into()),
+    };
+    let sql = ddl::table(&t, &plan("crm_deal")).sql;
+    assert!(sql.contains("ON CLUSTER `main`"), "{sql}");
+    assert!(sql.contains("ReplicatedReplacingMergeTree("), "{sql}");
+}
