@@ -19,5 +19,6 @@ pub mod config;
 pub mod demo_portal;
 pub mod encode;
 pub mod local_clickhouse;
+pub mod pipeline;
 pub mod schema;
 pub mod serve;
