@@ -15,9 +15,15 @@ pub fn fields_from_description(json: &Value) -> Vec<Field> {
     let Some(map) = field_map(json) else {
         return Vec::new();
     };
-    map.iter()
+    let mut fields: Vec<Field> = map
+        .iter()
         .filter_map(|(key, desc)| field_from_entry(key, desc))
-        .collect()
+        .collect();
+    // The catalog contract puts the primary key first, whatever the map order is.
+    if let Some(pk) = fields.iter().position(|f| f.code == "ID") {
+        fields[..=pk].rotate_right(1);
+    }
+    fields
 }
 
 /// Finds the `name → description` map inside the accepted wrappers.

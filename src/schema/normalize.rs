@@ -267,7 +267,9 @@ fn array_cell(value: &Value, kind: Kind, part: ValuePart) -> (Cell, bool) {
     match value {
         Value::Array(items) => items.iter().for_each(&mut push),
         Value::Object(map) if kind != Kind::Str => map.values().for_each(&mut push),
+        // `""` is how `*.get` prints an empty multiple UF.
         Value::Bool(false) | Value::Null => {}
+        Value::String(s) if s.is_empty() => {}
         other => push(other),
     }
     (Cell::Array(out), bad)
