@@ -1,1 +1,17 @@
-//! bitrix
+//! The Bitrix24 side: the REST client and its auth, the per-portal governor, batch and
+//! COUNT-free listing, and the per-method knowledge table.
+pub mod auth;
+pub mod batch;
+pub mod client;
+pub mod error;
+pub mod governor;
+pub mod listing;
+pub mod methods;
+
+pub use auth::{AuthConfig, OAuthConfig};
+pub use batch::{Batch, BatchResponse, CommandOutcome};
+pub use client::{Client, ClientConfig, Response, TimeInfo};
+pub use error::{BitrixError, ErrorClass};
+pub use governor::{Governor, GovernorConfig, GovernorSnapshot};
+pub use listing::{ListRequest, Page, list};
+pub use methods::{MethodSpec, spec};

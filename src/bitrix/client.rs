@@ -1,0 +1,468 @@
+//! The Bitrix24 REST client: JSON POST, governor admission, bounded retries with backoff,
+//! OAuth refresh on `expired_token`, strict parsing (a truncated or non-JSON body is an error,
+//! never an empty page) and redaction of every secret from errors and logs.
+use super::auth::{Auth, AuthConfig, OAuthConfig};
+use super::batch::{Batch, BatchResponse, CommandOutcome, as_u64};
+use super::error::{BitrixError, ErrorClass};
+use super::governor::{Governor, Observation, infer_billing};
+use crate::config::{PortalAuth, Secret, redact};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The `time` object of an answer. Any field may be missing; numbers may be int or float.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct TimeInfo {
+    pub start: Option<f64>,
+    pub finish: Option<f64>,
+    pub duration: Option<f64>,
+    pub processing: Option<f64>,
+    /// Accumulated operating time of the billed method in the current window.
+    pub operating: Option<f64>,
+    /// Unix time when the oldest basket of the window drops out.
+    pub operating_reset_at: Option<f64>,
+    pub date_start: Option<String>,
+    pub date_finish: Option<String>,
+}
+
+impl TimeInfo {
+    pub fn parse(v: &Value) -> Self {
+        let num = |k: &str| match v.get(k) {
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        };
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        Self {
+            start: num("start"),
+            finish: num("finish"),
+            duration: num("duration"),
+            processing: num("processing"),
+            operating: num("operating"),
+            operating_reset_at: num("operating_reset_at"),
+            date_start: s("date_start"),
+            date_finish: s("date_finish"),
+        }
+    }
+}
+
+/// A successful answer.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub result: Value,
+    pub total: Option<u64>,
+    pub next: Option<u64>,
+    pub time: TimeInfo,
+}
+
+/// Client construction options.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub auth: AuthConfig,
+    /// Per-request timeout (the cloud cuts requests at 60 s).
+    pub request_timeout: Duration,
+    pub user_agent: String,
+}
+
+impl ClientConfig {
+    pub fn new(auth: AuthConfig) -> Self {
+        Self {
+            auth,
+            request_timeout: Duration::from_secs(90),
+            user_agent: concat!("b24ch/", env!("CARGO_PKG_VERSION")).into(),
+        }
+    }
+
+    /// From the validated config; the demo portal has no auth of its own here.
+    pub fn from_config(cfg: &crate::config::Config) -> Result<Self, BitrixError> {
+        let auth = match &cfg.portal {
+            PortalAuth::Demo => {
+                return Err(BitrixError::Usage(
+                    "no portal configured: start the demo portal and use its webhook URL".into(),
+                ));
+            }
+            PortalAuth::Webhook { url } => AuthConfig::Webhook { url: url.clone() },
+            PortalAuth::OAuth {
+                portal_url,
+                client_id,
+                client_secret,
+                access_token,
+                refresh_token,
+                oauth_server,
+            } => AuthConfig::OAuth(OAuthConfig {
+                portal_url: portal_url.clone(),
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+                access_token: access_token.clone(),
+                refresh_token: refresh_token.clone(),
+                oauth_server: oauth_server.clone(),
+                state_dir: Some(cfg.state_dir.clone()),
+            }),
+        };
+        Ok(Self::new(auth))
+    }
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    auth: Auth,
+    governor: Arc<Governor>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("portal", &self.auth.portal_label())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub fn new(cfg: ClientConfig, governor: Arc<Governor>) -> Result<Self, BitrixError> {
+        let http = reqwest::Client::builder()
+            .timeout(cfg.request_timeout)
+            .connect_timeout(Duration::from_secs(15))
+            .user_agent(cfg.user_agent)
+            // A renamed portal answers 302; following it naively loses the POST body (§1.1).
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| BitrixError::Usage(format!("HTTP client: {}", e.without_url())))?;
+        Ok(Self {
+            http,
+            auth: Auth::new(cfg.auth)?,
+            governor,
+        })
+    }
+
+    pub fn governor(&self) -> &Arc<Governor> {
+        &self.governor
+    }
+
+    /// The portal without secrets (`https://host/rest/1/***/`).
+    pub fn portal_label(&self) -> String {
+        self.auth.portal_label()
+    }
+
+    /// Calls one method. Retryable failures are retried with backoff up to the governor's
+    /// `max_attempts`; the error then names the last failure.
+    pub async fn call(&self, method: &str, params: &Value) -> Result<Response, BitrixError> {
+        let resp = self
+            .call_billed(method, params, &[method.to_string()])
+            .await?;
+        Ok(resp)
+    }
+
+    /// Sends a batch and splits its answer per command. Operating figures of the outer answer
+    /// and of every sub-result feed the governor.
+    pub async fn batch(&self, batch: &Batch) -> Result<BatchResponse, BitrixError> {
+        if batch.is_empty() {
+            return Err(BitrixError::Usage("empty batch".into()));
+        }
+        let mut keys = vec!["batch".to_string()];
+        keys.extend(batch.methods());
+        let outer = self.call_billed("batch", &batch.to_params(), &keys).await?;
+        let resp = BatchResponse::parse(batch, outer)?;
+        self.observe_batch(batch, &resp);
+        Ok(resp)
+    }
+
+    fn observe_batch(&self, batch: &Batch, resp: &BatchResponse) {
+        let mut per_method: BTreeMap<&str, (f64, Option<f64>)> = BTreeMap::new();
+        let mut nested = Vec::new();
+        for (name, outcome) in resp.outcomes() {
+            let Some(method) = batch.method_of(name) else {
+                continue;
+            };
+            match outcome {
+                CommandOutcome::Ok(r) => {
+                    if let Some(op) = r.time.operating {
+                        nested.push(op);
+                        let e = per_method.entry(method).or_insert((0.0, None));
+                        if op >= e.0 {
+                            *e = (op, r.time.operating_reset_at.or(e.1));
+                        }
+                    }
+                }
+                CommandOutcome::Err(e) => match e.class() {
+                    ErrorClass::OperatingLimit => self.governor.on_operating_limit(method),
+                    ErrorClass::RateLimited => self.governor.on_rate_limited(),
+                    _ => {}
+                },
+                CommandOutcome::Missing => {}
+            }
+        }
+        let observations: Vec<Observation> = per_method
+            .into_iter()
+            .map(|(k, (op, reset))| Observation {
+                key: k.to_string(),
+                operating: op,
+                reset_at: reset,
+            })
+            .collect();
+        self.governor.observe(&observations);
+        self.governor
+            .observe_billing(infer_billing(resp.time.operating, &nested));
+    }
+
+    async fn call_billed(
+        &self,
+        method: &str,
+        params: &Value,
+        keys: &[String],
+    ) -> Result<Response, BitrixError> {
+        let max_attempts = self.governor.config().max_attempts.max(1);
+        let mut attempt = 0;
+        let mut refreshed = false;
+        loop {
+            attempt += 1;
+            let permit = self.governor.acquire(keys).await;
+            let token = self.auth.access().await;
+            let outcome = self
+                .send_once(method, params, token.as_ref().map(|t| &t.0))
+                .await;
+            let err = match outcome {
+                Ok(resp) => {
+                    self.observe_time(method, &resp.time);
+                    drop(permit);
+                    return Ok(resp);
+                }
+                Err(e) => e,
+            };
+            drop(permit);
+            match err.class() {
+                ErrorClass::ExpiredToken if !refreshed => {
+                    let generation = token.map(|t| t.1).unwrap_or(0);
+                    self.auth.refresh(&self.http, generation).await?;
+                    refreshed = true;
+                    // A refresh is not a failed attempt of the call itself.
+                    attempt -= 1;
+                    continue;
+                }
+                ErrorClass::RateLimited => self.governor.on_rate_limited(),
+                ErrorClass::OperatingLimit => self.governor.on_operating_limit(method),
+                _ => {}
+            }
+            if !err.is_retryable() {
+                return Err(err);
+            }
+            if attempt >= max_attempts {
+                return Err(BitrixError::RetriesExhausted {
+                    method: method.to_string(),
+                    attempts: attempt,
+                    last: Box::new(err),
+                });
+            }
+            self.governor.on_retry();
+            tracing::warn!(method, attempt, error = %err, "retrying Bitrix24 call");
+            if err.class() != ErrorClass::OperatingLimit {
+                // 429 waits in the governor until the reset; everything else backs off here.
+                self.governor.backoff(attempt).await;
+            }
+        }
+    }
+
+    fn observe_time(&self, method: &str, time: &TimeInfo) {
+        if let Some(finish) = time.finish.or(time.start) {
+            self.governor.observe_clock(finish);
+        }
+        if let Some(op) = time.operating {
+            self.governor.observe(&[Observation {
+                key: method.to_string(),
+                operating: op,
+                reset_at: time.operating_reset_at,
+            }]);
+        }
+    }
+
+    async fn send_once(
+        &self,
+        method: &str,
+        params: &Value,
+        token: Option<&Secret>,
+    ) -> Result<Response, BitrixError> {
+        let mut body = match params {
+            Value::Object(m) => m.clone(),
+            Value::Null => Map::new(),
+            _ => {
+                return Err(BitrixError::Usage(format!(
+                    "{method}: parameters must be a JSON object"
+                )));
+            }
+        };
+        if let Some(t) = token {
+            body.insert("auth".into(), Value::String(t.expose().to_string()));
+        }
+        let sent = self
+            .http
+            .post(self.auth.method_url(method))
+            .header(reqwest::header::ACCEPT, "application/json")
+            .json(&Value::Object(body))
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => return Err(self.transport(method, &e).await),
+        };
+        let status = resp.status().as_u16();
+        let bytes = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Err(self.transport(method, &e).await),
+        };
+        parse_answer(method, status, &bytes)
+    }
+
+    async fn transport(&self, method: &str, e: &reqwest::Error) -> BitrixError {
+        let secrets = self.auth.secrets().await;
+        let refs: Vec<&Secret> = secrets.iter().collect();
+        BitrixError::Transport {
+            method: method.to_string(),
+            message: redact(&error_chain(e), &refs),
+        }
+    }
+}
+
+/// The error and its sources, without the URL (which may carry the webhook code).
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut out = if e.is_timeout() {
+        "timeout".to_string()
+    } else {
+        String::new()
+    };
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        cur = err.source();
+    }
+    strip_urls(&out)
+}
+
+/// Removes anything that looks like a URL from a message.
+fn strip_urls(text: &str) -> String {
+    text.split_whitespace()
+        .map(|w| {
+            let bare = w.trim_matches(|c: char| "()\"'".contains(c));
+            if bare.starts_with("http://") || bare.starts_with("https://") {
+                "<url>"
+            } else {
+                w
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Parses one HTTP answer: an error envelope (classified by code), or `result` + paging.
+pub fn parse_answer(method: &str, status: u16, body: &[u8]) -> Result<Response, BitrixError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| BitrixError::Malformed {
+        method: method.to_string(),
+        status,
+        message: format!("body of {} bytes is not complete JSON: {e}", body.len()),
+    })?;
+    if let Some(code) = v.get("error") {
+        let code = code.as_str().unwrap_or_default();
+        let desc = v
+            .get("error_description")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        return Err(BitrixError::api(method, status, code, desc));
+    }
+    if !(200..300).contains(&status) {
+        return Err(BitrixError::Malformed {
+            method: method.to_string(),
+            status,
+            message: "error status without an error body".into(),
+        });
+    }
+    let Some(result) = v.get("result") else {
+        return Err(BitrixError::Malformed {
+            method: method.to_string(),
+            status,
+            message: "answer has no `result`".into(),
+        });
+    };
+    Ok(Response {
+        result: result.clone(),
+        total: v.get("total").and_then(as_u64),
+        next: v.get("next").and_then(as_u64),
+        time: v.get("time").map(TimeInfo::parse).unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!("/work/shared/fixtures/bitrix24/{name}")).unwrap()
+    }
+
+    #[test]
+    fn every_error_fixture_is_classified() {
+        let cases = [
+            ("error.QUERY_LIMIT_EXCEEDED.real.json", 503, ErrorClass::RateLimited),
+            ("error.OPERATION_TIME_LIMIT.real.json", 429, ErrorClass::OperatingLimit),
+            ("error.INVALID_CREDENTIALS.json", 401, ErrorClass::Auth),
+            ("error.crm.deal.list.400.json", 400, ErrorClass::BadRequest),
+            ("error.crm.item.get.NOT_FOUND.json", 400, ErrorClass::NotFound),
+            ("error.crm.item.list.INVALID_ARG_VALUE.json", 400, ErrorClass::BadRequest),
+            ("error.crm.type.list.ACCESS_DENIED.json", 400, ErrorClass::AccessDenied),
+            ("oauth.error.PAYMENT_REQUIRED.json", 402, ErrorClass::Auth),
+        ];
+        for (file, status, class) in cases {
+            let err = parse_answer("m", status, &fixture(file)).unwrap_err();
+            assert_eq!(err.class(), class, "{file}");
+            assert_eq!(err.is_retryable(), class.is_retryable(), "{file}");
+        }
+    }
+
+    #[test]
+    fn truncated_json_is_an_error_not_an_empty_page() {
+        let full = fixture("crm.deal.list.json");
+        let err = parse_answer("crm.deal.list", 200, &full[..full.len() / 2]).unwrap_err();
+        assert!(matches!(err, BitrixError::Malformed { .. }));
+        assert!(err.is_retryable());
+        let err = parse_answer("m", 200, b"{\"time\":{}}").unwrap_err();
+        assert!(matches!(err, BitrixError::Malformed { .. }));
+        let err = parse_answer("m", 502, b"<html>Bad gateway</html>").unwrap_err();
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn success_envelope_and_time_accept_int_or_float() {
+        let r = parse_answer("crm.type.list", 200, &fixture("crm.type.list.json")).unwrap();
+        assert_eq!(r.total, Some(4));
+        assert_eq!(r.time.operating, Some(0.0));
+        let r = parse_answer("crm.enum.ownertype", 200, &fixture("crm.enum.ownertype.json"))
+            .unwrap();
+        assert_eq!(r.time.operating_reset_at, Some(1750153784.0));
+        let r = parse_answer("x", 200, &fixture("crm.userfield.types.json")).unwrap();
+        assert!(r.time.start.is_some());
+    }
+
+    #[test]
+    fn urls_are_stripped_from_transport_messages() {
+        let s = strip_urls("error sending request for url (https://h/rest/1/code/crm.deal.list)");
+        assert!(!s.contains("code"), "{s}");
+    }
+
+    #[test]
+    fn client_debug_hides_the_webhook_code() {
+        let c = Client::new(
+            ClientConfig::new(AuthConfig::Webhook {
+                url: Secret::new("https://p.example/rest/1/topsecretcode/"),
+            }),
+            Governor::new(super::super::governor::GovernorConfig::standard()),
+        )
+        .unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("topsecretcode"), "{dbg}");
+        assert!(dbg.contains("p.example"));
+    }
+}

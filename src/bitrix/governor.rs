@@ -1,0 +1,671 @@
+//! One governor per portal, shared (behind an `Arc`) by every concurrent use in the process.
+//!
+//! It keeps b24ch under both Bitrix24 limits (§4):
+//! - the request **leaky bucket** (503 `QUERY_LIMIT_EXCEEDED`), admitted in FIFO order so
+//!   concurrent listings share it fairly;
+//! - the per-method **operating budget** (429 `OPERATION_TIME_LIMIT`), learned from the
+//!   `time.operating` / `operating_reset_at` figures of every response and batch sub-result.
+//!   Budgets are kept per *billing key*: the method of a plain call, and for a batch both
+//!   `batch` and every nested method. Whichever key the portal actually bills grows, the other
+//!   stays flat, so the governor is right under per-method billing (docs) and whole-batch
+//!   billing (field measurement) without assuming either.
+//!
+//! Time is the portal's clock (anchored on `time.finish`, advanced by the local monotonic clock
+//! times `clock_scale`), so `operating_reset_at` is comparable and an emulator running faster
+//! than real time is followed. State lives behind [`GovernorStore`] so a cross-process store
+//! (file + flock in the state dir) can replace the in-memory one.
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
+
+/// Limits to keep under. Rates and windows are in portal seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GovernorConfig {
+    /// Bucket drain rate; `None` = no request-rate limit (on-premise).
+    pub rate_per_sec: Option<f64>,
+    pub burst: f64,
+    /// Operating budget per method and window; `None` = not enforced (on-premise default).
+    pub operating_limit_secs: Option<f64>,
+    pub window_secs: f64,
+    /// Fraction of each limit kept free as a safety margin.
+    pub safety: f64,
+    /// Portal seconds per local second: 1 for a real portal, the emulator's `time_scale` in tests.
+    pub clock_scale: f64,
+    pub max_concurrent: usize,
+    /// Attempts per call before a retryable error becomes final.
+    pub max_attempts: u32,
+}
+
+impl GovernorConfig {
+    /// Cloud plans below Enterprise: 2 req/s, burst 50, 480 s per 10 min.
+    pub fn standard() -> Self {
+        Self {
+            rate_per_sec: Some(2.0),
+            burst: 50.0,
+            operating_limit_secs: Some(480.0),
+            window_secs: 600.0,
+            safety: 0.1,
+            clock_scale: 1.0,
+            max_concurrent: 4,
+            max_attempts: 8,
+        }
+    }
+
+    /// Enterprise: 5 req/s, burst 250.
+    pub fn enterprise() -> Self {
+        Self {
+            rate_per_sec: Some(5.0),
+            burst: 250.0,
+            ..Self::standard()
+        }
+    }
+
+    /// Self-hosted: no limits unless configured.
+    pub fn on_premise() -> Self {
+        Self {
+            rate_per_sec: None,
+            operating_limit_secs: None,
+            ..Self::standard()
+        }
+    }
+
+    /// From the validated `[limits]` section.
+    pub fn from_limits(limits: &crate::config::LimitsConfig) -> Self {
+        use crate::config::Plan;
+        let base = match limits.plan {
+            Plan::Standard => Self::standard(),
+            Plan::Enterprise => Self::enterprise(),
+            Plan::OnPremise => Self::on_premise(),
+        };
+        Self {
+            rate_per_sec: limits.requests_per_second,
+            burst: limits.burst,
+            operating_limit_secs: limits.operating_seconds_per_10min,
+            max_concurrent: limits.max_concurrent_requests.max(1) as usize,
+            ..base
+        }
+    }
+
+    fn bucket_capacity(&self) -> f64 {
+        (self.burst * (1.0 - self.safety)).floor().max(1.0)
+    }
+
+    fn drain_rate(&self) -> Option<f64> {
+        self.rate_per_sec.map(|r| r * (1.0 - self.safety / 2.0))
+    }
+}
+
+/// How the portal appears to bill `batch` calls, inferred from the figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchBilling {
+    #[default]
+    Unknown,
+    /// Nested calls grow their own methods' figures (docs, server source).
+    PerMethod,
+    /// The outer `batch` figure grows; sub-results repeat it (field measurement).
+    WholeBatch,
+}
+
+/// Budget state of one billing key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MethodState {
+    /// Last `operating` figure the portal reported (accumulated over its window).
+    pub used: f64,
+    pub reset_at: Option<f64>,
+    /// Estimated cost of calls admitted but not answered yet.
+    pub reserved: f64,
+    /// Estimated cost of the next call (moving average of observed growth).
+    pub estimate: f64,
+    /// Set after a 429: no call before this portal time.
+    pub blocked_until: Option<f64>,
+    pub calls: u64,
+    pub waits: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Counters {
+    pub requests: u64,
+    pub bucket_waits: u64,
+    pub bucket_wait_secs: f64,
+    pub operating_waits: u64,
+    pub operating_wait_secs: f64,
+    pub retries: u64,
+    pub http_503: u64,
+    pub http_429: u64,
+}
+
+/// Everything the governor knows; serializable so a file-backed store can share it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GovernorState {
+    pub bucket_level: f64,
+    /// Portal time of `bucket_level`.
+    pub bucket_at: f64,
+    pub methods: BTreeMap<String, MethodState>,
+    pub counters: Counters,
+    pub billing: BatchBilling,
+}
+
+/// Where the state lives. Every change is one `update` so a cross-process implementation can
+/// hold a file lock around read-modify-write.
+pub trait GovernorStore: Send + Sync {
+    fn update(&self, f: &mut dyn FnMut(&mut GovernorState));
+    fn read(&self) -> GovernorState;
+}
+
+/// The in-process store.
+#[derive(Default)]
+pub struct MemoryStore(StdMutex<GovernorState>);
+
+impl GovernorStore for MemoryStore {
+    fn update(&self, f: &mut dyn FnMut(&mut GovernorState)) {
+        // A poisoned lock only means another thread panicked mid-update; the numbers are
+        // still the best we have.
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g);
+    }
+
+    fn read(&self) -> GovernorState {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Runs `f` on the state and returns its result.
+fn with_state<R>(store: &dyn GovernorStore, mut f: impl FnMut(&mut GovernorState) -> R) -> R {
+    let mut out = None;
+    store.update(&mut |s| out = Some(f(s)));
+    // `update` always calls the closure exactly once.
+    out.unwrap_or_else(|| unreachable!("GovernorStore::update did not run the closure"))
+}
+
+/// The portal's clock as seen from here.
+struct ServerClock {
+    scale: f64,
+    anchor: StdMutex<(Instant, f64)>,
+}
+
+impl ServerClock {
+    fn new(scale: f64) -> Self {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        Self {
+            scale,
+            anchor: StdMutex::new((Instant::now(), unix)),
+        }
+    }
+
+    fn now(&self) -> f64 {
+        let (at, server) = *self.anchor.lock().unwrap_or_else(|p| p.into_inner());
+        server + at.elapsed().as_secs_f64() * self.scale
+    }
+
+    fn observe(&self, server_time: f64) {
+        if server_time.is_finite() && server_time > 0.0 {
+            *self.anchor.lock().unwrap_or_else(|p| p.into_inner()) = (Instant::now(), server_time);
+        }
+    }
+
+    fn local(&self, server_secs: f64) -> Duration {
+        Duration::from_secs_f64((server_secs / self.scale).clamp(0.0, 3600.0))
+    }
+}
+
+/// Observable state for the meta endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct GovernorSnapshot {
+    pub bucket_level: f64,
+    pub bucket_capacity: f64,
+    pub rate_per_sec: Option<f64>,
+    pub operating_limit_secs: Option<f64>,
+    pub billing: BatchBilling,
+    pub methods: Vec<MethodBudget>,
+    pub counters: Counters,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodBudget {
+    pub key: String,
+    pub used: f64,
+    pub left: Option<f64>,
+    pub estimate_next: f64,
+    pub reset_at: Option<f64>,
+    pub blocked_until: Option<f64>,
+    pub calls: u64,
+    pub waits: u64,
+}
+
+/// One operating figure reported by the portal for a billing key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    pub key: String,
+    pub operating: f64,
+    pub reset_at: Option<f64>,
+}
+
+pub struct Governor {
+    cfg: GovernorConfig,
+    store: Box<dyn GovernorStore>,
+    clock: ServerClock,
+    /// FIFO admission to the bucket: tokio's mutex grants the lock in request order.
+    admission: Mutex<()>,
+    /// FIFO per billing key, so waiters for one method's budget are served in order.
+    key_queues: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
+    inflight: Arc<Semaphore>,
+}
+
+/// Admission of one HTTP request; releases its budget reservations when dropped.
+pub struct Permit {
+    governor: Arc<Governor>,
+    reservations: Vec<(String, f64)>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let res = std::mem::take(&mut self.reservations);
+        self.governor.store.update(&mut |s| {
+            for (k, est) in &res {
+                if let Some(m) = s.methods.get_mut(k) {
+                    m.reserved = (m.reserved - est).max(0.0);
+                }
+            }
+        });
+    }
+}
+
+enum Decision {
+    Go(f64),
+    WaitUntil(f64),
+}
+
+impl Governor {
+    pub fn new(cfg: GovernorConfig) -> Arc<Self> {
+        Self::with_store(cfg, Box::<MemoryStore>::default())
+    }
+
+    pub fn with_store(cfg: GovernorConfig, store: Box<dyn GovernorStore>) -> Arc<Self> {
+        let clock = ServerClock::new(cfg.clock_scale.max(1e-6));
+        let inflight = Arc::new(Semaphore::new(cfg.max_concurrent.max(1)));
+        Arc::new(Self {
+            cfg,
+            store,
+            clock,
+            admission: Mutex::new(()),
+            key_queues: StdMutex::new(HashMap::new()),
+            inflight,
+        })
+    }
+
+    pub fn config(&self) -> &GovernorConfig {
+        &self.cfg
+    }
+
+    /// Current portal time (unix seconds on the portal's clock).
+    pub fn server_now(&self) -> f64 {
+        self.clock.now()
+    }
+
+    /// Waits until a request billed to `keys` may be sent: each key's operating budget, a
+    /// concurrency slot, then the request bucket.
+    pub async fn acquire(self: &Arc<Self>, keys: &[String]) -> Permit {
+        let mut keys: Vec<String> = keys.to_vec();
+        keys.sort();
+        keys.dedup();
+        let mut reservations = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let queue = self.key_queue(key);
+            let _turn = queue.lock().await;
+            let est = self.wait_operating(key).await;
+            reservations.push((key.clone(), est));
+        }
+        // The semaphore is never closed, so acquiring cannot fail; fall back to a fresh one.
+        let slot = match self.inflight.clone().acquire_owned().await {
+            Ok(p) => p,
+            Err(_) => match Arc::new(Semaphore::new(1)).acquire_owned().await {
+                Ok(p) => p,
+                Err(_) => unreachable!("a fresh semaphore is open"),
+            },
+        };
+        self.wait_bucket().await;
+        Permit {
+            governor: self.clone(),
+            reservations,
+            _slot: slot,
+        }
+    }
+
+    fn key_queue(&self, key: &str) -> Arc<Mutex<()>> {
+        let mut q = self.key_queues.lock().unwrap_or_else(|p| p.into_inner());
+        q.entry(key.to_string()).or_default().clone()
+    }
+
+    async fn wait_operating(&self, key: &str) -> f64 {
+        let started = self.clock.now();
+        let mut waited = false;
+        loop {
+            let now = self.clock.now();
+            let decision = with_state(self.store.as_ref(), |s| self.decide(s, key, now));
+            match decision {
+                Decision::Go(est) => {
+                    if waited {
+                        let secs = self.clock.now() - started;
+                        self.store.update(&mut |s| {
+                            s.counters.operating_waits += 1;
+                            s.counters.operating_wait_secs += secs;
+                            s.methods.entry(key.to_string()).or_default().waits += 1;
+                        });
+                        tracing::info!(key, waited_secs = secs, "operating budget wait over");
+                    }
+                    return est;
+                }
+                Decision::WaitUntil(t) => {
+                    if !waited {
+                        tracing::info!(key, until = t, "pausing method: operating budget");
+                    }
+                    waited = true;
+                    tokio::time::sleep(self.clock.local(t - now)).await;
+                }
+            }
+        }
+    }
+
+    /// Whether a call billed to `key` may go now (reserving its estimated cost), or until when
+    /// to wait.
+    fn decide(&self, s: &mut GovernorState, key: &str, now: f64) -> Decision {
+        let poll = 1.0;
+        let basket = self.cfg.window_secs / 10.0;
+        let m = s.methods.entry(key.to_string()).or_default();
+        if let Some(until) = m.blocked_until {
+            if until > now {
+                return Decision::WaitUntil(until);
+            }
+            m.blocked_until = None;
+        }
+        let Some(limit) = self.cfg.operating_limit_secs else {
+            return Decision::Go(0.0);
+        };
+        let budget = limit * (1.0 - self.cfg.safety);
+        let est = m.estimate;
+        // After the reset time the oldest basket has dropped out, by an amount we cannot know:
+        // the figure is stale, and the next answer tells the truth.
+        let stale = m.reset_at.is_some_and(|r| now >= r);
+        if m.used + m.reserved + est <= budget || (stale && m.reserved <= 0.0) {
+            m.reserved += est;
+            m.calls += 1;
+            return Decision::Go(est);
+        }
+        if stale {
+            return Decision::WaitUntil(now + poll);
+        }
+        Decision::WaitUntil(m.reset_at.unwrap_or(now + basket))
+    }
+
+    async fn wait_bucket(&self) {
+        let (Some(rate), cap) = (self.cfg.drain_rate(), self.cfg.bucket_capacity()) else {
+            self.store.update(&mut |s| s.counters.requests += 1);
+            return;
+        };
+        let _turn = self.admission.lock().await;
+        loop {
+            let now = self.clock.now();
+            let wait = with_state(self.store.as_ref(), |s| {
+                let elapsed = (now - s.bucket_at).max(0.0);
+                s.bucket_level = (s.bucket_level - elapsed * rate).max(0.0);
+                s.bucket_at = now;
+                if s.bucket_level + 1.0 <= cap {
+                    s.bucket_level += 1.0;
+                    s.counters.requests += 1;
+                    None
+                } else {
+                    let w = (s.bucket_level + 1.0 - cap) / rate;
+                    s.counters.bucket_waits += 1;
+                    s.counters.bucket_wait_secs += w;
+                    Some(w)
+                }
+            });
+            match wait {
+                None => return,
+                Some(w) => tokio::time::sleep(self.clock.local(w)).await,
+            }
+        }
+    }
+
+    /// Feeds the portal's clock (`time.finish`).
+    pub fn observe_clock(&self, server_time: f64) {
+        self.clock.observe(server_time);
+    }
+
+    /// Feeds operating figures from one answer (top level and/or batch sub-results).
+    pub fn observe(&self, observations: &[Observation]) {
+        self.store.update(&mut |s| {
+            for o in observations {
+                record_figure(s.methods.entry(o.key.clone()).or_default(), o);
+            }
+        });
+    }
+
+    /// Records what the figures of a batch answer say about the billing.
+    pub fn observe_billing(&self, billing: BatchBilling) {
+        if billing != BatchBilling::Unknown {
+            self.store.update(&mut |s| s.billing = billing);
+        }
+    }
+
+    /// A 503 `QUERY_LIMIT_EXCEEDED`: the portal's bucket is full whatever ours says.
+    pub fn on_rate_limited(&self) {
+        let cap = self.cfg.bucket_capacity();
+        let now = self.clock.now();
+        self.store.update(&mut |s| {
+            s.bucket_level = cap;
+            s.bucket_at = now;
+            s.counters.http_503 += 1;
+        });
+    }
+
+    /// A 429 `OPERATION_TIME_LIMIT` for `key`: block it until its next basket reset.
+    pub fn on_operating_limit(&self, key: &str) {
+        let now = self.clock.now();
+        let basket = self.cfg.window_secs / 10.0;
+        self.store.update(&mut |s| {
+            s.counters.http_429 += 1;
+            let m = s.methods.entry(key.to_string()).or_default();
+            let until = m.reset_at.filter(|r| *r > now).unwrap_or(now + basket);
+            m.blocked_until = Some(until);
+        });
+    }
+
+    pub fn on_retry(&self) {
+        self.store.update(&mut |s| s.counters.retries += 1);
+    }
+
+    /// Sleeps before retry `attempt` (1-based): exponential with jitter, in portal seconds.
+    pub async fn backoff(&self, attempt: u32) {
+        let base = 0.5 * 2f64.powi(attempt.saturating_sub(1).min(6) as i32);
+        let jitter = 0.5 + rand::random::<f64>();
+        tokio::time::sleep(self.clock.local((base * jitter).min(30.0))).await;
+    }
+
+    pub fn snapshot(&self) -> GovernorSnapshot {
+        let s = self.store.read();
+        let now = self.clock.now();
+        let level = match self.cfg.drain_rate() {
+            Some(rate) => (s.bucket_level - (now - s.bucket_at).max(0.0) * rate).max(0.0),
+            None => 0.0,
+        };
+        let methods = s
+            .methods
+            .iter()
+            .map(|(k, m)| MethodBudget {
+                key: k.clone(),
+                used: m.used,
+                left: self.cfg.operating_limit_secs.map(|l| (l - m.used).max(0.0)),
+                estimate_next: m.estimate,
+                reset_at: m.reset_at,
+                blocked_until: m.blocked_until.filter(|b| *b > now),
+                calls: m.calls,
+                waits: m.waits,
+            })
+            .collect();
+        GovernorSnapshot {
+            bucket_level: level,
+            bucket_capacity: self.cfg.bucket_capacity(),
+            rate_per_sec: self.cfg.rate_per_sec,
+            operating_limit_secs: self.cfg.operating_limit_secs,
+            billing: s.billing,
+            methods,
+            counters: s.counters,
+        }
+    }
+}
+
+/// Updates a key's budget from a reported figure. Figures from concurrent answers can arrive
+/// out of order: within one window only growth counts; a later reset time means baskets
+/// dropped out, and the figure is taken as is.
+fn record_figure(m: &mut MethodState, o: &Observation) {
+    let new_window = match (m.reset_at, o.reset_at) {
+        (Some(old), Some(new)) => new > old,
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    let delta = o.operating - m.used;
+    if delta > 0.0 && !new_window {
+        m.estimate = if m.estimate <= 0.0 {
+            delta
+        } else {
+            0.6 * m.estimate + 0.4 * delta
+        };
+    }
+    if new_window || o.operating > m.used {
+        m.used = o.operating;
+    }
+    if o.reset_at.is_some() && (new_window || m.reset_at.is_none()) {
+        m.reset_at = o.reset_at;
+    }
+}
+
+/// Infers the batch billing from one batch answer: the outer figure and the nested ones.
+pub fn infer_billing(outer: Option<f64>, nested: &[f64]) -> BatchBilling {
+    let (min, max) = nested
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        });
+    let nested_grow = nested.len() > 1 && max > min;
+    match outer {
+        Some(o) if o > 0.0 && !nested_grow => BatchBilling::WholeBatch,
+        _ if nested_grow => BatchBilling::PerMethod,
+        _ => BatchBilling::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> GovernorConfig {
+        GovernorConfig {
+            clock_scale: 1000.0,
+            ..GovernorConfig::standard()
+        }
+    }
+
+    #[tokio::test]
+    async fn bucket_admits_burst_then_paces() {
+        let g = Governor::new(cfg());
+        let cap = g.config().bucket_capacity() as u64;
+        for _ in 0..cap {
+            drop(g.acquire(&["m".into()]).await);
+        }
+        assert_eq!(g.snapshot().counters.bucket_waits, 0);
+        drop(g.acquire(&["m".into()]).await);
+        let snap = g.snapshot();
+        assert_eq!(snap.counters.requests, cap + 1);
+        assert!(snap.counters.bucket_waits >= 1);
+        assert!(snap.bucket_level <= snap.bucket_capacity);
+    }
+
+    #[tokio::test]
+    async fn pauses_a_method_before_it_crosses_its_budget() {
+        let g = Governor::new(cfg());
+        let now = g.server_now();
+        let key = "crm.item.list".to_string();
+        // Two answers teach the cost (40 s per call) and the usage (420 of 480, budget 432).
+        g.observe(&[Observation {
+            key: key.clone(),
+            operating: 380.0,
+            reset_at: Some(now + 30.0),
+        }]);
+        g.observe(&[Observation {
+            key: key.clone(),
+            operating: 420.0,
+            reset_at: Some(now + 30.0),
+        }]);
+        let before = g.server_now();
+        drop(g.acquire(std::slice::from_ref(&key)).await);
+        let after = g.server_now();
+        assert!(after - before >= 25.0, "waited {} portal s", after - before);
+        let snap = g.snapshot();
+        assert_eq!(snap.counters.operating_waits, 1);
+        // Another method is not held back.
+        let t0 = g.server_now();
+        drop(g.acquire(&["crm.lead.list".into()]).await);
+        assert!(g.server_now() - t0 < 5.0);
+    }
+
+    #[tokio::test]
+    async fn a_429_blocks_the_method_until_its_reset() {
+        let g = Governor::new(cfg());
+        let now = g.server_now();
+        g.observe(&[Observation {
+            key: "batch".into(),
+            operating: 10.0,
+            reset_at: Some(now + 20.0),
+        }]);
+        g.on_operating_limit("batch");
+        let t0 = g.server_now();
+        drop(g.acquire(&["batch".into()]).await);
+        assert!(g.server_now() - t0 >= 15.0);
+        assert_eq!(g.snapshot().counters.http_429, 1);
+    }
+
+    #[test]
+    fn figures_out_of_order_do_not_shrink_usage_within_a_window() {
+        let mut m = MethodState::default();
+        let o = |op, r| Observation {
+            key: "k".into(),
+            operating: op,
+            reset_at: Some(r),
+        };
+        record_figure(&mut m, &o(10.0, 100.0));
+        record_figure(&mut m, &o(30.0, 100.0));
+        record_figure(&mut m, &o(20.0, 100.0));
+        assert_eq!(m.used, 30.0);
+        assert_eq!(m.estimate, 20.0);
+        record_figure(&mut m, &o(5.0, 160.0));
+        assert_eq!((m.used, m.reset_at), (5.0, Some(160.0)));
+    }
+
+    #[test]
+    fn billing_is_inferred_from_the_figures() {
+        assert_eq!(
+            infer_billing(Some(12.0), &[12.0, 12.0, 12.0]),
+            BatchBilling::WholeBatch
+        );
+        assert_eq!(
+            infer_billing(None, &[1.0, 1.5, 2.0]),
+            BatchBilling::PerMethod
+        );
+        assert_eq!(infer_billing(Some(0.0), &[]), BatchBilling::Unknown);
+    }
+
+    #[test]
+    fn presets() {
+        assert_eq!(GovernorConfig::enterprise().burst, 250.0);
+        assert_eq!(GovernorConfig::on_premise().rate_per_sec, None);
+        assert!(GovernorConfig::standard().bucket_capacity() < 50.0);
+    }
+}

@@ -1,0 +1,546 @@
+//! COUNT-free listing, page by page.
+//!
+//! For methods that filter by `>ID` (see `methods.rs`): `start=-1`, `order ID ASC`, and up to 50
+//! pages chained inside one `batch` through `$result[p{k-1}][49][ID]` (for `crm.item`
+//! `$result[p{k-1}][items][49][id]`): up to 2,500 rows per HTTP request without COUNT.
+//!
+//! The short-page problem: when page k-1 has fewer than 50 rows its `[49]` does not exist and
+//! the server substitutes a partial value, so page k and later ones ran with a broken filter.
+//! They are never read: pages are consumed in order and the first page with fewer than 50 rows
+//! ends the listing. Every page is also checked to be strictly ascending and above the cursor,
+//! so a method that ignored the filter or the order fails loudly instead of duplicating rows.
+//!
+//! To waste as few chained pages past the end as possible, the first batch also carries a
+//! `probe` command (same filter, `ID DESC`, ids only): it gives the highest id (and, with fewer
+//! than 50 matches, the exact id set), and later chains are sized to what is left plus one page
+//! that proves the end. The first batch itself is blind: 49 pages for a full or id listing (the
+//! rows-per-request target needs full chains), 4 for an incremental one (few changes expected).
+use super::batch::{Batch, CommandOutcome, result_ref};
+use super::client::{Client, Response};
+use super::error::BitrixError;
+use super::methods::{FilterStyle, MethodSpec, OrderStyle, Paging, spec};
+use async_stream::try_stream;
+use chrono::{DateTime, FixedOffset};
+use futures::Stream;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// Rows per page: fixed by the server (`IRestService::LIST_LIMIT`).
+pub const PAGE_SIZE: usize = 50;
+const FIRST_CHAIN_FULL: usize = 49;
+const FIRST_CHAIN_INCREMENTAL: usize = 4;
+/// Consecutive batches that made no progress because of retryable command errors.
+const MAX_STALLED_BATCHES: u32 = 8;
+
+/// What to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListRequest {
+    /// Key of the methods table: `crm.item`, `crm.lead`, `user`…
+    pub method_key: String,
+    pub entity_type_id: Option<u32>,
+    /// Fields to select (`select` syntax of the method); empty = every field.
+    pub select: Vec<String>,
+    /// Only rows whose cursor field is `>=` this (the caller includes its lookback).
+    pub modified_since: Option<DateTime<FixedOffset>>,
+    /// Only the primary key (deletion reconciliation).
+    pub ids_only: bool,
+    /// More filter conditions, in the method's filter syntax.
+    pub extra_filter: Map<String, Value>,
+}
+
+/// One page of rows as the portal returned them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Page {
+    pub rows: Vec<Map<String, Value>>,
+}
+
+/// Lists `req` page by page. The stream ends only after the last page; any failure is an
+/// `Err` item (a broken listing must never look like a complete one).
+pub fn list(
+    client: Arc<Client>,
+    req: ListRequest,
+) -> impl Stream<Item = Result<Page, BitrixError>> {
+    try_stream! {
+        let spec = resolve(&req)?;
+        match spec.paging {
+            Paging::IdChain => {
+                let mut chain = Chain::new(spec, &req);
+                while let Some(pages) = chain.next_batch(&client).await? {
+                    for page in pages {
+                        yield page;
+                    }
+                }
+            }
+            Paging::Offset => {
+                let mut start = 0u64;
+                loop {
+                    let mut params = base_params(spec, &req);
+                    set_order(spec, &mut params, "ASC");
+                    params.insert("start".into(), json!(start));
+                    let r = client.call(spec.list, &Value::Object(params)).await?;
+                    let rows = extract_rows(spec, &r)?;
+                    yield Page { rows };
+                    match r.next {
+                        Some(n) if n > start => start = n,
+                        Some(_) => Err(malformed(spec, "`next` did not advance"))?,
+                        None => break,
+                    }
+                }
+            }
+            Paging::Unpaged => {
+                let params = base_params(spec, &req);
+                let r = client.call(spec.list, &Value::Object(params)).await?;
+                yield Page { rows: extract_rows(spec, &r)? };
+            }
+        }
+    }
+}
+
+fn resolve(req: &ListRequest) -> Result<&'static MethodSpec, BitrixError> {
+    let spec = spec(&req.method_key).ok_or_else(|| {
+        BitrixError::Usage(format!("unknown method key `{}`", req.method_key))
+    })?;
+    if spec.needs_entity_type_id && req.entity_type_id.is_none() {
+        return Err(BitrixError::Usage(format!(
+            "{} needs an entityTypeId",
+            spec.list
+        )));
+    }
+    if req.modified_since.is_some() && spec.cursor.is_none() {
+        return Err(BitrixError::Usage(format!(
+            "{} has no modification cursor: list it whole",
+            spec.list
+        )));
+    }
+    Ok(spec)
+}
+
+fn malformed(spec: &MethodSpec, message: &str) -> BitrixError {
+    BitrixError::Malformed {
+        method: spec.list.to_string(),
+        status: 200,
+        message: message.to_string(),
+    }
+}
+
+/// The `select` to send: the caller's (with the id added, the cursor needs it) or every field.
+fn select_for(spec: &MethodSpec, req: &ListRequest) -> Vec<String> {
+    if req.ids_only {
+        return vec![spec.id.filter.to_string()];
+    }
+    if req.select.is_empty() {
+        return spec.default_select();
+    }
+    let mut s = req.select.clone();
+    let has_id = s
+        .iter()
+        .any(|f| f == "*" || f.eq_ignore_ascii_case(spec.id.filter));
+    if !has_id {
+        s.insert(0, spec.id.filter.to_string());
+    }
+    s
+}
+
+/// Parameters shared by every page: entity type, select, filter (without the id cursor).
+fn base_params(spec: &MethodSpec, req: &ListRequest) -> Map<String, Value> {
+    let mut p = Map::new();
+    if let Some(eid) = req.entity_type_id.filter(|_| spec.needs_entity_type_id) {
+        p.insert("entityTypeId".into(), json!(eid));
+    }
+    if spec.takes_select() {
+        p.insert("select".into(), json!(select_for(spec, req)));
+    }
+    let mut filter = req.extra_filter.clone();
+    if let (Some(since), Some(cursor)) = (req.modified_since, spec.cursor) {
+        filter.insert(
+            format!(">={}", cursor.filter),
+            json!(since.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)),
+        );
+    }
+    set_filter(spec, &mut p, filter);
+    p
+}
+
+fn set_filter(spec: &MethodSpec, params: &mut Map<String, Value>, filter: Map<String, Value>) {
+    match spec.filter_style {
+        FilterStyle::Object if !filter.is_empty() => {
+            params.insert("filter".into(), Value::Object(filter));
+        }
+        FilterStyle::UpperObject if !filter.is_empty() => {
+            params.insert("FILTER".into(), Value::Object(filter));
+        }
+        FilterStyle::TopLevel => params.extend(filter),
+        _ => {}
+    }
+}
+
+fn filter_mut<'a>(spec: &MethodSpec, params: &'a mut Map<String, Value>) -> &'a mut Map<String, Value> {
+    let key = match spec.filter_style {
+        FilterStyle::Object => "filter",
+        FilterStyle::UpperObject => "FILTER",
+        FilterStyle::TopLevel => return params,
+    };
+    let slot = params
+        .entry(key.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !slot.is_object() {
+        *slot = Value::Object(Map::new());
+    }
+    match slot {
+        Value::Object(m) => m,
+        _ => unreachable!("just made an object"),
+    }
+}
+
+fn set_order(spec: &MethodSpec, params: &mut Map<String, Value>, dir: &str) {
+    match spec.order_style {
+        OrderStyle::Object => {
+            params.insert("order".into(), json!({ spec.id.filter: dir }));
+        }
+        OrderStyle::SortAndOrder => {
+            params.insert("sort".into(), json!(spec.id.filter));
+            params.insert("order".into(), json!(dir));
+        }
+    }
+}
+
+/// The rows of one answer according to the method's envelope.
+pub fn extract_rows(spec: &MethodSpec, r: &Response) -> Result<Vec<Map<String, Value>>, BitrixError> {
+    rows_of(spec, &r.result)
+}
+
+fn rows_of(spec: &MethodSpec, result: &Value) -> Result<Vec<Map<String, Value>>, BitrixError> {
+    let list = match spec.envelope.key() {
+        None => result,
+        Some(k) => match result {
+            Value::Object(m) => m.get(k).unwrap_or(&Value::Null),
+            // An empty PHP array is `[]` even where an object is expected.
+            Value::Array(a) if a.is_empty() => &Value::Null,
+            _ => return Err(malformed(spec, &format!("result has no `{k}`"))),
+        },
+    };
+    let items: Vec<&Value> = match list {
+        Value::Null => Vec::new(),
+        Value::Array(a) => a.iter().collect(),
+        // PHP emits an array with non-sequential keys as an object.
+        Value::Object(m) => m.values().collect(),
+        _ => return Err(malformed(spec, "rows are not a list")),
+    };
+    items
+        .into_iter()
+        .map(|v| match v {
+            Value::Object(m) => Ok(m.clone()),
+            _ => Err(malformed(spec, "a row is not an object")),
+        })
+        .collect()
+}
+
+fn id_of(spec: &MethodSpec, row: &Map<String, Value>) -> Option<i64> {
+    match row.get(spec.id.row)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// State of one chained listing.
+struct Chain {
+    spec: &'static MethodSpec,
+    base: Map<String, Value>,
+    ids_only_base: Map<String, Value>,
+    first_chain: usize,
+    last_id: Option<i64>,
+    first_id: Option<i64>,
+    rows_seen: u64,
+    probe_max: Option<i64>,
+    /// With fewer than 50 matches the probe returns every id there is.
+    probe_exact: Option<Vec<i64>>,
+    batches: u64,
+    stalled: u32,
+    done: bool,
+}
+
+impl Chain {
+    fn new(spec: &'static MethodSpec, req: &ListRequest) -> Self {
+        let ids_req = ListRequest {
+            ids_only: true,
+            ..req.clone()
+        };
+        Self {
+            spec,
+            base: base_params(spec, req),
+            ids_only_base: base_params(spec, &ids_req),
+            first_chain: if req.modified_since.is_some() {
+                FIRST_CHAIN_INCREMENTAL
+            } else {
+                FIRST_CHAIN_FULL
+            },
+            last_id: None,
+            first_id: None,
+            rows_seen: 0,
+            probe_max: None,
+            probe_exact: None,
+            batches: 0,
+            stalled: 0,
+            done: false,
+        }
+    }
+
+    /// How many pages the next batch chains.
+    fn chain_len(&self) -> usize {
+        if self.batches == 0 {
+            return self.first_chain;
+        }
+        let last = self.last_id.unwrap_or(0);
+        if let Some(ids) = &self.probe_exact {
+            let remaining = ids.iter().filter(|i| **i > last).count();
+            return (remaining / PAGE_SIZE + 1).clamp(1, 50);
+        }
+        let Some(max) = self.probe_max else {
+            return 50;
+        };
+        if last >= max {
+            // Only rows created since the probe can follow: one page proves the end.
+            return 1;
+        }
+        let span = (last - self.first_id.unwrap_or(1) + 1).max(1) as f64;
+        let density = (self.rows_seen as f64 / span).clamp(1e-6, 1.0);
+        let est_rows = (max - last) as f64 * density;
+        ((est_rows / PAGE_SIZE as f64).ceil() as usize + 1).clamp(1, 50)
+    }
+
+    fn page_params(&self, k: usize) -> Map<String, Value> {
+        let mut p = self.base.clone();
+        set_order(self.spec, &mut p, "ASC");
+        p.insert("start".into(), json!(-1));
+        let key = format!(">{}", self.spec.id.filter);
+        let cursor = if k == 0 {
+            self.last_id.map(|id| json!(id))
+        } else {
+            let mut path = self.spec.rows_path();
+            let last = (PAGE_SIZE - 1).to_string();
+            path.push(&last);
+            path.push(self.spec.id.row);
+            Some(json!(result_ref(&format!("p{}", k - 1), &path)))
+        };
+        if let Some(c) = cursor {
+            filter_mut(self.spec, &mut p).insert(key, c);
+        }
+        p
+    }
+
+    fn probe_params(&self) -> Map<String, Value> {
+        let mut p = self.ids_only_base.clone();
+        set_order(self.spec, &mut p, "DESC");
+        p.insert("start".into(), json!(-1));
+        p
+    }
+
+    async fn next_batch(&mut self, client: &Client) -> Result<Option<Vec<Page>>, BitrixError> {
+        if self.done {
+            return Ok(None);
+        }
+        let chain = self.chain_len();
+        let probe = self.batches == 0;
+        let mut batch = Batch::new();
+        if probe {
+            batch.push("probe", self.spec.list, Value::Object(self.probe_params()))?;
+        }
+        for k in 0..chain {
+            batch.push(format!("p{k}"), self.spec.list, Value::Object(self.page_params(k)))?;
+        }
+        let mut resp = client.batch(&batch).await?;
+        self.batches += 1;
+        if probe {
+            self.read_probe(resp.take("probe"))?;
+        }
+        let mut pages = Vec::with_capacity(chain);
+        for k in 0..chain {
+            match resp.take(&format!("p{k}")) {
+                CommandOutcome::Ok(r) => {
+                    let rows = extract_rows(self.spec, &r)?;
+                    self.accept(&rows)?;
+                    let full = rows.len() >= PAGE_SIZE;
+                    pages.push(Page { rows });
+                    if !full {
+                        self.done = true;
+                        break;
+                    }
+                }
+                // Later pages were filtered by this one: they are discarded and re-read from
+                // the last good cursor once the governor lets the method run again.
+                CommandOutcome::Err(e) if e.is_retryable() => {
+                    self.stalled = if pages.is_empty() { self.stalled + 1 } else { 0 };
+                    if self.stalled > MAX_STALLED_BATCHES {
+                        return Err(BitrixError::RetriesExhausted {
+                            method: self.spec.list.to_string(),
+                            attempts: self.stalled,
+                            last: Box::new(e),
+                        });
+                    }
+                    tracing::warn!(method = self.spec.list, error = %e, "page failed; resuming");
+                    client.governor().on_retry();
+                    client.governor().backoff(self.stalled.max(1)).await;
+                    return Ok(Some(pages));
+                }
+                CommandOutcome::Err(e) => return Err(e),
+                CommandOutcome::Missing => {
+                    return Err(malformed(self.spec, &format!("batch has no answer for p{k}")));
+                }
+            }
+        }
+        self.stalled = 0;
+        Ok(Some(pages))
+    }
+
+    fn read_probe(&mut self, outcome: CommandOutcome) -> Result<(), BitrixError> {
+        match outcome {
+            CommandOutcome::Ok(r) => {
+                let ids: Vec<i64> = extract_rows(self.spec, &r)?
+                    .iter()
+                    .filter_map(|row| id_of(self.spec, row))
+                    .collect();
+                self.probe_max = ids.iter().copied().max();
+                if ids.len() < PAGE_SIZE {
+                    self.probe_exact = Some(ids);
+                }
+                Ok(())
+            }
+            // The probe only sizes chains; without it they stay full length.
+            CommandOutcome::Err(e) if e.is_retryable() => Ok(()),
+            CommandOutcome::Err(e) => Err(e),
+            CommandOutcome::Missing => Ok(()),
+        }
+    }
+
+    /// Checks a page continues the listing (ascending, above the cursor) and advances it.
+    fn accept(&mut self, rows: &[Map<String, Value>]) -> Result<(), BitrixError> {
+        for row in rows {
+            let id = id_of(self.spec, row).ok_or_else(|| {
+                malformed(self.spec, &format!("a row has no numeric `{}`", self.spec.id.row))
+            })?;
+            if self.last_id.is_some_and(|last| id <= last) {
+                return Err(malformed(
+                    self.spec,
+                    &format!(
+                        "id {id} after {:?}: the page ignores the >ID cursor or the order",
+                        self.last_id
+                    ),
+                ));
+            }
+            self.last_id = Some(id);
+            self.first_id.get_or_insert(id);
+            self.rows_seen += 1;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(key: &str) -> ListRequest {
+        ListRequest {
+            method_key: key.into(),
+            entity_type_id: Some(2),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn chained_page_refers_to_row_49_of_the_previous_page() {
+        let item = spec("crm.item").unwrap();
+        let c = Chain::new(item, &req("crm.item"));
+        let p = c.page_params(3);
+        assert_eq!(p["filter"][">id"], "$result[p2][items][49][id]");
+        assert_eq!(p["order"]["id"], "ASC");
+        assert_eq!(p["start"], -1);
+        assert_eq!(p["entityTypeId"], 2);
+        let lead = spec("crm.lead").unwrap();
+        let c = Chain::new(lead, &req("crm.lead"));
+        assert_eq!(c.page_params(1)["filter"][">ID"], "$result[p0][49][ID]");
+        assert!(c.page_params(0).get("filter").is_none());
+        assert_eq!(
+            c.page_params(0)["select"],
+            json!(["*", "UF_*", "PHONE", "EMAIL", "WEB", "IM"])
+        );
+    }
+
+    #[test]
+    fn incremental_filter_and_probe() {
+        let mut r = req("crm.lead");
+        r.modified_since = DateTime::parse_from_rfc3339("2024-05-01T10:00:00+03:00").ok();
+        let c = Chain::new(spec("crm.lead").unwrap(), &r);
+        let p = c.page_params(0);
+        assert_eq!(p["filter"][">=DATE_MODIFY"], "2024-05-01T10:00:00+03:00");
+        let probe = c.probe_params();
+        assert_eq!(probe["order"]["ID"], "DESC");
+        assert_eq!(probe["select"], json!(["ID"]));
+        assert_eq!(probe["filter"][">=DATE_MODIFY"], "2024-05-01T10:00:00+03:00");
+        assert_eq!(c.chain_len(), FIRST_CHAIN_INCREMENTAL);
+    }
+
+    #[test]
+    fn user_get_uses_sort_order_strings_and_upper_filter() {
+        let c = Chain::new(spec("user").unwrap(), &req("user"));
+        let p = c.page_params(1);
+        assert_eq!((p["sort"].as_str(), p["order"].as_str()), (Some("ID"), Some("ASC")));
+        assert_eq!(p["FILTER"][">ID"], "$result[p0][49][ID]");
+    }
+
+    #[test]
+    fn chain_is_sized_from_the_probe() {
+        let mut c = Chain::new(spec("crm.lead").unwrap(), &req("crm.lead"));
+        c.batches = 1;
+        c.probe_max = Some(100_000);
+        c.first_id = Some(1);
+        c.last_id = Some(97_450);
+        c.rows_seen = 97_450;
+        assert_eq!(c.chain_len(), 50);
+        c.last_id = Some(99_950);
+        c.rows_seen = 99_950;
+        assert_eq!(c.chain_len(), 2);
+        c.last_id = Some(100_000);
+        assert_eq!(c.chain_len(), 1);
+        c.probe_exact = Some((1..=120).collect());
+        c.last_id = Some(0);
+        assert_eq!(c.chain_len(), 3);
+    }
+
+    #[test]
+    fn pages_must_ascend_above_the_cursor() {
+        let mut c = Chain::new(spec("crm.lead").unwrap(), &req("crm.lead"));
+        let rows = |ids: &[i64]| -> Vec<Map<String, Value>> {
+            ids.iter()
+                .map(|i| json!({"ID": i.to_string()}).as_object().unwrap().clone())
+                .collect()
+        };
+        c.accept(&rows(&[1, 2, 3])).unwrap();
+        assert!(c.accept(&rows(&[3, 4])).is_err());
+        assert!(c.accept(&rows(&[10, 9])).is_err());
+    }
+
+    #[test]
+    fn envelopes_and_php_shapes() {
+        let item = spec("crm.item").unwrap();
+        assert!(rows_of(item, &json!([])).unwrap().is_empty());
+        assert!(rows_of(item, &json!({"items": []})).unwrap().is_empty());
+        assert_eq!(rows_of(item, &json!({"items": [{"id": 1}]})).unwrap().len(), 1);
+        assert!(rows_of(item, &json!({"other": 1})).unwrap().is_empty());
+        let status = spec("crm.status").unwrap();
+        assert_eq!(rows_of(status, &json!({"3": {"ID": "3"}})).unwrap().len(), 1);
+        assert!(rows_of(status, &json!("x")).is_err());
+    }
+
+    #[test]
+    fn requests_are_validated() {
+        let mut r = req("crm.status");
+        r.modified_since = DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z").ok();
+        assert!(resolve(&r).is_err());
+        let mut r = req("crm.item");
+        r.entity_type_id = None;
+        assert!(resolve(&r).is_err());
+        assert!(resolve(&req("nope")).is_err());
+    }
+}

@@ -1,0 +1,531 @@
+//! Per-method knowledge of the Bitrix24 REST API, in one table.
+//!
+//! Every difference between list methods (envelope, id casing, cursor field, paging, select
+//! rules, user-field naming) is data here; the client, listing and discovery read it instead of
+//! branching on method names. Sources: `docs/bitrix24-api.md` §2, §5, §6 and the fixtures.
+
+/// How the values of a method are encoded (see `bitrix24-api.md` §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ValueStyle {
+    /// Legacy CRM and friends: every scalar a string, `""` empty dates, `false` empty multiples.
+    Legacy,
+    /// Controller API (`crm.item.*`, `crm.type.*`): ORM types, `"Y"`/`"N"` booleans, `null`s.
+    Typed,
+}
+
+/// Where the rows sit inside `result`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Envelope {
+    /// `result: [...]`
+    Result,
+    /// `result: {items: [...]}` (`crm.item.list`, `crm.stagehistory.list`)
+    Items,
+    /// `result: {tasks: [...]}`
+    Tasks,
+    /// `result: {types: [...]}`
+    Types,
+    /// `result: {categories: [...]}`
+    Categories,
+}
+
+impl Envelope {
+    /// The key under `result` holding the rows, if any.
+    pub fn key(self) -> Option<&'static str> {
+        match self {
+            Envelope::Result => None,
+            Envelope::Items => Some("items"),
+            Envelope::Tasks => Some("tasks"),
+            Envelope::Types => Some("types"),
+            Envelope::Categories => Some("categories"),
+        }
+    }
+}
+
+/// How a list method pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paging {
+    /// `start=-1`, `order ID ASC`, `>ID` cursor; 50 pages chained in one `batch`.
+    IdChain,
+    /// `start=0,50,…` following `next` (methods that cannot filter by `>ID`).
+    Offset,
+    /// One call returns everything (`crm.status.list`, `*.userfield.list`).
+    Unpaged,
+}
+
+/// How the sort order is passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderStyle {
+    /// `order: {ID: "ASC"}`
+    Object,
+    /// `sort: "ID", order: "ASC"` (`user.get`, `department.get`): applied only if both are given.
+    SortAndOrder,
+}
+
+/// How filter conditions are passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterStyle {
+    /// Under a `filter` object.
+    Object,
+    /// Under `FILTER` (`user.get`: a nested `FILTER` replaces the top-level keys).
+    UpperObject,
+    /// As top-level parameters (`department.get`).
+    TopLevel,
+}
+
+/// What `*.fields` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldsFormat {
+    /// `result: {CODE: {type, isMultiple, title, …}}` (legacy CRM).
+    Description,
+    /// `result: {fields: {apiName: {…, upperName}}}` (controller API).
+    DescriptionInFields,
+    /// `result: {CODE: "Title"}` (`user.fields`, `department.fields`): types come from a static list.
+    TitleMap,
+    /// No fields method: the field list is static (stage history).
+    Static,
+}
+
+/// How user fields are named in rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UfNaming {
+    /// `UF_CRM_…` as is.
+    Upper,
+    /// `ufCrm…` camelCase in rows; `crm.item.fields` gives `upperName` for the column code
+    /// (the conversion is not reversible, so never derive one from the other).
+    CamelWithUpperName,
+    /// The method has no user fields.
+    None,
+}
+
+/// How `select` is built when the caller asks for "everything".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectRule {
+    /// `*` + `UF_*`, plus multi-fields named explicitly (`*` excludes them, §1.4).
+    StarUfAndMultifields(&'static [&'static str]),
+    /// `*` + `UF_*` (crm.item: `fm` only comes with `*`; `UF_*` is accepted and harmless).
+    StarAndUf,
+    /// `*` only.
+    Star,
+    /// The method takes no select: everything is returned.
+    None,
+}
+
+/// The primary key as it appears in rows, filters/order and select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdSpec {
+    /// Key of the id in returned rows (`ID`, `id`).
+    pub row: &'static str,
+    /// Key used in `filter` (`>ID`) and `order`.
+    pub filter: &'static str,
+}
+
+/// The modification (or creation, for append-only tables) time used for incremental loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CursorSpec {
+    pub row: &'static str,
+    pub filter: &'static str,
+}
+
+/// Everything the code needs to know about one family of methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MethodSpec {
+    /// Key used by the catalog (`Entity::method`): `crm.deal`, `crm.item`, `user`.
+    pub key: &'static str,
+    pub list: &'static str,
+    pub get: Option<&'static str>,
+    pub fields: Option<&'static str>,
+    pub fields_format: FieldsFormat,
+    pub userfield_list: Option<&'static str>,
+    pub envelope: Envelope,
+    pub id: IdSpec,
+    pub cursor: Option<CursorSpec>,
+    pub paging: Paging,
+    pub order_style: OrderStyle,
+    pub filter_style: FilterStyle,
+    pub value_style: ValueStyle,
+    pub uf_naming: UfNaming,
+    /// `entityTypeId` must be passed to list/fields.
+    pub needs_entity_type_id: bool,
+    pub select: SelectRule,
+    /// Why this method is used and its known quirks.
+    pub notes: &'static str,
+}
+
+const MULTIFIELDS: &[&str] = &["PHONE", "EMAIL", "WEB", "IM"];
+const ID_UPPER: IdSpec = IdSpec {
+    row: "ID",
+    filter: "ID",
+};
+const ID_LOWER: IdSpec = IdSpec {
+    row: "id",
+    filter: "id",
+};
+const DATE_MODIFY: Option<CursorSpec> = Some(CursorSpec {
+    row: "DATE_MODIFY",
+    filter: "DATE_MODIFY",
+});
+
+const fn legacy_crm(
+    key: &'static str,
+    list: &'static str,
+    get: &'static str,
+    fields: &'static str,
+    uf: &'static str,
+    notes: &'static str,
+) -> MethodSpec {
+    MethodSpec {
+        key,
+        list,
+        get: Some(get),
+        fields: Some(fields),
+        fields_format: FieldsFormat::Description,
+        userfield_list: Some(uf),
+        envelope: Envelope::Result,
+        id: ID_UPPER,
+        cursor: DATE_MODIFY,
+        paging: Paging::IdChain,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Object,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::Upper,
+        needs_entity_type_id: false,
+        select: SelectRule::StarUfAndMultifields(MULTIFIELDS),
+        notes,
+    }
+}
+
+/// The table. Unknown filter keys are silently dropped by legacy CRM lists (§1.4), so the
+/// filter keys here are exactly the upper-case field codes.
+pub static METHODS: &[MethodSpec] = &[
+    legacy_crm(
+        "crm.deal",
+        "crm.deal.list",
+        "crm.deal.get",
+        "crm.deal.fields",
+        "crm.deal.userfield.list",
+        "Kept for completeness; crm_deal is listed with crm.item (entityTypeId 2) because legacy \
+         crm.deal.list returns neither CONTACT_IDS nor parent bindings (design.md).",
+    ),
+    legacy_crm(
+        "crm.lead",
+        "crm.lead.list",
+        "crm.lead.get",
+        "crm.lead.fields",
+        "crm.lead.userfield.list",
+        "Legacy list: PHONE/EMAIL/WEB/IM come as their own columns when named in select.",
+    ),
+    legacy_crm(
+        "crm.contact",
+        "crm.contact.list",
+        "crm.contact.get",
+        "crm.contact.fields",
+        "crm.contact.userfield.list",
+        "Legacy list: multi-fields as columns (crm.item would fold them into one `fm`).",
+    ),
+    legacy_crm(
+        "crm.company",
+        "crm.company.list",
+        "crm.company.get",
+        "crm.company.fields",
+        "crm.company.userfield.list",
+        "Legacy list: multi-fields as columns; PARENT_ID_* bindings are returned (fixture).",
+    ),
+    MethodSpec {
+        key: "crm.item",
+        list: "crm.item.list",
+        get: Some("crm.item.get"),
+        fields: Some("crm.item.fields"),
+        fields_format: FieldsFormat::DescriptionInFields,
+        userfield_list: None,
+        envelope: Envelope::Items,
+        id: ID_LOWER,
+        cursor: Some(CursorSpec {
+            row: "updatedTime",
+            filter: "updatedTime",
+        }),
+        paging: Paging::IdChain,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Object,
+        value_style: ValueStyle::Typed,
+        uf_naming: UfNaming::CamelWithUpperName,
+        needs_entity_type_id: true,
+        select: SelectRule::StarAndUf,
+        notes: "Deals (entityTypeId 2: contactIds, parentId{N}) and every smart process. Column \
+                codes are the `upperName` from crm.item.fields; unknown filter keys are an \
+                INVALID_ARG_VALUE error, not silently dropped.",
+    },
+    MethodSpec {
+        key: "crm.activity",
+        list: "crm.activity.list",
+        get: Some("crm.activity.get"),
+        fields: Some("crm.activity.fields"),
+        fields_format: FieldsFormat::Description,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        id: ID_UPPER,
+        cursor: Some(CursorSpec {
+            row: "LAST_UPDATED",
+            filter: "LAST_UPDATED",
+        }),
+        paging: Paging::IdChain,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Object,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        select: SelectRule::Star,
+        notes: "Default order is START_TIME, so `order: {ID: ASC}` is always sent.",
+    },
+    MethodSpec {
+        key: "crm.stagehistory",
+        list: "crm.stagehistory.list",
+        get: None,
+        fields: None,
+        fields_format: FieldsFormat::Static,
+        userfield_list: None,
+        envelope: Envelope::Items,
+        id: ID_UPPER,
+        cursor: Some(CursorSpec {
+            row: "CREATED_TIME",
+            filter: "CREATED_TIME",
+        }),
+        paging: Paging::IdChain,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Object,
+        value_style: ValueStyle::Typed,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: true,
+        select: SelectRule::Star,
+        notes: "Append-only; `{items: [...]}` but upper-case keys. Per entity type (1, 2, SPAs).",
+    },
+    MethodSpec {
+        key: "crm.status",
+        list: "crm.status.list",
+        get: None,
+        fields: Some("crm.status.fields"),
+        fields_format: FieldsFormat::Description,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        id: ID_UPPER,
+        cursor: None,
+        paging: Paging::Unpaged,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Object,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        select: SelectRule::None,
+        notes: "Unpaginated directory of stages, sources, types.",
+    },
+    MethodSpec {
+        key: "crm.category",
+        list: "crm.category.list",
+        get: None,
+        fields: Some("crm.category.fields"),
+        fields_format: FieldsFormat::DescriptionInFields,
+        userfield_list: None,
+        envelope: Envelope::Categories,
+        id: ID_LOWER,
+        cursor: None,
+        paging: Paging::Offset,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Object,
+        value_style: ValueStyle::Typed,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: true,
+        select: SelectRule::None,
+        notes: "Pipelines per entityTypeId; default pipeline id 0.",
+    },
+    MethodSpec {
+        key: "crm.currency",
+        list: "crm.currency.list",
+        get: Some("crm.currency.get"),
+        fields: Some("crm.currency.fields"),
+        fields_format: FieldsFormat::Description,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        id: IdSpec {
+            row: "CURRENCY",
+            filter: "CURRENCY",
+        },
+        cursor: None,
+        paging: Paging::Offset,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Object,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        select: SelectRule::None,
+        notes: "String primary key (CURRENCY): cannot use the numeric >ID chain.",
+    },
+    MethodSpec {
+        key: "crm.type",
+        list: "crm.type.list",
+        get: Some("crm.type.get"),
+        fields: Some("crm.type.fields"),
+        fields_format: FieldsFormat::DescriptionInFields,
+        userfield_list: None,
+        envelope: Envelope::Types,
+        id: ID_LOWER,
+        cursor: Some(CursorSpec {
+            row: "updatedTime",
+            filter: "updatedTime",
+        }),
+        paging: Paging::Offset,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Object,
+        value_style: ValueStyle::Typed,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        select: SelectRule::None,
+        notes: "CRM admins only (ACCESS_DENIED otherwise: fall back to crm.enum.ownertype). \
+                Rejects upper-case `order ID`.",
+    },
+    MethodSpec {
+        key: "user",
+        list: "user.get",
+        get: None,
+        fields: Some("user.fields"),
+        fields_format: FieldsFormat::TitleMap,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        id: ID_UPPER,
+        cursor: None,
+        paging: Paging::IdChain,
+        order_style: OrderStyle::SortAndOrder,
+        filter_style: FilterStyle::UpperObject,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::Upper,
+        needs_entity_type_id: false,
+        select: SelectRule::StarAndUf,
+        notes: "sort/order are two strings; TIMESTAMP_X comes back as `{}` (unusable as a \
+                cursor), so users are reloaded whole; an empty page has no `total`.",
+    },
+    MethodSpec {
+        key: "department",
+        list: "department.get",
+        get: None,
+        fields: Some("department.fields"),
+        fields_format: FieldsFormat::TitleMap,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        id: ID_UPPER,
+        cursor: None,
+        paging: Paging::Offset,
+        order_style: OrderStyle::SortAndOrder,
+        filter_style: FilterStyle::TopLevel,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::Upper,
+        needs_entity_type_id: false,
+        select: SelectRule::None,
+        notes: "Filter keys are top-level params (ID, NAME, SORT, PARENT, UF_HEAD); no >ID.",
+    },
+    MethodSpec {
+        key: "tasks.task",
+        list: "tasks.task.list",
+        get: Some("tasks.task.get"),
+        fields: Some("tasks.task.getFields"),
+        fields_format: FieldsFormat::DescriptionInFields,
+        userfield_list: None,
+        envelope: Envelope::Tasks,
+        id: IdSpec {
+            row: "id",
+            filter: "ID",
+        },
+        cursor: Some(CursorSpec {
+            row: "changedDate",
+            filter: "CHANGED_DATE",
+        }),
+        paging: Paging::IdChain,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Object,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::Upper,
+        needs_entity_type_id: false,
+        select: SelectRule::StarAndUf,
+        notes: "Next wave. Rows camelCase, filter/order/select upper-case; values strings.",
+    },
+];
+
+/// The spec for a method key, e.g. `crm.deal`.
+pub fn spec(key: &str) -> Option<&'static MethodSpec> {
+    METHODS.iter().find(|m| m.key == key)
+}
+
+/// Which method each first-wave entity is read with, and why (design.md: choose by what the
+/// method returns). Smart processes (`crm_dynamic_<N>`) use `crm.item` with their entityTypeId.
+pub static ENTITY_METHODS: &[(&str, &str, Option<u32>)] = &[
+    // crm.item returns contactIds and parentId{N}; legacy crm.deal.list returns neither.
+    ("crm_deal", "crm.item", Some(2)),
+    // Legacy lists return PHONE/EMAIL/WEB/IM as separate columns, like the original product.
+    ("crm_lead", "crm.lead", None),
+    ("crm_contact", "crm.contact", None),
+    ("crm_company", "crm.company", None),
+    ("crm_activity", "crm.activity", None),
+    ("crm_status", "crm.status", None),
+    ("crm_category", "crm.category", Some(2)),
+    ("crm_currency", "crm.currency", None),
+    ("crm_stagehistory_lead", "crm.stagehistory", Some(1)),
+    ("crm_stagehistory_deal", "crm.stagehistory", Some(2)),
+    ("user", "user", None),
+    ("department", "department", None),
+];
+
+impl MethodSpec {
+    /// The `select` for "every field" of this method.
+    pub fn default_select(&self) -> Vec<String> {
+        let base: &[&str] = match self.select {
+            SelectRule::StarUfAndMultifields(_) | SelectRule::StarAndUf => &["*", "UF_*"],
+            SelectRule::Star => &["*"],
+            SelectRule::None => &[],
+        };
+        let extra: &[&str] = match self.select {
+            SelectRule::StarUfAndMultifields(m) => m,
+            _ => &[],
+        };
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    }
+
+    /// Whether the method takes a `select` parameter at all.
+    pub fn takes_select(&self) -> bool {
+        self.select != SelectRule::None
+    }
+
+    /// The path under a command's result to the rows, for `$result[…]` references.
+    pub fn rows_path(&self) -> Vec<&'static str> {
+        self.envelope.key().into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_unique_and_every_entity_method_exists() {
+        for (i, m) in METHODS.iter().enumerate() {
+            assert!(METHODS[i + 1..].iter().all(|o| o.key != m.key), "{}", m.key);
+        }
+        for (entity, key, eid) in ENTITY_METHODS {
+            let s = spec(key).unwrap_or_else(|| panic!("{entity}: no spec {key}"));
+            assert_eq!(s.needs_entity_type_id, eid.is_some(), "{entity}");
+        }
+    }
+
+    #[test]
+    fn legacy_select_names_multifields_explicitly() {
+        let s = spec("crm.contact").unwrap().default_select();
+        assert_eq!(s, ["*", "UF_*", "PHONE", "EMAIL", "WEB", "IM"]);
+        assert_eq!(spec("crm.item").unwrap().default_select(), ["*", "UF_*"]);
+        assert!(spec("crm.status").unwrap().default_select().is_empty());
+    }
+
+    #[test]
+    fn deal_is_listed_with_crm_item() {
+        let deal = ENTITY_METHODS.iter().find(|e| e.0 == "crm_deal").unwrap();
+        assert_eq!((deal.1, deal.2), ("crm.item", Some(2)));
+        let item = spec("crm.item").unwrap();
+        assert_eq!(item.rows_path(), ["items"]);
+        assert_eq!(item.id.row, "id");
+    }
+}
