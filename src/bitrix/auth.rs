@@ -15,7 +15,9 @@ use tokio::sync::{Mutex, RwLock};
 #[derive(Debug, Clone)]
 pub enum AuthConfig {
     /// `https://portal/rest/USER/CODE/`: the whole URL is secret.
-    Webhook { url: Secret },
+    Webhook {
+        url: Secret,
+    },
     OAuth(OAuthConfig),
 }
 
@@ -166,7 +168,10 @@ impl Auth {
         t.access = Secret::new(fresh.access_token);
         t.refresh = Secret::new(fresh.refresh_token);
         t.generation += 1;
-        tracing::info!(generation = t.generation, "OAuth tokens refreshed and persisted");
+        tracing::info!(
+            generation = t.generation,
+            "OAuth tokens refreshed and persisted"
+        );
         Ok(())
     }
 
@@ -367,7 +372,9 @@ mod tests {
         };
         persist_tokens(&cfg, &stored).unwrap();
         let auth = Auth::new(AuthConfig::OAuth(cfg)).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let (access, _) = rt.block_on(auth.access()).unwrap();
         assert_eq!(access.expose(), "new-access");
     }

@@ -262,7 +262,10 @@ impl BatchResponse {
     }
 
     pub fn get(&self, name: &str) -> Option<&CommandOutcome> {
-        self.outcomes.iter().find(|(n, _)| n == name).map(|(_, o)| o)
+        self.outcomes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, o)| o)
     }
 
     /// Command names with their outcomes, in command order.
@@ -346,15 +349,22 @@ mod tests {
         assert!(b.push("x", "batch", json!({})).is_err());
         b.push("x", "user.get", json!({})).unwrap();
         assert!(b.push("x", "user.get", json!({})).is_err());
-        assert_eq!(result_ref("x", &["items", "49", "id"]), "$result[x][items][49][id]");
+        assert_eq!(
+            result_ref("x", &["items", "49", "id"]),
+            "$result[x][items][49][id]"
+        );
     }
 
     #[test]
     fn parses_docs_batch_with_list_shaped_empty_sections() {
         let mut b = Batch::new();
         b.push("get_user", "user.current", json!({})).unwrap();
-        b.push("get_department", "department.get", json!({"ID": "$result[get_user][UF_DEPARTMENT]"}))
-            .unwrap();
+        b.push(
+            "get_department",
+            "department.get",
+            json!({"ID": "$result[get_user][UF_DEPARTMENT]"}),
+        )
+        .unwrap();
         let mut r = BatchResponse::parse(&b, outer(fixture("batch.json"))).unwrap();
         let CommandOutcome::Ok(dep) = r.take("get_department") else {
             panic!("department failed")
@@ -369,7 +379,8 @@ mod tests {
     fn per_command_errors_and_halt() {
         let mut b = Batch::new();
         b.push("get_user", "user.current", json!({})).unwrap();
-        b.push("get_department", "department.get", json!({})).unwrap();
+        b.push("get_department", "department.get", json!({}))
+            .unwrap();
         let mut r = BatchResponse::parse(&b, outer(fixture("batch.error-halt0.json"))).unwrap();
         for name in ["get_user", "get_department"] {
             let CommandOutcome::Err(e) = r.take(name) else {
@@ -380,7 +391,10 @@ mod tests {
         }
         let r = BatchResponse::parse(&b, outer(fixture("batch.error-halt1.json"))).unwrap();
         assert!(matches!(r.get("get_user"), Some(CommandOutcome::Err(_))));
-        assert!(matches!(r.get("get_department"), Some(CommandOutcome::Missing)));
+        assert!(matches!(
+            r.get("get_department"),
+            Some(CommandOutcome::Missing)
+        ));
     }
 
     #[test]
@@ -391,7 +405,9 @@ mod tests {
         let v = json!({"result": {"result": [], "result_error": {"a": {"error": "", "error_description": "Not found"}},
                         "result_total": [], "result_next": [], "result_time": []}, "time": {}});
         let mut r = BatchResponse::parse(&b, outer(v)).unwrap();
-        let CommandOutcome::Err(e) = r.take("a") else { panic!() };
+        let CommandOutcome::Err(e) = r.take("a") else {
+            panic!()
+        };
         assert_eq!(e.class(), super::super::error::ErrorClass::NotFound);
     }
 }

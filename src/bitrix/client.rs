@@ -406,13 +406,33 @@ mod tests {
     #[test]
     fn every_error_fixture_is_classified() {
         let cases = [
-            ("error.QUERY_LIMIT_EXCEEDED.real.json", 503, ErrorClass::RateLimited),
-            ("error.OPERATION_TIME_LIMIT.real.json", 429, ErrorClass::OperatingLimit),
+            (
+                "error.QUERY_LIMIT_EXCEEDED.real.json",
+                503,
+                ErrorClass::RateLimited,
+            ),
+            (
+                "error.OPERATION_TIME_LIMIT.real.json",
+                429,
+                ErrorClass::OperatingLimit,
+            ),
             ("error.INVALID_CREDENTIALS.json", 401, ErrorClass::Auth),
             ("error.crm.deal.list.400.json", 400, ErrorClass::BadRequest),
-            ("error.crm.item.get.NOT_FOUND.json", 400, ErrorClass::NotFound),
-            ("error.crm.item.list.INVALID_ARG_VALUE.json", 400, ErrorClass::BadRequest),
-            ("error.crm.type.list.ACCESS_DENIED.json", 400, ErrorClass::AccessDenied),
+            (
+                "error.crm.item.get.NOT_FOUND.json",
+                400,
+                ErrorClass::NotFound,
+            ),
+            (
+                "error.crm.item.list.INVALID_ARG_VALUE.json",
+                400,
+                ErrorClass::BadRequest,
+            ),
+            (
+                "error.crm.type.list.ACCESS_DENIED.json",
+                400,
+                ErrorClass::AccessDenied,
+            ),
             ("oauth.error.PAYMENT_REQUIRED.json", 402, ErrorClass::Auth),
         ];
         for (file, status, class) in cases {
@@ -439,8 +459,12 @@ mod tests {
         let r = parse_answer("crm.type.list", 200, &fixture("crm.type.list.json")).unwrap();
         assert_eq!(r.total, Some(4));
         assert_eq!(r.time.operating, Some(0.0));
-        let r = parse_answer("crm.enum.ownertype", 200, &fixture("crm.enum.ownertype.json"))
-            .unwrap();
+        let r = parse_answer(
+            "crm.enum.ownertype",
+            200,
+            &fixture("crm.enum.ownertype.json"),
+        )
+        .unwrap();
         assert_eq!(r.time.operating_reset_at, Some(1750153784.0));
         let r = parse_answer("x", 200, &fixture("crm.userfield.types.json")).unwrap();
         assert!(r.time.start.is_some());

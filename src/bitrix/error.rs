@@ -48,9 +48,17 @@ pub fn classify(status: u16, code: &str, description: &str) -> ErrorClass {
         "operation_time_limit" => ErrorClass::OperatingLimit,
         "overload_limit" => ErrorClass::Overload,
         "expired_token" => ErrorClass::ExpiredToken,
-        "invalid_token" | "no_auth_found" | "invalid_credentials" | "wrong_auth_type"
-        | "insufficient_scope" | "invalid_scope" | "invalid_grant" | "invalid_client"
-        | "payment_required" | "authorization_error" | "user_access_error" => ErrorClass::Auth,
+        "invalid_token"
+        | "no_auth_found"
+        | "invalid_credentials"
+        | "wrong_auth_type"
+        | "insufficient_scope"
+        | "invalid_scope"
+        | "invalid_grant"
+        | "invalid_client"
+        | "payment_required"
+        | "authorization_error"
+        | "user_access_error" => ErrorClass::Auth,
         "access_denied" | "allowed_only_intranet_user" => ErrorClass::AccessDenied,
         "not_found" => ErrorClass::NotFound,
         "error_method_not_found" | "method_not_found" => ErrorClass::MethodNotFound,
@@ -120,7 +128,11 @@ pub enum BitrixError {
 }
 
 fn display_code(code: &str) -> &str {
-    if code.is_empty() { "(empty code)" } else { code }
+    if code.is_empty() {
+        "(empty code)"
+    } else {
+        code
+    }
 }
 
 impl BitrixError {
@@ -191,7 +203,10 @@ mod tests {
     #[test]
     fn empty_code_uses_description() {
         assert_eq!(classify(400, "", "Not found"), ErrorClass::NotFound);
-        assert_eq!(classify(400, "", "Access denied."), ErrorClass::AccessDenied);
+        assert_eq!(
+            classify(400, "", "Access denied."),
+            ErrorClass::AccessDenied
+        );
         assert_eq!(
             classify(400, "", "Parameter 'filter' must be array."),
             ErrorClass::BadRequest
@@ -211,7 +226,12 @@ mod tests {
         let e = BitrixError::RetriesExhausted {
             method: "crm.deal.list".into(),
             attempts: 5,
-            last: Box::new(BitrixError::api("crm.deal.list", 503, "QUERY_LIMIT_EXCEEDED", "")),
+            last: Box::new(BitrixError::api(
+                "crm.deal.list",
+                503,
+                "QUERY_LIMIT_EXCEEDED",
+                "",
+            )),
         };
         assert!(!e.is_retryable());
         assert_eq!(e.code(), Some("QUERY_LIMIT_EXCEEDED"));

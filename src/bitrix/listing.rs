@@ -97,9 +97,8 @@ pub fn list(
 }
 
 fn resolve(req: &ListRequest) -> Result<&'static MethodSpec, BitrixError> {
-    let spec = spec(&req.method_key).ok_or_else(|| {
-        BitrixError::Usage(format!("unknown method key `{}`", req.method_key))
-    })?;
+    let spec = spec(&req.method_key)
+        .ok_or_else(|| BitrixError::Usage(format!("unknown method key `{}`", req.method_key)))?;
     if spec.needs_entity_type_id && req.entity_type_id.is_none() {
         return Err(BitrixError::Usage(format!(
             "{} needs an entityTypeId",
@@ -174,7 +173,10 @@ fn set_filter(spec: &MethodSpec, params: &mut Map<String, Value>, filter: Map<St
     }
 }
 
-fn filter_mut<'a>(spec: &MethodSpec, params: &'a mut Map<String, Value>) -> &'a mut Map<String, Value> {
+fn filter_mut<'a>(
+    spec: &MethodSpec,
+    params: &'a mut Map<String, Value>,
+) -> &'a mut Map<String, Value> {
     let key = match spec.filter_style {
         FilterStyle::Object => "filter",
         FilterStyle::UpperObject => "FILTER",
@@ -205,7 +207,10 @@ fn set_order(spec: &MethodSpec, params: &mut Map<String, Value>, dir: &str) {
 }
 
 /// The rows of one answer according to the method's envelope.
-pub fn extract_rows(spec: &MethodSpec, r: &Response) -> Result<Vec<Map<String, Value>>, BitrixError> {
+pub fn extract_rows(
+    spec: &MethodSpec,
+    r: &Response,
+) -> Result<Vec<Map<String, Value>>, BitrixError> {
     rows_of(spec, &r.result)
 }
 
@@ -347,7 +352,11 @@ impl Chain {
             batch.push("probe", self.spec.list, Value::Object(self.probe_params()))?;
         }
         for k in 0..chain {
-            batch.push(format!("p{k}"), self.spec.list, Value::Object(self.page_params(k)))?;
+            batch.push(
+                format!("p{k}"),
+                self.spec.list,
+                Value::Object(self.page_params(k)),
+            )?;
         }
         let mut resp = client.batch(&batch).await?;
         self.batches += 1;
@@ -370,7 +379,11 @@ impl Chain {
                 // Later pages were filtered by this one: they are discarded and re-read from
                 // the last good cursor once the governor lets the method run again.
                 CommandOutcome::Err(e) if e.is_retryable() => {
-                    self.stalled = if pages.is_empty() { self.stalled + 1 } else { 0 };
+                    self.stalled = if pages.is_empty() {
+                        self.stalled + 1
+                    } else {
+                        0
+                    };
                     if self.stalled > MAX_STALLED_BATCHES {
                         return Err(BitrixError::RetriesExhausted {
                             method: self.spec.list.to_string(),
@@ -385,7 +398,10 @@ impl Chain {
                 }
                 CommandOutcome::Err(e) => return Err(e),
                 CommandOutcome::Missing => {
-                    return Err(malformed(self.spec, &format!("batch has no answer for p{k}")));
+                    return Err(malformed(
+                        self.spec,
+                        &format!("batch has no answer for p{k}"),
+                    ));
                 }
             }
         }
@@ -417,7 +433,10 @@ impl Chain {
     fn accept(&mut self, rows: &[Map<String, Value>]) -> Result<(), BitrixError> {
         for row in rows {
             let id = id_of(self.spec, row).ok_or_else(|| {
-                malformed(self.spec, &format!("a row has no numeric `{}`", self.spec.id.row))
+                malformed(
+                    self.spec,
+                    &format!("a row has no numeric `{}`", self.spec.id.row),
+                )
             })?;
             if self.last_id.is_some_and(|last| id <= last) {
                 return Err(malformed(
@@ -477,7 +496,10 @@ mod tests {
         let probe = c.probe_params();
         assert_eq!(probe["order"]["ID"], "DESC");
         assert_eq!(probe["select"], json!(["ID"]));
-        assert_eq!(probe["filter"][">=DATE_MODIFY"], "2024-05-01T10:00:00+03:00");
+        assert_eq!(
+            probe["filter"][">=DATE_MODIFY"],
+            "2024-05-01T10:00:00+03:00"
+        );
         assert_eq!(c.chain_len(), FIRST_CHAIN_INCREMENTAL);
     }
 
@@ -485,7 +507,10 @@ mod tests {
     fn user_get_uses_sort_order_strings_and_upper_filter() {
         let c = Chain::new(spec("user").unwrap(), &req("user"));
         let p = c.page_params(1);
-        assert_eq!((p["sort"].as_str(), p["order"].as_str()), (Some("ID"), Some("ASC")));
+        assert_eq!(
+            (p["sort"].as_str(), p["order"].as_str()),
+            (Some("ID"), Some("ASC"))
+        );
         assert_eq!(p["FILTER"][">ID"], "$result[p0][49][ID]");
     }
 
@@ -526,10 +551,16 @@ mod tests {
         let item = spec("crm.item").unwrap();
         assert!(rows_of(item, &json!([])).unwrap().is_empty());
         assert!(rows_of(item, &json!({"items": []})).unwrap().is_empty());
-        assert_eq!(rows_of(item, &json!({"items": [{"id": 1}]})).unwrap().len(), 1);
+        assert_eq!(
+            rows_of(item, &json!({"items": [{"id": 1}]})).unwrap().len(),
+            1
+        );
         assert!(rows_of(item, &json!({"other": 1})).unwrap().is_empty());
         let status = spec("crm.status").unwrap();
-        assert_eq!(rows_of(status, &json!({"3": {"ID": "3"}})).unwrap().len(), 1);
+        assert_eq!(
+            rows_of(status, &json!({"3": {"ID": "3"}})).unwrap().len(),
+            1
+        );
         assert!(rows_of(status, &json!("x")).is_err());
     }
 

@@ -4,14 +4,8 @@
 //! rules, user-field naming) is data here; the client, listing and discovery read it instead of
 //! branching on method names. Sources: `docs/bitrix24-api.md` §2, §5, §6 and the fixtures.
 
-/// How the values of a method are encoded (see `bitrix24-api.md` §6.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ValueStyle {
-    /// Legacy CRM and friends: every scalar a string, `""` empty dates, `false` empty multiples.
-    Legacy,
-    /// Controller API (`crm.item.*`, `crm.type.*`): ORM types, `"Y"`/`"N"` booleans, `null`s.
-    Typed,
-}
+/// How the values of a method are encoded (§6.3); owned by the typed schema.
+pub use crate::schema::ValueStyle;
 
 /// Where the rows sit inside `result`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
