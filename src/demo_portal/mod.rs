@@ -1,1 +1,287 @@
-//! demo_portal
+//! demo_portal: a faithful Bitrix24 REST emulator with generated data.
+//!
+//! See `docs/bitrix24-api.md` for the behaviour it reproduces. Start it with [`start`]; drive it
+//! in-process through [`PortalControl`] or over HTTP under `/_control/...`.
+
+mod batch;
+mod cli;
+mod control;
+mod faults;
+mod fields;
+mod generate;
+mod json_out;
+mod limits;
+mod methods;
+mod model;
+mod oauth;
+mod params;
+mod query;
+mod render;
+mod server;
+mod store;
+
+use std::net::SocketAddr;
+
+pub use cli::{DemoPortalArgs, run_cli};
+pub use control::{Counters, Fault, FaultKind, PortalControl, UserFieldSpec};
+pub use limits::CostModel;
+
+/// Errors of the demo portal's public API.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoPortalError {
+    #[error("cannot bind demo portal to {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("invalid demo portal config: {0}")]
+    Config(String),
+    #[error("unknown entity table '{0}'")]
+    UnknownTable(String),
+    #[error("unknown field '{field}' in table '{table}'")]
+    UnknownField { table: String, field: String },
+    #[error("invalid value for {field}: {message}")]
+    InvalidValue { field: String, message: String },
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+/// A smart process to generate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmartProcessSpec {
+    pub entity_type_id: u32,
+    pub title: String,
+    pub items: u64,
+}
+
+/// How many rows of each entity to generate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataSizes {
+    pub deals: u64,
+    pub leads: u64,
+    pub contacts: u64,
+    pub companies: u64,
+    pub users: u64,
+    pub departments: u64,
+    pub activities: u64,
+    /// Deal pipelines besides the default one (id 0).
+    pub deal_categories: u32,
+    pub smart_processes: Vec<SmartProcessSpec>,
+}
+
+impl Default for DataSizes {
+    fn default() -> Self {
+        DataSizes {
+            deals: 240,
+            leads: 120,
+            contacts: 200,
+            companies: 80,
+            users: 12,
+            departments: 5,
+            activities: 300,
+            deal_categories: 2,
+            smart_processes: vec![
+                SmartProcessSpec {
+                    entity_type_id: 128,
+                    title: "Проекты 🚀".into(),
+                    items: 60,
+                },
+                SmartProcessSpec {
+                    entity_type_id: 130,
+                    title: "Purchase \"orders\"".into(),
+                    items: 45,
+                },
+                SmartProcessSpec {
+                    entity_type_id: 132,
+                    title: "Contracts'; DROP TABLE x; --".into(),
+                    items: 30,
+                },
+            ],
+        }
+    }
+}
+
+/// How a `batch` call is billed against the operating-time limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BatchBilling {
+    /// Each nested call is billed to its own method; `batch` itself is ignored
+    /// (docs and `loadlimiter.php` `ignoreMethod = [batch]`).
+    #[default]
+    PerMethod,
+    /// The whole batch is billed to the method `batch` (one field measurement, see peers.md §1).
+    WholeBatch,
+}
+
+/// Cloud limits (docs `limits.md`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitsConfig {
+    pub enabled: bool,
+    /// Leaky-bucket drain rate, requests per simulated second.
+    pub rate_per_sec: f64,
+    /// Bucket size; above it requests get 503 QUERY_LIMIT_EXCEEDED.
+    pub burst: f64,
+    /// Per-method operating seconds allowed within the window.
+    pub operating_limit_secs: f64,
+    /// The sliding window (10 one-minute baskets = 600 s).
+    pub window_secs: u64,
+    pub batch_billing: BatchBilling,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            enabled: true,
+            rate_per_sec: 2.0,
+            burst: 50.0,
+            operating_limit_secs: 480.0,
+            window_secs: 600,
+            batch_billing: BatchBilling::PerMethod,
+        }
+    }
+}
+
+/// The OAuth application the portal accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthConfig {
+    pub client_id: String,
+    pub client_secret: String,
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Access-token lifetime in simulated seconds.
+    pub access_token_ttl_secs: f64,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        OAuthConfig {
+            client_id: "local.demo0000000000.00000000".into(),
+            client_secret: "demo-client-secret".into(),
+            access_token: "demoaccesstoken000000000000000000".into(),
+            refresh_token: "demorefreshtoken00000000000000000".into(),
+            access_token_ttl_secs: 3600.0,
+        }
+    }
+}
+
+/// Everything that defines a demo portal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortalConfig {
+    pub seed: u64,
+    pub sizes: DataSizes,
+    pub limits: LimitsConfig,
+    pub cost: CostModel,
+    /// Simulated seconds per real second.
+    pub time_scale: f64,
+    /// Portal/server UTC offset in seconds (dates print in it).
+    pub utc_offset_secs: i32,
+    pub webhook_user_id: u32,
+    pub webhook_code: String,
+    pub oauth: OAuthConfig,
+    /// Whether the webhook user is a CRM administrator (`crm.type.list` needs it).
+    pub crm_admin: bool,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        PortalConfig {
+            seed: 42,
+            sizes: DataSizes::default(),
+            limits: LimitsConfig::default(),
+            cost: CostModel::default(),
+            time_scale: 1.0,
+            utc_offset_secs: 10_800,
+            webhook_user_id: 1,
+            webhook_code: "demo0webhook0code".into(),
+            oauth: OAuthConfig::default(),
+            crm_admin: true,
+        }
+    }
+}
+
+impl PortalConfig {
+    fn validate(&self) -> Result<(), DemoPortalError> {
+        let bad = |m: &str| Err(DemoPortalError::Config(m.to_string()));
+        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
+            return bad("time_scale must be > 0");
+        }
+        if self.webhook_code.is_empty() || self.webhook_code.contains('/') {
+            return bad("webhook_code must be a non-empty path segment");
+        }
+        if self.limits.enabled && (self.limits.rate_per_sec <= 0.0 || self.limits.burst < 1.0) {
+            return bad("limits: rate_per_sec must be > 0 and burst >= 1");
+        }
+        if self.limits.window_secs < 60 {
+            return bad("limits: window_secs must be >= 60");
+        }
+        if self.utc_offset_secs.abs() > 14 * 3600 {
+            return bad("utc_offset_secs out of range");
+        }
+        Ok(())
+    }
+}
+
+/// A running emulator.
+pub struct RunningPortal {
+    addr: SocketAddr,
+    control: PortalControl,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningPortal {
+    /// `http://127.0.0.1:PORT`
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT/rest/{user}/{code}/`
+    pub fn webhook_url(&self) -> String {
+        let cfg = self.control.config();
+        format!(
+            "{}/rest/{}/{}/",
+            self.base_url(),
+            cfg.webhook_user_id,
+            cfg.webhook_code
+        )
+    }
+
+    pub fn control(&self) -> &PortalControl {
+        &self.control
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Start the emulator on `addr` (port 0 picks a free port).
+pub async fn start(cfg: PortalConfig, addr: SocketAddr) -> Result<RunningPortal, DemoPortalError> {
+    cfg.validate()?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| DemoPortalError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| DemoPortalError::Bind { addr, source })?;
+    let control = PortalControl::new(cfg, format!("http://{local}"));
+    let app = server::router(control.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = rx.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "demo portal server stopped with an error");
+        }
+    });
+    tracing::info!(addr = %local, "demo portal started");
+    Ok(RunningPortal {
+        addr: local,
+        control,
+        shutdown: Some(tx),
+        task,
+    })
+}

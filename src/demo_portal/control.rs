@@ -1,0 +1,565 @@
+//! In-process control of a running portal: data mutations, faults, counters, ground truth.
+//! The same operations are exposed over HTTP under `/_control/...` (see `server.rs`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{NaiveDate, NaiveDateTime};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as SJ, json};
+
+use super::fields::uf_gen_for;
+use super::generate::Gen;
+use super::limits::{LeakyBucket, OperatingLimiter, SimClock};
+use super::model::{FieldDef, FmVal, Kind, Table, Val};
+use super::oauth::OAuthState;
+use super::render::{self, Cell};
+use super::store::{PortalData, modify_field};
+use super::{DemoPortalError, PortalConfig};
+
+/// Request and billing counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counters {
+    /// HTTP requests to `/rest/...` (a batch is one).
+    pub requests_total: u64,
+    /// Calls per method, including each nested batch command.
+    pub per_method: BTreeMap<String, u64>,
+    /// COUNT queries executed (list calls with `start >= 0`).
+    pub count_queries: u64,
+    pub count_queries_per_method: BTreeMap<String, u64>,
+    /// Simulated operating seconds billed per method.
+    pub operating_secs: BTreeMap<String, f64>,
+    pub rows_served: BTreeMap<String, u64>,
+    /// HTTP responses by status code.
+    pub responses_by_status: BTreeMap<String, u64>,
+    /// Errors by code (top-level and nested), `""` for legacy code-less errors.
+    pub errors_by_code: BTreeMap<String, u64>,
+    /// HTTP 503 QUERY_LIMIT_EXCEEDED responses.
+    pub query_limit_exceeded: u64,
+    /// HTTP 429 OPERATION_TIME_LIMIT responses.
+    pub operation_time_limit: u64,
+    pub faults_injected: u64,
+}
+
+/// What an injected fault does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FaultKind {
+    /// HTTP 503 QUERY_LIMIT_EXCEEDED.
+    QueryLimitExceeded,
+    /// HTTP 429 OPERATION_TIME_LIMIT.
+    OperationTimeLimit,
+    /// HTTP 500 INTERNAL_SERVER_ERROR.
+    InternalError,
+    /// Delay the (otherwise normal) response.
+    Slow { delay_ms: u64 },
+    /// Send part of the body, then abort the connection.
+    ConnectionReset,
+    /// HTTP 200 with a cut JSON body.
+    TruncatedJson,
+    /// HTTP 401 expired_token.
+    ExpiredToken,
+}
+
+/// A fault rule: applies with `probability`, or to the next `remaining` requests (both absent:
+/// every request), optionally only for one top-level `method`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    #[serde(flatten)]
+    pub kind: FaultKind,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub probability: Option<f64>,
+    #[serde(default)]
+    pub remaining: Option<u32>,
+}
+
+/// A user field to add through the control API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserFieldSpec {
+    /// Field code; generated (`UF_CRM_…`) when absent.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// `string`, `integer`, `double`, `boolean`, `date`, `datetime`, `enumeration`, `money`, `url`,
+    /// `address`, `file`, `employee`, `crm`, `crm_status`, `iblock_element`, `rest_…`.
+    pub user_type: String,
+    #[serde(default)]
+    pub multiple: bool,
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Fill existing rows with generated values (otherwise they stay empty).
+    #[serde(default = "yes")]
+    pub fill: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Mutable portal state behind one lock (handlers never hold it across an await).
+#[derive(Debug)]
+pub struct State {
+    pub data: PortalData,
+    pub clock: SimClock,
+    pub bucket: LeakyBucket,
+    pub operating: OperatingLimiter,
+    pub counters: Counters,
+    pub faults: Vec<Fault>,
+    pub oauth: OAuthState,
+    pub crm_admin: bool,
+    pub rng: u64,
+}
+
+#[derive(Debug)]
+pub struct Shared {
+    pub cfg: PortalConfig,
+    pub base_url: String,
+    pub state: Mutex<State>,
+}
+
+/// Handle to a running portal's state (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct PortalControl {
+    pub(crate) shared: Arc<Shared>,
+}
+
+fn unknown_table(name: &str) -> DemoPortalError {
+    DemoPortalError::UnknownTable(name.to_string())
+}
+
+impl PortalControl {
+    pub(crate) fn new(cfg: PortalConfig, base_url: String) -> PortalControl {
+        let data = PortalData::build(cfg.seed, &cfg.sizes);
+        let clock = SimClock::new(cfg.time_scale);
+        let oauth = OAuthState::new(&cfg.oauth, clock.now());
+        let state = State {
+            data,
+            clock,
+            bucket: LeakyBucket::default(),
+            operating: OperatingLimiter::default(),
+            counters: Counters::default(),
+            faults: Vec::new(),
+            oauth,
+            crm_admin: cfg.crm_admin,
+            rng: cfg.seed ^ 0x5eed,
+        };
+        PortalControl {
+            shared: Arc::new(Shared {
+                cfg,
+                base_url,
+                state: Mutex::new(state),
+            }),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock must not take the portal down for other tests.
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn config(&self) -> PortalConfig {
+        self.shared.cfg.clone()
+    }
+
+    /// Current portal time (unix seconds, simulated clock).
+    pub fn now(&self) -> f64 {
+        self.lock().clock.now()
+    }
+
+    /// Move the simulated clock forward.
+    pub fn advance_clock(&self, secs: f64) {
+        self.lock().clock.advance(secs);
+    }
+
+    /// Make the webhook user a CRM admin or not (`crm.type.list` → ACCESS_DENIED when not).
+    pub fn set_crm_admin(&self, admin: bool) {
+        self.lock().crm_admin = admin;
+    }
+
+    /// Names of all tables (`deal`, `lead`, `contact`, `company`, `dynamic_<etid>`, `user`, ...).
+    pub fn tables(&self) -> Vec<String> {
+        self.lock().data.tables.keys().cloned().collect()
+    }
+
+    /// Bump the modification time of rows to now (or to `modify_time`, unix seconds) and set
+    /// optional values given in canonical ground-truth form. Returns the number of rows changed.
+    pub fn modify_rows(
+        &self,
+        table: &str,
+        ids: &[u64],
+        set: &Map<String, SJ>,
+        modify_time: Option<i64>,
+    ) -> Result<usize, DemoPortalError> {
+        let mut st = self.lock();
+        let now = st.clock.now().floor() as i64;
+        let t = st
+            .data
+            .tables
+            .get(table)
+            .ok_or_else(|| unknown_table(table))?;
+        let mut parsed = Vec::new();
+        for (code, v) in set {
+            let f = t.field(code).ok_or_else(|| DemoPortalError::UnknownField {
+                table: table.into(),
+                field: code.clone(),
+            })?;
+            parsed.push((code.clone(), parse_canonical(f, v)?));
+        }
+        let mf = modify_field(t);
+        let t = st
+            .data
+            .tables
+            .get_mut(table)
+            .ok_or_else(|| unknown_table(table))?;
+        let mut n = 0;
+        for id in ids {
+            if !t.exists(*id) {
+                continue;
+            }
+            for (code, v) in &parsed {
+                t.set_override(*id, code, v.clone());
+            }
+            if let Some(mf) = mf {
+                t.set_override(*id, mf, Val::DateTime(modify_time.unwrap_or(now)));
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    pub fn delete_rows(&self, table: &str, ids: &[u64]) -> Result<usize, DemoPortalError> {
+        let mut st = self.lock();
+        let t = st
+            .data
+            .tables
+            .get_mut(table)
+            .ok_or_else(|| unknown_table(table))?;
+        Ok(ids.iter().filter(|id| t.delete(**id)).count())
+    }
+
+    /// Add a smart process with `items` generated items; returns its entityTypeId.
+    pub fn add_smart_process(
+        &self,
+        entity_type_id: Option<u32>,
+        title: &str,
+        items: u64,
+    ) -> Result<u32, DemoPortalError> {
+        let mut st = self.lock();
+        if let Some(e) = entity_type_id
+            && (e < 128 || st.data.type_for_etid(e).is_some())
+        {
+            return Err(DemoPortalError::Config(format!(
+                "entityTypeId {e} is taken or reserved"
+            )));
+        }
+        Ok(st.data.add_smart_process(entity_type_id, title, items))
+    }
+
+    pub fn remove_smart_process(&self, entity_type_id: u32) -> Result<(), DemoPortalError> {
+        if self.lock().data.remove_smart_process(entity_type_id) {
+            Ok(())
+        } else {
+            Err(DemoPortalError::NotFound(format!(
+                "smart process {entity_type_id}"
+            )))
+        }
+    }
+
+    /// Add a user field to a CRM table; returns its code.
+    pub fn add_user_field(
+        &self,
+        table: &str,
+        spec: &UserFieldSpec,
+    ) -> Result<String, DemoPortalError> {
+        let mut st = self.lock();
+        let t = st
+            .data
+            .tables
+            .get(table)
+            .ok_or_else(|| unknown_table(table))?;
+        if !matches!(
+            t.kind,
+            super::model::TableKind::Crm | super::model::TableKind::Dynamic
+        ) {
+            return Err(DemoPortalError::Config(format!(
+                "table {table} has no user fields"
+            )));
+        }
+        if let Some(c) = &spec.code
+            && !c.starts_with("UF_")
+        {
+            return Err(DemoPortalError::Config(
+                "user field codes start with UF_".into(),
+            ));
+        }
+        let label = spec
+            .label
+            .clone()
+            .unwrap_or_else(|| format!("Поле {}", spec.user_type));
+        let code = st
+            .data
+            .add_user_field(
+                table,
+                "X",
+                &spec.user_type,
+                spec.multiple,
+                &label,
+                uf_gen_for(&spec.user_type),
+                spec.code.clone(),
+            )
+            .ok_or_else(|| DemoPortalError::Config("field already exists".into()))?;
+        if !spec.fill
+            && let Some(f) = st
+                .data
+                .tables
+                .get_mut(table)
+                .and_then(|t| t.fields.iter_mut().find(|f| f.code == code))
+        {
+            f.genr = Gen::Null;
+        }
+        Ok(code)
+    }
+
+    /// Add an option to an enumeration UF; returns the option id.
+    pub fn add_enum_option(
+        &self,
+        table: &str,
+        field: &str,
+        label: &str,
+    ) -> Result<u64, DemoPortalError> {
+        self.lock()
+            .data
+            .add_enum_option(table, field, label)
+            .ok_or_else(|| DemoPortalError::UnknownField {
+                table: table.into(),
+                field: field.into(),
+            })
+    }
+
+    pub fn inject_fault(&self, fault: Fault) {
+        self.lock().faults.push(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    pub fn faults(&self) -> Vec<Fault> {
+        self.lock().faults.clone()
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.lock().counters.clone()
+    }
+
+    /// Reset counters (and the limiters, so a test starts from a clean bucket).
+    pub fn reset_counters(&self) {
+        let mut st = self.lock();
+        st.counters = Counters::default();
+        st.bucket = LeakyBucket::default();
+        st.operating.reset();
+    }
+
+    /// Every row of a table in canonical form, ordered by id.
+    pub fn ground_truth(&self, table: &str) -> Result<Vec<Map<String, SJ>>, DemoPortalError> {
+        let st = self.lock();
+        let t = st
+            .data
+            .tables
+            .get(table)
+            .ok_or_else(|| unknown_table(table))?;
+        Ok(truth_rows(
+            &st.data,
+            t,
+            &self.shared.base_url,
+            self.shared.cfg.utc_offset_secs,
+        ))
+    }
+
+    /// Ground truth of every table.
+    pub fn ground_truth_all(&self) -> BTreeMap<String, Vec<Map<String, SJ>>> {
+        let st = self.lock();
+        st.data
+            .tables
+            .values()
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    truth_rows(
+                        &st.data,
+                        t,
+                        &self.shared.base_url,
+                        self.shared.cfg.utc_offset_secs,
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// The catalog truth: tables, fields (type, multiple, labels), enumeration options, types.
+    pub fn catalog(&self) -> SJ {
+        let st = self.lock();
+        let tables: Vec<SJ> = st.data.tables.values().map(catalog_table).collect();
+        let types: Vec<SJ> = st
+            .data
+            .types
+            .iter()
+            .map(|t| json!({"id": t.id, "entity_type_id": t.entity_type_id, "title": t.title, "table": PortalData::table_name_for(t.entity_type_id)}))
+            .collect();
+        json!({"tables": tables, "smart_processes": types, "utc_offset_secs": self.shared.cfg.utc_offset_secs})
+    }
+}
+
+fn truth_rows(data: &PortalData, t: &Table, base_url: &str, offset: i32) -> Vec<Map<String, SJ>> {
+    t.ids()
+        .map(|id| {
+            let cell = Cell {
+                base_url,
+                table: &t.name,
+                entity_type_id: t.entity_type_id.unwrap_or(0),
+                id,
+                offset,
+            };
+            let mut row = Map::new();
+            for f in t.fields.iter().filter(|f| !f.code.starts_with('_')) {
+                for (k, v) in render::truth(f, &data.value(t, id, f), &cell) {
+                    row.insert(k, v);
+                }
+            }
+            row
+        })
+        .collect()
+}
+
+fn catalog_table(t: &Table) -> SJ {
+    let fields: Vec<SJ> = t
+        .fields
+        .iter()
+        .filter(|f| !f.code.starts_with('_'))
+        .map(|f| {
+            let options: Vec<SJ> =
+                f.uf.as_ref()
+                    .map(|u| {
+                        u.options
+                            .iter()
+                            .map(|o| json!({"id": o.id, "value": o.value, "sort": o.sort}))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+            json!({
+                "code": f.code,
+                "item_name": f.item,
+                "item_upper_name": f.item.as_ref().map(|_| f.item_upper.clone()),
+                "type": f.api_type,
+                "multiple": f.multiple,
+                "is_uf": f.is_uf(),
+                "title": f.title,
+                "label": f.uf.as_ref().map(|u| u.label.clone()),
+                "status_type": f.status_type,
+                "legacy": format!("{:?}", f.legacy),
+                "options": options,
+            })
+        })
+        .collect();
+    json!({
+        "name": t.name,
+        "kind": format!("{:?}", t.kind),
+        "entity_type_id": t.entity_type_id,
+        "rows": t.row_count(),
+        "fields": fields,
+    })
+}
+
+fn bad(f: &FieldDef, m: &str) -> DemoPortalError {
+    DemoPortalError::InvalidValue {
+        field: f.code.clone(),
+        message: m.into(),
+    }
+}
+
+fn parse_amount(f: &FieldDef, v: &SJ) -> Result<i64, DemoPortalError> {
+    let s = match v {
+        SJ::String(s) => s.clone(),
+        SJ::Number(n) => n.to_string(),
+        _ => return Err(bad(f, "expected an amount")),
+    };
+    let x: f64 = s.trim().parse().map_err(|_| bad(f, "expected an amount"))?;
+    Ok((x * 100.0).round() as i64)
+}
+
+/// Parse a canonical (ground-truth form) JSON value into a typed value for field `f`.
+pub fn parse_canonical(f: &FieldDef, v: &SJ) -> Result<Val, DemoPortalError> {
+    if v.is_null() {
+        return Ok(Val::Null);
+    }
+    if f.kind == Kind::Fm {
+        let arr = v.as_array().ok_or_else(|| bad(f, "expected an array"))?;
+        let mut out = Vec::new();
+        for (i, x) in arr.iter().enumerate() {
+            out.push(FmVal {
+                id: 900_000 + i as u64,
+                type_id: f.code.clone(),
+                value_type: x
+                    .get("value_type")
+                    .and_then(SJ::as_str)
+                    .unwrap_or("WORK")
+                    .to_string(),
+                value: x
+                    .get("value")
+                    .and_then(SJ::as_str)
+                    .ok_or_else(|| bad(f, "value missing"))?
+                    .to_string(),
+            });
+        }
+        return Ok(Val::Fm(out));
+    }
+    if f.multiple {
+        let arr = v.as_array().ok_or_else(|| bad(f, "expected an array"))?;
+        return arr
+            .iter()
+            .map(|x| parse_scalar(f, x))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Val::List);
+    }
+    parse_scalar(f, v)
+}
+
+fn parse_scalar(f: &FieldDef, v: &SJ) -> Result<Val, DemoPortalError> {
+    let as_str = || v.as_str().ok_or_else(|| bad(f, "expected a string"));
+    Ok(match f.kind {
+        Kind::Int => Val::Int(v.as_i64().ok_or_else(|| bad(f, "expected an integer"))?),
+        Kind::Enum => Val::Enum(v.as_u64().ok_or_else(|| bad(f, "expected an option id"))?),
+        Kind::File => match v {
+            SJ::Number(n) => Val::File(n.as_u64().ok_or_else(|| bad(f, "expected a file id"))?),
+            _ => Val::Str(as_str()?.to_string()),
+        },
+        Kind::Amount => Val::Amount(parse_amount(f, v)?),
+        Kind::Float => Val::Float(v.as_f64().ok_or_else(|| bad(f, "expected a number"))?),
+        Kind::YesNo | Kind::UfBool | Kind::JsonBool => {
+            Val::Bool(v.as_bool().ok_or_else(|| bad(f, "expected a boolean"))?)
+        }
+        Kind::Date => Val::Date(
+            NaiveDate::parse_from_str(as_str()?, "%Y-%m-%d")
+                .map_err(|_| bad(f, "expected YYYY-MM-DD"))?,
+        ),
+        Kind::DateTime | Kind::OrmObject => Val::DateTime(
+            NaiveDateTime::parse_from_str(as_str()?, "%Y-%m-%d %H:%M:%S")
+                .map_err(|_| bad(f, "expected YYYY-MM-DD hh:mm:ss (UTC)"))?
+                .and_utc()
+                .timestamp(),
+        ),
+        Kind::Money => {
+            let s = as_str()?;
+            let (amount, cur) = s
+                .split_once('|')
+                .ok_or_else(|| bad(f, "expected \"amount|CUR\""))?;
+            Val::Money {
+                cents: parse_amount(f, &SJ::String(amount.into()))?,
+                currency: cur.to_string(),
+            }
+        }
+        Kind::Binding => Val::Binding(as_str()?.to_string()),
+        Kind::Str | Kind::Fm => Val::Str(as_str()?.to_string()),
+    })
+}

@@ -1,0 +1,172 @@
+//! REST methods. Each returns an [`Outcome`]: the result or an error, plus what it cost.
+
+mod item;
+mod legacy;
+mod reference;
+mod users;
+
+use super::control::{Shared, State};
+use super::json_out::J;
+use super::params::PVal;
+
+/// A method error as the portal reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MethodError {
+    pub status: u16,
+    pub code: String,
+    pub description: String,
+}
+
+impl MethodError {
+    pub fn new(status: u16, code: &str, description: &str) -> MethodError {
+        MethodError {
+            status,
+            code: code.into(),
+            description: description.into(),
+        }
+    }
+    /// Legacy CRM `RestException` without a code: `error: ""`, HTTP 400.
+    pub fn legacy(description: &str) -> MethodError {
+        MethodError::new(400, "", description)
+    }
+}
+
+/// A successful method result: `result` plus `total`/`next` lifted to the top level.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Success {
+    pub result: J,
+    pub total: Option<u64>,
+    pub next: Option<u64>,
+}
+
+impl Success {
+    pub fn plain(result: J) -> Success {
+        Success {
+            result,
+            total: None,
+            next: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub result: Result<Success, MethodError>,
+    /// Simulated operating seconds.
+    pub cost: f64,
+    pub count_ran: bool,
+    pub rows: usize,
+}
+
+impl Outcome {
+    pub fn ok(s: Success, cost: f64, rows: usize) -> Outcome {
+        Outcome {
+            result: Ok(s),
+            cost,
+            count_ran: false,
+            rows,
+        }
+    }
+    pub fn err(e: MethodError, cost: f64) -> Outcome {
+        Outcome {
+            result: Err(e),
+            cost,
+            count_ran: false,
+            rows: 0,
+        }
+    }
+}
+
+/// Context handed to every method.
+pub struct Ctx<'a> {
+    pub st: &'a mut State,
+    pub shared: &'a Shared,
+}
+
+impl Ctx<'_> {
+    pub fn offset(&self) -> i32 {
+        self.shared.cfg.utc_offset_secs
+    }
+}
+
+/// Whether a method exists (checked before limits so unknown methods answer 404 at once).
+pub fn exists(method: &str) -> bool {
+    if let Some(rest) = method.strip_prefix("crm.")
+        && let Some((entity, op)) = rest.split_once('.')
+        && legacy::entity_table(entity).is_some()
+    {
+        return matches!(op, "list" | "get" | "fields" | "userfield.list")
+            || (entity == "deal" && op == "contact.items.get");
+    }
+    matches!(
+        method,
+        "crm.item.list"
+            | "crm.item.get"
+            | "crm.item.fields"
+            | "crm.type.list"
+            | "crm.enum.ownertype"
+            | "crm.status.list"
+            | "crm.category.list"
+            | "crm.activity.list"
+            | "crm.stagehistory.list"
+            | "crm.currency.list"
+            | "crm.userfield.types"
+            | "user.get"
+            | "department.get"
+            | "batch"
+    )
+}
+
+/// Run a (non-batch) method. `None` = unknown method.
+pub fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome> {
+    if let Some(rest) = method.strip_prefix("crm.")
+        && let Some((entity, op)) = rest.split_once('.')
+        && let Some(table) = legacy::entity_table(entity)
+    {
+        return match op {
+            "list" => Some(legacy::list(ctx, table, params)),
+            "get" => Some(legacy::get(ctx, table, params)),
+            "fields" => Some(legacy::fields(ctx, table)),
+            "userfield.list" => Some(legacy::userfield_list(ctx, table, params)),
+            "contact.items.get" if table == "deal" => Some(legacy::deal_contacts(ctx, params)),
+            _ => None,
+        };
+    }
+    Some(match method {
+        "crm.item.list" => item::list(ctx, params),
+        "crm.item.get" => item::get(ctx, params),
+        "crm.item.fields" => item::fields(ctx, params),
+        "crm.type.list" => reference::type_list(ctx, params),
+        "crm.enum.ownertype" => reference::owner_types(ctx),
+        "crm.status.list" => reference::status_list(ctx, params),
+        "crm.category.list" => reference::category_list(ctx, params),
+        "crm.currency.list" => reference::currency_list(ctx),
+        "crm.userfield.types" => reference::userfield_types(ctx),
+        "crm.activity.list" => legacy::list(ctx, "activity", params),
+        "crm.stagehistory.list" => item::stagehistory(ctx, params),
+        "user.get" => users::user_get(ctx, params),
+        "department.get" => users::department_get(ctx, params),
+        _ => return None,
+    })
+}
+
+/// `CCrmRestHelper::resolveArrayParam`: `filter`, `FILTER`, `Filter`, `arFilter`.
+pub fn array_param<'a>(params: &'a PVal, name: &str) -> Option<&'a PVal> {
+    let mut cap = name.to_string();
+    if let Some(first) = cap.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    [
+        name.to_string(),
+        name.to_uppercase(),
+        cap.clone(),
+        format!("ar{cap}"),
+    ]
+    .iter()
+    .find_map(|k| params.get(k))
+}
+
+/// `start` is read only in lowercase by the REST server.
+pub fn start_param(params: &PVal) -> i64 {
+    params.get("start").and_then(PVal::as_i64).unwrap_or(0)
+}

@@ -1,0 +1,251 @@
+//! The portal's data model: typed canonical values, field definitions and tables.
+//!
+//! Values are stored typed (never as API strings) and rendered per API style on output.
+//! Big CRM tables are *lazy*: row `id` in `1..=max_id` is generated on demand from the seed, and
+//! only modifications are stored, so a 2.4M-lead portal costs no memory or start-up time.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::NaiveDate;
+
+use super::generate::Gen;
+use super::json_out::J;
+
+/// A canonical typed value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    Null,
+    Int(i64),
+    /// Money/decimal amount in cents (exactly two decimals).
+    Amount(i64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+    Date(NaiveDate),
+    /// Unix seconds, UTC.
+    DateTime(i64),
+    /// Enumeration option id.
+    Enum(u64),
+    /// Money user field: amount in cents + currency.
+    Money {
+        cents: i64,
+        currency: String,
+    },
+    /// CRM binding such as `D_12`.
+    Binding(String),
+    /// File id (rendered as file objects by the API).
+    File(u64),
+    /// Values of a multiple field.
+    List(Vec<Val>),
+    /// Multifield values (PHONE/EMAIL/WEB/IM).
+    Fm(Vec<FmVal>),
+}
+
+impl Val {
+    pub fn is_null(&self) -> bool {
+        matches!(self, Val::Null)
+    }
+
+    /// The integer value when the value is integral (ids, enums, ints).
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Val::Int(i) => Some(*i),
+            Val::Enum(e) => i64::try_from(*e).ok(),
+            Val::File(e) => i64::try_from(*e).ok(),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FmVal {
+    pub id: u64,
+    pub type_id: String,
+    pub value_type: String,
+    pub value: String,
+}
+
+/// How a field's value is typed and therefore rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Int,
+    Amount,
+    Float,
+    Str,
+    /// `Y`/`N` flag (legacy `char`, crm.item `boolean`).
+    YesNo,
+    /// UF boolean, stored 1/0.
+    UfBool,
+    Date,
+    DateTime,
+    Enum,
+    Money,
+    Binding,
+    File,
+    Fm,
+    /// A JSON boolean (user.get ACTIVE).
+    JsonBool,
+    /// An ORM DateTime object that PHP json-encodes as `{}` (user.get TIMESTAMP_X).
+    OrmObject,
+}
+
+/// Which legacy calls return a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegacyVis {
+    /// Only described by `*.fields` (CONTACT_IDS: "unsupported in list"; not in get either).
+    FieldsOnly,
+    /// Not in the legacy API at all.
+    None,
+    /// In `*.fields` and `*.get`, never in `*.list` (CONTACT_IDS, PARENT_ID_*).
+    GetOnly,
+    /// Regular field: `*` selects it.
+    List,
+    /// Multifield: only when named explicitly.
+    Explicit,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnumOpt {
+    pub id: u64,
+    pub value: String,
+    pub sort: i64,
+    pub def: bool,
+    pub xml_id: String,
+}
+
+/// User-field metadata (`crm.*.userfield.list`).
+#[derive(Debug, Clone)]
+pub struct UfMeta {
+    pub id: u64,
+    pub user_type_id: String,
+    pub sort: i64,
+    pub label: String,
+    pub mandatory: bool,
+    pub settings: J,
+    pub options: Vec<EnumOpt>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FieldDef {
+    /// UPPER-CASE code: the legacy code for deal/lead/contact/company, `upperName` for others.
+    pub code: String,
+    /// camelCase name in `crm.item.*` (None = not exposed there).
+    pub item: Option<String>,
+    /// `upperName` in `crm.item.fields`.
+    pub item_upper: String,
+    /// The `type` reported by `*.fields`.
+    pub api_type: String,
+    pub kind: Kind,
+    pub multiple: bool,
+    pub title: String,
+    pub required: bool,
+    pub read_only: bool,
+    pub immutable: bool,
+    pub deprecated: bool,
+    pub status_type: Option<String>,
+    pub settings: Option<J>,
+    pub legacy: LegacyVis,
+    pub uf: Option<UfMeta>,
+    pub genr: Gen,
+}
+
+impl FieldDef {
+    pub fn is_uf(&self) -> bool {
+        self.uf.is_some()
+    }
+}
+
+/// What a table is, which decides the methods that serve it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    /// deal/lead/contact/company: legacy + crm.item.
+    Crm,
+    /// A smart process: crm.item only.
+    Dynamic,
+    User,
+    Department,
+    Activity,
+    StageHistory,
+    Status,
+    Currency,
+    Category,
+}
+
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub name: String,
+    pub kind: TableKind,
+    pub entity_type_id: Option<u32>,
+    /// Salt for lazy generation (stable per table).
+    pub salt: u64,
+    pub fields: Vec<FieldDef>,
+    /// Lazy rows `1..=max_id` when `materialized` is None.
+    pub max_id: u64,
+    pub deleted: HashSet<u64>,
+    pub overrides: HashMap<u64, Vec<(String, Val)>>,
+    /// Small reference tables keep full rows instead (keyed by id, values by field index).
+    pub materialized: Option<BTreeMap<u64, Vec<Val>>>,
+}
+
+impl Table {
+    pub fn field_index(&self, code: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f.code == code)
+    }
+
+    pub fn field(&self, code: &str) -> Option<&FieldDef> {
+        self.fields.iter().find(|f| f.code == code)
+    }
+    pub fn exists(&self, id: u64) -> bool {
+        match &self.materialized {
+            Some(rows) => rows.contains_key(&id),
+            None => id >= 1 && id <= self.max_id && !self.deleted.contains(&id),
+        }
+    }
+
+    /// Ids in ascending order (lazy tables: a range minus deletions).
+    pub fn ids(&self) -> Box<dyn DoubleEndedIterator<Item = u64> + '_> {
+        match &self.materialized {
+            Some(rows) => Box::new(rows.keys().copied()),
+            None => Box::new((1..=self.max_id).filter(|id| !self.deleted.contains(id))),
+        }
+    }
+
+    pub fn row_count(&self) -> u64 {
+        match &self.materialized {
+            Some(rows) => rows.len() as u64,
+            None => self.max_id.saturating_sub(self.deleted.len() as u64),
+        }
+    }
+
+    pub fn set_override(&mut self, id: u64, code: &str, v: Val) {
+        if let Some(rows) = self.materialized.as_mut() {
+            if let (Some(row), Some(idx)) = (
+                rows.get_mut(&id),
+                self.fields.iter().position(|f| f.code == code),
+            ) {
+                if row.len() <= idx {
+                    row.resize(idx + 1, Val::Null);
+                }
+                row[idx] = v;
+            }
+            return;
+        }
+        let slot = self.overrides.entry(id).or_default();
+        if let Some(e) = slot.iter_mut().find(|(c, _)| c == code) {
+            e.1 = v;
+        } else {
+            slot.push((code.to_string(), v));
+        }
+    }
+
+    pub fn delete(&mut self, id: u64) -> bool {
+        if let Some(rows) = self.materialized.as_mut() {
+            return rows.remove(&id).is_some();
+        }
+        if !self.exists(id) {
+            return false;
+        }
+        self.overrides.remove(&id);
+        self.deleted.insert(id)
+    }
+}

@@ -1,0 +1,803 @@
+//! Portal state: all tables, smart-process types, reference data caches, and mutations.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::DataSizes;
+use super::fields::{self, fd};
+use super::generate::{self, Gen, HistPart, UfGen};
+use super::model::{EnumOpt, FieldDef, Kind, LegacyVis, Table, TableKind, Val};
+
+/// A smart-process type (`crm.type.list`).
+#[derive(Debug, Clone)]
+pub struct SpaType {
+    pub id: u32,
+    pub entity_type_id: u32,
+    pub title: String,
+    pub created: i64,
+    pub updated: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PortalData {
+    pub seed: u64,
+    pub tables: BTreeMap<String, Table>,
+    pub types: Vec<SpaType>,
+    next_uf_id: u64,
+    next_enum_id: u64,
+    next_type_id: u32,
+    next_category_id: i64,
+    /// ENTITY_ID → [(STATUS_ID, semantic P/S/F)], rebuilt from the status table.
+    stage_cache: HashMap<String, Vec<(String, String)>>,
+    /// entityTypeId → category ids.
+    category_cache: HashMap<u32, Vec<i64>>,
+}
+
+const ENUM_LABELS: &[&str] = &[
+    "Вариант А",
+    "Option \"B\"",
+    "<script>alert(1)</script>",
+    "🙂 smile",
+];
+
+impl PortalData {
+    pub fn table_name_for(etid: u32) -> String {
+        match etid {
+            1 => "lead".into(),
+            2 => "deal".into(),
+            3 => "contact".into(),
+            4 => "company".into(),
+            n => format!("dynamic_{n}"),
+        }
+    }
+    pub fn build(seed: u64, sizes: &DataSizes) -> PortalData {
+        let mut d = PortalData {
+            seed,
+            tables: BTreeMap::new(),
+            types: Vec::new(),
+            next_uf_id: 5800,
+            next_enum_id: 3150,
+            next_type_id: 1,
+            next_category_id: 10,
+            stage_cache: HashMap::new(),
+            category_cache: HashMap::new(),
+        };
+        d.insert_reference_tables(sizes.deal_categories);
+        let parents: Vec<(u32, String)> = sizes
+            .smart_processes
+            .iter()
+            .map(|s| (s.entity_type_id, s.title.clone()))
+            .collect();
+        let crm: [(&str, u32, Vec<FieldDef>, u64); 4] = [
+            ("lead", 1, fields::lead_fields(&parents), sizes.leads),
+            ("deal", 2, fields::deal_fields(&parents), sizes.deals),
+            (
+                "contact",
+                3,
+                fields::contact_fields(&parents),
+                sizes.contacts,
+            ),
+            (
+                "company",
+                4,
+                fields::company_fields(&parents),
+                sizes.companies,
+            ),
+        ];
+        for (name, etid, flds, n) in crm {
+            d.insert_lazy(name, TableKind::Crm, Some(etid), flds, n);
+            d.add_standard_ufs(name);
+        }
+        d.insert_lazy(
+            "user",
+            TableKind::User,
+            None,
+            user_fields(),
+            sizes.users.max(1),
+        );
+        d.insert_lazy(
+            "department",
+            TableKind::Department,
+            None,
+            department_fields(),
+            sizes.departments.max(1),
+        );
+        d.insert_lazy(
+            "activity",
+            TableKind::Activity,
+            None,
+            activity_fields(),
+            sizes.activities,
+        );
+        d.insert_lazy(
+            "stagehistory_deal",
+            TableKind::StageHistory,
+            Some(2),
+            history_fields(false),
+            sizes.deals * 2,
+        );
+        d.insert_lazy(
+            "stagehistory_lead",
+            TableKind::StageHistory,
+            Some(1),
+            history_fields(true),
+            sizes.leads * 2,
+        );
+        for sp in &sizes.smart_processes {
+            d.add_smart_process(Some(sp.entity_type_id), &sp.title, sp.items);
+        }
+        d.rebuild_caches();
+        d
+    }
+
+    fn insert_lazy(
+        &mut self,
+        name: &str,
+        kind: TableKind,
+        etid: Option<u32>,
+        fields: Vec<FieldDef>,
+        n: u64,
+    ) {
+        self.tables.insert(
+            name.to_string(),
+            Table {
+                name: name.to_string(),
+                kind,
+                entity_type_id: etid,
+                salt: generate::salt(name),
+                fields,
+                max_id: n,
+                deleted: Default::default(),
+                overrides: Default::default(),
+                materialized: None,
+            },
+        );
+    }
+
+    fn insert_materialized(&mut self, name: &str, kind: TableKind, fields: Vec<FieldDef>) {
+        self.tables.insert(
+            name.to_string(),
+            Table {
+                name: name.to_string(),
+                kind,
+                entity_type_id: None,
+                salt: generate::salt(name),
+                fields,
+                max_id: 0,
+                deleted: Default::default(),
+                overrides: Default::default(),
+                materialized: Some(BTreeMap::new()),
+            },
+        );
+    }
+
+    fn push_row(&mut self, table: &str, row: Vec<Val>) {
+        if let Some(t) = self.tables.get_mut(table)
+            && let Some(rows) = t.materialized.as_mut()
+        {
+            let key = rows.keys().next_back().map_or(1, |k| k + 1);
+            rows.insert(key, row);
+            t.max_id = key;
+        }
+    }
+
+    fn insert_reference_tables(&mut self, deal_categories: u32) {
+        self.insert_materialized("status", TableKind::Status, status_fields());
+        self.insert_materialized("category", TableKind::Category, category_fields());
+        self.insert_materialized("currency", TableKind::Currency, currency_fields());
+        // Lead statuses and deal stages of the default pipeline.
+        self.add_stages(
+            "STATUS",
+            None,
+            &[
+                ("NEW", "Не обработан", "P"),
+                ("IN_PROCESS", "В работе", "P"),
+                ("PROCESSED", "Обработан", "P"),
+                ("CONVERTED", "Качественный лид", "S"),
+                ("JUNK", "Некачественный лид", "F"),
+            ],
+        );
+        self.push_category(2, 0, "General", true);
+        self.add_deal_stages(0);
+        for i in 1..=deal_categories {
+            let id = i64::from(i);
+            self.push_category(2, id, &format!("Воронка \"{i}\" 🚀"), false);
+            self.add_deal_stages(id);
+        }
+        let dicts: [(&str, &[&str]); 8] = [
+            (
+                "SOURCE",
+                &["CALL", "WEB", "EMAIL", "ADVERTISING", "TRADE_SHOW", "SELF"],
+            ),
+            ("DEAL_TYPE", &["SALE", "COMPLEX", "GOODS", "SERVICES"]),
+            ("CONTACT_TYPE", &["CLIENT", "SUPPLIER", "PARTNER", "OTHER"]),
+            (
+                "COMPANY_TYPE",
+                &["CUSTOMER", "PARTNER", "RESELLER", "OTHER"],
+            ),
+            ("INDUSTRY", &["IT", "MANUFACTURING", "BANKING", "OTHER"]),
+            ("EMPLOYEES", &["EMPLOYEES_1", "EMPLOYEES_2", "EMPLOYEES_3"]),
+            ("HONORIFIC", &["HNR_RU_1", "HNR_RU_2"]),
+            ("DEAL_STAGE_NONE", &[]),
+        ];
+        for (entity, codes) in dicts {
+            for (i, c) in codes.iter().enumerate() {
+                let name = format!(
+                    "{} {}",
+                    c.to_lowercase().replace('_', " "),
+                    if i == 0 { "«основной»" } else { "" }
+                );
+                self.push_status(entity, c, name.trim(), (i as i64 + 1) * 10, None, None);
+            }
+        }
+        for (i, (cur, full, base)) in [
+            ("RUB", "Российский рубль", true),
+            ("USD", "US Dollar", false),
+            ("EUR", "Euro", false),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let amount = match cur {
+                "USD" => 9000,
+                "EUR" => 9800,
+                _ => 100,
+            };
+            self.push_row(
+                "currency",
+                vec![
+                    Val::Str(cur.into()),
+                    Val::Int(1),
+                    Val::Amount(amount),
+                    Val::Int((i as i64 + 1) * 100),
+                    Val::Bool(base),
+                    Val::Str(full.into()),
+                    Val::Str("ru".into()),
+                    Val::Str(format!("# {cur}")),
+                    Val::Int(2),
+                    Val::DateTime(generate::DATA_START),
+                ],
+            );
+        }
+    }
+
+    fn add_deal_stages(&mut self, cat: i64) {
+        let entity = if cat == 0 {
+            "DEAL_STAGE".to_string()
+        } else {
+            format!("DEAL_STAGE_{cat}")
+        };
+        let prefix = if cat == 0 {
+            String::new()
+        } else {
+            format!("C{cat}:")
+        };
+        let stages = [
+            ("NEW", "Новая", "P"),
+            ("PREPARATION", "Подготовка документов", "P"),
+            ("EXECUTING", "В работе", "P"),
+            ("FINAL_INVOICE", "Final invoice", "P"),
+            ("WON", "Сделка успешна", "S"),
+            ("LOSE", "Сделка провалена", "F"),
+        ];
+        let owned: Vec<(String, &str, &str)> = stages
+            .iter()
+            .map(|(s, n, m)| (format!("{prefix}{s}"), *n, *m))
+            .collect();
+        for (i, (s, n, m)) in owned.iter().enumerate() {
+            self.push_status(&entity, s, n, (i as i64 + 1) * 10, Some(cat), Some(m));
+        }
+    }
+
+    fn add_stages(&mut self, entity: &str, cat: Option<i64>, stages: &[(&str, &str, &str)]) {
+        for (i, (s, n, m)) in stages.iter().enumerate() {
+            self.push_status(entity, s, n, (i as i64 + 1) * 10, cat, Some(m));
+        }
+    }
+
+    fn push_status(
+        &mut self,
+        entity: &str,
+        status_id: &str,
+        name: &str,
+        sort: i64,
+        cat: Option<i64>,
+        sem: Option<&str>,
+    ) {
+        let semantics = match sem {
+            Some("S") => Val::Str("S".into()),
+            Some("F") => Val::Str("F".into()),
+            _ => Val::Null,
+        };
+        let color = match sem {
+            Some("S") => "#DBF199",
+            Some("F") => "#FF5752",
+            Some(_) => "#39A8EF",
+            None => "",
+        };
+        let row = vec![
+            Val::Null, // ID filled below
+            Val::Str(entity.into()),
+            Val::Str(status_id.into()),
+            Val::Str(name.into()),
+            Val::Str(name.into()),
+            Val::Int(sort),
+            Val::Bool(sem.is_some()),
+            cat.filter(|c| *c > 0).map_or(Val::Null, Val::Int),
+            if color.is_empty() {
+                Val::Null
+            } else {
+                Val::Str(color.into())
+            },
+            semantics,
+            Val::Str(sem.unwrap_or("").into()),
+        ];
+        self.push_row("status", row);
+        if let Some(t) = self.tables.get_mut("status") {
+            let id = t.max_id;
+            if let Some(r) = t.materialized.as_mut().and_then(|m| m.get_mut(&id)) {
+                r[0] = Val::Int(id as i64 + 100);
+            }
+        }
+    }
+
+    fn push_category(&mut self, etid: u32, id: i64, name: &str, default: bool) {
+        self.push_row(
+            "category",
+            vec![
+                Val::Int(id),
+                Val::Int(i64::from(etid)),
+                Val::Str(name.into()),
+                Val::Int(if default { 300 } else { 200 + id }),
+                Val::Bool(default),
+                if default {
+                    Val::Null
+                } else {
+                    Val::Str(String::new())
+                },
+                if default {
+                    Val::Null
+                } else {
+                    Val::Str(String::new())
+                },
+            ],
+        );
+    }
+
+    pub fn rebuild_caches(&mut self) {
+        self.stage_cache.clear();
+        self.category_cache.clear();
+        if let Some(t) = self.tables.get("status")
+            && let Some(rows) = &t.materialized
+        {
+            for row in rows.values() {
+                if let (Some(Val::Str(e)), Some(Val::Str(s)), Some(Val::Str(m))) =
+                    (row.get(1), row.get(2), row.get(10))
+                    && !m.is_empty()
+                {
+                    self.stage_cache
+                        .entry(e.clone())
+                        .or_default()
+                        .push((s.clone(), m.clone()));
+                }
+            }
+        }
+        if let Some(t) = self.tables.get("category")
+            && let Some(rows) = &t.materialized
+        {
+            for row in rows.values() {
+                if let (Some(Val::Int(id)), Some(Val::Int(etid))) = (row.first(), row.get(1)) {
+                    self.category_cache
+                        .entry(*etid as u32)
+                        .or_default()
+                        .push(*id);
+                }
+            }
+        }
+    }
+
+    pub fn stages_for(&self, etid: u32, cat: i64) -> &[(String, String)] {
+        let key = match etid {
+            1 => "STATUS".to_string(),
+            2 if cat == 0 => "DEAL_STAGE".to_string(),
+            2 => format!("DEAL_STAGE_{cat}"),
+            n => format!("DYNAMIC_{n}_STAGE_{cat}"),
+        };
+        self.stage_cache.get(&key).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn category_ids(&self, etid: u32) -> &[i64] {
+        self.category_cache.get(&etid).map_or(&[], Vec::as_slice)
+    }
+
+    fn enum_options(&mut self, labels: &[&str]) -> Vec<EnumOpt> {
+        labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                self.next_enum_id += 2;
+                EnumOpt {
+                    id: self.next_enum_id,
+                    value: (*l).to_string(),
+                    sort: (i as i64 + 1) * 10,
+                    def: false,
+                    xml_id: format!("{:032x}", generate::mix(self.next_enum_id)),
+                }
+            })
+            .collect()
+    }
+
+    fn uf_code(&self, table: &str, suffix: &str, uf_id: u64) -> String {
+        let ts = 1_721_244_000_000u64 + uf_id;
+        match self.tables.get(table).and_then(|t| t.entity_type_id) {
+            Some(etid) if etid > 4 => {
+                let type_id = self
+                    .types
+                    .iter()
+                    .find(|t| t.entity_type_id == etid)
+                    .map_or(0, |t| t.id);
+                format!("UF_CRM_{type_id}_{ts}")
+            }
+            _ if suffix == "STRING" => "UF_CRM_DEMO_STRING".to_string(),
+            _ => format!("UF_CRM_{ts}"),
+        }
+    }
+
+    fn add_standard_ufs(&mut self, table: &str) {
+        for (suffix, user_type, multiple, label, genr) in fields::uf_specs() {
+            self.add_user_field(table, suffix, user_type, multiple, label, genr, None);
+        }
+    }
+
+    /// Add a UF; returns its code. `code` overrides the generated name.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_user_field(
+        &mut self,
+        table: &str,
+        suffix: &str,
+        user_type: &str,
+        multiple: bool,
+        label: &str,
+        genr: UfGen,
+        code: Option<String>,
+    ) -> Option<String> {
+        self.next_uf_id += 2;
+        let uf_id = self.next_uf_id;
+        let code = code.unwrap_or_else(|| self.uf_code(table, suffix, uf_id));
+        let options = if user_type == "enumeration" {
+            self.enum_options(ENUM_LABELS)
+        } else {
+            vec![]
+        };
+        let t = self.tables.get_mut(table)?;
+        if t.field(&code).is_some() {
+            return None;
+        }
+        let mut f = fields::uf_field(&code, user_type, multiple, label, genr, uf_id, options);
+        if t.kind == TableKind::Dynamic {
+            f.legacy = LegacyVis::None;
+        }
+        t.fields.push(f);
+        Some(code)
+    }
+
+    pub fn add_enum_option(&mut self, table: &str, field: &str, label: &str) -> Option<u64> {
+        self.next_enum_id += 2;
+        let id = self.next_enum_id;
+        let t = self.tables.get_mut(table)?;
+        let f = t.fields.iter_mut().find(|f| f.code == field)?;
+        let uf = f.uf.as_mut()?;
+        let sort = uf.options.last().map_or(10, |o| o.sort + 10);
+        uf.options.push(EnumOpt {
+            id,
+            value: label.to_string(),
+            sort,
+            def: false,
+            xml_id: format!("{:032x}", generate::mix(id)),
+        });
+        Some(id)
+    }
+
+    /// Add a smart process with `items` rows; returns its entityTypeId.
+    pub fn add_smart_process(&mut self, etid: Option<u32>, title: &str, items: u64) -> u32 {
+        let etid = etid.unwrap_or_else(|| {
+            let max = self
+                .types
+                .iter()
+                .map(|t| t.entity_type_id)
+                .max()
+                .unwrap_or(126);
+            (max + 2).max(128)
+        });
+        let type_id = self.next_type_id;
+        self.next_type_id += 1;
+        let created = generate::DATA_START + i64::from(type_id) * 86_400;
+        self.types.push(SpaType {
+            id: type_id,
+            entity_type_id: etid,
+            title: title.to_string(),
+            created,
+            updated: created,
+        });
+        let cat = self.next_category_id;
+        self.next_category_id += 2;
+        self.push_category(etid, cat, "Основная воронка", true);
+        let entity = format!("DYNAMIC_{etid}_STAGE_{cat}");
+        let pre = format!("DT{etid}_{cat}:");
+        let stages: Vec<(String, &str, &str)> = [
+            ("NEW", "Начало", "P"),
+            ("PREPARATION", "Подготовка", "P"),
+            ("SUCCESS", "Успех", "S"),
+            ("FAIL", "Провал", "F"),
+        ]
+        .iter()
+        .map(|(s, n, m)| (format!("{pre}{s}"), *n, *m))
+        .collect();
+        for (i, (s, n, m)) in stages.iter().enumerate() {
+            self.push_status(&entity, s, n, (i as i64 + 1) * 10, Some(cat), Some(m));
+        }
+        let mut parents = vec![(2, "Сделка".to_string())];
+        if let Some(first) = self.types.first().filter(|t| t.entity_type_id != etid) {
+            parents.push((first.entity_type_id, first.title.clone()));
+        }
+        let name = Self::table_name_for(etid);
+        self.insert_lazy(
+            &name,
+            TableKind::Dynamic,
+            Some(etid),
+            fields::dynamic_fields(etid, &parents),
+            items,
+        );
+        self.add_standard_ufs(&name);
+        self.rebuild_caches();
+        etid
+    }
+
+    pub fn remove_smart_process(&mut self, etid: u32) -> bool {
+        let before = self.types.len();
+        self.types.retain(|t| t.entity_type_id != etid);
+        if before == self.types.len() {
+            return false;
+        }
+        self.tables.remove(&Self::table_name_for(etid));
+        let parent = format!("PARENT_ID_{etid}");
+        for t in self.tables.values_mut() {
+            t.fields.retain(|f| f.code != parent);
+        }
+        let prefix = format!("DYNAMIC_{etid}_");
+        for (name, col, want) in [
+            ("status", 1usize, None),
+            ("category", 1usize, Some(i64::from(etid))),
+        ] {
+            if let Some(rows) = self
+                .tables
+                .get_mut(name)
+                .and_then(|t| t.materialized.as_mut())
+            {
+                rows.retain(|_, r| match (want, r.get(col)) {
+                    (None, Some(Val::Str(e))) => !e.starts_with(&prefix),
+                    (Some(w), Some(Val::Int(e))) => *e != w,
+                    _ => true,
+                });
+            }
+        }
+        self.rebuild_caches();
+        true
+    }
+
+    pub fn type_for_etid(&self, etid: u32) -> Option<&SpaType> {
+        self.types.iter().find(|t| t.entity_type_id == etid)
+    }
+
+    /// Table by entityTypeId (1,2,3,4 or a smart process).
+    pub fn table_for_etid(&self, etid: u32) -> Option<&Table> {
+        if etid > 4 && self.type_for_etid(etid).is_none() {
+            return None;
+        }
+        self.tables.get(&Self::table_name_for(etid))
+    }
+
+    pub fn value(&self, t: &Table, id: u64, f: &FieldDef) -> Val {
+        generate::value(self, t, id, f)
+    }
+}
+
+/// The field that records a row's last modification, per table kind.
+pub fn modify_field(t: &Table) -> Option<&'static str> {
+    match t.kind {
+        TableKind::Crm => Some("DATE_MODIFY"),
+        TableKind::Dynamic => Some("UPDATED_TIME"),
+        TableKind::Activity => Some("LAST_UPDATED"),
+        TableKind::User => Some("TIMESTAMP_X"),
+        _ => None,
+    }
+}
+
+fn plain(code: &str, kind: Kind, genr: Gen) -> FieldDef {
+    let api = match kind {
+        Kind::Int => "integer",
+        Kind::Amount | Kind::Float => "double",
+        Kind::YesNo => "char",
+        Kind::Date => "date",
+        Kind::DateTime => "datetime",
+        _ => "string",
+    };
+    fd(code, api, kind, genr, code)
+}
+
+fn user_fields() -> Vec<FieldDef> {
+    vec![
+        plain("ID", Kind::Int, Gen::Id),
+        plain("ACTIVE", Kind::JsonBool, Gen::YesNo(90)),
+        plain("NAME", Kind::Str, Gen::FirstName),
+        plain(
+            "LAST_NAME",
+            Kind::Str,
+            Gen::Word(&["Иванова", "Petrov", "O'Brien", "Smith"], 0),
+        ),
+        plain(
+            "SECOND_NAME",
+            Kind::Str,
+            Gen::Const(Val::Str(String::new())),
+        ),
+        plain("EMAIL", Kind::Str, Gen::UserEmail),
+        plain("LAST_LOGIN", Kind::DateTime, Gen::Modified),
+        plain("DATE_REGISTER", Kind::Date, Gen::RegDate),
+        plain("TIME_ZONE", Kind::Str, Gen::Const(Val::Str(String::new()))),
+        plain("IS_ONLINE", Kind::YesNo, Gen::YesNo(30)),
+        plain("TIMESTAMP_X", Kind::OrmObject, Gen::Modified),
+        plain("LAST_ACTIVITY_DATE", Kind::OrmObject, Gen::Modified),
+        plain("PERSONAL_GENDER", Kind::Str, Gen::Word(&["M", "F", ""], 0)),
+        plain(
+            "PERSONAL_WWW",
+            Kind::Str,
+            Gen::Const(Val::Str(String::new())),
+        ),
+        plain("PERSONAL_BIRTHDAY", Kind::Date, Gen::Birthday),
+        plain(
+            "PERSONAL_MOBILE",
+            Kind::Str,
+            Gen::Const(Val::Str(String::new())),
+        ),
+        plain(
+            "PERSONAL_CITY",
+            Kind::Str,
+            Gen::Word(&["Москва", "Berlin", ""], 0),
+        ),
+        plain("WORK_PHONE", Kind::Str, Gen::Const(Val::Str(String::new()))),
+        plain(
+            "WORK_POSITION",
+            Kind::Str,
+            Gen::Word(&["Менеджер", "Developer", "CEO"], 0),
+        ),
+        plain("UF_EMPLOYMENT_DATE", Kind::Date, Gen::Birthday),
+        plain("UF_DEPARTMENT", Kind::Int, Gen::UserDepartments).multi(),
+        plain(
+            "USER_TYPE",
+            Kind::Str,
+            Gen::Const(Val::Str("employee".into())),
+        ),
+    ]
+}
+
+fn department_fields() -> Vec<FieldDef> {
+    vec![
+        plain("ID", Kind::Int, Gen::Id),
+        plain("NAME", Kind::Str, Gen::DeptName),
+        plain("SORT", Kind::Int, Gen::Const(Val::Int(500))),
+        plain("PARENT", Kind::Int, Gen::DeptParent),
+        plain("UF_HEAD", Kind::Int, Gen::User),
+    ]
+}
+
+fn activity_fields() -> Vec<FieldDef> {
+    vec![
+        plain("ID", Kind::Int, Gen::Id),
+        plain("OWNER_ID", Kind::Int, Gen::Parent(2)),
+        plain("OWNER_TYPE_ID", Kind::Int, Gen::Const(Val::Int(2))),
+        plain("TYPE_ID", Kind::Int, Gen::IntRange(1, 4, 0)),
+        plain(
+            "PROVIDER_ID",
+            Kind::Str,
+            Gen::Word(
+                &["CRM_MEETING", "VOXIMPLANT_CALL", "CRM_EMAIL", "CRM_TODO"],
+                0,
+            ),
+        ),
+        plain(
+            "PROVIDER_TYPE_ID",
+            Kind::Str,
+            Gen::Word(&["MEETING", "CALL", "EMAIL", "TODO"], 0),
+        ),
+        plain("SUBJECT", Kind::Str, Gen::Phrase(0)),
+        plain("CREATED", Kind::DateTime, Gen::Created),
+        plain("LAST_UPDATED", Kind::DateTime, Gen::Modified),
+        plain("START_TIME", Kind::DateTime, Gen::Moved),
+        plain("END_TIME", Kind::DateTime, Gen::Moved),
+        plain("DEADLINE", Kind::DateTime, Gen::Moved),
+        plain("COMPLETED", Kind::YesNo, Gen::YesNo(60)),
+        plain("STATUS", Kind::Int, Gen::IntRange(1, 3, 0)),
+        plain("RESPONSIBLE_ID", Kind::Int, Gen::User),
+        plain("PRIORITY", Kind::Int, Gen::IntRange(1, 3, 0)),
+        plain("DESCRIPTION", Kind::Str, Gen::Phrase(30)),
+        plain("DESCRIPTION_TYPE", Kind::Int, Gen::Const(Val::Int(1))),
+        plain("DIRECTION", Kind::Int, Gen::IntRange(1, 2, 0)),
+        plain("AUTHOR_ID", Kind::Int, Gen::User),
+        plain("EDITOR_ID", Kind::Int, Gen::User),
+        plain("SETTINGS", Kind::Str, Gen::Const(Val::List(vec![]))).multi(),
+        plain("PROVIDER_PARAMS", Kind::Str, Gen::Const(Val::List(vec![]))).multi(),
+    ]
+}
+
+fn history_fields(lead: bool) -> Vec<FieldDef> {
+    let mut f = vec![
+        plain("ID", Kind::Int, Gen::Id),
+        plain("TYPE_ID", Kind::Int, Gen::Hist(HistPart::Type)),
+        plain("OWNER_ID", Kind::Int, Gen::Hist(HistPart::Owner)),
+        plain("CREATED_TIME", Kind::DateTime, Gen::Hist(HistPart::Time)),
+    ];
+    if lead {
+        f.push(plain(
+            "STATUS_SEMANTIC_ID",
+            Kind::Str,
+            Gen::Hist(HistPart::Semantic),
+        ));
+        f.push(plain("STATUS_ID", Kind::Str, Gen::Hist(HistPart::Stage)));
+    } else {
+        f.push(plain(
+            "CATEGORY_ID",
+            Kind::Int,
+            Gen::Hist(HistPart::Category),
+        ));
+        f.push(plain(
+            "STAGE_SEMANTIC_ID",
+            Kind::Str,
+            Gen::Hist(HistPart::Semantic),
+        ));
+        f.push(plain("STAGE_ID", Kind::Str, Gen::Hist(HistPart::Stage)));
+    }
+    f
+}
+
+fn status_fields() -> Vec<FieldDef> {
+    vec![
+        plain("ID", Kind::Int, Gen::Null),
+        plain("ENTITY_ID", Kind::Str, Gen::Null),
+        plain("STATUS_ID", Kind::Str, Gen::Null),
+        plain("NAME", Kind::Str, Gen::Null),
+        plain("NAME_INIT", Kind::Str, Gen::Null),
+        plain("SORT", Kind::Int, Gen::Null),
+        plain("SYSTEM", Kind::YesNo, Gen::Null),
+        plain("CATEGORY_ID", Kind::Int, Gen::Null),
+        plain("COLOR", Kind::Str, Gen::Null),
+        plain("SEMANTICS", Kind::Str, Gen::Null),
+        // Internal P/S/F marker used for EXTRA and stage semantics; not an API column.
+        plain("_SEMANTIC", Kind::Str, Gen::Null),
+    ]
+}
+
+fn category_fields() -> Vec<FieldDef> {
+    vec![
+        plain("ID", Kind::Int, Gen::Null),
+        plain("ENTITY_TYPE_ID", Kind::Int, Gen::Null),
+        plain("NAME", Kind::Str, Gen::Null),
+        plain("SORT", Kind::Int, Gen::Null),
+        plain("IS_DEFAULT", Kind::YesNo, Gen::Null),
+        plain("ORIGIN_ID", Kind::Str, Gen::Null),
+        plain("ORIGINATOR_ID", Kind::Str, Gen::Null),
+    ]
+}
+
+fn currency_fields() -> Vec<FieldDef> {
+    vec![
+        plain("CURRENCY", Kind::Str, Gen::Null),
+        plain("AMOUNT_CNT", Kind::Int, Gen::Null),
+        plain("AMOUNT", Kind::Amount, Gen::Null),
+        plain("SORT", Kind::Int, Gen::Null),
+        plain("BASE", Kind::YesNo, Gen::Null),
+        plain("FULL_NAME", Kind::Str, Gen::Null),
+        plain("LID", Kind::Str, Gen::Null),
+        plain("FORMAT_STRING", Kind::Str, Gen::Null),
+        plain("DECIMALS", Kind::Int, Gen::Null),
+        plain("DATE_UPDATE", Kind::DateTime, Gen::Null),
+    ]
+}
