@@ -1,8 +1,9 @@
 //! Generated DDL runs on a real ClickHouse, is idempotent, and hostile portal names stay data.
 mod common;
 
-use b24ch::clickhouse::ddl::{self, ColumnDef, PullFormat, TablePlan, Target};
+use b24ch::clickhouse::ddl::{self, ColumnDef, TablePlan, Target};
 use b24ch::config::{Schedule, Secret};
+use b24ch::encode::Format;
 
 fn col(name: &str, t: &str) -> ColumnDef {
     ColumnDef {
@@ -31,7 +32,7 @@ fn plan(entity: &str) -> TablePlan {
         cursor: Some("DATE_MODIFY".into()),
         schedule: Schedule::parse("1 HOUR").unwrap(),
         reconcile_schedule: Schedule::parse("1 DAY").unwrap(),
-        format: PullFormat::Parquet,
+        format: Format::Parquet,
     }
 }
 

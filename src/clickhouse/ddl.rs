@@ -8,6 +8,7 @@
 //! complete one and no row can be skipped (design invariant 2).
 use super::quote::{ident, literal, qualified};
 use crate::config::Schedule;
+use crate::encode::Format;
 use std::fmt::Write as _;
 
 /// The primary-key value of watermark rows; Bitrix24 IDs start at 1.
@@ -26,22 +27,6 @@ pub struct Target {
 pub struct ProxyEndpoint {
     pub public_url: String,
     pub token: crate::config::Secret,
-}
-
-/// Row format ClickHouse pulls in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PullFormat {
-    Parquet,
-    JsonEachRow,
-}
-
-impl PullFormat {
-    pub fn name(self) -> &'static str {
-        match self {
-            PullFormat::Parquet => "Parquet",
-            PullFormat::JsonEachRow => "JSONEachRow",
-        }
-    }
 }
 
 /// A column as ClickHouse sees it.
@@ -63,7 +48,7 @@ pub struct TablePlan {
     pub cursor: Option<String>,
     pub schedule: Schedule,
     pub reconcile_schedule: Schedule,
-    pub format: PullFormat,
+    pub format: Format,
 }
 
 /// One statement: the SQL to run and the text safe to show (secrets masked).
@@ -228,7 +213,7 @@ fn rows_path(t: &Target, plan: &TablePlan) -> String {
     let base = literal(&format!(
         "/v1/entities/{}/rows?format={}",
         plan.entity,
-        plan.format.name()
+        plan.format.clickhouse_name()
     ));
     match (&plan.cursor, plan.numeric_key) {
         (Some(cursor), true) => format!(
@@ -269,7 +254,7 @@ pub fn load_view(t: &Target, plan: &TablePlan) -> Statement {
         pull(
             t,
             &rows_path(t, plan),
-            plan.format.name(),
+            plan.format.clickhouse_name(),
             &structure(&plan.columns)
         ),
     );

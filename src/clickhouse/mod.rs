@@ -1,4 +1,9 @@
-//! The ClickHouse side: generated DDL (tables, refreshable MVs, views, dictionaries) and `apply`.
+//! The ClickHouse side: generated DDL (tables, refreshable MVs, views, dictionaries),
+//! the connection, and `apply` (the schema autopilot).
+pub mod apply;
+pub mod connection;
 pub mod ddl;
 pub mod plan;
 pub mod quote;
+
+pub use connection::{ClickHouseError, Connection};

@@ -1,7 +1,8 @@
 //! From a catalog entity and its settings to the [`TablePlan`] the DDL is generated from.
-use super::ddl::{ColumnDef, PullFormat, TablePlan};
+use super::ddl::{ColumnDef, TablePlan};
 use crate::catalog::Entity;
 use crate::config::EntitySettings;
+use crate::encode::Format;
 use crate::schema::{ChType, Column, cursor_column, primary_key_column, table_columns};
 
 /// The columns of an entity's table, restricted to the configured field selection
@@ -18,9 +19,9 @@ pub fn selected_columns(entity: &Entity, settings: &EntitySettings) -> Vec<Colum
             c.service().is_some()
                 || Some(&c.name) == key.as_ref()
                 || Some(&c.name) == cursor.as_ref()
-                || wanted
-                    .iter()
-                    .any(|w| *w == c.name || c.name.strip_suffix(crate::schema::CURRENCY_SUFFIX) == Some(w))
+                || wanted.iter().any(|w| {
+                    *w == c.name || c.name.strip_suffix(crate::schema::CURRENCY_SUFFIX) == Some(w)
+                })
         })
         .collect()
 }
@@ -29,15 +30,11 @@ pub fn table_plan(
     entity: &Entity,
     columns: &[Column],
     settings: &EntitySettings,
-    format: PullFormat,
+    format: Format,
 ) -> TablePlan {
     let key = primary_key_column(columns);
-    let numeric_key = key.is_some_and(|c| {
-        matches!(
-            c.ch_type.strip_nullable().0,
-            ChType::Int64 | ChType::UInt64
-        )
-    });
+    let numeric_key =
+        key.is_some_and(|c| matches!(c.ch_type.strip_nullable().0, ChType::Int64 | ChType::UInt64));
     TablePlan {
         entity: entity.name.clone(),
         columns: columns

@@ -1,1 +1,5 @@
+//! The pipeline: an entity's rows out of Bitrix24 as typed pages, and what each load did.
+pub mod extract;
 pub mod stats;
+
+pub use extract::{EntityJob, PipelineError, TypedPage, ids, typed_rows};

@@ -132,7 +132,10 @@ impl Stats {
             let e = entry(i, entity);
             e.loads_failed += 1;
             e.last_error = Some(message.to_string());
-            let duration_ms = e.last_started_ms.map(|s| now.saturating_sub(s)).unwrap_or(0);
+            let duration_ms = e
+                .last_started_ms
+                .map(|s| now.saturating_sub(s))
+                .unwrap_or(0);
             push_bounded(
                 &mut i.loads,
                 LoadRecord {

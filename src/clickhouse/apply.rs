@@ -1,0 +1,366 @@
+//! `apply`: converge the ClickHouse schema to the portal's catalog (idempotent).
+//!
+//! New entity → table + views; new field → `ADD COLUMN` and the load view recreated with it;
+//! entity gone → its views dropped, its table kept and marked; changed field type → reported,
+//! and the entity's load view dropped so nothing is ever cast silently.
+use super::connection::{ClickHouseError, Connection};
+use super::ddl::{self, ColumnDef, ProxyEndpoint, Statement, TablePlan, Target};
+use super::plan::{selected_columns, table_plan};
+use super::quote::literal;
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::encode::Format;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// What `apply` did; printed by the CLI and kept for the meta endpoint.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ApplyReport {
+    pub created_tables: Vec<String>,
+    pub added_columns: Vec<String>,
+    pub recreated_views: Vec<String>,
+    pub removed_entities: Vec<String>,
+    /// Columns whose type changed in the portal: never cast silently; needs a decision.
+    pub type_conflicts: Vec<String>,
+    pub enum_options: usize,
+    pub statements: usize,
+}
+
+impl ApplyReport {
+    pub fn changes(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut push = |list: &Vec<String>, what: &str| {
+            for item in list {
+                let entity = item.split('.').next().unwrap_or(item).to_string();
+                out.push((entity, format!("{what}: {item}")));
+            }
+        };
+        push(&self.created_tables, "table created");
+        push(&self.added_columns, "column added");
+        push(&self.recreated_views, "view recreated");
+        push(
+            &self.removed_entities,
+            "entity removed from the portal, data kept",
+        );
+        push(&self.type_conflicts, "field type changed, loads paused");
+        out
+    }
+}
+
+pub fn target(config: &Config) -> Target {
+    Target {
+        database: config.clickhouse.database.clone(),
+        cluster: config.clickhouse.cluster.clone(),
+    }
+}
+
+fn endpoint(config: &Config) -> ProxyEndpoint {
+    ProxyEndpoint {
+        public_url: config.proxy.public_url.clone(),
+        token: config.proxy.token.clone(),
+    }
+}
+
+/// The plans of every enabled entity.
+pub fn plans(config: &Config, catalog: &Catalog, format: Format) -> Vec<TablePlan> {
+    catalog
+        .entities
+        .iter()
+        .filter_map(|e| {
+            let settings = config.entity(&e.name);
+            settings.enabled.then(|| {
+                let columns = selected_columns(e, &settings);
+                table_plan(e, &columns, &settings, format)
+            })
+        })
+        .collect()
+}
+
+/// The whole script for an empty database (what `b24ch sql` prints).
+pub fn script(config: &Config, catalog: &Catalog, format: Format) -> Vec<Statement> {
+    let t = target(config);
+    let mut out = base_statements(config, &t);
+    for plan in plans(config, catalog, format) {
+        out.extend(ddl::entity(&t, &plan));
+    }
+    out
+}
+
+fn base_statements(config: &Config, t: &Target) -> Vec<Statement> {
+    let mut out = vec![ddl::database(t)];
+    out.extend(ddl::proxy(t, &endpoint(config)));
+    out.extend(ddl::enum_labels(
+        t,
+        &config.clickhouse.user,
+        &config.clickhouse.password,
+    ));
+    out
+}
+
+/// Converges ClickHouse to the catalog.
+pub async fn apply(
+    conn: &Connection,
+    config: &Config,
+    catalog: &Catalog,
+    format: Format,
+) -> Result<ApplyReport, ClickHouseError> {
+    let t = target(config);
+    let mut report = ApplyReport::default();
+    for s in base_statements(config, &t) {
+        run(conn, &s, &mut report).await?;
+    }
+    let existing = existing_entities(conn, &t).await?;
+    let plans = plans(config, catalog, format);
+    for plan in &plans {
+        converge_entity(
+            conn,
+            &t,
+            plan,
+            existing.contains_key(&plan.entity),
+            &mut report,
+        )
+        .await?;
+    }
+    for (entity, comment) in &existing {
+        let gone = !plans.iter().any(|p| &p.entity == entity);
+        if gone && !comment.contains("was removed") {
+            remove_entity(conn, &t, entity, &mut report).await?;
+        }
+    }
+    report.enum_options = write_enum_labels(conn, &t, catalog).await?;
+    Ok(report)
+}
+
+async fn run(
+    conn: &Connection,
+    s: &Statement,
+    report: &mut ApplyReport,
+) -> Result<(), ClickHouseError> {
+    tracing::debug!(sql = %s.display, "apply");
+    report.statements += 1;
+    conn.execute(&s.sql).await
+}
+
+/// b24ch's entity tables in the database, with their comments.
+async fn existing_entities(
+    conn: &Connection,
+    t: &Target,
+) -> Result<BTreeMap<String, String>, ClickHouseError> {
+    let rows = conn
+        .pairs(&format!(
+            "SELECT name, comment FROM system.tables WHERE database = {} AND comment LIKE 'b24ch: %entity%'",
+            literal(&t.database)
+        ))
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+async fn existing_columns(
+    conn: &Connection,
+    t: &Target,
+    table: &str,
+) -> Result<Vec<(String, String)>, ClickHouseError> {
+    conn.pairs(&format!(
+        "SELECT name, type FROM system.columns WHERE database = {} AND table = {} ORDER BY position",
+        literal(&t.database),
+        literal(table)
+    ))
+    .await
+}
+
+/// The fingerprint comment of an existing view, if any.
+async fn view_comment(
+    conn: &Connection,
+    t: &Target,
+    view: &str,
+) -> Result<Option<String>, ClickHouseError> {
+    let rows = conn
+        .pairs(&format!(
+            "SELECT name, comment FROM system.tables WHERE database = {} AND name = {}",
+            literal(&t.database),
+            literal(view)
+        ))
+        .await?;
+    Ok(rows.into_iter().next().map(|(_, c)| c))
+}
+
+fn fingerprint_of(sql: &str) -> Option<&str> {
+    sql.rsplit("COMMENT '").next()?.strip_suffix('\'')
+}
+
+async fn converge_entity(
+    conn: &Connection,
+    t: &Target,
+    plan: &TablePlan,
+    exists: bool,
+    report: &mut ApplyReport,
+) -> Result<(), ClickHouseError> {
+    if !exists {
+        for s in ddl::entity(t, plan) {
+            run(conn, &s, report).await?;
+        }
+        report.created_tables.push(plan.entity.clone());
+        return Ok(());
+    }
+    let have = existing_columns(conn, t, &plan.entity).await?;
+    let (missing, conflicts) = compare_columns(&plan.columns, &have);
+    if !conflicts.is_empty() {
+        for c in &conflicts {
+            tracing::error!(entity = %plan.entity, conflict = %c, "field type changed in the portal; loads of this entity are paused until resolved");
+        }
+        report
+            .type_conflicts
+            .extend(conflicts.iter().map(|c| format!("{}.{c}", plan.entity)));
+        run(
+            conn,
+            &ddl::drop_view(t, &ddl::load_view_name(&plan.entity)),
+            report,
+        )
+        .await?;
+        return Ok(());
+    }
+    if let Some(s) = ddl::add_columns(t, &plan.entity, &missing) {
+        run(conn, &s, report).await?;
+        report.added_columns.extend(
+            missing
+                .iter()
+                .map(|c| format!("{}.{}", plan.entity, c.name)),
+        );
+    }
+    run(conn, &ddl::current_view(t, plan), report).await?;
+    for (name, stmt) in [
+        (ddl::load_view_name(&plan.entity), ddl::load_view(t, plan)),
+        (
+            ddl::reconcile_view_name(&plan.entity),
+            ddl::reconcile_view(t, plan),
+        ),
+    ] {
+        let current = view_comment(conn, t, &name).await?;
+        let wanted = fingerprint_of(&stmt.sql).map(str::to_string);
+        if current.is_none() || current != wanted {
+            if current.is_some() {
+                run(conn, &ddl::drop_view(t, &name), report).await?;
+                report.recreated_views.push(name.clone());
+            }
+            run(conn, &stmt, report).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Columns the table lacks, and columns whose type differs (`name: old → new`).
+fn compare_columns(
+    wanted: &[ColumnDef],
+    have: &[(String, String)],
+) -> (Vec<ColumnDef>, Vec<String>) {
+    let mut missing = Vec::new();
+    let mut conflicts = Vec::new();
+    for c in wanted {
+        match have.iter().find(|(n, _)| *n == c.name) {
+            None => missing.push(c.clone()),
+            Some((_, ty)) if normalise_type(ty) != normalise_type(&c.sql_type) => {
+                conflicts.push(format!("{}: {} → {}", c.name, ty, c.sql_type))
+            }
+            Some(_) => {}
+        }
+    }
+    (missing, conflicts)
+}
+
+/// ClickHouse prints types without the spaces we may write (`Decimal(18, 2)`).
+fn normalise_type(t: &str) -> String {
+    t.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+async fn remove_entity(
+    conn: &Connection,
+    t: &Target,
+    entity: &str,
+    report: &mut ApplyReport,
+) -> Result<(), ClickHouseError> {
+    for view in [
+        ddl::load_view_name(entity),
+        ddl::reconcile_view_name(entity),
+    ] {
+        run(conn, &ddl::drop_view(t, &view), report).await?;
+    }
+    let when = chrono::Utc::now()
+        .format("%Y-%m-%d %H:%M:%S UTC")
+        .to_string();
+    run(conn, &ddl::mark_removed(t, entity, &when), report).await?;
+    report.removed_entities.push(entity.to_string());
+    Ok(())
+}
+
+/// Upserts every enumeration option's label (ReplacingMergeTree keeps the latest).
+async fn write_enum_labels(
+    conn: &Connection,
+    t: &Target,
+    catalog: &Catalog,
+) -> Result<usize, ClickHouseError> {
+    let version = crate::pipeline::stats::now_ms();
+    let mut values = Vec::new();
+    for e in &catalog.entities {
+        for f in &e.fields {
+            for o in &f.options {
+                values.push(format!(
+                    "({}, {}, {}, {}, {version})",
+                    literal(&e.name),
+                    literal(&f.code),
+                    o.id,
+                    literal(&o.value)
+                ));
+            }
+        }
+    }
+    if values.is_empty() {
+        return Ok(0);
+    }
+    for chunk in values.chunks(5000) {
+        conn.execute(&format!(
+            "INSERT INTO {} (entity, field, id, label, _version) VALUES {}",
+            super::quote::qualified(&t.database, ddl::ENUM_LABELS_TABLE),
+            chunk.join(", ")
+        ))
+        .await?;
+    }
+    Ok(values.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(n: &str, t: &str) -> ColumnDef {
+        ColumnDef {
+            name: n.into(),
+            sql_type: t.into(),
+        }
+    }
+
+    #[test]
+    fn compare_finds_missing_and_changed_columns() {
+        let wanted = [
+            c("ID", "Int64"),
+            c("AMOUNT", "Decimal(18, 2)"),
+            c("UF_NEW", "Array(UInt64)"),
+            c("UF_T", "Nullable(UInt64)"),
+        ];
+        let have = [
+            ("ID".to_string(), "Int64".to_string()),
+            ("AMOUNT".to_string(), "Decimal(18,2)".to_string()),
+            ("UF_T".to_string(), "Nullable(String)".to_string()),
+        ];
+        let (missing, conflicts) = compare_columns(&wanted, &have);
+        assert_eq!(missing, vec![c("UF_NEW", "Array(UInt64)")]);
+        assert_eq!(conflicts, vec!["UF_T: Nullable(String) → Nullable(UInt64)"]);
+    }
+
+    #[test]
+    fn fingerprint_is_read_from_the_comment() {
+        assert_eq!(
+            fingerprint_of("CREATE ... AS SELECT 1\nCOMMENT 'b24ch:00ff'"),
+            Some("b24ch:00ff")
+        );
+    }
+}
