@@ -2,3 +2,9 @@
 pub mod model;
 
 pub use model::{Catalog, Entity, EntityKind, EnumOption, Field};
+pub mod diff;
+pub mod discover;
+mod static_fields;
+
+pub use diff::{CatalogDiff, diff};
+pub use discover::discover;

@@ -1,0 +1,472 @@
+//! Discovery: which entities a portal has and their fields, in two `batch` requests.
+//!
+//! The first batch asks for the smart-process types and every static entity's fields at once;
+//! the second asks `crm.item.fields` for every smart process. Which method each entity is read
+//! with is in `bitrix::methods::ENTITY_METHODS`. An entity whose fields the credentials may not
+//! read (access denied, missing scope, method absent on an older on-prem install) is left out
+//! with a warning instead of failing the whole catalog; any other error fails discovery.
+use super::model::{Catalog, Entity, EntityKind, EnumOption, Field};
+use super::static_fields;
+use crate::bitrix::batch::{Batch, BatchResponse, CommandOutcome, MAX_COMMANDS};
+use crate::bitrix::methods::{ENTITY_METHODS, FieldsFormat, MethodSpec, spec};
+use crate::bitrix::{BitrixError, Client, ErrorClass};
+use crate::schema::field_description::fields_from_description;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// A smart process found on the portal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmartProcessType {
+    pub entity_type_id: u32,
+    pub title: String,
+    pub stages_enabled: bool,
+}
+
+/// Reads the catalog of the portal.
+pub async fn discover(client: &Client) -> Result<Catalog, BitrixError> {
+    let mut first = Batch::new();
+    first.push("types", "crm.type.list", json!({"order": {"id": "ASC"}}))?;
+    first.push("ownertype", "crm.enum.ownertype", json!({}))?;
+    for (entity, key, eid) in ENTITY_METHODS {
+        let s = known_spec(key)?;
+        if let Some(fields) = s.fields {
+            first.push(format!("f_{entity}"), fields, fields_params(s, *eid))?;
+        }
+        if let Some(uf) = s.userfield_list {
+            first.push(
+                format!("uf_{entity}"),
+                uf,
+                json!({"filter": {"LANG": "en"}}),
+            )?;
+        }
+    }
+    // crm_deal is read with crm.item, whose description may lack enumeration items and
+    // labels; the deal user-field list fills them in.
+    first.push(
+        "uf_crm_deal",
+        "crm.deal.userfield.list",
+        json!({"filter": {"LANG": "en"}}),
+    )?;
+    let mut resp = client.batch(&first).await?;
+    let types = smart_process_types(client, &mut resp).await?;
+
+    let mut catalog = Catalog::default();
+    for (entity, key, eid) in ENTITY_METHODS {
+        let s = known_spec(key)?;
+        let uf = optional(entity, resp.take(&format!("uf_{entity}")))?;
+        let fields = match s.fields_format {
+            FieldsFormat::Static => Some(static_fields::stage_history(eid.unwrap_or(2))),
+            _ => optional(entity, resp.take(&format!("f_{entity}")))?
+                .map(|r| typed_fields(entity, &r.result)),
+        };
+        let Some(mut fields) = fields.or_else(|| fallback_fields(entity)) else {
+            continue;
+        };
+        if let Some(uf) = uf {
+            enrich_user_fields(&mut fields, &uf.result);
+        }
+        catalog.entities.push(entity_of(entity, key, *eid, fields));
+    }
+    add_smart_processes(client, &types, &mut catalog).await?;
+    Ok(catalog)
+}
+
+fn known_spec(key: &str) -> Result<&'static MethodSpec, BitrixError> {
+    spec(key).ok_or_else(|| BitrixError::Usage(format!("methods table lacks `{key}`")))
+}
+
+fn fields_params(s: &MethodSpec, eid: Option<u32>) -> Value {
+    match eid.filter(|_| s.needs_entity_type_id) {
+        Some(eid) => json!({ "entityTypeId": eid }),
+        None => json!({}),
+    }
+}
+
+/// `Ok(None)` for answers that mean "these credentials cannot see this", else the error.
+fn optional(
+    entity: &str,
+    outcome: CommandOutcome,
+) -> Result<Option<crate::bitrix::Response>, BitrixError> {
+    match outcome {
+        CommandOutcome::Ok(r) => Ok(Some(r)),
+        CommandOutcome::Missing => Ok(None),
+        CommandOutcome::Err(e) => match e.class() {
+            ErrorClass::AccessDenied | ErrorClass::Auth | ErrorClass::MethodNotFound => {
+                tracing::warn!(entity, error = %e, "entity left out of the catalog");
+                Ok(None)
+            }
+            _ => Err(e),
+        },
+    }
+}
+
+fn fallback_fields(entity: &str) -> Option<Vec<Field>> {
+    (entity == "department").then(static_fields::department)
+}
+
+/// Fields from a `*.fields` answer, with types filled in for the title-only maps.
+fn typed_fields(entity: &str, result: &Value) -> Vec<Field> {
+    let mut fields = fields_from_description(result);
+    let typer: Option<fn(&str) -> (&'static str, bool)> = match entity {
+        "user" => Some(static_fields::user_type),
+        "department" => Some(static_fields::department_type),
+        _ => None,
+    };
+    if let Some(typer) = typer {
+        for f in fields.iter_mut().filter(|f| f.bitrix_type == "unknown") {
+            let (t, multiple) = typer(&f.code);
+            f.bitrix_type = t.into();
+            f.multiple = multiple;
+        }
+    }
+    fields
+}
+
+/// Options and labels from `*.userfield.list` (`LIST`, `LIST_COLUMN_LABEL` with `LANG`) for
+/// user fields whose description lacks them.
+pub fn enrich_user_fields(fields: &mut [Field], userfield_list: &Value) {
+    let Some(items) = userfield_list.as_array() else {
+        return;
+    };
+    for uf in items {
+        let Some(name) = uf.get("FIELD_NAME").and_then(Value::as_str) else {
+            continue;
+        };
+        let Some(f) = fields.iter_mut().find(|f| f.code == name) else {
+            continue;
+        };
+        f.user_field = true;
+        if f.options.is_empty() {
+            f.options = list_options(uf.get("LIST"));
+        }
+        if f.label.is_empty() || f.label == f.code {
+            let label = ["LIST_COLUMN_LABEL", "EDIT_FORM_LABEL", "LIST_FILTER_LABEL"]
+                .iter()
+                .find_map(|k| uf.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()));
+            if let Some(l) = label {
+                f.label = l.to_string();
+            }
+        }
+    }
+}
+
+fn list_options(list: Option<&Value>) -> Vec<EnumOption> {
+    let Some(Value::Array(items)) = list else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|o| {
+            let id = match o.get("ID")? {
+                Value::String(s) => s.trim().parse().ok()?,
+                Value::Number(n) => n.as_u64()?,
+                _ => return None,
+            };
+            let value = o.get("VALUE").and_then(Value::as_str).unwrap_or_default();
+            Some(EnumOption {
+                id,
+                value: value.to_string(),
+            })
+        })
+        .collect()
+}
+
+fn kind_of(entity: &str) -> EntityKind {
+    match entity {
+        "crm_deal" | "crm_lead" | "crm_contact" | "crm_company" | "crm_activity" => EntityKind::Crm,
+        e if e.starts_with("crm_dynamic_") => EntityKind::SmartProcess,
+        e if e.starts_with("crm_stagehistory") => EntityKind::History,
+        _ => EntityKind::Reference,
+    }
+}
+
+fn title_of(entity: &str) -> String {
+    match entity {
+        "crm_deal" => "Deals",
+        "crm_lead" => "Leads",
+        "crm_contact" => "Contacts",
+        "crm_company" => "Companies",
+        "crm_activity" => "Activities",
+        "crm_status" => "Statuses and stages",
+        "crm_category" => "Deal pipelines",
+        "crm_currency" => "Currencies",
+        "crm_stagehistory_lead" => "Lead status history",
+        "crm_stagehistory_deal" => "Deal stage history",
+        "user" => "Users",
+        "department" => "Departments",
+        other => other,
+    }
+    .to_string()
+}
+
+fn entity_of(name: &str, method: &str, eid: Option<u32>, fields: Vec<Field>) -> Entity {
+    Entity {
+        name: name.to_string(),
+        kind: kind_of(name),
+        title: title_of(name),
+        method: method.to_string(),
+        entity_type_id: eid,
+        fields: pk_first(method, fields),
+    }
+}
+
+/// The catalog contract: the primary key field first.
+fn pk_first(method: &str, mut fields: Vec<Field>) -> Vec<Field> {
+    let pk = spec(method).map(|s| s.id.row).unwrap_or("ID");
+    if let Some(i) = fields.iter().position(|f| f.api_name == pk || f.code == pk) {
+        fields[..=i].rotate_right(1);
+    }
+    fields
+}
+
+/// Smart processes from `crm.type.list` (all pages), or from `crm.enum.ownertype`
+/// (`DYNAMIC_N`) when the credentials are not a CRM admin.
+async fn smart_process_types(
+    client: &Client,
+    resp: &mut BatchResponse,
+) -> Result<Vec<SmartProcessType>, BitrixError> {
+    let owner = resp.take("ownertype");
+    match resp.take("types") {
+        CommandOutcome::Ok(r) => {
+            let mut types = types_from_list(&r.result);
+            let mut next = r.next;
+            while let Some(start) = next {
+                let page = client
+                    .call(
+                        "crm.type.list",
+                        &json!({"order": {"id": "ASC"}, "start": start}),
+                    )
+                    .await?;
+                types.extend(types_from_list(&page.result));
+                next = page.next.filter(|n| *n > start);
+            }
+            Ok(types)
+        }
+        CommandOutcome::Err(e) if e.class() == ErrorClass::AccessDenied => {
+            tracing::info!("crm.type.list denied; smart processes from crm.enum.ownertype");
+            match owner {
+                CommandOutcome::Ok(r) => Ok(types_from_ownertype(&r.result)),
+                CommandOutcome::Err(e) => Err(e),
+                CommandOutcome::Missing => Ok(Vec::new()),
+            }
+        }
+        CommandOutcome::Err(e) => Err(e),
+        CommandOutcome::Missing => Ok(Vec::new()),
+    }
+}
+
+pub fn types_from_list(result: &Value) -> Vec<SmartProcessType> {
+    let items = result
+        .get("types")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    items
+        .iter()
+        .filter_map(|t| {
+            let eid = num_u32(t.get("entityTypeId")?)?;
+            Some(SmartProcessType {
+                entity_type_id: eid,
+                title: t
+                    .get("title")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                stages_enabled: matches!(
+                    t.get("isStagesEnabled"),
+                    Some(Value::String(s)) if s == "Y"
+                ) || t.get("isStagesEnabled") == Some(&Value::Bool(true)),
+            })
+        })
+        .collect()
+}
+
+pub fn types_from_ownertype(result: &Value) -> Vec<SmartProcessType> {
+    let items = result.as_array().cloned().unwrap_or_default();
+    items
+        .iter()
+        .filter_map(|t| {
+            let code = t.get("SYMBOL_CODE")?.as_str()?;
+            let eid: u32 = code.strip_prefix("DYNAMIC_")?.parse().ok()?;
+            Some(SmartProcessType {
+                entity_type_id: eid,
+                title: t
+                    .get("NAME")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                // Unknown without crm.type.list: no stage-history table is guessed.
+                stages_enabled: false,
+            })
+        })
+        .collect()
+}
+
+fn num_u32(v: &Value) -> Option<u32> {
+    match v {
+        Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// `crm.item.fields` for every smart process, batched, and their entities.
+async fn add_smart_processes(
+    client: &Client,
+    types: &[SmartProcessType],
+    catalog: &mut Catalog,
+) -> Result<(), BitrixError> {
+    let mut found: BTreeMap<u32, Vec<Field>> = BTreeMap::new();
+    for chunk in types.chunks(MAX_COMMANDS) {
+        let mut batch = Batch::new();
+        for t in chunk {
+            batch.push(
+                format!("f_{}", t.entity_type_id),
+                "crm.item.fields",
+                json!({"entityTypeId": t.entity_type_id}),
+            )?;
+        }
+        let mut resp = client.batch(&batch).await?;
+        for t in chunk {
+            let name = format!("crm_dynamic_{}", t.entity_type_id);
+            if let Some(r) = optional(&name, resp.take(&format!("f_{}", t.entity_type_id)))? {
+                found.insert(t.entity_type_id, fields_from_description(&r.result));
+            }
+        }
+    }
+    for t in types {
+        let Some(fields) = found.remove(&t.entity_type_id) else {
+            continue;
+        };
+        let name = format!("crm_dynamic_{}", t.entity_type_id);
+        let mut e = entity_of(&name, "crm.item", Some(t.entity_type_id), fields);
+        e.title = t.title.clone();
+        catalog.entities.push(e);
+        if t.stages_enabled {
+            let hist = format!("crm_stagehistory_dynamic_{}", t.entity_type_id);
+            let mut h = entity_of(
+                &hist,
+                "crm.stagehistory",
+                Some(t.entity_type_id),
+                static_fields::stage_history(t.entity_type_id),
+            );
+            h.title = format!("{}: stage history", t.title);
+            catalog.entities.push(h);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("/work/shared/fixtures/bitrix24/{name}");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn smart_processes_from_type_list_and_ownertype() {
+        let t = types_from_list(&fixture("crm.type.list.json")["result"]);
+        assert_eq!(
+            t.iter().map(|t| t.entity_type_id).collect::<Vec<_>>(),
+            [1256, 1246, 1236, 1226]
+        );
+        assert!(t[1].stages_enabled && !t[0].stages_enabled);
+        let o = types_from_ownertype(&fixture("crm.enum.ownertype.json")["result"]);
+        assert_eq!(
+            o,
+            vec![
+                SmartProcessType {
+                    entity_type_id: 177,
+                    title: "Equipment Purchase".into(),
+                    stages_enabled: false
+                },
+                SmartProcessType {
+                    entity_type_id: 156,
+                    title: "Purchase".into(),
+                    stages_enabled: false
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn userfield_list_fills_options_and_labels() {
+        let mut fields = vec![Field {
+            code: "UF_CRM_1724077760".into(),
+            api_name: "ufCrm_1724077760".into(),
+            bitrix_type: "enumeration".into(),
+            multiple: true,
+            required: false,
+            user_field: true,
+            label: "UF_CRM_1724077760".into(),
+            options: vec![],
+        }];
+        enrich_user_fields(
+            &mut fields,
+            &fixture("crm.deal.userfield.list.json")["result"],
+        );
+        assert_eq!(fields[0].label, "Radio");
+        assert_eq!(fields[0].options.len(), 5);
+        assert_eq!(
+            fields[0].options[0],
+            EnumOption {
+                id: 3157,
+                value: "Children's Radio".into()
+            }
+        );
+    }
+
+    #[test]
+    fn item_fields_keep_upper_codes_and_pk_first() {
+        let fields = fields_from_description(&fixture("crm.item.fields.json")["result"]);
+        let e = entity_of("crm_dynamic_1268", "crm.item", Some(1268), fields);
+        assert_eq!(e.fields[0].code, "ID");
+        assert_eq!(e.fields[0].api_name, "id");
+        assert!(e.field("PARENT_ID_1248").is_some());
+        assert_eq!(e.kind, EntityKind::SmartProcess);
+        let cur = entity_of(
+            "crm_currency",
+            "crm.currency",
+            None,
+            vec![static_field("AMOUNT"), static_field("CURRENCY")],
+        );
+        assert_eq!(cur.fields[0].code, "CURRENCY");
+    }
+
+    fn static_field(code: &str) -> Field {
+        Field {
+            code: code.into(),
+            api_name: code.into(),
+            bitrix_type: "string".into(),
+            multiple: false,
+            required: false,
+            user_field: false,
+            label: code.into(),
+            options: vec![],
+        }
+    }
+
+    #[test]
+    fn title_maps_get_static_types() {
+        let f = typed_fields(
+            "user",
+            &json!({"ID": "ID", "ACTIVE": "Active", "UF_DEPARTMENT": "Department", "NAME": "Name"}),
+        );
+        let t: Vec<_> = f
+            .iter()
+            .map(|f| (f.code.as_str(), f.bitrix_type.as_str(), f.multiple))
+            .collect();
+        assert_eq!(
+            t,
+            [
+                ("ID", "integer", false),
+                ("ACTIVE", "boolean", false),
+                ("UF_DEPARTMENT", "integer", true),
+                ("NAME", "string", false)
+            ]
+        );
+    }
+}
