@@ -8,7 +8,7 @@ use std::time::Instant;
 pub const REF_FEW_COLS: f64 = 5.0;
 /// Column count of "all fields + UF" of a contact; equals this emulator's default contact width
 /// for `select: ["*", "UF_*"]` (a real contact with ~20 user fields is about as wide).
-pub const REF_ALL_COLS: f64 = 70.0;
+pub const REF_ALL_COLS: f64 = 62.0;
 
 /// Published measurements the model is calibrated to (docs huge-data.md; peers.md).
 pub mod published {

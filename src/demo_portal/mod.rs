@@ -25,6 +25,7 @@ use std::net::SocketAddr;
 pub use cli::{DemoPortalArgs, run_cli};
 pub use control::{Counters, Fault, FaultKind, PortalControl, UserFieldSpec};
 pub use limits::CostModel;
+pub use limits::published as cost_calibration;
 
 /// Errors of the demo portal's public API.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,10 @@ pub async fn portal(cfg: PortalConfig) -> RunningPortal {
 
 /// A fast portal: simulated time runs 10,000× faster, no limits.
 pub fn fast_config() -> PortalConfig {
-    let mut cfg = PortalConfig { time_scale: 10_000.0, ..PortalConfig::default() };
+    let mut cfg = PortalConfig {
+        time_scale: 10_000.0,
+        ..PortalConfig::default()
+    };
     cfg.limits.enabled = false;
     cfg
 }
@@ -23,7 +26,12 @@ pub struct Resp {
 }
 
 pub async fn call(url: &str, body: Value) -> Resp {
-    let r = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     to_resp(r).await
 }
 
@@ -41,7 +49,12 @@ pub async fn to_resp(r: reqwest::Response) -> Resp {
         .unwrap_or_default();
     let text = r.text().await.unwrap();
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Resp { status, text, json, content_type }
+    Resp {
+        status,
+        text,
+        json,
+        content_type,
+    }
 }
 
 /// Method URL on the webhook.
