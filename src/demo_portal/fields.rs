@@ -503,6 +503,15 @@ pub fn lead_fields(parents: &[(u32, String)]) -> Vec<FieldDef> {
             "Contact",
         ),
         fd(
+            "CONTACT_IDS",
+            "crm_contact",
+            Kind::Int,
+            Gen::ContactIds,
+            "Contacts",
+        )
+        .multi()
+        .vis(LegacyVis::None),
+        fd(
             "IS_RETURN_CUSTOMER",
             "char",
             Kind::YesNo,
@@ -971,8 +980,7 @@ pub fn company_fields(parents: &[(u32, String)]) -> Vec<FieldDef> {
             Kind::Int,
             Gen::FirstContact,
             "Contact",
-        )
-        .deprecated(),
+        ),
         fd("LEAD_ID", "crm_lead", Kind::Int, Gen::Lead, "Lead")
             .settings(J::obj([("parentEntityTypeId", J::Int(1))])),
         fd(
@@ -1153,7 +1161,12 @@ pub fn dynamic_fields(etid: u32, parents: &[(u32, String)]) -> Vec<FieldDef> {
             Kind::Int,
             Gen::Null,
             "Your company details",
-        ),
+        )
+        .settings(J::obj([
+            ("isMyCompany", J::Bool(true)),
+            ("parentEntityTypeId", J::Int(4)),
+            ("isEmbeddedEditorEnabled", J::Bool(true)),
+        ])),
         fd(
             "SOURCE_ID",
             "crm_status",

@@ -685,7 +685,7 @@ fn department_fields() -> Vec<FieldDef> {
         plain("NAME", Kind::Str, Gen::DeptName),
         plain("SORT", Kind::Int, Gen::Const(Val::Int(500))),
         plain("PARENT", Kind::Int, Gen::DeptParent),
-        plain("UF_HEAD", Kind::Int, Gen::User),
+        plain("UF_HEAD", Kind::Int, Gen::IntRange(1, 3, 50)),
     ]
 }
 
