@@ -3,8 +3,9 @@
 //! The first batch asks for the smart-process types and every static entity's fields at once;
 //! the second asks `crm.item.fields` for every smart process. Which method each entity is read
 //! with is in `bitrix::methods::ENTITY_METHODS`. An entity whose fields the credentials may not
-//! read (access denied, missing scope, method absent on an older on-prem install) is left out
-//! with a warning instead of failing the whole catalog; any other error fails discovery.
+//! read (access denied, missing scope, method absent on an older on-prem install) gets its
+//! documented static field list where one exists (reference entities), else is left out with a
+//! warning instead of failing the whole catalog; any other error fails discovery.
 use super::model::{Catalog, Entity, EntityKind, EnumOption, Field};
 use super::static_fields;
 use crate::bitrix::batch::{Batch, BatchResponse, CommandOutcome, MAX_COMMANDS};
@@ -101,7 +102,14 @@ fn optional(
 }
 
 fn fallback_fields(entity: &str) -> Option<Vec<Field>> {
-    (entity == "department").then(static_fields::department)
+    let f = static_fields::fallback(entity);
+    if f.is_some() {
+        tracing::info!(
+            entity,
+            "fields method unavailable; documented field list used"
+        );
+    }
+    f
 }
 
 /// Fields from a `*.fields` answer, with types filled in for the title-only maps.

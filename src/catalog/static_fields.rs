@@ -68,3 +68,98 @@ pub fn department() -> Vec<Field> {
         })
         .collect()
 }
+
+fn fields_of(list: &[(&str, &str, bool)]) -> Vec<Field> {
+    list.iter().map(|(c, t, m)| field(c, t, *m, c)).collect()
+}
+
+/// Documented fields of entities whose `*.fields` method the portal lacks or denies
+/// (older on-prem installs, restricted webhooks). Sources: EN crm-status-list.md,
+/// crm-category-list.md, crm-currency-list.md, crm-activity-list.md, user-get.md.
+pub fn fallback(entity: &str) -> Option<Vec<Field>> {
+    let list: &[(&str, &str, bool)] = match entity {
+        "department" => return Some(department()),
+        "crm_status" => &[
+            ("ID", "integer", false),
+            ("ENTITY_ID", "string", false),
+            ("STATUS_ID", "string", false),
+            ("NAME", "string", false),
+            ("NAME_INIT", "string", false),
+            ("SORT", "integer", false),
+            ("SYSTEM", "char", false),
+            ("CATEGORY_ID", "integer", false),
+            ("COLOR", "string", false),
+            ("SEMANTICS", "string", false),
+            ("EXTRA", "string", false),
+        ],
+        "crm_currency" => &[
+            ("CURRENCY", "string", false),
+            ("AMOUNT_CNT", "integer", false),
+            ("AMOUNT", "double", false),
+            ("SORT", "integer", false),
+            ("BASE", "char", false),
+            ("FULL_NAME", "string", false),
+            ("DATE_UPDATE", "datetime", false),
+        ],
+        "crm_activity" => &[
+            ("ID", "integer", false),
+            ("OWNER_ID", "integer", false),
+            ("OWNER_TYPE_ID", "integer", false),
+            ("TYPE_ID", "integer", false),
+            ("PROVIDER_ID", "string", false),
+            ("PROVIDER_TYPE_ID", "string", false),
+            ("SUBJECT", "string", false),
+            ("DESCRIPTION", "string", false),
+            ("START_TIME", "datetime", false),
+            ("END_TIME", "datetime", false),
+            ("DEADLINE", "datetime", false),
+            ("COMPLETED", "char", false),
+            ("STATUS", "integer", false),
+            ("RESPONSIBLE_ID", "user", false),
+            ("PRIORITY", "integer", false),
+            ("DIRECTION", "integer", false),
+            ("AUTHOR_ID", "user", false),
+            ("EDITOR_ID", "user", false),
+            ("CREATED", "datetime", false),
+            ("LAST_UPDATED", "datetime", false),
+        ],
+        "user" => &[
+            ("ID", "integer", false),
+            ("ACTIVE", "boolean", false),
+            ("NAME", "string", false),
+            ("LAST_NAME", "string", false),
+            ("SECOND_NAME", "string", false),
+            ("EMAIL", "string", false),
+            ("WORK_POSITION", "string", false),
+            ("PERSONAL_GENDER", "string", false),
+            ("PERSONAL_BIRTHDAY", "date", false),
+            ("DATE_REGISTER", "date", false),
+            ("LAST_LOGIN", "datetime", false),
+            ("IS_ONLINE", "char", false),
+            ("XML_ID", "string", false),
+            ("UF_DEPARTMENT", "integer", true),
+        ],
+        "crm_category" => {
+            // Controller API: camelCase keys, upper-case column codes.
+            let f = [
+                ("id", "ID", "integer"),
+                ("name", "NAME", "string"),
+                ("sort", "SORT", "integer"),
+                ("entityTypeId", "ENTITY_TYPE_ID", "integer"),
+                ("isDefault", "IS_DEFAULT", "boolean"),
+                ("originId", "ORIGIN_ID", "string"),
+                ("originatorId", "ORIGINATOR_ID", "string"),
+            ];
+            return Some(
+                f.iter()
+                    .map(|(api, code, t)| Field {
+                        api_name: (*api).into(),
+                        ..field(code, t, false, code)
+                    })
+                    .collect(),
+            );
+        }
+        _ => return None,
+    };
+    Some(fields_of(list))
+}
