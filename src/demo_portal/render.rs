@@ -66,10 +66,12 @@ fn amount_number(cents: i64) -> J {
     }
 }
 
+/// Legacy file objects carry portal-relative URLs (as `tryExternalizeFileField` builds them),
+/// which also keeps the ground-truth text independent of the listening port.
 fn legacy_file(c: &Cell, code: &str, fid: u64) -> J {
     let show = format!(
-        "{}/bitrix/components/bitrix/crm.{}.show/show_file.php?ownerId={}&fieldName={code}&fileId={fid}",
-        c.base_url, c.table, c.id
+        "/bitrix/components/bitrix/crm.{}.show/show_file.php?ownerId={}&fieldName={code}&fileId={fid}",
+        c.table, c.id
     );
     J::obj([
         ("id", J::Int(fid as i64)),
