@@ -29,6 +29,27 @@ enum Command {
     /// Prints one line per check (what works and what not); exits 0 only if all pass,
     /// 2 if the config itself is invalid.
     Check,
+    /// Run the whole pipeline on the embedded default: demo portal, local ClickHouse, serve, apply.
+    ///
+    /// Starts a local ClickHouse 26.9 (chdb-core; run scripts/setup_clickhouse.sh once), the
+    /// demo portal with generated data, `serve`, and `apply`; then shows the tables filling as
+    /// ClickHouse's refreshable materialized views pull every entity.
+    Demo(commands::demo::DemoArgs),
+    /// Run the Bitrix24 demo portal (REST emulator) alone and print its webhook URL.
+    DemoPortal(b24ch::demo_portal::DemoPortalArgs),
+    /// Serve the HTTP contract ClickHouse pulls typed rows from (Parquet / JSONEachRow).
+    ///
+    /// Discovers the portal's catalog, listens on proxy.listen and, every
+    /// proxy.autopilot_interval, converges the ClickHouse schema (new tables, columns, views).
+    Serve {
+        /// Do not run the schema autopilot loop.
+        #[arg(long)]
+        no_autopilot: bool,
+    },
+    /// Print the ClickHouse DDL for the portal (secrets masked) without running it.
+    Sql(commands::schema_cmds::SchemaArgs),
+    /// Create or evolve the ClickHouse schema to match the portal (idempotent).
+    Apply(commands::schema_cmds::SchemaArgs),
 }
 
 #[tokio::main]
@@ -59,6 +80,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("some checks failed (see above)");
             }
             Ok(())
+        }
+        Command::Demo(args) => {
+            let config = commands::load_config(cli.config.as_deref())?;
+            commands::demo::run(config, args).await
+        }
+        Command::DemoPortal(args) => Ok(b24ch::demo_portal::run_cli(args).await?),
+        Command::Serve { no_autopilot } => {
+            let config = commands::load_config(cli.config.as_deref())?;
+            commands::serve::run(config, !no_autopilot).await
+        }
+        Command::Sql(args) => {
+            let config = commands::load_config(cli.config.as_deref())?;
+            commands::schema_cmds::sql(config, args).await
+        }
+        Command::Apply(args) => {
+            let config = commands::load_config(cli.config.as_deref())?;
+            commands::schema_cmds::apply(config, args).await
         }
     }
 }

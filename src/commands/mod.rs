@@ -1,6 +1,10 @@
 //! The subcommands' jobs; `main.rs` only parses the command line and calls these.
 pub mod check;
+pub mod demo;
 pub mod logging;
+pub mod portal;
+pub mod schema_cmds;
+pub mod serve;
 
 use std::path::Path;
 

@@ -1,1 +1,59 @@
-//! serve
+//! `b24ch serve`: the HTTP service ClickHouse pulls typed rows from (contract v1, design.md).
+mod auth;
+mod error;
+mod meta;
+mod routes;
+mod rows;
+mod state;
+
+pub use error::ApiError;
+pub use state::AppState;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use std::sync::Arc;
+
+/// The router with auth (every endpoint but `/healthz`) and the cheap `HEAD` shortcut.
+pub fn router(state: Arc<AppState>) -> Router {
+    let token = state.config.proxy.token.clone();
+    Router::new()
+        .route("/", get(page))
+        .route("/healthz", get(routes::healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/entities", get(routes::entities))
+        .route("/v1/entities/{entity}/schema", get(routes::schema))
+        .route("/v1/entities/{entity}/rows", get(routes::rows))
+        .route("/v1/entities/{entity}/ids", get(routes::ids))
+        .route("/v1/entities/{entity}/ddl", get(routes::entity_ddl))
+        .route("/v1/meta/{what}", get(routes::meta))
+        .layer(middleware::from_fn(head_shortcut))
+        .layer(middleware::from_fn_with_state(token, auth::require_token))
+        .with_state(state)
+}
+
+/// ClickHouse's `url()` sends `HEAD` before `GET`; answering it from the handlers would run
+/// a whole Bitrix24 listing for nothing, so it is answered here at once.
+async fn head_shortcut(req: Request, next: Next) -> Response {
+    if req.method() == Method::HEAD {
+        return StatusCode::OK.into_response();
+    }
+    next.run(req).await
+}
+
+async fn page(State(state): State<Arc<AppState>>) -> Html<String> {
+    Html(meta::status_page(&state))
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        meta::metrics(&state),
+    )
+}

@@ -1,0 +1,167 @@
+//! `b24ch demo`: the whole pipeline on the embedded default — demo portal, a local
+//! ClickHouse, `serve`, `apply`, and ClickHouse filling its tables by itself.
+use super::portal;
+use crate::clickhouse::{Connection, apply};
+use crate::config::{Config, Secret};
+use crate::demo_portal::{DataSizes, PortalConfig};
+use crate::encode::Format;
+use crate::local_clickhouse::{LocalClickHouse, LocalClickHouseOptions};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Deals in the demo portal (leads, contacts, companies and smart-process items scale with it).
+    #[arg(long, default_value_t = 2000)]
+    pub deals: u64,
+    /// Simulated portal seconds per real second (the cloud limits run this much faster).
+    #[arg(long, default_value_t = 20.0)]
+    pub time_scale: f64,
+    /// Data directory of the local ClickHouse.
+    #[arg(long, default_value = ".build/demo-clickhouse")]
+    pub data_dir: PathBuf,
+    /// Exit once every table has loaded (otherwise keep running until Ctrl-C).
+    #[arg(long)]
+    pub exit_after_load: bool,
+    /// Give up waiting for the first loads after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout_secs: u64,
+}
+
+fn sizes(deals: u64) -> DataSizes {
+    let base = DataSizes::default();
+    DataSizes {
+        deals,
+        leads: deals / 2,
+        contacts: deals * 3 / 4,
+        companies: deals / 4,
+        activities: deals,
+        smart_processes: base
+            .smart_processes
+            .into_iter()
+            .map(|mut s| {
+                s.items = (deals / 8).max(10);
+                s
+            })
+            .collect(),
+        ..base
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
+    println!(
+        "b24ch demo: starting a local ClickHouse 26.9 in {} …",
+        args.data_dir.display()
+    );
+    let ch = LocalClickHouse::start(LocalClickHouseOptions::new(&args.data_dir)).await?;
+    config.clickhouse.url = ch.http_url();
+    config.clickhouse.user = "default".into();
+    config.clickhouse.password = Secret::new("");
+    if config.proxy.token.is_empty() {
+        config.proxy.token = Secret::new(format!("demo-{:032x}", rand::random::<u128>()));
+    }
+    let port = free_port()?;
+    config.proxy.listen = format!("127.0.0.1:{port}").parse()?;
+    config.proxy.public_url = format!("http://127.0.0.1:{port}");
+
+    let demo = PortalConfig {
+        sizes: sizes(args.deals),
+        time_scale: args.time_scale,
+        ..PortalConfig::default()
+    };
+    let conn = portal::connect(&mut config, demo).await?;
+    if let Some(p) = &conn.demo {
+        println!(
+            "demo portal: {} (cloud limits, time x{})",
+            p.base_url(),
+            args.time_scale
+        );
+    }
+    let config = Arc::new(config);
+    let serve = super::serve::start(config.clone(), &conn).await?;
+    println!("b24ch serve: {}", serve.url());
+
+    let ch_conn = Connection::new(&config.clickhouse).with_secret(&config.proxy.token);
+    let report = apply::apply(&ch_conn, &config, &serve.state.catalog(), Format::Parquet).await?;
+    println!(
+        "apply: {} tables created, {} statements; ClickHouse now loads every entity by itself (refreshable materialized views)",
+        report.created_tables.len(),
+        report.statements
+    );
+    let tables = report.created_tables.clone();
+    let done = watch_loads(&ch, &config.clickhouse.database, &tables, args.timeout_secs).await?;
+    if !done {
+        anyhow::bail!(
+            "not every table loaded within {} s; see `SELECT * FROM system.view_refreshes`",
+            args.timeout_secs
+        );
+    }
+    println!("\nEvery table is loaded. Try, against {}:", ch.http_url());
+    println!(
+        "  SELECT STAGE_ID, count(), sum(OPPORTUNITY) FROM {}.crm_deal_current GROUP BY STAGE_ID",
+        config.clickhouse.database
+    );
+    println!(
+        "  SYSTEM REFRESH VIEW {}.crm_deal_load",
+        config.clickhouse.database
+    );
+    if !args.exit_after_load {
+        println!("\nRunning; Ctrl-C to stop.");
+        let state = serve.state.clone();
+        tokio::spawn(super::serve::autopilot_loop(
+            state,
+            ch_conn,
+            Format::Parquet,
+        ));
+        tokio::signal::ctrl_c().await?;
+    }
+    serve.stop();
+    ch.stop().await?;
+    Ok(())
+}
+
+/// Prints row counts as the tables fill; true once every load view succeeded once.
+async fn watch_loads(
+    ch: &LocalClickHouse,
+    db: &str,
+    tables: &[String],
+    timeout: u64,
+) -> anyhow::Result<bool> {
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let pending = ch
+            .query(&format!(
+                "SELECT count() FROM system.view_refreshes WHERE database = '{db}' AND view LIKE '%\\_load' AND last_success_time IS NULL"
+            ))
+            .await?;
+        let counts = table_counts(ch, db, tables).await?;
+        println!("[{:>4}s] {counts}", started.elapsed().as_secs());
+        if pending.trim() == "0" {
+            return Ok(true);
+        }
+        if started.elapsed() > Duration::from_secs(timeout) {
+            return Ok(false);
+        }
+    }
+}
+
+async fn table_counts(ch: &LocalClickHouse, db: &str, tables: &[String]) -> anyhow::Result<String> {
+    let mut parts = Vec::new();
+    for t in tables {
+        let n = ch
+            .query(&format!("SELECT count() FROM `{db}`.`{t}_current`"))
+            .await
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "?".into());
+        parts.push(format!("{t}={n}"));
+    }
+    Ok(parts.join(" "))
+}

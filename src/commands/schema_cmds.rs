@@ -1,0 +1,76 @@
+//! `b24ch sql` and `b24ch apply`: the ClickHouse DDL for the portal, printed or run.
+use super::portal;
+use crate::clickhouse::{Connection, apply};
+use crate::config::Config;
+use crate::demo_portal::PortalConfig;
+use crate::encode::Format;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SchemaArgs {
+    /// Only these entities (default: every enabled entity of the portal).
+    pub entities: Vec<String>,
+    /// Row format ClickHouse pulls in: Parquet or JSONEachRow.
+    #[arg(long, default_value = "Parquet", value_parser = parse_format)]
+    pub format: Format,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    Format::parse(s).ok_or_else(|| format!("`{s}` is not a format; use Parquet or JSONEachRow"))
+}
+
+async fn catalog(
+    config: &mut Config,
+    args: &SchemaArgs,
+) -> anyhow::Result<crate::catalog::Catalog> {
+    let conn = portal::connect(config, PortalConfig::default()).await?;
+    let mut catalog = super::serve::discover(&conn.client).await?;
+    if !args.entities.is_empty() {
+        if let Some(bad) = args.entities.iter().find(|e| catalog.entity(e).is_none()) {
+            let known: Vec<&str> = catalog.entities.iter().map(|e| e.name.as_str()).collect();
+            return Err(super::BadInput(format!(
+                "unknown entity `{bad}`; the portal has: {}",
+                known.join(", ")
+            ))
+            .into());
+        }
+        catalog.entities.retain(|e| args.entities.contains(&e.name));
+    }
+    Ok(catalog)
+}
+
+/// Prints the statements (secrets masked) for an empty database.
+pub async fn sql(mut config: Config, args: SchemaArgs) -> anyhow::Result<()> {
+    let catalog = catalog(&mut config, &args).await?;
+    for s in apply::script(&config, &catalog, args.format) {
+        println!("{};\n", s.display);
+    }
+    Ok(())
+}
+
+/// Converges ClickHouse to the portal and prints what changed.
+pub async fn apply(mut config: Config, args: SchemaArgs) -> anyhow::Result<()> {
+    if config.proxy.token.is_empty() {
+        return Err(super::BadInput(
+            "config error in `proxy.token`: apply stores the token ClickHouse sends to `serve`; set it (the same value `serve` uses)".into(),
+        )
+        .into());
+    }
+    let catalog = catalog(&mut config, &args).await?;
+    let conn = Connection::new(&config.clickhouse).with_secret(&config.proxy.token);
+    let report = apply::apply(&conn, &config, &catalog, args.format).await?;
+    for (entity, change) in report.changes() {
+        println!("{entity}: {change}");
+    }
+    println!(
+        "apply: {} statements, {} enumeration labels",
+        report.statements, report.enum_options
+    );
+    if !report.type_conflicts.is_empty() {
+        anyhow::bail!(
+            "{} field type change(s) need a decision (loads of those entities are paused): {}",
+            report.type_conflicts.len(),
+            report.type_conflicts.join("; ")
+        );
+    }
+    Ok(())
+}

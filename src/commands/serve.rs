@@ -1,0 +1,121 @@
+//! `b24ch serve`: discover the catalog, serve the HTTP contract, keep the schema converged.
+use super::portal::PortalConnection;
+use crate::bitrix::Client;
+use crate::catalog::{self, Catalog};
+use crate::clickhouse::{Connection, apply};
+use crate::config::Config;
+use crate::encode::Format;
+use crate::pipeline::stats::Stats;
+use crate::serve::{AppState, router};
+use std::sync::Arc;
+
+/// A running `serve` (in-process, for `demo` and the tests).
+pub struct RunningServe {
+    pub addr: std::net::SocketAddr,
+    pub state: Arc<AppState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServe {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+/// Discovers the catalog and starts serving on `config.proxy.listen`.
+pub async fn start(config: Arc<Config>, portal: &PortalConnection) -> anyhow::Result<RunningServe> {
+    if config.proxy.token.is_empty() {
+        return Err(super::BadInput(
+            "config error in `proxy.token`: serve needs a bearer token (at least 16 characters) so only your ClickHouse can pull; set it, e.g. token = \"env:B24CH_PROXY_TOKEN\"".into(),
+        )
+        .into());
+    }
+    let catalog = catalog::discover(&portal.client).await?;
+    tracing::info!(entities = catalog.entities.len(), "catalog discovered");
+    let state = Arc::new(AppState::new(
+        config.clone(),
+        portal.client.clone(),
+        catalog,
+        Arc::new(Stats::default()),
+    ));
+    let listener = tokio::net::TcpListener::bind(config.proxy.listen)
+        .await
+        .map_err(|e| {
+            super::BadInput(format!(
+                "config error in `proxy.listen`: cannot listen on {}: {e}; choose a free address",
+                config.proxy.listen
+            ))
+        })?;
+    let addr = listener.local_addr()?;
+    let app = router(state.clone());
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "serve stopped");
+        }
+    });
+    tracing::info!(%addr, "serving");
+    Ok(RunningServe { addr, state, task })
+}
+
+/// One autopilot pass: rediscover, record what changed, converge ClickHouse.
+pub async fn autopilot_once(
+    state: &AppState,
+    conn: &Connection,
+    format: Format,
+) -> anyhow::Result<apply::ApplyReport> {
+    let old = state.catalog();
+    let new = catalog::discover(&state.client).await?;
+    let diff = catalog::diff(&old, &new);
+    if !diff.is_empty() {
+        tracing::info!(?diff, "portal catalog changed");
+    }
+    let report = apply::apply(conn, &state.config, &new, format).await?;
+    for (entity, change) in report.changes() {
+        state.stats.schema_changed(&entity, &change);
+    }
+    state.set_catalog(new);
+    Ok(report)
+}
+
+/// Runs the autopilot forever on the configured interval.
+pub async fn autopilot_loop(state: Arc<AppState>, conn: Connection, format: Format) {
+    let every = state.config.proxy.autopilot_interval.as_duration();
+    loop {
+        tokio::time::sleep(every).await;
+        match autopilot_once(&state, &conn, format).await {
+            Ok(r) if !r.changes().is_empty() => {
+                tracing::info!(
+                    changes = r.changes().len(),
+                    "autopilot applied schema changes"
+                )
+            }
+            Ok(_) => tracing::debug!("autopilot: no schema change"),
+            Err(e) => tracing::error!(error = %e, "autopilot pass failed; retrying next interval"),
+        }
+    }
+}
+
+/// The discovered catalog, for `sql`/`apply`.
+pub async fn discover(client: &Client) -> anyhow::Result<Catalog> {
+    Ok(catalog::discover(client).await?)
+}
+
+/// `b24ch serve`: runs until Ctrl-C.
+pub async fn run(mut config: Config, autopilot: bool) -> anyhow::Result<()> {
+    let portal =
+        super::portal::connect(&mut config, crate::demo_portal::PortalConfig::default()).await?;
+    let config = Arc::new(config);
+    let serve = start(config.clone(), &portal).await?;
+    println!("b24ch serve: listening on {}", serve.url());
+    if autopilot {
+        let conn = Connection::new(&config.clickhouse).with_secret(&config.proxy.token);
+        tokio::spawn(autopilot_loop(serve.state.clone(), conn, Format::Parquet));
+    }
+    tokio::signal::ctrl_c().await?;
+    serve.stop();
+    Ok(())
+}

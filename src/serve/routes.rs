@@ -1,0 +1,245 @@
+//! The HTTP contract v1 of `serve` (design.md): catalog, schema, rows, ids, ddl, meta.
+use super::error::ApiError;
+use super::rows;
+use super::state::AppState;
+use crate::catalog::Entity;
+use crate::clickhouse::{apply, ddl, plan};
+use crate::encode::Format;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Params = Query<HashMap<String, String>>;
+
+/// Rejects unknown query parameters: a typo must not silently mean "everything".
+fn check_params(params: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
+    match params.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::bad_request(format!(
+            "b24ch: unknown parameter `{k}`; this endpoint accepts: {}",
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The entity named in the path, or a 400 that lists what exists.
+fn entity(state: &AppState, name: &str) -> Result<Entity, ApiError> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if let Some(e) = valid.then(|| state.entity(name)).flatten() {
+        return Ok(e);
+    }
+    let known: Vec<String> = state
+        .catalog()
+        .entities
+        .iter()
+        .map(|e| e.name.clone())
+        .collect();
+    Err(ApiError::bad_request(format!(
+        "b24ch: unknown entity {:?}; known entities: {}",
+        name.chars().take(64).collect::<String>(),
+        known.join(", ")
+    )))
+}
+
+fn format_param(params: &HashMap<String, String>, default: Format) -> Result<Format, ApiError> {
+    match params.get("format") {
+        None => Ok(default),
+        Some(f) => Format::parse(f).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "b24ch: format={f:?} is not supported; use Parquet or JSONEachRow"
+            ))
+        }),
+    }
+}
+
+#[derive(Serialize)]
+struct EntityInfo {
+    entity: String,
+    table: String,
+    kind: crate::catalog::EntityKind,
+    title: String,
+    primary_key: String,
+    cursor_field: Option<String>,
+    schedule: String,
+    enabled: bool,
+}
+
+fn entity_infos(state: &AppState) -> Vec<EntityInfo> {
+    state
+        .catalog()
+        .entities
+        .iter()
+        .map(|e| {
+            let settings = state.config.entity(&e.name);
+            let columns = plan::selected_columns(e, &settings);
+            let p = plan::table_plan(e, &columns, &settings, Format::Parquet);
+            EntityInfo {
+                entity: e.name.clone(),
+                table: format!("{}.{}", state.config.clickhouse.database, e.name),
+                kind: e.kind,
+                title: e.title.clone(),
+                primary_key: p.primary_key,
+                cursor_field: p.cursor,
+                schedule: settings.schedule.sql(),
+                enabled: settings.enabled,
+            }
+        })
+        .collect()
+}
+
+/// JSON array by default; `format=JSONEachRow` for ClickHouse's `url()`.
+fn listing<T: Serialize>(
+    items: &[T],
+    params: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let each_row = match params.get("format").map(String::as_str) {
+        None | Some("JSON") | Some("json") => false,
+        Some(f) if f.eq_ignore_ascii_case("JSONEachRow") => true,
+        Some(f) => {
+            return Err(ApiError::bad_request(format!(
+                "b24ch: format={f:?} is not supported here; use JSON or JSONEachRow"
+            )));
+        }
+    };
+    if !each_row {
+        return Ok(Json(items).into_response());
+    }
+    let mut body = String::new();
+    for item in items {
+        body.push_str(&serde_json::to_string(item).unwrap_or_default());
+        body.push('\n');
+    }
+    let mut resp = body.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(resp)
+}
+
+pub async fn entities(
+    State(state): State<Arc<AppState>>,
+    Query(p): Params,
+) -> Result<Response, ApiError> {
+    check_params(&p, &["format"])?;
+    listing(&entity_infos(&state), &p)
+}
+
+#[derive(Serialize)]
+struct ColumnInfo {
+    name: String,
+    bitrix_type: String,
+    clickhouse_type: String,
+    nullable: bool,
+    label: String,
+}
+
+pub async fn schema(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(p): Params,
+) -> Result<Response, ApiError> {
+    check_params(&p, &["format"])?;
+    let e = entity(&state, &name)?;
+    let cols: Vec<ColumnInfo> = plan::selected_columns(&e, &state.config.entity(&e.name))
+        .into_iter()
+        .map(|c| ColumnInfo {
+            nullable: c.ch_type.is_nullable(),
+            clickhouse_type: c.ch_type.sql(),
+            name: c.name,
+            bitrix_type: c.bitrix_type,
+            label: c.label,
+        })
+        .collect();
+    listing(&cols, &p)
+}
+
+pub async fn rows(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(p): Params,
+) -> Result<Response, ApiError> {
+    check_params(&p, &["format", "modified_since"])?;
+    let e = entity(&state, &name)?;
+    let format = format_param(&p, Format::Parquet)?;
+    let since = rows::parse_since(p.get("modified_since").map(String::as_str))?;
+    let job = state.job(e).map_err(|e| rows::upstream_error(&e))?;
+    rows::rows(state, job, format, since).await
+}
+
+pub async fn ids(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(p): Params,
+) -> Result<Response, ApiError> {
+    check_params(&p, &["format"])?;
+    let e = entity(&state, &name)?;
+    let json = match p.get("format").map(String::as_str) {
+        None | Some("TabSeparated") | Some("TSV") => false,
+        Some(f) if f.eq_ignore_ascii_case("JSONEachRow") => true,
+        Some(f) => {
+            return Err(ApiError::bad_request(format!(
+                "b24ch: format={f:?} is not supported for ids; use TabSeparated or JSONEachRow"
+            )));
+        }
+    };
+    let job = state.job(e).map_err(|e| rows::upstream_error(&e))?;
+    rows::ids(state, job, json).await
+}
+
+pub async fn entity_ddl(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(p): Params,
+) -> Result<Response, ApiError> {
+    check_params(&p, &["format"])?;
+    let e = entity(&state, &name)?;
+    let format = format_param(&p, Format::Parquet)?;
+    let settings = state.config.entity(&e.name);
+    let columns = plan::selected_columns(&e, &settings);
+    let tp = plan::table_plan(&e, &columns, &settings, format);
+    let t = apply::target(&state.config);
+    let sql: Vec<String> = ddl::entity(&t, &tp)
+        .into_iter()
+        .map(|s| format!("{};\n", s.display))
+        .collect();
+    Ok(sql.join("\n").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct MetaPath {
+    what: String,
+}
+
+pub async fn meta(
+    State(state): State<Arc<AppState>>,
+    Path(MetaPath { what }): Path<MetaPath>,
+    Query(p): Params,
+) -> Result<Response, ApiError> {
+    check_params(&p, &["format"])?;
+    let mut p = p;
+    // Meta tables are for `url()`: JSONEachRow unless asked otherwise.
+    p.entry("format".into())
+        .or_insert_with(|| "JSONEachRow".into());
+    match what.as_str() {
+        "entities" => listing(&super::meta::entity_rows(&state), &p),
+        "governor" => listing(&super::meta::governor_rows(&state), &p),
+        "errors" => listing(&state.stats.errors(), &p),
+        "loads" => listing(&state.stats.loads(), &p),
+        "schema_changes" => listing(&state.stats.schema_changes(), &p),
+        other => Err(ApiError::bad_request(format!(
+            "b24ch: unknown meta table {:?}; use entities, governor, errors, loads or schema_changes",
+            other.chars().take(64).collect::<String>()
+        ))),
+    }
+}
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}

@@ -1,0 +1,257 @@
+//! `rows` and `ids`: the data endpoints ClickHouse pulls.
+//!
+//! The first page is fetched before the response starts, so an upstream failure at the
+//! start becomes a proper 502/503. A failure later **aborts** the body (the connection is
+//! closed without the final chunk), which fails ClickHouse's INSERT: a broken load never
+//! looks complete (design invariants 2 and 4).
+use super::error::ApiError;
+use super::state::AppState;
+use crate::bitrix::{BitrixError, ErrorClass};
+use crate::encode::{Format, RowEncoder};
+use crate::pipeline::{self, EntityJob, PipelineError, TypedPage};
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use futures::{Stream, StreamExt};
+use std::sync::Arc;
+
+/// Maps a failure before the first byte to the status of the HTTP contract.
+pub fn upstream_error(e: &PipelineError) -> ApiError {
+    match e {
+        PipelineError::Bitrix(b) => bitrix_error(b),
+        PipelineError::UnknownMethod { .. } => ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("b24ch: {e}"),
+        ),
+    }
+}
+
+fn bitrix_error(e: &BitrixError) -> ApiError {
+    let code = e.code().filter(|c| !c.is_empty()).unwrap_or("no code");
+    match e.class() {
+        ErrorClass::RateLimited | ErrorClass::OperatingLimit => ApiError::unavailable(
+            format!("b24ch: Bitrix24 limit reached ({code}); retry later: {e}"),
+            60,
+        ),
+        _ => ApiError::bad_gateway(format!("b24ch: upstream Bitrix24 error {code}: {e}")),
+    }
+}
+
+/// `modified_since`: unix seconds, `YYYY-MM-DD hh:mm:ss` (UTC) or RFC 3339; `0`/empty = all.
+pub fn parse_since(text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let Some(t) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let parsed = if let Ok(secs) = t.parse::<i64>() {
+        if secs == 0 {
+            return Ok(None);
+        }
+        DateTime::from_timestamp(secs, 0)
+    } else if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+        Some(d.with_timezone(&Utc))
+    } else {
+        NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S")
+            .ok()
+            .map(|n| n.and_utc())
+    };
+    let bad = || {
+        ApiError::bad_request(format!(
+            "b24ch: modified_since={t:?} is not a date between 2000 and 2100; give unix seconds, `YYYY-MM-DD hh:mm:ss` (UTC) or RFC 3339"
+        ))
+    };
+    let d = parsed.ok_or_else(bad)?;
+    let year = d.format("%Y").to_string().parse::<i32>().unwrap_or(0);
+    if !(2000..=2100).contains(&year) {
+        return Err(bad());
+    }
+    Ok(Some(d))
+}
+
+pub async fn rows(
+    state: Arc<AppState>,
+    job: EntityJob,
+    format: Format,
+    since: Option<DateTime<Utc>>,
+) -> Result<Response, ApiError> {
+    let job = Arc::new(job);
+    let entity = job.entity.name.clone();
+    state.stats.load_started(&entity);
+    let mut pages = Box::pin(pipeline::typed_rows(
+        state.client.clone(),
+        job.clone(),
+        since,
+        state.lookback,
+    ));
+    let first = match pages.next().await {
+        Some(Ok(p)) => p,
+        Some(Err(e)) => {
+            state.stats.load_failed(&entity, "rows", 0, &e.to_string());
+            return Err(upstream_error(&e));
+        }
+        None => TypedPage::default(),
+    };
+    let encoder = RowEncoder::new(format, &job.columns)
+        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let body = encode_stream(state, entity, encoder, first, pages);
+    Ok(stream_response(format.content_type(), body))
+}
+
+fn encode_stream(
+    state: Arc<AppState>,
+    entity: String,
+    mut encoder: RowEncoder,
+    first: TypedPage,
+    mut pages: impl Stream<Item = Result<TypedPage, PipelineError>> + Unpin + Send + 'static,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    async_stream::stream! {
+        let started = std::time::Instant::now();
+        let mut rows = 0u64;
+        let mut invalid = 0u64;
+        let mut watermark = None;
+        let mut next: Option<Result<TypedPage, PipelineError>> = Some(Ok(first));
+        while let Some(item) = next.take() {
+            match item {
+                Ok(page) => {
+                    rows += page.rows.len() as u64;
+                    invalid += page.issues.len() as u64;
+                    for issue in &page.issues {
+                        tracing::warn!(entity = %issue.entity, id = %issue.id, field = %issue.field, raw = %issue.raw, expected = %issue.expected, "value does not fit its column; kept in _invalid");
+                    }
+                    watermark = page.watermark.or(watermark);
+                    match encoder.write_rows(&page.rows) {
+                        Ok(bytes) if !bytes.is_empty() => yield Ok(bytes),
+                        Ok(_) => {}
+                        Err(e) => {
+                            state.stats.load_failed(&entity, "rows", rows, &e.to_string());
+                            yield Err(std::io::Error::other(e.to_string()));
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(entity = %entity, rows, error = %e, "load aborted; the response is cut so ClickHouse's INSERT fails");
+                    state.stats.load_failed(&entity, "rows", rows, &e.to_string());
+                    yield Err(std::io::Error::other(e.to_string()));
+                    return;
+                }
+            }
+            next = pages.next().await;
+        }
+        match encoder.finish() {
+            Ok(tail) => {
+                tracing::info!(entity = %entity, rows, invalid, cursor = ?watermark, duration_ms = started.elapsed().as_millis() as u64, "load served");
+                state.stats.load_finished(&entity, "rows", rows.saturating_sub(u64::from(watermark.is_some())), invalid, watermark);
+                yield Ok(tail);
+            }
+            Err(e) => {
+                state.stats.load_failed(&entity, "rows", rows, &e.to_string());
+                yield Err(std::io::Error::other(e.to_string()));
+            }
+        }
+    }
+}
+
+/// Every current primary key, one per line (TabSeparated) or as `{"ID":…}` lines.
+pub async fn ids(state: Arc<AppState>, job: EntityJob, json: bool) -> Result<Response, ApiError> {
+    let job = Arc::new(job);
+    let key = crate::schema::primary_key_column(&job.columns)
+        .map(|c| c.name.clone())
+        .unwrap_or_else(|| "ID".into());
+    let entity = job.entity.name.clone();
+    let mut pages = Box::pin(pipeline::ids(state.client.clone(), job));
+    let first = match pages.next().await {
+        Some(Ok(p)) => p,
+        Some(Err(e)) => {
+            state.stats.load_failed(&entity, "ids", 0, &e.to_string());
+            return Err(upstream_error(&e));
+        }
+        None => Vec::new(),
+    };
+    let body = async_stream::stream! {
+        let mut next: Option<Result<Vec<serde_json::Value>, PipelineError>> = Some(Ok(first));
+        let mut count = 0u64;
+        while let Some(item) = next.take() {
+            match item {
+                Ok(ids) => {
+                    count += ids.len() as u64;
+                    yield Ok::<Bytes, std::io::Error>(Bytes::from(id_lines(&ids, &key, json)));
+                }
+                Err(e) => {
+                    tracing::error!(entity = %entity, listed = count, error = %e, "ID listing aborted; the response is cut so no tombstone is written");
+                    state.stats.load_failed(&entity, "ids", count, &e.to_string());
+                    yield Err(std::io::Error::other(e.to_string()));
+                    return;
+                }
+            }
+            next = pages.next().await;
+        }
+        tracing::info!(entity = %entity, ids = count, "ID list served");
+    };
+    let content_type = if json {
+        "application/x-ndjson"
+    } else {
+        "text/tab-separated-values"
+    };
+    Ok(stream_response(content_type, body))
+}
+
+fn id_lines(ids: &[serde_json::Value], key: &str, json: bool) -> String {
+    let mut out = String::with_capacity(ids.len() * 8);
+    for id in ids {
+        let text = match id {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if json {
+            out.push_str(&serde_json::json!({ key: text }).to_string());
+        } else {
+            // TabSeparated escaping: IDs are plain, but stay correct for odd keys.
+            out.push_str(
+                &text
+                    .replace('\\', "\\\\")
+                    .replace('\t', "\\t")
+                    .replace('\n', "\\n"),
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn stream_response(
+    content_type: &'static str,
+    body: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+) -> Response {
+    let mut resp = Response::new(Body::from_stream(body));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_accepts_unix_iso_and_plain() {
+        assert_eq!(parse_since(None).unwrap(), None);
+        assert_eq!(parse_since(Some("0")).unwrap(), None);
+        let a = parse_since(Some("1714885505")).unwrap().unwrap();
+        let b = parse_since(Some("2024-05-05 05:05:05")).unwrap().unwrap();
+        let c = parse_since(Some("2024-05-05T08:05:05+03:00"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(b, c);
+    }
+
+    #[test]
+    fn absurd_dates_are_400() {
+        for bad in ["yesterday", "99999999999999", "1800-01-01 00:00:00", "-5"] {
+            let e = parse_since(Some(bad)).unwrap_err();
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST, "{bad}");
+            assert!(e.message.contains("modified_since"), "{}", e.message);
+        }
+    }
+}
