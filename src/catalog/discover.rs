@@ -112,10 +112,13 @@ fn fallback_fields(entity: &str) -> Option<Vec<Field>> {
     f
 }
 
+/// Gives the Bitrix24 type and multiplicity of a field known only by its code.
+type Typer = fn(&str) -> (&'static str, bool);
+
 /// Fields from a `*.fields` answer, with types filled in for the title-only maps.
 fn typed_fields(entity: &str, result: &Value) -> Vec<Field> {
     let mut fields = fields_from_description(result);
-    let typer: Option<fn(&str) -> (&'static str, bool)> = match entity {
+    let typer: Option<Typer> = match entity {
         "user" => Some(static_fields::user_type),
         "department" => Some(static_fields::department_type),
         _ => None,
