@@ -226,9 +226,9 @@ impl Cond {
             }
         };
         let texts = || {
-            keys.iter().filter_map(|k| match k {
-                Key::Text(t) => Some(t.clone()),
-                Key::Num(n) => Some(n.to_string()),
+            keys.iter().map(|k| match k {
+                Key::Text(t) => t.clone(),
+                Key::Num(n) => n.to_string(),
             })
         };
         match self.op {

@@ -485,11 +485,20 @@ fn ok_json(v: SJ) -> Response {
     json_response(200, v.to_string())
 }
 
-fn bad_request(msg: impl std::fmt::Display) -> Response {
-    json_response(400, json!({"error": msg.to_string()}).to_string())
+/// A control-API error (kept small; turned into a 400 response at the end of a handler).
+struct CtlErr(String);
+
+impl CtlErr {
+    fn response(self) -> Response {
+        json_response(400, json!({"error": self.0}).to_string())
+    }
 }
 
-async fn body_json(req: Request) -> Result<SJ, Response> {
+fn bad_request(msg: impl std::fmt::Display) -> CtlErr {
+    CtlErr(msg.to_string())
+}
+
+async fn body_json(req: Request) -> Result<SJ, CtlErr> {
     let body = axum::body::to_bytes(req.into_body(), BODY_LIMIT)
         .await
         .map_err(bad_request)?;
@@ -499,12 +508,12 @@ async fn body_json(req: Request) -> Result<SJ, Response> {
     serde_json::from_slice(&body).map_err(bad_request)
 }
 
-fn field<'a>(v: &'a SJ, k: &str) -> Result<&'a SJ, Response> {
+fn field<'a>(v: &'a SJ, k: &str) -> Result<&'a SJ, CtlErr> {
     v.get(k)
         .ok_or_else(|| bad_request(format!("missing '{k}'")))
 }
 
-fn ids_of(v: &SJ) -> Result<Vec<u64>, Response> {
+fn ids_of(v: &SJ) -> Result<Vec<u64>, CtlErr> {
     field(v, "ids")?
         .as_array()
         .ok_or_else(|| bad_request("'ids' must be an array"))?
@@ -516,7 +525,7 @@ fn ids_of(v: &SJ) -> Result<Vec<u64>, Response> {
         .collect()
 }
 
-fn str_of<'a>(v: &'a SJ, k: &str) -> Result<&'a str, Response> {
+fn str_of<'a>(v: &'a SJ, k: &str) -> Result<&'a str, CtlErr> {
     field(v, k)?
         .as_str()
         .ok_or_else(|| bad_request(format!("'{k}' must be a string")))
@@ -563,7 +572,7 @@ async fn c_config(AxState(c): AxState<PortalControl>) -> Response {
     }))
 }
 
-fn parse_modify_time(v: &SJ) -> Result<Option<i64>, Response> {
+fn parse_modify_time(v: &SJ) -> Result<Option<i64>, CtlErr> {
     match v.get("modify_time") {
         None | Some(SJ::Null) => Ok(None),
         Some(SJ::Number(n)) => n
@@ -595,9 +604,9 @@ async fn c_modify(AxState(c): AxState<PortalControl>, req: Request) -> Response 
                 parse_modify_time(&v)?,
             )
             .map_err(bad_request)?;
-        Ok::<_, Response>(ok_json(json!({"modified": n})))
+        Ok::<_, CtlErr>(ok_json(json!({"modified": n})))
     };
-    run.await.unwrap_or_else(|r| r)
+    run.await.unwrap_or_else(CtlErr::response)
 }
 
 async fn c_delete(AxState(c): AxState<PortalControl>, req: Request) -> Response {
@@ -606,9 +615,9 @@ async fn c_delete(AxState(c): AxState<PortalControl>, req: Request) -> Response 
         let n = c
             .delete_rows(str_of(&v, "table")?, &ids_of(&v)?)
             .map_err(bad_request)?;
-        Ok::<_, Response>(ok_json(json!({"deleted": n})))
+        Ok::<_, CtlErr>(ok_json(json!({"deleted": n})))
     };
-    run.await.unwrap_or_else(|r| r)
+    run.await.unwrap_or_else(CtlErr::response)
 }
 
 async fn c_sp_add(AxState(c): AxState<PortalControl>, req: Request) -> Response {
@@ -626,9 +635,9 @@ async fn c_sp_add(AxState(c): AxState<PortalControl>, req: Request) -> Response 
         let etid = c
             .add_smart_process(etid, title, items)
             .map_err(bad_request)?;
-        Ok::<_, Response>(ok_json(json!({"entity_type_id": etid})))
+        Ok::<_, CtlErr>(ok_json(json!({"entity_type_id": etid})))
     };
-    run.await.unwrap_or_else(|r| r)
+    run.await.unwrap_or_else(CtlErr::response)
 }
 
 async fn c_sp_remove(AxState(c): AxState<PortalControl>, req: Request) -> Response {
@@ -638,9 +647,9 @@ async fn c_sp_remove(AxState(c): AxState<PortalControl>, req: Request) -> Respon
             .as_u64()
             .ok_or_else(|| bad_request("entity_type_id"))?;
         c.remove_smart_process(etid as u32).map_err(bad_request)?;
-        Ok::<_, Response>(ok_json(json!({"ok": true})))
+        Ok::<_, CtlErr>(ok_json(json!({"ok": true})))
     };
-    run.await.unwrap_or_else(|r| r)
+    run.await.unwrap_or_else(CtlErr::response)
 }
 
 async fn c_uf_add(AxState(c): AxState<PortalControl>, req: Request) -> Response {
@@ -649,9 +658,9 @@ async fn c_uf_add(AxState(c): AxState<PortalControl>, req: Request) -> Response 
         let table = str_of(&v, "table")?.to_string();
         let spec: UserFieldSpec = serde_json::from_value(v).map_err(bad_request)?;
         let code = c.add_user_field(&table, &spec).map_err(bad_request)?;
-        Ok::<_, Response>(ok_json(json!({"code": code})))
+        Ok::<_, CtlErr>(ok_json(json!({"code": code})))
     };
-    run.await.unwrap_or_else(|r| r)
+    run.await.unwrap_or_else(CtlErr::response)
 }
 
 async fn c_enum_add(AxState(c): AxState<PortalControl>, req: Request) -> Response {
@@ -664,9 +673,9 @@ async fn c_enum_add(AxState(c): AxState<PortalControl>, req: Request) -> Respons
                 str_of(&v, "value")?,
             )
             .map_err(bad_request)?;
-        Ok::<_, Response>(ok_json(json!({"id": id})))
+        Ok::<_, CtlErr>(ok_json(json!({"id": id})))
     };
-    run.await.unwrap_or_else(|r| r)
+    run.await.unwrap_or_else(CtlErr::response)
 }
 
 async fn c_faults(AxState(c): AxState<PortalControl>) -> Response {
@@ -678,9 +687,9 @@ async fn c_fault_add(AxState(c): AxState<PortalControl>, req: Request) -> Respon
         let v = body_json(req).await?;
         let f: Fault = serde_json::from_value(v).map_err(bad_request)?;
         c.inject_fault(f);
-        Ok::<_, Response>(ok_json(json!({"ok": true})))
+        Ok::<_, CtlErr>(ok_json(json!({"ok": true})))
     };
-    run.await.unwrap_or_else(|r| r)
+    run.await.unwrap_or_else(CtlErr::response)
 }
 
 async fn c_faults_clear(AxState(c): AxState<PortalControl>) -> Response {
@@ -699,9 +708,9 @@ async fn c_clock_advance(AxState(c): AxState<PortalControl>, req: Request) -> Re
             .as_f64()
             .ok_or_else(|| bad_request("secs must be a number"))?;
         c.advance_clock(secs);
-        Ok::<_, Response>(ok_json(json!({"now": c.now()})))
+        Ok::<_, CtlErr>(ok_json(json!({"now": c.now()})))
     };
-    run.await.unwrap_or_else(|r| r)
+    run.await.unwrap_or_else(CtlErr::response)
 }
 
 async fn c_crm_admin(AxState(c): AxState<PortalControl>, req: Request) -> Response {
@@ -711,7 +720,7 @@ async fn c_crm_admin(AxState(c): AxState<PortalControl>, req: Request) -> Respon
             .as_bool()
             .ok_or_else(|| bad_request("admin must be a boolean"))?;
         c.set_crm_admin(admin);
-        Ok::<_, Response>(ok_json(json!({"ok": true})))
+        Ok::<_, CtlErr>(ok_json(json!({"ok": true})))
     };
-    run.await.unwrap_or_else(|r| r)
+    run.await.unwrap_or_else(CtlErr::response)
 }
