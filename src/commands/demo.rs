@@ -57,9 +57,14 @@ fn free_port() -> anyhow::Result<u16> {
 
 pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     println!(
-        "b24ch demo: starting a local ClickHouse 26.9 in {} …",
+        "b24ch demo: starting a fresh local ClickHouse 26.9 in {} …",
         args.data_dir.display()
     );
+    // Demo data is disposable: a fresh start keeps views of an earlier run (pointing at an
+    // earlier serve port) from muddling this one.
+    if args.data_dir.exists() {
+        std::fs::remove_dir_all(&args.data_dir)?;
+    }
     let ch = LocalClickHouse::start(LocalClickHouseOptions::new(&args.data_dir)).await?;
     config.clickhouse.url = ch.http_url();
     config.clickhouse.user = "default".into();
@@ -95,7 +100,10 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
         report.created_tables.len(),
         report.statements
     );
-    let tables = report.created_tables.clone();
+    let tables: Vec<String> = apply::plans(&config, &serve.state.catalog(), Format::Parquet)
+        .into_iter()
+        .map(|p| p.entity)
+        .collect();
     let done = watch_loads(&ch, &config.clickhouse.database, &tables, args.timeout_secs).await?;
     if !done {
         anyhow::bail!(
