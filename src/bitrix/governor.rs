@@ -172,6 +172,10 @@ impl GovernorStore for MemoryStore {
     }
 }
 
+/// A stored bucket time further ahead of this process's clock than this is from another
+/// clock (a state file left by an emulator running faster than real time): it is reset.
+const STALE_CLOCK_SECS: f64 = 60.0;
+
 /// Runs `f` on the state and returns its result.
 fn with_state<R>(store: &dyn GovernorStore, mut f: impl FnMut(&mut GovernorState) -> R) -> R {
     let mut out = None;
@@ -413,7 +417,14 @@ impl Governor {
         loop {
             let now = self.clock.now();
             let wait = with_state(self.store.as_ref(), |s| {
-                let elapsed = (now - s.bucket_at).max(0.0);
+                // A shared store may hold a time from a process whose clock runs slightly
+                // ahead: never move the bucket's time backwards (that would drain it twice),
+                // unless it is absurdly ahead (a stale file from another clock).
+                if s.bucket_at > now + STALE_CLOCK_SECS {
+                    s.bucket_at = now;
+                }
+                let now = now.max(s.bucket_at);
+                let elapsed = now - s.bucket_at;
                 s.bucket_level = (s.bucket_level - elapsed * rate).max(0.0);
                 s.bucket_at = now;
                 if s.bucket_level + 1.0 <= cap {

@@ -5,6 +5,7 @@ pub mod batch;
 pub mod client;
 pub mod error;
 pub mod governor;
+pub mod governor_file;
 pub mod listing;
 pub mod methods;
 

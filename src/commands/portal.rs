@@ -26,10 +26,25 @@ pub async fn connect(config: &mut Config, demo: PortalConfig) -> anyhow::Result<
     let time_scale = if running.is_some() { demo_scale } else { 1.0 };
     let mut governor_cfg = GovernorConfig::from_limits(&config.limits);
     governor_cfg.clock_scale = time_scale;
-    let governor = Governor::new(governor_cfg);
+    let governor = match (&running, shared_governor_store(config)) {
+        // The in-process demo portal is private to this process: nothing to share.
+        (None, Some(store)) => Governor::with_store(governor_cfg, Box::new(store)),
+        _ => Governor::new(governor_cfg),
+    };
     let client = Client::new(ClientConfig::from_config(config)?, governor)?;
     Ok(PortalConnection {
         client: Arc::new(client),
         demo: running,
     })
+}
+
+/// The governor state shared through the state dir with every other b24ch process of the
+/// same portal (`serve`, `sync`, the processes ClickHouse starts for `exec`).
+fn shared_governor_store(config: &Config) -> Option<crate::bitrix::governor_file::FileStore> {
+    let url = match &config.portal {
+        PortalAuth::Demo => return None,
+        PortalAuth::Webhook { url } => url.expose().to_string(),
+        PortalAuth::OAuth { portal_url, .. } => portal_url.clone(),
+    };
+    crate::bitrix::governor_file::FileStore::for_portal_url(&config.state_dir, &url)
 }
