@@ -22,3 +22,4 @@ pub mod local_clickhouse;
 pub mod pipeline;
 pub mod schema;
 pub mod serve;
+pub mod sync;

@@ -50,6 +50,11 @@ enum Command {
     Sql(commands::schema_cmds::SchemaArgs),
     /// Create or evolve the ClickHouse schema to match the portal (idempotent).
     Apply(commands::schema_cmds::SchemaArgs),
+    /// Push rows into ClickHouse yourself (for a ClickHouse that cannot reach `serve`).
+    ///
+    /// Same tables, incremental cursor, deletions and schema autopilot as the pull path,
+    /// over the ClickHouse HTTP(S) interface (clickhouse.ca_cert for managed clouds).
+    Sync(commands::sync::SyncArgs),
 }
 
 #[tokio::main]
@@ -97,6 +102,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Apply(args) => {
             let config = commands::load_config(cli.config.as_deref())?;
             commands::schema_cmds::apply(config, args).await
+        }
+        Command::Sync(args) => {
+            let config = commands::load_config(cli.config.as_deref())?;
+            commands::sync::run(config, args).await
         }
     }
 }

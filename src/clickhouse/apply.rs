@@ -97,16 +97,47 @@ fn base_statements(config: &Config, t: &Target) -> Vec<Statement> {
     out
 }
 
-/// Converges ClickHouse to the catalog.
+/// Who moves the rows: ClickHouse pulling from `serve` (refreshable views), or b24ch
+/// pushing with `sync` (tables and current views only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Pull,
+    Push,
+}
+
+/// Converges ClickHouse to the catalog for the pull path.
 pub async fn apply(
     conn: &Connection,
     config: &Config,
     catalog: &Catalog,
     format: Format,
 ) -> Result<ApplyReport, ClickHouseError> {
+    apply_mode(conn, config, catalog, format, Mode::Pull).await
+}
+
+/// Converges ClickHouse to the catalog.
+pub async fn apply_mode(
+    conn: &Connection,
+    config: &Config,
+    catalog: &Catalog,
+    format: Format,
+    mode: Mode,
+) -> Result<ApplyReport, ClickHouseError> {
     let t = target(config);
     let mut report = ApplyReport::default();
-    for s in base_statements(config, &t) {
+    let base = match mode {
+        Mode::Pull => base_statements(config, &t),
+        Mode::Push => {
+            let mut b = vec![ddl::database(&t)];
+            b.extend(ddl::enum_labels(
+                &t,
+                &config.clickhouse.user,
+                &config.clickhouse.password,
+            ));
+            b
+        }
+    };
+    for s in base {
         run(conn, &s, &mut report).await?;
     }
     let existing = existing_entities(conn, &t).await?;
@@ -117,6 +148,7 @@ pub async fn apply(
             &t,
             plan,
             existing.contains_key(&plan.entity),
+            mode,
             &mut report,
         )
         .await?;
@@ -193,10 +225,15 @@ async fn converge_entity(
     t: &Target,
     plan: &TablePlan,
     exists: bool,
+    mode: Mode,
     report: &mut ApplyReport,
 ) -> Result<(), ClickHouseError> {
     if !exists {
-        for s in ddl::entity(t, plan) {
+        let stmts = match mode {
+            Mode::Pull => ddl::entity(t, plan),
+            Mode::Push => vec![ddl::table(t, plan), ddl::current_view(t, plan)],
+        };
+        for s in stmts {
             run(conn, &s, report).await?;
         }
         report.created_tables.push(plan.entity.clone());
@@ -228,6 +265,9 @@ async fn converge_entity(
         );
     }
     run(conn, &ddl::current_view(t, plan), report).await?;
+    if mode == Mode::Push {
+        return Ok(());
+    }
     for (name, stmt) in [
         (ddl::load_view_name(&plan.entity), ddl::load_view(t, plan)),
         (

@@ -3,6 +3,10 @@ use crate::config::{ClickHouseConfig, Secret, redact};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClickHouseError {
+    #[error(
+        "cannot use the CA certificate {path}: {reason}; give a PEM file with the CA of your ClickHouse (clickhouse.ca_cert)"
+    )]
+    CaCert { path: String, reason: String },
     #[error("ClickHouse rejected a statement: {message}\nstatement: {statement}")]
     Statement { message: String, statement: String },
     #[error("ClickHouse query failed: {0}")]
@@ -17,8 +21,21 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Connects as configured; with `ca_cert`, TLS trusts that CA (managed ClickHouse clouds).
+    pub fn connect(cfg: &ClickHouseConfig) -> Result<Self, ClickHouseError> {
+        let Some(ca) = &cfg.ca_cert else {
+            return Ok(Self::new(cfg));
+        };
+        Ok(Self::with_client(super::tls::client_trusting(ca)?, cfg))
+    }
+
+    /// Connects with the system's web PKI roots (no custom CA).
     pub fn new(cfg: &ClickHouseConfig) -> Self {
-        let client = clickhouse::Client::default()
+        Self::with_client(clickhouse::Client::default(), cfg)
+    }
+
+    fn with_client(client: clickhouse::Client, cfg: &ClickHouseConfig) -> Self {
+        let client = client
             .with_url(&cfg.url)
             .with_user(&cfg.user)
             .with_password(cfg.password.expose());
@@ -34,6 +51,18 @@ impl Connection {
         self
     }
 
+    /// The error with its whole cause chain (the TLS reason hides in a source).
+    fn describe(&self, e: &clickhouse::error::Error) -> String {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        self.redact(&text)
+    }
+
     fn redact(&self, text: &str) -> String {
         let refs: Vec<&Secret> = self.secrets.iter().collect();
         redact(text, &refs)
@@ -46,7 +75,7 @@ impl Connection {
             .execute()
             .await
             .map_err(|e| ClickHouseError::Statement {
-                message: self.redact(&e.to_string()),
+                message: self.describe(&e),
                 statement: self.redact(sql),
             })
     }
@@ -57,7 +86,7 @@ impl Connection {
             .query(&sql.replace('?', "??"))
             .fetch_all::<(String, String)>()
             .await
-            .map_err(|e| ClickHouseError::Query(self.redact(&e.to_string())))
+            .map_err(|e| ClickHouseError::Query(self.describe(&e)))
     }
 
     pub async fn version(&self) -> Result<String, ClickHouseError> {
@@ -65,7 +94,7 @@ impl Connection {
             .query("SELECT version()")
             .fetch_one::<String>()
             .await
-            .map_err(|e| ClickHouseError::Query(self.redact(&e.to_string())))
+            .map_err(|e| ClickHouseError::Query(self.describe(&e)))
     }
 
     pub fn inner(&self) -> &clickhouse::Client {

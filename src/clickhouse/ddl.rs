@@ -287,14 +287,33 @@ pub fn reconcile_view(t: &Target, plan: &TablePlan) -> Statement {
         String::new()
     };
     let sql = format!(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS {}{}\nREFRESH EVERY {} RANDOMIZE FOR 10 SECOND {REFRESH_SETTINGS}\nAPPEND TO {}\nAS SELECT * REPLACE (\n    now64(3, 'UTC') AS dt_inserted,\n    greatest(toUInt64(toUnixTimestamp64Milli(now64(3))), _version + 1) AS _version,\n    toUInt8(1) AS _is_deleted)\nFROM {} FINAL\nWHERE _is_deleted = 0{watermark}\n  AND _version < toUInt64(toUnixTimestamp64Milli(now64(3))) - {RECONCILE_SAFETY_MS}\n  AND {key} NOT IN (SELECT {key} FROM {ids})\n{PULL_SETTINGS}",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {}{}\nREFRESH EVERY {} RANDOMIZE FOR 10 SECOND {REFRESH_SETTINGS}\nAPPEND TO {}\nAS {}\n{PULL_SETTINGS}",
         t.table(&reconcile_view_name(&plan.entity)),
         t.on_cluster(),
         plan.reconcile_schedule.sql(),
         t.table(&plan.entity),
-        t.table(&plan.entity),
+        tombstones(
+            &t.table(&plan.entity),
+            &format!(
+                "_version < toUInt64(toUnixTimestamp64Milli(now64(3))) - {RECONCILE_SAFETY_MS}{watermark}\n  AND {key} NOT IN (SELECT {key} FROM {ids})"
+            ),
+        ),
     );
     Statement::plain(with_fingerprint(sql))
+}
+
+/// Tombstones for the live rows of `table` matching `condition` (a newer version with
+/// `_is_deleted = 1` that keeps the last known values). The filter runs in a subquery:
+/// in the outer query the `REPLACE` aliases would shadow `_is_deleted` and `_version`.
+pub fn tombstones(table: &str, condition: &str) -> String {
+    let condition = if condition.trim().is_empty() {
+        String::new()
+    } else {
+        format!(" AND {condition}")
+    };
+    format!(
+        "SELECT * REPLACE (\n    now64(3, 'UTC') AS dt_inserted,\n    greatest(toUInt64(toUnixTimestamp64Milli(now64(3))), _version + 1) AS _version,\n    toUInt8(1) AS _is_deleted)\nFROM (SELECT * FROM {table} FINAL WHERE _is_deleted = 0{condition})"
+    )
 }
 
 /// Every statement for one entity, in dependency order (the load view refreshes as soon as

@@ -5,5 +5,6 @@ pub mod connection;
 pub mod ddl;
 pub mod plan;
 pub mod quote;
+mod tls;
 
 pub use connection::{ClickHouseError, Connection};

@@ -93,7 +93,7 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     let serve = super::serve::start(config.clone(), &conn).await?;
     println!("b24ch serve: {}", serve.url());
 
-    let ch_conn = Connection::new(&config.clickhouse).with_secret(&config.proxy.token);
+    let ch_conn = Connection::connect(&config.clickhouse)?.with_secret(&config.proxy.token);
     let report = apply::apply(&ch_conn, &config, &serve.state.catalog(), Format::Parquet).await?;
     println!(
         "apply: {} tables created, {} statements; ClickHouse now loads every entity by itself (refreshable materialized views)",

@@ -5,6 +5,7 @@ pub mod logging;
 pub mod portal;
 pub mod schema_cmds;
 pub mod serve;
+pub mod sync;
 
 use std::path::Path;
 

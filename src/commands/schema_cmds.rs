@@ -56,7 +56,7 @@ pub async fn apply(mut config: Config, args: SchemaArgs) -> anyhow::Result<()> {
         .into());
     }
     let catalog = catalog(&mut config, &args).await?;
-    let conn = Connection::new(&config.clickhouse).with_secret(&config.proxy.token);
+    let conn = Connection::connect(&config.clickhouse)?.with_secret(&config.proxy.token);
     let report = apply::apply(&conn, &config, &catalog, args.format).await?;
     for (entity, change) in report.changes() {
         println!("{entity}: {change}");

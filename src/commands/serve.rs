@@ -112,7 +112,7 @@ pub async fn run(mut config: Config, autopilot: bool) -> anyhow::Result<()> {
     let serve = start(config.clone(), &portal).await?;
     println!("b24ch serve: listening on {}", serve.url());
     if autopilot {
-        let conn = Connection::new(&config.clickhouse).with_secret(&config.proxy.token);
+        let conn = Connection::connect(&config.clickhouse)?.with_secret(&config.proxy.token);
         tokio::spawn(autopilot_loop(serve.state.clone(), conn, Format::Parquet));
     }
     tokio::signal::ctrl_c().await?;

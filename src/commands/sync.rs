@@ -1,0 +1,209 @@
+//! `b24ch sync`: push rows into ClickHouse (same tables, cursor, deletions, autopilot as pull).
+use super::portal;
+use crate::catalog::Catalog;
+use crate::clickhouse::apply::{self, Mode};
+use crate::clickhouse::plan::selected_columns;
+use crate::clickhouse::{Connection, ddl::Target};
+use crate::config::Config;
+use crate::demo_portal::PortalConfig;
+use crate::encode::Format;
+use crate::pipeline::EntityJob;
+use crate::sync::{self, Progress};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SyncArgs {
+    /// Entities to load (`all` or none = every enabled entity).
+    pub entities: Vec<String>,
+    /// Keep running: every entity on its own schedule, deletions on theirs, autopilot on its interval.
+    #[arg(long)]
+    pub daemon: bool,
+    /// Skip the deletion check of a one-shot run.
+    #[arg(long)]
+    pub no_reconcile: bool,
+}
+
+struct Ctx {
+    config: Arc<Config>,
+    conn: Connection,
+    target: Target,
+    client: Arc<crate::bitrix::Client>,
+}
+
+fn wanted(catalog: &Catalog, args: &SyncArgs, config: &Config) -> anyhow::Result<Vec<String>> {
+    let all = args.entities.is_empty() || args.entities.iter().any(|e| e == "all");
+    if !all && let Some(bad) = args.entities.iter().find(|e| catalog.entity(e).is_none()) {
+        let known: Vec<&str> = catalog.entities.iter().map(|e| e.name.as_str()).collect();
+        return Err(super::BadInput(format!(
+            "unknown entity `{bad}`; the portal has: {}",
+            known.join(", ")
+        ))
+        .into());
+    }
+    Ok(catalog
+        .entities
+        .iter()
+        .filter(|e| config.entity(&e.name).enabled)
+        .filter(|e| all || args.entities.contains(&e.name))
+        .map(|e| e.name.clone())
+        .collect())
+}
+
+/// Converges the tables (push mode); returns the catalog and the entities to skip.
+async fn converge(ctx: &Ctx) -> anyhow::Result<(Catalog, Vec<String>)> {
+    let catalog = crate::catalog::discover(&ctx.client).await?;
+    let report = apply::apply_mode(
+        &ctx.conn,
+        &ctx.config,
+        &catalog,
+        Format::Parquet,
+        Mode::Push,
+    )
+    .await?;
+    for (entity, change) in report.changes() {
+        tracing::info!(%entity, %change, "schema");
+    }
+    let blocked = report
+        .type_conflicts
+        .iter()
+        .filter_map(|c| c.split('.').next().map(str::to_string))
+        .collect();
+    Ok((catalog, blocked))
+}
+
+fn job(ctx: &Ctx, catalog: &Catalog, name: &str) -> anyhow::Result<Arc<EntityJob>> {
+    let entity = catalog
+        .entity(name)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("entity {name} left the portal"))?;
+    let columns = selected_columns(&entity, &ctx.config.entity(name));
+    Ok(Arc::new(EntityJob::new(entity, columns)?))
+}
+
+async fn load_one(ctx: &Ctx, job: Arc<EntityJob>, show: bool) -> anyhow::Result<()> {
+    let name = job.entity.name.clone();
+    let progress = if show {
+        Progress::new(&name)
+    } else {
+        Progress::hidden(&name)
+    };
+    let before = ctx.client.governor().snapshot().counters.requests;
+    let started = Instant::now();
+    let r = sync::load(&ctx.conn, &ctx.target, ctx.client.clone(), job, &progress).await;
+    let requests = ctx.client.governor().snapshot().counters.requests - before;
+    match r {
+        Ok(r) => {
+            progress.finish("done");
+            tracing::info!(entity = %name, rows = r.rows, requests, duration_ms = started.elapsed().as_millis() as u64, since = ?r.since, cursor = ?r.watermark, invalid = r.invalid, "load");
+            Ok(())
+        }
+        Err(e) => {
+            progress.finish("failed");
+            tracing::error!(entity = %name, requests, error = %e, "load failed; the next run starts from the last complete load");
+            Err(e.into())
+        }
+    }
+}
+
+async fn reconcile_one(ctx: &Ctx, job: Arc<EntityJob>) -> anyhow::Result<()> {
+    let name = job.entity.name.clone();
+    match sync::reconcile(
+        &ctx.conn,
+        &ctx.target,
+        ctx.client.clone(),
+        job,
+        sync::RECONCILE_SAFETY_MS,
+    )
+    .await
+    {
+        Ok(n) => {
+            tracing::info!(entity = %name, tombstones = n, "deletions reconciled");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(entity = %name, error = %e, "reconcile failed; no tombstone written");
+            Err(e.into())
+        }
+    }
+}
+
+pub async fn run(mut config: Config, args: SyncArgs) -> anyhow::Result<()> {
+    let portal = portal::connect(&mut config, PortalConfig::default()).await?;
+    let conn = Connection::connect(&config.clickhouse)?;
+    let ctx = Ctx {
+        target: apply::target(&config),
+        config: Arc::new(config),
+        conn,
+        client: portal.client.clone(),
+    };
+    if args.daemon {
+        return daemon(ctx, args).await;
+    }
+    let (catalog, blocked) = converge(&ctx).await?;
+    let mut failed = Vec::new();
+    for name in wanted(&catalog, &args, &ctx.config)? {
+        if blocked.contains(&name) {
+            failed.push(format!("{name} (field type changed)"));
+            continue;
+        }
+        let j = job(&ctx, &catalog, &name)?;
+        if load_one(&ctx, j.clone(), true).await.is_err()
+            || (!args.no_reconcile && reconcile_one(&ctx, j).await.is_err())
+        {
+            failed.push(name);
+        }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!("sync failed for: {} (see the log above)", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// Every entity on its own schedule; deletions and the autopilot on theirs.
+async fn daemon(ctx: Ctx, args: SyncArgs) -> anyhow::Result<()> {
+    let (mut catalog, mut blocked) = converge(&ctx).await?;
+    let mut next_load: HashMap<String, Instant> = HashMap::new();
+    let mut next_reconcile: HashMap<String, Instant> = HashMap::new();
+    let mut next_autopilot = Instant::now() + ctx.config.proxy.autopilot_interval.as_duration();
+    loop {
+        let now = Instant::now();
+        if now >= next_autopilot {
+            match converge(&ctx).await {
+                Ok((c, b)) => (catalog, blocked) = (c, b),
+                Err(e) => {
+                    tracing::error!(error = %e, "autopilot failed; keeping the previous catalog")
+                }
+            }
+            next_autopilot = now + ctx.config.proxy.autopilot_interval.as_duration();
+        }
+        for name in wanted(&catalog, &args, &ctx.config)?
+            .into_iter()
+            .filter(|n| !blocked.contains(n))
+        {
+            let settings = ctx.config.entity(&name);
+            let Ok(j) = job(&ctx, &catalog, &name) else {
+                continue;
+            };
+            if next_load.get(&name).is_none_or(|t| now >= *t) {
+                let _ = load_one(&ctx, j.clone(), false).await;
+                next_load.insert(
+                    name.clone(),
+                    Instant::now() + settings.schedule.as_duration(),
+                );
+            }
+            if next_reconcile.get(&name).is_none_or(|t| now >= *t) {
+                let _ = reconcile_one(&ctx, j).await;
+                next_reconcile.insert(
+                    name.clone(),
+                    Instant::now() + settings.reconcile_schedule.as_duration(),
+                );
+            }
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Push sync: b24ch writes rows into ClickHouse itself (for a ClickHouse that cannot reach
+//! `serve`), with the same tables, cursor (watermark row), deletions and autopilot as the pull path.
+mod progress;
+
+pub use progress::Progress;
+
+use crate::bitrix::Client;
+use crate::clickhouse::ddl::{Target, WATERMARK_ID};
+use crate::clickhouse::quote::{ident, literal, qualified};
+use crate::clickhouse::{ClickHouseError, Connection};
+use crate::encode::{Format, RowEncoder};
+use crate::pipeline::{self, EntityJob, PipelineError};
+use crate::schema::{ChType, cursor_column, primary_key_column};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    ClickHouse(#[from] ClickHouseError),
+    #[error("{0}")]
+    Encode(#[from] crate::encode::EncodeError),
+    #[error("insert into {table} failed: {message}")]
+    Insert { table: String, message: String },
+}
+
+/// What one load did.
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    pub entity: String,
+    pub rows: u64,
+    pub invalid: u64,
+    pub since: Option<DateTime<Utc>>,
+    pub watermark: Option<i64>,
+}
+
+/// Rows listed within this many ms before a reconcile are left to the next one (a row
+/// created after the ID list was taken must not be tombstoned).
+pub const RECONCILE_SAFETY_MS: u64 = 300_000;
+
+/// The cursor of the last complete load: the watermark row's modification time.
+pub async fn cursor(
+    conn: &Connection,
+    t: &Target,
+    job: &EntityJob,
+) -> Result<Option<DateTime<Utc>>, ClickHouseError> {
+    if !job.incremental() {
+        return Ok(None);
+    }
+    let (Some(c), Some(k)) = (
+        cursor_column(&job.columns),
+        primary_key_column(&job.columns),
+    ) else {
+        return Ok(None);
+    };
+    let rows = conn
+        .pairs(&format!(
+            "SELECT ifNull(toString(toUnixTimestamp(max({}))), ''), '' FROM {} WHERE {} = {WATERMARK_ID}",
+            ident(&c.name),
+            qualified(&t.database, &job.entity.name),
+            ident(&k.name)
+        ))
+        .await?;
+    Ok(rows
+        .first()
+        .and_then(|(s, _)| s.parse::<i64>().ok())
+        .filter(|s| *s > 0)
+        .and_then(|s| DateTime::from_timestamp(s, 0)))
+}
+
+/// Loads one entity incrementally (or whole) into its table. A failure aborts the INSERT,
+/// so the watermark row of a broken load never lands (design invariant 2).
+pub async fn load(
+    conn: &Connection,
+    t: &Target,
+    client: Arc<Client>,
+    job: Arc<EntityJob>,
+    progress: &Progress,
+) -> Result<LoadReport, SyncError> {
+    let table = qualified(&t.database, &job.entity.name);
+    let since = cursor(conn, t, &job).await?;
+    let mut report = LoadReport {
+        entity: job.entity.name.clone(),
+        since,
+        ..Default::default()
+    };
+    let mut encoder = RowEncoder::new(Format::Parquet, &job.columns)?;
+    let mut insert = conn
+        .inner()
+        .insert_formatted_with(format!("INSERT INTO {table} FORMAT Parquet"));
+    let insert_err = |e: clickhouse::error::Error| SyncError::Insert {
+        table: table.clone(),
+        message: e.to_string(),
+    };
+    let pages = pipeline::typed_rows(
+        client,
+        job.clone(),
+        since,
+        pipeline::extract::DEFAULT_LOOKBACK,
+    );
+    futures::pin_mut!(pages);
+    while let Some(page) = pages.next().await {
+        // An error here drops `insert` without `end()`: ClickHouse aborts the INSERT.
+        let page = page?;
+        report.rows += page.rows.len() as u64;
+        report.invalid += page.issues.len() as u64;
+        report.watermark = page.watermark.or(report.watermark);
+        progress.rows(page.rows.len() as u64);
+        let bytes = encoder.write_rows(&page.rows)?;
+        if !bytes.is_empty() {
+            insert.send(bytes).await.map_err(insert_err)?;
+        }
+    }
+    insert.send(encoder.finish()?).await.map_err(insert_err)?;
+    insert.end().await.map_err(insert_err)?;
+    report.rows = report
+        .rows
+        .saturating_sub(u64::from(report.watermark.is_some()));
+    Ok(report)
+}
+
+/// Writes tombstones for rows that vanished from the portal. Only a complete ID listing is
+/// compared: any listing error returns before anything is written (design invariant 4).
+pub async fn reconcile(
+    conn: &Connection,
+    t: &Target,
+    client: Arc<Client>,
+    job: Arc<EntityJob>,
+    safety_ms: u64,
+) -> Result<u64, SyncError> {
+    let Some(key) = primary_key_column(&job.columns).cloned() else {
+        return Ok(0);
+    };
+    let numeric = matches!(
+        key.ch_type.strip_nullable().0,
+        ChType::Int64 | ChType::UInt64
+    );
+    let mut listed: HashSet<String> = HashSet::new();
+    let ids = pipeline::ids(client, job.clone());
+    futures::pin_mut!(ids);
+    while let Some(page) = ids.next().await {
+        for v in page? {
+            listed.insert(match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            });
+        }
+    }
+    let table = qualified(&t.database, &job.entity.name);
+    let safety = crate::pipeline::stats::now_ms().saturating_sub(safety_ms);
+    let watermark = if numeric {
+        format!(" AND {} != {WATERMARK_ID}", ident(&key.name))
+    } else {
+        String::new()
+    };
+    let have = conn
+        .pairs(&format!(
+            "SELECT toString({}), '' FROM {table} FINAL WHERE _is_deleted = 0{watermark} AND _version < {safety}",
+            ident(&key.name)
+        ))
+        .await?;
+    let gone: Vec<String> = have
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| !listed.contains(k))
+        .collect();
+    for chunk in gone.chunks(10_000) {
+        let keys = chunk
+            .iter()
+            .map(|k| if numeric { k.clone() } else { literal(k) })
+            .collect::<Vec<_>>()
+            .join(", ");
+        conn.execute(&format!(
+            "INSERT INTO {table} {}",
+            crate::clickhouse::ddl::tombstones(
+                &table,
+                &format!("{} IN ({keys})", ident(&key.name))
+            )
+        ))
+        .await?;
+    }
+    Ok(gone.len() as u64)
+}
