@@ -2,7 +2,7 @@
 //!
 //! The 100k tests print their measured numbers; run them in release:
 //! `cargo test --release --test bitrix_listing -- --nocapture --test-threads 1`.
-use b24ch::bitrix::governor::GovernorConfig;
+use b24ch::bitrix::governor::{BatchBilling as GovBilling, GovernorConfig};
 use b24ch::bitrix::{AuthConfig, BitrixError, Client, ClientConfig, Governor, ListRequest, list};
 use b24ch::config::Secret;
 use b24ch::demo_portal::{
@@ -215,12 +215,74 @@ async fn full_deal_listing(billing: BatchBilling) {
         serde_json::to_string(&snap).unwrap()
     );
     let expected = match billing {
-        BatchBilling::PerMethod => b24ch::bitrix::governor::BatchBilling::PerMethod,
-        BatchBilling::WholeBatch => b24ch::bitrix::governor::BatchBilling::WholeBatch,
+        BatchBilling::PerMethod => GovBilling::PerMethod,
+        BatchBilling::WholeBatch => GovBilling::WholeBatch,
     };
     assert_eq!(snap.billing, expected);
-    // 100k deals cost more operating time than one window allows: the governor paused.
+}
+
+/// A tight operating budget (60 s per 10 min; a 50-page batch costs ~32 s) so the governor
+/// must pause whatever the machine speed, under either batch billing.
+async fn governor_keeps_tight_budget(billing: BatchBilling) {
+    let limit = 60.0;
+    let cfg = PortalConfig {
+        sizes: sizes(20_000),
+        limits: LimitsConfig {
+            operating_limit_secs: limit,
+            batch_billing: billing,
+            ..LimitsConfig::default()
+        },
+        time_scale: SCALE,
+        ..Default::default()
+    };
+    let p = demo_portal::start(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let gov = Governor::new(GovernorConfig {
+        clock_scale: SCALE,
+        operating_limit_secs: Some(limit),
+        ..GovernorConfig::standard()
+    });
+    let c = Arc::new(
+        Client::new(
+            ClientConfig::new(AuthConfig::Webhook {
+                url: Secret::new(p.webhook_url()),
+            }),
+            gov,
+        )
+        .unwrap(),
+    );
+    let truth = truth_ids(&p, "deal");
+    p.control().reset_counters();
+    let started = Instant::now();
+    let ids = collect_ids(c.clone(), deals()).await.unwrap();
+    let m = measure(&p, ids.len(), started);
+    m.print(&format!("20k deals, operating budget 60 s, {billing:?}"));
+    assert_exactly_once(&ids, &truth);
+    m.assert_within_limits();
+    let snap = c.governor().snapshot();
+    let (billed, expected) = match billing {
+        BatchBilling::PerMethod => ("crm.item.list", GovBilling::PerMethod),
+        BatchBilling::WholeBatch => ("batch", GovBilling::WholeBatch),
+    };
+    assert_eq!(snap.billing, expected);
     assert!(snap.counters.operating_waits > 0, "{snap:?}");
+    let key = snap.methods.iter().find(|k| k.key == billed).unwrap();
+    assert!(key.waits > 0 && key.estimate_next > 0.0, "{snap:?}");
+    // The portal's own bill: several windows' worth of budget spent, never blocked.
+    let counters = p.control().counters();
+    let billed_secs = counters.operating_secs.get(billed).copied().unwrap_or(0.0);
+    assert!(billed_secs > 2.0 * limit, "billed {billed_secs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn governor_pauses_before_the_budget_per_method_billing() {
+    governor_keeps_tight_budget(BatchBilling::PerMethod).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn governor_pauses_before_the_budget_whole_batch_billing() {
+    governor_keeps_tight_budget(BatchBilling::WholeBatch).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

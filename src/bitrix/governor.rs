@@ -123,6 +123,29 @@ pub struct MethodState {
     pub blocked_until: Option<f64>,
     pub calls: u64,
     pub waits: u64,
+    /// Local model of the portal's one-minute baskets `(minute, seconds)`, calibrated by every
+    /// reported figure: tells how much of the window is still in force at any moment, which the
+    /// single `operating_reset_at` (oldest basket only) cannot.
+    #[serde(default)]
+    pub baskets: Vec<(i64, f64)>,
+}
+
+impl MethodState {
+    /// Drops baskets that left the window and returns what is still billed.
+    fn in_window(&mut self, now: f64, window_secs: f64) -> f64 {
+        let n = (window_secs / 60.0).max(1.0) as i64;
+        let cur = (now / 60.0).floor() as i64;
+        self.baskets.retain(|(minute, _)| *minute > cur - n);
+        self.baskets.iter().map(|(_, s)| s).sum()
+    }
+
+    /// When the oldest basket leaves the window.
+    fn next_expiry(&self, window_secs: f64) -> Option<f64> {
+        let n = (window_secs / 60.0).max(1.0) as i64;
+        self.baskets
+            .first()
+            .map(|(m, _)| ((m + n) * 60) as f64 + 0.01)
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -380,7 +403,6 @@ impl Governor {
     /// Whether a call billed to `key` may go now (reserving its estimated cost), or until when
     /// to wait.
     fn decide(&self, s: &mut GovernorState, key: &str, now: f64) -> Decision {
-        let poll = 1.0;
         let basket = self.cfg.window_secs / 10.0;
         let m = s.methods.entry(key.to_string()).or_default();
         if let Some(until) = m.blocked_until {
@@ -394,18 +416,17 @@ impl Governor {
         };
         let budget = limit * (1.0 - self.cfg.safety);
         let est = m.estimate;
-        // After the reset time the oldest basket has dropped out, by an amount we cannot know:
-        // the figure is stale, and the next answer tells the truth.
-        let stale = m.reset_at.is_some_and(|r| now >= r);
-        if m.used + m.reserved + est <= budget || (stale && m.reserved <= 0.0) {
+        let used = m.in_window(now, self.cfg.window_secs);
+        if used + m.reserved + est <= budget {
             m.reserved += est;
             m.calls += 1;
             return Decision::Go(est);
         }
-        if stale {
-            return Decision::WaitUntil(now + poll);
-        }
-        Decision::WaitUntil(m.reset_at.unwrap_or(now + basket))
+        let next = m
+            .next_expiry(self.cfg.window_secs)
+            .or(m.reset_at.filter(|r| *r > now))
+            .unwrap_or(now + basket);
+        Decision::WaitUntil(next.max(now + 0.01))
     }
 
     async fn wait_bucket(&self) {
@@ -452,9 +473,11 @@ impl Governor {
 
     /// Feeds operating figures from one answer (top level and/or batch sub-results).
     pub fn observe(&self, observations: &[Observation]) {
+        let now = self.clock.now();
+        let window = self.cfg.window_secs;
         self.store.update(&mut |s| {
             for o in observations {
-                record_figure(s.methods.entry(o.key.clone()).or_default(), o);
+                record_figure(s.methods.entry(o.key.clone()).or_default(), o, now, window);
             }
         });
     }
@@ -534,21 +557,36 @@ impl Governor {
 }
 
 /// Updates a key's budget from a reported figure. Figures from concurrent answers can arrive
-/// out of order: within one window only growth counts; a later reset time means baskets
-/// dropped out, and the figure is taken as is.
-fn record_figure(m: &mut MethodState, o: &Observation) {
+/// out of order: within one window only growth counts (new cost lands in the current basket);
+/// a later reset time means baskets dropped out, and the oldest modelled baskets are trimmed
+/// until the model matches the figure.
+fn record_figure(m: &mut MethodState, o: &Observation, now: f64, window_secs: f64) {
     let new_window = match (m.reset_at, o.reset_at) {
         (Some(old), Some(new)) => new > old,
         (None, Some(_)) => true,
         _ => false,
     };
-    let delta = o.operating - m.used;
-    if delta > 0.0 && !new_window {
+    let modelled = m.in_window(now, window_secs);
+    let delta = o.operating - modelled;
+    if delta > 0.0 {
+        let minute = (now / 60.0).floor() as i64;
+        match m.baskets.last_mut() {
+            Some((last, secs)) if *last == minute => *secs += delta,
+            _ => m.baskets.push((minute, delta)),
+        }
         m.estimate = if m.estimate <= 0.0 {
             delta
         } else {
             0.6 * m.estimate + 0.4 * delta
         };
+    } else if new_window && delta < 0.0 {
+        let mut excess = -delta;
+        for (_, secs) in m.baskets.iter_mut() {
+            let cut = excess.min(*secs);
+            *secs -= cut;
+            excess -= cut;
+        }
+        m.baskets.retain(|(_, secs)| *secs > 0.0);
     }
     if new_window || o.operating > m.used {
         m.used = o.operating;
@@ -651,13 +689,18 @@ mod tests {
             operating: op,
             reset_at: Some(r),
         };
-        record_figure(&mut m, &o(10.0, 100.0));
-        record_figure(&mut m, &o(30.0, 100.0));
-        record_figure(&mut m, &o(20.0, 100.0));
+        record_figure(&mut m, &o(10.0, 700.0), 100.0, 600.0);
+        record_figure(&mut m, &o(30.0, 700.0), 130.0, 600.0);
+        record_figure(&mut m, &o(20.0, 700.0), 131.0, 600.0);
         assert_eq!(m.used, 30.0);
-        assert_eq!(m.estimate, 20.0);
-        record_figure(&mut m, &o(5.0, 160.0));
-        assert_eq!((m.used, m.reset_at), (5.0, Some(160.0)));
+        assert_eq!(m.estimate, 14.0);
+        assert_eq!(m.baskets, vec![(1, 10.0), (2, 20.0)]);
+        // The first basket left the window: the model follows the figure.
+        record_figure(&mut m, &o(20.0, 760.0), 700.0, 600.0);
+        assert_eq!((m.used, m.reset_at), (20.0, Some(760.0)));
+        assert_eq!(m.in_window(700.0, 600.0), 20.0);
+        // Eleven minutes later everything has expired.
+        assert_eq!(m.in_window(1400.0, 600.0), 0.0);
     }
 
     #[test]
