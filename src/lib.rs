@@ -8,6 +8,7 @@
 //! - [`schema`]: the Bitrix24 → ClickHouse type mapping and value normalisation;
 //! - [`encode`]: typed rows → Arrow → Parquet / JSONEachRow;
 //! - [`serve`]: the HTTP service ClickHouse pulls from;
+//! - [`exec`]: executable modes ClickHouse runs itself (table function, UDF, dictionary source);
 //! - [`clickhouse`]: generated DDL and `apply`;
 //! - [`demo_portal`]: a faithful Bitrix24 REST emulator with generated data;
 //! - [`local_clickhouse`]: a real local ClickHouse server from the `chdb-core` wheel.
@@ -18,6 +19,7 @@ pub mod commands;
 pub mod config;
 pub mod demo_portal;
 pub mod encode;
+pub mod exec;
 pub mod local_clickhouse;
 pub mod pipeline;
 pub mod schema;

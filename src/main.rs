@@ -50,6 +50,11 @@ enum Command {
     Sql(commands::schema_cmds::SchemaArgs),
     /// Create or evolve the ClickHouse schema to match the portal (idempotent).
     Apply(commands::schema_cmds::SchemaArgs),
+    /// Executable modes ClickHouse runs itself: table function rows, UDF, dictionary source.
+    ///
+    /// Config: --config, else $B24CH_CONFIG, else ./b24ch.toml, else the demo portal.
+    /// See clickhouse_config/ for the XML and the wrapper script.
+    Exec(b24ch::exec::ExecArgs),
     /// Push rows into ClickHouse yourself (for a ClickHouse that cannot reach `serve`).
     ///
     /// Same tables, incremental cursor, deletions and schema autopilot as the pull path,
@@ -103,6 +108,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let config = commands::load_config(cli.config.as_deref())?;
             commands::schema_cmds::apply(config, args).await
         }
+        Command::Exec(args) => b24ch::exec::run(cli.config.as_deref(), args)
+            .await
+            .map_err(b24ch::exec::ExecError::into_anyhow),
         Command::Sync(args) => {
             let config = commands::load_config(cli.config.as_deref())?;
             commands::sync::run(config, args).await

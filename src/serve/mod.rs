@@ -1,5 +1,6 @@
 //! `b24ch serve`: the HTTP service ClickHouse pulls typed rows from (contract v1, design.md).
 mod auth;
+mod dictionaries;
 mod error;
 mod meta;
 mod routes;
@@ -30,6 +31,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/entities/{entity}/ids", get(routes::ids))
         .route("/v1/entities/{entity}/ddl", get(routes::entity_ddl))
         .route("/v1/meta/{what}", get(routes::meta))
+        .route(
+            "/v1/dictionaries/{name}",
+            get(dictionaries::dictionary).post(dictionaries::dictionary),
+        )
         .layer(middleware::from_fn(head_shortcut))
         .layer(middleware::from_fn_with_state(token, auth::require_token))
         .with_state(state)

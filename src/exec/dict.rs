@@ -1,0 +1,538 @@
+//! Reference data for ClickHouse dictionaries: users, departments, stages (`crm_status`),
+//! pipelines, currencies, enumeration labels — any entity, in fact, keyed by its primary key
+//! (or by the columns given with `--key`).
+//!
+//! Two ways to ask:
+//! - **all rows** (layouts loaded whole: `HASHED`, `COMPLEX_KEY_HASHED`, …), optionally only
+//!   those modified since a time (the `update_field` protocol of ClickHouse's HTTP source);
+//! - **only some keys** (`CACHE`, `COMPLEX_KEY_CACHE`): ClickHouse writes the keys it misses to
+//!   stdin (executable source) or POSTs them (HTTP source); b24ch lists just those rows with
+//!   an `@KEY` (IN) filter — one HTTP request for up to 2,500 keys.
+//!
+//! Rows are the entity's table columns (service columns left out) in JSONEachRow — the
+//! dictionary takes the attributes it declares and ClickHouse skips the others — or the
+//! `--columns` given, in that order, for TabSeparated. The pseudo-entity `enum_labels` gives
+//! `entity, field, id, label` for every enumeration option of the catalog.
+//!
+//! The same code answers `serve`'s `/v1/dictionaries/{name}`.
+use super::{Context, ExecError, tsv};
+use crate::bitrix::{self, Client, ListRequest};
+use crate::catalog::{Catalog, Entity};
+use crate::clickhouse::plan::selected_columns;
+use crate::config::Config;
+use crate::pipeline::{self, EntityJob};
+use crate::schema::{Cell, Column, RowNormalizer, ServiceValues, ValueStyle, primary_key_column};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use clap::Args;
+use futures::{Stream, StreamExt};
+use serde_json::{Map, Value, json};
+use std::collections::HashSet;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The pseudo-entity of enumeration labels.
+pub const ENUM_LABELS: &str = "enum_labels";
+/// Keys per listing in keyed mode (the IN filter stays a reasonable size).
+const KEYS_PER_LISTING: usize = 500;
+
+#[derive(Debug, Args)]
+pub struct DictArgs {
+    /// Entity (`user`, `department`, `crm_status`, `crm_category`, `crm_currency`, any other)
+    /// or `enum_labels`.
+    pub name: String,
+    /// JSONEachRow (attributes picked by name) or TabSeparated (then give --columns).
+    #[arg(long, default_value = "JSONEachRow")]
+    pub format: String,
+    /// Only these columns, in this order (comma-separated; the dictionary's key(s) first).
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Vec<String>,
+    /// Read the requested keys from stdin (CACHE / COMPLEX_KEY_CACHE layouts).
+    #[arg(long)]
+    pub keys: bool,
+    /// Key column(s) of the dictionary, comma-separated; default: the entity's primary key.
+    #[arg(long, value_delimiter = ',')]
+    pub key: Vec<String>,
+    /// Only rows modified since this time (entities with a cursor; others are listed whole).
+    #[arg(long)]
+    pub modified_since: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DictFormat {
+    JsonEachRow,
+    TabSeparated,
+}
+
+impl DictFormat {
+    pub fn parse(name: &str) -> Result<Self, ExecError> {
+        if name.eq_ignore_ascii_case("JSONEachRow") {
+            Ok(Self::JsonEachRow)
+        } else if name.eq_ignore_ascii_case("TabSeparated") || name.eq_ignore_ascii_case("TSV") {
+            Ok(Self::TabSeparated)
+        } else {
+            Err(ExecError::BadInput(format!(
+                "b24ch: dictionary format {name:?} is not supported; use JSONEachRow or TabSeparated"
+            )))
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::JsonEachRow => "application/x-ndjson",
+            Self::TabSeparated => "text/tab-separated-values",
+        }
+    }
+}
+
+/// What a dictionary source is made of.
+pub enum DictSource {
+    Entity {
+        entity: Entity,
+        /// Every column of the table (without service columns).
+        columns: Vec<Column>,
+    },
+    EnumLabels(Catalog),
+}
+
+impl DictSource {
+    /// The source named `name` in `catalog`.
+    pub fn resolve(catalog: &Catalog, config: &Config, name: &str) -> Result<Self, ExecError> {
+        if name == ENUM_LABELS {
+            return Ok(Self::EnumLabels(catalog.clone()));
+        }
+        let entity = super::find_entity(catalog, name)?.clone();
+        let columns = selected_columns(&entity, &config.entity(&entity.name))
+            .into_iter()
+            .filter(|c| c.service().is_none())
+            .collect();
+        Ok(Self::Entity { entity, columns })
+    }
+
+    fn column_names(&self) -> Vec<String> {
+        match self {
+            Self::Entity { columns, .. } => columns.iter().map(|c| c.name.clone()).collect(),
+            Self::EnumLabels(_) => ["entity", "field", "id", "label"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+
+    /// The key columns when none are given: the primary key (`entity, field, id` for labels).
+    pub fn default_key(&self) -> Vec<String> {
+        match self {
+            Self::Entity { columns, .. } => primary_key_column(columns)
+                .map(|c| vec![c.name.clone()])
+                .unwrap_or_default(),
+            Self::EnumLabels(_) => vec!["entity".into(), "field".into(), "id".into()],
+        }
+    }
+}
+
+/// One request for dictionary rows.
+#[derive(Debug, Clone)]
+pub struct DictRequest {
+    pub format: DictFormat,
+    /// Output columns (empty: all of them).
+    pub columns: Vec<String>,
+    /// Key columns (empty: the primary key).
+    pub key: Vec<String>,
+    /// Only these keys (text forms, in `key` order); `None` = all rows.
+    pub keys: Option<Vec<Vec<String>>>,
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// The text form of a key value, as compared between ClickHouse's keys and portal rows.
+fn key_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Parses the keys ClickHouse sends (a block in the dictionary's format, key columns named
+/// as in the dictionary).
+pub fn parse_keys(
+    input: &str,
+    format: DictFormat,
+    key: &[String],
+) -> Result<Vec<Vec<String>>, ExecError> {
+    let mut out = Vec::new();
+    for (n, line) in input.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            continue;
+        }
+        let tuple = match format {
+            DictFormat::TabSeparated => {
+                let fields = tsv::split_row(line);
+                if fields.len() < key.len() {
+                    return Err(ExecError::BadInput(format!(
+                        "b24ch: key row {} has {} fields, the key has {}",
+                        n + 1,
+                        fields.len(),
+                        key.len()
+                    )));
+                }
+                fields.into_iter().take(key.len()).collect()
+            }
+            DictFormat::JsonEachRow => {
+                let obj: Map<String, Value> = serde_json::from_str(line).map_err(|e| {
+                    ExecError::BadInput(format!(
+                        "b24ch: key row {} is not a JSON object: {e}",
+                        n + 1
+                    ))
+                })?;
+                key.iter()
+                    .map(|k| {
+                        obj.get(k).map(key_text).ok_or_else(|| {
+                            ExecError::BadInput(format!(
+                                "b24ch: key row {} lacks the key column {k:?} (declare it with --key)",
+                                n + 1
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+        };
+        out.push(tuple);
+    }
+    Ok(out)
+}
+
+/// Resolved output shape.
+struct Shape {
+    /// Indices into the source's columns.
+    out: Vec<usize>,
+    names: Vec<String>,
+    /// Indices of the key columns.
+    key: Vec<usize>,
+}
+
+fn shape(source: &DictSource, req: &DictRequest) -> Result<Shape, ExecError> {
+    let all = source.column_names();
+    let find = |name: &String| {
+        all.iter().position(|c| c == name).ok_or_else(|| {
+            ExecError::BadInput(format!(
+                "b24ch: the source has no column {name:?}; it has: {}",
+                all.join(", ")
+            ))
+        })
+    };
+    let out: Vec<usize> = if req.columns.is_empty() {
+        if req.format == DictFormat::TabSeparated {
+            return Err(ExecError::BadInput(
+                "b24ch: TabSeparated dictionary rows need the column list (--columns / columns=) in the dictionary's order"
+                    .into(),
+            ));
+        }
+        (0..all.len()).collect()
+    } else {
+        req.columns.iter().map(find).collect::<Result<_, _>>()?
+    };
+    let key_names = if req.key.is_empty() {
+        source.default_key()
+    } else {
+        req.key.clone()
+    };
+    if key_names.is_empty() {
+        return Err(ExecError::BadInput(
+            "b24ch: the source has no key column".into(),
+        ));
+    }
+    let key = key_names.iter().map(find).collect::<Result<_, _>>()?;
+    Ok(Shape {
+        names: out.iter().map(|i| all[*i].clone()).collect(),
+        out,
+        key,
+    })
+}
+
+/// Dictionary rows as bytes in the requested format, page by page.
+pub fn rows(
+    client: Arc<Client>,
+    source: DictSource,
+    req: DictRequest,
+) -> impl Stream<Item = Result<Bytes, ExecError>> {
+    async_stream::try_stream! {
+        let shape = shape(&source, &req)?;
+        match source {
+            DictSource::EnumLabels(catalog) => {
+                let wanted: Option<HashSet<Vec<String>>> = req.keys.clone().map(|k| k.into_iter().collect());
+                let mut lines = Vec::new();
+                for e in &catalog.entities {
+                    for f in &e.fields {
+                        for o in &f.options {
+                            let row = vec![json!(e.name), json!(f.code), json!(o.id), json!(o.value)];
+                            if let Some(w) = &wanted {
+                                let k: Vec<String> = shape.key.iter().map(|i| key_text(&row[*i])).collect();
+                                if !w.contains(&k) {
+                                    continue;
+                                }
+                            }
+                            lines.push(render_values(&shape, &row, req.format)?);
+                        }
+                    }
+                }
+                yield Bytes::from(lines.concat());
+            }
+            DictSource::Entity { entity, columns } => {
+                let json_columns: Vec<Column> = shape.out.iter().map(|i| columns[*i].clone()).collect();
+                let mut encoder = crate::encode::JsonEachRowEncoder::new(&json_columns);
+                match &req.keys {
+                    None => {
+                        let job = Arc::new(EntityJob::new(entity, columns.clone())?);
+                        let pages = pipeline::typed_rows(client, job, req.since, pipeline::extract::DEFAULT_LOOKBACK);
+                        futures::pin_mut!(pages);
+                        while let Some(page) = pages.next().await {
+                            let page = page?;
+                            if page.watermark.is_some() {
+                                continue;
+                            }
+                            let rows: Vec<Vec<Cell>> = page.rows.into_iter().map(|r| project(r, &shape.out)).collect();
+                            yield encode(&mut encoder, &rows, req.format)?;
+                        }
+                    }
+                    Some(keys) => {
+                        let normalizer = normalizer(&entity, &columns)?;
+                        for chunk in keys.chunks(KEYS_PER_LISTING) {
+                            let wanted: HashSet<&Vec<String>> = chunk.iter().collect();
+                            let list = keyed_request(&entity, &columns, &shape.key, chunk);
+                            let pages = bitrix::list(client.clone(), list);
+                            futures::pin_mut!(pages);
+                            while let Some(page) = pages.next().await {
+                                let page = page?;
+                                let mut rows = Vec::new();
+                                for raw in &page.rows {
+                                    let k: Vec<String> = shape.key.iter().map(|i| {
+                                        columns[*i].api_name().and_then(|a| raw.get(a)).map(key_text).unwrap_or_default()
+                                    }).collect();
+                                    if !wanted.contains(&k) {
+                                        continue;
+                                    }
+                                    let n = normalizer.normalize(raw, &ServiceValues::default());
+                                    rows.push(project(n.cells, &shape.out));
+                                }
+                                yield encode(&mut encoder, &rows, req.format)?;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn normalizer(entity: &Entity, columns: &[Column]) -> Result<RowNormalizer, ExecError> {
+    let spec = bitrix::spec(&entity.method).ok_or_else(|| {
+        ExecError::Other(format!(
+            "entity {} uses unknown method key `{}`",
+            entity.name, entity.method
+        ))
+    })?;
+    let style = match spec.value_style {
+        bitrix::methods::ValueStyle::Legacy => ValueStyle::Legacy,
+        bitrix::methods::ValueStyle::Typed => ValueStyle::Typed,
+    };
+    Ok(RowNormalizer::new(columns, style, &entity.name))
+}
+
+/// A listing of just the rows with these keys: one `@FIELD` (IN) filter per key column.
+fn keyed_request(
+    entity: &Entity,
+    columns: &[Column],
+    key: &[usize],
+    keys: &[Vec<String>],
+) -> ListRequest {
+    let mut filter = Map::new();
+    for (pos, i) in key.iter().enumerate() {
+        let Some(api) = columns[*i].api_name() else {
+            continue;
+        };
+        let mut values: Vec<&String> = keys.iter().filter_map(|k| k.get(pos)).collect();
+        values.sort();
+        values.dedup();
+        filter.insert(format!("@{api}"), json!(values));
+    }
+    let mut select: Vec<String> = Vec::new();
+    for c in columns {
+        if let Some(api) = c.api_name()
+            && !select.iter().any(|s| s == api)
+        {
+            select.push(api.to_string());
+        }
+    }
+    ListRequest {
+        method_key: entity.method.clone(),
+        entity_type_id: entity.entity_type_id,
+        select,
+        modified_since: None,
+        ids_only: false,
+        extra_filter: filter,
+    }
+}
+
+fn project(row: Vec<Cell>, out: &[usize]) -> Vec<Cell> {
+    let mut row: Vec<Option<Cell>> = row.into_iter().map(Some).collect();
+    out.iter()
+        .map(|i| row.get_mut(*i).and_then(Option::take).unwrap_or(Cell::Null))
+        .collect()
+}
+
+fn encode(
+    encoder: &mut crate::encode::JsonEachRowEncoder,
+    rows: &[Vec<Cell>],
+    format: DictFormat,
+) -> Result<Bytes, ExecError> {
+    let json = encoder.write_rows(rows)?;
+    if format == DictFormat::JsonEachRow {
+        return Ok(json);
+    }
+    // TabSeparated from the JSON text forms (scalars only).
+    let mut out = String::new();
+    for line in json.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let obj: Map<String, Value> = serde_json::from_slice(line)
+            .map_err(|e| ExecError::Other(format!("internal JSON row: {e}")))?;
+        let values: Vec<Value> = obj.into_iter().map(|(_, v)| v).collect();
+        out.push_str(&tsv_line(&values)?);
+    }
+    Ok(Bytes::from(out))
+}
+
+fn render_values(shape: &Shape, row: &[Value], format: DictFormat) -> Result<String, ExecError> {
+    let values: Vec<Value> = shape.out.iter().map(|i| row[*i].clone()).collect();
+    match format {
+        DictFormat::TabSeparated => tsv_line(&values),
+        DictFormat::JsonEachRow => {
+            let obj: Map<String, Value> = shape.names.iter().cloned().zip(values).collect();
+            Ok(format!("{}\n", Value::Object(obj)))
+        }
+    }
+}
+
+fn tsv_line(values: &[Value]) -> Result<String, ExecError> {
+    let mut out = String::new();
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push('\t');
+        }
+        match v {
+            Value::Null => out.push_str("\\N"),
+            Value::String(s) => tsv::escape(s, &mut out),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Number(n) => out.push_str(&n.to_string()),
+            Value::Array(_) | Value::Object(_) => {
+                return Err(ExecError::BadInput(
+                    "b24ch: an array or tuple column cannot be a TabSeparated dictionary attribute; use JSONEachRow or leave the column out"
+                        .into(),
+                ));
+            }
+        }
+    }
+    out.push('\n');
+    Ok(out)
+}
+
+/// `b24ch exec dict NAME`.
+pub async fn run(ctx: &Context, args: DictArgs) -> Result<(), ExecError> {
+    let format = DictFormat::parse(&args.format)?;
+    let since = match &args.modified_since {
+        Some(t) => {
+            super::parse_since(t, None).map_err(|m| ExecError::BadInput(format!("b24ch: {m}")))?
+        }
+        None => None,
+    };
+    let catalog = ctx.catalog().await?;
+    let source = DictSource::resolve(&catalog, &ctx.config, &args.name)?;
+    let key = if args.key.is_empty() {
+        source.default_key()
+    } else {
+        args.key.clone()
+    };
+    let keys = if args.keys {
+        let mut input = String::new();
+        tokio::io::stdin().read_to_string(&mut input).await?;
+        let keys = parse_keys(&input, format, &key)?;
+        log_keys(ctx, &args.name, &keys);
+        if keys.is_empty() {
+            return Ok(());
+        }
+        Some(keys)
+    } else {
+        None
+    };
+    let req = DictRequest {
+        format,
+        columns: args.columns,
+        key,
+        keys,
+        since,
+    };
+    let stream = rows(ctx.client(), source, req);
+    futures::pin_mut!(stream);
+    let mut out = tokio::io::stdout();
+    while let Some(bytes) = stream.next().await {
+        out.write_all(&bytes?).await?;
+    }
+    out.flush().await?;
+    Ok(())
+}
+
+/// Appends the keys a CACHE dictionary asked for to `state_dir/exec-dict.log` (one JSON line
+/// per request), so it can be seen that only missing keys reach Bitrix24.
+fn log_keys(ctx: &Context, name: &str, keys: &[Vec<String>]) {
+    use std::io::Write;
+    let path = ctx.config.state_dir.join("exec-dict.log");
+    let line = json!({
+        "at": Utc::now().to_rfc3339(),
+        "dictionary_source": name,
+        "keys": keys,
+    });
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&ctx.config.state_dir)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        writeln!(f, "{line}")
+    };
+    if let Err(e) = write() {
+        tracing::debug!(error = %e, "cannot append to exec-dict.log");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_read_in_both_formats() {
+        let key = vec!["ENTITY_ID".to_string(), "STATUS_ID".to_string()];
+        let j = parse_keys(
+            "{\"ENTITY_ID\":\"DEAL_STAGE\",\"STATUS_ID\":\"NEW\"}\n{\"STATUS_ID\":\"WON\",\"ENTITY_ID\":\"DEAL_STAGE\"}\n",
+            DictFormat::JsonEachRow,
+            &key,
+        )
+        .unwrap();
+        assert_eq!(
+            j,
+            vec![vec!["DEAL_STAGE", "NEW"], vec!["DEAL_STAGE", "WON"]]
+        );
+        let ids = parse_keys("5\n7\n", DictFormat::TabSeparated, &["ID".to_string()]).unwrap();
+        assert_eq!(ids, vec![vec!["5"], vec!["7"]]);
+        let n = parse_keys("{\"ID\":5}\n", DictFormat::JsonEachRow, &["ID".to_string()]).unwrap();
+        assert_eq!(n, vec![vec!["5"]]);
+        assert!(parse_keys("{\"X\":5}\n", DictFormat::JsonEachRow, &["ID".to_string()]).is_err());
+    }
+
+    #[test]
+    fn tsv_rows_escape_and_refuse_arrays() {
+        assert_eq!(
+            tsv_line(&[json!(1), json!("a\tb"), Value::Null, json!(true)]).unwrap(),
+            "1\ta\\tb\t\\N\ttrue\n"
+        );
+        assert!(tsv_line(&[json!([1])]).is_err());
+    }
+}
