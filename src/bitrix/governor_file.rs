@@ -172,7 +172,8 @@ impl FileStore {
         // Attribute the change of each key's reservation to this process.
         let mine = content.owners.entry(self.pid).or_default();
         for key in before.keys().chain(after.keys()) {
-            let delta = after.get(key).copied().unwrap_or(0.0) - before.get(key).copied().unwrap_or(0.0);
+            let delta =
+                after.get(key).copied().unwrap_or(0.0) - before.get(key).copied().unwrap_or(0.0);
             if delta != 0.0 {
                 let v = mine.entry(key.clone()).or_insert(0.0);
                 *v = (*v + delta).max(0.0);
@@ -272,7 +273,10 @@ mod tests {
         let a = FileStore::for_portal(dir.path(), "portal.example:443");
         a.update(&mut |s| {
             s.bucket_level = 7.0;
-            s.methods.entry("crm.deal.list".into()).or_default().reserved = 3.0;
+            s.methods
+                .entry("crm.deal.list".into())
+                .or_default()
+                .reserved = 3.0;
         });
         let b = FileStore::for_portal(dir.path(), "portal.example:443");
         assert_eq!(b.read().bucket_level, 7.0);
