@@ -25,6 +25,9 @@ if [ -f scripts/python_testenv.sh ]; then
     fi
 fi
 
+step "browser test dependencies (chromium, playwright-core)"
+scripts/setup_browser.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

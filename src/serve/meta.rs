@@ -243,7 +243,8 @@ function bars(id, items, label, value, max) {{
   c.dataset.bars = items.length;
 }}
 bars('rows-chart', loads, l => l.entity, l => l.rows);
-bars('budget-chart', budget, b => b.method, b => b.operating_used, Math.max(1, ...budget.map(b => b.operating_limit || 0)));
+const spent = budget.filter(b => b.operating_used > 0);
+bars('budget-chart', spent.length ? spent : budget, b => b.method, b => b.operating_used, Math.max(1, ...budget.map(b => b.operating_limit || 0)));
 </script></body></html>"#
     )
 }
