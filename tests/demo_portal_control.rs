@@ -445,3 +445,48 @@ async fn reference_methods() {
     assert_eq!(cats.json["result"]["categories"][0]["isDefault"], "Y");
     p.shutdown().await;
 }
+
+#[tokio::test]
+async fn stage_history_of_smart_processes() {
+    let p = portal(fast_config()).await;
+    let items = p.control().ground_truth("dynamic_128").unwrap();
+    let sh = call(
+        &m(&p, "crm.stagehistory.list"),
+        json!({"entityTypeId": 128, "filter": {"OWNER_ID": 3}}),
+    )
+    .await;
+    let rows = sh.json["result"]["items"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{}", sh.json);
+    let item = &items[2];
+    assert_eq!(item["ID"], json!(3));
+    // The creation record starts in the first stage; the last move lands on the item's stage.
+    assert_eq!(rows[0]["TYPE_ID"], 1);
+    assert!(rows[0]["STAGE_ID"].as_str().unwrap().starts_with("DT128_"));
+    assert_eq!(rows[1]["STAGE_ID"], item["STAGE_ID"]);
+    assert_eq!(rows[1]["CATEGORY_ID"], item["CATEGORY_ID"]);
+    let truth = p
+        .control()
+        .ground_truth("stagehistory_dynamic_128")
+        .unwrap();
+    assert_eq!(truth.len(), items.len() * 2);
+    assert_eq!(truth[4]["CREATED_TIME"], item["CREATED_TIME"]);
+    // A new smart process has history; a removed one, and types without stages, answer NOT_FOUND.
+    let etid = p.control().add_smart_process(None, "New", 7).unwrap();
+    assert_eq!(
+        p.control()
+            .ground_truth(&format!("stagehistory_dynamic_{etid}"))
+            .unwrap()
+            .len(),
+        14
+    );
+    p.control().remove_smart_process(etid).unwrap();
+    for etid in [etid, 3] {
+        let gone = call(
+            &m(&p, "crm.stagehistory.list"),
+            json!({"entityTypeId": etid}),
+        )
+        .await;
+        assert_eq!(gone.json["error"], "NOT_FOUND", "{}", gone.json);
+    }
+    p.shutdown().await;
+}

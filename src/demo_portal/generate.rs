@@ -521,29 +521,22 @@ fn uf_value(data: &PortalData, r: &mut Rng, id: u64, f: &FieldDef, g: UfGen) -> 
 }
 
 fn hist_value(data: &PortalData, t: &Table, id: u64, part: HistPart) -> Val {
-    let owner_name = if t.name.ends_with("lead") {
-        "lead"
-    } else {
-        "deal"
-    };
+    // The owner is the table of the history's entityTypeId: leads, deals or a smart process.
+    let etid = t.entity_type_id.unwrap_or(2);
+    let lead = etid == 1;
     let owner_id = id.div_ceil(2);
     let creation = id % 2 == 1;
-    let Some(owner) = data.tables.get(owner_name) else {
+    let Some(owner) = data.tables.get(&PortalData::table_name_for(etid)) else {
         return Val::Null;
     };
-    let stage_code = if owner_name == "lead" {
-        "STATUS_ID"
-    } else {
-        "STAGE_ID"
-    };
-    let cat = if owner_name == "lead" {
+    let stage_code = if lead { "STATUS_ID" } else { "STAGE_ID" };
+    let cat = if lead {
         0
     } else {
         sibling(data, owner, owner_id, "CATEGORY_ID")
             .as_i64()
             .unwrap_or(0)
     };
-    let etid = if owner_name == "lead" { 1 } else { 2 };
     let stages = data.stages_for(etid, cat);
     let first = stages.first().cloned().unwrap_or_default();
     match part {
@@ -558,10 +551,10 @@ fn hist_value(data: &PortalData, t: &Table, id: u64, part: HistPart) -> Val {
             }
         }
         HistPart::Time => {
-            let code = if creation {
-                "DATE_CREATE"
-            } else {
-                "MOVED_TIME"
+            let code = match (creation, owner.kind) {
+                (true, super::model::TableKind::Dynamic) => "CREATED_TIME",
+                (true, _) => "DATE_CREATE",
+                (false, _) => "MOVED_TIME",
             };
             sibling(data, owner, owner_id, code)
         }

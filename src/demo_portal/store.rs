@@ -548,8 +548,26 @@ impl PortalData {
             items,
         );
         self.add_standard_ufs(&name);
+        // Smart processes have stages (`isStagesEnabled`), so `crm.stagehistory.list` answers
+        // for them too: a creation and a last-move record per item, as for deals.
+        self.insert_lazy(
+            &Self::history_table_for(etid),
+            TableKind::StageHistory,
+            Some(etid),
+            history_fields(false),
+            items * 2,
+        );
         self.rebuild_caches();
         etid
+    }
+
+    /// The stage-history table of an entityTypeId (`crm.stagehistory.list`).
+    pub fn history_table_for(etid: u32) -> String {
+        match etid {
+            1 => "stagehistory_lead".into(),
+            2 => "stagehistory_deal".into(),
+            n => format!("stagehistory_dynamic_{n}"),
+        }
     }
 
     pub fn remove_smart_process(&mut self, etid: u32) -> bool {
@@ -559,6 +577,7 @@ impl PortalData {
             return false;
         }
         self.tables.remove(&Self::table_name_for(etid));
+        self.tables.remove(&Self::history_table_for(etid));
         let parent = format!("PARENT_ID_{etid}");
         for t in self.tables.values_mut() {
             t.fields.retain(|f| f.code != parent);

@@ -230,9 +230,12 @@ pub fn fields(ctx: &mut Ctx, params: &PVal) -> Outcome {
 /// `crm.stagehistory.list`: `{"items":[…]}` with integer ids (docs example).
 pub fn stagehistory(ctx: &mut Ctx, params: &PVal) -> Outcome {
     let cost = ctx.shared.cfg.cost.clone();
+    // Leads, deals and smart processes have stage history; other types do not.
     let table = match etid_param(params) {
-        Some(1) => "stagehistory_lead",
-        Some(2) => "stagehistory_deal",
+        Some(e @ (1 | 2)) => PortalData::history_table_for(e),
+        Some(e) if e >= 128 && ctx.st.data.type_for_etid(e).is_some() => {
+            PortalData::history_table_for(e)
+        }
         _ => {
             return Outcome::err(
                 MethodError::new(400, "NOT_FOUND", "entityTypeId is not supported"),
@@ -241,7 +244,7 @@ pub fn stagehistory(ctx: &mut Ctx, params: &PVal) -> Outcome {
         }
     };
     let data = &ctx.st.data;
-    let Some(t) = data.tables.get(table) else {
+    let Some(t) = data.tables.get(&table) else {
         return Outcome::err(
             MethodError::new(400, "NOT_FOUND", "Not found"),
             cost.call_secs,
