@@ -1,4 +1,4 @@
-//! Fixture-shape tests: every file in /work/shared/fixtures/bitrix24/ is reproduced by the
+//! Fixture-shape tests: every file in tests/fixtures/bitrix24/ (a copy of shared/fixtures/bitrix24) is reproduced by the
 //! emulator (same top-level keys, same key sets per row, same JSON value kinds, same envelope),
 //! or is listed in NOT_EMULATED with the reason.
 
@@ -10,7 +10,7 @@ use b24ch::demo_portal::{Fault, FaultKind};
 use demo_portal_support::*;
 use serde_json::{Value, json};
 
-const DIR: &str = "/work/shared/fixtures/bitrix24";
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bitrix24");
 
 const NOT_EMULATED: &[(&str, &str)] = &[
     (

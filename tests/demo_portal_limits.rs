@@ -7,7 +7,10 @@ use demo_portal_support::*;
 use serde_json::json;
 
 fn fixture(name: &str) -> serde_json::Value {
-    let p = format!("/work/shared/fixtures/bitrix24/{name}");
+    let p = format!(
+        "{}/tests/fixtures/bitrix24/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 

@@ -8,7 +8,8 @@ use b24ch::schema::{
 use serde_json::{Map, Value, json};
 
 fn fixtures_dir() -> String {
-    std::env::var("B24CH_FIXTURES").unwrap_or_else(|_| "/work/shared/fixtures/bitrix24".into())
+    std::env::var("B24CH_FIXTURES")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bitrix24").into())
 }
 
 fn load(name: &str) -> Value {

@@ -310,7 +310,10 @@ mod tests {
     use serde_json::json;
 
     fn fixture(name: &str) -> Value {
-        let path = format!("/work/shared/fixtures/bitrix24/{name}");
+        let path = format!(
+            "{}/tests/fixtures/bitrix24/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 

@@ -400,7 +400,11 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!("/work/shared/fixtures/bitrix24/{name}")).unwrap()
+        std::fs::read(format!(
+            "{}/tests/fixtures/bitrix24/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
     }
 
     #[test]
