@@ -119,21 +119,23 @@ pub fn typed_rows(
     since: Option<DateTime<Utc>>,
     lookback: Duration,
 ) -> impl Stream<Item = Result<TypedPage, PipelineError>> {
-    // The watermark is taken before the listing starts: anything modified later has a
-    // later modification time and is picked up by the next load. The lookback applied to
-    // it on the next load also absorbs clock differences with the portal.
-    let started = Utc::now();
     let from = if job.incremental() {
         since.map(|s| (s - lookback).fixed_offset())
     } else {
         None
     };
     let req = job.list_request(from, false);
+    let governor = client.governor().clone();
     let pages = bitrix::list(client, req);
     async_stream::try_stream! {
         futures::pin_mut!(pages);
+        // The watermark is the portal's clock when the first page came back: whatever was
+        // modified before is in this listing; whatever is modified later has a later
+        // modification time. The next load's lookback covers the first request's duration.
+        let mut started: Option<i64> = None;
         while let Some(page) = pages.next().await {
             let page = page?;
+            started.get_or_insert_with(|| governor.server_now() as i64);
             let service = service_values(false);
             let mut out = TypedPage::default();
             out.rows.reserve(page.rows.len());
@@ -145,7 +147,7 @@ pub fn typed_rows(
             yield out;
         }
         if job.incremental() {
-            let watermark = started.timestamp();
+            let watermark = started.unwrap_or_else(|| governor.server_now() as i64);
             yield TypedPage {
                 rows: vec![watermark_row(&job, watermark)],
                 issues: Vec::new(),
