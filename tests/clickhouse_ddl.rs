@@ -32,6 +32,7 @@ fn plan(entity: &str) -> TablePlan {
         cursor: Some("DATE_MODIFY".into()),
         schedule: Schedule::parse("1 HOUR").unwrap(),
         reconcile_schedule: Schedule::parse("1 DAY").unwrap(),
+        reconcile_safety_ms: ddl::RECONCILE_SAFETY_MS,
         format: Format::Parquet,
     }
 }
@@ -149,4 +150,62 @@ fn cluster_ddl_uses_on_cluster_and_replicated_engines() {
     let sql = ddl::table(&t, &plan("crm_deal")).sql;
     assert!(sql.contains("ON CLUSTER `main`"), "{sql}");
     assert!(sql.contains("ReplicatedReplacingMergeTree("), "{sql}");
+}
+
+/// Portal text stays data: every string, quoted as a literal or an identifier, reads back
+/// from a real ClickHouse exactly as it was (nothing can end the quote early).
+#[tokio::test]
+async fn quoted_portal_text_round_trips_through_clickhouse() {
+    use b24ch::clickhouse::quote::{ident, literal};
+    use rand::{RngExt, SeedableRng};
+    let (ch, db) = common::fresh_database("quote").await;
+    let mut samples: Vec<String> = [
+        "'; DROP TABLE x; --",
+        "`; DROP TABLE x; --",
+        "a\\'b",
+        "a\\`b",
+        "\\",
+        "line\nbreak\r\ttab",
+        "Сделка «Ёлка» 🚀",
+        "quote\"double",
+        "nul\0byte",
+        "{param:String}",
+        "?",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let alphabet: Vec<char> = "ab'`\\\"\n\r\t;-{}?$Ё🚀 \u{7f}".chars().collect();
+    for _ in 0..60 {
+        let len = rng.random_range(1..12);
+        samples.push(
+            (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect(),
+        );
+    }
+    for (i, s) in samples.iter().enumerate() {
+        let back = ch
+            .query(&format!("SELECT {} AS v FORMAT JSONEachRow", literal(s)))
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(back.trim()).unwrap();
+        assert_eq!(v["v"].as_str(), Some(s.as_str()), "literal {s:?}");
+        let table = format!("`{db}`.q{i}");
+        ch.query(&format!(
+            "CREATE TABLE {table} ({} String) ENGINE = Memory",
+            ident(s)
+        ))
+        .await
+        .unwrap();
+        let name = ch
+            .query(&format!(
+                "SELECT name FROM system.columns WHERE database = '{db}' AND table = 'q{i}' FORMAT JSONEachRow"
+            ))
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(name.trim()).unwrap();
+        assert_eq!(v["name"].as_str(), Some(s.as_str()), "identifier {s:?}");
+    }
 }
