@@ -263,6 +263,17 @@ async fn converge_entity(
                 .iter()
                 .map(|c| format!("{}.{}", plan.entity, c.name)),
         );
+        if plan.has_watermark() {
+            // Rows already loaded lack the new columns, and an incremental load only brings
+            // rows modified since: the next load must be full. The old load view goes first
+            // so no refresh of it can append a watermark after the reset.
+            let load = ddl::load_view_name(&plan.entity);
+            if mode == Mode::Pull && view_comment(conn, t, &load).await?.is_some() {
+                run(conn, &ddl::drop_view(t, &load), report).await?;
+                report.recreated_views.push(load);
+            }
+            run(conn, &ddl::reset_cursor(t, plan), report).await?;
+        }
     }
     run(conn, &ddl::current_view(t, plan), report).await?;
     if mode == Mode::Push {

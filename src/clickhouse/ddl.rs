@@ -48,6 +48,8 @@ pub struct TablePlan {
     pub cursor: Option<String>,
     pub schedule: Schedule,
     pub reconcile_schedule: Schedule,
+    /// Rows loaded this recently are left for the next reconcile (see [`reconcile_view`]).
+    pub reconcile_safety_ms: u64,
     pub format: Format,
 }
 
@@ -56,6 +58,15 @@ pub struct TablePlan {
 pub struct Statement {
     pub sql: String,
     pub display: String,
+}
+
+impl TablePlan {
+    /// Whether complete loads append a watermark row (`ID = 0`): incremental entities only.
+    /// Other entities may have a real row with key 0 (the default deal pipeline is
+    /// category 0), which must not be hidden as a watermark.
+    pub fn has_watermark(&self) -> bool {
+        self.numeric_key && self.cursor.is_some()
+    }
 }
 
 impl Statement {
@@ -67,9 +78,10 @@ impl Statement {
     }
 }
 
-/// Rows listed in the last minutes before a reconcile are left for the next one, so a row
-/// created after the ID list was taken is never tombstoned (also absorbs clock skew).
-const RECONCILE_SAFETY_MS: u64 = 300_000;
+/// Default of [`TablePlan::reconcile_safety_ms`]: rows loaded in the last minutes before a
+/// reconcile are left for the next one, so a row created after the ID list was taken is never
+/// tombstoned (also absorbs clock skew).
+pub const RECONCILE_SAFETY_MS: u64 = 300_000;
 
 impl Target {
     fn on_cluster(&self) -> String {
@@ -168,7 +180,7 @@ pub fn reconcile_view_name(entity: &str) -> String {
 
 /// Latest version of every live row.
 pub fn current_view(t: &Target, plan: &TablePlan) -> Statement {
-    let watermark = if plan.numeric_key {
+    let watermark = if plan.has_watermark() {
         format!(" AND {} != {WATERMARK_ID}", ident(&plan.primary_key))
     } else {
         String::new()
@@ -281,7 +293,7 @@ pub fn reconcile_view(t: &Target, plan: &TablePlan) -> Statement {
         "TabSeparated",
         &format!("{key} {key_type}"),
     );
-    let watermark = if plan.numeric_key {
+    let watermark = if plan.has_watermark() {
         format!(" AND {key} != {WATERMARK_ID}")
     } else {
         String::new()
@@ -295,7 +307,8 @@ pub fn reconcile_view(t: &Target, plan: &TablePlan) -> Statement {
         tombstones(
             &t.table(&plan.entity),
             &format!(
-                "_version < toUInt64(toUnixTimestamp64Milli(now64(3))) - {RECONCILE_SAFETY_MS}{watermark}\n  AND {key} NOT IN (SELECT {key} FROM {ids})"
+                "_version < toUInt64(toUnixTimestamp64Milli(now64(3))) - {}{watermark}\n  AND {key} NOT IN (SELECT {key} FROM {ids})",
+                plan.reconcile_safety_ms
             ),
         ),
     );
@@ -342,6 +355,16 @@ pub fn add_columns(t: &Target, entity: &str, columns: &[ColumnDef]) -> Option<St
         t.table(entity),
         t.on_cluster()
     )))
+}
+
+/// Deletes the watermark rows, so the next load of the entity is a full one.
+pub fn reset_cursor(t: &Target, plan: &TablePlan) -> Statement {
+    Statement::plain(format!(
+        "ALTER TABLE {}{} DELETE WHERE {} = {WATERMARK_ID} SETTINGS mutations_sync = 2",
+        t.table(&plan.entity),
+        t.on_cluster(),
+        ident(&plan.primary_key)
+    ))
 }
 
 pub fn drop_view(t: &Target, name: &str) -> Statement {

@@ -14,6 +14,7 @@ pub struct RunningServe {
     pub addr: std::net::SocketAddr,
     pub state: Arc<AppState>,
     task: tokio::task::JoinHandle<()>,
+    stopped: tokio::sync::watch::Sender<bool>,
 }
 
 impl RunningServe {
@@ -21,9 +22,41 @@ impl RunningServe {
         format!("http://{}", self.addr)
     }
 
+    /// Stops like a crash would: no new connection, and every response still streaming is
+    /// cut (its body ends with an error, so the pulling INSERT fails rather than completing).
+    /// Aborting the accept loop alone would leave axum's connection tasks streaming.
     pub fn stop(self) {
+        self.stopped.send_replace(true);
         self.task.abort();
     }
+}
+
+/// Response bodies end with an error once `stopped` turns true.
+async fn cut_on_stop(
+    stopped: tokio::sync::watch::Receiver<bool>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use futures::StreamExt;
+    let (parts, body) = next.run(req).await.into_parts();
+    let mut stopped = stopped;
+    let mut data = body.into_data_stream();
+    let body = async_stream::stream! {
+        loop {
+            tokio::select! {
+                biased;
+                _ = async { drop(stopped.wait_for(|s| *s).await) } => {
+                    yield Err(std::io::Error::other("b24ch serve stopped"));
+                    return;
+                }
+                chunk = data.next() => match chunk {
+                    Some(c) => yield c.map_err(std::io::Error::other),
+                    None => return,
+                },
+            }
+        }
+    };
+    axum::response::Response::from_parts(parts, axum::body::Body::from_stream(body))
 }
 
 /// Discovers the catalog and starts serving on `config.proxy.listen`.
@@ -51,14 +84,22 @@ pub async fn start(config: Arc<Config>, portal: &PortalConnection) -> anyhow::Re
             ))
         })?;
     let addr = listener.local_addr()?;
-    let app = router(state.clone());
+    let (stopped, stop_rx) = tokio::sync::watch::channel(false);
+    let app = router(state.clone()).layer(axum::middleware::from_fn(move |req, next| {
+        cut_on_stop(stop_rx.clone(), req, next)
+    }));
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "serve stopped");
         }
     });
     tracing::info!(%addr, "serving");
-    Ok(RunningServe { addr, state, task })
+    Ok(RunningServe {
+        addr,
+        state,
+        task,
+        stopped,
+    })
 }
 
 /// One autopilot pass: rediscover, record what changed, converge ClickHouse.
@@ -73,11 +114,13 @@ pub async fn autopilot_once(
     if !diff.is_empty() {
         tracing::info!(?diff, "portal catalog changed");
     }
+    // Serve the new catalog before converging: a view `apply` creates refreshes at once,
+    // and its first pull of a new entity (or column) must not meet the old catalog.
+    state.set_catalog(new.clone());
     let report = apply::apply(conn, &state.config, &new, format).await?;
     for (entity, change) in report.changes() {
         state.stats.schema_changed(&entity, &change);
     }
-    state.set_catalog(new);
     Ok(report)
 }
 

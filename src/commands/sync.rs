@@ -114,7 +114,14 @@ async fn reconcile_one(ctx: &Ctx, job: Arc<EntityJob>) -> anyhow::Result<()> {
         &ctx.target,
         ctx.client.clone(),
         job,
-        sync::RECONCILE_SAFETY_MS,
+        u64::try_from(
+            ctx.config
+                .entity(&name)
+                .reconcile_safety
+                .as_duration()
+                .as_millis(),
+        )
+        .unwrap_or(sync::RECONCILE_SAFETY_MS),
     )
     .await
     {

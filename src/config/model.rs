@@ -78,5 +78,7 @@ pub struct RawEntity {
     pub enabled: Option<bool>,
     pub schedule: Option<String>,
     pub reconcile_schedule: Option<String>,
+    /// Rows loaded this recently are left out of a reconcile (default `5 MINUTE`).
+    pub reconcile_safety: Option<String>,
     pub fields: Option<Vec<String>>,
 }

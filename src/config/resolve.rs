@@ -150,6 +150,9 @@ pub struct EntitySettings {
     pub enabled: bool,
     pub schedule: Schedule,
     pub reconcile_schedule: Schedule,
+    /// Rows loaded within this window before a reconcile are not compared with its ID list
+    /// (a row created after the list was taken is never tombstoned); default 5 minutes.
+    pub reconcile_safety: Schedule,
     /// `None` = every field.
     pub fields: Option<Vec<String>>,
 }
@@ -284,6 +287,10 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         reconcile_schedule: Schedule {
             count: 1,
             unit: TimeUnit::Hour,
+        },
+        reconcile_safety: Schedule {
+            count: 5,
+            unit: TimeUnit::Minute,
         },
         fields: None,
     };
@@ -570,6 +577,11 @@ fn resolve_entity(
             "reconcile_schedule",
             &raw.reconcile_schedule,
             base.reconcile_schedule,
+        )?,
+        reconcile_safety: schedule(
+            "reconcile_safety",
+            &raw.reconcile_safety,
+            base.reconcile_safety,
         )?,
         fields: raw.fields.clone().or_else(|| base.fields.clone()),
     })

@@ -342,8 +342,10 @@ fn generate(data: &PortalData, t: &Table, id: u64, f: &FieldDef) -> Val {
             Val::DateTime(c + r.below((DATA_END - c).max(1) as u64) as i64)
         }
         Gen::Moved => {
+            // From the generated modification time: a later edit (an override of it) does not
+            // move the item to another stage, so MOVED_TIME and stage history stay put.
             let c = datetime_of(&created_of(data, t, id));
-            let m = datetime_of(&modified_of(data, t, id)).max(c);
+            let m = datetime_of(&generated_modified_of(data, t, id)).max(c);
             Val::DateTime(c + r.below((m - c + 1) as u64) as i64)
         }
         Gen::DateAround(np) => {
@@ -396,6 +398,14 @@ fn modified_of(data: &PortalData, t: &Table, id: u64) -> Val {
         .find(|c| t.field(c).is_some())
         .unwrap_or("DATE_MODIFY");
     sibling(data, t, id, code)
+}
+
+/// The modification time as generated, ignoring overrides set through the control API.
+fn generated_modified_of(data: &PortalData, t: &Table, id: u64) -> Val {
+    ["DATE_MODIFY", "UPDATED_TIME", "LAST_UPDATED"]
+        .into_iter()
+        .find_map(|c| t.field(c))
+        .map_or(Val::Null, |f| generate(data, t, id, f))
 }
 
 fn semantic_of(data: &PortalData, t: &Table, id: u64, stage_code: &str) -> String {

@@ -207,6 +207,8 @@ const MONEY_FIELD_CODES: &[&str] = &[
     "PRICE_NETTO",
     "PRICE_BRUTTO",
     "DISCOUNT_SUM",
+    // Company annual revenue (`b_crm_company.REVENUE decimal(18,2)`, with CURRENCY_ID).
+    "REVENUE",
     "SUM",
     "AMOUNT",
 ];

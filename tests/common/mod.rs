@@ -15,6 +15,9 @@
 //! of dead test processes are removed on the next start.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod pull;
+pub mod truth;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
