@@ -216,7 +216,14 @@ impl Pull {
 
     /// Cell-by-cell comparison of every entity with the portal.
     pub async fn mismatches(&self) -> Vec<super::truth::Mismatch> {
-        super::truth::compare_all(self.ch, &self.db, self.control(), &self.catalog()).await
+        super::truth::compare_all(
+            self.ch,
+            &self.db,
+            self.control(),
+            &self.catalog(),
+            &self.entities(),
+        )
+        .await
     }
 
     /// A view's last refresh state from `system.view_refreshes`.

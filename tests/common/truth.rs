@@ -52,13 +52,14 @@ pub fn entity_for_table(table: &str) -> String {
     }
 }
 
-/// Compares every portal table that has an entity in `catalog`; a portal table without one
-/// (or without its ClickHouse table) is itself a mismatch.
+/// Compares every portal table whose entity is in `enabled`; a portal table without an
+/// entity in `catalog` (or without its ClickHouse table) is itself a mismatch.
 pub async fn compare_all(
     ch: &LocalClickHouse,
     db: &str,
     control: &PortalControl,
     catalog: &Catalog,
+    enabled: &[String],
 ) -> Vec<Mismatch> {
     let portal_catalog = control.catalog();
     let mut out = Vec::new();
@@ -74,6 +75,9 @@ pub async fn compare_all(
             });
             continue;
         };
+        if !enabled.contains(&entity) {
+            continue;
+        }
         let names = column_names(&portal_catalog, &table, e.method == "crm.item");
         let files = file_fields(&portal_catalog, &table);
         out.extend(compare_entity(ch, db, &entity, &truth, &names, &files).await);
