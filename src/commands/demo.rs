@@ -111,11 +111,19 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
             args.timeout_secs
         );
     }
-    println!("\nEvery table is loaded. Try, against {}:", ch.http_url());
-    println!(
-        "  SELECT STAGE_ID, count(), sum(OPPORTUNITY) FROM {}.crm_deal_current GROUP BY STAGE_ID",
-        config.clickhouse.database
+    let db = &config.clickhouse.database;
+    let sample = format!(
+        "SELECT STAGE_ID, count() AS deals, sum(OPPORTUNITY) AS amount, toTypeName(amount) AS type FROM {db}.crm_deal_current GROUP BY STAGE_ID ORDER BY deals DESC LIMIT 5"
     );
+    println!("\nEvery table is loaded. Typed data, straight from ClickHouse:\n{sample}");
+    match ch
+        .query(&format!("{sample} FORMAT PrettyCompactMonoBlock"))
+        .await
+    {
+        Ok(table) => println!("{table}"),
+        Err(e) => println!("(sample query failed: {e})"),
+    }
+    println!("Try more, against {}:", ch.http_url());
     println!(
         "  SYSTEM REFRESH VIEW {}.crm_deal_load",
         config.clickhouse.database
