@@ -124,7 +124,25 @@ fn no_secret_in_logs_errors_or_output() {
         .unwrap();
     let check_log = String::from_utf8_lossy(&check.stdout).to_string()
         + &String::from_utf8_lossy(&check.stderr);
+    // A wrong webhook code: the portal check fails with the Bitrix24 code, not the secret.
+    let wrong = format!("{base}/rest/1/wrong{CODE}/");
+    let bad_check = Command::new(env!("CARGO_BIN_EXE_b24ch"))
+        .args(["--config", cfg_s, "check"])
+        .envs(envs)
+        .env("B24CH_TEST_WEBHOOK", &wrong)
+        .output()
+        .unwrap();
+    let bad_log = String::from_utf8_lossy(&bad_check.stdout).to_string()
+        + &String::from_utf8_lossy(&bad_check.stderr);
     let _ = output(portal);
+    assert!(check_log.contains("ok   portal: reachable"), "{check_log}");
+    assert!(check_log.contains("FAIL clickhouse"), "{check_log}");
+    assert_eq!(check.status.code(), Some(1), "{check_log}");
+    assert!(
+        bad_log.contains("FAIL portal") && bad_log.contains("INVALID_CREDENTIALS"),
+        "{bad_log}"
+    );
+    assert!(!bad_log.contains(&format!("wrong{CODE}")), "{bad_log}");
 
     assert!(
         serve_log.contains("load served") || serve_log.contains("ID list served"),

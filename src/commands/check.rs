@@ -16,6 +16,7 @@ pub async fn run(config: &Config) -> (Vec<CheckLine>, bool) {
         ok: true,
         detail: describe_portal(&config.portal),
     }];
+    lines.push(check_portal(config).await);
     lines.push(check_clickhouse(config).await);
     let all_ok = lines.iter().all(|l| l.ok);
     (lines, all_ok)
@@ -26,6 +27,50 @@ fn describe_portal(portal: &PortalAuth) -> String {
         PortalAuth::Demo => "valid; no portal configured, the embedded demo portal is used".into(),
         PortalAuth::Webhook { .. } => "valid; portal via inbound webhook".into(),
         PortalAuth::OAuth { portal_url, .. } => format!("valid; portal {portal_url} via OAuth app"),
+    }
+}
+
+/// One cheap call any user may make (`crm.enum.ownertype`), through the governor.
+async fn check_portal(config: &Config) -> CheckLine {
+    use crate::bitrix::{Client, ClientConfig, Governor, GovernorConfig};
+    let what = "portal".to_string();
+    if matches!(config.portal, PortalAuth::Demo) {
+        return CheckLine {
+            what,
+            ok: true,
+            detail: "embedded demo portal (started by demo/serve/sync; nothing to reach)".into(),
+        };
+    }
+    let client = ClientConfig::from_config(config).and_then(|c| {
+        Client::new(
+            c,
+            Governor::new(GovernorConfig::from_limits(&config.limits)),
+        )
+    });
+    let client = match client {
+        Ok(c) => c,
+        Err(e) => return fail(what, redact(&e.to_string(), &config.secrets())),
+    };
+    match client
+        .call("crm.enum.ownertype", &serde_json::json!({}))
+        .await
+    {
+        Ok(r) => CheckLine {
+            what,
+            ok: true,
+            detail: format!(
+                "reachable ({}), {} CRM entity types visible",
+                client.portal_label(),
+                r.result.as_array().map(Vec::len).unwrap_or(0)
+            ),
+        },
+        Err(e) => fail(
+            what,
+            format!(
+                "{}; check portal.webhook_url (or the OAuth settings) and the webhook's scopes (crm, user, department)",
+                redact(&e.to_string(), &config.secrets())
+            ),
+        ),
     }
 }
 
