@@ -392,14 +392,6 @@ fn created_of(data: &PortalData, t: &Table, id: u64) -> Val {
     sibling(data, t, id, code)
 }
 
-fn modified_of(data: &PortalData, t: &Table, id: u64) -> Val {
-    let code = ["DATE_MODIFY", "UPDATED_TIME", "LAST_UPDATED"]
-        .into_iter()
-        .find(|c| t.field(c).is_some())
-        .unwrap_or("DATE_MODIFY");
-    sibling(data, t, id, code)
-}
-
 /// The modification time as generated, ignoring overrides set through the control API.
 fn generated_modified_of(data: &PortalData, t: &Table, id: u64) -> Val {
     ["DATE_MODIFY", "UPDATED_TIME", "LAST_UPDATED"]
