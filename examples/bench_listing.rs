@@ -1,0 +1,363 @@
+//! Head-to-head full listing under cloud limits, plus incremental and reconcile cost.
+//!
+//! One in-process demo portal (cloud limits on, calibrated cost model, `--time-scale`), the
+//! same portal for every client, one after another, each starting on fresh budgets (the bench
+//! waits one operating window between clients):
+//! - b24ch, `crm.item.list` (entityTypeId 2, `*` + `UF_*`: what `crm_deal` is loaded with);
+//! - b24ch, `crm.deal.list` (`*` + `UF_*`: the method and select the peers use);
+//! - fast_bitrix24 `get_all('crm.deal.list', {'select': ['*', 'UF_*']})` (subprocess);
+//! - b24pysdk `call_list_fast('crm.deal.list', …)` (subprocess);
+//! - b24ch incremental pass (0.1% of the deals modified) and reconcile ID listing.
+//!
+//! The Python clients run on the portal's clock (`scripts/bench/scaled_clock.py`), as b24ch's
+//! governor does (`clock_scale`). Numbers come from the portal's own counters.
+//!
+//! `cargo run --release --example bench_listing -- --deals 100000 --time-scale 100`
+use anyhow::Context;
+use b24ch::bitrix::governor::GovernorConfig;
+use b24ch::bitrix::{AuthConfig, Client, ClientConfig, Governor, ListRequest, list};
+use b24ch::config::Secret;
+use b24ch::demo_portal::{self, BatchBilling, DataSizes, LimitsConfig, PortalConfig};
+use clap::Parser;
+use futures::StreamExt;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+struct Args {
+    #[arg(long, default_value_t = 100_000)]
+    deals: u64,
+    /// Simulated portal seconds per real second (every client's clock runs at this scale).
+    #[arg(long, default_value_t = 100.0)]
+    time_scale: f64,
+    /// `per-method` (docs, server source) or `whole-batch` (one field measurement).
+    #[arg(long, default_value = "per-method")]
+    billing: String,
+    /// Python of the venv with fast-bitrix24 and b24pysdk (scripts/bench/setup_peers.sh).
+    #[arg(long, default_value = ".build/pyenv/bin/python")]
+    python: PathBuf,
+    /// Comma-separated: item,deal,fast,pysdk,incremental
+    #[arg(long, default_value = "item,deal,fast,pysdk,incremental")]
+    run: String,
+    /// Kill a peer that has not finished after this many real seconds.
+    #[arg(long, default_value_t = 1800)]
+    peer_timeout_secs: u64,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct Row {
+    client: String,
+    rows: u64,
+    unique_ids: u64,
+    wall_secs: f64,
+    portal_secs: f64,
+    http_requests: u64,
+    list_commands: u64,
+    count_queries: u64,
+    operating_secs: f64,
+    http_503: u64,
+    http_429: u64,
+    error: Option<String>,
+}
+
+impl Row {
+    fn op_ms_per_row(&self) -> f64 {
+        1000.0 * self.operating_secs / self.rows.max(1) as f64
+    }
+    fn rows_per_sec(&self) -> f64 {
+        self.rows as f64 / self.wall_secs.max(1e-9)
+    }
+}
+
+struct Bench {
+    portal: demo_portal::RunningPortal,
+    scale: f64,
+    window_secs: f64,
+}
+
+impl Bench {
+    fn control(&self) -> &demo_portal::PortalControl {
+        self.portal.control()
+    }
+
+    /// One operating window (plus a margin) so the next client starts on fresh budgets and an
+    /// empty leaky bucket, then zeroed counters.
+    async fn fresh(&self) {
+        let real = (self.window_secs + 30.0) / self.scale;
+        tokio::time::sleep(Duration::from_secs_f64(real)).await;
+        self.control().reset_counters();
+    }
+
+    fn client(&self) -> anyhow::Result<Arc<Client>> {
+        let gov = Governor::new(GovernorConfig {
+            clock_scale: self.scale,
+            ..GovernorConfig::standard()
+        });
+        let cfg = ClientConfig::new(AuthConfig::Webhook {
+            url: Secret::new(self.portal.webhook_url()),
+        });
+        Ok(Arc::new(Client::new(cfg, gov)?))
+    }
+
+    fn measure(&self, client: &str, rows: u64, unique: u64, t0: Instant, p0: f64) -> Row {
+        let c = self.control().counters();
+        Row {
+            client: client.into(),
+            rows,
+            unique_ids: unique,
+            wall_secs: t0.elapsed().as_secs_f64(),
+            portal_secs: self.control().now() - p0,
+            http_requests: c.requests_total,
+            list_commands: c
+                .per_method
+                .iter()
+                .filter(|(m, _)| m.ends_with(".list"))
+                .map(|(_, n)| n)
+                .sum(),
+            count_queries: c.count_queries,
+            operating_secs: c.operating_secs.values().sum(),
+            http_503: c.query_limit_exceeded,
+            http_429: c.operation_time_limit,
+            error: None,
+        }
+    }
+
+    async fn b24ch(&self, label: &str, req: ListRequest) -> anyhow::Result<Row> {
+        self.fresh().await;
+        let client = self.client()?;
+        let (t0, p0) = (Instant::now(), self.control().now());
+        let mut s = Box::pin(list(client, req));
+        let mut ids = BTreeSet::new();
+        let mut rows = 0u64;
+        let mut error = None;
+        while let Some(page) = s.next().await {
+            match page {
+                Ok(p) => {
+                    for r in &p.rows {
+                        rows += 1;
+                        if let Some(id) = r.get("id").or_else(|| r.get("ID")) {
+                            ids.insert(id.to_string().trim_matches('"').to_string());
+                        }
+                    }
+                }
+                Err(e) => {
+                    error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let mut row = self.measure(label, rows, ids.len() as u64, t0, p0);
+        row.error = error;
+        Ok(row)
+    }
+
+    async fn peer(&self, python: &PathBuf, script: &str, timeout: u64) -> anyhow::Result<Row> {
+        self.fresh().await;
+        let (t0, p0) = (Instant::now(), self.control().now());
+        let dir = PathBuf::from("scripts/bench");
+        let python = std::path::absolute(python)?;
+        let child = tokio::process::Command::new(&python)
+            .arg(script)
+            .arg(self.portal.webhook_url())
+            .arg(self.scale.to_string())
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("running {} {script}", python.display()))?;
+        let out =
+            tokio::time::timeout(Duration::from_secs(timeout), child.wait_with_output()).await;
+        let (label, rows, unique, error) = match out {
+            Ok(Ok(o)) => {
+                let text = String::from_utf8_lossy(&o.stdout);
+                let line = text.lines().rev().find(|l| l.starts_with('{'));
+                match line.and_then(|l| serde_json::from_str::<Value>(l).ok()) {
+                    Some(v) => (
+                        v["client"].as_str().unwrap_or(script).to_string(),
+                        v["rows"].as_u64().unwrap_or(0),
+                        v["unique_ids"].as_u64().unwrap_or(0),
+                        v["error"].as_str().map(str::to_string),
+                    ),
+                    None => (
+                        script.to_string(),
+                        0,
+                        0,
+                        Some(format!(
+                            "no result line; stderr: {}",
+                            String::from_utf8_lossy(&o.stderr)
+                                .chars()
+                                .rev()
+                                .take(600)
+                                .collect::<String>()
+                                .chars()
+                                .rev()
+                                .collect::<String>()
+                        )),
+                    ),
+                }
+            }
+            Ok(Err(e)) => (script.to_string(), 0, 0, Some(e.to_string())),
+            Err(_) => (
+                script.to_string(),
+                0,
+                0,
+                Some(format!("killed after {timeout} s")),
+            ),
+        };
+        let mut row = self.measure(&label, rows, unique, t0, p0);
+        row.error = error;
+        Ok(row)
+    }
+}
+
+fn deals_item() -> ListRequest {
+    ListRequest {
+        method_key: "crm.item".into(),
+        entity_type_id: Some(2),
+        ..Default::default()
+    }
+}
+
+fn print_table(rows: &[Row], budget_per_window: f64, window: f64) {
+    println!(
+        "\n| Client | Rows (unique) | Wall s | Portal s | HTTP req | list cmds | COUNT | Operating s | op ms/row | 503 | 429 | Rows/s (wall) | Sustainable rows/s (1 budget) | Error |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    for r in rows {
+        let sustainable = budget_per_window / window / (r.operating_secs / r.rows.max(1) as f64);
+        println!(
+            "| {} | {} ({}) | {:.1} | {:.0} | {} | {} | {} | {:.1} | {:.2} | {} | {} | {:.0} | {:.1} | {} |",
+            r.client,
+            r.rows,
+            r.unique_ids,
+            r.wall_secs,
+            r.portal_secs,
+            r.http_requests,
+            r.list_commands,
+            r.count_queries,
+            r.operating_secs,
+            r.op_ms_per_row(),
+            r.http_503,
+            r.http_429,
+            r.rows_per_sec(),
+            sustainable,
+            r.error.as_deref().unwrap_or("")
+        );
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let billing = match args.billing.as_str() {
+        "per-method" => BatchBilling::PerMethod,
+        "whole-batch" => BatchBilling::WholeBatch,
+        other => anyhow::bail!("--billing: per-method or whole-batch, not {other}"),
+    };
+    let limits = LimitsConfig {
+        batch_billing: billing,
+        ..LimitsConfig::default()
+    };
+    let (budget, window) = (limits.operating_limit_secs, limits.window_secs as f64);
+    let cfg = PortalConfig {
+        sizes: DataSizes {
+            deals: args.deals,
+            ..DataSizes::default()
+        },
+        limits,
+        time_scale: args.time_scale,
+        ..PortalConfig::default()
+    };
+    let portal = demo_portal::start(cfg, "127.0.0.1:0".parse()?).await?;
+    let bench = Bench {
+        portal,
+        scale: args.time_scale,
+        window_secs: window,
+    };
+    let truth = bench.control().ground_truth("deal")?.len();
+    println!(
+        "portal {} deals, time scale {}, billing {:?}, budget {budget} s / {window} s per method",
+        truth, args.time_scale, billing
+    );
+    let run: Vec<&str> = args.run.split(',').map(str::trim).collect();
+    let mut rows = Vec::new();
+    let mut emit = |r: Row| {
+        println!("{}", serde_json::to_string(&r).unwrap_or_default());
+        rows.push(r);
+    };
+    if run.contains(&"item") {
+        emit(bench.b24ch("b24ch crm.item.list", deals_item()).await?);
+    }
+    if run.contains(&"deal") {
+        let req = ListRequest {
+            method_key: "crm.deal".into(),
+            ..Default::default()
+        };
+        emit(bench.b24ch("b24ch crm.deal.list", req).await?);
+    }
+    if run.contains(&"fast") {
+        emit(
+            bench
+                .peer(
+                    &args.python,
+                    "peer_fast_bitrix24.py",
+                    args.peer_timeout_secs,
+                )
+                .await?,
+        );
+    }
+    if run.contains(&"pysdk") {
+        emit(
+            bench
+                .peer(&args.python, "peer_b24pysdk.py", args.peer_timeout_secs)
+                .await?,
+        );
+    }
+    if run.contains(&"incremental") {
+        // 0.1% of the deals, spread over the table, modified now on the portal's clock.
+        let n = (args.deals / 1000).max(1);
+        let step = (args.deals / n).max(1);
+        let changed: Vec<u64> = (0..n).map(|i| 1 + i * step).collect();
+        let now = bench.control().now().floor() as i64;
+        bench
+            .control()
+            .modify_rows("deal", &changed, &Map::new(), Some(now))?;
+        let since = chrono::DateTime::from_timestamp(now - 1, 0)
+            .context("timestamp")?
+            .fixed_offset();
+        let req = ListRequest {
+            modified_since: Some(since),
+            ..deals_item()
+        };
+        emit(
+            bench
+                .b24ch(&format!("b24ch incremental ({n} changed)"), req)
+                .await?,
+        );
+        let req = ListRequest {
+            ids_only: true,
+            ..deals_item()
+        };
+        emit(bench.b24ch("b24ch reconcile (ID listing)", req).await?);
+    }
+    print_table(&rows, budget, window);
+    if let Some(path) = args.json {
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&json!({
+                "deals": truth,
+                "time_scale": args.time_scale,
+                "billing": args.billing,
+                "results": rows,
+            }))?,
+        )?;
+    }
+    Ok(())
+}
