@@ -49,8 +49,8 @@ impl TimeInfo {
 
 /// A successful answer.
 #[derive(Debug, Clone)]
-pub struct Response {
-    pub result: Value,
+pub struct Response<R = Value> {
+    pub result: R,
     pub total: Option<u64>,
     pub next: Option<u64>,
     pub time: TimeInfo,
@@ -100,7 +100,10 @@ impl ClientConfig {
                 state_dir: Some(cfg.state_dir.clone()),
             }),
         };
-        Ok(Self::new(auth))
+        Ok(Self {
+            request_timeout: cfg.limits.request_timeout,
+            ..Self::new(auth)
+        })
     }
 }
 
@@ -167,7 +170,7 @@ impl Client {
         Ok(resp)
     }
 
-    fn observe_batch(&self, batch: &Batch, resp: &BatchResponse) {
+    fn observe_batch<R>(&self, batch: &Batch, resp: &BatchResponse<R>) {
         let mut per_method: BTreeMap<&str, (f64, Option<f64>)> = BTreeMap::new();
         let mut nested = Vec::new();
         for (name, outcome) in resp.outcomes() {
@@ -205,12 +208,62 @@ impl Client {
             .observe_billing(infer_billing(resp.time.operating, &nested));
     }
 
+    /// [`Self::batch`] for listing pages: commands' results stay raw JSON one level deep
+    /// (rows are not parsed into `Value`s; see [`super::raw`]).
+    pub async fn batch_raw(
+        &self,
+        batch: &Batch,
+    ) -> Result<BatchResponse<super::raw::RawResult>, BitrixError> {
+        if batch.is_empty() {
+            return Err(BitrixError::Usage("empty batch".into()));
+        }
+        let mut keys = vec!["batch".to_string()];
+        keys.extend(batch.methods());
+        let outer = self
+            .call_billed_as(
+                "batch",
+                &batch.to_params(),
+                &keys,
+                super::raw::parse_answer_as,
+            )
+            .await?;
+        let resp = super::raw::split_batch(batch, outer)?;
+        self.observe_batch(batch, &resp);
+        Ok(resp)
+    }
+
+    /// [`Self::call`] with the result kept raw one level deep.
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        params: &Value,
+    ) -> Result<Response<super::raw::RawResult>, BitrixError> {
+        self.call_billed_as(
+            method,
+            params,
+            &[method.to_string()],
+            super::raw::parse_answer_as,
+        )
+        .await
+    }
+
     async fn call_billed(
         &self,
         method: &str,
         params: &Value,
         keys: &[String],
     ) -> Result<Response, BitrixError> {
+        self.call_billed_as(method, params, keys, parse_answer)
+            .await
+    }
+
+    async fn call_billed_as<R>(
+        &self,
+        method: &str,
+        params: &Value,
+        keys: &[String],
+        parse: fn(&str, u16, &[u8]) -> Result<Response<R>, BitrixError>,
+    ) -> Result<Response<R>, BitrixError> {
         let max_attempts = self.governor.config().max_attempts.max(1);
         let mut attempt = 0;
         let mut refreshed = false;
@@ -219,7 +272,7 @@ impl Client {
             let permit = self.governor.acquire(keys).await;
             let token = self.auth.access().await;
             let outcome = self
-                .send_once(method, params, token.as_ref().map(|t| &t.0))
+                .send_once(method, params, token.as_ref().map(|t| &t.0), parse)
                 .await;
             let err = match outcome {
                 Ok(resp) => {
@@ -275,12 +328,13 @@ impl Client {
         }
     }
 
-    async fn send_once(
+    async fn send_once<R>(
         &self,
         method: &str,
         params: &Value,
         token: Option<&Secret>,
-    ) -> Result<Response, BitrixError> {
+        parse: fn(&str, u16, &[u8]) -> Result<Response<R>, BitrixError>,
+    ) -> Result<Response<R>, BitrixError> {
         let mut body = match params {
             Value::Object(m) => m.clone(),
             Value::Null => Map::new(),
@@ -309,7 +363,7 @@ impl Client {
             Ok(b) => b,
             Err(e) => return Err(self.transport(method, &e).await),
         };
-        parse_answer(method, status, &bytes)
+        parse(method, status, &bytes)
     }
 
     async fn transport(&self, method: &str, e: &reqwest::Error) -> BitrixError {

@@ -48,6 +48,7 @@ pub struct RawLimits {
     pub burst: Option<f64>,
     pub operating_seconds_per_10min: Option<f64>,
     pub max_concurrent_requests: Option<u32>,
+    pub request_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -56,6 +56,8 @@ pub struct LimitsConfig {
     /// `None` = no operating-time limit (on-premise default).
     pub operating_seconds_per_10min: Option<f64>,
     pub max_concurrent_requests: u32,
+    /// A Bitrix24 request slower than this is abandoned and retried (the cloud cuts at 60 s).
+    pub request_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -456,12 +458,23 @@ fn resolve_limits(raw: &RawLimits, portal: &PortalAuth) -> Result<LimitsConfig, 
         Some(n) => n,
         None => 4,
     };
+    let request_timeout = match raw.request_timeout_secs {
+        Some(0) => {
+            return Err(ConfigError::new(
+                "limits.request_timeout_secs",
+                "must be at least 1 (the cloud cuts requests at 60 s; 90 is the default)",
+            ));
+        }
+        Some(n) => std::time::Duration::from_secs(n),
+        None => std::time::Duration::from_secs(90),
+    };
     Ok(LimitsConfig {
         plan,
         requests_per_second,
         burst,
         operating_seconds_per_10min: operating,
         max_concurrent_requests,
+        request_timeout,
     })
 }
 

@@ -39,6 +39,25 @@ pub struct Counters {
     /// HTTP 429 OPERATION_TIME_LIMIT responses.
     pub operation_time_limit: u64,
     pub faults_injected: u64,
+    /// Injected faults by kind (`operation_time_limit`, `connection_reset`…), so tests can
+    /// tell the portal's own limit answers from injected ones.
+    #[serde(default)]
+    pub faults_by_kind: BTreeMap<String, u64>,
+}
+
+impl FaultKind {
+    /// The `type` name used on the control API.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::QueryLimitExceeded => "query_limit_exceeded",
+            FaultKind::OperationTimeLimit => "operation_time_limit",
+            FaultKind::InternalError => "internal_error",
+            FaultKind::Slow { .. } => "slow",
+            FaultKind::ConnectionReset => "connection_reset",
+            FaultKind::TruncatedJson => "truncated_json",
+            FaultKind::ExpiredToken => "expired_token",
+        }
+    }
 }
 
 /// What an injected fault does.

@@ -34,5 +34,9 @@ pub fn take(st: &mut State, method: &str) -> Option<FaultKind> {
         }
     }
     st.counters.faults_injected += 1;
+    *st.counters
+        .faults_by_kind
+        .entry(kind.name().to_string())
+        .or_default() += 1;
     Some(kind)
 }
