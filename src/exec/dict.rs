@@ -307,12 +307,14 @@ pub fn rows(
                                 let mut rows = Vec::new();
                                 for raw in &page.rows {
                                     let k: Vec<String> = shape.key.iter().map(|i| {
-                                        columns[*i].api_name().and_then(|a| raw.get(a)).map(key_text).unwrap_or_default()
+                                        columns[*i].api_name().and_then(|a| raw.get(a)).as_ref().map(key_text).unwrap_or_default()
                                     }).collect();
                                     if !wanted.contains(&k) {
                                         continue;
                                     }
-                                    let n = normalizer.normalize(raw, &ServiceValues::default());
+                                    let n = normalizer
+                                        .normalize_json(raw.json(), &ServiceValues::default())
+                                        .map_err(|e| ExecError::Other(format!("row is not a JSON object: {e}")))?;
                                     rows.push(project(n.cells, &shape.out));
                                 }
                                 yield encode(&mut encoder, &rows, req.format)?;

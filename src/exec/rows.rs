@@ -85,7 +85,7 @@ pub async fn print_structure(ctx: &Context, args: StructureArgs) -> Result<(), E
     let s = structure_string(&columns);
     let text = if args.sql {
         format!(
-            "SELECT *\nFROM executable({}, {}, {})\n",
+            "SELECT *\nFROM executable({}, {}, {},\n    SETTINGS check_exit_code = 1, command_read_timeout = 600000)\n",
             quote::literal(&format!("b24ch exec rows {}", entity.name)),
             quote::literal(format.clickhouse_name()),
             quote::literal(&s)

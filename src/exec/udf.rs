@@ -176,10 +176,19 @@ pub async fn answer_block(
                     json!({"result": r.result, "total": r.total, "next": r.next})
                 }
                 CommandOutcome::Ok(r) => r.result,
-                CommandOutcome::Err(e) => json!({
-                    "error": e.code().unwrap_or(""),
-                    "error_description": e.to_string(),
-                }),
+                CommandOutcome::Err(e) => {
+                    let class = serde_json::to_value(e.class())
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_ascii_uppercase))
+                        .unwrap_or_default();
+                    // Legacy methods answer with an empty code: name the class instead.
+                    let code = e.code().filter(|c| !c.is_empty()).map(str::to_string);
+                    json!({
+                        "error": code.unwrap_or_else(|| class.clone()),
+                        "error_class": class,
+                        "error_description": e.to_string(),
+                    })
+                }
                 CommandOutcome::Missing => json!({
                     "error": "B24CH_NOT_EXECUTED",
                     "error_description": "the portal did not run this command of the batch",
