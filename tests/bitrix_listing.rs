@@ -85,7 +85,7 @@ async fn collect_ids(client: Arc<Client>, req: ListRequest) -> Result<Vec<u64>, 
     let mut ids = Vec::new();
     let mut s = Box::pin(list(client, req));
     while let Some(page) = s.next().await {
-        ids.extend(page?.rows.iter().map(id_of));
+        ids.extend(page?.rows.iter().map(|r| id_of(&r.to_map())));
     }
     Ok(ids)
 }
@@ -397,7 +397,7 @@ async fn transient_faults_mid_listing_lose_no_row() {
     let mut ids = Vec::new();
     let mut injected = false;
     while let Some(page) = s.next().await {
-        ids.extend(page.unwrap().rows.iter().map(id_of));
+        ids.extend(page.unwrap().rows.iter().map(|r| id_of(&r.to_map())));
         if !injected && ids.len() >= 5_000 {
             injected = true;
             for kind in [

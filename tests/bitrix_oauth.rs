@@ -58,7 +58,7 @@ async fn ids(client: Arc<Client>, req: ListRequest) -> Vec<u64> {
     let mut out = Vec::new();
     let mut s = Box::pin(list(client, req));
     while let Some(page) = s.next().await {
-        out.extend(page.unwrap().rows.iter().map(id_of));
+        out.extend(page.unwrap().rows.iter().map(|r| id_of(&r.to_map())));
     }
     out
 }

@@ -70,9 +70,16 @@ impl Table {
 
     fn row(&self, raw: &Value) -> Row<'_> {
         let map: &Map<String, Value> = raw.as_object().unwrap();
+        let row = self.normalizer.normalize(map, &SERVICE);
+        // The row path reads the same row from its JSON text: identical result.
+        let text = serde_json::to_string(raw).unwrap();
+        assert_eq!(
+            self.normalizer.normalize_json(&text, &SERVICE).unwrap(),
+            row
+        );
         Row {
             columns: &self.columns,
-            row: self.normalizer.normalize(map, &SERVICE),
+            row,
         }
     }
 }

@@ -173,6 +173,27 @@ proptest! {
         prop_assert_eq!(parsed.as_object().map(|o| o.len()), Some(columns.len()));
     }
 
+    /// The row path (`normalize_json` over the row's JSON text, no `Value` DOM) gives
+    /// exactly what `normalize` gives for the parsed row: cells, issues, `_invalid`.
+    #[test]
+    fn json_text_path_equals_map_path(
+        raw in raw_row(60),
+        typed in any::<bool>(),
+        fm in prop::option::of(json_value()),
+    ) {
+        let mut raw = raw;
+        if let Some(fm) = fm {
+            raw.insert("fm".into(), fm);
+        }
+        let columns = table_columns(&entity());
+        let style = if typed { ValueStyle::Typed } else { ValueStyle::Legacy };
+        let normalizer = RowNormalizer::new(&columns, style, "crm_deal");
+        let text = serde_json::to_string(&raw).unwrap();
+        let from_map = normalizer.normalize(&raw, &ServiceValues::default());
+        let from_text = normalizer.normalize_json(&text, &ServiceValues::default()).unwrap();
+        prop_assert_eq!(from_map, from_text);
+    }
+
     /// Parquet accepts whatever normalisation produced (fewer cases: it is slower).
     #[test]
     fn normalised_rows_always_write_parquet(raws in prop::collection::vec(raw_row(30), 1..4)) {

@@ -99,6 +99,13 @@ impl Batch {
     }
 
     /// Distinct nested methods (for the governor's billing keys).
+    /// `(name, method)` of every command, in order.
+    pub fn commands(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.commands
+            .iter()
+            .map(|c| (c.name.as_str(), c.method.as_str()))
+    }
+
     pub fn methods(&self) -> Vec<String> {
         let mut m: Vec<String> = self.commands.iter().map(|c| c.method.clone()).collect();
         m.sort();
@@ -182,8 +189,8 @@ fn encode_component(s: &str) -> String {
 
 /// What one command produced.
 #[derive(Debug)]
-pub enum CommandOutcome {
-    Ok(Response),
+pub enum CommandOutcome<R = Value> {
+    Ok(Response<R>),
     Err(BitrixError),
     /// No entry at all: the batch halted before it, or the server skipped it.
     Missing,
@@ -191,8 +198,8 @@ pub enum CommandOutcome {
 
 /// A parsed batch answer.
 #[derive(Debug)]
-pub struct BatchResponse {
-    outcomes: Vec<(String, CommandOutcome)>,
+pub struct BatchResponse<R = Value> {
+    outcomes: Vec<(String, CommandOutcome<R>)>,
     /// The outer `time` (its `operating` grows if the portal bills the whole batch).
     pub time: TimeInfo,
 }
@@ -251,9 +258,15 @@ impl BatchResponse {
             time: outer.time,
         })
     }
+}
+
+impl<R> BatchResponse<R> {
+    pub(crate) fn from_parts(outcomes: Vec<(String, CommandOutcome<R>)>, time: TimeInfo) -> Self {
+        Self { outcomes, time }
+    }
 
     /// Takes the outcome of a command out of the answer.
-    pub fn take(&mut self, name: &str) -> CommandOutcome {
+    pub fn take(&mut self, name: &str) -> CommandOutcome<R> {
         self.outcomes
             .iter_mut()
             .find(|(n, _)| n == name)
@@ -261,7 +274,7 @@ impl BatchResponse {
             .unwrap_or(CommandOutcome::Missing)
     }
 
-    pub fn get(&self, name: &str) -> Option<&CommandOutcome> {
+    pub fn get(&self, name: &str) -> Option<&CommandOutcome<R>> {
         self.outcomes
             .iter()
             .find(|(n, _)| n == name)
@@ -269,7 +282,7 @@ impl BatchResponse {
     }
 
     /// Command names with their outcomes, in command order.
-    pub fn outcomes(&self) -> &[(String, CommandOutcome)] {
+    pub fn outcomes(&self) -> &[(String, CommandOutcome<R>)] {
         &self.outcomes
     }
 }
@@ -296,7 +309,7 @@ pub(crate) fn as_u64(v: &Value) -> Option<u64> {
     }
 }
 
-fn text(v: Option<&Value>) -> String {
+pub(crate) fn text(v: Option<&Value>) -> String {
     match v {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) | None => String::new(),

@@ -13,12 +13,17 @@
 //! To waste as few chained pages past the end as possible, the first batch also carries a
 //! `probe` command (same filter, `ID DESC`, ids only): it gives the highest id (and, with fewer
 //! than 50 matches, the exact id set), and later chains are sized to what is left plus one page
-//! that proves the end. The first batch itself is blind: 49 pages for a full or id listing (the
-//! rows-per-request target needs full chains), 4 for an incremental one (few changes expected).
+//! that proves the end. The first batch itself is blind (the probe's answer arrives with it), so
+//! it chains only [`FIRST_CHAIN`] pages: a table of up to 199 rows is read in one request with at
+//! most 3 pages past its end (a blind 49-page chain wasted up to 48 on every small table, and
+//! pages after a short one run with a broken `>ID` filter whose cost is the server's business).
+//! Big tables lose at most one request and usually none: the probe sizes every later chain to
+//! 50 pages until the end, so 100,000 rows still take 41 requests.
 use super::batch::{Batch, CommandOutcome, result_ref};
 use super::client::{Client, Response};
 use super::error::BitrixError;
 use super::methods::{FilterStyle, MethodSpec, OrderStyle, Paging, spec};
+use super::raw::{RawResult, RawRow};
 use async_stream::try_stream;
 use chrono::{DateTime, FixedOffset};
 use futures::Stream;
@@ -27,8 +32,8 @@ use std::sync::Arc;
 
 /// Rows per page: fixed by the server (`IRestService::LIST_LIMIT`).
 pub const PAGE_SIZE: usize = 50;
-const FIRST_CHAIN_FULL: usize = 49;
-const FIRST_CHAIN_INCREMENTAL: usize = 4;
+/// Pages chained in the first (blind) batch of any listing, full, id-only or incremental.
+const FIRST_CHAIN: usize = 4;
 /// Consecutive batches that made no progress because of retryable command errors.
 const MAX_STALLED_BATCHES: u32 = 8;
 
@@ -48,10 +53,11 @@ pub struct ListRequest {
     pub extra_filter: Map<String, Value>,
 }
 
-/// One page of rows as the portal returned them.
+/// One page of rows as the portal returned them: each row is its JSON text (normalisation
+/// reads it without building a `Value`; [`RawRow::get`] / [`RawRow::to_map`] for others).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Page {
-    pub rows: Vec<Map<String, Value>>,
+    pub rows: Vec<RawRow>,
 }
 
 /// Lists `req` page by page. The stream ends only after the last page; any failure is an
@@ -77,8 +83,8 @@ pub fn list(
                     let mut params = base_params(spec, &req);
                     set_order(spec, &mut params, "ASC");
                     params.insert("start".into(), json!(start));
-                    let r = client.call(spec.list, &Value::Object(params)).await?;
-                    let rows = extract_rows(spec, &r)?;
+                    let r = client.call_raw(spec.list, &Value::Object(params)).await?;
+                    let rows = raw_rows(spec, &r)?;
                     yield Page { rows };
                     match r.next {
                         Some(n) if n > start => start = n,
@@ -89,8 +95,8 @@ pub fn list(
             }
             Paging::Unpaged => {
                 let params = base_params(spec, &req);
-                let r = client.call(spec.list, &Value::Object(params)).await?;
-                yield Page { rows: extract_rows(spec, &r)? };
+                let r = client.call_raw(spec.list, &Value::Object(params)).await?;
+                yield Page { rows: raw_rows(spec, &r)? };
             }
         }
     }
@@ -240,7 +246,42 @@ fn rows_of(spec: &MethodSpec, result: &Value) -> Result<Vec<Map<String, Value>>,
         .collect()
 }
 
-fn id_of(spec: &MethodSpec, row: &Map<String, Value>) -> Option<i64> {
+/// The rows of one raw answer according to the method's envelope (same rules and errors as
+/// [`extract_rows`]).
+pub fn raw_rows(spec: &MethodSpec, r: &Response<RawResult>) -> Result<Vec<RawRow>, BitrixError> {
+    let nested;
+    let list = match spec.envelope.key() {
+        None => &r.result,
+        Some(k) => match &r.result {
+            RawResult::Object(m) => match m.iter().find(|(name, _)| name == k) {
+                Some((_, raw)) => {
+                    nested = serde_json::from_str::<RawResult>(raw.get())
+                        .map_err(|e| malformed(spec, &format!("`{k}`: {e}")))?;
+                    &nested
+                }
+                None => return Ok(Vec::new()),
+            },
+            RawResult::List(a) if a.is_empty() => return Ok(Vec::new()),
+            _ => return Err(malformed(spec, &format!("result has no `{k}`"))),
+        },
+    };
+    let items: Vec<&serde_json::value::RawValue> = match list {
+        RawResult::Scalar(Value::Null) => Vec::new(),
+        RawResult::List(a) => a.iter().map(|r| &**r).collect(),
+        RawResult::Object(m) => m.iter().map(|(_, r)| &**r).collect(),
+        RawResult::Scalar(_) => return Err(malformed(spec, "rows are not a list")),
+    };
+    items
+        .into_iter()
+        .map(|raw| {
+            RawRow::from_raw(raw.to_owned())
+                .ok_or_else(|| malformed(spec, "a row is not an object"))
+        })
+        .collect()
+}
+
+/// The row's numeric primary key (the listing cursor).
+pub fn row_id(spec: &MethodSpec, row: &RawRow) -> Option<i64> {
     match row.get(spec.id.row)? {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -253,7 +294,6 @@ struct Chain {
     spec: &'static MethodSpec,
     base: Map<String, Value>,
     ids_only_base: Map<String, Value>,
-    first_chain: usize,
     last_id: Option<i64>,
     first_id: Option<i64>,
     rows_seen: u64,
@@ -275,11 +315,6 @@ impl Chain {
             spec,
             base: base_params(spec, req),
             ids_only_base: base_params(spec, &ids_req),
-            first_chain: if req.modified_since.is_some() {
-                FIRST_CHAIN_INCREMENTAL
-            } else {
-                FIRST_CHAIN_FULL
-            },
             last_id: None,
             first_id: None,
             rows_seen: 0,
@@ -294,7 +329,7 @@ impl Chain {
     /// How many pages the next batch chains.
     fn chain_len(&self) -> usize {
         if self.batches == 0 {
-            return self.first_chain;
+            return FIRST_CHAIN;
         }
         let last = self.last_id.unwrap_or(0);
         if let Some(ids) = &self.probe_exact {
@@ -358,7 +393,7 @@ impl Chain {
                 Value::Object(self.page_params(k)),
             )?;
         }
-        let mut resp = client.batch(&batch).await?;
+        let mut resp = client.batch_raw(&batch).await?;
         self.batches += 1;
         if probe {
             self.read_probe(resp.take("probe"))?;
@@ -367,7 +402,7 @@ impl Chain {
         for k in 0..chain {
             match resp.take(&format!("p{k}")) {
                 CommandOutcome::Ok(r) => {
-                    let rows = extract_rows(self.spec, &r)?;
+                    let rows = raw_rows(self.spec, &r)?;
                     self.accept(&rows)?;
                     let full = rows.len() >= PAGE_SIZE;
                     pages.push(Page { rows });
@@ -409,12 +444,12 @@ impl Chain {
         Ok(Some(pages))
     }
 
-    fn read_probe(&mut self, outcome: CommandOutcome) -> Result<(), BitrixError> {
+    fn read_probe(&mut self, outcome: CommandOutcome<RawResult>) -> Result<(), BitrixError> {
         match outcome {
             CommandOutcome::Ok(r) => {
-                let ids: Vec<i64> = extract_rows(self.spec, &r)?
+                let ids: Vec<i64> = raw_rows(self.spec, &r)?
                     .iter()
-                    .filter_map(|row| id_of(self.spec, row))
+                    .filter_map(|row| row_id(self.spec, row))
                     .collect();
                 self.probe_max = ids.iter().copied().max();
                 if ids.len() < PAGE_SIZE {
@@ -430,9 +465,9 @@ impl Chain {
     }
 
     /// Checks a page continues the listing (ascending, above the cursor) and advances it.
-    fn accept(&mut self, rows: &[Map<String, Value>]) -> Result<(), BitrixError> {
+    fn accept(&mut self, rows: &[RawRow]) -> Result<(), BitrixError> {
         for row in rows {
-            let id = id_of(self.spec, row).ok_or_else(|| {
+            let id = row_id(self.spec, row).ok_or_else(|| {
                 malformed(
                     self.spec,
                     &format!("a row has no numeric `{}`", self.spec.id.row),
@@ -500,7 +535,7 @@ mod tests {
             probe["filter"][">=DATE_MODIFY"],
             "2024-05-01T10:00:00+03:00"
         );
-        assert_eq!(c.chain_len(), FIRST_CHAIN_INCREMENTAL);
+        assert_eq!(c.chain_len(), FIRST_CHAIN);
     }
 
     #[test]
@@ -536,9 +571,9 @@ mod tests {
     #[test]
     fn pages_must_ascend_above_the_cursor() {
         let mut c = Chain::new(spec("crm.lead").unwrap(), &req("crm.lead"));
-        let rows = |ids: &[i64]| -> Vec<Map<String, Value>> {
+        let rows = |ids: &[i64]| -> Vec<RawRow> {
             ids.iter()
-                .map(|i| json!({"ID": i.to_string()}).as_object().unwrap().clone())
+                .map(|i| RawRow::from_map(json!({"ID": i.to_string()}).as_object().unwrap()))
                 .collect()
         };
         c.accept(&rows(&[1, 2, 3])).unwrap();

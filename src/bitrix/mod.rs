@@ -8,6 +8,7 @@ pub mod governor;
 pub mod governor_file;
 pub mod listing;
 pub mod methods;
+pub mod raw;
 
 pub use auth::{AuthConfig, OAuthConfig};
 pub use batch::{Batch, BatchResponse, CommandOutcome};
@@ -16,3 +17,4 @@ pub use error::{BitrixError, ErrorClass};
 pub use governor::{Governor, GovernorConfig, GovernorSnapshot};
 pub use listing::{ListRequest, Page, list};
 pub use methods::{MethodSpec, spec};
+pub use raw::{RawResult, RawRow};

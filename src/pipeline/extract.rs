@@ -140,7 +140,13 @@ pub fn typed_rows(
             let mut out = TypedPage::default();
             out.rows.reserve(page.rows.len());
             for raw in &page.rows {
-                let n = job.normalizer.normalize(raw, &service);
+                let n = job.normalizer.normalize_json(raw.json(), &service).map_err(|e| {
+                    BitrixError::Malformed {
+                        method: job.entity.method.clone(),
+                        status: 200,
+                        message: format!("a row is not a JSON object: {e}"),
+                    }
+                })?;
                 out.issues.extend(n.issues);
                 out.rows.push(n.cells);
             }
@@ -172,7 +178,7 @@ pub fn ids(
         Ok(page
             .rows
             .into_iter()
-            .filter_map(|mut r| r.remove(&key_api))
+            .filter_map(|r| r.get(&key_api))
             .collect())
     })
 }

@@ -2,6 +2,7 @@
 //! and where raw Bitrix24 values become typed cells ([`normalize`]).
 pub mod cell;
 pub mod field_description;
+pub mod json;
 pub mod normalize;
 pub mod parse;
 pub mod types;

@@ -4,12 +4,17 @@
 //! JSON text goes into `_invalid` under the column name, and a [`NormalizeIssue`] names the
 //! entity, row ID and field: nothing is lost and nothing is invented. Normalisation never
 //! fails and never panics.
+use std::borrow::Cow;
+
+use rustc_hash::FxHashMap;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::cell::Cell;
+use super::json::{JsonValue, KeySeed};
 use super::parse;
 use super::types::{ChType, Column, ColumnSource, ServiceColumn, ValuePart};
-use super::value::{ValueStyle, lookup_value};
+use super::value::ValueStyle;
 
 /// One value that did not fit its column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +67,8 @@ enum Kind {
 enum Plan {
     Field {
         name: String,
-        api_name: String,
+        /// Index of the column's API name among the row slots.
+        slot: usize,
         part: ValuePart,
         kind: Kind,
         array: bool,
@@ -81,32 +87,97 @@ enum Parsed {
     Invalid,
 }
 
+/// The raw values of one row that normalisation reads, by slot.
+type Slots<'a> = Vec<Option<JsonValue<'a>>>;
+
 /// Normalises rows of one entity.
 #[derive(Debug, Clone)]
 pub struct RowNormalizer {
     plans: Vec<Plan>,
     style: ValueStyle,
     entity: String,
-    /// API name of the primary key, for issue reports.
-    id_key: Option<String>,
+    /// The row keys normalisation reads (column API names, `fm` for typed multifields).
+    slot_keys: Vec<String>,
+    /// Row key → slot.
+    slot_of: FxHashMap<Box<str>, usize>,
+    /// Slot of the primary key, for issue reports.
+    id_slot: Option<usize>,
+    /// Slot of `fm` (typed multifields).
+    fm_slot: Option<usize>,
 }
 
 impl RowNormalizer {
     pub fn new(columns: &[Column], style: ValueStyle, entity: &str) -> Self {
-        let plans: Vec<Plan> = columns.iter().map(plan_for).collect();
-        let id_key = columns
+        let mut slot_keys: Vec<String> = Vec::new();
+        let mut slot_for = |key: &str| match slot_keys.iter().position(|k| k == key) {
+            Some(i) => i,
+            None => {
+                slot_keys.push(key.to_string());
+                slot_keys.len() - 1
+            }
+        };
+        let plans: Vec<Plan> = columns.iter().map(|c| plan_for(c, &mut slot_for)).collect();
+        let id_slot = columns.iter().find_map(|c| c.api_name()).map(&mut slot_for);
+        let has_multifield = plans.iter().any(|p| {
+            matches!(
+                p,
+                Plan::Field {
+                    kind: Kind::MultiField,
+                    ..
+                }
+            )
+        });
+        let fm_slot = (style == ValueStyle::Typed && has_multifield).then(|| slot_for("fm"));
+        let slot_of = slot_keys
             .iter()
-            .find_map(|c| c.api_name().map(str::to_string));
+            .enumerate()
+            .map(|(i, k)| (k.as_str().into(), i))
+            .collect();
         RowNormalizer {
             plans,
             style,
             entity: entity.to_string(),
-            id_key,
+            slot_keys,
+            slot_of,
+            id_slot,
+            fm_slot,
         }
     }
 
     /// Normalises one raw row; `service` fills the service columns.
     pub fn normalize(&self, raw: &Map<String, Value>, service: &ServiceValues) -> NormalizedRow {
+        let slots: Slots = self
+            .slot_keys
+            .iter()
+            .map(|k| raw.get(k).map(JsonValue::from_value))
+            .collect();
+        self.normalize_slots(&slots, service)
+    }
+
+    /// Normalises one row from its JSON text (a JSON object), reading only the keys that
+    /// columns need and borrowing strings from `json`. Same result as [`Self::normalize`]
+    /// of the parsed row; an error only if `json` is not one JSON object.
+    pub fn normalize_json(
+        &self,
+        json: &str,
+        service: &ServiceValues,
+    ) -> Result<NormalizedRow, serde_json::Error> {
+        let mut slots: Slots = vec![None; self.slot_keys.len()];
+        let mut de = serde_json::Deserializer::from_str(json);
+        RowSeed {
+            slot_of: &self.slot_of,
+            slots: &mut slots,
+        }
+        .deserialize(&mut de)?;
+        de.end()?;
+        Ok(self.normalize_slots(&slots, service))
+    }
+
+    fn normalize_slots(
+        &self,
+        slots: &[Option<JsonValue>],
+        service: &ServiceValues,
+    ) -> NormalizedRow {
         let mut cells = Vec::with_capacity(self.plans.len());
         let mut invalid: Vec<(String, String)> = Vec::new();
         let mut issues = Vec::new();
@@ -115,21 +186,20 @@ impl RowNormalizer {
                 Plan::Service(s) => service_cell(*s, service, &mut invalid),
                 Plan::Field {
                     name,
-                    api_name,
+                    slot,
                     part,
                     kind,
                     array,
                     nullable,
                     expected,
                 } => {
-                    let value =
-                        lookup_value(raw, api_name, name, *kind == Kind::MultiField, self.style);
+                    let value = self.lookup(slots, *slot, name, *kind == Kind::MultiField);
                     let (cell, bad) = field_cell(value.as_deref(), *kind, *part, *array, *nullable);
                     if bad {
-                        let raw_text = value.as_deref().map(json_text).unwrap_or_default();
+                        let raw_text = value.as_deref().map(JsonValue::text).unwrap_or_default();
                         issues.push(NormalizeIssue {
                             entity: self.entity.clone(),
-                            id: self.row_id(raw),
+                            id: self.row_id(slots),
                             field: name.clone(),
                             raw: raw_text.clone(),
                             expected: expected.clone(),
@@ -144,19 +214,133 @@ impl RowNormalizer {
         NormalizedRow { cells, issues }
     }
 
-    fn row_id(&self, raw: &Map<String, Value>) -> String {
-        match self.id_key.as_ref().and_then(|k| raw.get(k)) {
-            Some(Value::String(s)) => s.clone(),
-            Some(v) => json_text(v),
+    /// The raw value of a column (see [`super::value::lookup_value`], whose rules this
+    /// follows on slots).
+    fn lookup<'s, 'a>(
+        &self,
+        slots: &'s [Option<JsonValue<'a>>],
+        slot: usize,
+        column_name: &str,
+        multifield: bool,
+    ) -> Option<Cow<'s, JsonValue<'a>>> {
+        let direct = slots.get(slot).and_then(Option::as_ref);
+        if !multifield || self.style == ValueStyle::Legacy {
+            return direct.map(Cow::Borrowed);
+        }
+        if self.slot_keys.get(slot).is_some_and(|k| k == "fm") {
+            return direct.map(|v| Cow::Owned(tag_fm_items(v)));
+        }
+        if matches!(direct, Some(JsonValue::Array(_))) {
+            return direct.map(Cow::Borrowed);
+        }
+        let kind = MULTIFIELD_TYPES
+            .iter()
+            .find(|k| k.eq_ignore_ascii_case(column_name))?;
+        let fm = self
+            .fm_slot
+            .and_then(|i| slots.get(i))
+            .and_then(Option::as_ref);
+        match fm {
+            Some(JsonValue::Array(items)) => Some(Cow::Owned(JsonValue::Array(
+                items
+                    .iter()
+                    .filter(|item| item_type(item).is_some_and(|t| t.eq_ignore_ascii_case(kind)))
+                    .cloned()
+                    .collect(),
+            ))),
+            _ => direct.map(Cow::Borrowed),
+        }
+    }
+
+    fn row_id(&self, slots: &[Option<JsonValue>]) -> String {
+        match self
+            .id_slot
+            .and_then(|i| slots.get(i))
+            .and_then(Option::as_ref)
+        {
+            Some(JsonValue::Str(s)) => s.to_string(),
+            Some(v) => v.text(),
             None => String::new(),
         }
     }
 }
 
-fn plan_for(column: &Column) -> Plan {
-    let (api_name, part) = match &column.source {
+/// Fills the slots of one row object; keys no column reads are skipped unparsed.
+struct RowSeed<'r, 'a> {
+    slot_of: &'r FxHashMap<Box<str>, usize>,
+    slots: &'r mut Slots<'a>,
+}
+
+impl<'de, 'r> DeserializeSeed<'de> for RowSeed<'r, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, 'r> Visitor<'de> for RowSeed<'r, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a row object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            match self.slot_of.get(key.as_ref()) {
+                // A repeated key replaces the earlier value, as in a parsed `Map`.
+                Some(&i) => self.slots[i] = Some(map.next_value::<JsonValue<'de>>()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Multifield kinds that `fm` items carry in `typeId`.
+const MULTIFIELD_TYPES: &[&str] = &["PHONE", "EMAIL", "WEB", "IM", "LINK"];
+
+fn item_type<'v>(item: &'v JsonValue) -> Option<&'v str> {
+    item.get("typeId")
+        .or_else(|| item.get("TYPE_ID"))
+        .and_then(JsonValue::as_str)
+}
+
+/// `fm` items with `valueType` prefixed by their `typeId`.
+fn tag_fm_items<'a>(fm: &JsonValue<'a>) -> JsonValue<'a> {
+    let JsonValue::Array(items) = fm else {
+        return fm.clone();
+    };
+    JsonValue::Array(
+        items
+            .iter()
+            .map(|item| {
+                let mut item = item.clone();
+                let tagged = match (
+                    item_type(&item),
+                    item.get("valueType").and_then(JsonValue::as_str),
+                ) {
+                    (Some(t), Some(vt)) => Some(format!("{t}:{vt}")),
+                    (Some(t), None) => Some(t.to_string()),
+                    _ => None,
+                };
+                if let (Some(tagged), JsonValue::Object(members)) = (tagged, &mut item) {
+                    JsonValue::insert(
+                        members,
+                        Cow::Borrowed("valueType"),
+                        JsonValue::Str(Cow::Owned(tagged)),
+                    );
+                }
+                item
+            })
+            .collect(),
+    )
+}
+
+fn plan_for(column: &Column, slot_for: &mut impl FnMut(&str) -> usize) -> Plan {
+    let (slot, part) = match &column.source {
         ColumnSource::Service(s) => return Plan::Service(*s),
-        ColumnSource::Field { api_name, part } => (api_name.clone(), *part),
+        ColumnSource::Field { api_name, part } => (slot_for(api_name), *part),
     };
     let (inner, nullable) = column.ch_type.strip_nullable();
     let (base, array) = match inner {
@@ -165,7 +349,7 @@ fn plan_for(column: &Column) -> Plan {
     };
     Plan::Field {
         name: column.name.clone(),
-        api_name,
+        slot,
         part,
         kind: kind_of(base),
         array,
@@ -204,7 +388,7 @@ fn service_cell(s: ServiceColumn, v: &ServiceValues, invalid: &mut Vec<(String, 
 
 /// The typed cell of a field, and whether the raw value must be reported.
 fn field_cell(
-    value: Option<&Value>,
+    value: Option<&JsonValue>,
     kind: Kind,
     part: ValuePart,
     array: bool,
@@ -252,10 +436,10 @@ fn empty_cell(kind: Kind, array: bool, nullable: bool) -> Cell {
 /// Multiple values: a JSON array, an object keyed by ID (PHP assoc arrays), a single
 /// scalar (one value), or an empty marker (`false`, `""`, `null`, `{}`, `[]`) → `[]`.
 /// Elements that do not fit are dropped from the array and the whole value is reported.
-fn array_cell(value: &Value, kind: Kind, part: ValuePart) -> (Cell, bool) {
+fn array_cell(value: &JsonValue, kind: Kind, part: ValuePart) -> (Cell, bool) {
     let mut out = Vec::new();
     let mut bad = false;
-    let mut push = |v: &Value| match scalar(v, kind, part) {
+    let mut push = |v: &JsonValue| match scalar(v, kind, part) {
         Parsed::Empty => {}
         Parsed::Ok(c) => out.push(c),
         Parsed::Lossy(c) => {
@@ -265,18 +449,20 @@ fn array_cell(value: &Value, kind: Kind, part: ValuePart) -> (Cell, bool) {
         Parsed::Invalid => bad = true,
     };
     match value {
-        Value::Array(items) => items.iter().for_each(&mut push),
-        Value::Object(map) if kind != Kind::Str => map.values().for_each(&mut push),
+        JsonValue::Array(items) => items.iter().for_each(&mut push),
+        JsonValue::Object(map) if kind != Kind::Str => {
+            map.iter().map(|(_, v)| v).for_each(&mut push)
+        }
         // `""` is how `*.get` prints an empty multiple UF.
-        Value::Bool(false) | Value::Null => {}
-        Value::String(s) if s.is_empty() => {}
+        JsonValue::Bool(false) | JsonValue::Null => {}
+        JsonValue::Str(s) if s.is_empty() => {}
         other => push(other),
     }
     (Cell::Array(out), bad)
 }
 
 /// One scalar of a column.
-fn scalar(value: &Value, kind: Kind, part: ValuePart) -> Parsed {
+fn scalar(value: &JsonValue, kind: Kind, part: ValuePart) -> Parsed {
     if is_empty_marker(value, kind) {
         return Parsed::Empty;
     }
@@ -289,28 +475,28 @@ fn scalar(value: &Value, kind: Kind, part: ValuePart) -> Parsed {
 
 /// `null`, `""`, `{}`, `[]` mean "no value" everywhere; `false` too, except where it is a
 /// real value (Bool columns) or must be kept verbatim (raw-text columns).
-fn is_empty_marker(value: &Value, kind: Kind) -> bool {
+fn is_empty_marker(value: &JsonValue, kind: Kind) -> bool {
     match value {
-        Value::Null => true,
-        Value::String(s) => s.is_empty() && kind != Kind::Str,
-        Value::Object(m) => m.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Bool(false) => !matches!(kind, Kind::Bool | Kind::Str),
+        JsonValue::Null => true,
+        JsonValue::Str(s) => s.is_empty() && kind != Kind::Str,
+        JsonValue::Object(m) => m.is_empty(),
+        JsonValue::Array(a) => a.is_empty(),
+        JsonValue::Bool(false) => !matches!(kind, Kind::Bool | Kind::Str),
         _ => false,
     }
 }
 
-fn whole_scalar(value: &Value, kind: Kind) -> Parsed {
+fn whole_scalar(value: &JsonValue, kind: Kind) -> Parsed {
     let ok = |c: Option<Cell>| c.map_or(Parsed::Invalid, Parsed::Ok);
     match kind {
         Kind::Str => Parsed::Ok(Cell::Str(match value {
-            Value::String(s) => s.clone(),
-            other => json_text(other),
+            JsonValue::Str(s) => s.to_string(),
+            other => other.text(),
         })),
         Kind::Bool => ok(match value {
-            Value::Bool(b) => Some(Cell::Bool(*b)),
-            Value::String(s) => parse::parse_bool_text(s).map(Cell::Bool),
-            Value::Number(n) => match n.as_u64() {
+            JsonValue::Bool(b) => Some(Cell::Bool(*b)),
+            JsonValue::Str(s) => parse::parse_bool_text(s).map(Cell::Bool),
+            JsonValue::Number(n) => match n.as_u64() {
                 Some(0) => Some(Cell::Bool(false)),
                 Some(1) => Some(Cell::Bool(true)),
                 _ => None,
@@ -318,24 +504,24 @@ fn whole_scalar(value: &Value, kind: Kind) -> Parsed {
             _ => None,
         }),
         Kind::Int => ok(match value {
-            Value::String(s) => parse::parse_i64_text(s).map(Cell::Int),
-            Value::Number(n) => n
+            JsonValue::Str(s) => parse::parse_i64_text(s).map(Cell::Int),
+            JsonValue::Number(n) => n
                 .as_i64()
                 .or_else(|| parse::parse_i64_text(&n.to_string()))
                 .map(Cell::Int),
             _ => None,
         }),
         Kind::UInt => ok(match value {
-            Value::String(s) => parse::parse_u64_text(s).map(Cell::UInt),
-            Value::Number(n) => n
+            JsonValue::Str(s) => parse::parse_u64_text(s).map(Cell::UInt),
+            JsonValue::Number(n) => n
                 .as_u64()
                 .or_else(|| parse::parse_u64_text(&n.to_string()))
                 .map(Cell::UInt),
             _ => None,
         }),
         Kind::Float => ok(match value {
-            Value::String(s) => parse::parse_f64_text(s).map(Cell::Float),
-            Value::Number(n) => n.as_f64().filter(|f| f.is_finite()).map(Cell::Float),
+            JsonValue::Str(s) => parse::parse_f64_text(s).map(Cell::Float),
+            JsonValue::Number(n) => n.as_f64().filter(|f| f.is_finite()).map(Cell::Float),
             _ => None,
         }),
         Kind::Decimal { precision, scale } => decimal(value, precision, scale),
@@ -350,10 +536,10 @@ fn whole_scalar(value: &Value, kind: Kind) -> Parsed {
 
 /// Decimal from a string or a JSON number. A JSON number went through f64 in serde_json;
 /// its shortest round-trip text (`999.9`) is the value Bitrix24 meant.
-fn decimal(value: &Value, precision: u8, scale: u8) -> Parsed {
+fn decimal(value: &JsonValue, precision: u8, scale: u8) -> Parsed {
     let parsed = match value {
-        Value::String(s) => parse::parse_decimal(s, precision, scale),
-        Value::Number(n) => parse::parse_decimal(&n.to_string(), precision, scale),
+        JsonValue::Str(s) => parse::parse_decimal(s, precision, scale),
+        JsonValue::Number(n) => parse::parse_decimal(&n.to_string(), precision, scale),
         _ => None,
     };
     match parsed {
@@ -364,21 +550,21 @@ fn decimal(value: &Value, precision: u8, scale: u8) -> Parsed {
 }
 
 /// Amount of a money UF: `"123.45|RUB"`, or a bare number / numeric string.
-fn money_amount(value: &Value, kind: Kind) -> Parsed {
+fn money_amount(value: &JsonValue, kind: Kind) -> Parsed {
     match value {
-        Value::String(s) => {
-            let amount = s.split_once('|').map_or(s.as_str(), |(a, _)| a);
+        JsonValue::Str(s) => {
+            let amount = s.split_once('|').map_or(s.as_ref(), |(a, _)| a);
             if amount.trim().is_empty() {
                 return Parsed::Empty;
             }
-            whole_scalar(&Value::String(amount.to_string()), kind)
+            whole_scalar(&JsonValue::Str(Cow::Borrowed(amount)), kind)
         }
         other => whole_scalar(other, kind),
     }
 }
 
 /// Currency of a money UF: the text after `|`; absent when the value has none.
-fn money_currency(value: &Value) -> Parsed {
+fn money_currency(value: &JsonValue) -> Parsed {
     match value.as_str().and_then(|s| s.split_once('|')) {
         Some((_, cur)) if !cur.trim().is_empty() => Parsed::Ok(Cell::Str(cur.trim().to_string())),
         _ => Parsed::Empty,
@@ -387,36 +573,41 @@ fn money_currency(value: &Value) -> Parsed {
 
 /// `crm_multifield`: legacy `[{ID, VALUE_TYPE, VALUE, TYPE_ID}]`, typed
 /// `[{id, valueType, value, typeId}]`, an object keyed by ID, or one plain string.
-fn multifield_cell(value: &Value) -> (Cell, bool) {
+fn multifield_cell(value: &JsonValue) -> (Cell, bool) {
     let mut pairs = Vec::new();
     let mut bad = false;
-    let mut push = |item: &Value| match multifield_item(item) {
+    let mut push = |item: &JsonValue| match multifield_item(item) {
         Some(Some(p)) => pairs.push(p),
         Some(None) => {}
         None => bad = true,
     };
     match value {
-        Value::Array(items) => items.iter().for_each(&mut push),
-        Value::Object(map) if map.contains_key("VALUE") || map.contains_key("value") => push(value),
-        Value::Object(map) => map.values().for_each(&mut push),
-        Value::String(s) if !s.is_empty() => pairs.push((s.clone(), String::new())),
-        Value::Null | Value::Bool(false) | Value::String(_) => {}
+        JsonValue::Array(items) => items.iter().for_each(&mut push),
+        JsonValue::Object(_) if value.get("VALUE").is_some() || value.get("value").is_some() => {
+            push(value)
+        }
+        JsonValue::Object(map) => map.iter().map(|(_, v)| v).for_each(&mut push),
+        JsonValue::Str(s) if !s.is_empty() => pairs.push((s.to_string(), String::new())),
+        JsonValue::Null | JsonValue::Bool(false) | JsonValue::Str(_) => {}
         _ => bad = true,
     }
     (Cell::Pairs(pairs), bad)
 }
 
 /// `Some(Some(pair))`, `Some(None)` for an empty entry, `None` for an unusable one.
-fn multifield_item(item: &Value) -> Option<Option<(String, String)>> {
-    let obj = item.as_object()?;
+fn multifield_item(item: &JsonValue) -> Option<Option<(String, String)>> {
+    let JsonValue::Object(_) = item else {
+        return None;
+    };
+    let obj = item;
     let value = match obj.get("VALUE").or_else(|| obj.get("value")) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::Null) | None => return Some(None),
+        Some(JsonValue::Str(s)) => s.to_string(),
+        Some(JsonValue::Number(n)) => n.to_string(),
+        Some(JsonValue::Null) | None => return Some(None),
         Some(_) => return None,
     };
     let value_type = match obj.get("VALUE_TYPE").or_else(|| obj.get("valueType")) {
-        Some(Value::String(s)) => s.clone(),
+        Some(JsonValue::Str(s)) => s.to_string(),
         _ => String::new(),
     };
     Some(Some((value, value_type)))

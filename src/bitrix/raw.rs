@@ -1,0 +1,479 @@
+//! Answers parsed without a `Value` DOM for the rows: the row path's shape.
+//!
+//! A listing batch answer is megabytes of rows. Parsing it into `serde_json::Value` (an
+//! `IndexMap` of owned strings per row, then clones per section and per row) was most of the
+//! cost of moving a row. Here one pass over the body keeps every command's result one level
+//! deep: a list or object of raw JSON texts ([`RawResult`]). Rows stay JSON text
+//! ([`RawRow`]) until normalisation reads only the keys its columns need.
+//!
+//! The checks are those of [`super::client::parse_answer`] and
+//! [`super::batch::BatchResponse::parse`]: a body that is not complete JSON, an error envelope,
+//! an error status, a missing `result` and a section of the wrong shape are errors, never an
+//! empty page.
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use super::batch::{Batch, BatchResponse, CommandOutcome, as_map, as_u64};
+use super::client::{Response, TimeInfo};
+use super::error::BitrixError;
+
+/// A command's `result`, split one level deep.
+#[derive(Debug, Clone)]
+pub enum RawResult {
+    /// A JSON array: its elements, as text.
+    List(Vec<Box<RawValue>>),
+    /// A JSON object: its members (a repeated key keeps its first place and last value).
+    Object(Vec<(String, Box<RawValue>)>),
+    /// Anything else.
+    Scalar(Value),
+}
+
+impl RawResult {
+    /// The full `Value` (for callers that want the DOM).
+    pub fn to_value(&self) -> Value {
+        let parse = |r: &RawValue| serde_json::from_str(r.get()).unwrap_or(Value::Null);
+        match self {
+            RawResult::List(items) => Value::Array(items.iter().map(|r| parse(r)).collect()),
+            RawResult::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), parse(v)))
+                    .collect::<Map<String, Value>>(),
+            ),
+            RawResult::Scalar(v) => v.clone(),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RawResult {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(RawResultVisitor)
+    }
+}
+
+struct RawResultVisitor;
+
+/// Scalars become [`Value`]s; `$map` handles objects, `$seq` arrays.
+macro_rules! scalar_visits {
+    ($out:expr) => {
+        fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+            Ok($out(Value::Bool(v)))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+            Ok($out(Value::from(v)))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+            Ok($out(Value::from(v)))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+            Ok($out(
+                serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number),
+            ))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok($out(Value::String(v.to_string())))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+            Ok($out(Value::String(v)))
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($out(Value::Null))
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok($out(Value::Null))
+        }
+    };
+}
+
+impl<'de> Visitor<'de> for RawResultVisitor {
+    type Value = RawResult;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    scalar_visits!(RawResult::Scalar);
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawResult, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(item) = seq.next_element::<Box<RawValue>>()? {
+            items.push(item);
+        }
+        Ok(RawResult::List(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawResult, A::Error> {
+        let mut members: Vec<(String, Box<RawValue>)> = Vec::new();
+        while let Some(k) = map.next_key::<String>()? {
+            let v: Box<RawValue> = map.next_value()?;
+            match members.iter_mut().find(|(m, _)| *m == k) {
+                Some(slot) => slot.1 = v,
+                None => members.push((k, v)),
+            }
+        }
+        Ok(RawResult::Object(members))
+    }
+}
+
+/// One row as the portal printed it: a JSON object, kept as text.
+#[derive(Debug, Clone)]
+pub struct RawRow(Box<RawValue>);
+
+impl PartialEq for RawRow {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl RawRow {
+    /// A row from its JSON text; `None` unless it is one JSON object.
+    pub fn from_json(text: &str) -> Option<Self> {
+        let raw: Box<RawValue> = serde_json::from_str(text).ok()?;
+        Self::from_raw(raw)
+    }
+
+    pub(crate) fn from_raw(raw: Box<RawValue>) -> Option<Self> {
+        raw.get().starts_with('{').then_some(RawRow(raw))
+    }
+
+    /// A row from a parsed map (tests, callers that built rows themselves).
+    pub fn from_map(map: &Map<String, Value>) -> Self {
+        let text = serde_json::to_string(map).unwrap_or_else(|_| "{}".into());
+        match RawValue::from_string(text) {
+            Ok(raw) => RawRow(raw),
+            Err(_) => RawRow(RawValue::NULL.to_owned()),
+        }
+    }
+
+    /// The row's JSON text.
+    pub fn json(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The row as a `Map` (parses the text).
+    pub fn to_map(&self) -> Map<String, Value> {
+        serde_json::from_str(self.0.get()).unwrap_or_default()
+    }
+
+    /// The value of one key (the last, if the key repeats), without building the row.
+    pub fn get(&self, key: &str) -> Option<Value> {
+        let mut de = serde_json::Deserializer::from_str(self.0.get());
+        FindKey { key }.deserialize(&mut de).ok().flatten()
+    }
+}
+
+struct FindKey<'k> {
+    key: &'k str,
+}
+
+impl<'de> DeserializeSeed<'de> for FindKey<'_> {
+    type Value = Option<Value>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FindKey<'_> {
+    type Value = Option<Value>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a row object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(k) = map.next_key_seed(crate::schema::json::KeySeed)? {
+            if k == self.key {
+                found = Some(map.next_value::<Value>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The outer body of an answer: `result` (shape `R`) and the envelope fields.
+#[derive(Deserialize)]
+#[serde(bound = "R: Deserialize<'de>")]
+struct Body<R> {
+    #[serde(default = "none", deserialize_with = "present")]
+    result: Option<R>,
+    #[serde(default, deserialize_with = "present")]
+    error: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    error_description: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    total: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    next: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    time: Option<Value>,
+}
+
+fn none<R>() -> Option<R> {
+    None
+}
+
+/// A field that is present (even as `null`) is `Some`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// [`super::client::parse_answer`] for a result of shape `R`.
+pub fn parse_answer_as<R: for<'de> Deserialize<'de>>(
+    method: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<Response<R>, BitrixError> {
+    let b: Body<R> = serde_json::from_slice(body).map_err(|e| BitrixError::Malformed {
+        method: method.to_string(),
+        status,
+        message: format!("body of {} bytes is not complete JSON: {e}", body.len()),
+    })?;
+    if let Some(code) = &b.error {
+        let code = code.as_str().unwrap_or_default();
+        let desc = b
+            .error_description
+            .as_ref()
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        return Err(BitrixError::api(method, status, code, desc));
+    }
+    if !(200..300).contains(&status) {
+        return Err(BitrixError::Malformed {
+            method: method.to_string(),
+            status,
+            message: "error status without an error body".into(),
+        });
+    }
+    let Some(result) = b.result else {
+        return Err(BitrixError::Malformed {
+            method: method.to_string(),
+            status,
+            message: "answer has no `result`".into(),
+        });
+    };
+    Ok(Response {
+        result,
+        total: b.total.as_ref().and_then(as_u64),
+        next: b.next.as_ref().and_then(as_u64),
+        time: b.time.as_ref().map(TimeInfo::parse).unwrap_or_default(),
+    })
+}
+
+/// The `result` of a `batch` answer: its sections, commands' results split one level deep.
+#[derive(Debug)]
+pub enum RawBatchResult {
+    NotObject,
+    Sections {
+        /// `None` when absent or `null`; `Err(())` when neither an object nor a list.
+        result: Result<Vec<(String, RawResult)>, ()>,
+        result_error: Option<Value>,
+        result_total: Option<Value>,
+        result_next: Option<Value>,
+        result_time: Option<Value>,
+    },
+}
+
+impl<'de> serde::Deserialize<'de> for RawBatchResult {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(BatchVisitor)
+    }
+}
+
+struct BatchVisitor;
+
+impl<'de> Visitor<'de> for BatchVisitor {
+    type Value = RawBatchResult;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    scalar_visits!(|_v: Value| RawBatchResult::NotObject);
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(RawBatchResult::NotObject)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut result = Ok(Vec::new());
+        let (mut error, mut total, mut next, mut time) = (None, None, None, None);
+        while let Some(k) = map.next_key_seed(crate::schema::json::KeySeed)? {
+            match k.as_ref() {
+                "result" => result = map.next_value::<Section>()?.0,
+                "result_error" => error = Some(map.next_value::<Value>()?),
+                "result_total" => total = Some(map.next_value::<Value>()?),
+                "result_next" => next = Some(map.next_value::<Value>()?),
+                "result_time" => time = Some(map.next_value::<Value>()?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(RawBatchResult::Sections {
+            result,
+            result_error: error,
+            result_total: total,
+            result_next: next,
+            result_time: time,
+        })
+    }
+}
+
+/// The `result` section: commands by name (a PHP list is keyed "0", "1", …).
+struct Section(Result<Vec<(String, RawResult)>, ()>);
+
+impl<'de> serde::Deserialize<'de> for Section {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SectionVisitor)
+    }
+}
+
+struct SectionVisitor;
+
+impl<'de> Visitor<'de> for SectionVisitor {
+    type Value = Section;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    scalar_visits!(|v: Value| Section(if v.is_null() { Ok(Vec::new()) } else { Err(()) }));
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(r) = seq.next_element::<RawResult>()? {
+            out.push((out.len().to_string(), r));
+        }
+        Ok(Section(Ok(out)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out: Vec<(String, RawResult)> = Vec::new();
+        while let Some(k) = map.next_key::<String>()? {
+            let v: RawResult = map.next_value()?;
+            match out.iter_mut().find(|(m, _)| *m == k) {
+                Some(slot) => slot.1 = v,
+                None => out.push((k, v)),
+            }
+        }
+        Ok(Section(Ok(out)))
+    }
+}
+
+/// [`BatchResponse::parse`] for a raw batch answer.
+pub fn split_batch(
+    batch: &Batch,
+    outer: Response<RawBatchResult>,
+) -> Result<BatchResponse<RawResult>, BitrixError> {
+    let malformed = |message: String| BitrixError::Malformed {
+        method: "batch".into(),
+        status: 200,
+        message,
+    };
+    let RawBatchResult::Sections {
+        result,
+        result_error,
+        result_total,
+        result_next,
+        result_time,
+    } = outer.result
+    else {
+        return Err(malformed("batch result is not an object".into()));
+    };
+    let section = |key: &str, v: Option<Value>| -> Result<Map<String, Value>, BitrixError> {
+        match v {
+            None | Some(Value::Null) => Ok(Map::new()),
+            Some(v) => as_map(&v).ok_or_else(|| {
+                malformed(format!("section `{key}` is neither an object nor a list"))
+            }),
+        }
+    };
+    let mut results = result
+        .map_err(|()| malformed("section `result` is neither an object nor a list".into()))?;
+    let errors = section("result_error", result_error)?;
+    let totals = section("result_total", result_total)?;
+    let nexts = section("result_next", result_next)?;
+    let times = section("result_time", result_time)?;
+    let outcomes = batch
+        .commands()
+        .map(|(name, method)| {
+            let outcome = if let Some(err) = errors.get(name) {
+                CommandOutcome::Err(BitrixError::api(
+                    method,
+                    0,
+                    &super::batch::text(err.get("error")),
+                    &super::batch::text(err.get("error_description")),
+                ))
+            } else if let Some(i) = results.iter().position(|(n, _)| n == name) {
+                let (_, result) = results.swap_remove(i);
+                CommandOutcome::Ok(Response {
+                    result,
+                    total: totals.get(name).and_then(as_u64),
+                    next: nexts.get(name).and_then(as_u64),
+                    time: times.get(name).map(TimeInfo::parse).unwrap_or_default(),
+                })
+            } else {
+                CommandOutcome::Missing
+            };
+            (name.to_string(), outcome)
+        })
+        .collect();
+    Ok(BatchResponse::from_parts(outcomes, outer.time))
+}
+
+/// Parses a `batch` answer body straight into per-command raw results (one pass).
+pub fn parse_batch_answer(
+    batch: &Batch,
+    status: u16,
+    body: &[u8],
+) -> Result<BatchResponse<RawResult>, BitrixError> {
+    split_batch(batch, parse_answer_as("batch", status, body)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bitrix::client::parse_answer;
+
+    #[test]
+    fn same_outcomes_as_the_value_path() {
+        let mut batch = Batch::new();
+        for name in ["a", "b", "c", "d"] {
+            batch
+                .push(name, "crm.deal.list", serde_json::json!({}))
+                .unwrap();
+        }
+        let body = br#"{"result":{"result":{"a":[{"ID":"1","X":{"y":[1,2]}},{"ID":"2"}],"b":{"items":[{"id":3}]},"d":[]},
+            "result_error":{"c":{"error":"QUERY_LIMIT_EXCEEDED","error_description":"Too many"}},
+            "result_total":{"a":2},"result_next":[],"result_time":{"a":{"operating":1.5}}},"time":{"start":1.0}}"#;
+        let raw = parse_batch_answer(&batch, 200, body).unwrap();
+        let val = BatchResponse::parse(&batch, parse_answer("batch", 200, body).unwrap()).unwrap();
+        for (name, o) in val.outcomes() {
+            match (o, raw.get(name)) {
+                (CommandOutcome::Ok(v), Some(CommandOutcome::Ok(r))) => {
+                    assert_eq!(v.result, r.result.to_value());
+                    assert_eq!((v.total, v.next, &v.time), (r.total, r.next, &r.time));
+                }
+                (CommandOutcome::Err(a), Some(CommandOutcome::Err(b))) => {
+                    assert_eq!(a.to_string(), b.to_string())
+                }
+                (CommandOutcome::Missing, Some(CommandOutcome::Missing)) => {}
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        assert_eq!(raw.time, val.time);
+        for bad in [
+            &br#"{"result":[1]}"#[..],
+            br#"{"result":{"result":5}}"#,
+            br#"{"result":{"result":{},"result_error":"x"}}"#,
+            br#"{"error":"INVALID","result":{}}"#,
+            br#"{"time":{}}"#,
+            br#"{"result":{"result":{"a":[{"#,
+        ] {
+            assert!(parse_batch_answer(&batch, 200, bad).is_err());
+            let v = parse_answer("batch", 200, bad).and_then(|o| BatchResponse::parse(&batch, o));
+            assert!(v.is_err());
+        }
+    }
+
+    #[test]
+    fn raw_row_reads_one_key() {
+        let row = RawRow::from_json(r#"{"ID":"7","A":{"ID":"x"},"ID":"8"}"#).unwrap();
+        assert_eq!(row.get("ID"), Some(Value::String("8".into())));
+        assert_eq!(row.get("B"), None);
+        assert!(RawRow::from_json("[1]").is_none());
+    }
+}
