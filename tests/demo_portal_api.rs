@@ -265,7 +265,10 @@ async fn legacy_select_masks_and_value_encodings() {
                 (k, other) => panic!("legacy values are strings: {k} = {other}"),
             }
         }
-        assert_eq!(row.get("PHONE").is_some(), !t["PHONE"].as_array().unwrap().is_empty());
+        assert_eq!(
+            row.get("PHONE").is_some(),
+            !t["PHONE"].as_array().unwrap().is_empty()
+        );
     }
     assert!(saw_false && saw_phone);
     p.shutdown().await;

@@ -158,7 +158,8 @@ async fn user_fields_enum_options_and_smart_processes() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|i| i["ID"].as_str() == Some(opt.to_string().as_str()) && i["VALUE"] == "Новая опция ✨")
+            .any(|i| i["ID"].as_str() == Some(opt.to_string().as_str())
+                && i["VALUE"] == "Новая опция ✨")
     );
     let uf = call(
         &m(&p, "crm.deal.userfield.list"),

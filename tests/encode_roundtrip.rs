@@ -155,7 +155,11 @@ fn arrow_types_match_clickhouse_columns() {
 fn parquet_reads_back_equal_to_the_cells() {
     let columns = columns();
     let rows = vec![full_row(1), empty_row(2), full_row(3)];
-    let (chunks, tail) = parquet_bytes(&columns, std::slice::from_ref(&rows), ParquetOptions::default());
+    let (chunks, tail) = parquet_bytes(
+        &columns,
+        std::slice::from_ref(&rows),
+        ParquetOptions::default(),
+    );
     let bytes = concat(&chunks, &tail);
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .unwrap()
