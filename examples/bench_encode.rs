@@ -1,16 +1,21 @@
-//! Throughput of the row path on one core: legacy JSON page bytes → parse → normalise →
-//! Parquet or JSONEachRow, for deal-shaped rows (~60 columns with money, multiple
-//! enumeration, date, datetime and multifield user fields).
+//! Throughput of the row path on one core, through the same functions `serve` / `sync` run:
+//! a Bitrix24 `batch` answer body (50 chained `crm.deal.list` pages of 50 legacy rows) →
+//! [`parse_batch_answer`] (one pass, rows kept as JSON text) → [`raw_rows`] + [`row_id`] (the
+//! listing's envelope and ascending-ID check) → [`RowNormalizer::normalize_json`] → Parquet or
+//! JSONEachRow, for deal-shaped rows (~60 columns with money, multiple enumeration, date,
+//! datetime and multifield user fields).
 //!
 //! `cargo run --release --example bench_encode -- --rows 100000 --format parquet`
 //! Prints rows/s per stage and the process's peak RSS (VmHWM), which should not grow with
-//! `--rows` (pages are generated and dropped one batch at a time).
+//! `--rows` (batch bodies are generated and dropped one at a time).
 use std::time::{Duration, Instant};
 
+use b24ch::bitrix::listing::{raw_rows, row_id};
+use b24ch::bitrix::raw::parse_batch_answer;
+use b24ch::bitrix::{Batch, CommandOutcome, spec};
 use b24ch::catalog::{Entity, EntityKind, EnumOption, Field};
 use b24ch::encode::{Format, RowEncoder};
 use b24ch::schema::{Cell, RowNormalizer, ServiceValues, ValueStyle, table_columns};
-use serde_json::Value;
 
 /// Rows per Bitrix24 page, and pages per `batch` call (one batch = 2,500 rows).
 const PAGE_ROWS: usize = 50;
@@ -35,6 +40,10 @@ fn main() {
             }
         }
     }
+    let Some(deal) = spec("crm.deal") else {
+        eprintln!("no crm.deal method spec");
+        std::process::exit(1);
+    };
     let entity = deal_entity();
     let columns = table_columns(&entity);
     let normalizer = RowNormalizer::new(&columns, ValueStyle::Legacy, "crm_deal");
@@ -50,39 +59,62 @@ fn main() {
         version: 1_725_020_940_123,
         is_deleted: false,
     };
+    let mut batch = Batch::new();
+    for k in 0..BATCH_PAGES {
+        if let Err(e) = batch.push(format!("p{k}"), "crm.deal.list", serde_json::json!({})) {
+            panic!("batch: {e}");
+        }
+    }
 
     let (mut t_parse, mut t_norm, mut t_enc) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let (mut in_bytes, mut out_bytes, mut issues, mut done) = (0usize, 0usize, 0usize, 0usize);
     let mut batch_rows: Vec<Vec<Cell>> = Vec::with_capacity(PAGE_ROWS * BATCH_PAGES);
+    let mut last_id = 0i64;
     while done < rows {
         batch_rows.clear();
-        for _ in 0..BATCH_PAGES {
-            if done >= rows {
-                break;
-            }
-            let n = PAGE_ROWS.min(rows - done);
-            let page = page_json(done, n);
-            in_bytes += page.len();
+        let n = (PAGE_ROWS * BATCH_PAGES).min(rows - done);
+        let body = batch_body(done, n);
+        in_bytes += body.len();
 
-            let t0 = Instant::now();
-            let parsed: Value = match serde_json::from_slice(page.as_bytes()) {
-                Ok(v) => v,
-                Err(e) => panic!("generated page is not JSON: {e}"),
+        let t0 = Instant::now();
+        let mut resp = match parse_batch_answer(&batch, 200, body.as_bytes()) {
+            Ok(r) => r,
+            Err(e) => panic!("generated batch answer: {e}"),
+        };
+        let mut pages = Vec::with_capacity(BATCH_PAGES);
+        for k in 0..n.div_ceil(PAGE_ROWS) {
+            let CommandOutcome::Ok(r) = resp.take(&format!("p{k}")) else {
+                panic!("p{k} missing");
             };
-            let t1 = Instant::now();
-            if let Some(items) = parsed.get("result").and_then(Value::as_array) {
-                for raw in items.iter().filter_map(Value::as_object) {
-                    let row = normalizer.normalize(raw, &service);
+            let page = match raw_rows(deal, &r) {
+                Ok(p) => p,
+                Err(e) => panic!("rows: {e}"),
+            };
+            for row in &page {
+                match row_id(deal, row) {
+                    Some(id) if id > last_id => last_id = id,
+                    other => panic!("id {other:?} after {last_id}"),
+                }
+            }
+            pages.push(page);
+        }
+        drop(resp);
+        let t1 = Instant::now();
+        for raw in pages.iter().flatten() {
+            match normalizer.normalize_json(raw.json(), &service) {
+                Ok(row) => {
                     issues += row.issues.len();
                     batch_rows.push(row.cells);
                 }
+                Err(e) => panic!("row: {e}"),
             }
-            let t2 = Instant::now();
-            drop(parsed);
-            t_parse += t1 - t0;
-            t_norm += t2 - t1;
-            done += n;
         }
+        drop(pages);
+        let t2 = Instant::now();
+        t_parse += t1 - t0;
+        t_norm += t2 - t1;
+        done += n;
+
         let t0 = Instant::now();
         match encoder.write_rows(&batch_rows) {
             Ok(b) => out_bytes += b.len(),
@@ -107,7 +139,7 @@ fn main() {
         out_bytes as f64 / 1e6
     );
     println!(
-        "parse {:.0} rows/s | normalise {:.0} rows/s | encode {:.0} rows/s | end-to-end {:.0} rows/s ({:.2}s)",
+        "parse+split {:.0} rows/s | normalise {:.0} rows/s | encode {:.0} rows/s | end-to-end {:.0} rows/s ({:.2}s)",
         rate(t_parse),
         rate(t_norm),
         rate(t_enc),
@@ -115,6 +147,41 @@ fn main() {
         total.as_secs_f64()
     );
     println!("peak RSS (VmHWM) {}", vm_hwm());
+}
+
+/// One `batch` answer carrying `n` rows from row `first` as chained pages `p0`, `p1`, …
+fn batch_body(first: usize, n: usize) -> String {
+    let mut s = String::with_capacity(n * 2_200 + 4_000);
+    s.push_str("{\"result\":{\"result\":{");
+    let pages = n.div_ceil(PAGE_ROWS);
+    for k in 0..pages {
+        if k > 0 {
+            s.push(',');
+        }
+        let start = first + k * PAGE_ROWS;
+        let rows = PAGE_ROWS.min(first + n - start);
+        s.push_str(&format!("\"p{k}\":"));
+        page_rows(&mut s, start, rows);
+    }
+    s.push_str("},\"result_error\":[],\"result_total\":[],\"result_next\":{");
+    for k in 0..pages {
+        if k > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!("\"p{k}\":{}", first + (k + 1) * PAGE_ROWS));
+    }
+    s.push_str("},\"result_time\":{");
+    for k in 0..pages {
+        if k > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!(
+            "\"p{k}\":{{\"start\":1725020940.1,\"finish\":1725020940.2,\"duration\":0.1,\"processing\":0.09,\"date_start\":\"2024-08-30T15:29:00+03:00\",\"date_finish\":\"2024-08-30T15:29:00+03:00\",\"operating_reset_at\":1725021540,\"operating\":{}}}",
+            k as f64 * 0.1
+        ));
+    }
+    s.push_str("}},\"time\":{\"start\":1725020940.1,\"finish\":1725020945.2,\"duration\":5.1,\"processing\":5.0,\"date_start\":\"2024-08-30T15:29:00+03:00\",\"date_finish\":\"2024-08-30T15:29:05+03:00\",\"operating_reset_at\":1725021540,\"operating\":0}}");
+    s
 }
 
 fn vm_hwm() -> String {
@@ -226,12 +293,11 @@ fn deal_entity() -> Entity {
     }
 }
 
-/// One `crm.deal.list` page exactly as the legacy API prints it (strings everywhere,
-/// `null`s, `""` empty dates, `false` empty multiple UFs, `\/` escaping).
-fn page_json(first: usize, n: usize) -> String {
+/// The rows of one `crm.deal.list` page exactly as the legacy API prints them (strings
+/// everywhere, `null`s, `""` empty dates, `false` empty multiple UFs, `\\/` escaping).
+fn page_rows(s: &mut String, first: usize, n: usize) {
     use std::fmt::Write;
-    let mut s = String::with_capacity(n * 2_200 + 200);
-    s.push_str("{\"result\":[");
+    s.push('[');
     for k in 0..n {
         let i = first + k;
         if k > 0 {
@@ -301,6 +367,5 @@ fn page_json(first: usize, n: usize) -> String {
             fm3 = 3 * i + 3,
         );
     }
-    let _ = write!(s, "],\"next\":{},\"total\":0}}", first + n);
-    s
+    s.push(']');
 }

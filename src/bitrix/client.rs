@@ -47,6 +47,9 @@ impl TimeInfo {
     }
 }
 
+/// Parses one HTTP answer (method, status, body) into a response with a result of shape `R`.
+type ParseFn<R> = fn(&str, u16, &[u8]) -> Result<Response<R>, BitrixError>;
+
 /// A successful answer.
 #[derive(Debug, Clone)]
 pub struct Response<R = Value> {
@@ -262,7 +265,7 @@ impl Client {
         method: &str,
         params: &Value,
         keys: &[String],
-        parse: fn(&str, u16, &[u8]) -> Result<Response<R>, BitrixError>,
+        parse: ParseFn<R>,
     ) -> Result<Response<R>, BitrixError> {
         let max_attempts = self.governor.config().max_attempts.max(1);
         let mut attempt = 0;
@@ -333,7 +336,7 @@ impl Client {
         method: &str,
         params: &Value,
         token: Option<&Secret>,
-        parse: fn(&str, u16, &[u8]) -> Result<Response<R>, BitrixError>,
+        parse: ParseFn<R>,
     ) -> Result<Response<R>, BitrixError> {
         let mut body = match params {
             Value::Object(m) => m.clone(),

@@ -279,12 +279,43 @@ pub fn raw_rows(spec: &MethodSpec, r: &Response<RawResult>) -> Result<Vec<RawRow
 }
 
 /// The row's numeric primary key (the listing cursor).
+///
+/// Bitrix24 prints the key first (`{"ID":"123",…` / `{"id":123,…`); that prefix is read
+/// without scanning the row. Any other shape falls back to reading the key from the row.
+/// (A row repeating its key is not something Bitrix24 prints; normalisation would read the
+/// last one, this the first.)
 pub fn row_id(spec: &MethodSpec, row: &RawRow) -> Option<i64> {
+    if let Some(id) = leading_id(row.json(), spec.id.row) {
+        return Some(id);
+    }
     match row.get(spec.id.row)? {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
+}
+
+/// `{"<key>":"<digits>"` or `{"<key>":<digits>` followed by `,` or `}`: the digits.
+fn leading_id(json: &str, key: &str) -> Option<i64> {
+    let rest = json
+        .strip_prefix("{\"")?
+        .strip_prefix(key)?
+        .strip_prefix("\":")?;
+    let (digits, after) = match rest.strip_prefix('"') {
+        Some(r) => {
+            let end = r.find('"')?;
+            (&r[..end], &r[end + 1..])
+        }
+        None => {
+            let end = rest.find([',', '}'])?;
+            (&rest[..end], &rest[end..])
+        }
+    };
+    let plain =
+        !digits.is_empty() && digits.len() <= 18 && digits.bytes().all(|b| b.is_ascii_digit());
+    (plain && (after.starts_with(',') || after.starts_with('}')))
+        .then(|| digits.parse().ok())
+        .flatten()
 }
 
 /// State of one chained listing.
@@ -583,6 +614,21 @@ mod tests {
         c.accept(&rows(&[1, 2, 3])).unwrap();
         assert!(c.accept(&rows(&[3, 4])).is_err());
         assert!(c.accept(&rows(&[10, 9])).is_err());
+    }
+
+    #[test]
+    fn row_id_prefix_and_fallback() {
+        let lead = spec("crm.lead").unwrap();
+        let item = spec("crm.item").unwrap();
+        let id = |s: &MethodSpec, t: &str| row_id(s, &RawRow::from_json(t).unwrap());
+        assert_eq!(id(lead, r#"{"ID":"42","X":1}"#), Some(42));
+        assert_eq!(id(item, r#"{"id":42}"#), Some(42));
+        assert_eq!(id(lead, r#"{"X":1,"ID":" 43 "}"#), Some(43));
+        assert_eq!(id(lead, r#"{"ID":"4\u0032"}"#), Some(42));
+        assert_eq!(id(lead, r#"{"ID":-5}"#), Some(-5));
+        assert_eq!(id(lead, r#"{"ID":"x"}"#), None);
+        assert_eq!(id(lead, r#"{"IDX":"1"}"#), None);
+        assert_eq!(leading_id(r#"{"ID":"1"#, "ID"), None);
     }
 
     #[test]

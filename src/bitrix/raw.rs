@@ -263,14 +263,18 @@ pub fn parse_answer_as<R: for<'de> Deserialize<'de>>(
 #[derive(Debug)]
 pub enum RawBatchResult {
     NotObject,
-    Sections {
-        /// `None` when absent or `null`; `Err(())` when neither an object nor a list.
-        result: Result<Vec<(String, RawResult)>, ()>,
-        result_error: Option<Value>,
-        result_total: Option<Value>,
-        result_next: Option<Value>,
-        result_time: Option<Value>,
-    },
+    Sections(Box<Sections>),
+}
+
+/// The sections of a batch `result`.
+#[derive(Debug)]
+pub struct Sections {
+    /// Empty when absent or `null`; `Err(())` when neither an object nor a list.
+    result: Result<Vec<(String, RawResult)>, ()>,
+    result_error: Option<Value>,
+    result_total: Option<Value>,
+    result_next: Option<Value>,
+    result_time: Option<Value>,
 }
 
 impl<'de> serde::Deserialize<'de> for RawBatchResult {
@@ -306,13 +310,13 @@ impl<'de> Visitor<'de> for BatchVisitor {
                 }
             }
         }
-        Ok(RawBatchResult::Sections {
+        Ok(RawBatchResult::Sections(Box::new(Sections {
             result,
             result_error: error,
             result_total: total,
             result_next: next,
             result_time: time,
-        })
+        })))
     }
 }
 
@@ -363,16 +367,16 @@ pub fn split_batch(
         status: 200,
         message,
     };
-    let RawBatchResult::Sections {
+    let RawBatchResult::Sections(sections) = outer.result else {
+        return Err(malformed("batch result is not an object".into()));
+    };
+    let Sections {
         result,
         result_error,
         result_total,
         result_next,
         result_time,
-    } = outer.result
-    else {
-        return Err(malformed("batch result is not an object".into()));
-    };
+    } = *sections;
     let section = |key: &str, v: Option<Value>| -> Result<Map<String, Value>, BitrixError> {
         match v {
             None | Some(Value::Null) => Ok(Map::new()),

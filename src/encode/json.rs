@@ -94,10 +94,10 @@ fn write_cell(
         (ChType::Bool, Cell::Bool(b)) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         (ChType::UInt8, Cell::Bool(b)) => out.push(if *b { b'1' } else { b'0' }),
         (ChType::Int64, Cell::Int(v)) => {
-            let _ = write!(out, "{v}");
+            out.extend_from_slice(itoa::Buffer::new().format(*v).as_bytes())
         }
         (ChType::UInt64 | ChType::UInt8, Cell::UInt(v)) => {
-            let _ = write!(out, "{v}");
+            out.extend_from_slice(itoa::Buffer::new().format(*v).as_bytes())
         }
         (ChType::Float64, Cell::Float(v)) if v.is_finite() => {
             let _ = write!(out, "{v}");
@@ -122,7 +122,9 @@ fn write_cell(
         }
         (ChType::Date32, Cell::Date(d)) => {
             let (y, m, dd) = civil_from_days(i64::from(*d));
-            let _ = write!(out, "\"{y:04}-{m:02}-{dd:02}\"");
+            out.push(b'"');
+            write_date(out, y, m, dd);
+            out.push(b'"');
         }
         (ChType::DateTime64 { precision }, Cell::DateTime(v)) => {
             write_datetime(out, *v, *precision)
@@ -177,18 +179,43 @@ fn write_datetime(out: &mut Vec<u8>, value: i64, precision: u8) {
     let frac = value.rem_euclid(per_sec);
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
-    let _ = write!(
-        out,
-        "\"{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    );
+    out.push(b'"');
+    write_date(out, y, m, d);
+    out.push(b' ');
+    push_padded(out, sod / 3600, 2);
+    out.push(b':');
+    push_padded(out, sod % 3600 / 60, 2);
+    out.push(b':');
+    push_padded(out, sod % 60, 2);
     if precision > 0 {
-        let width = precision as usize;
-        let _ = write!(out, ".{frac:0width$}");
+        out.push(b'.');
+        push_padded(out, frac, precision as usize);
     }
     out.push(b'"');
+}
+
+/// `YYYY-MM-DD` (as `{y:04}-{m:02}-{d:02}` prints it).
+fn write_date(out: &mut Vec<u8>, y: i64, m: i64, d: i64) {
+    push_padded(out, y, 4);
+    out.push(b'-');
+    push_padded(out, m, 2);
+    out.push(b'-');
+    push_padded(out, d, 2);
+}
+
+/// `v` zero-padded to `width` digits, as `{v:0width$}` prints it.
+fn push_padded(out: &mut Vec<u8>, v: i64, width: usize) {
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(v.unsigned_abs());
+    if v < 0 {
+        out.push(b'-');
+    }
+    let sign = usize::from(v < 0);
+    out.extend(std::iter::repeat_n(
+        b'0',
+        width.saturating_sub(digits.len() + sign),
+    ));
+    out.extend_from_slice(digits.as_bytes());
 }
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm;
@@ -239,6 +266,17 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn padded_digits_match_format() {
+        for v in [-12345i64, -5, 0, 7, 42, 999, 2024, 12345, i64::MIN + 1] {
+            for width in [2usize, 3, 4, 9] {
+                let mut out = Vec::new();
+                super::push_padded(&mut out, v, width);
+                assert_eq!(String::from_utf8(out).unwrap(), format!("{v:0width$}"));
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

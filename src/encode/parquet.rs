@@ -5,11 +5,12 @@ use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use super::arrow::{arrow_schema, record_batch_with_schema};
 use super::error::EncodeError;
-use crate::schema::{Cell, Column};
+use crate::schema::{Cell, ChType, Column};
 
 /// Knobs of the Parquet output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,11 +52,21 @@ impl ParquetEncoder {
         } else {
             Compression::SNAPPY
         };
-        let props = WriterProperties::builder()
+        // ClickHouse reads these files once, whole (`url()` → INSERT): min/max statistics
+        // buy nothing there and cost a comparison per value. Dictionaries pay off for
+        // low-cardinality columns only; free text (titles, comments, e-mails) gets none.
+        let mut props = WriterProperties::builder()
             .set_compression(compression)
             .set_max_row_group_row_count(Some(options.row_group_rows.max(1)))
             .set_max_row_group_bytes(Some(options.row_group_bytes.max(1)))
-            .build();
+            .set_statistics_enabled(EnabledStatistics::None);
+        for c in columns {
+            if matches!(c.ch_type.strip_nullable().0, ChType::String) {
+                props =
+                    props.set_column_dictionary_enabled(ColumnPath::from(c.name.as_str()), false);
+            }
+        }
+        let props = props.build();
         let schema = arrow_schema(columns);
         let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))?;
         Ok(ParquetEncoder {
