@@ -425,7 +425,8 @@ fn crm_company_fields_user_fields_and_types() {
     assert_eq!(ty("UF_CRM_1687188367"), ChType::String.nullable());
     assert_eq!(ty("LOGO"), ChType::String.nullable());
     assert_eq!(ty("PARENT_ID_156"), ChType::UInt64.nullable());
-    assert_eq!(ty("REVENUE"), ChType::Float64.nullable());
+    // Company revenue is money: Decimal(18,2), like OPPORTUNITY.
+    assert_eq!(ty("REVENUE"), ChType::money().nullable());
     assert_eq!(ty("CONTACT_ID"), ChType::UInt64.array());
 }
 
