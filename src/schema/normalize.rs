@@ -214,8 +214,9 @@ impl RowNormalizer {
         NormalizedRow { cells, issues }
     }
 
-    /// The raw value of a column (see [`super::value::lookup_value`], whose rules this
-    /// follows on slots).
+    /// The raw value of a column. Typed rows carry multifields only in `fm`, so a `PHONE`
+    /// column of a typed entity takes the `fm` items whose `typeId` is `PHONE`; a column
+    /// reading `fm` itself gets every item with `valueType` set to `TYPE:VALUE_TYPE`.
     fn lookup<'s, 'a>(
         &self,
         slots: &'s [Option<JsonValue<'a>>],
