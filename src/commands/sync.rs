@@ -121,7 +121,7 @@ async fn reconcile_one(ctx: &Ctx, job: Arc<EntityJob>) -> anyhow::Result<()> {
                 .as_duration()
                 .as_millis(),
         )
-        .unwrap_or(sync::RECONCILE_SAFETY_MS),
+        .unwrap_or(crate::clickhouse::ddl::RECONCILE_SAFETY_MS),
     )
     .await
     {

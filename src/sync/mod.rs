@@ -38,10 +38,6 @@ pub struct LoadReport {
     pub watermark: Option<i64>,
 }
 
-/// Rows listed within this many ms before a reconcile are left to the next one (a row
-/// created after the ID list was taken must not be tombstoned).
-pub const RECONCILE_SAFETY_MS: u64 = 300_000;
-
 /// The cursor of the last complete load: the watermark row's modification time.
 pub async fn cursor(
     conn: &Connection,
