@@ -23,7 +23,7 @@ async fn catalog(
     args: &SchemaArgs,
 ) -> anyhow::Result<crate::catalog::Catalog> {
     let conn = portal::connect(config, PortalConfig::default()).await?;
-    let mut catalog = super::serve::discover(&conn.client).await?;
+    let mut catalog = crate::catalog::discover(&conn.client).await?;
     if !args.entities.is_empty() {
         if let Some(bad) = args.entities.iter().find(|e| catalog.entity(e).is_none()) {
             let known: Vec<&str> = catalog.entities.iter().map(|e| e.name.as_str()).collect();

@@ -1,7 +1,6 @@
 //! `b24ch serve`: discover the catalog, serve the HTTP contract, keep the schema converged.
 use super::portal::PortalConnection;
-use crate::bitrix::Client;
-use crate::catalog::{self, Catalog};
+use crate::catalog;
 use crate::clickhouse::{Connection, apply};
 use crate::config::Config;
 use crate::encode::Format;
@@ -140,11 +139,6 @@ pub async fn autopilot_loop(state: Arc<AppState>, conn: Connection, format: Form
             Err(e) => tracing::error!(error = %e, "autopilot pass failed; retrying next interval"),
         }
     }
-}
-
-/// The discovered catalog, for `sql`/`apply`.
-pub async fn discover(client: &Client) -> anyhow::Result<Catalog> {
-    Ok(catalog::discover(client).await?)
 }
 
 /// `b24ch serve`: runs until Ctrl-C.

@@ -66,13 +66,6 @@ impl Progress {
         }
     }
 
-    /// Shown while the governor holds requests back (budget waits).
-    pub fn waiting(&self, why: &str) {
-        if let Some(bar) = &self.bar {
-            bar.set_message(why.to_string());
-        }
-    }
-
     pub fn finish(&self, message: &str) {
         if let Some(bar) = &self.bar {
             bar.finish_with_message(message.to_string());
