@@ -289,6 +289,7 @@ fn deal_entity() -> Entity {
         title: "Deal".into(),
         method: "crm.deal".into(),
         entity_type_id: None,
+        companion: None,
         fields,
     }
 }

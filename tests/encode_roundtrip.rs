@@ -37,6 +37,7 @@ fn columns() -> Vec<Column> {
         title: "Deal".into(),
         method: "crm.deal".into(),
         entity_type_id: None,
+        companion: None,
         fields: vec![
             field("ID", "integer", false),
             field("TITLE", "string", false),

@@ -43,6 +43,7 @@ fn entity(name: &str, kind: EntityKind, fields: Vec<Field>) -> Entity {
         title: name.into(),
         method: name.into(),
         entity_type_id: None,
+        companion: None,
         fields,
     }
 }

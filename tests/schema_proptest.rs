@@ -54,6 +54,7 @@ fn entity() -> Entity {
         title: "Deal".into(),
         method: "crm.deal".into(),
         entity_type_id: None,
+        companion: None,
         fields,
     }
 }

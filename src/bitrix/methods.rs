@@ -465,6 +465,74 @@ pub static ENTITY_METHODS: &[(&str, &str, Option<u32>)] = &[
     ("department", "department", None),
 ];
 
+/// Fields that legacy CRM lists never return (`*.fields` describes some of them, `*.get` returns
+/// some; `crm.item.list` returns all of them): bindings and observers (§5, design.md).
+pub const LIST_ONLY_IN_ITEM: &[&str] = &["CONTACT_IDS", "COMPANY_IDS", "OBSERVERS", "PARENT_ID_*"];
+
+/// A second method that returns the same rows of an entity: the columns its primary list
+/// method cannot give are read from it for the same IDs and joined by ID (`pipeline::companion`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompanionSpec {
+    pub entity: &'static str,
+    /// Key of the methods table.
+    pub method: &'static str,
+    pub entity_type_id: Option<u32>,
+    /// Column codes only the companion's list returns (`*` at the end matches a prefix).
+    pub only_there: &'static [&'static str],
+    /// Also read about half of the columns both methods return (same code, same meaning) from
+    /// the companion: the operating time of a load is then spread over two per-method
+    /// budgets (the portal keeps one per method), so the sustainable rate nearly doubles.
+    pub balance: bool,
+}
+
+/// Companions per entity. Deals: crm.item gives contactIds and parent bindings, legacy
+/// crm.deal.list the legacy-only fields, and the two budgets share the load. Leads, contacts and
+/// companies: legacy lists give PHONE/EMAIL/… as columns and every legacy field, crm.item the
+/// bindings and observers.
+pub static COMPANIONS: &[CompanionSpec] = &[
+    CompanionSpec {
+        entity: "crm_deal",
+        method: "crm.deal",
+        entity_type_id: None,
+        only_there: &["ADDITIONAL_INFO", "LOCATION_ID"],
+        balance: true,
+    },
+    CompanionSpec {
+        entity: "crm_lead",
+        method: "crm.item",
+        entity_type_id: Some(1),
+        only_there: LIST_ONLY_IN_ITEM,
+        balance: false,
+    },
+    CompanionSpec {
+        entity: "crm_contact",
+        method: "crm.item",
+        entity_type_id: Some(3),
+        only_there: LIST_ONLY_IN_ITEM,
+        balance: false,
+    },
+    CompanionSpec {
+        entity: "crm_company",
+        method: "crm.item",
+        entity_type_id: Some(4),
+        only_there: LIST_ONLY_IN_ITEM,
+        balance: false,
+    },
+];
+
+/// The companion of an entity, if it has one.
+pub fn companion(entity: &str) -> Option<&'static CompanionSpec> {
+    COMPANIONS.iter().find(|c| c.entity == entity)
+}
+
+/// Whether a column code matches a pattern of [`CompanionSpec::only_there`].
+pub fn code_matches(pattern: &str, code: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => code.starts_with(prefix),
+        None => pattern == code,
+    }
+}
+
 impl MethodSpec {
     /// The `select` for "every field" of this method.
     pub fn default_select(&self) -> Vec<String> {

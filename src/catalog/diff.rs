@@ -148,6 +148,7 @@ mod tests {
             title: name.into(),
             method: "crm.lead".into(),
             entity_type_id: None,
+            companion: None,
             fields,
         }
     }

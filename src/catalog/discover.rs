@@ -6,10 +6,11 @@
 //! read (access denied, missing scope, method absent on an older on-prem install) gets its
 //! documented static field list where one exists (reference entities), else is left out with a
 //! warning instead of failing the whole catalog; any other error fails discovery.
+use super::companion;
 use super::model::{Catalog, Entity, EntityKind, EnumOption, Field};
 use super::static_fields;
 use crate::bitrix::batch::{Batch, BatchResponse, CommandOutcome, MAX_COMMANDS};
-use crate::bitrix::methods::{ENTITY_METHODS, FieldsFormat, MethodSpec, spec};
+use crate::bitrix::methods::{self, COMPANIONS, ENTITY_METHODS, FieldsFormat, MethodSpec, spec};
 use crate::bitrix::{BitrixError, Client, ErrorClass};
 use crate::schema::field_description::fields_from_description;
 use serde_json::{Value, json};
@@ -41,6 +42,11 @@ pub async fn discover(client: &Client) -> Result<Catalog, BitrixError> {
             )?;
         }
     }
+    for c in COMPANIONS {
+        if let Some((method, params)) = companion::fields_call(c) {
+            first.push(format!("c_{}", c.entity), method, params)?;
+        }
+    }
     // crm_deal is read with crm.item, whose description may lack enumeration items and
     // labels; the deal user-field list fills them in.
     first.push(
@@ -66,7 +72,14 @@ pub async fn discover(client: &Client) -> Result<Catalog, BitrixError> {
         if let Some(uf) = uf {
             enrich_user_fields(&mut fields, &uf.result);
         }
-        catalog.entities.push(entity_of(entity, key, *eid, fields));
+        let mut e = entity_of(entity, key, *eid, fields);
+        if let Some(c) = methods::companion(entity) {
+            // Without the companion's description the entity keeps its primary fields only.
+            if let Some(r) = optional(entity, resp.take(&format!("c_{entity}")))? {
+                companion::attach(&mut e, c, &fields_from_description(&r.result));
+            }
+        }
+        catalog.entities.push(e);
     }
     add_smart_processes(client, &types, &mut catalog).await?;
     Ok(catalog)
@@ -218,6 +231,7 @@ fn entity_of(name: &str, method: &str, eid: Option<u32>, fields: Vec<Field>) -> 
         method: method.to_string(),
         entity_type_id: eid,
         fields: pk_first(method, fields),
+        companion: None,
     }
 }
 

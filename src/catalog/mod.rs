@@ -1,7 +1,8 @@
 //! The catalog: the entities of a portal, their fields, discovery and diffing.
 pub mod model;
 
-pub use model::{Catalog, Entity, EntityKind, EnumOption, Field};
+pub use model::{Catalog, Companion, Entity, EntityKind, EnumOption, Field};
+mod companion;
 pub mod diff;
 pub mod discover;
 mod static_fields;

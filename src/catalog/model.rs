@@ -32,6 +32,19 @@ pub struct Entity {
     pub entity_type_id: Option<u32>,
     /// Fields in the portal's order; the primary key field first.
     pub fields: Vec<Field>,
+    /// A second method some fields are read with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub companion: Option<Companion>,
+}
+
+/// A second list method returning the same rows (`bitrix::methods::COMPANIONS`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Companion {
+    /// Key into the per-method knowledge table.
+    pub method: String,
+    pub entity_type_id: Option<u32>,
+    /// Codes of the fields read with it (their `api_name` is the companion's row key).
+    pub fields: Vec<String>,
 }
 
 /// One Bitrix24 field of an entity (standard or user field).
@@ -76,5 +89,12 @@ impl Catalog {
 impl Entity {
     pub fn field(&self, code: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.code == code)
+    }
+
+    /// Whether a field is read with the companion method.
+    pub fn from_companion(&self, code: &str) -> bool {
+        self.companion
+            .as_ref()
+            .is_some_and(|c| c.fields.iter().any(|f| f == code))
     }
 }

@@ -2,12 +2,13 @@
 //!
 //! Used by every way rows leave b24ch (`serve`, `sync`, executable modes). A complete
 //! incremental-capable load ends with the **watermark row** (see `clickhouse::ddl`).
-use crate::bitrix::{self, BitrixError, Client, ListRequest};
+use super::companion::CompanionJob;
+use crate::bitrix::{self, BitrixError, Client, ListRequest, Page, RawRow};
 use crate::catalog::Entity;
 use crate::clickhouse::ddl::WATERMARK_ID;
 use crate::schema::{
-    Cell, ChType, Column, NormalizeIssue, RowNormalizer, ServiceValues, ValueStyle, cursor_column,
-    primary_key_column,
+    Cell, ChType, Column, NormalizeIssue, NormalizedRow, RowNormalizer, ServiceValues,
+    cursor_column, primary_key_column,
 };
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use futures::{Stream, StreamExt};
@@ -32,6 +33,8 @@ pub struct EntityJob {
     pub entity: Entity,
     pub columns: Arc<Vec<Column>>,
     normalizer: Arc<RowNormalizer>,
+    spec: &'static bitrix::MethodSpec,
+    companion: Option<Arc<CompanionJob>>,
 }
 
 impl EntityJob {
@@ -40,16 +43,34 @@ impl EntityJob {
             entity: entity.name.clone(),
             method: entity.method.clone(),
         })?;
-        let style = match spec.value_style {
-            bitrix::methods::ValueStyle::Legacy => ValueStyle::Legacy,
-            bitrix::methods::ValueStyle::Typed => ValueStyle::Typed,
-        };
-        let normalizer = RowNormalizer::new(&columns, style, &entity.name);
+        let normalizer = RowNormalizer::new(&columns, spec.value_style, &entity.name);
+        let companion = CompanionJob::new(&entity, &columns)?.map(Arc::new);
         Ok(Self {
             entity,
             columns: Arc::new(columns),
             normalizer: Arc::new(normalizer),
+            spec,
+            companion,
         })
+    }
+
+    /// The primary list method's knowledge.
+    pub fn spec(&self) -> &'static bitrix::MethodSpec {
+        self.spec
+    }
+
+    /// Normalises one primary row (companion columns stay empty).
+    pub fn normalize(&self, raw: &RawRow) -> Result<NormalizedRow, PipelineError> {
+        self.normalizer
+            .normalize_json(raw.json(), &service_values(false))
+            .map_err(|e| {
+                BitrixError::Malformed {
+                    method: self.entity.method.clone(),
+                    status: 200,
+                    message: format!("a row is not a JSON object: {e}"),
+                }
+                .into()
+            })
     }
 
     /// Whether loads can be incremental (a cursor column and a numeric key for the watermark).
@@ -72,10 +93,14 @@ impl EntityJob {
             .is_some_and(|k| matches!(k.ch_type.strip_nullable().0, ChType::Int64 | ChType::UInt64))
     }
 
-    /// The `select` list: every field column's API name (money parts share one).
+    /// The `select` list: every field column's API name (money parts share one), except the
+    /// columns the companion fills.
     fn select(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        for c in self.columns.iter() {
+        for (i, c) in self.columns.iter().enumerate() {
+            if self.companion.as_ref().is_some_and(|cj| cj.fills(i)) {
+                continue;
+            }
             if let Some(api) = c.api_name()
                 && !out.iter().any(|x| x == api)
             {
@@ -126,31 +151,28 @@ pub fn typed_rows(
     };
     let req = job.list_request(from, false);
     let governor = client.governor().clone();
-    let pages = bitrix::list(client, req);
+    // Pages of one batch answer arrive together: they are joined with the companion together.
+    let groups = bitrix::list(client.clone(), req).ready_chunks(64);
     async_stream::try_stream! {
-        futures::pin_mut!(pages);
+        futures::pin_mut!(groups);
         // The watermark is the portal's clock when the first page came back: whatever was
         // modified before is in this listing; whatever is modified later has a later
         // modification time. The next load's lookback covers the first request's duration.
         let mut started: Option<i64> = None;
-        while let Some(page) = pages.next().await {
-            let page = page?;
+        while let Some(group) = groups.next().await {
+            let pages = group.into_iter().collect::<Result<Vec<Page>, BitrixError>>()?;
             started.get_or_insert_with(|| governor.server_now() as i64);
-            let service = service_values(false);
-            let mut out = TypedPage::default();
-            out.rows.reserve(page.rows.len());
-            for raw in &page.rows {
-                let n = job.normalizer.normalize_json(raw.json(), &service).map_err(|e| {
-                    BitrixError::Malformed {
-                        method: job.entity.method.clone(),
-                        status: 200,
-                        message: format!("a row is not a JSON object: {e}"),
+            match &job.companion {
+                None => {
+                    for page in pages {
+                        yield normalize_page(&job, &page.rows)?;
                     }
-                })?;
-                out.issues.extend(n.issues);
-                out.rows.push(n.cells);
+                }
+                Some(companion) => {
+                    let rows: Vec<RawRow> = pages.into_iter().flat_map(|p| p.rows).collect();
+                    yield joined_page(&client, &job, companion, &rows).await?;
+                }
             }
-            yield out;
         }
         if job.incremental() {
             let watermark = started.unwrap_or_else(|| governor.server_now() as i64);
@@ -161,6 +183,62 @@ pub fn typed_rows(
             };
         }
     }
+}
+
+fn normalize_page(job: &EntityJob, rows: &[RawRow]) -> Result<TypedPage, PipelineError> {
+    let mut out = TypedPage::default();
+    out.rows.reserve(rows.len());
+    for raw in rows {
+        let n = job.normalize(raw)?;
+        out.issues.extend(n.issues);
+        out.rows.push(n.cells);
+    }
+    Ok(out)
+}
+
+/// Primary rows joined with their companion columns; rows that changed between the two reads
+/// are read again once, and left to the next incremental load if they are still changing.
+async fn joined_page(
+    client: &Arc<Client>,
+    job: &EntityJob,
+    companion: &CompanionJob,
+    rows: &[RawRow],
+) -> Result<TypedPage, PipelineError> {
+    let service = service_values(false);
+    let first = companion.join(client, job, rows, &service).await?;
+    let mut out = TypedPage {
+        rows: first.rows,
+        issues: first.issues,
+        watermark: None,
+    };
+    if first.unsettled.is_empty() {
+        return Ok(out);
+    }
+    let mut again = job.list_request(None, false);
+    again.extra_filter.insert(
+        format!("@{}", job.spec.id.filter),
+        Value::from(first.unsettled.clone()),
+    );
+    let reread: Vec<RawRow> = bitrix::list(client.clone(), again)
+        .map(|p| p.map(|p| p.rows))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    let second = companion.join(client, job, &reread, &service).await?;
+    if !second.unsettled.is_empty() {
+        tracing::info!(
+            entity = %job.entity.name,
+            ids = ?second.unsettled,
+            "rows changed while being read; the next incremental load reads them"
+        );
+    }
+    out.rows.extend(second.rows);
+    out.issues.extend(second.issues);
+    Ok(out)
 }
 
 /// Every current primary key of the entity, page by page (deletion reconciliation).

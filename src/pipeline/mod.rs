@@ -1,4 +1,5 @@
 //! The pipeline: an entity's rows out of Bitrix24 as typed pages, and what each load did.
+mod companion;
 pub mod extract;
 pub mod stats;
 

@@ -424,26 +424,6 @@ pub fn assert_equal(mismatches: &[Mismatch]) {
 /// Differences known today, each with its cause; [`without_known`] sets them aside so every
 /// other cell must match. Remove an entry when its cause is fixed.
 pub const KNOWN_GAPS: &[&str] = &[
-    // Legacy `crm.{lead,contact,company}.list` never return bindings (`GetOnly`/`FieldsOnly`
-    // in the emulator, as in Bitrix24): the columns stay empty or are not created. Needs
-    // these entities read with `crm.item` (which lacks PHONE/EMAIL) or a second pass.
-    "crm_contact.COMPANY_IDS",
-    "crm_contact.PARENT_ID_128",
-    "crm_contact.PARENT_ID_130",
-    "crm_contact.PARENT_ID_132",
-    "crm_contact.OBSERVERS",
-    "crm_company.PARENT_ID_128",
-    "crm_company.PARENT_ID_130",
-    "crm_company.PARENT_ID_132",
-    "crm_company.OBSERVERS",
-    "crm_lead.CONTACT_IDS",
-    "crm_lead.PARENT_ID_128",
-    "crm_lead.PARENT_ID_130",
-    "crm_lead.PARENT_ID_132",
-    "crm_lead.OBSERVERS",
-    // Legacy-only deal fields that `crm.item` does not return.
-    "crm_deal.ADDITIONAL_INFO",
-    "crm_deal.LOCATION_ID",
     // `crm_category` lists deal pipelines only (`crm.category.list` with entityTypeId 2);
     // smart-process pipelines are not loaded.
     "crm_category.<row>",

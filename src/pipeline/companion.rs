@@ -1,0 +1,241 @@
+//! Columns read with an entity's companion method, joined to the primary rows by ID.
+//!
+//! For every batch of primary pages, one `batch` asks the companion for the same IDs
+//! (`@ID` filter, 50 per command, `start=-1`: no COUNT). Both rows carry the modification
+//! stamp; a row whose stamps differ changed between the two reads, and a row the companion no
+//! longer has was deleted or changed: such rows are read again (both methods) once, and if they
+//! are still in flux they are left out of this load. That never loses them: they were modified
+//! after the load's first page, so the next incremental load (which starts at the watermark
+//! taken then, minus the lookback) reads them. A row is never emitted torn (half old, half new).
+use super::extract::{EntityJob, PipelineError};
+use crate::bitrix::batch::{Batch, CommandOutcome};
+use crate::bitrix::listing::{PAGE_SIZE, raw_rows, row_id};
+use crate::bitrix::{self, BitrixError, Client, MethodSpec, RawRow};
+use crate::catalog::Entity;
+use crate::schema::{
+    Cell, Column, ColumnSource, NormalizeIssue, RowNormalizer, ServiceColumn, ServiceValues,
+    cursor_column,
+};
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+
+/// Attempts for companion commands failing with a retryable error inside a batch.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// How one entity's companion is read and joined.
+#[derive(Debug)]
+pub struct CompanionJob {
+    spec: &'static MethodSpec,
+    entity_type_id: Option<u32>,
+    select: Vec<String>,
+    normalizer: RowNormalizer,
+    /// (index in the entity's columns, index in the companion's normalised cells).
+    targets: Vec<(usize, usize)>,
+    /// The modification stamp: (entity column index, companion cell index).
+    stamp: Option<(usize, usize)>,
+    /// `_invalid`: (entity column index, companion cell index).
+    invalid: Option<(usize, usize)>,
+}
+
+/// Rows of one group of primary pages after the join.
+#[derive(Debug, Default)]
+pub struct Joined {
+    pub rows: Vec<Vec<Cell>>,
+    pub issues: Vec<NormalizeIssue>,
+    /// IDs whose two reads disagreed (changed or deleted in between).
+    pub unsettled: Vec<i64>,
+}
+
+impl CompanionJob {
+    /// The companion plan of `entity`, if its catalog entry names one.
+    pub fn new(entity: &Entity, columns: &[Column]) -> Result<Option<Self>, PipelineError> {
+        let Some(c) = &entity.companion else {
+            return Ok(None);
+        };
+        let spec = bitrix::spec(&c.method).ok_or_else(|| PipelineError::UnknownMethod {
+            entity: entity.name.clone(),
+            method: c.method.clone(),
+        })?;
+        let api_names: Vec<&str> = c
+            .fields
+            .iter()
+            .filter_map(|code| entity.field(code).map(|f| f.api_name.as_str()))
+            .collect();
+        let mut comp_columns: Vec<Column> = Vec::new();
+        let mut targets = Vec::new();
+        for (i, col) in columns.iter().enumerate() {
+            if col.api_name().is_some_and(|a| api_names.contains(&a)) {
+                targets.push((i, comp_columns.len()));
+                comp_columns.push(col.clone());
+            }
+        }
+        let stamp = cursor_column(columns).zip(spec.cursor).map(|(cur, sc)| {
+            let i = columns.iter().position(|x| x.name == cur.name).unwrap_or(0);
+            let mut col = cur.clone();
+            col.source = ColumnSource::Field {
+                api_name: sc.row.to_string(),
+                part: crate::schema::ValuePart::Whole,
+            };
+            comp_columns.push(col);
+            (i, comp_columns.len() - 1)
+        });
+        let invalid = columns
+            .iter()
+            .position(|x| x.service() == Some(ServiceColumn::Invalid))
+            .map(|i| {
+                comp_columns.push(columns[i].clone());
+                (i, comp_columns.len() - 1)
+            });
+        let mut select = vec![spec.id.filter.to_string()];
+        if let Some(sc) = spec.cursor {
+            select.push(sc.filter.to_string());
+        }
+        select.extend(api_names.iter().map(|a| a.to_string()));
+        select.dedup();
+        Ok(Some(CompanionJob {
+            spec,
+            entity_type_id: c.entity_type_id,
+            select,
+            normalizer: RowNormalizer::new(&comp_columns, spec.value_style, &entity.name),
+            targets,
+            stamp,
+            invalid,
+        }))
+    }
+
+    /// Whether the entity column `i` is read with the companion (left out of the primary select).
+    pub fn fills(&self, i: usize) -> bool {
+        self.targets.iter().any(|(t, _)| *t == i)
+    }
+
+    /// Normalises the primary rows and joins the companion's columns for the same IDs.
+    pub async fn join(
+        &self,
+        client: &Client,
+        job: &EntityJob,
+        rows: &[RawRow],
+        service: &ServiceValues,
+    ) -> Result<Joined, PipelineError> {
+        let main_spec = job.spec();
+        let ids: Vec<i64> = rows.iter().filter_map(|r| row_id(main_spec, r)).collect();
+        let companion = self.fetch(client, &ids).await?;
+        let mut out = Joined::default();
+        for raw in rows {
+            let Some(id) = row_id(main_spec, raw) else {
+                return Err(malformed(main_spec, "a row has no numeric ID").into());
+            };
+            let mut main = job.normalize(raw)?;
+            let Some(other) = companion.get(&id) else {
+                out.unsettled.push(id);
+                continue;
+            };
+            let other = self
+                .normalizer
+                .normalize_json(other.json(), service)
+                .map_err(|e| malformed(self.spec, &format!("a row is not a JSON object: {e}")))?;
+            if let Some((m, c)) = self.stamp
+                && main.cells.get(m) != other.cells.get(c)
+            {
+                out.unsettled.push(id);
+                continue;
+            }
+            let mut cells = other.cells;
+            for &(m, c) in &self.targets {
+                main.cells[m] = std::mem::replace(&mut cells[c], Cell::Null);
+            }
+            if let Some((m, c)) = self.invalid
+                && let (Cell::Map(extra), Some(Cell::Map(into))) = (
+                    std::mem::replace(&mut cells[c], Cell::Null),
+                    main.cells.get_mut(m),
+                )
+            {
+                into.extend(extra);
+            }
+            out.issues.extend(main.issues);
+            out.issues.extend(other.issues);
+            out.rows.push(main.cells);
+        }
+        Ok(out)
+    }
+
+    /// The companion's rows for `ids`, by ID: one batch, 50 IDs per command, retrying commands
+    /// that failed with a retryable error.
+    async fn fetch(
+        &self,
+        client: &Client,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, RawRow>, BitrixError> {
+        let mut pending: Vec<&[i64]> = ids.chunks(PAGE_SIZE).collect();
+        let mut found = HashMap::with_capacity(ids.len());
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            let mut batch = Batch::new();
+            for (k, chunk) in pending.iter().enumerate() {
+                batch.push(format!("c{k}"), self.spec.list, self.params(chunk))?;
+            }
+            let mut resp = client.batch_raw(&batch).await?;
+            let mut failed = Vec::new();
+            let mut last_error = None;
+            for (k, chunk) in pending.iter().enumerate() {
+                match resp.take(&format!("c{k}")) {
+                    CommandOutcome::Ok(r) => {
+                        for row in raw_rows(self.spec, &r)? {
+                            if let Some(id) = row_id(self.spec, &row) {
+                                found.insert(id, row);
+                            }
+                        }
+                    }
+                    CommandOutcome::Err(e) if e.is_retryable() => {
+                        failed.push(*chunk);
+                        last_error = Some(e);
+                    }
+                    CommandOutcome::Err(e) => return Err(e),
+                    CommandOutcome::Missing => failed.push(*chunk),
+                }
+            }
+            if !failed.is_empty() {
+                attempt += 1;
+                if attempt >= MAX_ATTEMPTS {
+                    let last = last_error.unwrap_or_else(|| {
+                        malformed(self.spec, "the batch answer lacks companion commands")
+                    });
+                    return Err(BitrixError::RetriesExhausted {
+                        method: self.spec.list.to_string(),
+                        attempts: attempt,
+                        last: Box::new(last),
+                    });
+                }
+                client.governor().on_retry();
+                client.governor().backoff(attempt).await;
+            }
+            pending = failed;
+        }
+        Ok(found)
+    }
+
+    fn params(&self, ids: &[i64]) -> Value {
+        let mut p = Map::new();
+        if let Some(eid) = self
+            .entity_type_id
+            .filter(|_| self.spec.needs_entity_type_id)
+        {
+            p.insert("entityTypeId".into(), json!(eid));
+        }
+        p.insert("select".into(), json!(self.select));
+        p.insert(
+            "filter".into(),
+            json!({ format!("@{}", self.spec.id.filter): ids }),
+        );
+        // No COUNT: the answer has at most 50 rows anyway.
+        p.insert("start".into(), json!(-1));
+        Value::Object(p)
+    }
+}
+
+fn malformed(spec: &MethodSpec, message: &str) -> BitrixError {
+    BitrixError::Malformed {
+        method: spec.list.to_string(),
+        status: 200,
+        message: message.to_string(),
+    }
+}
