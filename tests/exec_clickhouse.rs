@@ -80,7 +80,7 @@ fn install_wrapper(ch: &LocalClickHouse, script: &str, config: &Path) {
 
 /// Installs one of the shipped XML files with every `b24ch` command and object name suffixed
 /// by the test's tag, then reloads.
-async fn install_xml(s: &Setup, file: &str, names: &[&str]) {
+async fn install_xml(s: &Setup, file: &str, names: &[&str]) -> PathBuf {
     let mut text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("clickhouse_config")
@@ -99,7 +99,8 @@ async fn install_xml(s: &Setup, file: &str, names: &[&str]) {
     let target =
         s.ch.user_scripts_dir()
             .join(format!("{stem}_{}{sfx}", s.tag));
-    std::fs::write(target, text).unwrap();
+    std::fs::write(&target, text).unwrap();
+    target
 }
 
 /// `*_function.xml` / `*_dictionary.xml` must keep their suffix for the server's glob.
@@ -133,9 +134,9 @@ fn lit(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-/// Runs a statement; SELECTs answer in TabSeparatedRaw (no escaping of `'` in values).
+/// Runs a statement; SELECTs without a FORMAT answer in TabSeparatedRaw (no escaping of `'`).
 async fn q(ch: &LocalClickHouse, sql: &str) -> String {
-    let sql = if sql.trim_start().starts_with("SELECT") {
+    let sql = if sql.trim_start().starts_with("SELECT") && !sql.contains(" FORMAT ") {
         format!("{sql} FORMAT TabSeparatedRaw")
     } else {
         sql.to_string()
@@ -327,15 +328,30 @@ async fn udf_packs_a_block_into_batches_of_50() {
     );
 }
 
+/// The dictionaries of the shipped `b24_reference_dictionary.xml`.
+const REFERENCE_DICTIONARIES: &[&str] = &[
+    "b24_users",
+    "b24_departments",
+    "b24_stages",
+    "b24_enum_labels",
+];
+
 #[tokio::test]
-async fn executable_dictionaries_hashed_and_cache() {
+async fn shipped_xml_dictionaries_hashed_and_cache() {
     let s = setup("exec_dict", PortalConfig::default()).await;
-    // The test server (clickhouse-local) does not read XML dictionaries, but accepts the same
-    // dictionaries as DDL; the shipped XML declares the same commands (checked below).
-    run_sql_file(&s, "executable_dictionaries.sql").await;
-    let users = format!("{}.b24_users", s.db);
-    let stages = format!("{}.b24_stages", s.db);
-    let labels = format!("{}.b24_enum_labels", s.db);
+    // The file as README tells users to install it, in the directory the server's
+    // dictionaries_config glob names (DATA/user_scripts/*_dictionary.xml).
+    let xml = install_xml(&s, "b24_reference_dictionary.xml", REFERENCE_DICTIONARIES).await;
+    assert_xml_dictionaries_are_ignored(&s).await;
+    // Nearest real thing: the same file, element by element, as CREATE DICTIONARY (the
+    // configuration ClickHouse builds from DDL has the same keys as the XML).
+    let ddl = xml_to_ddl(&xml, &s.db);
+    run_sql_text(&s, &ddl).await;
+    let name = |n: &str| format!("{}.{n}_{}", s.db, s.tag);
+    let users = name("b24_users");
+    let departments = name("b24_departments");
+    let stages = name("b24_stages");
+    let labels = name("b24_enum_labels");
     assert_eq!(
         xml_commands("b24_reference_dictionary.xml"),
         sql_commands("executable_dictionaries.sql")
@@ -356,15 +372,21 @@ async fn executable_dictionaries_hashed_and_cache() {
         assert_eq!(got, u["LAST_NAME"].as_str().unwrap(), "user {id}");
     }
     assert_eq!(
+        q(s.ch, &element_count(&s.db, &format!("b24_users_{}", s.tag))).await,
+        truth.len().to_string()
+    );
+    let dept = &s.portal.control().ground_truth("department").unwrap()[0];
+    assert_eq!(
         q(
             s.ch,
             &format!(
-                "SELECT element_count FROM system.dictionaries WHERE database = '{}' AND name = 'b24_users'",
-                s.db
+                "SELECT dictGet({}, 'NAME', toUInt64({}))",
+                lit(&departments),
+                dept["ID"]
             )
         )
         .await,
-        truth.len().to_string()
+        dept["NAME"].as_str().unwrap()
     );
 
     // COMPLEX_KEY_CACHE: only the keys ClickHouse misses reach b24ch (and Bitrix24).
@@ -436,7 +458,7 @@ async fn executable_dictionaries_hashed_and_cache() {
         "only the missing key"
     );
 
-    // Enumeration labels from the catalog (entity, field, option id) → label.
+    // COMPLEX_KEY_HASHED: enumeration labels from the catalog (entity, field, option id) → label.
     let catalog = s.portal.control().catalog();
     let (entity, field, id, label) = first_enum_option(&catalog).expect("an enumeration field");
     assert_eq!(
@@ -452,6 +474,140 @@ async fn executable_dictionaries_hashed_and_cache() {
         .await,
         label
     );
+
+    // What the server built is what the XML declares: layout, key, attributes, lifetime, command.
+    let declared = xml_declarations(&xml);
+    assert_eq!(declared.len(), REFERENCE_DICTIONARIES.len());
+    for d in &declared {
+        let row = q(
+            s.ch,
+            &format!(
+                "SELECT type, arrayZip(key.names, key.types), arrayZip(attribute.names, attribute.types), lifetime_min, lifetime_max, source
+                 FROM system.dictionaries WHERE database = {} AND name = {} FORMAT JSONEachRow",
+                lit(&s.db),
+                lit(d["name"].as_str().unwrap())
+            ),
+        )
+        .await;
+        let row: Value = serde_json::from_str(&row).unwrap_or_else(|e| panic!("{e}: {row:?}"));
+        let got = json!({
+            "name": d["name"],
+            "type": row["type"],
+            "keys": row["arrayZip(key.names, key.types)"],
+            "attributes": row["arrayZip(attribute.names, attribute.types)"],
+            "lifetime": [row["lifetime_min"], row["lifetime_max"]],
+            "source": row["source"],
+        });
+        assert_eq!(&got, d, "system.dictionaries vs the XML");
+    }
+
+    // The DDL file that mirrors the XML loads the same users.
+    let (_, sql_db) = common::fresh_database("exec_dict_sql").await;
+    run_sql_file(&s, &sql_db, "executable_dictionaries.sql").await;
+    let id = truth[0]["ID"].as_u64().unwrap();
+    assert_eq!(
+        q(
+            s.ch,
+            &format!("SELECT dictGet('{sql_db}.b24_users', 'LAST_NAME', toUInt64({id}))")
+        )
+        .await,
+        truth[0]["LAST_NAME"].as_str().unwrap()
+    );
+}
+
+fn element_count(db: &str, name: &str) -> String {
+    format!(
+        "SELECT element_count FROM system.dictionaries WHERE database = {} AND name = {}",
+        lit(db),
+        lit(name)
+    )
+}
+
+/// clickhouse-local (the engine of the test server) never reads `dictionaries_config`:
+/// `LocalServer::main` calls `loadOrReloadUserDefinedExecutableFunctions` (so `*_function.xml`
+/// works) but never `Context::loadOrReloadDictionaries`, the only code that registers the XML
+/// repository (clickhouse-server calls it at start and on config reload), and clickhouse-local
+/// refuses `SYSTEM RELOAD CONFIG`. Checked here, so this test is revisited when that changes.
+async fn assert_xml_dictionaries_are_ignored(s: &Setup) {
+    // SYSTEM RELOAD DICTIONARY re-reads every config repository before it loads the one name
+    // (ExternalLoader::loadOrReload); RELOAD DICTIONARIES would also reload other tests' ones.
+    let bare = format!("b24_users_{}", s.tag);
+    let err = s
+        .ch
+        .query(&format!("SYSTEM RELOAD DICTIONARY `{bare}`"))
+        .await
+        .expect_err("the local server now loads *_dictionary.xml: query the installed XML dictionaries directly instead of their DDL translation")
+        .to_string();
+    assert!(err.contains("not found"), "{err}");
+    assert_eq!(
+        q(
+            s.ch,
+            &format!(
+                "SELECT count() FROM system.dictionaries WHERE name LIKE {}",
+                lit(&format!("%_{}", s.tag))
+            )
+        )
+        .await,
+        "0"
+    );
+    let err =
+        s.ch.query("SYSTEM RELOAD CONFIG")
+            .await
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("not supported in clickhouse-local"), "{err}");
+}
+
+/// `scripts/dictionary_xml_to_ddl.py`: the file's dictionaries as CREATE DICTIONARY in `db`.
+fn xml_to_ddl(xml: &Path, db: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dictionary_xml_to_ddl.py"))
+        .args(["--database", db])
+        .arg(xml)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap() + ";\n"
+}
+
+/// Per dictionary of an XML file, what system.dictionaries should show once it is loaded
+/// (read with Python's XML parser, independently of the translation).
+fn xml_declarations(xml: &Path) -> Vec<Value> {
+    const PY: &str = r#"
+import json, sys, xml.etree.ElementTree as E
+out = []
+for d in E.parse(sys.argv[1]).getroot().iter("dictionary"):
+    layout = [c.tag for c in d.find("layout")][0]
+    st = d.find("structure")
+    keys = [[st.find("id").findtext("name"), "UInt64"]] if st.find("id") is not None else \
+        [[a.findtext("name"), a.findtext("type")] for a in st.find("key").findall("attribute")]
+    lt = d.find("lifetime")
+    out.append({
+        "name": d.findtext("name"),
+        "type": "".join(w.capitalize() for w in layout.split("_")),
+        "keys": keys,
+        "attributes": [[a.findtext("name"), a.findtext("type")] for a in st.findall("attribute")],
+        "lifetime": [int(lt.findtext("min")), int(lt.findtext("max"))],
+        # system.dictionaries names the program only; the arguments show in what each one loads.
+        "source": "Executable: " + d.find("source").find("executable").findtext("command").split()[0],
+    })
+print(json.dumps(out))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", PY])
+        .arg(xml)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The first enumeration option in the portal's catalog truth, as b24ch names the entity.
@@ -480,13 +636,13 @@ fn first_enum_option(catalog: &Value) -> Option<(String, String, u64, String)> {
     None
 }
 
-/// Runs a shipped `sql/` file in the test database, with `b24.` and the `b24ch` command
+/// Runs a shipped `sql/` file in database `db`, with `b24.` and the `b24ch` command
 /// replaced by the test's database and wrapper.
-async fn run_sql_file(s: &Setup, file: &str) {
+async fn run_sql_file(s: &Setup, db: &str, file: &str) {
     let text =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("sql").join(file))
             .unwrap()
-            .replace("b24.", &format!("`{}`.", s.db))
+            .replace("b24.", &format!("`{db}`."))
             .replace("COMMAND 'b24ch ", &format!("COMMAND '{} ", s.script));
     for stmt in text.split(";\n") {
         let code: String = stmt
