@@ -711,9 +711,25 @@ async fn http_dictionaries_from_serve_with_update_field() {
     )
     .unwrap()
     .replace("http://127.0.0.1:8480", &serve.url())
-    .replace("CHANGE_ME_PROXY_TOKEN", token);
+    .replace("CHANGE_ME_PROXY_TOKEN", token)
+    // Due every 1-2 s instead of 1-2 min, so a server that runs periodic updates would
+    // update it within the wait below.
+    .replace("LIFETIME(MIN 60 MAX 120)", "LIFETIME(MIN 1 MAX 2)");
+    assert!(
+        text.contains("LIFETIME(MIN 1 MAX 2)"),
+        "the deals LIFETIME changed in the SQL file"
+    );
     run_sql_text(&s, &text).await;
     let deals = format!("{}.b24_deals", s.db);
+    let deals_stmt: String = text
+        .split(";\n")
+        .find(|st| st.contains("b24.b24_deals"))
+        .expect("the b24_deals statement")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let deals_stmt = deals_stmt.as_str();
     let count = |name: &str| {
         format!(
             "SELECT element_count FROM system.dictionaries WHERE database = '{}' AND name = '{name}'",
@@ -735,48 +751,85 @@ async fn http_dictionaries_from_serve_with_update_field() {
     assert_eq!(q(s.ch, &count("b24_deals")).await, truth.len().to_string());
     assert!(rows_served(&s.portal, "crm.item.list") >= truth.len() as u64);
 
-    // A deal is renamed in the portal; the reload asks only for what changed since the last
-    // load (modified_since) and merges it into the dictionary.
+    // A deal is renamed in the portal.
     let mut set = Map::new();
     set.insert("TITLE".into(), json!("Renamed by the portal"));
     s.portal
         .control()
         .modify_rows("deal", &[7], &set, None)
         .unwrap();
-    // ClickHouse's update protocol: from the second load on it GETs the URL with
-    // `modified_since=<last update time - UPDATE_LAG>` (`YYYY-MM-DD hh:mm:ss`, server time zone:
-    // UTC here) and merges the answer. The chdb-based test server runs no periodic dictionary
-    // updates (and SYSTEM RELOAD starts afresh), so the request ClickHouse would send is sent
-    // here as it is: only the changed deal comes back.
-    let since = chrono::DateTime::from_timestamp(s.portal.control().now() as i64 - 5, 0)
-        .unwrap()
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string();
+    let loaded = dictionary_times(&s, "b24_deals").await;
     s.portal.control().reset_counters();
-    let body = reqwest::Client::new()
-        .get(format!("{}/v1/dictionaries/crm_deal", serve.url()))
-        .query(&[
-            ("format", "JSONEachRow"),
-            ("modified_since", since.as_str()),
-        ])
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let rows: Vec<Value> = body
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(rows.len(), 1, "{body}");
-    assert_eq!(rows[0]["ID"], json!(7));
-    assert_eq!(rows[0]["TITLE"], json!("Renamed by the portal"));
-    assert!(rows_served(&s.portal, "crm.item.list") < 10);
-    // A full reload (SYSTEM RELOAD DICTIONARY) shows the new title too.
+
+    // On clickhouse-server the dictionary is now due (LIFETIME 1-2 s; the updater checks every
+    // 5 s), and the update GETs the URL with modified_since and merges the answer into the
+    // loaded rows. clickhouse-local never does this: ExternalDictionariesLoader enables its
+    // periodic updater only for ApplicationType::SERVER, and the updater's reloadOutdated() is
+    // the only non-forced reload, i.e. the only one that clones the loaded dictionary (keeping
+    // its source's last update time), which is what sends update_field. Checked here, bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2 + 5 + 3);
+    while std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        assert_eq!(
+            dictionary_times(&s, "b24_deals").await,
+            loaded,
+            "ClickHouse updated b24_deals on its LIFETIME schedule: the local server now runs periodic dictionary updates, so assert that update (changed title, only the changed row served) here instead"
+        );
+    }
+    assert_eq!(
+        requests(&s.portal),
+        0,
+        "nothing asked b24ch in the meantime"
+    );
+
+    // Nearest real thing: ClickHouse itself sends the update request the HTTP source would
+    // send (HTTPDictionarySource::getUpdateFieldAndDate: the URL plus update_field = the
+    // previous load's start - UPDATE_LAG, `YYYY-MM-DD hh:mm:ss` in the server's time zone),
+    // and reads the answer with the dictionary's structure.
+    let url = sql_string_after(deals_stmt, "URL '");
+    let field = sql_string_after(deals_stmt, "UPDATE_FIELD '");
+    let lag: i64 = deals_stmt
+        .split("UPDATE_LAG ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("UPDATE_LAG n");
+    let structure = q(
+        s.ch,
+        &format!(
+            "SELECT arrayStringConcat(arrayMap((n, t) -> concat(n, ' ', t), arrayConcat(key.names, attribute.names), arrayConcat(key.types, attribute.types)), ', ')
+             FROM system.dictionaries WHERE database = {} AND name = 'b24_deals'",
+            lit(&s.db)
+        ),
+    )
+    .await;
+    let update = q(
+        s.ch,
+        &format!(
+            "SELECT ID, TITLE FROM url(concat({}, '&', {}, '=', encodeURLComponent(toString(toDateTime({}) - {lag}))), 'JSONEachRow', {}, headers('Authorization' = {}))
+             ORDER BY ID SETTINGS http_make_head_request = 0",
+            lit(&url),
+            lit(&field),
+            lit(&loaded.0),
+            lit(&structure),
+            lit(&format!("Bearer {token}"))
+        ),
+    )
+    .await;
+    assert_eq!(update, "7\tRenamed by the portal", "only the changed deal");
+    let served = rows_served(&s.portal, "crm.item.list");
+    assert!(
+        served < 10,
+        "b24ch listed {served} rows from Bitrix24 for the update"
+    );
+    println!(
+        "update_field request sent by ClickHouse: 1 row back, {served} rows listed from the portal, {} requests",
+        requests(&s.portal)
+    );
+
+    // The only reload clickhouse-local can do (SYSTEM RELOAD DICTIONARY, forced) starts afresh:
+    // every row again, and the new title is there.
+    s.portal.control().reset_counters();
     q(s.ch, &format!("SYSTEM RELOAD DICTIONARY {deals}")).await;
     assert_eq!(
         q(
@@ -787,6 +840,8 @@ async fn http_dictionaries_from_serve_with_update_field() {
         "Renamed by the portal"
     );
     assert_eq!(q(s.ch, &count("b24_deals")).await, truth.len().to_string());
+    assert!(rows_served(&s.portal, "crm.item.list") >= truth.len() as u64);
+    assert_ne!(dictionary_times(&s, "b24_deals").await, loaded);
 
     // CACHE over HTTP: ClickHouse POSTs the missing IDs, b24ch lists just those users.
     let users = s.portal.control().ground_truth("user").unwrap();
@@ -819,6 +874,32 @@ async fn http_dictionaries_from_serve_with_update_field() {
         st["NAME"].as_str().unwrap()
     );
     serve.stop();
+}
+
+/// (loading_start_time, last_successful_update_time) of a dictionary of the test database.
+async fn dictionary_times(s: &Setup, name: &str) -> (String, String) {
+    let row = q(
+        s.ch,
+        &format!(
+            "SELECT loading_start_time, last_successful_update_time FROM system.dictionaries WHERE database = {} AND name = {}",
+            lit(&s.db),
+            lit(name)
+        ),
+    )
+    .await;
+    match row.split_once('\t') {
+        Some((a, b)) => (a.to_string(), b.to_string()),
+        None => panic!("no times for dictionary {name}: {row:?}"),
+    }
+}
+
+/// The text of the SQL string literal that follows `key` (no escapes in the shipped file).
+fn sql_string_after(stmt: &str, key: &str) -> String {
+    stmt.split(key)
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or_else(|| panic!("no {key}...' in {stmt}"))
+        .to_string()
 }
 
 async fn run_sql_text(s: &Setup, text: &str) {
