@@ -1,10 +1,17 @@
 //! Executable modes in a real ClickHouse: the `executable()` table function, the `b24_call`
-//! executable_pool UDF with batch packing, executable dictionaries (HASHED and
-//! COMPLEX_KEY_CACHE) and the HTTP dictionary source of `serve` with `update_field`.
+//! executable_pool UDF with batch packing, the shipped executable dictionaries (HASHED,
+//! COMPLEX_KEY_CACHE, COMPLEX_KEY_HASHED) and the HTTP dictionary source of `serve` with
+//! `update_field`.
 //!
 //! Each test installs a wrapper script (`b24ch_<tag>`: the test binary + a config pointing at
 //! its own demo portal) and the XML from `clickhouse_config/` (names suffixed with the tag) into
 //! the test server's user_scripts dir, exactly as the README tells users to.
+//!
+//! The test server is clickhouse-local (chdb-core), which loads `*_function.xml` but never
+//! `*_dictionary.xml` and runs no LIFETIME dictionary updates (see
+//! `assert_xml_dictionaries_are_ignored` and the update_field test for the source lines). Both
+//! tests check that this still holds, then test the nearest real thing: the shipped XML
+//! translated element by element to DDL, and the update request sent by ClickHouse's `url()`.
 mod common;
 
 use b24ch::demo_portal::{self, PortalConfig, RunningPortal};
