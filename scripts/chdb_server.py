@@ -119,6 +119,9 @@ def write_configs(a, srv, data, display_name):
     <users_config>{q(os.path.join(srv, 'users.xml'))}</users_config>
     <user_scripts_path>{q(scripts)}/</user_scripts_path>
     <user_defined_executable_functions_config>{q(scripts)}/*_function.xml</user_defined_executable_functions_config>
+    <!-- Kept for parity with clickhouse-server, but clickhouse-local never reads it (LocalServer
+         never calls Context::loadOrReloadDictionaries); scripts/dictionary_xml_to_ddl.py turns
+         such files into CREATE DICTIONARY. Nor does it run LIFETIME dictionary updates. -->
     <dictionaries_config>{q(scripts)}/*_dictionary.xml</dictionaries_config>
     {query_log}
     {extra}

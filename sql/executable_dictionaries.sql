@@ -4,7 +4,11 @@
 -- (clickhouse_config/b24_reference_dictionary.xml holds the same four dictionaries): the server
 -- refuses them in DDL with DICTIONARY_ACCESS_DENIED ("Dictionaries with executable dictionary
 -- source are not allowed to be created from DDL query"). clickhouse-local (and the chdb-based
--- local server of `b24ch demo`) accepts this DDL as it is.
+-- local server of `b24ch demo`) accepts this DDL as it is, and needs it: it never reads
+-- `dictionaries_config` (LocalServer loads the `*_function.xml` UDFs but never calls
+-- Context::loadOrReloadDictionaries). scripts/dictionary_xml_to_ddl.py translates the XML.
+-- clickhouse-local also runs no LIFETIME reloads (ExternalDictionariesLoader enables periodic
+-- updates only for ApplicationType::SERVER): reload there with SYSTEM RELOAD DICTIONARY.
 --
 -- `b24ch` is the wrapper script clickhouse_config/b24ch.sh installed in user_scripts
 -- (EXECUTE_DIRECT 1 finds it there); it passes --config with an absolute path.

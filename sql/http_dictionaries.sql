@@ -8,6 +8,13 @@
 -- ClickHouse server's time zone (add `&update_tz=+03:00` to the URL if that is not UTC), and
 -- b24ch lists only rows modified since then (minus a 120 s lookback); ClickHouse merges them in.
 -- Entities without a modification cursor (users, departments, statuses) are sent whole.
+--
+-- Only the scheduled (LIFETIME) reloads of clickhouse-server are incremental. SYSTEM RELOAD
+-- DICTIONARY is a forced reload and starts afresh (ExternalLoader drops the previous version),
+-- so it always loads every row. clickhouse-local (and the chdb-based local server) runs no
+-- scheduled reloads at all: ExternalDictionariesLoader enables its periodic updater only for
+-- ApplicationType::SERVER, so there UPDATE_FIELD never takes effect and only manual, full
+-- reloads happen.
 
 -- Deal titles and stages by ID, refreshed incrementally every 1-2 minutes.
 CREATE DICTIONARY IF NOT EXISTS b24.b24_deals

@@ -1,10 +1,17 @@
 //! Executable modes in a real ClickHouse: the `executable()` table function, the `b24_call`
-//! executable_pool UDF with batch packing, executable dictionaries (HASHED and
-//! COMPLEX_KEY_CACHE) and the HTTP dictionary source of `serve` with `update_field`.
+//! executable_pool UDF with batch packing, the shipped executable dictionaries (HASHED,
+//! COMPLEX_KEY_CACHE, COMPLEX_KEY_HASHED) and the HTTP dictionary source of `serve` with
+//! `update_field`.
 //!
 //! Each test installs a wrapper script (`b24ch_<tag>`: the test binary + a config pointing at
 //! its own demo portal) and the XML from `clickhouse_config/` (names suffixed with the tag) into
 //! the test server's user_scripts dir, exactly as the README tells users to.
+//!
+//! The test server is clickhouse-local (chdb-core), which loads `*_function.xml` but never
+//! `*_dictionary.xml` and runs no LIFETIME dictionary updates (see
+//! `assert_xml_dictionaries_are_ignored` and the update_field test for the source lines). Both
+//! tests check that this still holds, then test the nearest real thing: the shipped XML
+//! translated element by element to DDL, and the update request sent by ClickHouse's `url()`.
 mod common;
 
 use b24ch::demo_portal::{self, PortalConfig, RunningPortal};
@@ -80,7 +87,7 @@ fn install_wrapper(ch: &LocalClickHouse, script: &str, config: &Path) {
 
 /// Installs one of the shipped XML files with every `b24ch` command and object name suffixed
 /// by the test's tag, then reloads.
-async fn install_xml(s: &Setup, file: &str, names: &[&str]) {
+async fn install_xml(s: &Setup, file: &str, names: &[&str]) -> PathBuf {
     let mut text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("clickhouse_config")
@@ -99,7 +106,8 @@ async fn install_xml(s: &Setup, file: &str, names: &[&str]) {
     let target =
         s.ch.user_scripts_dir()
             .join(format!("{stem}_{}{sfx}", s.tag));
-    std::fs::write(target, text).unwrap();
+    std::fs::write(&target, text).unwrap();
+    target
 }
 
 /// `*_function.xml` / `*_dictionary.xml` must keep their suffix for the server's glob.
@@ -133,9 +141,9 @@ fn lit(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-/// Runs a statement; SELECTs answer in TabSeparatedRaw (no escaping of `'` in values).
+/// Runs a statement; SELECTs without a FORMAT answer in TabSeparatedRaw (no escaping of `'`).
 async fn q(ch: &LocalClickHouse, sql: &str) -> String {
-    let sql = if sql.trim_start().starts_with("SELECT") {
+    let sql = if sql.trim_start().starts_with("SELECT") && !sql.contains(" FORMAT ") {
         format!("{sql} FORMAT TabSeparatedRaw")
     } else {
         sql.to_string()
@@ -327,15 +335,30 @@ async fn udf_packs_a_block_into_batches_of_50() {
     );
 }
 
+/// The dictionaries of the shipped `b24_reference_dictionary.xml`.
+const REFERENCE_DICTIONARIES: &[&str] = &[
+    "b24_users",
+    "b24_departments",
+    "b24_stages",
+    "b24_enum_labels",
+];
+
 #[tokio::test]
-async fn executable_dictionaries_hashed_and_cache() {
+async fn shipped_xml_dictionaries_hashed_and_cache() {
     let s = setup("exec_dict", PortalConfig::default()).await;
-    // The test server (clickhouse-local) does not read XML dictionaries, but accepts the same
-    // dictionaries as DDL; the shipped XML declares the same commands (checked below).
-    run_sql_file(&s, "executable_dictionaries.sql").await;
-    let users = format!("{}.b24_users", s.db);
-    let stages = format!("{}.b24_stages", s.db);
-    let labels = format!("{}.b24_enum_labels", s.db);
+    // The file as README tells users to install it, in the directory the server's
+    // dictionaries_config glob names (DATA/user_scripts/*_dictionary.xml).
+    let xml = install_xml(&s, "b24_reference_dictionary.xml", REFERENCE_DICTIONARIES).await;
+    assert_xml_dictionaries_are_ignored(&s).await;
+    // Nearest real thing: the same file, element by element, as CREATE DICTIONARY (the
+    // configuration ClickHouse builds from DDL has the same keys as the XML).
+    let ddl = xml_to_ddl(&xml, &s.db);
+    run_sql_text(&s, &ddl).await;
+    let name = |n: &str| format!("{}.{n}_{}", s.db, s.tag);
+    let users = name("b24_users");
+    let departments = name("b24_departments");
+    let stages = name("b24_stages");
+    let labels = name("b24_enum_labels");
     assert_eq!(
         xml_commands("b24_reference_dictionary.xml"),
         sql_commands("executable_dictionaries.sql")
@@ -356,15 +379,21 @@ async fn executable_dictionaries_hashed_and_cache() {
         assert_eq!(got, u["LAST_NAME"].as_str().unwrap(), "user {id}");
     }
     assert_eq!(
+        q(s.ch, &element_count(&s.db, &format!("b24_users_{}", s.tag))).await,
+        truth.len().to_string()
+    );
+    let dept = &s.portal.control().ground_truth("department").unwrap()[0];
+    assert_eq!(
         q(
             s.ch,
             &format!(
-                "SELECT element_count FROM system.dictionaries WHERE database = '{}' AND name = 'b24_users'",
-                s.db
+                "SELECT dictGet({}, 'NAME', toUInt64({}))",
+                lit(&departments),
+                dept["ID"]
             )
         )
         .await,
-        truth.len().to_string()
+        dept["NAME"].as_str().unwrap()
     );
 
     // COMPLEX_KEY_CACHE: only the keys ClickHouse misses reach b24ch (and Bitrix24).
@@ -436,7 +465,7 @@ async fn executable_dictionaries_hashed_and_cache() {
         "only the missing key"
     );
 
-    // Enumeration labels from the catalog (entity, field, option id) → label.
+    // COMPLEX_KEY_HASHED: enumeration labels from the catalog (entity, field, option id) → label.
     let catalog = s.portal.control().catalog();
     let (entity, field, id, label) = first_enum_option(&catalog).expect("an enumeration field");
     assert_eq!(
@@ -452,6 +481,140 @@ async fn executable_dictionaries_hashed_and_cache() {
         .await,
         label
     );
+
+    // What the server built is what the XML declares: layout, key, attributes, lifetime, command.
+    let declared = xml_declarations(&xml);
+    assert_eq!(declared.len(), REFERENCE_DICTIONARIES.len());
+    for d in &declared {
+        let row = q(
+            s.ch,
+            &format!(
+                "SELECT type, arrayZip(key.names, key.types), arrayZip(attribute.names, attribute.types), lifetime_min, lifetime_max, source
+                 FROM system.dictionaries WHERE database = {} AND name = {} FORMAT JSONEachRow",
+                lit(&s.db),
+                lit(d["name"].as_str().unwrap())
+            ),
+        )
+        .await;
+        let row: Value = serde_json::from_str(&row).unwrap_or_else(|e| panic!("{e}: {row:?}"));
+        let got = json!({
+            "name": d["name"],
+            "type": row["type"],
+            "keys": row["arrayZip(key.names, key.types)"],
+            "attributes": row["arrayZip(attribute.names, attribute.types)"],
+            "lifetime": [row["lifetime_min"], row["lifetime_max"]],
+            "source": row["source"],
+        });
+        assert_eq!(&got, d, "system.dictionaries vs the XML");
+    }
+
+    // The DDL file that mirrors the XML loads the same users.
+    let (_, sql_db) = common::fresh_database("exec_dict_sql").await;
+    run_sql_file(&s, &sql_db, "executable_dictionaries.sql").await;
+    let id = truth[0]["ID"].as_u64().unwrap();
+    assert_eq!(
+        q(
+            s.ch,
+            &format!("SELECT dictGet('{sql_db}.b24_users', 'LAST_NAME', toUInt64({id}))")
+        )
+        .await,
+        truth[0]["LAST_NAME"].as_str().unwrap()
+    );
+}
+
+fn element_count(db: &str, name: &str) -> String {
+    format!(
+        "SELECT element_count FROM system.dictionaries WHERE database = {} AND name = {}",
+        lit(db),
+        lit(name)
+    )
+}
+
+/// clickhouse-local (the engine of the test server) never reads `dictionaries_config`:
+/// `LocalServer::main` calls `loadOrReloadUserDefinedExecutableFunctions` (so `*_function.xml`
+/// works) but never `Context::loadOrReloadDictionaries`, the only code that registers the XML
+/// repository (clickhouse-server calls it at start and on config reload), and clickhouse-local
+/// refuses `SYSTEM RELOAD CONFIG`. Checked here, so this test is revisited when that changes.
+async fn assert_xml_dictionaries_are_ignored(s: &Setup) {
+    // SYSTEM RELOAD DICTIONARY re-reads every config repository before it loads the one name
+    // (ExternalLoader::loadOrReload); RELOAD DICTIONARIES would also reload other tests' ones.
+    let bare = format!("b24_users_{}", s.tag);
+    let err = s
+        .ch
+        .query(&format!("SYSTEM RELOAD DICTIONARY `{bare}`"))
+        .await
+        .expect_err("the local server now loads *_dictionary.xml: query the installed XML dictionaries directly instead of their DDL translation")
+        .to_string();
+    assert!(err.contains("not found"), "{err}");
+    assert_eq!(
+        q(
+            s.ch,
+            &format!(
+                "SELECT count() FROM system.dictionaries WHERE name LIKE {}",
+                lit(&format!("%_{}", s.tag))
+            )
+        )
+        .await,
+        "0"
+    );
+    let err =
+        s.ch.query("SYSTEM RELOAD CONFIG")
+            .await
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("not supported in clickhouse-local"), "{err}");
+}
+
+/// `scripts/dictionary_xml_to_ddl.py`: the file's dictionaries as CREATE DICTIONARY in `db`.
+fn xml_to_ddl(xml: &Path, db: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dictionary_xml_to_ddl.py"))
+        .args(["--database", db])
+        .arg(xml)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap() + ";\n"
+}
+
+/// Per dictionary of an XML file, what system.dictionaries should show once it is loaded
+/// (read with Python's XML parser, independently of the translation).
+fn xml_declarations(xml: &Path) -> Vec<Value> {
+    const PY: &str = r#"
+import json, sys, xml.etree.ElementTree as E
+out = []
+for d in E.parse(sys.argv[1]).getroot().iter("dictionary"):
+    layout = [c.tag for c in d.find("layout")][0]
+    st = d.find("structure")
+    keys = [[st.find("id").findtext("name"), "UInt64"]] if st.find("id") is not None else \
+        [[a.findtext("name"), a.findtext("type")] for a in st.find("key").findall("attribute")]
+    lt = d.find("lifetime")
+    out.append({
+        "name": d.findtext("name"),
+        "type": "".join(w.capitalize() for w in layout.split("_")),
+        "keys": keys,
+        "attributes": [[a.findtext("name"), a.findtext("type")] for a in st.findall("attribute")],
+        "lifetime": [int(lt.findtext("min")), int(lt.findtext("max"))],
+        # system.dictionaries names the program only; the arguments show in what each one loads.
+        "source": "Executable: " + d.find("source").find("executable").findtext("command").split()[0],
+    })
+print(json.dumps(out))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", PY])
+        .arg(xml)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The first enumeration option in the portal's catalog truth, as b24ch names the entity.
@@ -480,13 +643,13 @@ fn first_enum_option(catalog: &Value) -> Option<(String, String, u64, String)> {
     None
 }
 
-/// Runs a shipped `sql/` file in the test database, with `b24.` and the `b24ch` command
+/// Runs a shipped `sql/` file in database `db`, with `b24.` and the `b24ch` command
 /// replaced by the test's database and wrapper.
-async fn run_sql_file(s: &Setup, file: &str) {
+async fn run_sql_file(s: &Setup, db: &str, file: &str) {
     let text =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("sql").join(file))
             .unwrap()
-            .replace("b24.", &format!("`{}`.", s.db))
+            .replace("b24.", &format!("`{db}`."))
             .replace("COMMAND 'b24ch ", &format!("COMMAND '{} ", s.script));
     for stmt in text.split(";\n") {
         let code: String = stmt
@@ -555,9 +718,25 @@ async fn http_dictionaries_from_serve_with_update_field() {
     )
     .unwrap()
     .replace("http://127.0.0.1:8480", &serve.url())
-    .replace("CHANGE_ME_PROXY_TOKEN", token);
+    .replace("CHANGE_ME_PROXY_TOKEN", token)
+    // Due every 1-2 s instead of 1-2 min, so a server that runs periodic updates would
+    // update it within the wait below.
+    .replace("LIFETIME(MIN 60 MAX 120)", "LIFETIME(MIN 1 MAX 2)");
+    assert!(
+        text.contains("LIFETIME(MIN 1 MAX 2)"),
+        "the deals LIFETIME changed in the SQL file"
+    );
     run_sql_text(&s, &text).await;
     let deals = format!("{}.b24_deals", s.db);
+    let deals_stmt: String = text
+        .split(";\n")
+        .find(|st| st.contains("b24.b24_deals"))
+        .expect("the b24_deals statement")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let deals_stmt = deals_stmt.as_str();
     let count = |name: &str| {
         format!(
             "SELECT element_count FROM system.dictionaries WHERE database = '{}' AND name = '{name}'",
@@ -579,48 +758,85 @@ async fn http_dictionaries_from_serve_with_update_field() {
     assert_eq!(q(s.ch, &count("b24_deals")).await, truth.len().to_string());
     assert!(rows_served(&s.portal, "crm.item.list") >= truth.len() as u64);
 
-    // A deal is renamed in the portal; the reload asks only for what changed since the last
-    // load (modified_since) and merges it into the dictionary.
+    // A deal is renamed in the portal.
     let mut set = Map::new();
     set.insert("TITLE".into(), json!("Renamed by the portal"));
     s.portal
         .control()
         .modify_rows("deal", &[7], &set, None)
         .unwrap();
-    // ClickHouse's update protocol: from the second load on it GETs the URL with
-    // `modified_since=<last update time - UPDATE_LAG>` (`YYYY-MM-DD hh:mm:ss`, server time zone:
-    // UTC here) and merges the answer. The chdb-based test server runs no periodic dictionary
-    // updates (and SYSTEM RELOAD starts afresh), so the request ClickHouse would send is sent
-    // here as it is: only the changed deal comes back.
-    let since = chrono::DateTime::from_timestamp(s.portal.control().now() as i64 - 5, 0)
-        .unwrap()
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string();
+    let loaded = dictionary_times(&s, "b24_deals").await;
     s.portal.control().reset_counters();
-    let body = reqwest::Client::new()
-        .get(format!("{}/v1/dictionaries/crm_deal", serve.url()))
-        .query(&[
-            ("format", "JSONEachRow"),
-            ("modified_since", since.as_str()),
-        ])
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let rows: Vec<Value> = body
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(rows.len(), 1, "{body}");
-    assert_eq!(rows[0]["ID"], json!(7));
-    assert_eq!(rows[0]["TITLE"], json!("Renamed by the portal"));
-    assert!(rows_served(&s.portal, "crm.item.list") < 10);
-    // A full reload (SYSTEM RELOAD DICTIONARY) shows the new title too.
+
+    // On clickhouse-server the dictionary is now due (LIFETIME 1-2 s; the updater checks every
+    // 5 s), and the update GETs the URL with modified_since and merges the answer into the
+    // loaded rows. clickhouse-local never does this: ExternalDictionariesLoader enables its
+    // periodic updater only for ApplicationType::SERVER, and the updater's reloadOutdated() is
+    // the only non-forced reload, i.e. the only one that clones the loaded dictionary (keeping
+    // its source's last update time), which is what sends update_field. Checked here, bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2 + 5 + 3);
+    while std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        assert_eq!(
+            dictionary_times(&s, "b24_deals").await,
+            loaded,
+            "ClickHouse updated b24_deals on its LIFETIME schedule: the local server now runs periodic dictionary updates, so assert that update (changed title, only the changed row served) here instead"
+        );
+    }
+    assert_eq!(
+        requests(&s.portal),
+        0,
+        "nothing asked b24ch in the meantime"
+    );
+
+    // Nearest real thing: ClickHouse itself sends the update request the HTTP source would
+    // send (HTTPDictionarySource::getUpdateFieldAndDate: the URL plus update_field = the
+    // previous load's start - UPDATE_LAG, `YYYY-MM-DD hh:mm:ss` in the server's time zone),
+    // and reads the answer with the dictionary's structure.
+    let url = sql_string_after(deals_stmt, "URL '");
+    let field = sql_string_after(deals_stmt, "UPDATE_FIELD '");
+    let lag: i64 = deals_stmt
+        .split("UPDATE_LAG ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("UPDATE_LAG n");
+    let structure = q(
+        s.ch,
+        &format!(
+            "SELECT arrayStringConcat(arrayMap((n, t) -> concat(n, ' ', t), arrayConcat(key.names, attribute.names), arrayConcat(key.types, attribute.types)), ', ')
+             FROM system.dictionaries WHERE database = {} AND name = 'b24_deals'",
+            lit(&s.db)
+        ),
+    )
+    .await;
+    let update = q(
+        s.ch,
+        &format!(
+            "SELECT ID, TITLE FROM url(concat({}, '&', {}, '=', encodeURLComponent(toString(toDateTime({}) - {lag}))), 'JSONEachRow', {}, headers('Authorization' = {}))
+             ORDER BY ID SETTINGS http_make_head_request = 0",
+            lit(&url),
+            lit(&field),
+            lit(&loaded.0),
+            lit(&structure),
+            lit(&format!("Bearer {token}"))
+        ),
+    )
+    .await;
+    assert_eq!(update, "7\tRenamed by the portal", "only the changed deal");
+    let served = rows_served(&s.portal, "crm.item.list");
+    assert!(
+        served < 10,
+        "b24ch listed {served} rows from Bitrix24 for the update"
+    );
+    println!(
+        "update_field request sent by ClickHouse: 1 row back, {served} rows listed from the portal, {} requests",
+        requests(&s.portal)
+    );
+
+    // The only reload clickhouse-local can do (SYSTEM RELOAD DICTIONARY, forced) starts afresh:
+    // every row again, and the new title is there.
+    s.portal.control().reset_counters();
     q(s.ch, &format!("SYSTEM RELOAD DICTIONARY {deals}")).await;
     assert_eq!(
         q(
@@ -631,6 +847,8 @@ async fn http_dictionaries_from_serve_with_update_field() {
         "Renamed by the portal"
     );
     assert_eq!(q(s.ch, &count("b24_deals")).await, truth.len().to_string());
+    assert!(rows_served(&s.portal, "crm.item.list") >= truth.len() as u64);
+    assert_ne!(dictionary_times(&s, "b24_deals").await, loaded);
 
     // CACHE over HTTP: ClickHouse POSTs the missing IDs, b24ch lists just those users.
     let users = s.portal.control().ground_truth("user").unwrap();
@@ -663,6 +881,32 @@ async fn http_dictionaries_from_serve_with_update_field() {
         st["NAME"].as_str().unwrap()
     );
     serve.stop();
+}
+
+/// (loading_start_time, last_successful_update_time) of a dictionary of the test database.
+async fn dictionary_times(s: &Setup, name: &str) -> (String, String) {
+    let row = q(
+        s.ch,
+        &format!(
+            "SELECT loading_start_time, last_successful_update_time FROM system.dictionaries WHERE database = {} AND name = {}",
+            lit(&s.db),
+            lit(name)
+        ),
+    )
+    .await;
+    match row.split_once('\t') {
+        Some((a, b)) => (a.to_string(), b.to_string()),
+        None => panic!("no times for dictionary {name}: {row:?}"),
+    }
+}
+
+/// The text of the SQL string literal that follows `key` (no escapes in the shipped file).
+fn sql_string_after(stmt: &str, key: &str) -> String {
+    stmt.split(key)
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or_else(|| panic!("no {key}...' in {stmt}"))
+        .to_string()
 }
 
 async fn run_sql_text(s: &Setup, text: &str) {

@@ -349,8 +349,10 @@ impl LocalClickHouse {
         self.user.as_ref().map(|(u, p)| (u.as_str(), p.as_str()))
     }
 
-    /// Where executable UDF / dictionary scripts and their `*_function.xml` /
-    /// `*_dictionary.xml` go (`SYSTEM RELOAD FUNCTIONS` picks up new ones).
+    /// Where executable UDF / dictionary scripts and `*_function.xml` go (`SYSTEM RELOAD
+    /// FUNCTIONS` picks up new ones). `*_dictionary.xml` placed here is never loaded: the
+    /// engine, clickhouse-local, does not read `dictionaries_config` and runs no LIFETIME
+    /// dictionary updates; create dictionaries with DDL (`scripts/dictionary_xml_to_ddl.py`).
     pub fn user_scripts_dir(&self) -> PathBuf {
         self.data_dir.join("user_scripts")
     }
