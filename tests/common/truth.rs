@@ -444,18 +444,4 @@ pub const KNOWN_GAPS: &[&str] = &[
     // Legacy-only deal fields that `crm.item` does not return.
     "crm_deal.ADDITIONAL_INFO",
     "crm_deal.LOCATION_ID",
-    // `crm_category` lists deal pipelines only (`crm.category.list` with entityTypeId 2);
-    // smart-process pipelines are not loaded.
-    "crm_category.<row>",
-    // The emulator has no `crm.activity.fields`, `crm.currency.fields`, `crm.status.fields`,
-    // `user.fields`: b24ch falls back to its documented lists, which miss some fields (and
-    // have EXTRA/XML_ID that the emulator's ground truth lacks).
-    "crm_activity.DESCRIPTION_TYPE",
-    "crm_activity.SETTINGS",
-    "crm_activity.PROVIDER_PARAMS",
-    "crm_currency.DECIMALS",
-    "crm_currency.FORMAT_STRING",
-    "crm_currency.LID",
-    "crm_status.EXTRA",
-    "user.*",
 ];
