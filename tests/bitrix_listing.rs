@@ -141,6 +141,56 @@ async fn small_portal_every_list_method_matches_ground_truth() {
     assert_eq!(counters.operation_time_limit, 0);
 }
 
+/// `crm_category` is one listing over several entity types: deal pipelines, then those of
+/// every smart process the portal has at listing time (ids unique across types).
+#[tokio::test]
+async fn pipelines_of_deals_and_every_smart_process_in_one_listing() {
+    let p = portal(DataSizes::default(), BatchBilling::PerMethod).await;
+    let c = webhook_client(&p);
+    let pipelines = || ListRequest {
+        method_key: "crm.category".into(),
+        ..Default::default()
+    };
+    let sorted = |mut v: Vec<u64>| {
+        v.sort_unstable();
+        v
+    };
+    let ids = collect_ids(c.clone(), pipelines()).await.unwrap();
+    let set: BTreeSet<u64> = ids.iter().copied().collect();
+    assert_eq!(set.len(), ids.len(), "a pipeline id was listed twice");
+    assert_eq!(sorted(ids), sorted(truth_ids(&p, "category")));
+
+    let types = |rows: &[Map<String, Value>]| -> BTreeSet<u64> {
+        rows.iter()
+            .filter_map(|r| r.get("entityTypeId").and_then(Value::as_u64))
+            .collect()
+    };
+    let listed_rows = || async {
+        let mut rows = Vec::new();
+        let mut s = Box::pin(list(c.clone(), pipelines()));
+        while let Some(page) = s.next().await {
+            rows.extend(page.unwrap().rows.iter().map(|r| r.to_map()));
+        }
+        rows
+    };
+    assert_eq!(
+        types(&listed_rows().await),
+        BTreeSet::from([2, 128, 130, 132])
+    );
+    // A smart process added or removed since discovery is followed at listing time.
+    p.control().remove_smart_process(130).unwrap();
+    let added = p.control().add_smart_process(None, "Later", 2).unwrap();
+    let rows = listed_rows().await;
+    assert_eq!(
+        types(&rows),
+        BTreeSet::from([2, 128, 132, u64::from(added)])
+    );
+    assert_eq!(
+        sorted(rows.iter().map(id_of).collect()),
+        sorted(truth_ids(&p, "category"))
+    );
+}
+
 /// What one listing cost, from the portal's own counters.
 #[derive(Debug)]
 struct Measured {

@@ -88,6 +88,73 @@ async fn discovers_the_first_wave_in_two_requests() {
     );
 }
 
+/// Field codes of a portal table as the emulator's catalog truth lists them.
+fn portal_codes(p: &RunningPortal, table: &str) -> Vec<String> {
+    let cat = p.control().catalog();
+    let tables = cat["tables"].as_array().cloned().unwrap_or_default();
+    let t = tables
+        .iter()
+        .find(|t| t["name"] == table)
+        .unwrap_or_else(|| panic!("no portal table {table}"));
+    let mut codes: Vec<String> = t["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect();
+    codes.sort();
+    codes
+}
+
+/// Reference entities take their fields from the live `*.fields` answers: exactly the fields
+/// the portal's rows carry, with the documented types.
+#[tokio::test]
+async fn reference_entities_use_live_fields() {
+    let p = portal().await;
+    let cat = discover(&client(&p)).await.unwrap();
+    for (entity, table) in [
+        ("crm_activity", "activity"),
+        ("crm_status", "status"),
+        ("crm_currency", "currency"),
+        ("crm_category", "category"),
+        ("user", "user"),
+        ("department", "department"),
+    ] {
+        let e = cat.entity(entity).unwrap();
+        let mut codes: Vec<String> = e.fields.iter().map(|f| f.code.clone()).collect();
+        codes.sort();
+        assert_eq!(codes, portal_codes(&p, table), "{entity}");
+    }
+    let ty = |entity: &str, code: &str| {
+        let f = cat.entity(entity).unwrap().field(code).unwrap();
+        (f.bitrix_type.clone(), f.multiple)
+    };
+    assert_eq!(
+        ty("crm_activity", "DESCRIPTION_TYPE").0,
+        "crm_enum_contenttype"
+    );
+    assert_eq!(ty("crm_activity", "SETTINGS"), ("object".into(), false));
+    assert_eq!(ty("crm_currency", "DECIMALS").0, "int");
+    assert_eq!(ty("crm_status", "EXTRA").0, "crm_status_extra");
+    // `char` in crm.status.fields, but S/F/empty: kept as text.
+    assert_eq!(ty("crm_status", "SEMANTICS").0, "string");
+    // Title maps: types from the static list, labels from the portal.
+    assert_eq!(ty("user", "UF_DEPARTMENT"), ("integer".into(), true));
+    let user = cat.entity("user").unwrap();
+    assert_eq!(
+        user.field("PERSONAL_CITY").unwrap().label,
+        "City of Residence"
+    );
+    // Pipelines of every type in one entity, told apart by ENTITY_TYPE_ID.
+    let pipelines = cat.entity("crm_category").unwrap();
+    assert_eq!(pipelines.entity_type_id, None);
+    assert_eq!(
+        pipelines.field("ENTITY_TYPE_ID").unwrap().api_name,
+        "entityTypeId"
+    );
+    assert_eq!(pipelines.fields[0].code, "ID");
+}
+
 #[tokio::test]
 async fn non_admin_falls_back_to_ownertype() {
     let p = portal().await;

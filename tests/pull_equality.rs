@@ -19,11 +19,9 @@ fn portal(deals: u64) -> PortalConfig {
     }
 }
 
-/// Equality up to the known gaps (listed in `truth::KNOWN_GAPS`); pipeline 0 must be there.
+/// Every cell equal; pipeline 0 must be there.
 async fn check(p: &Pull) {
-    let (rest, known) = truth::without_known(p.mismatches().await, truth::KNOWN_GAPS);
-    eprintln!("{known} mismatches of known gaps set aside");
-    truth::assert_equal(&rest);
+    truth::assert_equal(&p.mismatches().await);
     assert_eq!(
         p.q(&format!(
             "SELECT count() FROM `{}`.crm_category_current WHERE ID = 0",

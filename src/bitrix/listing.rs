@@ -19,8 +19,10 @@
 //! BENCHMARKS.md), 4 for an incremental one (few changes expected).
 use super::batch::{Batch, CommandOutcome, result_ref};
 use super::client::{Client, Response};
-use super::error::BitrixError;
-use super::methods::{FilterStyle, MethodSpec, OrderStyle, Paging, spec};
+use super::error::{BitrixError, ErrorClass};
+use super::methods::{
+    FilterStyle, MethodSpec, OrderStyle, Paging, TypeScope, smart_process_type_id, spec,
+};
 use super::raw::{RawResult, RawRow};
 use async_stream::try_stream;
 use chrono::{DateTime, FixedOffset};
@@ -65,39 +67,80 @@ pub fn list(
     req: ListRequest,
 ) -> impl Stream<Item = Result<Page, BitrixError>> {
     try_stream! {
-        let spec = resolve(&req)?;
-        match spec.paging {
-            Paging::IdChain => {
-                let mut chain = Chain::new(spec, &req);
-                while let Some(pages) = chain.next_batch(&client).await? {
-                    for page in pages {
-                        yield page;
+        for (req, optional) in per_type_requests(&client, req).await? {
+            let spec = resolve(&req)?;
+            match spec.paging {
+                Paging::IdChain => {
+                    let mut chain = Chain::new(spec, &req);
+                    while let Some(pages) = chain.next_batch(&client).await? {
+                        for page in pages {
+                            yield page;
+                        }
                     }
                 }
-            }
-            Paging::Offset => {
-                let mut start = 0u64;
-                loop {
-                    let mut params = base_params(spec, &req);
-                    set_order(spec, &mut params, "ASC");
-                    params.insert("start".into(), json!(start));
+                Paging::Offset => {
+                    let mut start = 0u64;
+                    loop {
+                        let mut params = base_params(spec, &req);
+                        set_order(spec, &mut params, "ASC");
+                        params.insert("start".into(), json!(start));
+                        let r = match client.call_raw(spec.list, &Value::Object(params)).await {
+                            Err(e) if optional && start == 0 && gone(&e) => break,
+                            r => r?,
+                        };
+                        let rows = raw_rows(spec, &r)?;
+                        yield Page { rows };
+                        match r.next {
+                            Some(n) if n > start => start = n,
+                            Some(_) => Err(malformed(spec, "`next` did not advance"))?,
+                            None => break,
+                        }
+                    }
+                }
+                Paging::Unpaged => {
+                    let params = base_params(spec, &req);
                     let r = client.call_raw(spec.list, &Value::Object(params)).await?;
-                    let rows = raw_rows(spec, &r)?;
-                    yield Page { rows };
-                    match r.next {
-                        Some(n) if n > start => start = n,
-                        Some(_) => Err(malformed(spec, "`next` did not advance"))?,
-                        None => break,
-                    }
+                    yield Page { rows: raw_rows(spec, &r)? };
                 }
-            }
-            Paging::Unpaged => {
-                let params = base_params(spec, &req);
-                let r = client.call_raw(spec.list, &Value::Object(params)).await?;
-                yield Page { rows: raw_rows(spec, &r)? };
             }
         }
     }
+}
+
+/// A smart process removed between `crm.enum.ownertype` and its listing answers `NOT_FOUND`.
+fn gone(e: &BitrixError) -> bool {
+    e.class() == ErrorClass::NotFound
+}
+
+/// One request per `entityTypeId` the method's scope covers (see `TypeScope`), each marked
+/// whether its type may have vanished meanwhile (smart processes found at listing time).
+async fn per_type_requests(
+    client: &Client,
+    req: ListRequest,
+) -> Result<Vec<(ListRequest, bool)>, BitrixError> {
+    let Some(spec) = spec(&req.method_key) else {
+        // `resolve` reports the unknown key.
+        return Ok(vec![(req, false)]);
+    };
+    let fixed = match spec.type_scope {
+        TypeScope::Own => return Ok(vec![(req, false)]),
+        TypeScope::FixedAndSmartProcesses(fixed) => fixed,
+    };
+    let owner_types = client.call("crm.enum.ownertype", &json!({})).await?;
+    let smart = owner_types
+        .result
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("SYMBOL_CODE")?.as_str())
+        .filter_map(smart_process_type_id);
+    let with_type = |eid: u32| ListRequest {
+        entity_type_id: Some(eid),
+        ..req.clone()
+    };
+    let mut out: Vec<(ListRequest, bool)> = fixed.iter().map(|e| (with_type(*e), false)).collect();
+    out.extend(smart.map(|e| (with_type(e), true)));
+    Ok(out)
 }
 
 fn resolve(req: &ListRequest) -> Result<&'static MethodSpec, BitrixError> {

@@ -79,6 +79,22 @@ pub enum FieldsFormat {
     Static,
 }
 
+/// Which `entityTypeId`s one entity's listing covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeScope {
+    /// The entity's own `entityTypeId`, or none for methods that take none.
+    Own,
+    /// These types, then every smart process of the portal (`DYNAMIC_N` in
+    /// `crm.enum.ownertype`), listed one after another into one table; the first type also
+    /// answers the `*.fields` call.
+    FixedAndSmartProcesses(&'static [u32]),
+}
+
+/// The `entityTypeId` of a smart process from its `crm.enum.ownertype` code (`DYNAMIC_128`).
+pub fn smart_process_type_id(symbol_code: &str) -> Option<u32> {
+    symbol_code.strip_prefix("DYNAMIC_")?.parse().ok()
+}
+
 /// How user fields are named in rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UfNaming {
@@ -140,6 +156,8 @@ pub struct MethodSpec {
     pub uf_naming: UfNaming,
     /// `entityTypeId` must be passed to list/fields.
     pub needs_entity_type_id: bool,
+    /// Which `entityTypeId`s one listing covers.
+    pub type_scope: TypeScope,
     pub select: SelectRule,
     /// Why this method is used and its known quirks.
     pub notes: &'static str,
@@ -183,6 +201,7 @@ const fn legacy_crm(
         value_style: ValueStyle::Legacy,
         uf_naming: UfNaming::Upper,
         needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
         select: SelectRule::StarUfAndMultifields(MULTIFIELDS),
         notes,
     }
@@ -243,6 +262,7 @@ pub static METHODS: &[MethodSpec] = &[
         value_style: ValueStyle::Typed,
         uf_naming: UfNaming::CamelWithUpperName,
         needs_entity_type_id: true,
+        type_scope: TypeScope::Own,
         select: SelectRule::StarAndUf,
         notes: "Deals (entityTypeId 2: contactIds, parentId{N}) and every smart process. Column \
                 codes are the `upperName` from crm.item.fields; unknown filter keys are an \
@@ -267,6 +287,7 @@ pub static METHODS: &[MethodSpec] = &[
         value_style: ValueStyle::Legacy,
         uf_naming: UfNaming::None,
         needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
         select: SelectRule::Star,
         notes: "Default order is START_TIME, so `order: {ID: ASC}` is always sent.",
     },
@@ -289,6 +310,7 @@ pub static METHODS: &[MethodSpec] = &[
         value_style: ValueStyle::Typed,
         uf_naming: UfNaming::None,
         needs_entity_type_id: true,
+        type_scope: TypeScope::Own,
         select: SelectRule::Star,
         notes: "Append-only; `{items: [...]}` but upper-case keys. Per entity type (1, 2, SPAs).",
     },
@@ -308,6 +330,7 @@ pub static METHODS: &[MethodSpec] = &[
         value_style: ValueStyle::Legacy,
         uf_naming: UfNaming::None,
         needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
         select: SelectRule::None,
         notes: "Unpaginated directory of stages, sources, types.",
     },
@@ -327,8 +350,12 @@ pub static METHODS: &[MethodSpec] = &[
         value_style: ValueStyle::Typed,
         uf_naming: UfNaming::None,
         needs_entity_type_id: true,
+        type_scope: TypeScope::FixedAndSmartProcesses(&[2]),
         select: SelectRule::None,
-        notes: "Pipelines per entityTypeId; default pipeline id 0.",
+        notes: "Pipelines per entityTypeId: deals, then every smart process. Ids are unique \
+                across types except the virtual deal default pipeline 0; rows carry \
+                entityTypeId. The doc's fields differ per type (originId for deals, isSystem \
+                for smart processes).",
     },
     MethodSpec {
         key: "crm.currency",
@@ -349,6 +376,7 @@ pub static METHODS: &[MethodSpec] = &[
         value_style: ValueStyle::Legacy,
         uf_naming: UfNaming::None,
         needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
         select: SelectRule::None,
         notes: "String primary key (CURRENCY): cannot use the numeric >ID chain.",
     },
@@ -371,6 +399,7 @@ pub static METHODS: &[MethodSpec] = &[
         value_style: ValueStyle::Typed,
         uf_naming: UfNaming::None,
         needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
         select: SelectRule::None,
         notes: "CRM admins only (ACCESS_DENIED otherwise: fall back to crm.enum.ownertype). \
                 Rejects upper-case `order ID`.",
@@ -391,6 +420,7 @@ pub static METHODS: &[MethodSpec] = &[
         value_style: ValueStyle::Legacy,
         uf_naming: UfNaming::Upper,
         needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
         select: SelectRule::StarAndUf,
         notes: "sort/order are two strings; TIMESTAMP_X comes back as `{}` (unusable as a \
                 cursor), so users are reloaded whole; an empty page has no `total`.",
@@ -411,6 +441,7 @@ pub static METHODS: &[MethodSpec] = &[
         value_style: ValueStyle::Legacy,
         uf_naming: UfNaming::Upper,
         needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
         select: SelectRule::None,
         notes: "Filter keys are top-level params (ID, NAME, SORT, PARENT, UF_HEAD); no >ID.",
     },
@@ -436,6 +467,7 @@ pub static METHODS: &[MethodSpec] = &[
         value_style: ValueStyle::Legacy,
         uf_naming: UfNaming::Upper,
         needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
         select: SelectRule::StarAndUf,
         notes: "Next wave. Rows camelCase, filter/order/select upper-case; values strings.",
     },
@@ -457,7 +489,8 @@ pub static ENTITY_METHODS: &[(&str, &str, Option<u32>)] = &[
     ("crm_company", "crm.company", None),
     ("crm_activity", "crm.activity", None),
     ("crm_status", "crm.status", None),
-    ("crm_category", "crm.category", Some(2)),
+    // Every pipeline: deals and smart processes (the methods table lists which types).
+    ("crm_category", "crm.category", None),
     ("crm_currency", "crm.currency", None),
     ("crm_stagehistory_lead", "crm.stagehistory", Some(1)),
     ("crm_stagehistory_deal", "crm.stagehistory", Some(2)),
@@ -548,6 +581,16 @@ impl MethodSpec {
         base.iter().chain(extra).map(|s| s.to_string()).collect()
     }
 
+    /// The `entityTypeId` to pass to list/fields for an entity whose own is `own`: its own,
+    /// else the first of a multi-type scope.
+    pub fn fields_entity_type_id(&self, own: Option<u32>) -> Option<u32> {
+        let first = match self.type_scope {
+            TypeScope::Own => None,
+            TypeScope::FixedAndSmartProcesses(fixed) => fixed.first().copied(),
+        };
+        own.or(first).filter(|_| self.needs_entity_type_id)
+    }
+
     /// Whether the method takes a `select` parameter at all.
     pub fn takes_select(&self) -> bool {
         self.select != SelectRule::None
@@ -570,7 +613,14 @@ mod tests {
         }
         for (entity, key, eid) in ENTITY_METHODS {
             let s = spec(key).unwrap_or_else(|| panic!("{entity}: no spec {key}"));
-            assert_eq!(s.needs_entity_type_id, eid.is_some(), "{entity}");
+            // A method that needs a type gets it from the entity or from its scope.
+            let own = s.type_scope == TypeScope::Own;
+            assert_eq!(s.needs_entity_type_id, eid.is_some() || !own, "{entity}");
+            assert_eq!(
+                s.needs_entity_type_id,
+                s.fields_entity_type_id(*eid).is_some(),
+                "{entity}"
+            );
         }
     }
 
@@ -580,6 +630,20 @@ mod tests {
         assert_eq!(s, ["*", "UF_*", "PHONE", "EMAIL", "WEB", "IM"]);
         assert_eq!(spec("crm.item").unwrap().default_select(), ["*", "UF_*"]);
         assert!(spec("crm.status").unwrap().default_select().is_empty());
+    }
+
+    #[test]
+    fn pipelines_cover_deals_and_smart_processes() {
+        let cat = ENTITY_METHODS
+            .iter()
+            .find(|e| e.0 == "crm_category")
+            .unwrap();
+        let s = spec(cat.1).unwrap();
+        assert_eq!(cat.2, None);
+        assert_eq!(s.type_scope, TypeScope::FixedAndSmartProcesses(&[2]));
+        assert_eq!(s.fields_entity_type_id(cat.2), Some(2));
+        assert_eq!(smart_process_type_id("DYNAMIC_1032"), Some(1032));
+        assert_eq!(smart_process_type_id("SMART_INVOICE"), None);
     }
 
     #[test]

@@ -90,7 +90,7 @@ fn known_spec(key: &str) -> Result<&'static MethodSpec, BitrixError> {
 }
 
 fn fields_params(s: &MethodSpec, eid: Option<u32>) -> Value {
-    match eid.filter(|_| s.needs_entity_type_id) {
+    match s.fields_entity_type_id(eid) {
         Some(eid) => json!({ "entityTypeId": eid }),
         None => json!({}),
     }
@@ -141,6 +141,11 @@ fn typed_fields(entity: &str, result: &Value) -> Vec<Field> {
             let (t, multiple) = typer(&f.code);
             f.bitrix_type = t.into();
             f.multiple = multiple;
+        }
+    }
+    for f in fields.iter_mut() {
+        if static_fields::is_letter_char(entity, &f.code) && f.bitrix_type == "char" {
+            f.bitrix_type = "string".into();
         }
     }
     fields
@@ -212,7 +217,7 @@ fn title_of(entity: &str) -> String {
         "crm_company" => "Companies",
         "crm_activity" => "Activities",
         "crm_status" => "Statuses and stages",
-        "crm_category" => "Deal pipelines",
+        "crm_category" => "Pipelines",
         "crm_currency" => "Currencies",
         "crm_stagehistory_lead" => "Lead status history",
         "crm_stagehistory_deal" => "Deal stage history",

@@ -49,6 +49,12 @@ pub fn user_type(code: &str) -> (&'static str, bool) {
     }
 }
 
+/// `char` fields that hold a letter rather than a Y/N flag, so they stay text: `crm_status`
+/// SEMANTICS is `S`, `F` or empty (EN crm-status-fields.md).
+pub fn is_letter_char(entity: &str, code: &str) -> bool {
+    matches!((entity, code), ("crm_status", "SEMANTICS"))
+}
+
 /// Types of `department.get` fields.
 pub fn department_type(code: &str) -> (&'static str, bool) {
     match code {

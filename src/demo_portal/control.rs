@@ -580,5 +580,7 @@ fn parse_scalar(f: &FieldDef, v: &SJ) -> Result<Val, DemoPortalError> {
         }
         Kind::Binding => Val::Binding(as_str()?.to_string()),
         Kind::Str | Kind::Fm => Val::Str(as_str()?.to_string()),
+        // JSON text, or the JSON value itself.
+        Kind::Json => Val::Str(v.as_str().map_or_else(|| v.to_string(), str::to_string)),
     })
 }

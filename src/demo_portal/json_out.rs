@@ -71,6 +71,25 @@ impl J {
         out
     }
 
+    /// The ordered value of a serde value (object keys in the map's order).
+    pub fn from_serde(v: &serde_json::Value) -> J {
+        use serde_json::Value as V;
+        match v {
+            V::Null => J::Null,
+            V::Bool(b) => J::Bool(*b),
+            V::Number(n) => n
+                .as_i64()
+                .map_or_else(|| J::Float(n.as_f64().unwrap_or(0.0)), J::Int),
+            V::String(s) => J::Str(s.clone()),
+            V::Array(items) => J::List(items.iter().map(J::from_serde).collect()),
+            V::Object(m) => J::Obj(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), J::from_serde(v)))
+                    .collect(),
+            ),
+        }
+    }
+
     pub fn to_serde(&self) -> serde_json::Value {
         use serde_json::Value as V;
         match self {

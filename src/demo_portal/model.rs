@@ -87,6 +87,8 @@ pub enum Kind {
     JsonBool,
     /// An ORM DateTime object that PHP json-encodes as `{}` (user.get TIMESTAMP_X).
     OrmObject,
+    /// A JSON object or PHP array (activity SETTINGS, status EXTRA), stored as its JSON text.
+    Json,
 }
 
 /// Which legacy calls return a field.

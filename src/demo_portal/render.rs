@@ -137,6 +137,7 @@ fn legacy_scalar(f: &FieldDef, v: &Val, c: &Cell) -> J {
             Kind::JsonBool => J::Bool(*b),
             _ => J::str(if *b { "Y" } else { "N" }),
         },
+        Val::Str(s) if f.kind == Kind::Json => json_text_value(s),
         Val::Str(s) => J::Str(s.clone()),
         Val::Date(d) => J::Str(iso_date(*d, c.offset)),
         Val::DateTime(s) if f.kind == Kind::OrmObject => {
@@ -151,6 +152,13 @@ fn legacy_scalar(f: &FieldDef, v: &Val, c: &Cell) -> J {
         Val::Fm(items) => legacy_fm(items),
         Val::List(items) => J::List(items.iter().map(|x| legacy_scalar(f, x, c)).collect()),
     }
+}
+
+/// A field kept as JSON text, printed as the JSON value it holds (text that is not JSON
+/// stays a string).
+fn json_text_value(text: &str) -> J {
+    serde_json::from_str::<SJ>(text)
+        .map_or_else(|_| J::Str(text.to_string()), |v| J::from_serde(&v))
 }
 
 /// Legacy `crm.*.list` rendering. `get_mode`: `*.get` (UF NULL → "").
@@ -228,6 +236,14 @@ pub fn truth(f: &FieldDef, v: &Val, c: &Cell) -> Vec<(String, SJ)> {
 fn truth_value(f: &FieldDef, v: &Val, c: &Cell) -> SJ {
     match v {
         Val::Null => SJ::Null,
+        // REST prints the ORM object as `{}`: its value is never exposed, so none exists.
+        Val::DateTime(_) if f.kind == Kind::OrmObject => SJ::Null,
+        // Raw JSON is compared as text; an empty object/array is no value.
+        Val::Str(s) if f.kind == Kind::Json => match serde_json::from_str::<SJ>(s) {
+            Ok(SJ::Object(m)) if m.is_empty() => SJ::Null,
+            Ok(SJ::Array(a)) if a.is_empty() => SJ::Null,
+            _ => SJ::String(s.clone()),
+        },
         Val::Int(i) => SJ::from(*i),
         Val::Amount(cents) => SJ::String(amount_str(*cents)),
         Val::Float(x) => serde_json::Number::from_f64(*x).map_or(SJ::Null, SJ::Number),

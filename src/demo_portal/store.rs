@@ -57,7 +57,7 @@ impl PortalData {
             next_uf_id: 5800,
             next_enum_id: 3150,
             next_type_id: 1,
-            next_category_id: 10,
+            next_category_id: 1,
             stage_cache: HashMap::new(),
             category_cache: HashMap::new(),
         };
@@ -199,7 +199,7 @@ impl PortalData {
         self.push_category(2, 0, "General", true);
         self.add_deal_stages(0);
         for i in 1..=deal_categories {
-            let id = i64::from(i);
+            let id = self.next_category();
             self.push_category(2, id, &format!("Воронка \"{i}\" 🚀"), false);
             self.add_deal_stages(id);
         }
@@ -330,6 +330,7 @@ impl PortalData {
             },
             semantics,
             Val::Str(sem.unwrap_or("").into()),
+            status_extra(sem, color),
         ];
         self.push_row("status", row);
         if let Some(t) = self.tables.get_mut("status") {
@@ -338,6 +339,14 @@ impl PortalData {
                 r[0] = Val::Int(id as i64 + 100);
             }
         }
+    }
+
+    /// A new pipeline id: ids are unique across entity types (one table of pipelines), only
+    /// the deal default pipeline 0 is not stored.
+    fn next_category(&mut self) -> i64 {
+        let id = self.next_category_id;
+        self.next_category_id += 1;
+        id
     }
 
     fn push_category(&mut self, etid: u32, id: i64, name: &str, default: bool) {
@@ -518,8 +527,7 @@ impl PortalData {
             created,
             updated: created,
         });
-        let cat = self.next_category_id;
-        self.next_category_id += 2;
+        let cat = self.next_category();
         self.push_category(etid, cat, "Основная воронка", true);
         let entity = format!("DYNAMIC_{etid}_STAGE_{cat}");
         let pre = format!("DT{etid}_{cat}:");
@@ -620,6 +628,19 @@ impl PortalData {
     }
 }
 
+/// `EXTRA` of a directory item: `{SEMANTICS, COLOR}` for stages and lead statuses (JSON text).
+fn status_extra(sem: Option<&str>, color: &str) -> Val {
+    let Some(sem) = sem else {
+        return Val::Null;
+    };
+    let name = match sem {
+        "S" => "success",
+        "F" => "failure",
+        _ => "process",
+    };
+    Val::Str(serde_json::json!({"SEMANTICS": name, "COLOR": color}).to_string())
+}
+
 /// The field that records a row's last modification, per table kind.
 pub fn modify_field(t: &Table) -> Option<&'static str> {
     match t.kind {
@@ -643,107 +664,220 @@ fn plain(code: &str, kind: Kind, genr: Gen) -> FieldDef {
     fd(code, api, kind, genr, code)
 }
 
+/// A field with the title `*.fields` gives it.
+fn titled(code: &str, kind: Kind, genr: Gen, title: &str) -> FieldDef {
+    FieldDef {
+        title: title.to_string(),
+        ..plain(code, kind, genr)
+    }
+}
+
+/// `user.get` fields; titles as `user.fields` gives them (EN user-fields.md).
 fn user_fields() -> Vec<FieldDef> {
+    let empty = || Gen::Const(Val::Str(String::new()));
     vec![
-        plain("ID", Kind::Int, Gen::Id),
-        plain("ACTIVE", Kind::JsonBool, Gen::YesNo(90)),
-        plain("NAME", Kind::Str, Gen::FirstName),
-        plain(
+        titled("ID", Kind::Int, Gen::Id, "ID"),
+        titled("ACTIVE", Kind::JsonBool, Gen::YesNo(90), "Activity"),
+        titled("NAME", Kind::Str, Gen::FirstName, "First Name"),
+        titled(
             "LAST_NAME",
             Kind::Str,
             Gen::Word(&["Иванова", "Petrov", "O'Brien", "Smith"], 0),
+            "Last Name",
         ),
-        plain(
-            "SECOND_NAME",
+        titled("SECOND_NAME", Kind::Str, empty(), "Middle Name"),
+        titled("EMAIL", Kind::Str, Gen::UserEmail, "E-Mail"),
+        titled("LAST_LOGIN", Kind::DateTime, Gen::Modified, "Last Login"),
+        titled(
+            "DATE_REGISTER",
+            Kind::Date,
+            Gen::RegDate,
+            "Registration Date",
+        ),
+        titled("TIME_ZONE", Kind::Str, empty(), "TIME_ZONE"),
+        titled("IS_ONLINE", Kind::YesNo, Gen::YesNo(30), "IS_ONLINE"),
+        titled("TIMESTAMP_X", Kind::OrmObject, Gen::Modified, "TIMESTAMP_X"),
+        titled(
+            "LAST_ACTIVITY_DATE",
+            Kind::OrmObject,
+            Gen::Modified,
+            "LAST_ACTIVITY_DATE",
+        ),
+        titled(
+            "PERSONAL_GENDER",
             Kind::Str,
-            Gen::Const(Val::Str(String::new())),
+            Gen::Word(&["M", "F", ""], 0),
+            "Gender",
         ),
-        plain("EMAIL", Kind::Str, Gen::UserEmail),
-        plain("LAST_LOGIN", Kind::DateTime, Gen::Modified),
-        plain("DATE_REGISTER", Kind::Date, Gen::RegDate),
-        plain("TIME_ZONE", Kind::Str, Gen::Const(Val::Str(String::new()))),
-        plain("IS_ONLINE", Kind::YesNo, Gen::YesNo(30)),
-        plain("TIMESTAMP_X", Kind::OrmObject, Gen::Modified),
-        plain("LAST_ACTIVITY_DATE", Kind::OrmObject, Gen::Modified),
-        plain("PERSONAL_GENDER", Kind::Str, Gen::Word(&["M", "F", ""], 0)),
-        plain(
-            "PERSONAL_WWW",
-            Kind::Str,
-            Gen::Const(Val::Str(String::new())),
-        ),
-        plain("PERSONAL_BIRTHDAY", Kind::Date, Gen::Birthday),
-        plain(
-            "PERSONAL_MOBILE",
-            Kind::Str,
-            Gen::Const(Val::Str(String::new())),
-        ),
-        plain(
+        titled("PERSONAL_WWW", Kind::Str, empty(), "Homepage"),
+        titled("PERSONAL_BIRTHDAY", Kind::Date, Gen::Birthday, "Birthday"),
+        titled("PERSONAL_MOBILE", Kind::Str, empty(), "Personal Mobile"),
+        titled(
             "PERSONAL_CITY",
             Kind::Str,
             Gen::Word(&["Москва", "Berlin", ""], 0),
+            "City of Residence",
         ),
-        plain("WORK_PHONE", Kind::Str, Gen::Const(Val::Str(String::new()))),
-        plain(
+        titled("WORK_PHONE", Kind::Str, empty(), "Company Phone"),
+        titled(
             "WORK_POSITION",
             Kind::Str,
             Gen::Word(&["Менеджер", "Developer", "CEO"], 0),
+            "Position",
         ),
-        plain("UF_EMPLOYMENT_DATE", Kind::Date, Gen::Birthday),
-        plain("UF_DEPARTMENT", Kind::Int, Gen::UserDepartments).multi(),
-        plain(
+        titled(
+            "UF_EMPLOYMENT_DATE",
+            Kind::Date,
+            Gen::Birthday,
+            "Employment Date",
+        ),
+        titled(
+            "UF_DEPARTMENT",
+            Kind::Int,
+            Gen::UserDepartments,
+            "Departments",
+        )
+        .multi(),
+        titled(
             "USER_TYPE",
             Kind::Str,
             Gen::Const(Val::Str("employee".into())),
+            "USER_TYPE",
         ),
     ]
 }
 
+/// `department.get` fields; titles as `department.fields` gives them (EN department-fields.md).
 fn department_fields() -> Vec<FieldDef> {
     vec![
-        plain("ID", Kind::Int, Gen::Id),
-        plain("NAME", Kind::Str, Gen::DeptName),
-        plain("SORT", Kind::Int, Gen::Const(Val::Int(500))),
-        plain("PARENT", Kind::Int, Gen::DeptParent),
-        plain("UF_HEAD", Kind::Int, Gen::IntRange(1, 3, 50)),
+        titled("ID", Kind::Int, Gen::Id, "ID"),
+        titled("NAME", Kind::Str, Gen::DeptName, "Department Name"),
+        titled(
+            "SORT",
+            Kind::Int,
+            Gen::Const(Val::Int(500)),
+            "Sorting Order",
+        ),
+        titled("PARENT", Kind::Int, Gen::DeptParent, "Parent Department"),
+        titled("UF_HEAD", Kind::Int, Gen::IntRange(1, 3, 50), "Manager"),
     ]
 }
 
+/// `crm.activity.list` fields with the types and titles of `crm.activity.fields`
+/// (EN crm-activity-fields.md).
 fn activity_fields() -> Vec<FieldDef> {
+    let int = |code: &str, api: &str, genr: Gen, title: &str| fd(code, api, Kind::Int, genr, title);
+    let time =
+        |code: &str, genr: Gen, title: &str| fd(code, "datetime", Kind::DateTime, genr, title);
     vec![
-        plain("ID", Kind::Int, Gen::Id),
-        plain("OWNER_ID", Kind::Int, Gen::Parent(2)),
-        plain("OWNER_TYPE_ID", Kind::Int, Gen::Const(Val::Int(2))),
-        plain("TYPE_ID", Kind::Int, Gen::IntRange(1, 4, 0)),
-        plain(
+        int("ID", "integer", Gen::Id, "ID").ro(),
+        int("OWNER_ID", "integer", Gen::Parent(2), "Owner ID").immutable(),
+        int(
+            "OWNER_TYPE_ID",
+            "crm_enum_ownertype",
+            Gen::Const(Val::Int(2)),
+            "Owner Type",
+        )
+        .immutable(),
+        int(
+            "TYPE_ID",
+            "crm_enum_activitytype",
+            Gen::IntRange(1, 4, 0),
+            "Type",
+        )
+        .req()
+        .immutable(),
+        fd(
             "PROVIDER_ID",
+            "string",
             Kind::Str,
             Gen::Word(
                 &["CRM_MEETING", "VOXIMPLANT_CALL", "CRM_EMAIL", "CRM_TODO"],
                 0,
             ),
+            "Provider ID",
         ),
-        plain(
+        fd(
             "PROVIDER_TYPE_ID",
+            "string",
             Kind::Str,
             Gen::Word(&["MEETING", "CALL", "EMAIL", "TODO"], 0),
+            "Provider Type",
         ),
-        plain("SUBJECT", Kind::Str, Gen::Phrase(0)),
-        plain("CREATED", Kind::DateTime, Gen::Created),
-        plain("LAST_UPDATED", Kind::DateTime, Gen::Modified),
-        plain("START_TIME", Kind::DateTime, Gen::Moved),
-        plain("END_TIME", Kind::DateTime, Gen::Moved),
-        plain("DEADLINE", Kind::DateTime, Gen::Moved),
-        plain("COMPLETED", Kind::YesNo, Gen::YesNo(60)),
-        plain("STATUS", Kind::Int, Gen::IntRange(1, 3, 0)),
-        plain("RESPONSIBLE_ID", Kind::Int, Gen::User),
-        plain("PRIORITY", Kind::Int, Gen::IntRange(1, 3, 0)),
-        plain("DESCRIPTION", Kind::Str, Gen::Phrase(30)),
-        plain("DESCRIPTION_TYPE", Kind::Int, Gen::Const(Val::Int(1))),
-        plain("DIRECTION", Kind::Int, Gen::IntRange(1, 2, 0)),
-        plain("AUTHOR_ID", Kind::Int, Gen::User),
-        plain("EDITOR_ID", Kind::Int, Gen::User),
-        plain("SETTINGS", Kind::Str, Gen::Const(Val::List(vec![]))).multi(),
-        plain("PROVIDER_PARAMS", Kind::Str, Gen::Const(Val::List(vec![]))).multi(),
+        fd("SUBJECT", "string", Kind::Str, Gen::Phrase(0), "Subject").req(),
+        time("CREATED", Gen::Created, "Creation Date").ro(),
+        time("LAST_UPDATED", Gen::Modified, "Last Updated").ro(),
+        time("START_TIME", Gen::Moved, "Start"),
+        time("END_TIME", Gen::Moved, "Deadline"),
+        time("DEADLINE", Gen::Moved, "Due Date"),
+        fd(
+            "COMPLETED",
+            "char",
+            Kind::YesNo,
+            Gen::YesNo(60),
+            "Completed",
+        ),
+        int(
+            "STATUS",
+            "crm_enum_activitystatus",
+            Gen::IntRange(1, 3, 0),
+            "Status",
+        ),
+        int("RESPONSIBLE_ID", "user", Gen::User, "Responsible").req(),
+        int(
+            "PRIORITY",
+            "crm_enum_activitypriority",
+            Gen::IntRange(1, 3, 0),
+            "Priority",
+        ),
+        fd(
+            "DESCRIPTION",
+            "string",
+            Kind::Str,
+            Gen::Phrase(30),
+            "Description",
+        ),
+        int(
+            "DESCRIPTION_TYPE",
+            "crm_enum_contenttype",
+            Gen::Const(Val::Int(1)),
+            "Description Type",
+        ),
+        int(
+            "DIRECTION",
+            "crm_enum_activitydirection",
+            Gen::IntRange(1, 2, 0),
+            "Direction",
+        ),
+        int("AUTHOR_ID", "user", Gen::User, "Created By").ro(),
+        int("EDITOR_ID", "user", Gen::User, "Edited By").ro(),
+        // PHP arrays: `[]` when empty, an object otherwise.
+        fd(
+            "SETTINGS",
+            "object",
+            Kind::Json,
+            Gen::Word(
+                &[
+                    "[]",
+                    r#"{"ADDRESS":"Москва, ул. Тверская, 1","IS_PERIOD":"N"}"#,
+                ],
+                0,
+            ),
+            "Settings",
+        ),
+        fd(
+            "PROVIDER_PARAMS",
+            "object",
+            Kind::Json,
+            Gen::Word(
+                &[
+                    "[]",
+                    r#"{"recordUrl":"https://example.com/call/1.mp3","duration":61}"#,
+                ],
+                0,
+            ),
+            "Provider Parameters",
+        ),
     ]
 }
 
@@ -777,46 +911,77 @@ fn history_fields(lead: bool) -> Vec<FieldDef> {
     f
 }
 
+/// `crm.status.list` fields with the types and titles of `crm.status.fields`
+/// (EN crm-status-fields.md).
 fn status_fields() -> Vec<FieldDef> {
+    let text = |code: &str, api: &str, title: &str| fd(code, api, Kind::Str, Gen::Null, title);
     vec![
-        plain("ID", Kind::Int, Gen::Null),
-        plain("ENTITY_ID", Kind::Str, Gen::Null),
-        plain("STATUS_ID", Kind::Str, Gen::Null),
-        plain("NAME", Kind::Str, Gen::Null),
-        plain("NAME_INIT", Kind::Str, Gen::Null),
-        plain("SORT", Kind::Int, Gen::Null),
-        plain("SYSTEM", Kind::YesNo, Gen::Null),
-        plain("CATEGORY_ID", Kind::Int, Gen::Null),
-        plain("COLOR", Kind::Str, Gen::Null),
-        plain("SEMANTICS", Kind::Str, Gen::Null),
-        // Internal P/S/F marker used for EXTRA and stage semantics; not an API column.
+        fd("ID", "integer", Kind::Int, Gen::Null, "ID").ro(),
+        text("ENTITY_ID", "string", "Entity ID").req().immutable(),
+        text("STATUS_ID", "string", "Status").req().immutable(),
+        text("NAME", "string", "Name").req(),
+        text("NAME_INIT", "string", "Default Name").ro(),
+        fd("SORT", "integer", Kind::Int, Gen::Null, "Sorting"),
+        fd("SYSTEM", "char", Kind::YesNo, Gen::Null, "System").ro(),
+        fd(
+            "CATEGORY_ID",
+            "integer",
+            Kind::Int,
+            Gen::Null,
+            "CATEGORY_ID",
+        )
+        .immutable(),
+        text("COLOR", "string", "COLOR"),
+        // `char` in the docs, but a letter (S, F) or empty, not a Y/N flag.
+        text("SEMANTICS", "char", "SEMANTICS").immutable(),
+        // Internal P/S/F marker used for stage semantics; not an API column.
         plain("_SEMANTIC", Kind::Str, Gen::Null),
+        // `{SEMANTICS, COLOR}` for stage-like directories, absent for the others.
+        fd(
+            "EXTRA",
+            "crm_status_extra",
+            Kind::Json,
+            Gen::Null,
+            "Additional Fields",
+        ),
     ]
 }
 
+/// `crm.category.list` fields (controller API: camelCase names, `upperName` columns) with the
+/// types and titles of `crm.category.fields` (EN crm-category-fields.md).
 fn category_fields() -> Vec<FieldDef> {
+    let f = |code: &str, api: &str, kind: Kind| fd(code, api, kind, Gen::Null, code);
     vec![
-        plain("ID", Kind::Int, Gen::Null),
-        plain("ENTITY_TYPE_ID", Kind::Int, Gen::Null),
-        plain("NAME", Kind::Str, Gen::Null),
-        plain("SORT", Kind::Int, Gen::Null),
-        plain("IS_DEFAULT", Kind::YesNo, Gen::Null),
-        plain("ORIGIN_ID", Kind::Str, Gen::Null),
-        plain("ORIGINATOR_ID", Kind::Str, Gen::Null),
+        f("ID", "integer", Kind::Int).ro(),
+        f("ENTITY_TYPE_ID", "integer", Kind::Int).req().ro(),
+        f("NAME", "string", Kind::Str),
+        f("SORT", "integer", Kind::Int),
+        f("IS_DEFAULT", "boolean", Kind::YesNo).ro(),
+        f("ORIGIN_ID", "string", Kind::Str),
+        f("ORIGINATOR_ID", "string", Kind::Str),
     ]
 }
 
+/// `crm.currency.list` fields with the types and titles of `crm.currency.fields` (EN
+/// crm-currency-fields.md: `int`, not `integer`).
 fn currency_fields() -> Vec<FieldDef> {
+    let f = |code: &str, api: &str, kind: Kind, title: &str| fd(code, api, kind, Gen::Null, title);
     vec![
-        plain("CURRENCY", Kind::Str, Gen::Null),
-        plain("AMOUNT_CNT", Kind::Int, Gen::Null),
-        plain("AMOUNT", Kind::Amount, Gen::Null),
-        plain("SORT", Kind::Int, Gen::Null),
-        plain("BASE", Kind::YesNo, Gen::Null),
-        plain("FULL_NAME", Kind::Str, Gen::Null),
-        plain("LID", Kind::Str, Gen::Null),
-        plain("FORMAT_STRING", Kind::Str, Gen::Null),
-        plain("DECIMALS", Kind::Int, Gen::Null),
-        plain("DATE_UPDATE", Kind::DateTime, Gen::Null),
+        f("CURRENCY", "string", Kind::Str, "Currency"),
+        f("AMOUNT_CNT", "int", Kind::Int, "Face value"),
+        f("AMOUNT", "double", Kind::Amount, "Exchange rate"),
+        f("SORT", "int", Kind::Int, "Sorting"),
+        f("BASE", "char", Kind::YesNo, "Base currency").ro(),
+        f("FULL_NAME", "string", Kind::Str, "Name").ro(),
+        f("LID", "string", Kind::Str, "Website").ro(),
+        f(
+            "FORMAT_STRING",
+            "string",
+            Kind::Str,
+            "Currency output format string",
+        )
+        .ro(),
+        f("DECIMALS", "int", Kind::Int, "Number of decimal places").ro(),
+        f("DATE_UPDATE", "datetime", Kind::DateTime, "Date modified").ro(),
     ]
 }

@@ -306,7 +306,10 @@ fn wrap(base: ChType, multiple: bool, is_pk: bool) -> ChType {
 fn base_type(field: &Field, money_context: bool) -> ChType {
     let t = field.bitrix_type.as_str();
     match t {
-        "integer" => ChType::Int64,
+        // `int` is how crm.currency.fields spells it; `crm_enum_*` (activity type, status,
+        // direction…) are numeric ids of fixed enumerations.
+        "integer" | "int" => ChType::Int64,
+        _ if t.starts_with("crm_enum_") => ChType::Int64,
         "double" if money_context && MONEY_FIELD_CODES.contains(&field.code.as_str()) => {
             ChType::money()
         }

@@ -384,21 +384,6 @@ pub fn same(expected: &Value, actual: &Value) -> bool {
     }
 }
 
-/// Splits off the mismatches of known gaps (`entity.column`, `entity.*` or `entity.<row>`
-/// patterns, see the test that lists them); returns (the rest, how many were known).
-pub fn without_known(mismatches: Vec<Mismatch>, known: &[&str]) -> (Vec<Mismatch>, usize) {
-    let is_known = |m: &Mismatch| {
-        known.iter().any(|k| {
-            let (e, c) = k.split_once('.').unwrap_or((k, "*"));
-            e == m.entity && (c == "*" || c == m.column)
-        })
-    };
-    let total = mismatches.len();
-    let rest: Vec<Mismatch> = mismatches.into_iter().filter(|m| !is_known(m)).collect();
-    let known = total - rest.len();
-    (rest, known)
-}
-
 /// Panics with a readable summary (count and one example per entity and column) if any.
 pub fn assert_equal(mismatches: &[Mismatch]) {
     if mismatches.is_empty() {
@@ -420,22 +405,3 @@ pub fn assert_equal(mismatches: &[Mismatch]) {
         summary.join("\n"),
     );
 }
-
-/// Differences known today, each with its cause; [`without_known`] sets them aside so every
-/// other cell must match. Remove an entry when its cause is fixed.
-pub const KNOWN_GAPS: &[&str] = &[
-    // `crm_category` lists deal pipelines only (`crm.category.list` with entityTypeId 2);
-    // smart-process pipelines are not loaded.
-    "crm_category.<row>",
-    // The emulator has no `crm.activity.fields`, `crm.currency.fields`, `crm.status.fields`,
-    // `user.fields`: b24ch falls back to its documented lists, which miss some fields (and
-    // have EXTRA/XML_ID that the emulator's ground truth lacks).
-    "crm_activity.DESCRIPTION_TYPE",
-    "crm_activity.SETTINGS",
-    "crm_activity.PROVIDER_PARAMS",
-    "crm_currency.DECIMALS",
-    "crm_currency.FORMAT_STRING",
-    "crm_currency.LID",
-    "crm_status.EXTRA",
-    "user.*",
-];

@@ -106,13 +106,19 @@ pub fn exists(method: &str) -> bool {
             | "crm.type.list"
             | "crm.enum.ownertype"
             | "crm.status.list"
+            | "crm.status.fields"
             | "crm.category.list"
+            | "crm.category.fields"
             | "crm.activity.list"
+            | "crm.activity.fields"
             | "crm.stagehistory.list"
             | "crm.currency.list"
+            | "crm.currency.fields"
             | "crm.userfield.types"
             | "user.get"
+            | "user.fields"
             | "department.get"
+            | "department.fields"
             | "batch"
     )
 }
@@ -139,13 +145,19 @@ pub fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome> {
         "crm.type.list" => reference::type_list(ctx, params),
         "crm.enum.ownertype" => reference::owner_types(ctx),
         "crm.status.list" => reference::status_list(ctx, params),
+        "crm.status.fields" => reference::described_fields(ctx, "status"),
         "crm.category.list" => reference::category_list(ctx, params),
+        "crm.category.fields" => reference::category_fields(ctx, params),
         "crm.currency.list" => reference::currency_list(ctx),
+        "crm.currency.fields" => reference::described_fields(ctx, "currency"),
+        "crm.activity.fields" => reference::described_fields(ctx, "activity"),
         "crm.userfield.types" => reference::userfield_types(ctx),
         "crm.activity.list" => legacy::list(ctx, "activity", params),
         "crm.stagehistory.list" => item::stagehistory(ctx, params),
         "user.get" => users::user_get(ctx, params),
         "department.get" => users::department_get(ctx, params),
+        "user.fields" => reference::title_map(ctx, "user"),
+        "department.fields" => reference::title_map(ctx, "department"),
         _ => return None,
     })
 }

@@ -7,7 +7,7 @@ use super::super::params::PVal;
 use super::super::query::{self, Cond, PAGE, split_op};
 use super::super::render::{self, iso_datetime};
 use super::super::store::PortalData;
-use super::legacy::cell;
+use super::legacy::{cell, describe};
 use super::{Ctx, MethodError, Outcome, Success, array_param, start_param};
 
 fn yn(b: bool) -> J {
@@ -211,30 +211,14 @@ pub fn status_list(ctx: &mut Ctx, params: &PVal) -> Outcome {
         .filter_map(|id| rows.iter().find(|(r, _)| r == id))
         .map(|(id, vals)| {
             let c = cell(ctx, t, *id);
-            let mut o: Vec<(String, J)> = t
+            // EXTRA exists only for stage-like directories: no key for the others.
+            let o: Vec<(String, J)> = t
                 .fields
                 .iter()
                 .zip(vals)
-                .filter(|(f, _)| !f.code.starts_with('_'))
+                .filter(|(f, v)| !f.code.starts_with('_') && !(f.code == "EXTRA" && v.is_null()))
                 .map(|(f, v)| (f.code.clone(), render::legacy(f, v, &c, false)))
                 .collect();
-            let sem = vals.get(10).cloned().unwrap_or(Val::Null);
-            if let (Val::Str(s), Some(Val::Str(color))) = (sem, vals.get(8))
-                && !s.is_empty()
-            {
-                let name = match s.as_str() {
-                    "S" => "success",
-                    "F" => "failure",
-                    _ => "process",
-                };
-                o.push((
-                    "EXTRA".into(),
-                    J::obj([
-                        ("SEMANTICS", J::str(name)),
-                        ("COLOR", J::Str(color.clone())),
-                    ]),
-                ));
-            }
             J::Obj(o)
         })
         .collect();
@@ -250,19 +234,79 @@ pub fn status_list(ctx: &mut Ctx, params: &PVal) -> Outcome {
     )
 }
 
-/// `crm.category.list`: `{"categories":[…]}`; the default pipeline has no origin keys.
-pub fn category_list(ctx: &mut Ctx, params: &PVal) -> Outcome {
+/// `*.fields` of a reference table in the legacy format (`crm.activity.fields`,
+/// `crm.status.fields`, `crm.currency.fields`): exactly the fields its rows carry.
+pub fn described_fields(ctx: &mut Ctx, table: &str) -> Outcome {
     let secs = ctx.shared.cfg.cost.call_secs;
-    let data = &ctx.st.data;
+    let Some(t) = ctx.st.data.tables.get(table) else {
+        return Outcome::err(MethodError::legacy("Not found"), secs);
+    };
+    let out = t
+        .fields
+        .iter()
+        .filter(|f| !f.code.starts_with('_'))
+        .map(|f| (f.code.clone(), describe(f, false)))
+        .collect();
+    Outcome::ok(Success::plain(J::Obj(out)), secs, 0)
+}
+
+/// `user.fields`, `department.fields`: `{CODE: "Title"}` without types.
+pub fn title_map(ctx: &mut Ctx, table: &str) -> Outcome {
+    let secs = ctx.shared.cfg.cost.call_secs;
+    let out = ctx
+        .st
+        .data
+        .tables
+        .get(table)
+        .map(|t| {
+            t.fields
+                .iter()
+                .map(|f| (f.code.clone(), J::Str(f.title.clone())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Outcome::ok(Success::plain(J::Obj(out)), secs, 0)
+}
+
+/// The pipelines table when `entityTypeId` names a type with pipelines (deals, smart
+/// processes; not contacts or companies), else the documented `NOT_FOUND`.
+fn pipelines_of<'a>(data: &'a PortalData, params: &PVal) -> Result<(&'a Table, i64), MethodError> {
     let etid = params
         .get("entityTypeId")
         .and_then(PVal::as_i64)
         .unwrap_or(0);
-    if etid <= 0 || data.table_for_etid(etid as u32).is_none() || matches!(etid, 3 | 4) {
-        return Outcome::err(MethodError::new(400, "NOT_FOUND", "SPA not found"), secs);
+    let known = u32::try_from(etid).is_ok_and(|e| e > 0 && data.table_for_etid(e).is_some());
+    if !known || matches!(etid, 3 | 4) {
+        return Err(MethodError::new(400, "NOT_FOUND", "SPA not found"));
     }
-    let Some(t) = data.tables.get("category") else {
-        return Outcome::err(MethodError::legacy("Not found"), secs);
+    data.tables
+        .get("category")
+        .map(|t| (t, etid))
+        .ok_or_else(|| MethodError::legacy("Not found"))
+}
+
+/// `crm.category.fields`: `{"fields": {camelName: {…, upperName}}}`.
+pub fn category_fields(ctx: &mut Ctx, params: &PVal) -> Outcome {
+    let secs = ctx.shared.cfg.cost.call_secs;
+    let t = match pipelines_of(&ctx.st.data, params) {
+        Ok((t, _)) => t,
+        Err(e) => return Outcome::err(e, secs),
+    };
+    let out = t
+        .fields
+        .iter()
+        .filter_map(|f| Some((f.item.clone()?, describe(f, true))))
+        .collect();
+    Outcome::ok(Success::plain(J::obj([("fields", J::Obj(out))])), secs, 0)
+}
+
+/// `crm.category.list`: `{"categories":[…]}`; the default pipeline has no origin keys.
+pub fn category_list(ctx: &mut Ctx, params: &PVal) -> Outcome {
+    let secs = ctx.shared.cfg.cost.call_secs;
+    let data = &ctx.st.data;
+    let (t, etid) = match pipelines_of(data, params) {
+        Ok(x) => x,
+        Err(e) => return Outcome::err(e, secs),
     };
     let mut cats: Vec<J> = Vec::new();
     for (_, v) in material_rows(data, t) {
