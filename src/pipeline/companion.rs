@@ -239,3 +239,104 @@ fn malformed(spec: &MethodSpec, message: &str) -> BitrixError {
         message: message.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bitrix::{AuthConfig, ClientConfig, Governor, GovernorConfig, ListRequest};
+    use crate::demo_portal::{self, PortalConfig};
+    use crate::schema::table_columns;
+    use futures::StreamExt;
+    use std::sync::Arc;
+
+    async fn setup() -> (demo_portal::RunningPortal, Arc<Client>, EntityJob) {
+        let portal = demo_portal::start(PortalConfig::default(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let cfg = ClientConfig::new(AuthConfig::Webhook {
+            url: crate::config::Secret::new(portal.webhook_url()),
+        });
+        let client = Arc::new(Client::new(cfg, Governor::new(GovernorConfig::standard())).unwrap());
+        let catalog = crate::catalog::discover(&client).await.unwrap();
+        let entity = catalog.entity("crm_deal").unwrap().clone();
+        let job = EntityJob::new(entity.clone(), table_columns(&entity)).unwrap();
+        (portal, client, job)
+    }
+
+    /// Every deal as crm.item.list returns it (all fields).
+    async fn primary_rows(client: &Arc<Client>) -> Vec<RawRow> {
+        let req = ListRequest {
+            method_key: "crm.item".into(),
+            entity_type_id: Some(2),
+            ..Default::default()
+        };
+        let pages: Vec<_> = bitrix::list(client.clone(), req).collect().await;
+        pages.into_iter().flat_map(|p| p.unwrap().rows).collect()
+    }
+
+    fn cell<'a>(job: &EntityJob, row: &'a [Cell], column: &str) -> &'a Cell {
+        let i = job.columns.iter().position(|c| c.name == column).unwrap();
+        &row[i]
+    }
+
+    #[tokio::test]
+    async fn rows_changed_between_the_two_reads_are_never_emitted_torn() {
+        let (portal, client, job) = setup().await;
+        let companion = job.companion.clone().unwrap();
+        assert!(companion.spec.list == "crm.deal.list");
+        let rows = primary_rows(&client).await;
+        let total = rows.len();
+        // A user edits deals 5 and 77 and deletes deal 9 after the primary read.
+        let c = portal.control();
+        let mut set = Map::new();
+        set.insert("TITLE".into(), json!("edited meanwhile"));
+        let later = c.now() as i64 + 100;
+        c.modify_rows("deal", &[5, 77], &set, Some(later)).unwrap();
+        c.delete_rows("deal", &[9]).unwrap();
+
+        let service = crate::schema::ServiceValues {
+            loaded_at_ms: 0,
+            version: 1,
+            is_deleted: false,
+        };
+        let joined = companion
+            .join(&client, &job, &rows, &service)
+            .await
+            .unwrap();
+        assert_eq!(joined.unsettled, [5, 9, 77]);
+        assert_eq!(joined.rows.len(), total - 3);
+        // Columns from both methods are filled: the legacy-only field and the title (moved to
+        // crm.deal.list) next to crm.item's contact list.
+        let truth = c.ground_truth("deal").unwrap();
+        let first = &joined.rows[0];
+        assert_eq!(
+            cell(&job, first, "TITLE"),
+            &Cell::Str(truth[0]["TITLE"].as_str().unwrap().to_string())
+        );
+        assert!(job.entity.from_companion("ADDITIONAL_INFO"));
+        assert!(!job.entity.from_companion("CONTACT_IDS"));
+        let with_contacts = joined
+            .rows
+            .iter()
+            .filter(|r| matches!(cell(&job, r, "CONTACT_IDS"), Cell::Array(a) if !a.is_empty()))
+            .count();
+        assert!(with_contacts > 0, "contact lists come from crm.item");
+
+        // The whole step: unsettled rows are read again; the edited ones now agree, the
+        // deleted one is gone.
+        let page = super::super::extract::joined_page(&client, &job, &companion, &rows)
+            .await
+            .unwrap();
+        assert_eq!(page.rows.len(), total - 1);
+        let id5 = page
+            .rows
+            .iter()
+            .find(|r| matches!(r[0], Cell::Int(5) | Cell::UInt(5)))
+            .unwrap();
+        assert_eq!(
+            cell(&job, id5, "TITLE"),
+            &Cell::Str("edited meanwhile".into())
+        );
+        portal.shutdown().await;
+    }
+}

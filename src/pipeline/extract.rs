@@ -34,7 +34,7 @@ pub struct EntityJob {
     pub columns: Arc<Vec<Column>>,
     normalizer: Arc<RowNormalizer>,
     spec: &'static bitrix::MethodSpec,
-    companion: Option<Arc<CompanionJob>>,
+    pub(super) companion: Option<Arc<CompanionJob>>,
 }
 
 impl EntityJob {
@@ -198,7 +198,7 @@ fn normalize_page(job: &EntityJob, rows: &[RawRow]) -> Result<TypedPage, Pipelin
 
 /// Primary rows joined with their companion columns; rows that changed between the two reads
 /// are read again once, and left to the next incremental load if they are still changing.
-async fn joined_page(
+pub(super) async fn joined_page(
     client: &Arc<Client>,
     job: &EntityJob,
     companion: &CompanionJob,
