@@ -590,6 +590,54 @@ mod tests {
     }
 
     #[test]
+    fn a_key_learns_its_dearest_commands_share_of_the_growth() {
+        let t = |op: f64, processing: Option<f64>| TimeInfo {
+            operating: Some(op),
+            operating_reset_at: Some(700.0),
+            processing,
+            ..TimeInfo::default()
+        };
+        // Two pages at 0.6 s and a probe at 0.02 s: the highest figure, the dearest share.
+        let mut f = KeyFigures::default();
+        for time in [
+            t(10.62, Some(0.6)),
+            t(10.02, Some(0.02)),
+            t(11.22, Some(0.6)),
+        ] {
+            f.add(&time);
+        }
+        let o = f.observation("crm.item.list", f.operating).unwrap();
+        assert_eq!((o.operating, o.reset_at), (11.22, Some(700.0)));
+        assert!((o.peak_share - 0.6 / 1.22).abs() < 1e-9, "{o:?}");
+        // Without `processing`, equal shares.
+        let mut f = KeyFigures::default();
+        for _ in 0..4 {
+            f.add(&t(1.0, None));
+        }
+        assert_eq!(f.observation("batch", Some(3.0)).unwrap().peak_share, 0.25);
+        // No figure, no observation.
+        assert!(KeyFigures::default().observation("batch", None).is_none());
+    }
+
+    #[test]
+    fn a_batch_is_billed_to_batch_and_to_each_method_per_command() {
+        let mut b = Batch::new();
+        b.push("probe", "crm.item.list", serde_json::json!({}))
+            .unwrap();
+        b.push("p0", "crm.item.list", serde_json::json!({}))
+            .unwrap();
+        b.push("u", "user.get", serde_json::json!({})).unwrap();
+        assert_eq!(
+            billed(&b),
+            vec![
+                Billed::new("batch", 3),
+                Billed::new("crm.item.list", 2),
+                Billed::new("user.get", 1)
+            ]
+        );
+    }
+
+    #[test]
     fn urls_are_stripped_from_transport_messages() {
         let s = strip_urls("error sending request for url (https://h/rest/1/code/crm.deal.list)");
         assert!(!s.contains("code"), "{s}");
