@@ -3,6 +3,7 @@
 //! The 100k tests print their measured numbers; run them in release:
 //! `cargo test --release --test bitrix_listing -- --nocapture --test-threads 1`.
 use b24ch::bitrix::governor::{BatchBilling as GovBilling, GovernorConfig};
+use b24ch::bitrix::listing::PAGE_SIZE;
 use b24ch::bitrix::{AuthConfig, BitrixError, Client, ClientConfig, Governor, ListRequest, list};
 use b24ch::config::Secret;
 use b24ch::demo_portal::{
@@ -318,7 +319,7 @@ async fn governor_keeps_tight_budget(billing: BatchBilling) {
     assert_eq!(snap.billing, expected);
     assert!(snap.counters.operating_waits > 0, "{snap:?}");
     let key = snap.methods.iter().find(|k| k.key == billed).unwrap();
-    assert!(key.waits > 0 && key.estimate_next > 0.0, "{snap:?}");
+    assert!(key.waits > 0 && key.estimate_per_command > 0.0, "{snap:?}");
     // The portal's own bill: several windows' worth of budget spent, never blocked.
     let counters = p.control().counters();
     let billed_secs = counters.operating_secs.get(billed).copied().unwrap_or(0.0);
@@ -436,6 +437,48 @@ async fn four_entities_listed_concurrently_share_the_limits() {
     m.print("four entities concurrently (deal, lead, contact, company), 100k each");
     m.assert_within_limits();
     assert!(m.rows_per_request() >= 2400.0, "{m:?}");
+}
+
+/// What listing `n` deals cost in requests and `crm.item.list` commands, from the portal's
+/// counters: `(requests, commands, wasted)` where wasted = commands that carried no row and
+/// were not the probe (pages past the end, including the one proving it).
+async fn small_listing_cost(n: u64) -> (u64, u64, u64) {
+    let p = portal(sizes(n), BatchBilling::PerMethod).await;
+    let c = webhook_client(&p);
+    let truth = truth_ids(&p, "deal");
+    assert_eq!(truth.len() as u64, n);
+    p.control().reset_counters();
+    let ids = collect_ids(c, deals()).await.unwrap();
+    assert_exactly_once(&ids, &truth);
+    let counters = p.control().counters();
+    assert_eq!(counters.operation_time_limit, 0, "{counters:?}");
+    assert_eq!(counters.count_queries, 0, "{counters:?}");
+    let commands = counters
+        .per_method
+        .get("crm.item.list")
+        .copied()
+        .unwrap_or(0);
+    let pages_with_rows = n.div_ceil(PAGE_SIZE as u64);
+    let wasted = commands - 1 - pages_with_rows;
+    println!(
+        "[listing] {n} deals: requests={} commands={commands} (probe 1, pages with rows \
+         {pages_with_rows}, past the end {wasted})",
+        counters.requests_total
+    );
+    (counters.requests_total, commands, wasted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_table_wastes_at_most_three_pages() {
+    for n in [1, 49, 120, 199] {
+        let (requests, _, wasted) = small_listing_cost(n).await;
+        assert_eq!(requests, 1, "{n} deals");
+        assert!(wasted <= 3, "{n} deals: {wasted} pages past the end");
+    }
+    // Past the first chain the probe sizes the rest: one page past the end (the one that
+    // proves it), whatever the size.
+    let (requests, commands, wasted) = small_listing_cost(3_000).await;
+    assert_eq!((requests, commands, wasted), (3, 62, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@
 use super::client::{Response, TimeInfo};
 use super::error::BitrixError;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 /// Most commands one batch may carry (`CRestUtil::BATCH_MAX_LENGTH`).
 pub const MAX_COMMANDS: usize = 50;
@@ -98,7 +99,6 @@ impl Batch {
             .map(|c| c.method.as_str())
     }
 
-    /// Distinct nested methods (for the governor's billing keys).
     /// `(name, method)` of every command, in order.
     pub fn commands(&self) -> impl Iterator<Item = (&str, &str)> {
         self.commands
@@ -106,10 +106,13 @@ impl Batch {
             .map(|c| (c.name.as_str(), c.method.as_str()))
     }
 
-    pub fn methods(&self) -> Vec<String> {
-        let mut m: Vec<String> = self.commands.iter().map(|c| c.method.clone()).collect();
-        m.sort();
-        m.dedup();
+    /// Distinct nested methods with their number of commands (the governor reserves per
+    /// command on each method's billing key).
+    pub fn method_counts(&self) -> BTreeMap<&str, u32> {
+        let mut m: BTreeMap<&str, u32> = BTreeMap::new();
+        for c in &self.commands {
+            *m.entry(c.method.as_str()).or_default() += 1;
+        }
         m
     }
 
@@ -360,6 +363,10 @@ mod tests {
             b.push(format!("c{i}"), "crm.deal.list", json!({})).unwrap();
         }
         assert!(b.push("one_more", "crm.deal.list", json!({})).is_err());
+        assert_eq!(
+            b.method_counts().into_iter().collect::<Vec<_>>(),
+            vec![("crm.deal.list", MAX_COMMANDS as u32)]
+        );
         let mut b = Batch::new();
         assert!(b.push("7", "user.get", json!({})).is_err());
         assert!(b.push("x", "batch", json!({})).is_err());

@@ -4,7 +4,7 @@
 use super::auth::{Auth, AuthConfig, OAuthConfig};
 use super::batch::{Batch, BatchResponse, CommandOutcome, as_u64};
 use super::error::{BitrixError, ErrorClass};
-use super::governor::{Governor, Observation, infer_billing};
+use super::governor::{Billed, Governor, Observation, infer_billing};
 use crate::config::{PortalAuth, Secret, redact};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -154,7 +154,7 @@ impl Client {
     /// `max_attempts`; the error then names the last failure.
     pub async fn call(&self, method: &str, params: &Value) -> Result<Response, BitrixError> {
         let resp = self
-            .call_billed(method, params, &[method.to_string()])
+            .call_billed(method, params, &[Billed::new(method, 1)])
             .await?;
         Ok(resp)
     }
@@ -165,16 +165,21 @@ impl Client {
         if batch.is_empty() {
             return Err(BitrixError::Usage("empty batch".into()));
         }
-        let mut keys = vec!["batch".to_string()];
-        keys.extend(batch.methods());
-        let outer = self.call_billed("batch", &batch.to_params(), &keys).await?;
+        let outer = self
+            .call_billed("batch", &batch.to_params(), &billed(batch))
+            .await?;
         let resp = BatchResponse::parse(batch, outer)?;
         self.observe_batch(batch, &resp);
         Ok(resp)
     }
 
+    /// Feeds the governor every billing key's figure of a batch answer: each nested method's
+    /// highest figure (per-method billing grows them command by command) and the outer
+    /// `batch` one (whole-batch billing). The commands' `processing` times say how each key's
+    /// growth splits, so the governor learns the dearest command's cost, not the batch's.
     fn observe_batch<R>(&self, batch: &Batch, resp: &BatchResponse<R>) {
-        let mut per_method: BTreeMap<&str, (f64, Option<f64>)> = BTreeMap::new();
+        let mut per_method: BTreeMap<&str, KeyFigures> = BTreeMap::new();
+        let mut all = KeyFigures::default();
         let mut nested = Vec::new();
         for (name, outcome) in resp.outcomes() {
             let Some(method) = batch.method_of(name) else {
@@ -182,12 +187,10 @@ impl Client {
             };
             match outcome {
                 CommandOutcome::Ok(r) => {
+                    all.add(&r.time);
                     if let Some(op) = r.time.operating {
                         nested.push(op);
-                        let e = per_method.entry(method).or_insert((0.0, None));
-                        if op >= e.0 {
-                            *e = (op, r.time.operating_reset_at.or(e.1));
-                        }
+                        per_method.entry(method).or_default().add(&r.time);
                     }
                 }
                 CommandOutcome::Err(e) => match e.class() {
@@ -198,14 +201,14 @@ impl Client {
                 CommandOutcome::Missing => {}
             }
         }
-        let observations: Vec<Observation> = per_method
+        let mut observations: Vec<Observation> = per_method
             .into_iter()
-            .map(|(k, (op, reset))| Observation {
-                key: k.to_string(),
-                operating: op,
-                reset_at: reset,
-            })
+            .filter_map(|(k, f)| f.observation(k, f.operating))
             .collect();
+        if let Some(op) = resp.time.operating {
+            all.reset_at = resp.time.operating_reset_at;
+            observations.extend(all.observation("batch", Some(op)));
+        }
         self.governor.observe(&observations);
         self.governor
             .observe_billing(infer_billing(resp.time.operating, &nested));
@@ -220,13 +223,11 @@ impl Client {
         if batch.is_empty() {
             return Err(BitrixError::Usage("empty batch".into()));
         }
-        let mut keys = vec!["batch".to_string()];
-        keys.extend(batch.methods());
         let outer = self
             .call_billed_as(
                 "batch",
                 &batch.to_params(),
-                &keys,
+                &billed(batch),
                 super::raw::parse_answer_as,
             )
             .await?;
@@ -244,7 +245,7 @@ impl Client {
         self.call_billed_as(
             method,
             params,
-            &[method.to_string()],
+            &[Billed::new(method, 1)],
             super::raw::parse_answer_as,
         )
         .await
@@ -254,7 +255,7 @@ impl Client {
         &self,
         method: &str,
         params: &Value,
-        keys: &[String],
+        keys: &[Billed],
     ) -> Result<Response, BitrixError> {
         self.call_billed_as(method, params, keys, parse_answer)
             .await
@@ -264,7 +265,7 @@ impl Client {
         &self,
         method: &str,
         params: &Value,
-        keys: &[String],
+        keys: &[Billed],
         parse: ParseFn<R>,
     ) -> Result<Response<R>, BitrixError> {
         let max_attempts = self.governor.config().max_attempts.max(1);
@@ -318,16 +319,18 @@ impl Client {
         }
     }
 
+    /// The clock of every answer; the operating figure of a plain call (one command). A
+    /// batch's outer figure is fed with its commands' split by [`Self::observe_batch`].
     fn observe_time(&self, method: &str, time: &TimeInfo) {
         if let Some(finish) = time.finish.or(time.start) {
             self.governor.observe_clock(finish);
         }
+        if method == "batch" {
+            return;
+        }
         if let Some(op) = time.operating {
-            self.governor.observe(&[Observation {
-                key: method.to_string(),
-                operating: op,
-                reset_at: time.operating_reset_at,
-            }]);
+            self.governor
+                .observe(&[Observation::single(method, op, time.operating_reset_at)]);
         }
     }
 
@@ -376,6 +379,61 @@ impl Client {
             method: method.to_string(),
             message: redact(&error_chain(e), &refs),
         }
+    }
+}
+
+/// What a batch is billed to: `batch` for all its commands, each nested method for its own.
+fn billed(batch: &Batch) -> Vec<Billed> {
+    let mut keys = vec![Billed::new("batch", batch.len() as u32)];
+    keys.extend(
+        batch
+            .method_counts()
+            .into_iter()
+            .map(|(m, n)| Billed::new(m, n)),
+    );
+    keys
+}
+
+/// The figures of one billing key across the commands of a batch answer.
+#[derive(Debug, Default)]
+struct KeyFigures {
+    /// Highest accumulated figure (the latest, under per-method billing).
+    operating: Option<f64>,
+    reset_at: Option<f64>,
+    commands: u32,
+    processing_sum: f64,
+    processing_max: f64,
+}
+
+impl KeyFigures {
+    fn add(&mut self, t: &TimeInfo) {
+        self.commands += 1;
+        if let Some(op) = t.operating
+            && self.operating.is_none_or(|cur| op >= cur)
+        {
+            self.operating = Some(op);
+            self.reset_at = t.operating_reset_at.or(self.reset_at);
+        }
+        if let Some(p) = t.processing.filter(|p| p.is_finite() && *p > 0.0) {
+            self.processing_sum += p;
+            self.processing_max = self.processing_max.max(p);
+        }
+    }
+
+    /// The observation for `key` at figure `operating`; the dearest command's share of the
+    /// growth comes from `processing`, equal shares when the answer has none.
+    fn observation(&self, key: &str, operating: Option<f64>) -> Option<Observation> {
+        let peak_share = if self.processing_sum > 0.0 {
+            self.processing_max / self.processing_sum
+        } else {
+            1.0 / f64::from(self.commands.max(1))
+        };
+        Some(Observation {
+            key: key.to_string(),
+            operating: operating?,
+            reset_at: self.reset_at,
+            peak_share,
+        })
     }
 }
 
@@ -529,6 +587,54 @@ mod tests {
         assert_eq!(r.time.operating_reset_at, Some(1750153784.0));
         let r = parse_answer("x", 200, &fixture("crm.userfield.types.json")).unwrap();
         assert!(r.time.start.is_some());
+    }
+
+    #[test]
+    fn a_key_learns_its_dearest_commands_share_of_the_growth() {
+        let t = |op: f64, processing: Option<f64>| TimeInfo {
+            operating: Some(op),
+            operating_reset_at: Some(700.0),
+            processing,
+            ..TimeInfo::default()
+        };
+        // Two pages at 0.6 s and a probe at 0.02 s: the highest figure, the dearest share.
+        let mut f = KeyFigures::default();
+        for time in [
+            t(10.62, Some(0.6)),
+            t(10.02, Some(0.02)),
+            t(11.22, Some(0.6)),
+        ] {
+            f.add(&time);
+        }
+        let o = f.observation("crm.item.list", f.operating).unwrap();
+        assert_eq!((o.operating, o.reset_at), (11.22, Some(700.0)));
+        assert!((o.peak_share - 0.6 / 1.22).abs() < 1e-9, "{o:?}");
+        // Without `processing`, equal shares.
+        let mut f = KeyFigures::default();
+        for _ in 0..4 {
+            f.add(&t(1.0, None));
+        }
+        assert_eq!(f.observation("batch", Some(3.0)).unwrap().peak_share, 0.25);
+        // No figure, no observation.
+        assert!(KeyFigures::default().observation("batch", None).is_none());
+    }
+
+    #[test]
+    fn a_batch_is_billed_to_batch_and_to_each_method_per_command() {
+        let mut b = Batch::new();
+        b.push("probe", "crm.item.list", serde_json::json!({}))
+            .unwrap();
+        b.push("p0", "crm.item.list", serde_json::json!({}))
+            .unwrap();
+        b.push("u", "user.get", serde_json::json!({})).unwrap();
+        assert_eq!(
+            billed(&b),
+            vec![
+                Billed::new("batch", 3),
+                Billed::new("crm.item.list", 2),
+                Billed::new("user.get", 1)
+            ]
+        );
     }
 
     #[test]

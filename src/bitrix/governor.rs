@@ -9,6 +9,10 @@
 //!   `batch` and every nested method. Whichever key the portal actually bills grows, the other
 //!   stays flat, so the governor is right under per-method billing (docs) and whole-batch
 //!   billing (field measurement) without assuming either.
+//! - Costs are estimated **per command**: a request reserves `estimate × commands` on each key
+//!   (a plain call is one command of its method; a batch is every nested command on `batch` and
+//!   its count of each nested method). A 4-page batch therefore teaches what a 50-page one will
+//!   cost, whatever their order.
 //!
 //! Time is the portal's clock (anchored on `time.finish`, advanced by the local monotonic clock
 //! times `clock_scale`), so `operating_reset_at` is comparable and an emulator running faster
@@ -117,8 +121,11 @@ pub struct MethodState {
     pub reset_at: Option<f64>,
     /// Estimated cost of calls admitted but not answered yet.
     pub reserved: f64,
-    /// Estimated cost of the next call (moving average of observed growth).
-    pub estimate: f64,
+    /// Estimated cost of one command billed to this key: rises at once to a dearer command
+    /// seen (under-reserving risks a 429 that blocks the method), decays slowly otherwise.
+    /// (Not `estimate`: state files written when that meant one whole call are not reused.)
+    #[serde(default)]
+    pub estimate_per_command: f64,
     /// Set after a 429: no call before this portal time.
     pub blocked_until: Option<f64>,
     pub calls: u64,
@@ -258,7 +265,7 @@ pub struct MethodBudget {
     pub key: String,
     pub used: f64,
     pub left: Option<f64>,
-    pub estimate_next: f64,
+    pub estimate_per_command: f64,
     pub reset_at: Option<f64>,
     pub blocked_until: Option<f64>,
     pub calls: u64,
@@ -269,8 +276,40 @@ pub struct MethodBudget {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
     pub key: String,
+    /// The highest (latest) accumulated figure of the answer for this key.
     pub operating: f64,
     pub reset_at: Option<f64>,
+    /// Share of the key's growth taken by its dearest command (`1 / commands` when the answer
+    /// does not say how the cost splits).
+    pub peak_share: f64,
+}
+
+impl Observation {
+    /// The figure of a plain call: one command.
+    pub fn single(key: impl Into<String>, operating: f64, reset_at: Option<f64>) -> Self {
+        Self {
+            key: key.into(),
+            operating,
+            reset_at,
+            peak_share: 1.0,
+        }
+    }
+}
+
+/// A billing key a request is charged to and how many of its commands the request carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Billed {
+    pub key: String,
+    pub commands: u32,
+}
+
+impl Billed {
+    pub fn new(key: impl Into<String>, commands: u32) -> Self {
+        Self {
+            key: key.into(),
+            commands: commands.max(1),
+        }
+    }
 }
 
 pub struct Governor {
@@ -336,18 +375,20 @@ impl Governor {
         self.clock.now()
     }
 
-    /// Waits until a request billed to `keys` may be sent: each key's operating budget, a
-    /// concurrency slot, then the request bucket.
-    pub async fn acquire(self: &Arc<Self>, keys: &[String]) -> Permit {
-        let mut keys: Vec<String> = keys.to_vec();
-        keys.sort();
-        keys.dedup();
+    /// Waits until a request billed to `billed` may be sent: each key's operating budget
+    /// (for its number of commands), a concurrency slot, then the request bucket.
+    pub async fn acquire(self: &Arc<Self>, billed: &[Billed]) -> Permit {
+        // Sorted and merged, so concurrent requests take the key queues in one order.
+        let mut keys: BTreeMap<&str, u32> = BTreeMap::new();
+        for b in billed {
+            *keys.entry(b.key.as_str()).or_default() += b.commands.max(1);
+        }
         let mut reservations = Vec::with_capacity(keys.len());
-        for key in &keys {
+        for (key, commands) in keys {
             let queue = self.key_queue(key);
             let _turn = queue.lock().await;
-            let est = self.wait_operating(key).await;
-            reservations.push((key.clone(), est));
+            let reserved = self.wait_operating(key, commands).await;
+            reservations.push((key.to_string(), reserved));
         }
         // The semaphore is never closed, so acquiring cannot fail; fall back to a fresh one.
         let slot = match self.inflight.clone().acquire_owned().await {
@@ -370,12 +411,12 @@ impl Governor {
         q.entry(key.to_string()).or_default().clone()
     }
 
-    async fn wait_operating(&self, key: &str) -> f64 {
+    async fn wait_operating(&self, key: &str, commands: u32) -> f64 {
         let started = self.clock.now();
         let mut waited = false;
         loop {
             let now = self.clock.now();
-            let decision = with_state(self.store.as_ref(), |s| self.decide(s, key, now));
+            let decision = with_state(self.store.as_ref(), |s| self.decide(s, key, commands, now));
             match decision {
                 Decision::Go(est) => {
                     if waited {
@@ -400,9 +441,9 @@ impl Governor {
         }
     }
 
-    /// Whether a call billed to `key` may go now (reserving its estimated cost), or until when
-    /// to wait.
-    fn decide(&self, s: &mut GovernorState, key: &str, now: f64) -> Decision {
+    /// Whether a request carrying `commands` commands billed to `key` may go now (reserving
+    /// their estimated cost), or until when to wait.
+    fn decide(&self, s: &mut GovernorState, key: &str, commands: u32, now: f64) -> Decision {
         let basket = self.cfg.window_secs / 10.0;
         let m = s.methods.entry(key.to_string()).or_default();
         if let Some(until) = m.blocked_until {
@@ -415,12 +456,14 @@ impl Governor {
             return Decision::Go(0.0);
         };
         let budget = limit * (1.0 - self.cfg.safety);
-        let est = m.estimate;
+        // Capped at the budget: a request estimated above it still goes once the window is
+        // empty, instead of waiting forever.
+        let need = (m.estimate_per_command * f64::from(commands)).min(budget);
         let used = m.in_window(now, self.cfg.window_secs);
-        if used + m.reserved + est <= budget {
-            m.reserved += est;
+        if used + m.reserved + need <= budget {
+            m.reserved += need;
             m.calls += 1;
-            return Decision::Go(est);
+            return Decision::Go(need);
         }
         let next = m
             .next_expiry(self.cfg.window_secs)
@@ -537,7 +580,7 @@ impl Governor {
                 key: k.clone(),
                 used: m.used,
                 left: self.cfg.operating_limit_secs.map(|l| (l - m.used).max(0.0)),
-                estimate_next: m.estimate,
+                estimate_per_command: m.estimate_per_command,
                 reset_at: m.reset_at,
                 blocked_until: m.blocked_until.filter(|b| *b > now),
                 calls: m.calls,
@@ -574,10 +617,11 @@ fn record_figure(m: &mut MethodState, o: &Observation, now: f64, window_secs: f6
             Some((last, secs)) if *last == minute => *secs += delta,
             _ => m.baskets.push((minute, delta)),
         }
-        m.estimate = if m.estimate <= 0.0 {
-            delta
+        let per_command = delta * o.peak_share.clamp(0.0, 1.0);
+        m.estimate_per_command = if per_command >= m.estimate_per_command {
+            per_command
         } else {
-            0.6 * m.estimate + 0.4 * delta
+            0.6 * m.estimate_per_command + 0.4 * per_command
         };
     } else if new_window && delta < 0.0 {
         let mut excess = -delta;
@@ -627,10 +671,10 @@ mod tests {
         let g = Governor::new(cfg());
         let cap = g.config().bucket_capacity() as u64;
         for _ in 0..cap {
-            drop(g.acquire(&["m".into()]).await);
+            drop(g.acquire(&[Billed::new("m", 1)]).await);
         }
         assert_eq!(g.snapshot().counters.bucket_waits, 0);
-        drop(g.acquire(&["m".into()]).await);
+        drop(g.acquire(&[Billed::new("m", 1)]).await);
         let snap = g.snapshot();
         assert_eq!(snap.counters.requests, cap + 1);
         assert!(snap.counters.bucket_waits >= 1);
@@ -643,25 +687,17 @@ mod tests {
         let now = g.server_now();
         let key = "crm.item.list".to_string();
         // Two answers teach the cost (40 s per call) and the usage (420 of 480, budget 432).
-        g.observe(&[Observation {
-            key: key.clone(),
-            operating: 380.0,
-            reset_at: Some(now + 30.0),
-        }]);
-        g.observe(&[Observation {
-            key: key.clone(),
-            operating: 420.0,
-            reset_at: Some(now + 30.0),
-        }]);
+        g.observe(&[Observation::single(&key, 380.0, Some(now + 30.0))]);
+        g.observe(&[Observation::single(&key, 420.0, Some(now + 30.0))]);
         let before = g.server_now();
-        drop(g.acquire(std::slice::from_ref(&key)).await);
+        drop(g.acquire(&[Billed::new(key.clone(), 1)]).await);
         let after = g.server_now();
         assert!(after - before >= 25.0, "waited {} portal s", after - before);
         let snap = g.snapshot();
         assert_eq!(snap.counters.operating_waits, 1);
         // Another method is not held back.
         let t0 = g.server_now();
-        drop(g.acquire(&["crm.lead.list".into()]).await);
+        drop(g.acquire(&[Billed::new("crm.lead.list", 1)]).await);
         assert!(g.server_now() - t0 < 5.0);
     }
 
@@ -669,14 +705,10 @@ mod tests {
     async fn a_429_blocks_the_method_until_its_reset() {
         let g = Governor::new(cfg());
         let now = g.server_now();
-        g.observe(&[Observation {
-            key: "batch".into(),
-            operating: 10.0,
-            reset_at: Some(now + 20.0),
-        }]);
+        g.observe(&[Observation::single("batch", 10.0, Some(now + 20.0))]);
         g.on_operating_limit("batch");
         let t0 = g.server_now();
-        drop(g.acquire(&["batch".into()]).await);
+        drop(g.acquire(&[Billed::new("batch", 1)]).await);
         assert!(g.server_now() - t0 >= 15.0);
         assert_eq!(g.snapshot().counters.http_429, 1);
     }
@@ -684,16 +716,13 @@ mod tests {
     #[test]
     fn figures_out_of_order_do_not_shrink_usage_within_a_window() {
         let mut m = MethodState::default();
-        let o = |op, r| Observation {
-            key: "k".into(),
-            operating: op,
-            reset_at: Some(r),
-        };
+        let o = |op, r| Observation::single("k", op, Some(r));
         record_figure(&mut m, &o(10.0, 700.0), 100.0, 600.0);
         record_figure(&mut m, &o(30.0, 700.0), 130.0, 600.0);
         record_figure(&mut m, &o(20.0, 700.0), 131.0, 600.0);
         assert_eq!(m.used, 30.0);
-        assert_eq!(m.estimate, 14.0);
+        // A dearer call raises the estimate at once; the late, lower figure teaches nothing.
+        assert_eq!(m.estimate_per_command, 20.0);
         assert_eq!(m.baskets, vec![(1, 10.0), (2, 20.0)]);
         // The first basket left the window: the model follows the figure.
         record_figure(&mut m, &o(20.0, 760.0), 700.0, 600.0);
@@ -701,6 +730,85 @@ mod tests {
         assert_eq!(m.in_window(700.0, 600.0), 20.0);
         // Eleven minutes later everything has expired.
         assert_eq!(m.in_window(1400.0, 600.0), 0.0);
+    }
+
+    fn tight() -> GovernorConfig {
+        GovernorConfig {
+            operating_limit_secs: Some(60.0),
+            ..cfg()
+        }
+    }
+
+    /// One `decide` on the governor's state (no waiting).
+    fn decide(g: &Governor, key: &str, commands: u32) -> Decision {
+        let now = g.server_now();
+        with_state(g.store.as_ref(), |s| g.decide(s, key, commands, now))
+    }
+
+    #[test]
+    fn a_batch_reserves_the_per_command_estimate_times_its_commands() {
+        let g = Governor::new(tight());
+        let now = g.server_now();
+        // A 5-command batch (4 pages at 0.8 s, a probe at 0.02 s) grew the key by 3.22 s.
+        g.observe(&[Observation {
+            key: "crm.item.list".into(),
+            operating: 3.22,
+            reset_at: Some(now + 600.0),
+            peak_share: 0.8 / 3.22,
+        }]);
+        let est = g.snapshot().methods[0].estimate_per_command;
+        assert!((est - 0.8).abs() < 1e-9, "{est}");
+        // Budget 54 s (60 less 10 %): a 50-command batch reserves 40 s, not the last call's 3.22.
+        assert!(
+            matches!(decide(&g, "crm.item.list", 50), Decision::Go(r) if (r - 40.0).abs() < 1e-9)
+        );
+        // A second one would cross the budget (3.22 + 40 + 40 > 54): it waits.
+        assert!(matches!(
+            decide(&g, "crm.item.list", 50),
+            Decision::WaitUntil(_)
+        ));
+        // A plain call (one command) still fits.
+        assert!(
+            matches!(decide(&g, "crm.item.list", 1), Decision::Go(r) if (r - 0.8).abs() < 1e-9)
+        );
+    }
+
+    #[test]
+    fn a_request_estimated_above_the_budget_goes_once_the_window_is_empty() {
+        // 2 s × 50 = 100 s, above the 54 s budget: capped to the budget, so it goes when
+        // nothing is billed or reserved…
+        let fresh = Governor::new(tight());
+        with_state(fresh.store.as_ref(), |s| {
+            s.methods
+                .entry("k".into())
+                .or_default()
+                .estimate_per_command = 2.0;
+        });
+        assert!(matches!(decide(&fresh, "k", 50), Decision::Go(r) if (r - 54.0).abs() < 1e-9));
+        // …and waits while anything is.
+        let g = Governor::new(tight());
+        g.observe(&[Observation::single("k", 2.0, None)]);
+        assert!(matches!(decide(&g, "k", 50), Decision::WaitUntil(_)));
+    }
+
+    #[test]
+    fn the_estimate_rises_at_once_and_decays_slowly() {
+        let mut m = MethodState::default();
+        let batch = |op, share| Observation {
+            key: "k".into(),
+            operating: op,
+            reset_at: Some(700.0),
+            peak_share: share,
+        };
+        // Ids only: 50 commands at 0.05 s.
+        record_figure(&mut m, &batch(2.5, 0.02), 100.0, 600.0);
+        assert!((m.estimate_per_command - 0.05).abs() < 1e-9);
+        // Then full rows: 4 commands at 0.6 s. The next 50-page batch must not be reserved at
+        // a blend of the two.
+        record_figure(&mut m, &batch(4.9, 0.25), 110.0, 600.0);
+        assert!((m.estimate_per_command - 0.6).abs() < 1e-9);
+        record_figure(&mut m, &batch(7.4, 0.02), 120.0, 600.0);
+        assert!((m.estimate_per_command - 0.38).abs() < 1e-9);
     }
 
     #[test]
