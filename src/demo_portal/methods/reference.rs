@@ -216,7 +216,11 @@ pub fn status_list(ctx: &mut Ctx, params: &PVal) -> Outcome {
                 .fields
                 .iter()
                 .zip(vals)
-                .filter(|(f, v)| !f.code.starts_with('_') && !(f.code == "EXTRA" && v.is_null()))
+                .filter(|(f, v)| {
+                    let internal = f.code.starts_with('_');
+                    let no_extra = f.code == "EXTRA" && v.is_null();
+                    !(internal || no_extra)
+                })
                 .map(|(f, v)| (f.code.clone(), render::legacy(f, v, &c, false)))
                 .collect();
             J::Obj(o)
