@@ -69,6 +69,10 @@ impl CompanionJob {
                 comp_columns.push(col.clone());
             }
         }
+        // A field selection (config `fields`) may leave nothing for the companion to read.
+        if targets.is_empty() {
+            return Ok(None);
+        }
         let stamp = cursor_column(columns).zip(spec.cursor).map(|(cur, sc)| {
             let i = columns.iter().position(|x| x.name == cur.name).unwrap_or(0);
             let mut col = cur.clone();
@@ -87,11 +91,12 @@ impl CompanionJob {
                 (i, comp_columns.len() - 1)
             });
         let mut select = vec![spec.id.filter.to_string()];
-        if let Some(sc) = spec.cursor {
-            select.push(sc.filter.to_string());
+        select.extend(spec.cursor.map(|sc| sc.filter.to_string()));
+        for a in &api_names {
+            if !select.iter().any(|s| s == a) {
+                select.push(a.to_string());
+            }
         }
-        select.extend(api_names.iter().map(|a| a.to_string()));
-        select.dedup();
         Ok(Some(CompanionJob {
             spec,
             entity_type_id: c.entity_type_id,
@@ -124,7 +129,7 @@ impl CompanionJob {
             let Some(id) = row_id(main_spec, raw) else {
                 return Err(malformed(main_spec, "a row has no numeric ID").into());
             };
-            let mut main = job.normalize(raw)?;
+            let mut main = job.normalize(raw, service)?;
             let Some(other) = companion.get(&id) else {
                 out.unsettled.push(id);
                 continue;

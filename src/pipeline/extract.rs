@@ -60,9 +60,13 @@ impl EntityJob {
     }
 
     /// Normalises one primary row (companion columns stay empty).
-    pub fn normalize(&self, raw: &RawRow) -> Result<NormalizedRow, PipelineError> {
+    pub fn normalize(
+        &self,
+        raw: &RawRow,
+        service: &ServiceValues,
+    ) -> Result<NormalizedRow, PipelineError> {
         self.normalizer
-            .normalize_json(raw.json(), &service_values(false))
+            .normalize_json(raw.json(), service)
             .map_err(|e| {
                 BitrixError::Malformed {
                     method: self.entity.method.clone(),
@@ -186,10 +190,11 @@ pub fn typed_rows(
 }
 
 fn normalize_page(job: &EntityJob, rows: &[RawRow]) -> Result<TypedPage, PipelineError> {
+    let service = service_values(false);
     let mut out = TypedPage::default();
     out.rows.reserve(rows.len());
     for raw in rows {
-        let n = job.normalize(raw)?;
+        let n = job.normalize(raw, &service)?;
         out.issues.extend(n.issues);
         out.rows.push(n.cells);
     }
