@@ -61,13 +61,24 @@ async fn discovers_the_first_wave_in_two_requests() {
     assert_eq!(deal.fields[0].code, "ID");
     assert_eq!(deal.fields[0].api_name, "id");
     assert!(deal.field("CONTACT_IDS").is_some_and(|f| f.multiple));
-    // Column codes are upper-case (`upperName`) while rows carry camelCase keys.
+    // Column codes are upper-case (`upperName`). `crm.item.list` rows carry camelCase keys;
+    // fields read with the companion `crm.deal.list` carry its (upper-case) keys.
+    let companion = deal.companion.as_ref().expect("crm_deal has a companion");
+    assert_eq!(companion.method, "crm.deal");
     let ufs: Vec<_> = deal.fields.iter().filter(|f| f.user_field).collect();
     assert!(!ufs.is_empty());
+    let mut on_each_side = (0, 0);
     for f in &ufs {
         assert!(f.code.starts_with("UF_CRM_"), "{}", f.code);
-        assert!(f.api_name.starts_with("ufCrm"), "{}", f.api_name);
+        if companion.fields.contains(&f.code) {
+            assert_eq!(f.api_name, f.code, "companion field {}", f.code);
+            on_each_side.1 += 1;
+        } else {
+            assert!(f.api_name.starts_with("ufCrm"), "{}", f.api_name);
+            on_each_side.0 += 1;
+        }
     }
+    assert!(on_each_side.0 > 0 && on_each_side.1 > 0, "{on_each_side:?}");
     assert!(
         deal.fields
             .iter()
