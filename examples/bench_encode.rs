@@ -17,10 +17,6 @@ use b24ch::catalog::{Entity, EntityKind, EnumOption, Field};
 use b24ch::encode::{Format, RowEncoder};
 use b24ch::schema::{Cell, RowNormalizer, ServiceValues, ValueStyle, table_columns};
 
-/// The binary's allocator (see `src/main.rs`), so the row path is measured as it runs.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Rows per Bitrix24 page, and pages per `batch` call (one batch = 2,500 rows).
 const PAGE_ROWS: usize = 50;
 const BATCH_PAGES: usize = 50;

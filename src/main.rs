@@ -3,11 +3,6 @@ use b24ch::commands;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
-/// mimalloc: the row path allocates a few dozen small strings and vectors per row, and
-/// glibc's malloc/free were ~10 % of its instructions (BENCHMARKS.md, "Row encoding").
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "b24ch",
