@@ -165,6 +165,7 @@ impl RowNormalizer {
         let mut slots: Slots = vec![None; self.slot_keys.len()];
         let mut de = serde_json::Deserializer::from_str(json);
         RowSeed {
+            slot_keys: &self.slot_keys,
             slot_of: &self.slot_of,
             slots: &mut slots,
         }
@@ -268,6 +269,7 @@ impl RowNormalizer {
 
 /// Fills the slots of one row object; keys no column reads are skipped unparsed.
 struct RowSeed<'r, 'a> {
+    slot_keys: &'r [String],
     slot_of: &'r FxHashMap<Box<str>, usize>,
     slots: &'r mut Slots<'a>,
 }
@@ -285,10 +287,20 @@ impl<'de, 'r> Visitor<'de> for RowSeed<'r, 'de> {
         f.write_str("a row object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // Bitrix24 prints the keys in field order, which is the slots' order: the slot after
+        // the last one filled is tried before the hash map.
+        let mut next = 0;
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            match self.slot_of.get(key.as_ref()) {
+            let slot = match self.slot_keys.get(next) {
+                Some(k) if *k == *key => Some(next),
+                _ => self.slot_of.get(key.as_ref()).copied(),
+            };
+            match slot {
                 // A repeated key replaces the earlier value, as in a parsed `Map`.
-                Some(&i) => self.slots[i] = Some(map.next_value::<JsonValue<'de>>()?),
+                Some(i) => {
+                    next = i + 1;
+                    self.slots[i] = Some(map.next_value::<JsonValue<'de>>()?);
+                }
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
