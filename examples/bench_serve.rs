@@ -166,11 +166,18 @@ impl Setup {
 }
 
 fn summary(c: &Counters) -> String {
+    // Per method: Bitrix24 keeps the operating budget per method, so the busiest one bounds.
+    let per_method: Vec<String> = c
+        .operating_secs
+        .iter()
+        .map(|(m, s)| format!("{m} {s:.1}"))
+        .collect();
     format!(
-        "HTTP requests {}, COUNT {}, operating {:.1} s, 503 {}, 429 {}",
+        "HTTP requests {}, COUNT {}, operating {:.1} s ({}), 503 {}, 429 {}",
         c.requests_total,
         c.count_queries,
         c.operating_secs.values().sum::<f64>(),
+        per_method.join(", "),
         c.query_limit_exceeded,
         c.operation_time_limit
     )
