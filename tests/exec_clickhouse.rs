@@ -567,10 +567,20 @@ async fn assert_xml_dictionaries_are_ignored(s: &Setup) {
 
 /// `scripts/dictionary_xml_to_ddl.py`: the file's dictionaries as CREATE DICTIONARY in `db`.
 fn xml_to_ddl(xml: &Path, db: &str) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dictionary_xml_to_ddl.py");
+    let out = python3(&[
+        script.as_os_str(),
+        "--database".as_ref(),
+        db.as_ref(),
+        xml.as_os_str(),
+    ]);
+    String::from_utf8(out).unwrap() + ";\n"
+}
+
+/// Runs `python3 ARGS…`, asserts success and returns its standard output.
+fn python3(args: &[&std::ffi::OsStr]) -> Vec<u8> {
     let out = std::process::Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dictionary_xml_to_ddl.py"))
-        .args(["--database", db])
-        .arg(xml)
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -578,7 +588,7 @@ fn xml_to_ddl(xml: &Path, db: &str) -> String {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap() + ";\n"
+    out.stdout
 }
 
 /// Per dictionary of an XML file, what system.dictionaries should show once it is loaded
@@ -604,17 +614,8 @@ for d in E.parse(sys.argv[1]).getroot().iter("dictionary"):
     })
 print(json.dumps(out))
 "#;
-    let out = std::process::Command::new("python3")
-        .args(["-c", PY])
-        .arg(xml)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = python3(&["-c".as_ref(), PY.as_ref(), xml.as_os_str()]);
+    serde_json::from_slice(&out).unwrap()
 }
 
 /// The first enumeration option in the portal's catalog truth, as b24ch names the entity.
