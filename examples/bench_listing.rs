@@ -137,26 +137,18 @@ impl Bench {
         self.fresh().await;
         let client = self.client()?;
         let (t0, p0) = (Instant::now(), self.control().now());
-        let mut s = Box::pin(list(client, req));
-        let mut ids = BTreeSet::new();
-        let mut rows = 0u64;
-        let mut error = None;
-        while let Some(page) = s.next().await {
-            match page {
-                Ok(p) => {
-                    for r in &p.rows {
-                        rows += 1;
-                        if let Some(id) = r.get("id").or_else(|| r.get("ID")) {
-                            ids.insert(id.to_string().trim_matches('"').to_string());
-                        }
-                    }
-                }
-                Err(e) => {
-                    error = Some(e.to_string());
-                    break;
-                }
-            }
-        }
+        let (rows, ids, error) = drain(list(client, req), |p| {
+            p.rows
+                .iter()
+                .map(|r| {
+                    r.get("id")
+                        .or_else(|| r.get("ID"))
+                        .map(|id| id.to_string().trim_matches('"').to_string())
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .await;
         let mut row = self.measure(label, rows, ids.len() as u64, t0, p0);
         row.error = error;
         Ok(row)
@@ -175,30 +167,13 @@ impl Bench {
             .clone();
         let columns = b24ch::schema::table_columns(&entity);
         let job = Arc::new(b24ch::pipeline::EntityJob::new(entity, columns)?);
-        let mut s = Box::pin(b24ch::pipeline::typed_rows(
-            client,
-            job,
-            None,
-            chrono::Duration::zero(),
-        ));
-        let mut ids = BTreeSet::new();
-        let mut rows = 0u64;
-        let mut error = None;
-        while let Some(page) = s.next().await {
-            match page {
-                Ok(p) if p.watermark.is_some() => {}
-                Ok(p) => {
-                    for r in &p.rows {
-                        rows += 1;
-                        ids.insert(format!("{:?}", r.first()));
-                    }
-                }
-                Err(e) => {
-                    error = Some(e.to_string());
-                    break;
-                }
-            }
-        }
+        let pages = b24ch::pipeline::typed_rows(client, job, None, chrono::Duration::zero());
+        // The watermark page's one row records the load; it is no deal.
+        let (rows, ids, error) = drain(pages, |p| match p.watermark {
+            Some(_) => Vec::new(),
+            None => p.rows.iter().map(|r| format!("{:?}", r.first())).collect(),
+        })
+        .await;
         let mut row = self.measure(label, rows, ids.len() as u64, t0, p0);
         row.error = error;
         Ok(row)
@@ -417,4 +392,25 @@ async fn main() -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Reads a page stream to its end or first error: rows, distinct row IDs (as `ids_of` names
+/// them, one per row) and the error.
+async fn drain<P, E: std::fmt::Display>(
+    pages: impl futures::Stream<Item = Result<P, E>>,
+    ids_of: impl Fn(&P) -> Vec<String>,
+) -> (u64, BTreeSet<String>, Option<String>) {
+    let mut pages = Box::pin(pages);
+    let (mut rows, mut ids) = (0u64, BTreeSet::new());
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(p) => {
+                let page_ids = ids_of(&p);
+                rows += page_ids.len() as u64;
+                ids.extend(page_ids);
+            }
+            Err(e) => return (rows, ids, Some(e.to_string())),
+        }
+    }
+    (rows, ids, None)
 }
