@@ -122,13 +122,16 @@ impl CompanionJob {
         service: &ServiceValues,
     ) -> Result<Joined, PipelineError> {
         let main_spec = job.spec();
-        let ids: Vec<i64> = rows.iter().filter_map(|r| row_id(main_spec, r)).collect();
+        // Each row's ID once, and a malformed page refused before the companion is asked.
+        let ids = rows
+            .iter()
+            .map(|r| {
+                row_id(main_spec, r).ok_or_else(|| malformed(main_spec, "a row has no numeric ID"))
+            })
+            .collect::<Result<Vec<i64>, _>>()?;
         let companion = self.fetch(client, &ids).await?;
         let mut out = Joined::default();
-        for raw in rows {
-            let Some(id) = row_id(main_spec, raw) else {
-                return Err(malformed(main_spec, "a row has no numeric ID").into());
-            };
+        for (raw, &id) in rows.iter().zip(&ids) {
             let mut main = job.normalize(raw, service)?;
             let Some(other) = companion.get(&id) else {
                 out.unsettled.push(id);
