@@ -19,7 +19,7 @@ use anyhow::Context;
 use b24ch::bitrix::governor::GovernorConfig;
 use b24ch::bitrix::{AuthConfig, Client, ClientConfig, Governor, ListRequest, list};
 use b24ch::config::Secret;
-use b24ch::demo_portal::{self, BatchBilling, DataSizes, LimitsConfig, PortalConfig};
+use bitrix24_emulator::{self, BatchBilling, DataSizes, LimitsConfig, PortalConfig};
 use clap::Parser;
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
@@ -80,13 +80,13 @@ impl Row {
 }
 
 struct Bench {
-    portal: demo_portal::RunningPortal,
+    portal: bitrix24_emulator::RunningPortal,
     scale: f64,
     window_secs: f64,
 }
 
 impl Bench {
-    fn control(&self) -> &demo_portal::PortalControl {
+    fn control(&self) -> &bitrix24_emulator::PortalControl {
         self.portal.control()
     }
 
@@ -300,7 +300,7 @@ async fn main() -> anyhow::Result<()> {
         time_scale: args.time_scale,
         ..PortalConfig::default()
     };
-    let portal = demo_portal::start(cfg, "127.0.0.1:0".parse()?).await?;
+    let portal = bitrix24_emulator::start(cfg, "127.0.0.1:0".parse()?).await?;
     let bench = Bench {
         portal,
         scale: args.time_scale,

@@ -13,13 +13,13 @@
 //! `cargo run --release --example bench_serve -- --phase e2e,concurrent`
 use anyhow::{Context, bail};
 use b24ch::clickhouse::{Connection, apply};
-use b24ch::commands::portal;
 use b24ch::commands::serve;
 use b24ch::config::{Config, from_toml_str};
-use b24ch::demo_portal::{Counters, DataSizes, PortalConfig, PortalControl, SmartProcessSpec};
 use b24ch::encode::Format;
-use b24ch::local_clickhouse::{LocalClickHouse, LocalClickHouseOptions};
+use b24ch::portal;
+use bitrix24_emulator::{Counters, DataSizes, PortalConfig, PortalControl, SmartProcessSpec};
 use clap::Parser;
+use local_clickhouse::{LocalClickHouse, LocalClickHouseOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

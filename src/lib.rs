@@ -10,18 +10,22 @@
 //! - [`serve`]: the HTTP service ClickHouse pulls from;
 //! - [`exec`]: executable modes ClickHouse runs itself (table function, UDF, dictionary source);
 //! - [`clickhouse`]: generated DDL and `apply`;
-//! - [`demo_portal`]: a faithful Bitrix24 REST emulator with generated data;
-//! - [`local_clickhouse`]: a real local ClickHouse server from the `chdb-core` wheel.
+//! - [`portal`]: connecting to the configured portal (or, in `demo` builds, the embedded one);
+//! - [`pipeline`]: one entity's rows from the portal, typed, with load statistics;
+//! - [`sync`]: pushing rows into ClickHouse when ClickHouse cannot pull;
+//! - [`commands`]: the subcommands' jobs.
+//!
+//! The demo portal (crate `bitrix24-emulator`) and the local ClickHouse launcher (crate
+//! `local-clickhouse`) come in through the default `demo` feature.
 pub mod bitrix;
 pub mod catalog;
 pub mod clickhouse;
 pub mod commands;
 pub mod config;
-pub mod demo_portal;
 pub mod encode;
 pub mod exec;
-pub mod local_clickhouse;
 pub mod pipeline;
+pub mod portal;
 pub mod schema;
 pub mod serve;
 pub mod sync;

@@ -34,9 +34,11 @@ enum Command {
     /// Starts a local ClickHouse 26.9 (chdb-core; run scripts/setup_clickhouse.sh once), the
     /// demo portal with generated data, `serve`, and `apply`; then shows the tables filling as
     /// ClickHouse's refreshable materialized views pull every entity.
+    #[cfg(feature = "demo")]
     Demo(commands::demo::DemoArgs),
     /// Run the Bitrix24 demo portal (REST emulator) alone and print its webhook URL.
-    DemoPortal(b24ch::demo_portal::DemoPortalArgs),
+    #[cfg(feature = "demo")]
+    DemoPortal(bitrix24_emulator::DemoPortalArgs),
     /// Serve the HTTP contract ClickHouse pulls typed rows from (Parquet / JSONEachRow).
     ///
     /// Discovers the portal's catalog, listens on proxy.listen and, every
@@ -91,11 +93,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        #[cfg(feature = "demo")]
         Command::Demo(args) => {
             let config = commands::load_config(cli.config.as_deref())?;
             commands::demo::run(config, args).await
         }
-        Command::DemoPortal(args) => Ok(b24ch::demo_portal::run_cli(args).await?),
+        #[cfg(feature = "demo")]
+        Command::DemoPortal(args) => Ok(bitrix24_emulator::run_cli(args).await?),
         Command::Serve { no_autopilot } => {
             let config = commands::load_config(cli.config.as_deref())?;
             commands::serve::run(config, !no_autopilot).await

@@ -1,11 +1,11 @@
 //! `b24ch demo`: the whole pipeline on the embedded default — demo portal, a local
 //! ClickHouse, `serve`, `apply`, and ClickHouse filling its tables by itself.
-use super::portal;
 use crate::clickhouse::{Connection, apply};
 use crate::config::{Config, Secret};
-use crate::demo_portal::{DataSizes, PortalConfig};
 use crate::encode::Format;
-use crate::local_clickhouse::{LocalClickHouse, LocalClickHouseOptions};
+use crate::portal;
+use bitrix24_emulator::{DataSizes, PortalConfig};
+use local_clickhouse::{LocalClickHouse, LocalClickHouseOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,8 +1,8 @@
 //! The subcommands' jobs; `main.rs` only parses the command line and calls these.
 pub mod check;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod logging;
-pub mod portal;
 pub mod schema_cmds;
 pub mod serve;
 pub mod sync;
@@ -17,10 +17,7 @@ pub fn load_config(path: Option<&Path>) -> Result<crate::config::Config, BadInpu
     crate::config::load(path).map_err(|e| BadInput(e.to_string()))
 }
 
-/// An error caused by the user's input (config, arguments): exit code 2, not 1.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadInput(pub String);
+pub use crate::config::BadInput;
 
 /// Maps an error to the process exit code: 2 for bad input, 1 for everything else.
 pub fn exit_code(err: &anyhow::Error) -> i32 {

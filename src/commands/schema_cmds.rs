@@ -1,9 +1,8 @@
 //! `b24ch sql` and `b24ch apply`: the ClickHouse DDL for the portal, printed or run.
-use super::portal;
 use crate::clickhouse::{Connection, apply};
 use crate::config::Config;
-use crate::demo_portal::PortalConfig;
 use crate::encode::Format;
+use crate::portal::{self, DemoSettings};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SchemaArgs {
@@ -22,7 +21,7 @@ async fn catalog(
     config: &mut Config,
     args: &SchemaArgs,
 ) -> anyhow::Result<crate::catalog::Catalog> {
-    let conn = portal::connect(config, PortalConfig::default()).await?;
+    let conn = portal::connect(config, DemoSettings::default()).await?;
     let mut catalog = crate::catalog::discover(&conn.client).await?;
     if !args.entities.is_empty() {
         if let Some(bad) = args.entities.iter().find(|e| catalog.entity(e).is_none()) {

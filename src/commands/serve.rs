@@ -1,10 +1,10 @@
 //! `b24ch serve`: discover the catalog, serve the HTTP contract, keep the schema converged.
-use super::portal::PortalConnection;
 use crate::catalog;
 use crate::clickhouse::{Connection, apply};
 use crate::config::Config;
 use crate::encode::Format;
 use crate::pipeline::stats::Stats;
+use crate::portal::PortalConnection;
 use crate::serve::{AppState, router};
 use std::sync::Arc;
 
@@ -144,7 +144,7 @@ pub async fn autopilot_loop(state: Arc<AppState>, conn: Connection, format: Form
 /// `b24ch serve`: runs until Ctrl-C.
 pub async fn run(mut config: Config, autopilot: bool) -> anyhow::Result<()> {
     let portal =
-        super::portal::connect(&mut config, crate::demo_portal::PortalConfig::default()).await?;
+        crate::portal::connect(&mut config, crate::portal::DemoSettings::default()).await?;
     let config = Arc::new(config);
     let serve = start(config.clone(), &portal).await?;
     println!("b24ch serve: listening on {}", serve.url());

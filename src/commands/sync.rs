@@ -1,13 +1,12 @@
 //! `b24ch sync`: push rows into ClickHouse (same tables, cursor, deletions, autopilot as pull).
-use super::portal;
 use crate::catalog::Catalog;
 use crate::clickhouse::apply::{self, Mode};
 use crate::clickhouse::plan::selected_columns;
 use crate::clickhouse::{Connection, ddl::Target};
 use crate::config::Config;
-use crate::demo_portal::PortalConfig;
 use crate::encode::Format;
 use crate::pipeline::EntityJob;
+use crate::portal::{self, DemoSettings};
 use crate::sync::{self, Progress};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -137,7 +136,7 @@ async fn reconcile_one(ctx: &Ctx, job: Arc<EntityJob>) -> anyhow::Result<()> {
 }
 
 pub async fn run(mut config: Config, args: SyncArgs) -> anyhow::Result<()> {
-    let portal = portal::connect(&mut config, PortalConfig::default()).await?;
+    let portal = portal::connect(&mut config, DemoSettings::default()).await?;
     let conn = Connection::connect(&config.clickhouse)?;
     let ctx = Ctx {
         target: apply::target(&config),

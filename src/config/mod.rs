@@ -12,5 +12,10 @@ pub use resolve::{
 };
 pub use secret::{Secret, redact};
 
+/// An error caused by the user's input (config, arguments): exit code 2, not 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
 #[cfg(test)]
 mod tests;

@@ -24,9 +24,9 @@ pub mod udf;
 
 use crate::bitrix::{BitrixError, Client};
 use crate::catalog::{Catalog, Entity};
-use crate::commands::portal::PortalConnection;
 use crate::config::Config;
 use crate::pipeline::PipelineError;
+use crate::portal::PortalConnection;
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -54,7 +54,7 @@ impl ExecError {
     /// As the CLI's error: bad input keeps exit code 2.
     pub fn into_anyhow(self) -> anyhow::Error {
         match self {
-            ExecError::BadInput(m) => crate::commands::BadInput(m).into(),
+            ExecError::BadInput(m) => crate::config::BadInput(m).into(),
             other => other.into(),
         }
     }
@@ -97,10 +97,9 @@ pub async fn run(config: Option<&Path>, args: ExecArgs) -> Result<(), ExecError>
     let path = config_path(config);
     let mut config =
         crate::config::load(path.as_deref()).map_err(|e| ExecError::BadInput(e.to_string()))?;
-    let portal =
-        crate::commands::portal::connect(&mut config, crate::demo_portal::PortalConfig::default())
-            .await
-            .map_err(|e| ExecError::Other(format!("{e:#}")))?;
+    let portal = crate::portal::connect(&mut config, crate::portal::DemoSettings::default())
+        .await
+        .map_err(|e| ExecError::Other(format!("{e:#}")))?;
     let ctx = Context {
         config: Arc::new(config),
         portal,

@@ -252,8 +252,8 @@ fn malformed(spec: &MethodSpec, message: &str) -> BitrixError {
 mod tests {
     use super::*;
     use crate::bitrix::{AuthConfig, ClientConfig, Governor, GovernorConfig, ListRequest};
-    use crate::demo_portal::{self, PortalConfig};
     use crate::schema::table_columns;
+    use bitrix24_emulator::{self as demo_portal, PortalConfig};
     use futures::StreamExt;
     use std::sync::Arc;
 

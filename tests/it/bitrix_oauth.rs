@@ -1,0 +1,136 @@
+//! OAuth against the demo portal: access tokens expire mid-listing, are refreshed once for all
+//! concurrent callers (the portal rotates the refresh token, so a second refresh with the old
+//! one would fail), and the rotated pair is persisted for the next process.
+use b24ch::bitrix::governor::GovernorConfig;
+use b24ch::bitrix::{AuthConfig, Client, ClientConfig, Governor, ListRequest, OAuthConfig, list};
+use b24ch::config::Secret;
+use bitrix24_emulator::{DataSizes, PortalConfig, RunningPortal};
+use futures::StreamExt;
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+
+const SCALE: f64 = 100.0;
+
+async fn portal(deals: u64, ttl_secs: f64) -> RunningPortal {
+    let mut cfg = PortalConfig {
+        sizes: DataSizes {
+            deals,
+            leads: deals,
+            ..DataSizes::default()
+        },
+        time_scale: SCALE,
+        ..Default::default()
+    };
+    cfg.oauth.access_token_ttl_secs = ttl_secs;
+    bitrix24_emulator::start(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+fn oauth_client(p: &RunningPortal, state_dir: Option<&Path>) -> Arc<Client> {
+    let o = p.control().config().oauth;
+    let cfg = ClientConfig::new(AuthConfig::OAuth(OAuthConfig {
+        portal_url: p.base_url(),
+        client_id: o.client_id,
+        client_secret: Secret::new(o.client_secret),
+        access_token: Secret::new(o.access_token),
+        refresh_token: Secret::new(o.refresh_token),
+        oauth_server: p.base_url(),
+        state_dir: state_dir.map(Path::to_path_buf),
+    }));
+    let gov = Governor::new(GovernorConfig {
+        clock_scale: SCALE,
+        ..GovernorConfig::standard()
+    });
+    Arc::new(Client::new(cfg, gov).unwrap())
+}
+
+fn id_of(row: &serde_json::Map<String, Value>) -> u64 {
+    match row.get("id").or_else(|| row.get("ID")).unwrap() {
+        Value::Number(n) => n.as_u64().unwrap(),
+        Value::String(s) => s.parse().unwrap(),
+        other => panic!("{other}"),
+    }
+}
+
+async fn ids(client: Arc<Client>, req: ListRequest) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut s = Box::pin(list(client, req));
+    while let Some(page) = s.next().await {
+        out.extend(page.unwrap().rows.iter().map(|r| id_of(&r.to_map())));
+    }
+    out
+}
+
+fn truth(p: &RunningPortal, table: &str) -> Vec<u64> {
+    p.control()
+        .ground_truth(table)
+        .unwrap()
+        .iter()
+        .map(id_of)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_expiring_mid_listing_is_refreshed_once_and_persisted() {
+    // A 10-minute token and ~30 portal minutes of listing: it expires several times.
+    let p = portal(30_000, 600.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = oauth_client(&p, Some(dir.path()));
+    let deals = ListRequest {
+        method_key: "crm.item".into(),
+        entity_type_id: Some(2),
+        ..Default::default()
+    };
+    let leads = ListRequest {
+        method_key: "crm.lead".into(),
+        ..Default::default()
+    };
+    // Two concurrent listings hit the expiry together: a second refresh with the rotated-away
+    // refresh token would fail with invalid_grant and break a listing.
+    let (d, l) = tokio::join!(ids(c.clone(), deals), ids(c.clone(), leads));
+    assert_eq!(d, truth(&p, "deal"));
+    assert_eq!(l, truth(&p, "lead"));
+    let counters = p.control().counters();
+    let expired = counters
+        .errors_by_code
+        .get("expired_token")
+        .copied()
+        .unwrap_or(0);
+    assert!(expired >= 1, "the token never expired: {counters:?}");
+
+    // The rotated pair is on disk, owner-only, and a new process starting from the original
+    // config uses it.
+    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1, "exactly the token file, no temp left");
+    let stored: Value = serde_json::from_slice(&std::fs::read(files[0].path()).unwrap()).unwrap();
+    let original = p.control().config().oauth.refresh_token;
+    assert_ne!(stored["refresh_token"], Value::String(original));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = files[0].metadata().unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    p.control().advance_clock(700.0);
+    let next = oauth_client(&p, Some(dir.path()));
+    let r = next
+        .call(
+            "crm.lead.list",
+            &serde_json::json!({"select": ["ID"], "start": -1}),
+        )
+        .await
+        .unwrap();
+    assert!(r.result.as_array().is_some_and(|a| !a.is_empty()));
+
+    // Without the persisted pair the original refresh token is dead: rotation really happened.
+    let stale = oauth_client(&p, None);
+    let err = stale
+        .call("crm.lead.list", &serde_json::json!({"start": -1}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("invalid_grant"), "{err}");
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("demo-client-secret") && !text.contains("demorefreshtoken"));
+}

@@ -1,0 +1,200 @@
+//! The adversary (issue 6): the whole pull pipeline runs while the portal injects 503, 429,
+//! 500, slow responses past the client timeout, connection resets mid-body and truncated
+//! JSON at 5–20 % rates, while `serve` is killed and restarted mid-load and ClickHouse is
+//! restarted mid-refresh. After the faults stop and one clean cycle runs: every `_current`
+//! view equals the portal cell by cell, no live row has a tombstone, and the portal never
+//! blocked the webhook for operating time because of b24ch.
+use crate::common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use b24ch::clickhouse::Connection;
+use b24ch::commands::serve;
+use b24ch::config::from_toml_str;
+use b24ch::encode::Format;
+use b24ch::portal;
+use bitrix24_emulator::{Fault, FaultKind, PortalConfig};
+use common::pull::{Pull, TOKEN, free_port, sizes};
+use common::truth;
+use local_clickhouse::{LocalClickHouse, LocalClickHouseOptions};
+use serde_json::Map;
+
+fn fault(kind: FaultKind, probability: f64) -> Fault {
+    Fault {
+        kind,
+        method: None,
+        probability: Some(probability),
+        remaining: None,
+    }
+}
+
+fn inject_all(p: &Pull) {
+    let c = p.control();
+    for f in [
+        fault(FaultKind::QueryLimitExceeded, 0.10),
+        fault(FaultKind::OperationTimeLimit, 0.05),
+        fault(FaultKind::InternalError, 0.10),
+        fault(FaultKind::Slow { delay_ms: 4_000 }, 0.05),
+        fault(FaultKind::ConnectionReset, 0.05),
+        fault(FaultKind::TruncatedJson, 0.05),
+    ] {
+        c.inject_fault(f);
+    }
+}
+
+async fn start_ch(dir: &std::path::Path, port: u16) -> &'static LocalClickHouse {
+    let mut opts = LocalClickHouseOptions::new(dir);
+    opts.http_port = port;
+    let ch = LocalClickHouse::start(opts).await.unwrap();
+    Box::leak(Box::new(ch))
+}
+
+/// Refreshes every view of the current entities once, ignoring failures (faults are on).
+async fn rough_cycle(p: &Pull) {
+    for suffix in ["_load", "_reconcile"] {
+        for e in p.entities() {
+            let _ =
+                p.ch.query(&format!("SYSTEM REFRESH VIEW `{}`.`{e}{suffix}`", p.db))
+                    .await;
+        }
+    }
+    for e in p.entities() {
+        for suffix in ["_load", "_reconcile"] {
+            let _ = p.wait_view(&format!("{e}{suffix}")).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_restarts_then_one_clean_cycle_ends_in_equality() {
+    let dir = common::test_data_dir("faults");
+    let ch_port = free_port();
+    let ch = start_ch(&dir, ch_port).await;
+    let db = "faults".to_string();
+    ch.query(&format!("CREATE DATABASE `{db}`")).await.unwrap();
+    let port = free_port();
+    let mut config = from_toml_str(&format!(
+        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n\
+         [limits]\nrequest_timeout_secs = 2\n\
+         [proxy]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\ntoken = \"{TOKEN}\"\n\
+         [entities.default]\nschedule = \"1 WEEK\"\nreconcile_schedule = \"1 WEEK\"\nreconcile_safety = \"1 SECOND\"\n",
+        ch.http_url()
+    ))
+    .unwrap();
+    let portal_cfg = PortalConfig {
+        sizes: sizes(2_000),
+        time_scale: 200.0,
+        ..PortalConfig::default()
+    };
+    let portal = portal::connect(&mut config, portal_cfg).await.unwrap();
+    let config = Arc::new(config);
+    let serve = serve::start(config.clone(), &portal).await.unwrap();
+    let conn = Connection::connect(&config.clickhouse)
+        .unwrap()
+        .with_secret(&config.proxy.token);
+    let mut p = Pull {
+        ch,
+        db,
+        config,
+        portal,
+        serve: Some(serve),
+        conn,
+        format: Format::Parquet,
+    };
+
+    // Faults from the very first load on.
+    inject_all(&p);
+    p.autopilot().await;
+    rough_cycle(&p).await;
+
+    // The portal changes while faults go on.
+    let c = p.control().clone();
+    let mut set = Map::new();
+    set.insert(
+        "TITLE".into(),
+        serde_json::json!("после сбоя \"fault\" 'x'"),
+    );
+    c.modify_rows("deal", &[2, 3, 500, 1999], &set, None)
+        .unwrap();
+    c.delete_rows("deal", &[10, 11, 12]).unwrap();
+    c.delete_rows("lead", &[7]).unwrap();
+    rough_cycle(&p).await;
+
+    // b24ch killed mid-load and started again.
+    p.q(&format!("SYSTEM REFRESH VIEW `{}`.crm_deal_load", p.db))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    p.stop_serve();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    p.restart_serve().await;
+
+    // ClickHouse restarted mid-refresh (same data directory and port).
+    p.q(&format!("SYSTEM REFRESH VIEW `{}`.crm_lead_load", p.db))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    p.ch.request_stop();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while p.ch.is_running() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!p.ch.is_running(), "ClickHouse did not stop");
+    p.ch = start_ch(&dir, ch_port).await;
+    rough_cycle(&p).await;
+
+    // Faults stop; one clean cycle.
+    let injected = c.counters().faults_by_kind.clone();
+    c.clear_faults();
+    p.cycle().await;
+
+    truth::assert_equal(&p.mismatches().await);
+
+    // No tombstone for a row the portal still has.
+    for e in p.entities() {
+        let table = truth::entity_for_table(&e);
+        let Ok(rows) = c.ground_truth(&table) else {
+            continue;
+        };
+        let live: std::collections::BTreeSet<String> = rows
+            .iter()
+            .filter_map(|r| {
+                r.get("ID")
+                    .map(|v| v.to_string().trim_matches('"').to_string())
+            })
+            .collect();
+        let dead = p
+            .q(&format!(
+                "SELECT DISTINCT toString(ID) FROM `{}`.`{e}` WHERE _is_deleted = 1",
+                p.db
+            ))
+            .await;
+        for id in dead.lines().filter(|l| !l.is_empty()) {
+            assert!(!live.contains(id), "{e}: live row {id} has a tombstone");
+        }
+    }
+
+    // Every fault kind really fired, and the only 429s were the injected ones.
+    let counters = c.counters();
+    for kind in [
+        "query_limit_exceeded",
+        "operation_time_limit",
+        "internal_error",
+        "slow",
+        "connection_reset",
+        "truncated_json",
+    ] {
+        assert!(
+            injected.get(kind).copied().unwrap_or(0) > 0,
+            "{kind} never fired: {injected:?}"
+        );
+    }
+    let injected_429 = counters
+        .faults_by_kind
+        .get("operation_time_limit")
+        .copied()
+        .unwrap_or(0);
+    assert_eq!(
+        counters.operation_time_limit, injected_429,
+        "the portal blocked a method for operating time because of b24ch"
+    );
+}

@@ -1,0 +1,25 @@
+//! b24ch's integration tests, one binary (one link, one local ClickHouse per process).
+mod bitrix_listing;
+mod bitrix_oauth;
+mod catalog_discover;
+mod cli_config;
+mod clickhouse_ddl;
+mod common;
+mod encode_clickhouse;
+mod encode_roundtrip;
+mod exec_clickhouse;
+mod exec_governor;
+mod fault_suite;
+mod local_server;
+mod parser_proptest;
+mod pull_cursor;
+mod pull_equality;
+mod pull_faults;
+mod pull_formats;
+mod schema_fixtures;
+mod schema_proptest;
+mod secrets_in_logs;
+mod serve_security;
+mod status_page_browser;
+mod sync_equality;
+mod sync_push;
