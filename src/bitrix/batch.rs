@@ -6,7 +6,7 @@
 //! holds `result`, `result_error`, `result_total`, `result_next`, `result_time` sections; PHP
 //! encodes an empty section as `[]` and a section with keys 0..n-1 as a list, so both shapes
 //! are read. Command names are never numeric, which keeps the sections objects.
-use super::client::{Response, TimeInfo};
+use super::envelope::{Response, TimeInfo, as_map, as_u64, text};
 use super::error::BitrixError;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -287,36 +287,6 @@ impl<R> BatchResponse<R> {
     /// Command names with their outcomes, in command order.
     pub fn outcomes(&self) -> &[(String, CommandOutcome<R>)] {
         &self.outcomes
-    }
-}
-
-/// A PHP array as a map: objects as they are, lists keyed "0", "1", …
-pub fn as_map(v: &Value) -> Option<Map<String, Value>> {
-    match v {
-        Value::Object(m) => Some(m.clone()),
-        Value::Array(a) => Some(
-            a.iter()
-                .enumerate()
-                .map(|(i, v)| (i.to_string(), v.clone()))
-                .collect(),
-        ),
-        _ => None,
-    }
-}
-
-pub(crate) fn as_u64(v: &Value) -> Option<u64> {
-    match v {
-        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().map(|f| f as u64)),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-pub(crate) fn text(v: Option<&Value>) -> String {
-    match v {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
     }
 }
 

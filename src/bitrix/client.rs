@@ -2,7 +2,8 @@
 //! OAuth refresh on `expired_token`, strict parsing (a truncated or non-JSON body is an error,
 //! never an empty page) and redaction of every secret from errors and logs.
 use super::auth::{Auth, AuthConfig, OAuthConfig};
-use super::batch::{Batch, BatchResponse, CommandOutcome, as_u64};
+use super::batch::{Batch, BatchResponse, CommandOutcome};
+use super::envelope::{Response, TimeInfo, parse_answer};
 use super::error::{BitrixError, ErrorClass};
 use super::governor::{Billed, Governor, Observation, infer_billing};
 use crate::config::{PortalAuth, Secret, redact};
@@ -11,53 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The `time` object of an answer. Any field may be missing; numbers may be int or float.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct TimeInfo {
-    pub start: Option<f64>,
-    pub finish: Option<f64>,
-    pub duration: Option<f64>,
-    pub processing: Option<f64>,
-    /// Accumulated operating time of the billed method in the current window.
-    pub operating: Option<f64>,
-    /// Unix time when the oldest basket of the window drops out.
-    pub operating_reset_at: Option<f64>,
-    pub date_start: Option<String>,
-    pub date_finish: Option<String>,
-}
-
-impl TimeInfo {
-    pub fn parse(v: &Value) -> Self {
-        let num = |k: &str| match v.get(k) {
-            Some(Value::Number(n)) => n.as_f64(),
-            Some(Value::String(s)) => s.trim().parse().ok(),
-            _ => None,
-        };
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-        Self {
-            start: num("start"),
-            finish: num("finish"),
-            duration: num("duration"),
-            processing: num("processing"),
-            operating: num("operating"),
-            operating_reset_at: num("operating_reset_at"),
-            date_start: s("date_start"),
-            date_finish: s("date_finish"),
-        }
-    }
-}
-
 /// Parses one HTTP answer (method, status, body) into a response with a result of shape `R`.
 type ParseFn<R> = fn(&str, u16, &[u8]) -> Result<Response<R>, BitrixError>;
-
-/// A successful answer.
-#[derive(Debug, Clone)]
-pub struct Response<R = Value> {
-    pub result: R,
-    pub total: Option<u64>,
-    pub next: Option<u64>,
-    pub time: TimeInfo,
-}
 
 /// Client construction options.
 #[derive(Debug, Clone)]
@@ -224,12 +180,7 @@ impl Client {
             return Err(BitrixError::Usage("empty batch".into()));
         }
         let outer = self
-            .call_billed_as(
-                "batch",
-                &batch.to_params(),
-                &billed(batch),
-                super::raw::parse_answer_as,
-            )
+            .call_billed_as("batch", &batch.to_params(), &billed(batch), parse_answer)
             .await?;
         let resp = super::raw::split_batch(batch, outer)?;
         self.observe_batch(batch, &resp);
@@ -242,13 +193,8 @@ impl Client {
         method: &str,
         params: &Value,
     ) -> Result<Response<super::raw::RawResult>, BitrixError> {
-        self.call_billed_as(
-            method,
-            params,
-            &[Billed::new(method, 1)],
-            super::raw::parse_answer_as,
-        )
-        .await
+        self.call_billed_as(method, params, &[Billed::new(method, 1)], parse_answer)
+            .await
     }
 
     async fn call_billed(
@@ -473,43 +419,6 @@ fn strip_urls(text: &str) -> String {
         .join(" ")
 }
 
-/// Parses one HTTP answer: an error envelope (classified by code), or `result` + paging.
-pub fn parse_answer(method: &str, status: u16, body: &[u8]) -> Result<Response, BitrixError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| BitrixError::Malformed {
-        method: method.to_string(),
-        status,
-        message: format!("body of {} bytes is not complete JSON: {e}", body.len()),
-    })?;
-    if let Some(code) = v.get("error") {
-        let code = code.as_str().unwrap_or_default();
-        let desc = v
-            .get("error_description")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        return Err(BitrixError::api(method, status, code, desc));
-    }
-    if !(200..300).contains(&status) {
-        return Err(BitrixError::Malformed {
-            method: method.to_string(),
-            status,
-            message: "error status without an error body".into(),
-        });
-    }
-    let Some(result) = v.get("result") else {
-        return Err(BitrixError::Malformed {
-            method: method.to_string(),
-            status,
-            message: "answer has no `result`".into(),
-        });
-    };
-    Ok(Response {
-        result: result.clone(),
-        total: v.get("total").and_then(as_u64),
-        next: v.get("next").and_then(as_u64),
-        time: v.get("time").map(TimeInfo::parse).unwrap_or_default(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -555,7 +464,7 @@ mod tests {
             ("oauth.error.PAYMENT_REQUIRED.json", 402, ErrorClass::Auth),
         ];
         for (file, status, class) in cases {
-            let err = parse_answer("m", status, &fixture(file)).unwrap_err();
+            let err = parse_answer::<Value>("m", status, &fixture(file)).unwrap_err();
             assert_eq!(err.class(), class, "{file}");
             assert_eq!(err.is_retryable(), class.is_retryable(), "{file}");
         }
@@ -564,28 +473,29 @@ mod tests {
     #[test]
     fn truncated_json_is_an_error_not_an_empty_page() {
         let full = fixture("crm.deal.list.json");
-        let err = parse_answer("crm.deal.list", 200, &full[..full.len() / 2]).unwrap_err();
+        let err = parse_answer::<Value>("crm.deal.list", 200, &full[..full.len() / 2]).unwrap_err();
         assert!(matches!(err, BitrixError::Malformed { .. }));
         assert!(err.is_retryable());
-        let err = parse_answer("m", 200, b"{\"time\":{}}").unwrap_err();
+        let err = parse_answer::<Value>("m", 200, b"{\"time\":{}}").unwrap_err();
         assert!(matches!(err, BitrixError::Malformed { .. }));
-        let err = parse_answer("m", 502, b"<html>Bad gateway</html>").unwrap_err();
+        let err = parse_answer::<Value>("m", 502, b"<html>Bad gateway</html>").unwrap_err();
         assert!(err.is_retryable());
     }
 
     #[test]
     fn success_envelope_and_time_accept_int_or_float() {
-        let r = parse_answer("crm.type.list", 200, &fixture("crm.type.list.json")).unwrap();
+        let r =
+            parse_answer::<Value>("crm.type.list", 200, &fixture("crm.type.list.json")).unwrap();
         assert_eq!(r.total, Some(4));
         assert_eq!(r.time.operating, Some(0.0));
-        let r = parse_answer(
+        let r = parse_answer::<Value>(
             "crm.enum.ownertype",
             200,
             &fixture("crm.enum.ownertype.json"),
         )
         .unwrap();
         assert_eq!(r.time.operating_reset_at, Some(1750153784.0));
-        let r = parse_answer("x", 200, &fixture("crm.userfield.types.json")).unwrap();
+        let r = parse_answer::<Value>("x", 200, &fixture("crm.userfield.types.json")).unwrap();
         assert!(r.time.start.is_some());
     }
 

@@ -5,7 +5,6 @@
 //! branching on method names. Sources: `docs/bitrix24-api.md` §2, §5, §6 and the fixtures.
 
 /// How the values of a method are encoded (§6.3); owned by the typed schema.
-pub use crate::schema::ValueStyle;
 
 /// Where the rows sit inside `result`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -600,6 +599,19 @@ impl MethodSpec {
     pub fn rows_path(&self) -> Vec<&'static str> {
         self.envelope.key().into_iter().collect()
     }
+}
+
+/// The value style of a Bitrix24 list method (the client maps each method to one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ValueStyle {
+    /// `crm.deal/lead/contact/company.list`, `crm.activity.list`, `crm.status.list`,
+    /// `user.get`, `department.get`…: strings for everything, `""` empty dates, `false` for
+    /// an empty multiple UF, `"1"`/`"0"` boolean UFs, multifields under `PHONE`, `EMAIL`…
+    #[default]
+    Legacy,
+    /// `crm.item.*`, `crm.type.*`, `crm.category.*`: JSON numbers, `"Y"`/`"N"` booleans,
+    /// `null`s, camelCase keys, multifields in `fm`, file UFs as `{"id","url"}`.
+    Typed,
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod batch;
 pub mod client;
+pub mod envelope;
 pub mod error;
 pub mod governor;
 pub mod governor_file;
@@ -12,7 +13,8 @@ pub mod raw;
 
 pub use auth::{AuthConfig, OAuthConfig};
 pub use batch::{Batch, BatchResponse, CommandOutcome};
-pub use client::{Client, ClientConfig, Response, TimeInfo};
+pub use client::{Client, ClientConfig};
+pub use envelope::{Response, TimeInfo};
 pub use error::{BitrixError, ErrorClass};
 pub use governor::{Governor, GovernorConfig, GovernorSnapshot};
 pub use listing::{ListRequest, Page, list};

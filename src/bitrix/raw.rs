@@ -6,19 +6,19 @@
 //! deep: a list or object of raw JSON texts ([`RawResult`]). Rows stay JSON text
 //! ([`RawRow`]) until normalisation reads only the keys its columns need.
 //!
-//! The checks are those of [`super::client::parse_answer`] and
+//! The checks are those of [`super::envelope::parse_answer`] and
 //! [`super::batch::BatchResponse::parse`]: a body that is not complete JSON, an error envelope,
 //! an error status, a missing `result` and a section of the wrong shape are errors, never an
 //! empty page.
+use std::borrow::Cow;
 use std::fmt;
 
-use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::batch::{Batch, BatchResponse, CommandOutcome, as_map, as_u64};
-use super::client::{Response, TimeInfo};
+use super::batch::{Batch, BatchResponse, CommandOutcome};
+use super::envelope::{Response, TimeInfo, as_map, as_u64, parse_answer, text};
 use super::error::BitrixError;
 
 /// A command's `result`, split one level deep.
@@ -179,7 +179,7 @@ impl<'de> Visitor<'de> for FindKey<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut found = None;
-        while let Some(k) = map.next_key_seed(crate::schema::json::KeySeed)? {
+        while let Some(k) = map.next_key_seed(KeySeed)? {
             if k == self.key {
                 found = Some(map.next_value::<Value>()?);
             } else {
@@ -188,75 +188,6 @@ impl<'de> Visitor<'de> for FindKey<'_> {
         }
         Ok(found)
     }
-}
-
-/// The outer body of an answer: `result` (shape `R`) and the envelope fields.
-#[derive(Deserialize)]
-#[serde(bound = "R: Deserialize<'de>")]
-struct Body<R> {
-    #[serde(default = "none", deserialize_with = "present")]
-    result: Option<R>,
-    #[serde(default, deserialize_with = "present")]
-    error: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    error_description: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    total: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    next: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    time: Option<Value>,
-}
-
-fn none<R>() -> Option<R> {
-    None
-}
-
-/// A field that is present (even as `null`) is `Some`.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
-}
-
-/// [`super::client::parse_answer`] for a result of shape `R`.
-pub fn parse_answer_as<R: for<'de> Deserialize<'de>>(
-    method: &str,
-    status: u16,
-    body: &[u8],
-) -> Result<Response<R>, BitrixError> {
-    let b: Body<R> = serde_json::from_slice(body).map_err(|e| BitrixError::Malformed {
-        method: method.to_string(),
-        status,
-        message: format!("body of {} bytes is not complete JSON: {e}", body.len()),
-    })?;
-    if let Some(code) = &b.error {
-        let code = code.as_str().unwrap_or_default();
-        let desc = b
-            .error_description
-            .as_ref()
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        return Err(BitrixError::api(method, status, code, desc));
-    }
-    if !(200..300).contains(&status) {
-        return Err(BitrixError::Malformed {
-            method: method.to_string(),
-            status,
-            message: "error status without an error body".into(),
-        });
-    }
-    let Some(result) = b.result else {
-        return Err(BitrixError::Malformed {
-            method: method.to_string(),
-            status,
-            message: "answer has no `result`".into(),
-        });
-    };
-    Ok(Response {
-        result,
-        total: b.total.as_ref().and_then(as_u64),
-        next: b.next.as_ref().and_then(as_u64),
-        time: b.time.as_ref().map(TimeInfo::parse).unwrap_or_default(),
-    })
 }
 
 /// The `result` of a `batch` answer: its sections, commands' results split one level deep.
@@ -298,7 +229,7 @@ impl<'de> Visitor<'de> for BatchVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut result = Ok(Vec::new());
         let (mut error, mut total, mut next, mut time) = (None, None, None, None);
-        while let Some(k) = map.next_key_seed(crate::schema::json::KeySeed)? {
+        while let Some(k) = map.next_key_seed(KeySeed)? {
             match k.as_ref() {
                 "result" => result = map.next_value::<Section>()?.0,
                 "result_error" => error = Some(map.next_value::<Value>()?),
@@ -398,8 +329,8 @@ pub fn split_batch(
                 CommandOutcome::Err(BitrixError::api(
                     method,
                     0,
-                    &super::batch::text(err.get("error")),
-                    &super::batch::text(err.get("error_description")),
+                    &text(err.get("error")),
+                    &text(err.get("error_description")),
                 ))
             } else if let Some(i) = results.iter().position(|(n, _)| n == name) {
                 let (_, result) = results.swap_remove(i);
@@ -424,13 +355,50 @@ pub fn parse_batch_answer(
     status: u16,
     body: &[u8],
 ) -> Result<BatchResponse<RawResult>, BitrixError> {
-    split_batch(batch, parse_answer_as("batch", status, body)?)
+    split_batch(batch, parse_answer("batch", status, body)?)
+}
+
+/// An object key, borrowed when it has no escapes.
+pub struct Key<'de>(pub Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Seed form of [`Key`] (for `MapAccess::next_key_seed`).
+pub struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(KeyVisitor).map(|k| k.0)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Key(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Key(Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Key(Cow::Owned(v)))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bitrix::client::parse_answer;
+    use crate::bitrix::envelope::parse_answer;
 
     #[test]
     fn same_outcomes_as_the_value_path() {

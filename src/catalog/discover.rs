@@ -7,12 +7,12 @@
 //! documented static field list where one exists (reference entities), else is left out with a
 //! warning instead of failing the whole catalog; any other error fails discovery.
 use super::companion;
+use super::field_description::fields_from_description;
 use super::model::{Catalog, Entity, EntityKind, EnumOption, Field};
 use super::static_fields;
 use crate::bitrix::batch::{Batch, BatchResponse, CommandOutcome, MAX_COMMANDS};
 use crate::bitrix::methods::{self, COMPANIONS, ENTITY_METHODS, FieldsFormat, MethodSpec, spec};
 use crate::bitrix::{BitrixError, Client, ErrorClass};
-use crate::schema::field_description::fields_from_description;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 

@@ -5,7 +5,9 @@ pub use model::{Catalog, Companion, Entity, EntityKind, EnumOption, Field};
 mod companion;
 pub mod diff;
 pub mod discover;
+pub mod field_description;
 mod static_fields;
 
 pub use diff::{CatalogDiff, diff};
 pub use discover::discover;
+pub use field_description::fields_from_description;

@@ -3,10 +3,10 @@
 //! New entity → table + views; new field → `ADD COLUMN` and the load view recreated with it;
 //! entity gone → its views dropped, its table kept and marked; changed field type → reported,
 //! and the entity's load view dropped so nothing is ever cast silently.
-use super::connection::{ClickHouseError, Connection};
 use super::ddl::{self, ColumnDef, ProxyEndpoint, Statement, TablePlan, Target};
 use super::plan::{selected_columns, table_plan};
 use super::quote::literal;
+use super::{ClickHouseError, Connection};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::encode::Format;
@@ -349,7 +349,7 @@ async fn write_enum_labels(
     t: &Target,
     catalog: &Catalog,
 ) -> Result<usize, ClickHouseError> {
-    let version = crate::pipeline::stats::now_ms();
+    let version = crate::schema::now_ms();
     let mut values = Vec::new();
     for e in &catalog.entities {
         for f in &e.fields {

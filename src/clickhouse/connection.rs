@@ -1,17 +1,6 @@
 //! A connection to ClickHouse through the `clickhouse` crate, built from the config.
+use super::error::ClickHouseError;
 use crate::config::{ClickHouseConfig, Secret, redact};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ClickHouseError {
-    #[error(
-        "cannot use the CA certificate {path}: {reason}; give a PEM file with the CA of your ClickHouse (clickhouse.ca_cert)"
-    )]
-    CaCert { path: String, reason: String },
-    #[error("ClickHouse rejected a statement: {message}\nstatement: {statement}")]
-    Statement { message: String, statement: String },
-    #[error("ClickHouse query failed: {0}")]
-    Query(String),
-}
 
 /// Runs statements; every error text is redacted of the configured secrets.
 #[derive(Clone)]

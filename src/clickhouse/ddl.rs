@@ -11,8 +11,7 @@ use crate::config::Schedule;
 use crate::encode::Format;
 use std::fmt::Write as _;
 
-/// The primary-key value of watermark rows; Bitrix24 IDs start at 1.
-pub const WATERMARK_ID: i64 = 0;
+pub use crate::schema::WATERMARK_ID;
 
 /// Where the DDL goes.
 #[derive(Debug, Clone)]

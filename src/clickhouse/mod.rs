@@ -3,8 +3,10 @@
 pub mod apply;
 pub mod connection;
 pub mod ddl;
+mod error;
 pub mod plan;
 pub mod quote;
 mod tls;
 
-pub use connection::{ClickHouseError, Connection};
+pub use connection::Connection;
+pub use error::ClickHouseError;

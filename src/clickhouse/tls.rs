@@ -1,5 +1,5 @@
 //! HTTPS to ClickHouse with a custom CA (managed clouds ship their own root certificate).
-use super::connection::ClickHouseError;
+use super::error::ClickHouseError;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;

@@ -7,17 +7,27 @@
 //! are still in flux they are left out of this load. That never loses them: they were modified
 //! after the load's first page, so the next incremental load (which starts at the watermark
 //! taken then, minus the lookback) reads them. A row is never emitted torn (half old, half new).
-use super::extract::{EntityJob, PipelineError};
+use super::error::PipelineError;
 use crate::bitrix::batch::{Batch, CommandOutcome};
 use crate::bitrix::listing::{PAGE_SIZE, raw_rows, row_id};
 use crate::bitrix::{self, BitrixError, Client, MethodSpec, RawRow};
 use crate::catalog::Entity;
 use crate::schema::{
-    Cell, Column, ColumnSource, NormalizeIssue, RowNormalizer, ServiceColumn, ServiceValues,
-    cursor_column,
+    Cell, Column, ColumnSource, NormalizeIssue, NormalizedRow, RowNormalizer, ServiceColumn,
+    ServiceValues, cursor_column,
 };
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
+
+/// The primary method's side of a join: its method and how one of its rows is normalised.
+pub trait PrimaryRows: Sync {
+    fn spec(&self) -> &'static MethodSpec;
+    fn normalize(
+        &self,
+        raw: &RawRow,
+        service: &ServiceValues,
+    ) -> Result<NormalizedRow, PipelineError>;
+}
 
 /// Attempts for companion commands failing with a retryable error inside a batch.
 const MAX_ATTEMPTS: u32 = 8;
@@ -117,7 +127,7 @@ impl CompanionJob {
     pub async fn join(
         &self,
         client: &Client,
-        job: &EntityJob,
+        job: &dyn PrimaryRows,
         rows: &[RawRow],
         service: &ServiceValues,
     ) -> Result<Joined, PipelineError> {
@@ -252,6 +262,7 @@ fn malformed(spec: &MethodSpec, message: &str) -> BitrixError {
 mod tests {
     use super::*;
     use crate::bitrix::{AuthConfig, ClientConfig, Governor, GovernorConfig, ListRequest};
+    use crate::pipeline::EntityJob;
     use crate::schema::table_columns;
     use bitrix24_emulator::{self as demo_portal, PortalConfig};
     use futures::StreamExt;

@@ -2,10 +2,11 @@
 //!
 //! Used by every way rows leave b24ch (`serve`, `sync`, executable modes). A complete
 //! incremental-capable load ends with the **watermark row** (see `clickhouse::ddl`).
-use super::companion::CompanionJob;
+use super::companion::{CompanionJob, PrimaryRows};
+pub use super::error::PipelineError;
 use crate::bitrix::{self, BitrixError, Client, ListRequest, Page, RawRow};
 use crate::catalog::Entity;
-use crate::clickhouse::ddl::WATERMARK_ID;
+use crate::schema::WATERMARK_ID;
 use crate::schema::{
     Cell, ChType, Column, NormalizeIssue, NormalizedRow, RowNormalizer, ServiceValues,
     cursor_column, primary_key_column,
@@ -14,14 +15,6 @@ use chrono::{DateTime, Duration, FixedOffset, Utc};
 use futures::{Stream, StreamExt};
 use serde_json::Value;
 use std::sync::Arc;
-
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    #[error(transparent)]
-    Bitrix(#[from] BitrixError),
-    #[error("entity {entity} uses unknown method key `{method}`")]
-    UnknownMethod { entity: String, method: String },
-}
 
 /// How far before the last watermark an incremental load starts: covers rows committed
 /// late within the same seconds and small clock differences (design invariant 3).
@@ -127,6 +120,19 @@ impl EntityJob {
             ids_only,
             extra_filter: Default::default(),
         }
+    }
+}
+
+impl PrimaryRows for EntityJob {
+    fn spec(&self) -> &'static bitrix::MethodSpec {
+        EntityJob::spec(self)
+    }
+    fn normalize(
+        &self,
+        raw: &RawRow,
+        service: &ServiceValues,
+    ) -> Result<NormalizedRow, PipelineError> {
+        EntityJob::normalize(self, raw, service)
     }
 }
 

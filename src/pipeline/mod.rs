@@ -1,5 +1,6 @@
 //! The pipeline: an entity's rows out of Bitrix24 as typed pages, and what each load did.
 mod companion;
+mod error;
 pub mod extract;
 pub mod stats;
 

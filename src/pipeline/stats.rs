@@ -62,9 +62,7 @@ pub struct Stats {
     inner: Mutex<Inner>,
 }
 
-pub fn now_ms() -> u64 {
-    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
-}
+use crate::schema::now_ms;
 
 fn push_bounded<T>(q: &mut VecDeque<T>, item: T) {
     if q.len() == RECENT {

@@ -1,18 +1,15 @@
 //! The typed schema: where a Bitrix24 field type becomes a ClickHouse type ([`types`]),
 //! and where raw Bitrix24 values become typed cells ([`normalize`]).
 pub mod cell;
-pub mod field_description;
 pub mod json;
 pub mod normalize;
 pub mod parse;
 pub mod types;
-pub mod value;
-
+pub use crate::bitrix::methods::ValueStyle;
 pub use cell::Cell;
-pub use field_description::fields_from_description;
 pub use normalize::{NormalizeIssue, NormalizedRow, RowNormalizer, ServiceValues, json_text};
 pub use types::{
     CURRENCY_SUFFIX, ChType, Column, ColumnSource, MONEY_PRECISION, MONEY_SCALE, ServiceColumn,
-    ValuePart, cursor_column, primary_key_column, service_column, table_columns,
+    ValuePart, WATERMARK_ID, cursor_column, now_ms, primary_key_column, service_column,
+    table_columns,
 };
-pub use value::ValueStyle;

@@ -14,7 +14,7 @@ use super::cell::Cell;
 use super::json::{JsonValue, KeySeed};
 use super::parse;
 use super::types::{ChType, Column, ColumnSource, ServiceColumn, ValuePart};
-use super::value::ValueStyle;
+use crate::bitrix::methods::ValueStyle;
 
 /// One value that did not fit its column.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -105,6 +105,15 @@ pub enum ValuePart {
     MoneyCurrency,
 }
 
+/// The primary-key value of watermark rows; Bitrix24 IDs start at 1.
+pub const WATERMARK_ID: i64 = 0;
+
+/// Milliseconds since the Unix epoch: the `_version` stamp of a load and the clock of the
+/// load statistics.
+pub fn now_ms() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
+}
+
 /// Columns b24ch adds to every table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServiceColumn {

@@ -1,6 +1,6 @@
 //! What `serve` shows about itself: meta rows for `url()`, Prometheus metrics, the status page.
 use super::state::AppState;
-use crate::pipeline::stats::now_ms;
+use crate::schema::now_ms;
 use serde::Serialize;
 use std::fmt::Write as _;
 

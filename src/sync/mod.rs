@@ -147,7 +147,7 @@ pub async fn reconcile(
         }
     }
     let table = qualified(&t.database, &job.entity.name);
-    let safety = crate::pipeline::stats::now_ms().saturating_sub(safety_ms);
+    let safety = crate::schema::now_ms().saturating_sub(safety_ms);
     // Only incremental entities have watermark rows; elsewhere key 0 is a real row.
     let watermark = if numeric && job.incremental() {
         format!(" AND {} != {WATERMARK_ID}", ident(&key.name))

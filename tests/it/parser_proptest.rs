@@ -1,9 +1,11 @@
 //! The page parser never panics and never mistakes a broken answer for a page: arbitrary
 //! bytes, arbitrary JSON and every truncation of every fixture.
-use b24ch::bitrix::client::parse_answer;
+use b24ch::bitrix::Response;
+use b24ch::bitrix::envelope::parse_answer;
 use b24ch::bitrix::listing::extract_rows;
 use b24ch::bitrix::spec;
 use proptest::prelude::*;
+use serde_json::Value;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bitrix24");
 
@@ -29,13 +31,13 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
 proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..512), status in 100u16..600) {
-        let _ = parse_answer("crm.deal.list", status, &body);
+        let _: Result<Response<Value>, _> = parse_answer("crm.deal.list", status, &body);
     }
 
     #[test]
     fn arbitrary_results_never_panic(result in json_value(), status in prop_oneof![Just(200u16), Just(400), Just(503)]) {
         let body = serde_json::json!({"result": result, "time": {"start": 1}}).to_string();
-        if let Ok(r) = parse_answer("crm.item.list", status, body.as_bytes()) {
+        if let Ok::<Response<Value>, _>(r) = parse_answer("crm.item.list", status, body.as_bytes()) {
             for key in ["crm.deal", "crm.item", "user", "crm.status", "crm.category", "department"] {
                 if let Some(s) = spec(key) {
                     let _ = extract_rows(s, &r);
@@ -60,7 +62,7 @@ fn every_truncated_fixture_is_an_error_never_a_page() {
             .step_by(13)
             .chain(trimmed.saturating_sub(64)..trimmed);
         for cut in cuts {
-            let r = parse_answer("crm.deal.list", 200, &body[..cut]);
+            let r: Result<Response<Value>, _> = parse_answer("crm.deal.list", 200, &body[..cut]);
             assert!(
                 r.is_err(),
                 "{} cut at {cut} parsed as a page",

@@ -1,9 +1,8 @@
 //! Normalisation of the real Bitrix24 responses in the shared fixtures: every encoding of
 //! bitrix24-api.md §6.3 that they show must come out as the concrete typed value.
-use b24ch::catalog::{Entity, EntityKind, EnumOption, Field};
+use b24ch::catalog::{Entity, EntityKind, EnumOption, Field, fields_from_description};
 use b24ch::schema::{
-    Cell, ChType, Column, NormalizedRow, RowNormalizer, ServiceValues, ValueStyle,
-    fields_from_description, table_columns,
+    Cell, ChType, Column, NormalizedRow, RowNormalizer, ServiceValues, ValueStyle, table_columns,
 };
 use serde_json::{Map, Value, json};
 
@@ -328,7 +327,7 @@ fn typed_lead_entity() -> Entity {
     let fields = spec
         .iter()
         .map(|(api, t, m)| {
-            let code = b24ch::schema::field_description::camel_to_upper_snake(api);
+            let code = b24ch::catalog::field_description::camel_to_upper_snake(api);
             field(&code, api, t, *m)
         })
         .collect();

@@ -5,7 +5,7 @@
 //! `user.fields` name → title map) become fields of unknown type, kept as raw text.
 use serde_json::{Map, Value};
 
-use crate::catalog::{EnumOption, Field};
+use super::{EnumOption, Field};
 
 /// The fields of a `*.fields` response, in the response's key order.
 ///
