@@ -3,6 +3,7 @@ mod auth;
 mod dictionaries;
 mod error;
 mod meta;
+mod metrics;
 mod routes;
 mod rows;
 mod state;
@@ -12,7 +13,7 @@ pub use state::AppState;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -53,12 +54,13 @@ async fn page(State(state): State<Arc<AppState>>) -> Html<String> {
     Html(meta::status_page(&state))
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        meta::metrics(&state),
-    )
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    match metrics::metrics(&state) {
+        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics could not be encoded",
+        )
+            .into_response(),
+    }
 }

@@ -281,3 +281,50 @@ async fn no_secret_in_any_response() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_was_served() {
+    let (s, _p) = start().await;
+    let rows = http()
+        .get(format!(
+            "{}/v1/entities/crm_deal/rows?format=JSONEachRow",
+            s.url()
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let served = rows.lines().filter(|l| !l.is_empty()).count();
+    let r = http()
+        .get(format!("{}/metrics", s.url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let content_type = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let text = r.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no series `{series}` in:\n{text}"))
+    };
+    assert!(served > 0);
+    assert_eq!(
+        value("b24ch_rows_served_total{entity=\"crm_deal\"}"),
+        served as f64
+    );
+    assert_eq!(
+        value("b24ch_loads_total{entity=\"crm_deal\",outcome=\"ok\"}"),
+        1.0
+    );
+    assert!(value("b24ch_bitrix_requests_total") >= 1.0);
+    assert!(text.contains("# TYPE b24ch_operating_used_seconds gauge"));
+    assert!(text.trim_end().ends_with("# EOF"));
+}
