@@ -326,13 +326,10 @@ async fn rename_columns(
     let Some(stmt) = ddl::rename_columns(t, &plan.entity, &renames) else {
         return Ok(false);
     };
-    if mode == Mode::Pull {
-        run(
-            conn,
-            &ddl::drop_view(t, &ddl::load_view_name(&plan.entity)),
-            report,
-        )
-        .await?;
+    let load = ddl::load_view_name(&plan.entity);
+    if mode == Mode::Pull && view_comment(conn, t, &load).await?.is_some() {
+        run(conn, &ddl::drop_view(t, &load), report).await?;
+        report.recreated_views.push(load);
     }
     run(conn, &stmt, report).await?;
     for (old, new) in &renames {

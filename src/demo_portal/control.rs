@@ -391,7 +391,6 @@ impl PortalControl {
         Ok(truth_rows(
             &st.data,
             t,
-            &self.shared.base_url,
             self.shared.cfg.utc_offset_secs,
         ))
     }
@@ -408,7 +407,6 @@ impl PortalControl {
                     truth_rows(
                         &st.data,
                         t,
-                        &self.shared.base_url,
                         self.shared.cfg.utc_offset_secs,
                     ),
                 )
@@ -430,15 +428,15 @@ impl PortalControl {
     }
 }
 
-fn truth_rows(data: &PortalData, t: &Table, base_url: &str, offset: i32) -> Vec<Map<String, SJ>> {
+fn truth_rows(data: &PortalData, t: &Table, offset: i32) -> Vec<Map<String, SJ>> {
     t.ids()
         .map(|id| {
             let cell = Cell {
-                base_url,
                 table: &t.name,
                 entity_type_id: t.entity_type_id.unwrap_or(0),
                 id,
                 offset,
+                style: super::RenderStyle::default(),
             };
             let mut row = Map::new();
             for f in t.fields.iter().filter(|f| !f.code.starts_with('_')) {
