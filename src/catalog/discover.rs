@@ -117,7 +117,7 @@ fn optional(
 }
 
 fn fallback_fields(entity: &str) -> Option<Vec<Field>> {
-    let f = static_fields::fallback(entity);
+    let f = static_fields::fallback(entity).map(|f| letter_chars_as_text(entity, f));
     if f.is_some() {
         tracing::info!(
             entity,
@@ -162,6 +162,11 @@ fn typed_fields(entity: &str, result: &Value) -> Vec<Field> {
             f.multiple = multiple;
         }
     }
+    letter_chars_as_text(entity, fields)
+}
+
+/// `char` fields that hold a letter, not a Y/N flag, stay text.
+fn letter_chars_as_text(entity: &str, mut fields: Vec<Field>) -> Vec<Field> {
     for f in fields.iter_mut() {
         if static_fields::is_letter_char(entity, &f.code) && f.bitrix_type == "char" {
             f.bitrix_type = "string".into();
