@@ -31,11 +31,7 @@ const OLD_DEAL_NAMES: [(&str, &str); 5] = [
 ];
 
 /// One `b24ch sync all` pass: converge the tables, then load and reconcile every entity.
-async fn sync_all(
-    conn: &Connection,
-    cfg: &Config,
-    client: &Arc<b24ch::bitrix::Client>,
-) -> Catalog {
+async fn sync_all(conn: &Connection, cfg: &Config, client: &Arc<b24ch::bitrix::Client>) -> Catalog {
     let catalog = b24ch::catalog::discover(client).await.unwrap();
     apply::apply_mode(conn, cfg, &catalog, Format::Parquet, Mode::Push)
         .await
@@ -123,7 +119,10 @@ async fn no_zero_ids_under(style: RenderStyle, tag: &str) {
         )
         .await
         .unwrap();
-    let rows = items.result["items"].as_array().cloned().unwrap_or_default();
+    let rows = items.result["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(
         rows.iter().any(|r| r["companyId"] == json!(0)),
         style.item_zero_refs,
@@ -163,9 +162,7 @@ async fn no_zero_ids_under(style: RenderStyle, tag: &str) {
             };
             let zeros = q(
                 ch,
-                &format!(
-                    "SELECT countIf({cond}) FROM `{db}`.`{entity}_current`"
-                ),
+                &format!("SELECT countIf({cond}) FROM `{db}`.`{entity}_current`"),
             )
             .await;
             assert_eq!(zeros, "0", "{entity}.{} holds 0 as an id", col.name);
@@ -279,7 +276,9 @@ async fn deal_columns_of_an_earlier_version_are_renamed_in_place_without_a_reloa
     // The recreated load view refreshes once on creation: an incremental load.
     p.wait_all().await;
     assert_eq!(
-        p.cursor("crm_deal", "DATE_MODIFY").await.map(|c| c >= cursor.unwrap_or(0)),
+        p.cursor("crm_deal", "DATE_MODIFY")
+            .await
+            .map(|c| c >= cursor.unwrap_or(0)),
         Some(true),
         "the cursor was kept"
     );

@@ -36,12 +36,7 @@ fn env_file(p: &Path) -> Vec<(String, String)> {
         .unwrap()
         .lines()
         .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                v.trim_matches('\'').replace(r"'\''", "'"),
-            )
-        })
+        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').replace(r"'\''", "'")))
         .collect()
 }
 
@@ -95,7 +90,12 @@ async fn the_original_example_converts_and_passes_check() {
         &[],
     );
     assert_eq!(code, 0, "{out}");
-    for gone in ["clickhouse_host", "clickhouse_port", "batch_size", "[BitrixApp]"] {
+    for gone in [
+        "clickhouse_host",
+        "clickhouse_port",
+        "batch_size",
+        "[BitrixApp]",
+    ] {
         assert!(out.contains(gone), "{gone} not reported:\n{out}");
     }
     #[cfg(unix)]
@@ -103,7 +103,10 @@ async fn the_original_example_converts_and_passes_check() {
     let text = std::fs::read_to_string(&toml).unwrap();
     assert!(!text.contains("demo0webhook0code"), "{text}");
     assert!(text.contains("env:B24CH_WEBHOOK_URL"), "{text}");
-    assert!(text.contains("operating_seconds_per_10min = 400.0"), "{text}");
+    assert!(
+        text.contains("operating_seconds_per_10min = 400.0"),
+        "{text}"
+    );
     assert!(text.contains("database = \"b24_data\""), "{text}");
     let vars = env_file(&env);
     let (code, out) = b24ch(&["--config", toml.to_str().unwrap(), "check"], &vars);
@@ -182,12 +185,20 @@ fn the_untouched_example_keeps_every_setting() {
     ] {
         assert!(text.contains(want), "{want} missing:\n{text}");
     }
-    for secret in ["fake-password-123", "fakeclientsecret", "fakeaccesstoken", "fakerefreshtoken"] {
+    for secret in [
+        "fake-password-123",
+        "fakeclientsecret",
+        "fakeaccesstoken",
+        "fakerefreshtoken",
+    ] {
         assert!(!text.contains(secret), "{secret} in the TOML");
     }
     let vars = env_file(&env);
     assert!(
-        vars.contains(&("B24CH_CLICKHOUSE_PASSWORD".into(), "fake-password-123".into())),
+        vars.contains(&(
+            "B24CH_CLICKHOUSE_PASSWORD".into(),
+            "fake-password-123".into()
+        )),
         "{vars:?}"
     );
     // Bad input: a line that is no key=value, named by number, exit 2.

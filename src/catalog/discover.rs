@@ -78,7 +78,11 @@ pub async fn discover(client: &Client) -> Result<Catalog, BitrixError> {
             if let Some(r) = optional(entity, resp.take(&format!("c_{entity}")))? {
                 let described = fields_from_description(&r.result);
                 let cs = known_spec(c.method)?;
-                companion::attach(&mut e, c, &with_legacy_codes(described, cs, c.entity_type_id));
+                companion::attach(
+                    &mut e,
+                    c,
+                    &with_legacy_codes(described, cs, c.entity_type_id),
+                );
             }
         }
         catalog.entities.push(e);

@@ -303,7 +303,11 @@ mod tests {
             ("crm_category", "crm.category.fields"),
         ] {
             let want = fields_from_description(&docs(method));
-            assert!(want.len() > 5, "{method}: fixture parsed to {} fields", want.len());
+            assert!(
+                want.len() > 5,
+                "{method}: fixture parsed to {} fields",
+                want.len()
+            );
             let got = fallback(entity).unwrap_or_default();
             assert_eq!(shape(&got), shape(&want), "{entity} vs {method}");
         }
@@ -312,7 +316,11 @@ mod tests {
     #[test]
     fn title_map_fallbacks_list_every_documented_code() {
         for (entity, method, typer) in [
-            ("user", "user.fields", user_type as fn(&str) -> (&'static str, bool)),
+            (
+                "user",
+                "user.fields",
+                user_type as fn(&str) -> (&'static str, bool),
+            ),
             ("department", "department.fields", department_type),
         ] {
             let want: Vec<(String, String, String, bool)> = fields_from_description(&docs(method))
@@ -323,7 +331,11 @@ mod tests {
                 })
                 .collect();
             assert!(want.len() >= 5, "{method}");
-            assert_eq!(shape(&fallback(entity).unwrap_or_default()), want, "{entity}");
+            assert_eq!(
+                shape(&fallback(entity).unwrap_or_default()),
+                want,
+                "{entity}"
+            );
         }
     }
 

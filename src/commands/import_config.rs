@@ -128,8 +128,5 @@ fn report(args: &ImportConfigArgs, imported: &Imported) {
     for n in &imported.notes {
         println!("  - {n}");
     }
-    println!(
-        "next: b24ch --config {} check",
-        args.out.display()
-    );
+    println!("next: b24ch --config {} check", args.out.display());
 }

@@ -97,7 +97,8 @@ impl Writer {
         match self.mode {
             SecretsMode::Inline => self.plain(key, value),
             SecretsMode::Env => {
-                self.lines.push(format!("{key} = {}", quoted(&format!("env:{var}"))));
+                self.lines
+                    .push(format!("{key} = {}", quoted(&format!("env:{var}"))));
                 self.env.push((var.to_string(), value.to_string()));
             }
         }
@@ -126,8 +127,7 @@ pub fn import(
     let mut w = Writer {
         mode,
         lines: vec![
-            "# Imported from the original connector's config.cfg by `b24ch import-config`."
-                .into(),
+            "# Imported from the original connector's config.cfg by `b24ch import-config`.".into(),
             "# Every key is explained in config_example.toml.".into(),
             String::new(),
             "[portal]".into(),
@@ -192,7 +192,9 @@ pub fn import(
         w.plain("url", u);
     } else if let Some(host) = ch.get("clickhouse_host") {
         w.plain("url", &format!("https://{host}:8443"));
-        notes.push(format!("[Clickhouse] has no url: https://{host}:8443 (the HTTPS interface) assumed; check it"));
+        notes.push(format!(
+            "[Clickhouse] has no url: https://{host}:8443 (the HTTPS interface) assumed; check it"
+        ));
     }
     for (from, to) in [("database", "database"), ("clickhouse_user", "user")] {
         if let Some(v) = ch.get(from) {
@@ -244,12 +246,16 @@ pub fn import(
                 "refresh_token",
             ],
             _ => {
-                notes.push(format!("[{name}] is not a section of the original connector: ignored"));
+                notes.push(format!(
+                    "[{name}] is not a section of the original connector: ignored"
+                ));
                 continue;
             }
         };
         for k in keys.keys().filter(|k| !known.contains(&k.as_str())) {
-            notes.push(format!("[{name}] {k} is unknown to the original connector: ignored"));
+            notes.push(format!(
+                "[{name}] {k} is unknown to the original connector: ignored"
+            ));
         }
     }
     notes.push("the cron job (`main.py -s bitrix -e all_` every 5 minutes) is replaced by refreshable views (`b24ch serve` + `b24ch apply`) or `b24ch sync all`; each entity's schedule is `entities.<name>.schedule` (default 5 MINUTE)".into());
@@ -292,8 +298,17 @@ mod tests {
             Some(std::path::Path::new(ca))
         );
         assert_eq!(cfg.limits.operating_seconds_per_10min, Some(400.0));
-        for gone in ["clickhouse_host", "clickhouse_port", "batch_size", "[BitrixApp]"] {
-            assert!(r.notes.iter().any(|n| n.contains(gone)), "{gone}: {:?}", r.notes);
+        for gone in [
+            "clickhouse_host",
+            "clickhouse_port",
+            "batch_size",
+            "[BitrixApp]",
+        ] {
+            assert!(
+                r.notes.iter().any(|n| n.contains(gone)),
+                "{gone}: {:?}",
+                r.notes
+            );
         }
     }
 
@@ -318,11 +333,19 @@ mod tests {
 
     #[test]
     fn bad_input_names_the_line() {
-        let e = import("[Bitrix]\nnot a pair\n", SecretsMode::Env, PortalChoice::Webhook)
-            .unwrap_err();
+        let e = import(
+            "[Bitrix]\nnot a pair\n",
+            SecretsMode::Env,
+            PortalChoice::Webhook,
+        )
+        .unwrap_err();
         assert_eq!(e.line, Some(2));
-        let e = import("[Bitrix]\noperating_limit=lots\n", SecretsMode::Env, PortalChoice::Webhook)
-            .unwrap_err();
+        let e = import(
+            "[Bitrix]\noperating_limit=lots\n",
+            SecretsMode::Env,
+            PortalChoice::Webhook,
+        )
+        .unwrap_err();
         assert!(e.message.contains("operating_limit"), "{e}");
     }
 }

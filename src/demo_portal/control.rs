@@ -388,11 +388,7 @@ impl PortalControl {
             .tables
             .get(table)
             .ok_or_else(|| unknown_table(table))?;
-        Ok(truth_rows(
-            &st.data,
-            t,
-            self.shared.cfg.utc_offset_secs,
-        ))
+        Ok(truth_rows(&st.data, t, self.shared.cfg.utc_offset_secs))
     }
 
     /// Ground truth of every table.
@@ -404,11 +400,7 @@ impl PortalControl {
             .map(|t| {
                 (
                     t.name.clone(),
-                    truth_rows(
-                        &st.data,
-                        t,
-                        self.shared.cfg.utc_offset_secs,
-                    ),
+                    truth_rows(&st.data, t, self.shared.cfg.utc_offset_secs),
                 )
             })
             .collect()

@@ -25,7 +25,14 @@ const ITEM_ZERO_DEFAULT: &[&str] = &["COMPANY_ID", "CONTACT_ID", "MYCOMPANY_ID",
 fn is_reference_type(t: &str) -> bool {
     matches!(
         t,
-        "user" | "employee" | "crm_company" | "crm_contact" | "crm_lead" | "crm_deal" | "crm_quote" | "crm_entity"
+        "user"
+            | "employee"
+            | "crm_company"
+            | "crm_contact"
+            | "crm_lead"
+            | "crm_deal"
+            | "crm_quote"
+            | "crm_entity"
     )
 }
 
@@ -205,7 +212,9 @@ pub fn user(f: &FieldDef, v: &Val, c: &Cell) -> J {
 pub fn item(f: &FieldDef, v: &Val, c: &Cell) -> J {
     match v {
         Val::Null
-            if c.style.item_zero_refs && !f.multiple && ITEM_ZERO_DEFAULT.contains(&f.item_upper.as_str()) =>
+            if c.style.item_zero_refs
+                && !f.multiple
+                && ITEM_ZERO_DEFAULT.contains(&f.item_upper.as_str()) =>
         {
             J::Int(0)
         }

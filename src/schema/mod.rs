@@ -12,7 +12,8 @@ pub use cell::Cell;
 pub use field_description::fields_from_description;
 pub use normalize::{NormalizeIssue, NormalizedRow, RowNormalizer, ServiceValues, json_text};
 pub use types::{
-    CURRENCY_SUFFIX, ChType, URL_SUFFIX, Column, ColumnSource, MONEY_PRECISION, MONEY_SCALE, ServiceColumn,
-    ValuePart, cursor_column, is_reference, primary_key_column, service_column, table_columns,
+    CURRENCY_SUFFIX, ChType, Column, ColumnSource, MONEY_PRECISION, MONEY_SCALE, ServiceColumn,
+    URL_SUFFIX, ValuePart, cursor_column, is_reference, primary_key_column, service_column,
+    table_columns,
 };
 pub use value::ValueStyle;

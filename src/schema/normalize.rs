@@ -742,7 +742,13 @@ mod tests {
                    "CONTACT_IDS": [0, 3, "0"], "UF_EMP": "0", "PROBABILITY": 0}),
         );
         let get = |n: &str| cells.iter().find(|(c, _)| c == n).unwrap().1.clone();
-        for c in ["COMPANY_ID", "CONTACT_ID", "WEBFORM_ID", "PARENT_ID_128", "UF_EMP"] {
+        for c in [
+            "COMPANY_ID",
+            "CONTACT_ID",
+            "WEBFORM_ID",
+            "PARENT_ID_128",
+            "UF_EMP",
+        ] {
             assert_eq!(get(c), Cell::Null, "{c}");
         }
         assert_eq!(get("ASSIGNED_BY_ID"), Cell::UInt(5));
@@ -774,14 +780,20 @@ mod tests {
             let get = |n: &str| cells.iter().find(|(c, _)| c == n).unwrap().1.clone();
             assert_eq!(get("UF_F"), Cell::UInt(5001));
             assert_eq!(get("UF_F_URL"), Cell::Str(url.into()));
-            assert_eq!(get("UF_M"), Cell::Array(vec![Cell::UInt(5001), Cell::UInt(5002)]));
+            assert_eq!(
+                get("UF_M"),
+                Cell::Array(vec![Cell::UInt(5001), Cell::UInt(5002)])
+            );
             assert_eq!(
                 get("UF_M_URL"),
                 Cell::Array(vec![Cell::Str(url.into()), Cell::Str(url.into())])
             );
         }
         for empty in [json!(null), json!(false), json!(""), json!({}), json!([])] {
-            let cells = normalize(fields.clone(), json!({"ID": 1, "UF_F": empty, "UF_M": empty}));
+            let cells = normalize(
+                fields.clone(),
+                json!({"ID": 1, "UF_F": empty, "UF_M": empty}),
+            );
             let get = |n: &str| cells.iter().find(|(c, _)| c == n).unwrap().1.clone();
             assert_eq!(get("UF_F"), Cell::Null);
             assert_eq!(get("UF_F_URL"), Cell::Null);

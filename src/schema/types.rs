@@ -221,7 +221,8 @@ pub fn is_reference(field: &Field) -> bool {
     let t = field.bitrix_type.as_str();
     field.code != "CATEGORY_ID"
         && (is_id_binding(t)
-            || (matches!(t, "integer" | "int") && REFERENCE_INTEGER_CODES.contains(&field.code.as_str())))
+            || (matches!(t, "integer" | "int")
+                && REFERENCE_INTEGER_CODES.contains(&field.code.as_str())))
 }
 
 /// Standard `double` fields that hold money (legacy codes, `upperName`s of crm.item, and
@@ -316,7 +317,11 @@ fn push_field_columns(out: &mut Vec<Column>, field: &Field, money_context: bool,
         return;
     }
     if field.bitrix_type == "file" {
-        out.push(column(field.code.clone(), ChType::UInt64, ValuePart::FileId));
+        out.push(column(
+            field.code.clone(),
+            ChType::UInt64,
+            ValuePart::FileId,
+        ));
         let mut url = column(
             format!("{}{URL_SUFFIX}", field.code),
             ChType::String,
