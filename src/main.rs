@@ -62,6 +62,11 @@ enum Command {
     /// Same tables, incremental cursor, deletions and schema autopilot as the pull path,
     /// over the ClickHouse HTTP(S) interface (clickhouse.ca_cert for managed clouds).
     Sync(commands::sync::SyncArgs),
+    /// Convert the original Python connector's config.cfg into an equivalent b24ch.toml.
+    ///
+    /// Secrets go to an env file (`--secrets env`, default) or stay inline (`--secrets inline`);
+    /// every file written is mode 0600. Prints what has no equivalent.
+    ImportConfig(commands::import_config::ImportConfigArgs),
 }
 
 #[tokio::main]
@@ -115,6 +120,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Exec(args) => b24ch::exec::run(cli.config.as_deref(), args)
             .await
             .map_err(b24ch::exec::ExecError::into_anyhow),
+        Command::ImportConfig(args) => commands::import_config::run(&args),
         Command::Sync(args) => {
             let config = commands::load_config(cli.config.as_deref())?;
             commands::sync::run(config, args).await

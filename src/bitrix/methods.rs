@@ -497,6 +497,37 @@ pub static ENTITY_METHODS: &[(&str, &str, Option<u32>)] = &[
     ("department", "department", None),
 ];
 
+/// Column codes of deals, leads, contacts and companies are their `crm.{deal,lead,…}.fields`
+/// codes whichever method reads a value (design.md, Typed schema). Where `crm.item.fields`
+/// names a field differently, its `upperName` is renamed: (entityTypeId or `None` for all four,
+/// `upperName`, legacy code). Sources: EN crm-deal-fields.md / crm-lead-fields.md vs
+/// crm-item-fields.md (`createdTime` ↔ `DATE_CREATE`, `updatedBy` ↔ `MODIFY_BY_ID`, …).
+pub const ITEM_TO_LEGACY_CODES: &[(Option<u32>, &str, &str)] = &[
+    (None, "CREATED_TIME", "DATE_CREATE"),
+    (None, "UPDATED_TIME", "DATE_MODIFY"),
+    (None, "CREATED_BY", "CREATED_BY_ID"),
+    (None, "UPDATED_BY", "MODIFY_BY_ID"),
+    (None, "MOVED_BY", "MOVED_BY_ID"),
+    // Leads call their stage a status.
+    (Some(1), "STAGE_ID", "STATUS_ID"),
+    (Some(1), "STAGE_SEMANTIC_ID", "STATUS_SEMANTIC_ID"),
+];
+
+/// The entity types whose columns carry legacy codes (lead, deal, contact, company).
+pub const LEGACY_CODE_TYPES: &[u32] = &[1, 2, 3, 4];
+
+/// The legacy column code of a `crm.item.fields` `upperName` for an entity type; the
+/// `upperName` itself where the legacy API uses the same code, and always for smart processes.
+pub fn legacy_code(entity_type_id: u32, upper_name: &str) -> &str {
+    if !LEGACY_CODE_TYPES.contains(&entity_type_id) {
+        return upper_name;
+    }
+    ITEM_TO_LEGACY_CODES
+        .iter()
+        .find(|(t, item, _)| t.is_none_or(|t| t == entity_type_id) && *item == upper_name)
+        .map_or(upper_name, |(_, _, legacy)| legacy)
+}
+
 /// Fields that legacy CRM lists never return (`*.fields` describes some of them, `*.get` returns
 /// some; `crm.item.list` returns all of them): bindings and observers (§5, design.md).
 pub const LIST_ONLY_IN_ITEM: &[&str] = &["CONTACT_IDS", "COMPANY_IDS", "OBSERVERS", "PARENT_ID_*"];
@@ -656,6 +687,17 @@ mod tests {
         assert_eq!(s.fields_entity_type_id(cat.2), Some(2));
         assert_eq!(smart_process_type_id("DYNAMIC_1032"), Some(1032));
         assert_eq!(smart_process_type_id("SMART_INVOICE"), None);
+    }
+
+    #[test]
+    fn item_codes_become_legacy_codes_for_the_four_legacy_types_only() {
+        assert_eq!(legacy_code(2, "CREATED_TIME"), "DATE_CREATE");
+        assert_eq!(legacy_code(2, "UPDATED_BY"), "MODIFY_BY_ID");
+        assert_eq!(legacy_code(2, "MOVED_BY"), "MOVED_BY_ID");
+        assert_eq!(legacy_code(2, "STAGE_ID"), "STAGE_ID");
+        assert_eq!(legacy_code(1, "STAGE_ID"), "STATUS_ID");
+        assert_eq!(legacy_code(3, "COMPANY_IDS"), "COMPANY_IDS");
+        assert_eq!(legacy_code(128, "CREATED_TIME"), "CREATED_TIME");
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub async fn discover(client: &Client) -> Result<Catalog, BitrixError> {
         let fields = match s.fields_format {
             FieldsFormat::Static => Some(static_fields::stage_history(eid.unwrap_or(2))),
             _ => optional(entity, resp.take(&format!("f_{entity}")))?
-                .map(|r| typed_fields(entity, &r.result)),
+                .map(|r| with_legacy_codes(typed_fields(entity, &r.result), s, *eid)),
         };
         let Some(mut fields) = fields.or_else(|| fallback_fields(entity)) else {
             continue;
@@ -76,7 +76,13 @@ pub async fn discover(client: &Client) -> Result<Catalog, BitrixError> {
         if let Some(c) = methods::companion(entity) {
             // Without the companion's description the entity keeps its primary fields only.
             if let Some(r) = optional(entity, resp.take(&format!("c_{entity}")))? {
-                companion::attach(&mut e, c, &fields_from_description(&r.result));
+                let described = fields_from_description(&r.result);
+                let cs = known_spec(c.method)?;
+                companion::attach(
+                    &mut e,
+                    c,
+                    &with_legacy_codes(described, cs, c.entity_type_id),
+                );
             }
         }
         catalog.entities.push(e);
@@ -115,7 +121,7 @@ fn optional(
 }
 
 fn fallback_fields(entity: &str) -> Option<Vec<Field>> {
-    let f = static_fields::fallback(entity);
+    let f = static_fields::fallback(entity).map(|f| letter_chars_as_text(entity, f));
     if f.is_some() {
         tracing::info!(
             entity,
@@ -123,6 +129,23 @@ fn fallback_fields(entity: &str) -> Option<Vec<Field>> {
         );
     }
     f
+}
+
+/// `crm.item` fields of a lead, deal, contact or company under their legacy codes
+/// (`methods::legacy_code`); other methods' fields and smart processes are left as they are.
+fn with_legacy_codes(mut fields: Vec<Field>, s: &MethodSpec, eid: Option<u32>) -> Vec<Field> {
+    if s.uf_naming != methods::UfNaming::CamelWithUpperName {
+        return fields;
+    }
+    if let Some(eid) = eid {
+        for f in &mut fields {
+            let code = methods::legacy_code(eid, &f.code);
+            if code != f.code {
+                f.code = code.to_string();
+            }
+        }
+    }
+    fields
 }
 
 /// Gives the Bitrix24 type and multiplicity of a field known only by its code.
@@ -143,6 +166,11 @@ fn typed_fields(entity: &str, result: &Value) -> Vec<Field> {
             f.multiple = multiple;
         }
     }
+    letter_chars_as_text(entity, fields)
+}
+
+/// `char` fields that hold a letter, not a Y/N flag, stay text.
+fn letter_chars_as_text(entity: &str, mut fields: Vec<Field>) -> Vec<Field> {
     for f in fields.iter_mut() {
         if static_fields::is_letter_char(entity, &f.code) && f.bitrix_type == "char" {
             f.bitrix_type = "string".into();

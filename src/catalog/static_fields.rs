@@ -64,6 +64,83 @@ pub fn department_type(code: &str) -> (&'static str, bool) {
     }
 }
 
+/// The codes `user.fields` documents (user/user-fields.md), typed by [`user_type`].
+const USER_FIELDS: &[&str] = &[
+    "ID",
+    "XML_ID",
+    "ACTIVE",
+    "NAME",
+    "LAST_NAME",
+    "SECOND_NAME",
+    "TITLE",
+    "EMAIL",
+    "LAST_LOGIN",
+    "DATE_REGISTER",
+    "TIME_ZONE",
+    "IS_ONLINE",
+    "TIMESTAMP_X",
+    "LAST_ACTIVITY_DATE",
+    "PERSONAL_GENDER",
+    "PERSONAL_PROFESSION",
+    "PERSONAL_WWW",
+    "PERSONAL_BIRTHDAY",
+    "PERSONAL_PHOTO",
+    "PERSONAL_ICQ",
+    "PERSONAL_PHONE",
+    "PERSONAL_FAX",
+    "PERSONAL_MOBILE",
+    "PERSONAL_PAGER",
+    "PERSONAL_STREET",
+    "PERSONAL_CITY",
+    "PERSONAL_STATE",
+    "PERSONAL_ZIP",
+    "PERSONAL_COUNTRY",
+    "PERSONAL_MAILBOX",
+    "PERSONAL_NOTES",
+    "WORK_PHONE",
+    "WORK_COMPANY",
+    "WORK_POSITION",
+    "WORK_DEPARTMENT",
+    "WORK_WWW",
+    "WORK_FAX",
+    "WORK_PAGER",
+    "WORK_STREET",
+    "WORK_MAILBOX",
+    "WORK_CITY",
+    "WORK_STATE",
+    "WORK_ZIP",
+    "WORK_COUNTRY",
+    "WORK_PROFILE",
+    "WORK_LOGO",
+    "WORK_NOTES",
+    "UF_SKYPE_LINK",
+    "UF_ZOOM",
+    "UF_EMPLOYMENT_DATE",
+    "UF_TIMEMAN",
+    "UF_DEPARTMENT",
+    "UF_INTERESTS",
+    "UF_SKILLS",
+    "UF_WEB_SITES",
+    "UF_XING",
+    "UF_LINKEDIN",
+    "UF_TWITTER",
+    "UF_SKYPE",
+    "UF_DISTRICT",
+    "UF_PHONE_INNER",
+    "USER_TYPE",
+];
+
+/// Used when `user.fields` is not available to the webhook.
+pub fn user() -> Vec<Field> {
+    USER_FIELDS
+        .iter()
+        .map(|c| {
+            let (t, m) = user_type(c);
+            field(c, t, m, c)
+        })
+        .collect()
+}
+
 /// Used when `department.fields` is not available to the webhook.
 pub fn department() -> Vec<Field> {
     ["ID", "NAME", "SORT", "PARENT", "UF_HEAD"]
@@ -80,70 +157,88 @@ fn fields_of(list: &[(&str, &str, bool)]) -> Vec<Field> {
 }
 
 /// Documented fields of entities whose `*.fields` method the portal lacks or denies
-/// (older on-prem installs, restricted webhooks). Sources: EN crm-status-list.md,
-/// crm-category-list.md, crm-currency-list.md, crm-activity-list.md, user-get.md.
+/// (older on-prem installs, restricted webhooks): the response examples of the docs pages
+/// (bitrix24/b24restdocs api-reference/crm/timeline/activities/activity-base/crm-activity-fields.md,
+/// crm/status/crm-status-fields.md, crm/currency/crm-currency-fields.md,
+/// crm/universal/category/crm-category-fields.md, user/user-fields.md,
+/// departments/department-fields.md; copies in tests/fixtures/b24restdocs).
 pub fn fallback(entity: &str) -> Option<Vec<Field>> {
     let list: &[(&str, &str, bool)] = match entity {
         "department" => return Some(department()),
+        "user" => return Some(user()),
         "crm_status" => &[
             ("ID", "integer", false),
             ("ENTITY_ID", "string", false),
             ("STATUS_ID", "string", false),
+            ("SORT", "integer", false),
             ("NAME", "string", false),
             ("NAME_INIT", "string", false),
-            ("SORT", "integer", false),
             ("SYSTEM", "char", false),
             ("CATEGORY_ID", "integer", false),
             ("COLOR", "string", false),
-            ("SEMANTICS", "string", false),
-            ("EXTRA", "string", false),
+            ("SEMANTICS", "char", false),
+            ("EXTRA", "crm_status_extra", false),
         ],
         "crm_currency" => &[
             ("CURRENCY", "string", false),
-            ("AMOUNT_CNT", "integer", false),
+            ("AMOUNT_CNT", "int", false),
             ("AMOUNT", "double", false),
-            ("SORT", "integer", false),
             ("BASE", "char", false),
-            ("FULL_NAME", "string", false),
+            ("SORT", "int", false),
             ("DATE_UPDATE", "datetime", false),
+            ("LID", "string", false),
+            ("FORMAT_STRING", "string", false),
+            ("FULL_NAME", "string", false),
+            ("DEC_POINT", "string", false),
+            ("THOUSANDS_SEP", "string", false),
+            ("DECIMALS", "int", false),
+            ("LANG", "currency_localization", true),
         ],
         "crm_activity" => &[
             ("ID", "integer", false),
             ("OWNER_ID", "integer", false),
-            ("OWNER_TYPE_ID", "integer", false),
-            ("TYPE_ID", "integer", false),
+            ("OWNER_TYPE_ID", "crm_enum_ownertype", false),
+            ("TYPE_ID", "crm_enum_activitytype", false),
             ("PROVIDER_ID", "string", false),
             ("PROVIDER_TYPE_ID", "string", false),
+            ("PROVIDER_GROUP_ID", "string", false),
+            ("ASSOCIATED_ENTITY_ID", "integer", false),
             ("SUBJECT", "string", false),
-            ("DESCRIPTION", "string", false),
             ("START_TIME", "datetime", false),
             ("END_TIME", "datetime", false),
             ("DEADLINE", "datetime", false),
             ("COMPLETED", "char", false),
-            ("STATUS", "integer", false),
+            ("STATUS", "crm_enum_activitystatus", false),
             ("RESPONSIBLE_ID", "user", false),
-            ("PRIORITY", "integer", false),
-            ("DIRECTION", "integer", false),
-            ("AUTHOR_ID", "user", false),
-            ("EDITOR_ID", "user", false),
+            ("PRIORITY", "crm_enum_activitypriority", false),
+            ("NOTIFY_TYPE", "crm_enum_activitynotifytype", false),
+            ("NOTIFY_VALUE", "integer", false),
+            ("DESCRIPTION", "string", false),
+            ("DESCRIPTION_TYPE", "crm_enum_contenttype", false),
+            ("DIRECTION", "crm_enum_activitydirection", false),
+            ("LOCATION", "string", false),
             ("CREATED", "datetime", false),
+            ("AUTHOR_ID", "user", false),
             ("LAST_UPDATED", "datetime", false),
-        ],
-        "user" => &[
-            ("ID", "integer", false),
-            ("ACTIVE", "boolean", false),
-            ("NAME", "string", false),
-            ("LAST_NAME", "string", false),
-            ("SECOND_NAME", "string", false),
-            ("EMAIL", "string", false),
-            ("WORK_POSITION", "string", false),
-            ("PERSONAL_GENDER", "string", false),
-            ("PERSONAL_BIRTHDAY", "date", false),
-            ("DATE_REGISTER", "date", false),
-            ("LAST_LOGIN", "datetime", false),
-            ("IS_ONLINE", "char", false),
-            ("XML_ID", "string", false),
-            ("UF_DEPARTMENT", "integer", true),
+            ("EDITOR_ID", "user", false),
+            ("SETTINGS", "object", false),
+            ("ORIGIN_ID", "string", false),
+            ("ORIGINATOR_ID", "string", false),
+            ("RESULT_STATUS", "integer", false),
+            ("RESULT_STREAM", "integer", false),
+            ("RESULT_SOURCE_ID", "string", false),
+            ("PROVIDER_PARAMS", "object", false),
+            ("PROVIDER_DATA", "string", false),
+            ("RESULT_MARK", "integer", false),
+            ("RESULT_VALUE", "double", false),
+            ("RESULT_SUM", "double", false),
+            ("RESULT_CURRENCY_ID", "string", false),
+            ("AUTOCOMPLETE_RULE", "integer", false),
+            ("BINDINGS", "crm_activity_binding", true),
+            ("COMMUNICATIONS", "crm_activity_communication", true),
+            ("FILES", "diskfile", true),
+            ("WEBDAV_ELEMENTS", "diskfile", true),
+            ("IS_INCOMING_CHANNEL", "char", false),
         ],
         "crm_category" => {
             // Controller API: camelCase keys, upper-case column codes.
@@ -168,4 +263,103 @@ pub fn fallback(entity: &str) -> Option<Vec<Field>> {
         _ => return None,
     };
     Some(fields_of(list))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::fields_from_description;
+
+    /// A docs page's `*.fields` response example (tests/fixtures/b24restdocs, see its README).
+    fn docs(method: &str) -> serde_json::Value {
+        let path = format!(
+            "{}/tests/fixtures/b24restdocs/{method}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn shape(fields: &[Field]) -> Vec<(String, String, String, bool)> {
+        fields
+            .iter()
+            .map(|f| {
+                (
+                    f.code.clone(),
+                    f.api_name.clone(),
+                    f.bitrix_type.clone(),
+                    f.multiple,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn described_fallbacks_equal_the_docs_pages() {
+        for (entity, method) in [
+            ("crm_activity", "crm.activity.fields"),
+            ("crm_status", "crm.status.fields"),
+            ("crm_currency", "crm.currency.fields"),
+            ("crm_category", "crm.category.fields"),
+        ] {
+            let want = fields_from_description(&docs(method));
+            assert!(
+                want.len() > 5,
+                "{method}: fixture parsed to {} fields",
+                want.len()
+            );
+            let got = fallback(entity).unwrap_or_default();
+            assert_eq!(shape(&got), shape(&want), "{entity} vs {method}");
+        }
+    }
+
+    #[test]
+    fn title_map_fallbacks_list_every_documented_code() {
+        for (entity, method, typer) in [
+            (
+                "user",
+                "user.fields",
+                user_type as fn(&str) -> (&'static str, bool),
+            ),
+            ("department", "department.fields", department_type),
+        ] {
+            let want: Vec<(String, String, String, bool)> = fields_from_description(&docs(method))
+                .iter()
+                .map(|f| {
+                    let (t, m) = typer(&f.code);
+                    (f.code.clone(), f.api_name.clone(), t.to_string(), m)
+                })
+                .collect();
+            assert!(want.len() >= 5, "{method}");
+            assert_eq!(
+                shape(&fallback(entity).unwrap_or_default()),
+                want,
+                "{entity}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_activity_fields_the_issue_names_are_there() {
+        let f = fallback("crm_activity").unwrap_or_default();
+        for code in [
+            "ASSOCIATED_ENTITY_ID",
+            "NOTIFY_TYPE",
+            "NOTIFY_VALUE",
+            "DESCRIPTION_TYPE",
+            "LOCATION",
+            "ORIGINATOR_ID",
+            "ORIGIN_ID",
+            "RESULT_MARK",
+            "RESULT_VALUE",
+            "RESULT_SUM",
+            "RESULT_CURRENCY_ID",
+            "RESULT_STATUS",
+            "RESULT_STREAM",
+            "RESULT_SOURCE_ID",
+            "AUTOCOMPLETE_RULE",
+        ] {
+            assert!(f.iter().any(|x| x.code == code), "{code}");
+        }
+    }
 }

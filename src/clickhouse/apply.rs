@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 pub struct ApplyReport {
     pub created_tables: Vec<String>,
     pub added_columns: Vec<String>,
+    /// `entity.OLD → NEW`: columns renamed in place (data and cursor kept).
+    pub renamed_columns: Vec<String>,
     pub recreated_views: Vec<String>,
     pub removed_entities: Vec<String>,
     /// Columns whose type changed in the portal: never cast silently; needs a decision.
@@ -37,6 +39,7 @@ impl ApplyReport {
         };
         push(&self.created_tables, "table created");
         push(&self.added_columns, "column added");
+        push(&self.renamed_columns, "column renamed");
         push(&self.recreated_views, "view recreated");
         push(
             &self.removed_entities,
@@ -239,7 +242,10 @@ async fn converge_entity(
         report.created_tables.push(plan.entity.clone());
         return Ok(());
     }
-    let have = existing_columns(conn, t, &plan.entity).await?;
+    let mut have = existing_columns(conn, t, &plan.entity).await?;
+    if rename_columns(conn, t, plan, &have, mode, report).await? {
+        have = existing_columns(conn, t, &plan.entity).await?;
+    }
     let (missing, conflicts) = compare_columns(&plan.columns, &have);
     if !conflicts.is_empty() {
         for c in &conflicts {
@@ -297,6 +303,42 @@ async fn converge_entity(
         }
     }
     Ok(())
+}
+
+/// Renames columns the table still has under an earlier name; `true` if any was renamed.
+/// The load view goes first (it inserts by the old names) and is recreated afterwards; the
+/// watermark row keeps its cursor value, so the next load stays incremental.
+async fn rename_columns(
+    conn: &Connection,
+    t: &Target,
+    plan: &TablePlan,
+    have: &[(String, String)],
+    mode: Mode,
+    report: &mut ApplyReport,
+) -> Result<bool, ClickHouseError> {
+    let has = |n: &str| have.iter().any(|(c, _)| c == n);
+    let renames: Vec<(String, String)> = plan
+        .renamed_from
+        .iter()
+        .filter(|(old, new)| has(old) && !has(new))
+        .cloned()
+        .collect();
+    let Some(stmt) = ddl::rename_columns(t, &plan.entity, &renames) else {
+        return Ok(false);
+    };
+    let load = ddl::load_view_name(&plan.entity);
+    if mode == Mode::Pull && view_comment(conn, t, &load).await?.is_some() {
+        run(conn, &ddl::drop_view(t, &load), report).await?;
+        report.recreated_views.push(load);
+    }
+    run(conn, &stmt, report).await?;
+    for (old, new) in &renames {
+        tracing::info!(entity = %plan.entity, %old, %new, "column renamed to the portal's own code");
+        report
+            .renamed_columns
+            .push(format!("{}.{old} → {new}", plan.entity));
+    }
+    Ok(true)
 }
 
 /// Columns the table lacks, and columns whose type differs (`name: old → new`).

@@ -50,6 +50,8 @@ pub struct TablePlan {
     /// Rows loaded this recently are left for the next reconcile (see [`reconcile_view`]).
     pub reconcile_safety_ms: u64,
     pub format: Format,
+    /// Earlier names of columns (`old`, `new`): an existing table is migrated in place.
+    pub renamed_from: Vec<(String, String)>,
 }
 
 /// One statement: the SQL to run and the text safe to show (secrets masked).
@@ -351,6 +353,23 @@ pub fn add_columns(t: &Target, entity: &str, columns: &[ColumnDef]) -> Option<St
         .join(", ");
     Some(Statement::plain(format!(
         "ALTER TABLE {}{} {adds}",
+        t.table(entity),
+        t.on_cluster()
+    )))
+}
+
+/// `ALTER TABLE … RENAME COLUMN` for columns that had another name (data and the cursor kept).
+pub fn rename_columns(t: &Target, entity: &str, renames: &[(String, String)]) -> Option<Statement> {
+    if renames.is_empty() {
+        return None;
+    }
+    let parts = renames
+        .iter()
+        .map(|(old, new)| format!("RENAME COLUMN {} TO {}", ident(old), ident(new)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(Statement::plain(format!(
+        "ALTER TABLE {}{} {parts}",
         t.table(entity),
         t.on_cluster()
     )))

@@ -1,5 +1,6 @@
 //! From a catalog entity and its settings to the [`TablePlan`] the DDL is generated from.
 use super::ddl::{ColumnDef, TablePlan};
+use crate::bitrix::methods::{ITEM_TO_LEGACY_CODES, LEGACY_CODE_TYPES};
 use crate::catalog::Entity;
 use crate::config::EntitySettings;
 use crate::encode::Format;
@@ -20,7 +21,9 @@ pub fn selected_columns(entity: &Entity, settings: &EntitySettings) -> Vec<Colum
                 || Some(&c.name) == key.as_ref()
                 || Some(&c.name) == cursor.as_ref()
                 || wanted.iter().any(|w| {
-                    *w == c.name || c.name.strip_suffix(crate::schema::CURRENCY_SUFFIX) == Some(w)
+                    *w == c.name
+                        || c.name.strip_suffix(crate::schema::CURRENCY_SUFFIX) == Some(w)
+                        || c.name.strip_suffix(crate::schema::URL_SUFFIX) == Some(w)
                 })
         })
         .collect()
@@ -52,5 +55,28 @@ pub fn table_plan(
         reconcile_safety_ms: u64::try_from(settings.reconcile_safety.as_duration().as_millis())
             .unwrap_or(u64::MAX),
         format,
+        renamed_from: renamed_from(entity, columns),
     }
+}
+
+/// Columns of a lead, deal, contact or company table that earlier versions named with the
+/// `crm.item` `upperName` (`CREATED_TIME` before `DATE_CREATE`).
+fn renamed_from(entity: &Entity, columns: &[Column]) -> Vec<(String, String)> {
+    let Some(eid) = legacy_type_of(entity) else {
+        return Vec::new();
+    };
+    ITEM_TO_LEGACY_CODES
+        .iter()
+        .filter(|(t, _, _)| t.is_none_or(|t| t == eid))
+        .filter(|(_, _, new)| columns.iter().any(|c| c.name == *new))
+        .map(|(_, old, new)| (old.to_string(), new.to_string()))
+        .collect()
+}
+
+/// The entity type of a table that carries legacy codes.
+fn legacy_type_of(entity: &Entity) -> Option<u32> {
+    let eid = entity
+        .entity_type_id
+        .or_else(|| entity.companion.as_ref().and_then(|c| c.entity_type_id))?;
+    LEGACY_CODE_TYPES.contains(&eid).then_some(eid)
 }

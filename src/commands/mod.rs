@@ -2,6 +2,7 @@
 pub mod check;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod import_config;
 pub mod logging;
 pub mod schema_cmds;
 pub mod serve;

@@ -2,6 +2,7 @@
 //!
 //! [`load`] turns a file into a validated [`Config`]; every problem becomes one
 //! [`ConfigError`] naming the key and what to do, and the CLI exits with code 2.
+pub mod import;
 mod model;
 mod resolve;
 mod secret;

@@ -10,6 +10,6 @@ pub use cell::Cell;
 pub use normalize::{NormalizeIssue, NormalizedRow, RowNormalizer, ServiceValues, json_text};
 pub use types::{
     CURRENCY_SUFFIX, ChType, Column, ColumnSource, MONEY_PRECISION, MONEY_SCALE, ServiceColumn,
-    ValuePart, WATERMARK_ID, cursor_column, now_ms, primary_key_column, service_column,
-    table_columns,
+    URL_SUFFIX, ValuePart, WATERMARK_ID, cursor_column, is_reference, now_ms, primary_key_column,
+    service_column, table_columns,
 };

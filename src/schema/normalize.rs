@@ -463,7 +463,9 @@ fn array_cell(value: &JsonValue, kind: Kind, part: ValuePart) -> (Cell, bool) {
     };
     match value {
         JsonValue::Array(items) => items.iter().for_each(&mut push),
-        JsonValue::Object(map) if kind != Kind::Str => {
+        // One file object where several may be: one file, not a map of them.
+        JsonValue::Object(_) if is_file_part(part) && value.get("id").is_some() => push(value),
+        JsonValue::Object(map) if kind != Kind::Str || is_file_part(part) => {
             map.iter().map(|(_, v)| v).for_each(&mut push)
         }
         // `""` is how `*.get` prints an empty multiple UF.
@@ -481,8 +483,56 @@ fn scalar(value: &JsonValue, kind: Kind, part: ValuePart) -> Parsed {
     }
     match part {
         ValuePart::Whole => whole_scalar(value, kind),
+        ValuePart::Reference if is_zero(value) => Parsed::Empty,
+        ValuePart::Reference => whole_scalar(value, kind),
         ValuePart::MoneyAmount => money_amount(value, kind),
         ValuePart::MoneyCurrency => money_currency(value),
+        ValuePart::FileId => file_part(value, kind, &["id"]),
+        ValuePart::FileUrl => file_part(value, kind, &["downloadUrl", "url", "showUrl"]),
+    }
+}
+
+fn is_file_part(part: ValuePart) -> bool {
+    matches!(part, ValuePart::FileId | ValuePart::FileUrl)
+}
+
+/// `0`, `"0"`, `false`: an id reference with no target.
+fn is_zero(value: &JsonValue) -> bool {
+    match value {
+        JsonValue::Number(n) => n.as_f64() == Some(0.0),
+        JsonValue::Str(s) => s.trim() == "0",
+        JsonValue::Bool(false) => true,
+        _ => false,
+    }
+}
+
+/// One member of a file value: an object (`{"id","url"}` of crm.item, `{"id","showUrl",
+/// "downloadUrl"}` of legacy lists), the same object as JSON text, or a bare file id.
+/// The first of `keys` present is taken.
+fn file_part(value: &JsonValue, kind: Kind, keys: &[&str]) -> Parsed {
+    let from_object = |obj: &JsonValue| -> Parsed {
+        match keys.iter().find_map(|k| obj.get(k)) {
+            None | Some(JsonValue::Null) => Parsed::Empty,
+            Some(v) if kind == Kind::UInt && is_zero(v) => Parsed::Empty,
+            Some(v) => whole_scalar(v, kind),
+        }
+    };
+    match value {
+        JsonValue::Null | JsonValue::Bool(false) => Parsed::Empty,
+        JsonValue::Str(s) if s.trim().is_empty() => Parsed::Empty,
+        JsonValue::Object(_) => from_object(value),
+        JsonValue::Str(s) if s.trim_start().starts_with('{') => {
+            match serde_json::from_str::<Value>(s) {
+                Ok(v @ Value::Object(_)) => from_object(&JsonValue::from_value(&v)),
+                _ => Parsed::Invalid,
+            }
+        }
+        // A bare id: the id column takes it, the path column has none.
+        _ if kind == Kind::UInt && is_zero(value) => Parsed::Empty,
+        _ if kind == Kind::UInt => whole_scalar(value, kind),
+        JsonValue::Number(_) => Parsed::Empty,
+        JsonValue::Str(s) if parse::parse_u64_text(s).is_some() => Parsed::Empty,
+        _ => Parsed::Invalid,
     }
 }
 
@@ -629,4 +679,129 @@ fn multifield_item(item: &JsonValue) -> Option<Option<(String, String)>> {
 /// Compact JSON text of a raw value (what `_invalid` stores).
 pub fn json_text(value: &Value) -> String {
     serde_json::to_string(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Entity, EntityKind, Field};
+    use crate::schema::types::table_columns;
+    use serde_json::json;
+
+    fn field(code: &str, t: &str, multiple: bool) -> Field {
+        Field {
+            code: code.into(),
+            api_name: code.into(),
+            bitrix_type: t.into(),
+            multiple,
+            required: false,
+            user_field: code.starts_with("UF_"),
+            label: code.into(),
+            options: Vec::new(),
+        }
+    }
+
+    fn normalize(fields: Vec<Field>, row: Value) -> Vec<(String, Cell)> {
+        let e = Entity {
+            name: "crm_deal".into(),
+            kind: EntityKind::Crm,
+            title: "Deals".into(),
+            method: "crm.item".into(),
+            entity_type_id: Some(2),
+            fields,
+            companion: None,
+        };
+        let cols = table_columns(&e);
+        let n = RowNormalizer::new(&cols, ValueStyle::Typed, "crm_deal");
+        let out = n.normalize(row.as_object().unwrap(), &ServiceValues::default());
+        assert!(out.issues.is_empty(), "{:?}", out.issues);
+        cols.iter()
+            .map(|c| c.name.clone())
+            .zip(out.cells)
+            .filter(|(n, _)| !n.starts_with('_') && n != "dt_inserted")
+            .collect()
+    }
+
+    #[test]
+    fn references_without_target_are_null_but_pipeline_zero_stays() {
+        let cells = normalize(
+            vec![
+                field("ID", "integer", false),
+                field("COMPANY_ID", "crm_company", false),
+                field("CONTACT_ID", "crm_contact", false),
+                field("WEBFORM_ID", "integer", false),
+                field("PARENT_ID_128", "crm_entity", false),
+                field("ASSIGNED_BY_ID", "user", false),
+                field("CATEGORY_ID", "crm_category", false),
+                field("CONTACT_IDS", "crm_contact", true),
+                field("UF_EMP", "employee", false),
+                field("PROBABILITY", "integer", false),
+            ],
+            json!({"ID": 7, "COMPANY_ID": 0, "CONTACT_ID": "0", "WEBFORM_ID": "",
+                   "PARENT_ID_128": false, "ASSIGNED_BY_ID": "5", "CATEGORY_ID": 0,
+                   "CONTACT_IDS": [0, 3, "0"], "UF_EMP": "0", "PROBABILITY": 0}),
+        );
+        let get = |n: &str| cells.iter().find(|(c, _)| c == n).unwrap().1.clone();
+        for c in [
+            "COMPANY_ID",
+            "CONTACT_ID",
+            "WEBFORM_ID",
+            "PARENT_ID_128",
+            "UF_EMP",
+        ] {
+            assert_eq!(get(c), Cell::Null, "{c}");
+        }
+        assert_eq!(get("ASSIGNED_BY_ID"), Cell::UInt(5));
+        assert_eq!(get("CATEGORY_ID"), Cell::Str("0".into()));
+        assert_eq!(get("CONTACT_IDS"), Cell::Array(vec![Cell::UInt(3)]));
+        assert_eq!(get("PROBABILITY"), Cell::Int(0));
+    }
+
+    #[test]
+    fn file_fields_give_id_and_download_path_in_every_shape() {
+        let url = "/bitrix/services/main/ajax.php?action=crm.controller.item.getFile&fileId=5001";
+        let fields = vec![
+            field("ID", "integer", false),
+            field("UF_F", "file", false),
+            field("UF_M", "file", true),
+        ];
+        let shapes = [
+            json!({"ID": 1, "UF_F": {"id": 5001, "url": url},
+                   "UF_M": [{"id": 5001, "url": url}, {"id": "5002", "url": url}]}),
+            json!({"ID": 1, "UF_F": format!(r#"{{"id":5001,"url":"{url}"}}"#),
+                   "UF_M": [format!(r#"{{"id":5001,"url":"{url}"}}"#),
+                            format!(r#"{{"id":5002,"url":"{url}"}}"#)]}),
+            json!({"ID": 1, "UF_F": {"id": "5001", "showUrl": "/show", "downloadUrl": url},
+                   "UF_M": {"5001": {"id": 5001, "downloadUrl": url},
+                            "5002": {"id": 5002, "downloadUrl": url}}}),
+        ];
+        for row in shapes {
+            let cells = normalize(fields.clone(), row);
+            let get = |n: &str| cells.iter().find(|(c, _)| c == n).unwrap().1.clone();
+            assert_eq!(get("UF_F"), Cell::UInt(5001));
+            assert_eq!(get("UF_F_URL"), Cell::Str(url.into()));
+            assert_eq!(
+                get("UF_M"),
+                Cell::Array(vec![Cell::UInt(5001), Cell::UInt(5002)])
+            );
+            assert_eq!(
+                get("UF_M_URL"),
+                Cell::Array(vec![Cell::Str(url.into()), Cell::Str(url.into())])
+            );
+        }
+        for empty in [json!(null), json!(false), json!(""), json!({}), json!([])] {
+            let cells = normalize(
+                fields.clone(),
+                json!({"ID": 1, "UF_F": empty, "UF_M": empty}),
+            );
+            let get = |n: &str| cells.iter().find(|(c, _)| c == n).unwrap().1.clone();
+            assert_eq!(get("UF_F"), Cell::Null);
+            assert_eq!(get("UF_F_URL"), Cell::Null);
+            assert_eq!(get("UF_M"), Cell::Array(vec![]));
+        }
+        // A single file in a multiple field (one object, not a list).
+        let cells = normalize(fields, json!({"ID": 1, "UF_M": {"id": 9, "url": url}}));
+        let get = |n: &str| cells.iter().find(|(c, _)| c == n).unwrap().1.clone();
+        assert_eq!(get("UF_M"), Cell::Array(vec![Cell::UInt(9)]));
+    }
 }

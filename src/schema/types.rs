@@ -99,6 +99,13 @@ impl ChType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ValuePart {
     Whole,
+    /// The whole value, an id of another object: `0`, `"0"`, `""`, `false` mean "no target"
+    /// and become NULL (crm.item sends `0` where legacy lists send `null`).
+    Reference,
+    /// The id of a file user field (`{"id":5001,"url":…}`, its JSON text, or a bare id).
+    FileId,
+    /// The download path of a file user field (`url`, or legacy `downloadUrl`).
+    FileUrl,
     /// The amount of a money user field `"123.45|RUB"`.
     MoneyAmount,
     /// The currency of a money user field `"123.45|RUB"`.
@@ -202,6 +209,30 @@ impl Column {
 
 /// Suffix of the currency column of a money user field.
 pub const CURRENCY_SUFFIX: &str = "_CURRENCY";
+/// Suffix of the download-path column of a file user field.
+pub const URL_SUFFIX: &str = "_URL";
+
+/// `integer` fields that hold the id of another object (the rest are ids by their type).
+/// Sources: crm.item.fields (`webformId`), crm-activity-fields.md (`OWNER_ID`,
+/// `ASSOCIATED_ENTITY_ID`), crm.stagehistory.list (`OWNER_ID`), department.get (`PARENT`),
+/// user.get (`UF_DEPARTMENT`).
+const REFERENCE_INTEGER_CODES: &[&str] = &[
+    "WEBFORM_ID",
+    "OWNER_ID",
+    "ASSOCIATED_ENTITY_ID",
+    "PARENT",
+    "UF_DEPARTMENT",
+];
+
+/// Whether a field holds the id of another object, so that `0` means "none". Not
+/// `CATEGORY_ID`: pipeline 0 is the default deal pipeline.
+pub fn is_reference(field: &Field) -> bool {
+    let t = field.bitrix_type.as_str();
+    field.code != "CATEGORY_ID"
+        && (is_id_binding(t)
+            || (matches!(t, "integer" | "int")
+                && REFERENCE_INTEGER_CODES.contains(&field.code.as_str())))
+}
 
 /// Standard `double` fields that hold money (legacy codes, `upperName`s of crm.item, and
 /// product rows). Bitrix24 stores them as `decimal(18,2)`, so Float64 would add noise.
@@ -294,8 +325,28 @@ fn push_field_columns(out: &mut Vec<Column>, field: &Field, money_context: bool,
         out.push(currency);
         return;
     }
+    if field.bitrix_type == "file" {
+        out.push(column(
+            field.code.clone(),
+            ChType::UInt64,
+            ValuePart::FileId,
+        ));
+        let mut url = column(
+            format!("{}{URL_SUFFIX}", field.code),
+            ChType::String,
+            ValuePart::FileUrl,
+        );
+        url.label = format!("{} (download path)", field.label);
+        out.push(url);
+        return;
+    }
     let base = base_type(field, money_context);
-    out.push(column(field.code.clone(), base, ValuePart::Whole));
+    let part = if is_reference(field) && !is_pk {
+        ValuePart::Reference
+    } else {
+        ValuePart::Whole
+    };
+    out.push(column(field.code.clone(), base, part));
 }
 
 /// Multiple → `Array(base)` (no Nullable inside); the primary key is never Nullable;
@@ -333,7 +384,7 @@ fn base_type(field: &Field, money_context: bool) -> ChType {
         // `crm` bindings are prefixed (`D_12`, `CO_3`), so they stay text.
         "crm" => ChType::String,
         _ if is_id_binding(t) => ChType::UInt64,
-        // file, address, location, resourcebooking, rest_…, and anything new: raw text.
+        // address, location, resourcebooking, rest_…, and anything new: raw text.
         _ => ChType::String,
     }
 }

@@ -34,6 +34,7 @@ fn plan(entity: &str) -> TablePlan {
         reconcile_schedule: Schedule::parse("1 DAY").unwrap(),
         reconcile_safety_ms: ddl::RECONCILE_SAFETY_MS,
         format: Format::Parquet,
+        renamed_from: Vec::new(),
     }
 }
 

@@ -202,7 +202,7 @@ async fn table_function_returns_the_portals_typed_rows() {
         let row = q(
             s.ch,
             &format!(
-                "SELECT TITLE, toTypeName(OPPORTUNITY), toString(OPPORTUNITY), toTypeName(CREATED_TIME) FROM {src} WHERE ID = 7"
+                "SELECT TITLE, toTypeName(OPPORTUNITY), toString(OPPORTUNITY), toTypeName(DATE_CREATE) FROM {src} WHERE ID = 7"
             ),
         )
         .await;

@@ -10,6 +10,8 @@ mod encode_roundtrip;
 mod exec_clickhouse;
 mod exec_governor;
 mod fault_suite;
+mod fidelity;
+mod import_config;
 mod local_server;
 mod parser_proptest;
 mod pull_cursor;

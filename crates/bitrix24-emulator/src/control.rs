@@ -388,12 +388,7 @@ impl PortalControl {
             .tables
             .get(table)
             .ok_or_else(|| unknown_table(table))?;
-        Ok(truth_rows(
-            &st.data,
-            t,
-            &self.shared.base_url,
-            self.shared.cfg.utc_offset_secs,
-        ))
+        Ok(truth_rows(&st.data, t, self.shared.cfg.utc_offset_secs))
     }
 
     /// Ground truth of every table.
@@ -405,12 +400,7 @@ impl PortalControl {
             .map(|t| {
                 (
                     t.name.clone(),
-                    truth_rows(
-                        &st.data,
-                        t,
-                        &self.shared.base_url,
-                        self.shared.cfg.utc_offset_secs,
-                    ),
+                    truth_rows(&st.data, t, self.shared.cfg.utc_offset_secs),
                 )
             })
             .collect()
@@ -430,15 +420,15 @@ impl PortalControl {
     }
 }
 
-fn truth_rows(data: &PortalData, t: &Table, base_url: &str, offset: i32) -> Vec<Map<String, SJ>> {
+fn truth_rows(data: &PortalData, t: &Table, offset: i32) -> Vec<Map<String, SJ>> {
     t.ids()
         .map(|id| {
             let cell = Cell {
-                base_url,
                 table: &t.name,
                 entity_type_id: t.entity_type_id.unwrap_or(0),
                 id,
                 offset,
+                style: super::RenderStyle::default(),
             };
             let mut row = Map::new();
             for f in t.fields.iter().filter(|f| !f.code.starts_with('_')) {

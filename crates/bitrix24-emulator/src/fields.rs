@@ -1291,6 +1291,7 @@ pub fn uf_specs() -> Vec<(&'static str, &'static str, bool, &'static str, UfGen)
             "App rating ⭐",
             UfGen::Rest,
         ),
+        ("FILES", "file", true, "Scans", UfGen::File),
     ]
 }
 

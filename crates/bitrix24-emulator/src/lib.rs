@@ -180,6 +180,31 @@ pub struct PortalConfig {
     pub oauth: OAuthConfig,
     /// Whether the webhook user is a CRM administrator (`crm.type.list` needs it).
     pub crm_admin: bool,
+    /// How empty values are printed where real portals differ (see [`RenderStyle`]).
+    pub render: RenderStyle,
+}
+
+/// Variants of how a portal prints some empty or composite values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenderStyle {
+    /// crm.item prints `0` for an empty `companyId`, `contactId`, `mycompanyId`, `webformId`
+    /// (the columns default to 0; docs crm-item-get.md example). Off: `null`.
+    pub item_zero_refs: bool,
+    /// Legacy lists print `"0"` for an empty single id reference (rows written with 0 by older
+    /// code). Off (default): `null`, as in the docs' crm-lead-get.md / crm-deal-get.md examples.
+    pub legacy_zero_refs: bool,
+    /// crm.item prints a file as the JSON text of `{"id","url"}` instead of the object.
+    pub files_as_text: bool,
+}
+
+impl Default for RenderStyle {
+    fn default() -> Self {
+        RenderStyle {
+            item_zero_refs: true,
+            legacy_zero_refs: false,
+            files_as_text: false,
+        }
+    }
 }
 
 impl Default for PortalConfig {
@@ -195,6 +220,7 @@ impl Default for PortalConfig {
             webhook_code: "demo0webhook0code".into(),
             oauth: OAuthConfig::default(),
             crm_admin: true,
+            render: RenderStyle::default(),
         }
     }
 }

@@ -10,11 +10,30 @@ use super::model::{FieldDef, FmVal, Kind, Val};
 /// Where a value lives (for file URLs).
 #[derive(Debug, Clone, Copy)]
 pub struct Cell<'a> {
-    pub base_url: &'a str,
     pub table: &'a str,
     pub entity_type_id: u32,
     pub id: u64,
     pub offset: i32,
+    pub style: super::RenderStyle,
+}
+
+/// crm.item fields whose table column defaults to 0 (docs crm-item-get.md: `"companyId": 0`,
+/// `"contactId": 0`, `"webformId": 0` next to `"parentId1222": null`).
+const ITEM_ZERO_DEFAULT: &[&str] = &["COMPANY_ID", "CONTACT_ID", "MYCOMPANY_ID", "WEBFORM_ID"];
+
+/// Types of single fields that hold the id of another object.
+fn is_reference_type(t: &str) -> bool {
+    matches!(
+        t,
+        "user"
+            | "employee"
+            | "crm_company"
+            | "crm_contact"
+            | "crm_lead"
+            | "crm_deal"
+            | "crm_quote"
+            | "crm_entity"
+    )
 }
 
 fn tz(offset: i32) -> FixedOffset {
@@ -86,8 +105,8 @@ fn item_file(c: &Cell, code: &str, fid: u64) -> J {
         (
             "url",
             J::Str(format!(
-                "{}/bitrix/services/main/ajax.php?action=crm.controller.item.getFile&SITE_ID=s1&entityTypeId={}&id={}&fieldName={code}&fileId={fid}",
-                c.base_url, c.entity_type_id, c.id
+                "/bitrix/services/main/ajax.php?action=crm.controller.item.getFile&SITE_ID=s1&entityTypeId={}&id={}&fieldName={code}&fileId={fid}",
+                c.entity_type_id, c.id
             )),
         ),
     ])
@@ -125,6 +144,9 @@ pub fn item_fm(v: &[FmVal]) -> J {
 
 fn legacy_scalar(f: &FieldDef, v: &Val, c: &Cell) -> J {
     match v {
+        Val::Null if c.style.legacy_zero_refs && !f.multiple && is_reference_type(&f.api_type) => {
+            J::str("0")
+        }
         Val::Null => match f.kind {
             Kind::Date | Kind::DateTime => J::str(""),
             _ => J::Null,
@@ -189,6 +211,13 @@ pub fn user(f: &FieldDef, v: &Val, c: &Cell) -> J {
 /// Typed rendering used by crm.item and other controller methods.
 pub fn item(f: &FieldDef, v: &Val, c: &Cell) -> J {
     match v {
+        Val::Null
+            if c.style.item_zero_refs
+                && !f.multiple
+                && ITEM_ZERO_DEFAULT.contains(&f.item_upper.as_str()) =>
+        {
+            J::Int(0)
+        }
         Val::Null => {
             if f.multiple {
                 J::List(vec![])
@@ -206,6 +235,9 @@ pub fn item(f: &FieldDef, v: &Val, c: &Cell) -> J {
         Val::Enum(e) => J::Int(*e as i64),
         Val::Money { cents, currency } => J::Str(format!("{}|{currency}", money_amount(*cents))),
         Val::Binding(b) => J::Str(b.clone()),
+        Val::File(fid) if c.style.files_as_text => {
+            J::Str(item_file(c, &f.code, *fid).to_serde().to_string())
+        }
         Val::File(fid) => item_file(c, &f.code, *fid),
         Val::Fm(items) => item_fm(items),
         Val::List(items) => J::List(items.iter().map(|x| item(f, x, c)).collect()),
@@ -226,11 +258,39 @@ pub fn truth(f: &FieldDef, v: &Val, c: &Cell) -> Vec<(String, SJ)> {
             (format!("{}_CURRENCY", f.code), cur),
         ];
     }
+    if f.kind == Kind::File {
+        return truth_file(f, v, c);
+    }
     let value = match v {
         Val::Null if f.multiple => SJ::Array(vec![]),
         _ => truth_value(f, v, c),
     };
     vec![(f.code.clone(), value)]
+}
+
+/// A file field: its id, and `…_URL` the download path (the legacy `downloadUrl`; the
+/// crm.item `url` names the same owner, field and file).
+fn truth_file(f: &FieldDef, v: &Val, c: &Cell) -> Vec<(String, SJ)> {
+    let one = |v: &Val| match v {
+        Val::File(fid) => {
+            let url = legacy_file(c, &f.code, *fid)
+                .to_serde()
+                .get("downloadUrl")
+                .cloned()
+                .unwrap_or(SJ::Null);
+            (SJ::from(*fid), url)
+        }
+        _ => (SJ::Null, SJ::Null),
+    };
+    let (id, url) = match v {
+        Val::List(items) => {
+            let (ids, urls): (Vec<SJ>, Vec<SJ>) = items.iter().map(one).unzip();
+            (SJ::Array(ids), SJ::Array(urls))
+        }
+        Val::Null if f.multiple => (SJ::Array(vec![]), SJ::Array(vec![])),
+        other => one(other),
+    };
+    vec![(f.code.clone(), id), (format!("{}_URL", f.code), url)]
 }
 
 fn truth_value(f: &FieldDef, v: &Val, c: &Cell) -> SJ {

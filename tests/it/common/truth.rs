@@ -6,8 +6,9 @@
 //! truth::assert_equal(&mismatches);
 //! ```
 //!
-//! Ground truth keys are the portal's field codes; for entities listed through `crm.item`
-//! the column is the field's `upperName` (`DATE_CREATE` → `CREATED_TIME` for deals). Values are
+//! Ground truth keys are the portal's field codes and are the column names of every entity,
+//! whichever method b24ch reads a value with (deals keep `DATE_CREATE`, smart processes their
+//! `upperName`s); the column types the design fixes are checked too. Values are
 //! read back with `FORMAT JSONEachRow` in the ground truth's canonical form: 64-bit integers
 //! as numbers, decimals as strings with their trailing zeros, `DateTime64(0)` as
 //! `YYYY-MM-DD hh:mm:ss` (UTC columns), named tuples as objects. Service columns are not
@@ -65,7 +66,7 @@ pub async fn compare_all(
     let mut out = Vec::new();
     for (table, truth) in control.ground_truth_all() {
         let entity = entity_for_table(&table);
-        let Some(e) = catalog.entity(&entity) else {
+        if catalog.entity(&entity).is_none() {
             out.push(Mismatch {
                 entity,
                 id: "-".into(),
@@ -78,19 +79,17 @@ pub async fn compare_all(
         if !enabled.contains(&entity) {
             continue;
         }
-        let names = column_names(&portal_catalog, &table, e.method == "crm.item");
+        let names = column_names(&portal_catalog, &table);
         let files = file_fields(&portal_catalog, &table);
         out.extend(compare_entity(ch, db, &entity, &truth, &names, &files).await);
+        out.extend(compare_types(ch, db, &entity, &expected_types(&portal_catalog, &table)).await);
     }
     out
 }
 
-/// Ground-truth key → column name for one portal table (money UFs add `_CURRENCY`).
-pub fn column_names(
-    portal_catalog: &Value,
-    table: &str,
-    item_names: bool,
-) -> BTreeMap<String, String> {
+/// Ground-truth key → column name for one portal table: the portal's own code (money UFs add
+/// `_CURRENCY`, files `_URL`).
+pub fn column_names(portal_catalog: &Value, table: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let tables = portal_catalog["tables"]
         .as_array()
@@ -103,18 +102,109 @@ pub fn column_names(
         let Some(code) = f["code"].as_str() else {
             continue;
         };
-        let column = match f["item_upper_name"].as_str() {
-            Some(upper) if item_names => upper.to_string(),
-            _ => code.to_string(),
-        };
-        out.insert(format!("{code}_CURRENCY"), format!("{column}_CURRENCY"));
-        out.insert(code.to_string(), column);
+        out.insert(format!("{code}_CURRENCY"), format!("{code}_CURRENCY"));
+        out.insert(format!("{code}_URL"), format!("{code}_URL"));
+        out.insert(code.to_string(), code.to_string());
     }
     out
 }
 
-/// Ground-truth keys of file fields: their raw JSON differs between legacy and `crm.item`
-/// answers (URLs), so only the file ids are compared.
+/// The ClickHouse types design.md fixes for the fields of one portal table, by column, written
+/// here independently of b24ch's mapping: id references and files are `UInt64` ids (a file
+/// also has its `_URL`), enumerations option ids, dates `Date32`, datetimes
+/// `DateTime64(0, 'UTC')`, money user fields `Decimal(18, 2)` with a currency column,
+/// multi-fields tuples.
+pub fn expected_types(portal_catalog: &Value, table: &str) -> BTreeMap<String, String> {
+    let tables = portal_catalog["tables"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let Some(t) = tables.iter().find(|t| t["name"] == table) else {
+        return BTreeMap::new();
+    };
+    let mut out = BTreeMap::new();
+    for f in t["fields"].as_array().cloned().unwrap_or_default() {
+        let (Some(code), Some(ty)) = (f["code"].as_str(), f["type"].as_str()) else {
+            continue;
+        };
+        if code == "ID" {
+            continue;
+        }
+        let multiple = f["multiple"].as_bool().unwrap_or(false);
+        let wrap = |t: &str| {
+            if multiple {
+                format!("Array({t})")
+            } else {
+                format!("Nullable({t})")
+            }
+        };
+        match ty {
+            "user" | "employee" | "crm_company" | "crm_contact" | "crm_lead" | "crm_deal"
+            | "crm_quote" | "crm_entity" | "enumeration" => {
+                out.insert(code.to_string(), wrap("UInt64"));
+            }
+            "file" => {
+                out.insert(code.to_string(), wrap("UInt64"));
+                out.insert(format!("{code}_URL"), wrap("String"));
+            }
+            "date" => {
+                out.insert(code.to_string(), wrap("Date32"));
+            }
+            "datetime" => {
+                out.insert(code.to_string(), wrap("DateTime64(0, 'UTC')"));
+            }
+            "money" => {
+                out.insert(code.to_string(), wrap("Decimal(18, 2)"));
+                out.insert(
+                    format!("{code}_CURRENCY"),
+                    "LowCardinality(Nullable(String))".into(),
+                );
+            }
+            "crm_multifield" => {
+                out.insert(
+                    code.to_string(),
+                    "Array(Tuple(value String, value_type String))".into(),
+                );
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Columns whose ClickHouse type is not the expected one.
+pub async fn compare_types(
+    ch: &LocalClickHouse,
+    db: &str,
+    entity: &str,
+    expected: &BTreeMap<String, String>,
+) -> Vec<Mismatch> {
+    let have: BTreeMap<String, String> = ch
+        .query(&format!(
+            "SELECT name, type FROM system.columns WHERE database = '{db}' AND table = '{entity}'"
+        ))
+        .await
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        // TSV escapes the quotes of `DateTime64(0, 'UTC')`.
+        .map(|(n, t)| (n.to_string(), t.replace("\\'", "'")))
+        .collect();
+    expected
+        .iter()
+        .filter(|(c, t)| have.get(*c) != Some(*t))
+        .map(|(c, t)| Mismatch {
+            entity: entity.to_string(),
+            id: "-".into(),
+            column: format!("{c} (type)"),
+            expected: t.clone(),
+            actual: have.get(c).cloned().unwrap_or_else(|| "no column".into()),
+        })
+        .collect()
+}
+
+/// Ground-truth keys of file download paths (`UF_…_URL`): legacy lists and `crm.item` print
+/// different paths to one file, so a path is compared by the file it names.
 pub fn file_fields(portal_catalog: &Value, table: &str) -> BTreeSet<String> {
     let tables = portal_catalog["tables"]
         .as_array()
@@ -129,7 +219,7 @@ pub fn file_fields(portal_catalog: &Value, table: &str) -> BTreeSet<String> {
         .unwrap_or_default()
         .iter()
         .filter(|f| f["type"] == "file")
-        .filter_map(|f| f["code"].as_str().map(str::to_string))
+        .filter_map(|f| f["code"].as_str().map(|c| format!("{c}_URL")))
         .collect()
 }
 
@@ -305,7 +395,7 @@ pub enum Kind {
     Text,
     /// `Float64`: a decimal-text ground truth (exchange rates) compares by value.
     Float,
-    /// Raw file JSON: the same file ids.
+    /// A file download path: names the same owner, field and file.
     File,
     Other,
 }
@@ -327,16 +417,26 @@ impl Kind {
     }
 }
 
-fn file_ids(v: &Value) -> Option<Vec<Value>> {
-    let parse = |x: &Value| -> Option<Value> {
-        let text = x.as_str()?;
-        let j: Value = serde_json::from_str(text).ok()?;
-        Some(j.get("id")?.clone())
+/// (owner id, field, file id) named by a download path: legacy `ownerId=…&fieldName=…&fileId=…`,
+/// crm.item `id=…&fieldName=…&fileId=…`.
+fn file_named(v: &Value) -> Option<Vec<(String, String, String)>> {
+    let parse = |x: &Value| -> Option<(String, String, String)> {
+        let query = x.as_str()?.split_once('?')?.1;
+        let param = |k: &str| {
+            query
+                .split('&')
+                .find_map(|p| p.strip_prefix(&format!("{k}=")))
+                .map(str::to_string)
+        };
+        Some((
+            param("ownerId").or_else(|| param("id"))?,
+            param("fieldName")?,
+            param("fileId")?,
+        ))
     };
     match v {
         Value::Array(a) => a.iter().map(parse).collect(),
-        Value::Null => Some(Vec::new()),
-        x => parse(x).map(|id| vec![id]),
+        x => parse(x).map(|f| vec![f]),
     }
 }
 
@@ -346,7 +446,7 @@ pub fn same_typed(expected: &Value, actual: &Value, kind: Kind) -> bool {
         return true;
     }
     match (kind, expected, actual) {
-        (Kind::File, e, a) => file_ids(e).is_some_and(|x| file_ids(a) == Some(x)),
+        (Kind::File, e, a) => file_named(e).is_some_and(|x| file_named(a) == Some(x)),
         (Kind::Text, Value::Number(n), Value::String(s)) => n.to_string() == *s,
         (Kind::Text, Value::Array(e), Value::Array(a)) => {
             e.len() == a.len() && e.iter().zip(a).all(|(x, y)| same_typed(x, y, kind))

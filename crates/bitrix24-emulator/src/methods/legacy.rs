@@ -28,11 +28,11 @@ fn missing_table(ctx: &Ctx, _table: &str) -> Outcome {
 
 pub fn cell<'a>(ctx: &'a Ctx, t: &'a Table, id: u64) -> Cell<'a> {
     Cell {
-        base_url: &ctx.shared.base_url,
         table: &t.name,
         entity_type_id: t.entity_type_id.unwrap_or(0),
         id,
         offset: ctx.offset(),
+        style: ctx.shared.cfg.render,
     }
 }
 
