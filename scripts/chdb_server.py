@@ -15,7 +15,7 @@ listeners as clickhouse-server. This launcher:
      cleanly, prints STOPPED and exits 0.
 
 Errors print `FAILED: ...` on stderr and exit 1. One server per process (an engine limit).
-See docs/clickhouse-local-server.md for the background and the caveats.
+See docs/local-clickhouse.md for the background and the caveats.
 """
 import argparse
 import hashlib

@@ -2,7 +2,7 @@
 # Installs the local ClickHouse 26.9 server used by `b24ch demo` and the tests:
 # a Python venv at .build/chvenv with the PyPI wheel chdb-core (which contains
 # upstream clickhouse-local with real HTTP/TCP listeners; see
-# docs/clickhouse-local-server.md). Idempotent: a fast no-op when already installed.
+# docs/local-clickhouse.md). Idempotent: a fast no-op when already installed.
 #
 # Env: B24CH_CHVENV   venv location (default: <project>/.build/chvenv)
 #      PYTHON         interpreter used to create the venv (default: python3)

@@ -1,10 +1,10 @@
 //! Authentication: an inbound webhook, or an OAuth application whose tokens rotate.
 //!
-//! OAuth refresh follows the documented flow (§1.2): call with the stored token; on 401
-//! `expired_token` refresh via `{oauth_server}/oauth/token/` and repeat. The rotated refresh
-//! token replaces the old one, so it is persisted atomically (temp file, fsync, rename) before
-//! it is used: losing it would force a manual re-authorisation. Concurrent callers that hit an
-//! expired token share one refresh (single flight).
+//! OAuth refresh follows the documented flow (docs/bitrix24-api.md §1.2): call with the stored
+//! token; on 401 `expired_token` refresh via `{oauth_server}/oauth/token/` and repeat. The
+//! rotated refresh token replaces the old one, so it is persisted atomically (temp file, fsync,
+//! rename) before it is used: losing it would force a manual re-authorisation. Concurrent callers
+//! that hit an expired token share one refresh (single flight).
 use super::error::BitrixError;
 use crate::config::Secret;
 use serde::{Deserialize, Serialize};

@@ -86,7 +86,8 @@ impl Client {
             .timeout(cfg.request_timeout)
             .connect_timeout(Duration::from_secs(15))
             .user_agent(cfg.user_agent)
-            // A renamed portal answers 302; following it naively loses the POST body (§1.1).
+            // A renamed portal answers 302; following it naively loses the POST body
+            // (docs/bitrix24-api.md §1.1).
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| BitrixError::Usage(format!("HTTP client: {}", e.without_url())))?;

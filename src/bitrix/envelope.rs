@@ -1,5 +1,5 @@
 //! The envelope of every Bitrix24 answer, in one place: `result`, `error` +
-//! `error_description`, `total`, `next` and `time` (see `docs/bitrix24-api.md`, "Envelope").
+//! `error_description`, `total`, `next` and `time` (see `docs/bitrix24-api.md` §1.5 and §1.6).
 use serde::Deserialize;
 use serde::de::Deserializer;
 use serde_json::{Map, Value};

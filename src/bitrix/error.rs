@@ -1,4 +1,5 @@
-//! Errors of the Bitrix24 client, classified by the Bitrix24 error **code** (§1.6):
+//! Errors of the Bitrix24 client, classified by the Bitrix24 error **code**
+//! (docs/bitrix24-api.md §1.6):
 //! `OVERLOAD_LIMIT` and `QUERY_LIMIT_EXCEEDED` share HTTP 503 but one means "slow down" and the
 //! other "stop". Messages never carry URLs or secrets: they name the method only.
 

@@ -1,6 +1,6 @@
 //! One governor per portal, shared (behind an `Arc`) by every concurrent use in the process.
 //!
-//! It keeps b24ch under both Bitrix24 limits (§4):
+//! It keeps b24ch under both Bitrix24 limits (`docs/bitrix24-api.md` §4; batch billing §3):
 //! - the request **leaky bucket** (503 `QUERY_LIMIT_EXCEEDED`), admitted in FIFO order so
 //!   concurrent listings share it fairly;
 //! - the per-method **operating budget** (429 `OPERATION_TIME_LIMIT`), learned from the

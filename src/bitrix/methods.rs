@@ -4,7 +4,7 @@
 //! rules, user-field naming) is data here; the client, listing and discovery read it instead of
 //! branching on method names. Sources: `docs/bitrix24-api.md` §2, §5, §6 and the fixtures.
 
-/// How the values of a method are encoded (§6.3); owned by the typed schema.
+/// How the values of a method are encoded (docs/bitrix24-api.md §6.3); owned by the typed schema.
 
 /// Where the rows sit inside `result`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +109,8 @@ pub enum UfNaming {
 /// How `select` is built when the caller asks for "everything".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SelectRule {
-    /// `*` + `UF_*`, plus multi-fields named explicitly (`*` excludes them, §1.4).
+    /// `*` + `UF_*`, plus multi-fields named explicitly (`*` excludes them,
+    /// docs/bitrix24-api.md §1.4).
     StarUfAndMultifields(&'static [&'static str]),
     /// `*` + `UF_*` (crm.item: `fm` only comes with `*`; `UF_*` is accepted and harmless).
     StarAndUf,
@@ -206,8 +207,8 @@ const fn legacy_crm(
     }
 }
 
-/// The table. Unknown filter keys are silently dropped by legacy CRM lists (§1.4), so the
-/// filter keys here are exactly the upper-case field codes.
+/// The table. Unknown filter keys are silently dropped by legacy CRM lists
+/// (docs/bitrix24-api.md §1.4), so the filter keys here are exactly the upper-case field codes.
 pub static METHODS: &[MethodSpec] = &[
     legacy_crm(
         "crm.deal",
@@ -216,7 +217,7 @@ pub static METHODS: &[MethodSpec] = &[
         "crm.deal.fields",
         "crm.deal.userfield.list",
         "Kept for completeness; crm_deal is listed with crm.item (entityTypeId 2) because legacy \
-         crm.deal.list returns neither CONTACT_IDS nor parent bindings (design.md).",
+         crm.deal.list returns neither CONTACT_IDS nor parent bindings (docs/architecture.md).",
     ),
     legacy_crm(
         "crm.lead",
@@ -477,8 +478,9 @@ pub fn spec(key: &str) -> Option<&'static MethodSpec> {
     METHODS.iter().find(|m| m.key == key)
 }
 
-/// Which method each first-wave entity is read with, and why (design.md: choose by what the
-/// method returns). Smart processes (`crm_dynamic_<N>`) use `crm.item` with their entityTypeId.
+/// Which method each first-wave entity is read with, and why (choose by what the method returns:
+/// docs/architecture.md, "Entities and methods"). Smart processes (`crm_dynamic_<N>`) use
+/// `crm.item` with their entityTypeId.
 pub static ENTITY_METHODS: &[(&str, &str, Option<u32>)] = &[
     // crm.item returns contactIds and parentId{N}; legacy crm.deal.list returns neither.
     ("crm_deal", "crm.item", Some(2)),
@@ -529,7 +531,7 @@ pub fn legacy_code(entity_type_id: u32, upper_name: &str) -> &str {
 }
 
 /// Fields that legacy CRM lists never return (`*.fields` describes some of them, `*.get` returns
-/// some; `crm.item.list` returns all of them): bindings and observers (§5, design.md).
+/// some; `crm.item.list` returns all of them): bindings and observers (`docs/bitrix24-api.md` §5).
 pub const LIST_ONLY_IN_ITEM: &[&str] = &["CONTACT_IDS", "COMPANY_IDS", "OBSERVERS", "PARENT_ID_*"];
 
 /// A second method that returns the same rows of an entity: the columns its primary list

@@ -1,4 +1,4 @@
-//! Parser of the `*.fields` response format (bitrix24-api.md §6.1) into catalog [`Field`]s.
+//! Parser of the `*.fields` response format (`docs/bitrix24-api.md` §6.1) into catalog [`Field`]s.
 //!
 //! Accepts the whole response (`{"result": …}`), its `result`, or `result.fields`
 //! (crm.item.fields wraps the map in `fields`). Values that are plain strings (the

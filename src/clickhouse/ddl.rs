@@ -5,7 +5,7 @@
 //! `serve` appends as the last row of a *complete* load: its cursor column holds the portal
 //! time at which that load's listing started. A load that breaks never writes it (the stream
 //! is aborted, so the INSERT fails before the end), so the next load starts from the last
-//! complete one and no row can be skipped (design invariant 2).
+//! complete one and no row can be skipped (`docs/architecture.md`, invariant 2).
 use super::quote::{ident, literal, qualified};
 use crate::config::Schedule;
 use crate::encode::Format;
@@ -276,7 +276,7 @@ pub fn load_view(t: &Target, plan: &TablePlan) -> Statement {
 
 /// The refreshable view that writes tombstones for IDs that vanished from the portal.
 /// It compares with a complete ID list only: `serve` aborts the stream on any listing
-/// error, which fails this query before anything is written (design invariant 4).
+/// error, which fails this query before anything is written (docs/architecture.md, invariant 4).
 pub fn reconcile_view(t: &Target, plan: &TablePlan) -> Statement {
     let key = ident(&plan.primary_key);
     let key_type = plan

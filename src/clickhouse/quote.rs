@@ -1,5 +1,6 @@
 //! Quoting for generated SQL: every portal-provided name or label goes through here, so
-//! no field code, title or enumeration label can change a statement (design invariant 6).
+//! no field code, title or enumeration label can change a statement (docs/architecture.md,
+//! invariant 6).
 
 /// A ClickHouse identifier in backquotes, with backslashes and backquotes escaped.
 pub fn ident(name: &str) -> String {

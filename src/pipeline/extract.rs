@@ -17,7 +17,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 /// How far before the last watermark an incremental load starts: covers rows committed
-/// late within the same seconds and small clock differences (design invariant 3).
+/// late within the same seconds and small clock differences (`docs/architecture.md`, invariant 3).
 pub const DEFAULT_LOOKBACK: Duration = Duration::seconds(120);
 
 /// One entity's extraction plan: which columns, how the portal encodes values.

@@ -1,4 +1,4 @@
-//! Raw Bitrix24 rows → typed cells, for every value encoding of bitrix24-api.md §6.3.
+//! Raw Bitrix24 rows → typed cells, for every value encoding of `docs/bitrix24-api.md` §6.3.
 //!
 //! A value that does not fit its column becomes NULL (or `[]`) in the typed cell, its raw
 //! JSON text goes into `_invalid` under the column name, and a [`NormalizeIssue`] names the

@@ -1,4 +1,4 @@
-//! Text → typed value parsers for the encodings of bitrix24-api.md §6.3.
+//! Text → typed value parsers for the encodings of `docs/bitrix24-api.md` §6.3.
 //!
 //! Pure functions on `&str`: no allocation on the hot path, no panics on any input.
 //! JSON-level concerns (`null`, `false`, `{}`) are handled in `normalize`.

@@ -1,4 +1,5 @@
-//! `b24ch serve`: the HTTP service ClickHouse pulls typed rows from (contract v1, design.md).
+//! `b24ch serve`: the HTTP service ClickHouse pulls typed rows from (contract v1:
+//! docs/http-contract.md).
 mod auth;
 mod dictionaries;
 mod error;

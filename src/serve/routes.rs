@@ -1,4 +1,4 @@
-//! The HTTP contract v1 of `serve` (design.md): catalog, schema, rows, ids, ddl, meta.
+//! The HTTP contract v1 of `serve` (docs/http-contract.md): catalog, schema, rows, ids, ddl, meta.
 use super::error::ApiError;
 use super::rows;
 use super::state::AppState;

@@ -3,7 +3,7 @@
 //! The first page is fetched before the response starts, so an upstream failure at the
 //! start becomes a proper 502/503. A failure later **aborts** the body (the connection is
 //! closed without the final chunk), which fails ClickHouse's INSERT: a broken load never
-//! looks complete (design invariants 2 and 4).
+//! looks complete (`docs/architecture.md`, invariants 2 and 4).
 use super::error::ApiError;
 use super::state::AppState;
 use crate::bitrix::{BitrixError, ErrorClass};

@@ -69,7 +69,7 @@ pub async fn cursor(
 }
 
 /// Loads one entity incrementally (or whole) into its table. A failure aborts the INSERT,
-/// so the watermark row of a broken load never lands (design invariant 2).
+/// so the watermark row of a broken load never lands (`docs/architecture.md`, invariant 2).
 pub async fn load(
     conn: &Connection,
     t: &Target,
@@ -120,7 +120,8 @@ pub async fn load(
 }
 
 /// Writes tombstones for rows that vanished from the portal. Only a complete ID listing is
-/// compared: any listing error returns before anything is written (design invariant 4).
+/// compared: any listing error returns before anything is written (docs/architecture.md,
+/// invariant 4).
 pub async fn reconcile(
     conn: &Connection,
     t: &Target,

@@ -1,7 +1,7 @@
 //! The incremental cursor at its boundary: rows modified in the same second as the last
 //! watermark, a little before it (committed late), and while a load is running are all picked
-//! up by the next load (design invariant 3). The portal clock runs at real speed here, so the
-//! portal's DATE_MODIFY and b24ch's watermark share one clock.
+//! up by the next load (docs/architecture.md, invariant 3). The portal clock runs at real speed
+//! here, so the portal's DATE_MODIFY and b24ch's watermark share one clock.
 use crate::common;
 
 use std::time::Duration;

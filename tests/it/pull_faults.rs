@@ -1,6 +1,6 @@
 //! Loads and reconciles that fail in the middle — a portal fault mid-listing, `serve` stopped
 //! mid-stream — leave no watermark and no tombstone, and the next successful refresh ends in
-//! equality with the portal (design invariants 1, 2 and 4).
+//! equality with the portal (`docs/architecture.md`, invariants 1, 2 and 4).
 use crate::common;
 
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! Normalisation of the real Bitrix24 responses in the shared fixtures: every encoding of
-//! bitrix24-api.md §6.3 that they show must come out as the concrete typed value.
+//! `docs/bitrix24-api.md` §6.3 that they show must come out as the concrete typed value.
 use b24ch::catalog::{Entity, EntityKind, EnumOption, Field, fields_from_description};
 use b24ch::schema::{
     Cell, ChType, Column, NormalizedRow, RowNormalizer, ServiceValues, ValueStyle, table_columns,

@@ -109,11 +109,12 @@ pub enum BatchBilling {
     /// (docs and `loadlimiter.php` `ignoreMethod = [batch]`).
     #[default]
     PerMethod,
-    /// The whole batch is billed to the method `batch` (one field measurement, see peers.md §1).
+    /// The whole batch is billed to the method `batch` (one field measurement, see
+    /// docs/bitrix24-api.md §3).
     WholeBatch,
 }
 
-/// Cloud limits (docs `limits.md`).
+/// Cloud limits (Bitrix24 docs `limits.md`; see docs/bitrix24-api.md §4).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LimitsConfig {
     pub enabled: bool,

@@ -10,7 +10,7 @@ pub const REF_FEW_COLS: f64 = 5.0;
 /// for `select: ["*", "UF_*"]` (a real contact with ~20 user fields is about as wide).
 pub const REF_ALL_COLS: f64 = 62.0;
 
-/// Published measurements the model is calibrated to (docs huge-data.md; peers.md).
+/// Published measurements the model is calibrated to (`docs/bitrix24-api.md` §2, with sources).
 pub mod published {
     /// `crm.lead.list` on 2,387,743 leads: with COUNT (start=0) vs without (start=-1).
     pub const LEADS_ROWS: f64 = 2_387_743.0;
@@ -215,7 +215,7 @@ mod tests {
             within(contacts_with, CONTACTS_WITH_COUNT_SECS),
             "{contacts_with}"
         );
-        // ~20.9 µs per row for the few-column COUNT, as the brief derives.
+        // ~20.9 µs per row for the few-column COUNT, as derived in `docs/bitrix24-api.md` §2.
         assert!(within(c.count(1_000_000, few) / 1e6, 20.9e-6));
         assert!(c.page_base_secs > 0.0 && c.count_row_secs > 0.0);
     }

@@ -2,7 +2,7 @@
 //!
 //! The server is `scripts/chdb_server.py` (upstream clickhouse-local with its HTTP/TCP listeners
 //! started by `SYSTEM START LISTEN`), run by the Python of `.build/chvenv` that
-//! `scripts/setup_clickhouse.sh` installs. Background and caveats: `docs/clickhouse-local-server.md`.
+//! `scripts/setup_clickhouse.sh` installs. Background and caveats: `docs/local-clickhouse.md`.
 //!
 //! The child is a plain [`std::process::Child`] watched by two std threads, not a
 //! `tokio::process::Child`: a tokio child belongs to the runtime that spawned it, while the test

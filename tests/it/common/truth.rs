@@ -391,7 +391,8 @@ fn key_text(v: Option<&Value>) -> String {
 /// What the column's type allows beyond plain JSON equality.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kind {
-    /// `String`/`LowCardinality(String)`: design maps `crm_category` ids to strings.
+    /// `String`/`LowCardinality(String)`: the typed schema maps `crm_category` ids to strings
+    /// (docs/architecture.md, "Typed schema").
     Text,
     /// `Float64`: a decimal-text ground truth (exchange rates) compares by value.
     Float,

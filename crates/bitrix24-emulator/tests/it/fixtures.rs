@@ -1,6 +1,6 @@
-//! Fixture-shape tests: every file in tests/fixtures/bitrix24/ (a copy of shared/fixtures/bitrix24) is reproduced by the
-//! emulator (same top-level keys, same key sets per row, same JSON value kinds, same envelope),
-//! or is listed in NOT_EMULATED with the reason.
+//! Fixture-shape tests: every file in tests/fixtures/bitrix24/ (sources in its README.md) is
+//! reproduced by the emulator (same top-level keys, same key sets per row, same JSON value kinds,
+//! same envelope), or is listed in NOT_EMULATED with the reason.
 
 use std::collections::BTreeSet;
 
