@@ -32,16 +32,16 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 
 # 2 cores: cargo builds with 2 jobs, tests run 2 at a time (each test binary/process starts
 # its own ClickHouse, about 300 MB RSS).
 if cargo nextest --version >/dev/null 2>&1; then
     step "cargo nextest run"
-    cargo nextest run --all-targets --no-fail-fast --test-threads 2 "$@"
+    cargo nextest run --workspace --all-targets --no-fail-fast --test-threads 2 "$@"
 else
     step "cargo test"
-    cargo test --all-targets --no-fail-fast "$@" -- --test-threads 2
+    cargo test --workspace --all-targets --no-fail-fast "$@" -- --test-threads 2
 fi
 echo
 echo "scripts/test.sh: all green in $(( $(date +%s) - t0 ))s"

@@ -1,7 +1,7 @@
 //! The Bitrix24 client, governor and listing against the in-process demo portal (limits on).
 //!
 //! The 100k tests print their measured numbers; run them in release:
-//! `cargo test --release --test bitrix_listing -- --nocapture --test-threads 1`.
+//! `cargo test --release --test it -- --nocapture --test-threads 1 bitrix_listing`.
 use b24ch::bitrix::governor::{BatchBilling as GovBilling, GovernorConfig};
 use b24ch::bitrix::listing::PAGE_SIZE;
 use b24ch::bitrix::{AuthConfig, BitrixError, Client, ClientConfig, Governor, ListRequest, list};
