@@ -2,10 +2,12 @@
 mod auth;
 mod dictionaries;
 mod error;
+pub mod listener;
 mod meta;
 mod routes;
 mod rows;
 mod state;
+pub mod tls;
 
 pub use error::ApiError;
 pub use state::AppState;
