@@ -1,6 +1,7 @@
 //! The subcommands' jobs; `main.rs` only parses the command line and calls these.
 pub mod check;
 pub mod demo;
+pub mod demo_tls;
 pub mod logging;
 pub mod portal;
 pub mod schema_cmds;

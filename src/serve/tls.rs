@@ -71,6 +71,10 @@ impl CertInfo {
         })
     }
 
+    pub fn valid_at(&self, now: DateTime<Utc>) -> bool {
+        self.not_before <= now && now <= self.not_after
+    }
+
     /// A warning when the certificate is not valid now or expires within two weeks.
     pub fn validity_problem(&self, now: DateTime<Utc>) -> Option<String> {
         let until = self.not_after.format("%Y-%m-%d %H:%M UTC");
