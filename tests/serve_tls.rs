@@ -453,3 +453,51 @@ fn check_reports_expiry_and_whether_the_names_cover_public_url() {
     assert!(soon.starts_with("ok "), "{soon}");
     assert!(soon.contains("renew"), "{soon}");
 }
+
+#[test]
+fn demo_tls_runs_the_whole_pipeline_over_https() {
+    let dir = common::test_data_dir("demo");
+    let tls_dir = dir.join("tls");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_b24ch"))
+        .args([
+            "demo",
+            "--tls",
+            "--deals",
+            "200",
+            "--time-scale",
+            "200",
+            "--exit-after-load",
+            "--timeout-secs",
+            "300",
+        ])
+        .arg("--data-dir")
+        .arg(dir.join("ch"))
+        .arg("--tls-dir")
+        .arg(&tls_dir)
+        .env_remove("B24CH_CONFIG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("b24ch serve: https://127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Every table is loaded"), "{stdout}");
+    assert!(stdout.contains("crm_deal=200 "), "{stdout}");
+    let ca = std::fs::read_to_string(tls_dir.join("ca.pem")).unwrap();
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(tls_dir.join("serve.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the private key is readable by others");
+    }
+}

@@ -95,7 +95,7 @@ pub async fn start(config: Arc<Config>, portal: &PortalConnection) -> anyhow::Re
     }));
     let task = match &tls {
         Some(cert) => {
-            let listener = TlsListener::new(listener, cert.clone(), CERT_RELOAD_INTERVAL)?;
+            let listener = TlsListener::new(listener, addr, cert.clone(), CERT_RELOAD_INTERVAL)?;
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, app).await {
                     tracing::error!(error = %e, "serve stopped");

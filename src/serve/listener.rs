@@ -33,14 +33,13 @@ impl Drop for AbortOnDrop {
 }
 
 impl TlsListener {
+    /// `local` is `tcp`'s address (the caller has it already).
     pub fn new(
         tcp: TcpListener,
+        local: SocketAddr,
         cert: Arc<ReloadingCert>,
         reload_every: Duration,
     ) -> Result<Self, rustls::Error> {
-        let local = tcp
-            .local_addr()
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
         let acceptor = TlsAcceptor::from(Arc::new(super::tls::server_config(cert.clone())?));
         let (tx, incoming) = mpsc::channel(64);
         let accept = tokio::spawn(accept_loop(tcp, acceptor, tx));
