@@ -381,14 +381,50 @@ async fn plain_http_on_a_network_address_is_refused_unless_allowed() {
         msg.contains("proxy.tls_cert") && msg.contains("allow_plain_http"),
         "{msg}"
     );
-    let mut config = from_toml_str(&format!("{text}allow_plain_http = true\n")).unwrap();
-    let conn = portal::connect(&mut config, portal(10)).await.unwrap();
-    let s = serve::start(Arc::new(config), &conn).await.unwrap();
-    let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", s.addr.port()))
-        .await
+
+    // Accepted explicitly: serve starts, and says what it risks (at every start).
+    let dir = common::test_data_dir("plain");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("b24ch.toml");
+    std::fs::write(&path, format!("{text}allow_plain_http = true\n")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_b24ch"))
+        .args([
+            "--config",
+            path.to_str().unwrap(),
+            "serve",
+            "--no-autopilot",
+        ])
+        .env_remove("B24CH_CONFIG")
+        .env("RUST_LOG", "warn,b24ch::commands::serve=info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(health.status().is_success());
-    s.stop();
+    let stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+        let line = line.unwrap();
+        let serving = line.contains("serving");
+        seen.push(line);
+        if serving {
+            break;
+        }
+    }
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let log = seen.join("\n");
+    assert!(log.contains("serving"), "serve did not start:\n{log}");
+    assert!(
+        log.contains("WARN") && log.contains("clear text"),
+        "no warning about plain HTTP:\n{log}"
+    );
+    assert!(health.unwrap().status().is_success());
 }
 
 /// `b24ch check` with the given serve certificate; returns its `serve` line.
