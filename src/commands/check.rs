@@ -1,6 +1,6 @@
 //! `b24ch check`: validate the config and test connectivity to the portal and ClickHouse.
 use crate::config::{Config, Exposure, PortalAuth, Transport, redact};
-use crate::serve::tls::{CertInfo, ServerCert, covers};
+use crate::serve::tls::{CertInfo, ServerCert};
 use std::time::Duration;
 
 /// One line of the report.
@@ -157,11 +157,7 @@ fn check_serve_transport(config: &Config) -> CheckLine {
     let host = reqwest::Url::parse(&proxy.public_url)
         .ok()
         .and_then(|u| u.host_str().map(str::to_string));
-    let end_entity = cert.key.end_entity_cert().map(|c| c.to_vec());
-    let covered = match (&host, &end_entity) {
-        (Some(h), Ok(der)) => covers(der, h),
-        _ => false,
-    };
+    let covered = host.as_deref().is_some_and(|h| cert.covers(h));
     describe_certificate(what, &cert.info, host.as_deref(), covered)
 }
 

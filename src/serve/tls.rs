@@ -136,6 +136,13 @@ impl ServerCert {
         Self::from_pem(files, &cert_pem, &key_pem)
     }
 
+    /// Whether the certificate is valid for `host` (see [`covers`]).
+    pub fn covers(&self, host: &str) -> bool {
+        self.key
+            .end_entity_cert()
+            .is_ok_and(|der| covers(der, host))
+    }
+
     /// Parses the PEM texts of `files`.
     pub fn from_pem(files: &TlsFiles, cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, TlsError> {
         let cert_path = files.cert.display().to_string();
