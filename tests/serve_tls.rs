@@ -1,7 +1,7 @@
 //! `serve` over HTTPS, end to end: a CA made here, a local ClickHouse that trusts it
 //! (`openSSL.client.caConfig`, nothing else), refreshable views pulling every entity over
-//! https and equal to the portal; a certificate from another CA or an expired one fails the
-//! refresh with a clear exception and lands no row; certificates rotate while serving; plain
+//! https and equal to the portal; a certificate from another CA, for another name or an
+//! expired one fails the refresh with a clear exception and lands no row; certificates rotate while serving; plain
 //! HTTP on a network address is refused; `b24ch check` reports dates and name coverage.
 mod common;
 
@@ -295,6 +295,36 @@ async fn an_expired_certificate_fails_the_refresh_with_no_rows() {
         deal_rows(&p).await,
         "0",
         "no row over an expired certificate"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_for_another_name_fails_the_refresh_with_no_rows() {
+    let ch = clickhouse().await;
+    let pki = pki();
+    let files = install(
+        &pki.dir.join("other-name"),
+        &issue(&pki.ca, &["b24ch.example.com"], -1, 30),
+    );
+    let p = Pull::start_on(
+        ch,
+        Some(&files),
+        "tls_name",
+        portal(300),
+        Format::Parquet,
+        ONLY_DEALS,
+    )
+    .await;
+    p.autopilot().await;
+    let exception = p.wait_failed("crm_deal_load").await;
+    assert!(
+        exception.contains("Unacceptable certificate from 127.0.0.1"),
+        "unclear exception: {exception}"
+    );
+    assert_eq!(
+        deal_rows(&p).await,
+        "0",
+        "no row from a server of another name"
     );
 }
 
