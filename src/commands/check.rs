@@ -1,5 +1,6 @@
 //! `b24ch check`: validate the config and test connectivity to the portal and ClickHouse.
-use crate::config::{Config, PortalAuth, redact};
+use crate::config::{Config, Exposure, PortalAuth, Transport, redact};
+use crate::serve::tls::{CertInfo, ServerCert};
 use std::time::Duration;
 
 /// One line of the report.
@@ -18,6 +19,7 @@ pub async fn run(config: &Config) -> (Vec<CheckLine>, bool) {
     }];
     lines.push(check_portal(config).await);
     lines.push(check_clickhouse(config).await);
+    lines.push(check_serve_transport(config));
     let all_ok = lines.iter().all(|l| l.ok);
     (lines, all_ok)
 }
@@ -117,6 +119,81 @@ async fn check_clickhouse(config: &Config) -> CheckLine {
                 redact(&e.to_string(), &config.secrets())
             ),
         ),
+    }
+}
+
+/// How `serve` would listen: refused plain HTTP, or the certificate's validity and names.
+fn check_serve_transport(config: &Config) -> CheckLine {
+    let proxy = &config.proxy;
+    let what = format!("serve {}", proxy.public_url);
+    let files = match (&proxy.transport, proxy.exposure()) {
+        (Transport::Tls(files), _) => files,
+        (_, Exposure::PlainRefused) => return fail(what, proxy.plain_http_risk()),
+        (_, Exposure::PlainAllowed) => {
+            return CheckLine {
+                what,
+                ok: true,
+                detail: format!(
+                    "WARNING: plain HTTP on {} (allowed by proxy.allow_plain_http): the token and every CRM row cross the network in clear text",
+                    proxy.listen
+                ),
+            };
+        }
+        _ => {
+            return CheckLine {
+                what,
+                ok: true,
+                detail: format!(
+                    "plain HTTP on loopback {} (only this machine can connect)",
+                    proxy.listen
+                ),
+            };
+        }
+    };
+    let cert = match ServerCert::read(files) {
+        Ok(c) => c,
+        Err(e) => return fail(what, e.to_string()),
+    };
+    let host = reqwest::Url::parse(&proxy.public_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string));
+    let covered = host.as_deref().is_some_and(|h| cert.covers(h));
+    describe_certificate(what, &cert.info, host.as_deref(), covered)
+}
+
+fn describe_certificate(
+    what: String,
+    info: &CertInfo,
+    host: Option<&str>,
+    covered: bool,
+) -> CheckLine {
+    let fmt = "%Y-%m-%d %H:%M UTC";
+    let mut detail = format!(
+        "HTTPS; certificate for {} valid from {} until {}",
+        if info.names.is_empty() {
+            info.subject.clone()
+        } else {
+            info.names.join(", ")
+        },
+        info.not_before.format(fmt),
+        info.not_after.format(fmt)
+    );
+    let now = chrono::Utc::now();
+    if let Some(p) = info.validity_problem(now) {
+        detail.push_str(&format!("; {p}"));
+    }
+    let host = host.unwrap_or("(none)");
+    if covered {
+        detail.push_str(&format!("; covers public_url's host {host}"));
+    } else {
+        detail.push_str(&format!(
+            "; does NOT cover public_url's host {host}, so ClickHouse will refuse it: set proxy.public_url to one of the certificate's names or get a certificate for {host}"
+        ));
+    }
+    CheckLine {
+        what,
+        ok: covered && info.valid_at(now),
+        detail,
     }
 }
 

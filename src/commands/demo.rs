@@ -1,7 +1,7 @@
 //! `b24ch demo`: the whole pipeline on the embedded default — demo portal, a local
 //! ClickHouse, `serve`, `apply`, and ClickHouse filling its tables by itself.
 use crate::clickhouse::{Connection, apply};
-use crate::config::{Config, Secret};
+use crate::config::{Config, Secret, Transport};
 use crate::encode::Format;
 use crate::portal;
 use bitrix24_emulator::{DataSizes, PortalConfig};
@@ -27,6 +27,13 @@ pub struct DemoArgs {
     /// Give up waiting for the first loads after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout_secs: u64,
+    /// Serve over HTTPS: a fresh CA and certificate are generated into --tls-dir, and the
+    /// local ClickHouse trusts that CA (openSSL.client.caConfig).
+    #[arg(long)]
+    pub tls: bool,
+    /// Where --tls writes the CA (ca.pem) and serve's certificate and key.
+    #[arg(long, default_value = ".build/demo-tls")]
+    pub tls_dir: PathBuf,
 }
 
 fn sizes(deals: u64) -> DataSizes {
@@ -65,7 +72,15 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     if args.data_dir.exists() {
         std::fs::remove_dir_all(&args.data_dir)?;
     }
-    let ch = LocalClickHouse::start(LocalClickHouseOptions::new(&args.data_dir)).await?;
+    let tls = match args.tls {
+        true => Some(super::demo_tls::generate(&args.tls_dir)?),
+        false => None,
+    };
+    let ch = LocalClickHouse::start(LocalClickHouseOptions {
+        client_ca: tls.as_ref().map(|t| t.ca.clone()),
+        ..LocalClickHouseOptions::new(&args.data_dir)
+    })
+    .await?;
     config.clickhouse.url = ch.http_url();
     config.clickhouse.user = "default".into();
     config.clickhouse.password = Secret::new("");
@@ -75,6 +90,15 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     let port = free_port()?;
     config.proxy.listen = format!("127.0.0.1:{port}").parse()?;
     config.proxy.public_url = format!("http://127.0.0.1:{port}");
+    if let Some(t) = &tls {
+        config.proxy.transport = Transport::Tls(t.files.clone());
+        config.proxy.public_url = format!("https://127.0.0.1:{port}");
+        println!(
+            "TLS: CA {} (trusted by the local ClickHouse through openSSL.client.caConfig), certificate {}",
+            t.ca.display(),
+            t.files.cert.display()
+        );
+    }
 
     let demo = PortalConfig {
         sizes: sizes(args.deals),

@@ -2,6 +2,8 @@
 pub mod check;
 #[cfg(feature = "demo")]
 pub mod demo;
+#[cfg(feature = "demo")]
+pub mod demo_tls;
 pub mod import_config;
 pub mod logging;
 pub mod schema_cmds;

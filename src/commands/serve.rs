@@ -1,10 +1,12 @@
 //! `b24ch serve`: discover the catalog, serve the HTTP contract, keep the schema converged.
 use crate::catalog;
 use crate::clickhouse::{Connection, apply};
-use crate::config::Config;
+use crate::config::{Config, Exposure, Transport};
 use crate::encode::Format;
 use crate::pipeline::stats::Stats;
 use crate::portal::PortalConnection;
+use crate::serve::listener::{CERT_RELOAD_INTERVAL, TlsListener};
+use crate::serve::tls::ReloadingCert;
 use crate::serve::{AppState, router};
 use std::sync::Arc;
 
@@ -12,13 +14,16 @@ use std::sync::Arc;
 pub struct RunningServe {
     pub addr: std::net::SocketAddr,
     pub state: Arc<AppState>,
+    /// The certificate being served, with TLS.
+    pub tls: Option<Arc<ReloadingCert>>,
     task: tokio::task::JoinHandle<()>,
     stopped: tokio::sync::watch::Sender<bool>,
 }
 
 impl RunningServe {
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Stops like a crash would: no new connection, and every response still streaming is
@@ -66,6 +71,7 @@ pub async fn start(config: Arc<Config>, portal: &PortalConnection) -> anyhow::Re
         )
         .into());
     }
+    let tls = check_transport(&config)?;
     let catalog = catalog::discover(&portal.client).await?;
     tracing::info!(entities = catalog.entities.len(), "catalog discovered");
     let state = Arc::new(AppState::new(
@@ -87,18 +93,59 @@ pub async fn start(config: Arc<Config>, portal: &PortalConnection) -> anyhow::Re
     let app = router(state.clone()).layer(axum::middleware::from_fn(move |req, next| {
         cut_on_stop(stop_rx.clone(), req, next)
     }));
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "serve stopped");
+    let task = match &tls {
+        Some(cert) => {
+            let listener = TlsListener::new(listener, addr, cert.clone(), CERT_RELOAD_INTERVAL)?;
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "serve stopped");
+                }
+            })
         }
-    });
-    tracing::info!(%addr, "serving");
+        None => tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "serve stopped");
+            }
+        }),
+    };
+    tracing::info!(%addr, tls = tls.is_some(), "serving");
     Ok(RunningServe {
         addr,
         state,
+        tls,
         task,
         stopped,
     })
+}
+
+/// Refuses plain HTTP on a network address unless the user accepted it (then warns, at every
+/// start); with TLS, loads the certificate and warns if it is not valid now or expires soon.
+fn check_transport(config: &Config) -> anyhow::Result<Option<Arc<ReloadingCert>>> {
+    let proxy = &config.proxy;
+    match proxy.exposure() {
+        Exposure::PlainRefused => {
+            return Err(super::BadInput(format!(
+                "config error in `proxy.listen`: {}",
+                proxy.plain_http_risk()
+            ))
+            .into());
+        }
+        Exposure::PlainAllowed => tracing::warn!(
+            listen = %proxy.listen,
+            "plain HTTP on a network address (proxy.allow_plain_http = true): the bearer token and every CRM row cross the network in clear text; set proxy.tls_cert and proxy.tls_key to serve HTTPS"
+        ),
+        Exposure::Loopback | Exposure::Tls => {}
+    }
+    let Transport::Tls(files) = &proxy.transport else {
+        return Ok(None);
+    };
+    let cert = ReloadingCert::load(files).map_err(|e| super::BadInput(e.to_string()))?;
+    let info = cert.info();
+    tracing::info!(names = ?info.names, not_after = %info.not_after, "serving HTTPS");
+    if let Some(p) = info.validity_problem(chrono::Utc::now()) {
+        tracing::warn!("{p}");
+    }
+    Ok(Some(Arc::new(cert)))
 }
 
 /// One autopilot pass: rediscover, record what changed, converge ClickHouse.

@@ -8,8 +8,8 @@ mod resolve;
 mod secret;
 
 pub use resolve::{
-    ClickHouseConfig, Config, ConfigError, EntitySettings, LimitsConfig, Plan, PortalAuth,
-    ProxyConfig, Schedule, from_toml_str, load,
+    ClickHouseConfig, Config, ConfigError, EntitySettings, Exposure, LimitsConfig, Plan,
+    PortalAuth, ProxyConfig, Schedule, TlsFiles, Transport, from_toml_str, load,
 };
 pub use secret::{Secret, redact};
 

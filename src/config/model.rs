@@ -71,6 +71,11 @@ pub struct RawProxy {
     pub public_url: Option<String>,
     pub token: Option<String>,
     pub autopilot_interval: Option<String>,
+    /// Certificate chain (PEM) `serve` presents; with `tls_key` it listens with HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Accept plain HTTP on a non-loopback `listen` address.
+    pub allow_plain_http: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -77,6 +77,59 @@ pub struct ProxyConfig {
     pub public_url: String,
     pub token: Secret,
     pub autopilot_interval: Schedule,
+    pub transport: Transport,
+}
+
+/// How `serve` speaks to ClickHouse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTPS with the certificate chain and key from these PEM files (re-read when they change).
+    Tls(TlsFiles),
+    /// Plain HTTP: on a loopback `listen` address always, elsewhere only when
+    /// `proxy.allow_plain_http = true` says the user accepts clear text on the network.
+    Plain { allow_non_loopback: bool },
+}
+
+/// Who can read what `serve` sends, given `listen` and the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposure {
+    Tls,
+    /// Plain HTTP on a loopback address: only this machine can connect.
+    Loopback,
+    /// Plain HTTP reachable from the network, accepted by `proxy.allow_plain_http = true`.
+    PlainAllowed,
+    /// Plain HTTP reachable from the network without that consent: `serve` refuses to start.
+    PlainRefused,
+}
+
+impl ProxyConfig {
+    pub fn exposure(&self) -> Exposure {
+        match self.transport {
+            Transport::Tls(_) => Exposure::Tls,
+            _ if self.listen.ip().to_canonical().is_loopback() => Exposure::Loopback,
+            Transport::Plain {
+                allow_non_loopback: true,
+            } => Exposure::PlainAllowed,
+            Transport::Plain {
+                allow_non_loopback: false,
+            } => Exposure::PlainRefused,
+        }
+    }
+
+    /// Why plain HTTP on a network address is dangerous, and the ways out.
+    pub fn plain_http_risk(&self) -> String {
+        format!(
+            "serve would listen on {} with plain HTTP, so the bearer token and every CRM row cross the network in clear text; set proxy.tls_cert and proxy.tls_key (PEM) to serve HTTPS, or listen on 127.0.0.1 behind a TLS-terminating reverse proxy, or set proxy.allow_plain_http = true to accept the risk",
+            self.listen
+        )
+    }
+}
+
+/// `proxy.tls_cert` and `proxy.tls_key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// A ClickHouse refresh interval such as `5 MINUTE`.
@@ -530,7 +583,17 @@ fn resolve_proxy(raw: &super::model::RawProxy) -> Result<ProxyConfig, ConfigErro
             format!("`{listen_text}` is not an address like 127.0.0.1:8480 or 0.0.0.0:8480"),
         )
     })?;
+    let transport = resolve_transport(raw)?;
+    let tls = matches!(transport, Transport::Tls(_));
     let public_url = match &raw.public_url {
+        Some(u) if u.starts_with("http://") && tls => {
+            return Err(ConfigError::new(
+                "proxy.public_url",
+                format!(
+                    "`{u}` is plain http:// but serve listens with TLS (proxy.tls_cert); write https://"
+                ),
+            ));
+        }
         Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
             u.trim_end_matches('/').to_string()
         }
@@ -542,6 +605,7 @@ fn resolve_proxy(raw: &super::model::RawProxy) -> Result<ProxyConfig, ConfigErro
                 ),
             ));
         }
+        None if tls => format!("https://{listen}"),
         None => format!("http://{listen}"),
     };
     let token = secret_value("proxy.token", raw.token.as_deref().unwrap_or(""))?;
@@ -559,7 +623,47 @@ fn resolve_proxy(raw: &super::model::RawProxy) -> Result<ProxyConfig, ConfigErro
         public_url,
         token,
         autopilot_interval,
+        transport,
     })
+}
+
+/// Both TLS files or neither; `allow_plain_http` only without them.
+fn resolve_transport(raw: &super::model::RawProxy) -> Result<Transport, ConfigError> {
+    let file = |key: &str, path: &PathBuf, what: &str| {
+        if path.is_file() {
+            Ok(path.clone())
+        } else {
+            Err(ConfigError::new(
+                key,
+                format!("{} does not exist; give the path of {what}", path.display()),
+            ))
+        }
+    };
+    match (&raw.tls_cert, &raw.tls_key, raw.allow_plain_http) {
+        (Some(_), Some(_), Some(true)) => Err(ConfigError::new(
+            "proxy.allow_plain_http",
+            "is true but proxy.tls_cert is set, so serve listens with TLS only; remove one of them",
+        )),
+        (Some(cert), Some(key), _) => Ok(Transport::Tls(TlsFiles {
+            cert: file(
+                "proxy.tls_cert",
+                cert,
+                "the server certificate (PEM, chain allowed)",
+            )?,
+            key: file("proxy.tls_key", key, "the certificate's private key (PEM)")?,
+        })),
+        (Some(_), None, _) => Err(ConfigError::new(
+            "proxy.tls_key",
+            "is missing: proxy.tls_cert needs the private key of the certificate (PEM)",
+        )),
+        (None, Some(_), _) => Err(ConfigError::new(
+            "proxy.tls_cert",
+            "is missing: proxy.tls_key needs the certificate it belongs to (PEM, chain allowed)",
+        )),
+        (None, None, allow) => Ok(Transport::Plain {
+            allow_non_loopback: allow.unwrap_or(false),
+        }),
+    }
 }
 
 fn resolve_entity(

@@ -152,3 +152,67 @@ fn secrets_are_listed_for_redaction() {
             .any(|s| s.expose().contains("secretcode123"))
     );
 }
+
+#[test]
+fn tls_files_make_serve_https_and_public_url_default_to_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    std::fs::write(&cert, "x").unwrap();
+    std::fs::write(&key, "x").unwrap();
+    let tls = format!(
+        "[proxy]\nlisten = \"0.0.0.0:8443\"\ntls_cert = {:?}\ntls_key = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    let c = from_toml_str(&tls).unwrap();
+    assert_eq!(c.proxy.public_url, "https://0.0.0.0:8443");
+    assert_eq!(
+        c.proxy.transport,
+        Transport::Tls(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone()
+        })
+    );
+    assert_eq!(c.proxy.exposure(), Exposure::Tls);
+    let e = err(&format!(
+        "{tls}public_url = \"http://b24ch.example.com:8443\"\n"
+    ));
+    assert_eq!(e.key, "proxy.public_url");
+    assert!(e.problem.contains("https://"), "{e}");
+    let e = err(&format!("{tls}allow_plain_http = true\n"));
+    assert_eq!(e.key, "proxy.allow_plain_http");
+    let only_cert = format!("[proxy]\ntls_cert = {:?}\n", cert.display().to_string());
+    assert_eq!(err(&only_cert).key, "proxy.tls_key");
+    let only_key = format!("[proxy]\ntls_key = {:?}\n", key.display().to_string());
+    assert_eq!(err(&only_key).key, "proxy.tls_cert");
+    let missing =
+        "[proxy]\ntls_cert = \"/surely/not/here.pem\"\ntls_key = \"/surely/not/here.key\"\n";
+    let e = err(missing);
+    assert_eq!(e.key, "proxy.tls_cert");
+    assert!(e.problem.contains("/surely/not/here.pem"), "{e}");
+}
+
+#[test]
+fn plain_http_is_refused_on_a_network_address_unless_allowed() {
+    let exposure = |text: &str| from_toml_str(text).unwrap().proxy.exposure();
+    assert_eq!(exposure(""), Exposure::Loopback);
+    assert_eq!(
+        exposure("[proxy]\nlisten = \"[::1]:8480\"\n"),
+        Exposure::Loopback
+    );
+    assert_eq!(
+        exposure("[proxy]\nlisten = \"0.0.0.0:8480\"\n"),
+        Exposure::PlainRefused
+    );
+    assert_eq!(
+        exposure("[proxy]\nlisten = \"10.1.2.3:8480\"\nallow_plain_http = true\n"),
+        Exposure::PlainAllowed
+    );
+    let c = from_toml_str("[proxy]\nlisten = \"0.0.0.0:8480\"\n").unwrap();
+    assert_eq!(c.proxy.public_url, "http://0.0.0.0:8480");
+    let risk = c.proxy.plain_http_risk();
+    assert!(
+        risk.contains("proxy.tls_cert") && risk.contains("proxy.allow_plain_http"),
+        "{risk}"
+    );
+}

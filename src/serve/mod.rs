@@ -3,11 +3,13 @@
 mod auth;
 mod dictionaries;
 mod error;
+pub mod listener;
 mod meta;
 mod metrics;
 mod routes;
 mod rows;
 mod state;
+pub mod tls;
 
 pub use error::ApiError;
 pub use state::AppState;

@@ -42,6 +42,9 @@ pub struct LocalClickHouseOptions {
     pub python: Option<PathBuf>,
     /// Launcher script. Default: `<project>/scripts/chdb_server.py`.
     pub launcher: Option<PathBuf>,
+    /// CA certificate (PEM) the server trusts, instead of the system CAs, for its outgoing
+    /// HTTPS (`url()`, HTTP dictionaries): `openSSL.client.caConfig` with strict verification.
+    pub client_ca: Option<PathBuf>,
 }
 
 impl LocalClickHouseOptions {
@@ -180,6 +183,36 @@ fn sigterm(pid: u32) -> bool {
     unsafe { libc::kill(pid, libc::SIGTERM) == 0 }
 }
 
+/// Writes `DATA/client_tls.xml`: outgoing HTTPS trusts exactly `ca` and refuses anything
+/// else (no interactive certificate handler, no system CAs).
+fn write_client_tls_config(data_dir: &Path, ca: &Path) -> Result<PathBuf, LocalClickHouseError> {
+    let invalid = |why: String| LocalClickHouseError::InvalidOption(format!("client_ca: {why}"));
+    let ca = std::path::absolute(ca).map_err(|e| invalid(e.to_string()))?;
+    if !ca.is_file() {
+        return Err(invalid(format!("{} is not a file", ca.display())));
+    }
+    let ca = ca
+        .to_str()
+        .ok_or_else(|| invalid(format!("{} is not UTF-8", ca.display())))?
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    let xml = format!(
+        "<openSSL><client>\n\
+         <caConfig>{ca}</caConfig>\n\
+         <loadDefaultCAFile>false</loadDefaultCAFile>\n\
+         <verificationMode>strict</verificationMode>\n\
+         <invalidCertificateHandler><name>RejectCertificateHandler</name></invalidCertificateHandler>\n\
+         </client></openSSL>\n"
+    );
+    let path = data_dir.join("client_tls.xml");
+    std::fs::write(&path, xml).map_err(|source| LocalClickHouseError::DataDir {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}
+
 impl LocalClickHouse {
     /// Starts the server and waits for it to answer (at most [`READY_TIMEOUT`]).
     pub async fn start(opts: LocalClickHouseOptions) -> Result<Self, LocalClickHouseError> {
@@ -244,6 +277,10 @@ impl LocalClickHouse {
         }
         if let Some((user, password)) = &opts.user {
             cmd.args(["--user", user, "--password", password]);
+        }
+        if let Some(ca) = &opts.client_ca {
+            cmd.arg("--config-extra")
+                .arg(write_client_tls_config(&data_dir, ca)?);
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -95,6 +95,11 @@ pub async fn clickhouse() -> &'static LocalClickHouse {
 /// The shared server and a new, empty Atomic database named `<prefix>_<pid>_<n>`.
 pub async fn fresh_database(prefix: &str) -> (&'static LocalClickHouse, String) {
     let ch = clickhouse().await;
+    (ch, fresh_database_on(ch, prefix).await)
+}
+
+/// A new, empty Atomic database `<prefix>_<pid>_<n>` on `ch`.
+pub async fn fresh_database_on(ch: &LocalClickHouse, prefix: &str) -> String {
     let clean: String = prefix
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
@@ -104,5 +109,5 @@ pub async fn fresh_database(prefix: &str) -> (&'static LocalClickHouse, String) 
     if let Err(e) = ch.query(&format!("CREATE DATABASE `{db}`")).await {
         panic!("CREATE DATABASE {db} failed: {e}");
     }
-    (ch, db)
+    db
 }

@@ -10,7 +10,7 @@ use b24ch::catalog::Catalog;
 use b24ch::clickhouse::Connection;
 use b24ch::clickhouse::apply::{self, ApplyReport};
 use b24ch::commands::serve::{self, RunningServe};
-use b24ch::config::{Config, from_toml_str};
+use b24ch::config::{Config, TlsFiles, from_toml_str};
 use b24ch::encode::Format;
 use b24ch::portal::{self, PortalConnection};
 use bitrix24_emulator::{DataSizes, PortalConfig, PortalControl};
@@ -66,11 +66,32 @@ impl Pull {
         format: Format,
         extra: &str,
     ) -> Pull {
-        let (ch, db) = super::fresh_database(prefix).await;
+        let ch = super::clickhouse().await;
+        Pull::start_on(ch, None, prefix, portal_cfg, format, extra).await
+    }
+
+    /// [`Pull::start`] against `ch`; with `tls`, `serve` listens with HTTPS on 127.0.0.1.
+    pub async fn start_on(
+        ch: &'static LocalClickHouse,
+        tls: Option<&TlsFiles>,
+        prefix: &str,
+        portal_cfg: PortalConfig,
+        format: Format,
+        extra: &str,
+    ) -> Pull {
+        let db = super::fresh_database_on(ch, prefix).await;
         let port = free_port();
+        let transport = match tls {
+            Some(f) => format!(
+                "public_url = \"https://127.0.0.1:{port}\"\ntls_cert = {:?}\ntls_key = {:?}\n",
+                f.cert.display().to_string(),
+                f.key.display().to_string()
+            ),
+            None => format!("public_url = \"http://127.0.0.1:{port}\"\n"),
+        };
         let mut config = from_toml_str(&format!(
             "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n\
-             [proxy]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\ntoken = \"{TOKEN}\"\n\
+             [proxy]\nlisten = \"127.0.0.1:{port}\"\n{transport}token = \"{TOKEN}\"\n\
              [entities.default]\nschedule = \"1 WEEK\"\nreconcile_schedule = \"1 WEEK\"\nreconcile_safety = \"1 SECOND\"\n{extra}",
             ch.http_url()
         ))
@@ -224,6 +245,26 @@ impl Pull {
             &self.entities(),
         )
         .await
+    }
+
+    /// Waits until the view's current refresh attempt has failed; returns ClickHouse's exception.
+    pub async fn wait_failed(&self, view: &str) -> String {
+        let q = format!(
+            "SELECT exception FROM system.view_refreshes WHERE database = '{}' AND view = '{view}'",
+            self.db
+        );
+        let started = Instant::now();
+        loop {
+            let exception = self.ch.query(&q).await.unwrap_or_default();
+            if !exception.trim().is_empty() {
+                return exception.trim().to_string();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "timed out waiting for {view} to fail"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// A view's last refresh state from `system.view_refreshes`.
