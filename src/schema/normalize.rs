@@ -488,7 +488,12 @@ fn scalar(value: &JsonValue, kind: Kind, part: ValuePart) -> Parsed {
         ValuePart::MoneyAmount => money_amount(value, kind),
         ValuePart::MoneyCurrency => money_currency(value),
         ValuePart::FileId => file_part(value, kind, &["id"]),
-        ValuePart::FileUrl => file_part(value, kind, &["downloadUrl", "url", "showUrl"]),
+        // crm.item: `url`; legacy UFs: `downloadUrl`/`showUrl`; timeline comments: `urlDownload`/`urlShow`.
+        ValuePart::FileUrl => file_part(
+            value,
+            kind,
+            &["downloadUrl", "urlDownload", "url", "showUrl", "urlShow"],
+        ),
     }
 }
 

@@ -1,25 +1,13 @@
 //! Real ClickHouse round trip: a table created from `Column::ch_type.sql()` accepts our
 //! Parquet and JSONEachRow output and gives back identical values.
 use crate::common;
+use crate::common::field;
 
-use b24ch::catalog::{Entity, EntityKind, Field};
+use b24ch::catalog::{Entity, EntityKind};
 use b24ch::encode::{JsonEachRowEncoder, ParquetEncoder};
 use b24ch::schema::{Cell, Column, RowNormalizer, ServiceValues, ValueStyle, table_columns};
 use local_clickhouse::LocalClickHouse;
 use serde_json::{Value, json};
-
-fn field(code: &str, t: &str, multiple: bool) -> Field {
-    Field {
-        code: code.into(),
-        api_name: code.into(),
-        bitrix_type: t.into(),
-        multiple,
-        required: false,
-        user_field: code.starts_with("UF_"),
-        label: code.into(),
-        options: Vec::new(),
-    }
-}
 
 fn columns() -> Vec<Column> {
     table_columns(&Entity {
@@ -161,7 +149,8 @@ async fn parquet_and_json_each_row_round_trip_through_clickhouse() {
             "UF_MONEY_CURRENCY": "RUB",
             "UF_DATES": ["1900-01-01", "2299-12-31"],
             "UF_LINKS": ["D_12", "CO_3"],
-            "UF_FILE": "{\"id\":5,\"showUrl\":\"/x\"}",
+            "UF_FILE": 5,
+            "UF_FILE_URL": "/x",
             "dt_inserted": "2024-08-30 12:29:00.123",
             "_version": 1_725_020_940_123u64,
             "_is_deleted": 0,
@@ -187,6 +176,7 @@ async fn parquet_and_json_each_row_round_trip_through_clickhouse() {
             "UF_DATES": [],
             "UF_LINKS": [],
             "UF_FILE": null,
+            "UF_FILE_URL": null,
             "dt_inserted": "2024-08-30 12:29:00.123",
             "_version": 1_725_020_940_123u64,
             "_is_deleted": 0,

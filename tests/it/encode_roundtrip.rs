@@ -1,12 +1,13 @@
 //! Encoders: Parquet read back with the parquet crate equals the cells; JSONEachRow lines
 //! parse back to the ClickHouse text forms; both stream with bounded buffering.
+use crate::common::field;
 use arrow::array::{
     Array, BooleanArray, Date32Array, Decimal128Array, Int64Array, ListArray, MapArray,
     StringArray, StructArray, TimestampMillisecondArray, TimestampSecondArray, UInt8Array,
     UInt64Array,
 };
 use arrow::datatypes::{DataType, TimeUnit};
-use b24ch::catalog::{Entity, EntityKind, Field};
+use b24ch::catalog::{Entity, EntityKind};
 use b24ch::encode::{
     EncodeError, Format, JsonEachRowEncoder, ParquetEncoder, ParquetOptions, RowEncoder,
     arrow_schema, to_record_batch,
@@ -15,19 +16,6 @@ use b24ch::schema::{Cell, Column, table_columns};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
-
-fn field(code: &str, t: &str, multiple: bool) -> Field {
-    Field {
-        code: code.into(),
-        api_name: code.into(),
-        bitrix_type: t.into(),
-        multiple,
-        required: false,
-        user_field: false,
-        label: code.into(),
-        options: Vec::new(),
-    }
-}
 
 /// One column of every ClickHouse type the schema produces.
 fn columns() -> Vec<Column> {

@@ -7,7 +7,7 @@ use b24ch::bitrix::spec;
 use proptest::prelude::*;
 use serde_json::Value;
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bitrix24");
+use crate::common::FIXTURES as DIR;
 
 fn json_value() -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![

@@ -7,8 +7,7 @@ use b24ch::schema::{
 use serde_json::{Map, Value, json};
 
 fn fixtures_dir() -> String {
-    std::env::var("B24CH_FIXTURES")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bitrix24").into())
+    std::env::var("B24CH_FIXTURES").unwrap_or_else(|_| crate::common::FIXTURES.into())
 }
 
 fn load(name: &str) -> Value {
@@ -17,18 +16,7 @@ fn load(name: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn field(code: &str, api: &str, t: &str, multiple: bool) -> Field {
-    Field {
-        code: code.into(),
-        api_name: api.into(),
-        bitrix_type: t.into(),
-        multiple,
-        required: false,
-        user_field: code.starts_with("UF_"),
-        label: code.into(),
-        options: Vec::new(),
-    }
-}
+use crate::common::field_as as field;
 
 /// Legacy field whose api name is its code.
 fn f(code: &str, t: &str) -> Field {
@@ -345,7 +333,8 @@ fn crm_item_get_typed_values() {
     assert_eq!(r.get("ASSIGNED_BY_ID"), &Cell::UInt(1));
     assert_eq!(r.get("OPENED"), &Cell::Bool(true));
     assert_eq!(r.get("HAS_IMOL"), &Cell::Bool(false));
-    assert_eq!(r.get("COMPANY_ID"), &Cell::UInt(0));
+    // crm.item prints 0 for "no company": an id reference with no target is NULL.
+    assert_eq!(r.get("COMPANY_ID"), &Cell::Null);
     assert_eq!(r.get("OPPORTUNITY"), &Cell::Decimal(99_990));
     assert_eq!(r.get("CURRENCY_ID"), &s("USD"));
     assert_eq!(r.get("DATE_CLOSED"), &Cell::Null);
@@ -422,8 +411,10 @@ fn crm_company_fields_user_fields_and_types() {
             .clone()
     };
     assert_eq!(ty("PHONE"), ChType::MultiField);
+    // File fields: the file id, and its download path beside it.
     assert_eq!(ty("UF_CRM_1687188367"), ChType::String.nullable());
-    assert_eq!(ty("LOGO"), ChType::String.nullable());
+    assert_eq!(ty("LOGO"), ChType::UInt64.nullable());
+    assert_eq!(ty("LOGO_URL"), ChType::String.nullable());
     assert_eq!(ty("PARENT_ID_156"), ChType::UInt64.nullable());
     // Company revenue is money: Decimal(18,2), like OPPORTUNITY.
     assert_eq!(ty("REVENUE"), ChType::money().nullable());
@@ -620,14 +611,14 @@ fn tasks_task_list_strings_arrays_and_objects() {
 }
 
 #[test]
-fn crm_timeline_comment_files_are_raw_and_empty_object_is_null() {
+fn crm_timeline_comment_files_are_typed_and_empty_object_is_null() {
     let fields = vec![
         f("ID", "integer"),
         f("ENTITY_ID", "integer"),
         f("ENTITY_TYPE", "string"),
         f("CREATED", "datetime"),
         f("AUTHOR_ID", "user"),
-        f("FILES", "file"),
+        field("FILES", "FILES", "file", true),
     ];
     let t = Table::new(
         &entity("crm_timeline_comment", EntityKind::History, fields),
@@ -637,14 +628,17 @@ fn crm_timeline_comment_files_are_raw_and_empty_object_is_null() {
     let with_files = t.row(&list["result"][0]);
     with_files.assert_clean();
     assert_eq!(with_files.get("CREATED"), &ts("2020-03-02T09:00:00Z"));
-    let Cell::Str(files) = with_files.get("FILES") else {
-        panic!("FILES not raw text")
-    };
-    let files: Value = serde_json::from_str(files).unwrap();
-    assert_eq!(files, list["result"][0]["FILES"]);
+    // An object keyed by file id: each file's id, and its download path beside it.
+    let files = list["result"][0]["FILES"].as_object().unwrap();
+    let ids: Vec<Cell> = files
+        .values()
+        .map(|f| Cell::UInt(f["id"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(with_files.get("FILES"), &Cell::Array(ids));
+    assert!(matches!(with_files.get("FILES_URL"), Cell::Array(u) if u.len() == files.len()));
     let without = t.row(&list["result"][1]);
     without.assert_clean();
-    assert_eq!(without.get("FILES"), &Cell::Null);
+    assert_eq!(without.get("FILES"), &Cell::Array(vec![]));
 }
 
 fn uf_entity() -> Entity {
@@ -744,10 +738,8 @@ fn user_field_encodings() {
         &s("Granatny Lane, 10|55.761234;37.591234|571")
     );
     assert_eq!(r.get("UF_CRM_APP"), &s(r#"{"stars":5}"#));
-    let Cell::Str(file) = r.get("UF_CRM_FILE") else {
-        panic!("file not raw")
-    };
-    assert_eq!(serde_json::from_str::<Value>(file).unwrap()["id"], 12);
+    assert_eq!(r.get("UF_CRM_FILE"), &Cell::UInt(12));
+    assert_eq!(r.get("UF_CRM_FILE_URL"), &s("/d"));
 
     // Empty encodings of the *.get form and of lists.
     let empty = t.row(&json!({

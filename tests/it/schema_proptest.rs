@@ -1,6 +1,7 @@
 //! Properties of normalisation: it never panics and its output always encodes; decimals
 //! round-trip exactly; dates survive any portal UTC offset (the negative-offset trap).
-use b24ch::catalog::{Entity, EntityKind, Field};
+use crate::common::field;
+use b24ch::catalog::{Entity, EntityKind};
 use b24ch::encode::{JsonEachRowEncoder, ParquetEncoder, to_record_batch};
 use b24ch::schema::parse::{format_decimal, parse_date, parse_datetime, parse_decimal};
 use b24ch::schema::{Cell, RowNormalizer, ServiceValues, ValueStyle, table_columns};
@@ -56,19 +57,6 @@ fn entity() -> Entity {
         entity_type_id: None,
         companion: None,
         fields,
-    }
-}
-
-fn field(code: &str, t: &str, multiple: bool) -> Field {
-    Field {
-        code: code.into(),
-        api_name: code.into(),
-        bitrix_type: t.into(),
-        multiple,
-        required: false,
-        user_field: false,
-        label: code.into(),
-        options: Vec::new(),
     }
 }
 

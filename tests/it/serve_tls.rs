@@ -12,9 +12,9 @@ use std::time::{Duration, SystemTime};
 
 use b24ch::commands::demo_tls::{DemoCa, Issued, write_private};
 use b24ch::commands::serve;
-use b24ch::portal;
 use b24ch::config::{TlsFiles, from_toml_str};
 use b24ch::encode::Format;
+use b24ch::portal;
 use b24ch::serve::tls::Reload;
 use bitrix24_emulator::PortalConfig;
 use common::pull::{Pull, sizes, wait_until};

@@ -111,3 +111,25 @@ pub async fn fresh_database_on(ch: &LocalClickHouse, prefix: &str) -> String {
     }
     db
 }
+
+/// A catalog field whose API name is its code.
+pub fn field(code: &str, bitrix_type: &str, multiple: bool) -> b24ch::catalog::Field {
+    field_as(code, code, bitrix_type, multiple)
+}
+
+/// A catalog field read under another API name (crm.item's camelCase).
+pub fn field_as(code: &str, api: &str, bitrix_type: &str, multiple: bool) -> b24ch::catalog::Field {
+    b24ch::catalog::Field {
+        code: code.into(),
+        api_name: api.into(),
+        bitrix_type: bitrix_type.into(),
+        multiple,
+        required: false,
+        user_field: code.starts_with("UF_"),
+        label: code.into(),
+        options: Vec::new(),
+    }
+}
+
+/// The shared Bitrix24 fixtures (real responses from the docs and public captures).
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bitrix24");

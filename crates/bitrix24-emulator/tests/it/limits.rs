@@ -5,10 +5,7 @@ use bitrix24_emulator::{BatchBilling, DataSizes, Fault, FaultKind, PortalConfig}
 use serde_json::json;
 
 fn fixture(name: &str) -> serde_json::Value {
-    let p = format!(
-        "{}/tests/fixtures/bitrix24/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let p = format!("{WORKSPACE}/tests/fixtures/bitrix24/{name}");
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 

@@ -10,7 +10,7 @@ use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fast_bitrix24_lists_all_deals_and_is_throttled() {
-    let root = env!("CARGO_MANIFEST_DIR");
+    let root = WORKSPACE;
     let python = Path::new(root).join(".build/pyenv/bin/python");
     if !python.exists() {
         if std::env::var_os("B24CH_REQUIRE_PY").is_some() {

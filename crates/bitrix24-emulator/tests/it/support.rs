@@ -60,3 +60,7 @@ pub async fn to_resp(r: reqwest::Response) -> Resp {
 pub fn m(p: &RunningPortal, method: &str) -> String {
     format!("{}{method}", p.webhook_url())
 }
+
+/// The workspace root: the shared fixtures (`tests/fixtures/`) and the Python test
+/// environment (`.build/pyenv`) live there.
+pub const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
