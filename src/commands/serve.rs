@@ -21,6 +21,32 @@ impl RunningServe {
         format!("http://{}", self.addr)
     }
 
+    /// Where people reach `serve`: `proxy.public_url` (what ClickHouse uses too).
+    fn public_base(&self) -> String {
+        self.state
+            .config
+            .proxy
+            .public_url
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// The status page for people.
+    pub fn page_url(&self) -> String {
+        format!("{}{}", self.public_base(), crate::serve::page::PAGE)
+    }
+
+    /// A link that logs a browser into the status page once, within 15 minutes.
+    pub fn one_time_login_url(&self) -> String {
+        format!(
+            "{}/status/login?code={}",
+            self.public_base(),
+            self.state
+                .page_auth
+                .one_time_code(std::time::Instant::now())
+        )
+    }
+
     /// Stops like a crash would: no new connection, and every response still streaming is
     /// cut (its body ends with an error, so the pulling INSERT fails rather than completing).
     /// Aborting the accept loop alone would leave axum's connection tasks streaming.
@@ -87,6 +113,8 @@ pub async fn start(config: Arc<Config>, portal: &PortalConnection) -> anyhow::Re
     let app = router(state.clone()).layer(axum::middleware::from_fn(move |req, next| {
         cut_on_stop(stop_rx.clone(), req, next)
     }));
+    // The peer address feeds the status page's login rate limit.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "serve stopped");
@@ -148,6 +176,7 @@ pub async fn run(mut config: Config, autopilot: bool) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let serve = start(config.clone(), &portal).await?;
     println!("b24ch serve: listening on {}", serve.url());
+    print_page_help(&serve);
     if autopilot {
         let conn = Connection::connect(&config.clickhouse)?.with_secret(&config.proxy.token);
         tokio::spawn(autopilot_loop(serve.state.clone(), conn, Format::Parquet));
@@ -155,4 +184,21 @@ pub async fn run(mut config: Config, autopilot: bool) -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await?;
     serve.stop();
     Ok(())
+}
+
+/// Where people look: the page's address and how to log in (never the token itself). A
+/// one-time login link is printed only to a terminal, where the operator who started b24ch
+/// sees it (not into a service's captured output).
+fn print_page_help(serve: &RunningServe) {
+    use std::io::IsTerminal;
+    println!(
+        "status page: {}  (log in with proxy.token from the config)",
+        serve.page_url()
+    );
+    if std::io::stdout().is_terminal() {
+        println!(
+            "  one-time login link (works once, for 15 minutes): {}",
+            serve.one_time_login_url()
+        );
+    }
 }
