@@ -45,7 +45,8 @@ td.num,th.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-n
 .pill.waiting{background:#7a8699}.pill.off{background:#aab3c2}
 .pill.ok{background:#2f7d32}.pill.full{background:#c77700}.pill.paused{background:#d33c3c}
 tr.failing td{background:#fff6f6}tr.late td{background:#fffaf0}
-.err{color:#b02a2a;font-size:12.5px;overflow-wrap:anywhere;max-width:26em}
+.err{color:#b02a2a;font-size:12.5px;overflow-wrap:anywhere;min-width:14em;max-width:24em}
+td[data-field="freshness"],td[data-field="day"] .small{white-space:nowrap}
 .hbar{display:flex;align-items:center;gap:8px;white-space:nowrap}
 .hbar .track{position:relative;height:12px;background:#e8ecf2;border-radius:2px;flex:none}
 .hbar .fill{position:absolute;left:0;top:0;bottom:0;background:#3b7dd8;border-radius:2px}
@@ -69,7 +70,7 @@ code{font-family:ui-monospace,Menlo,Consolas,monospace}
 "#;
 
 /// Width in pixels of the longest bar.
-const ROWS_BAR_PX: f64 = 150.0;
+const ROWS_BAR_PX: f64 = 120.0;
 const KEY_BAR_PX: f64 = 360.0;
 
 fn page(title: &str, refresh: Option<u64>, body: Markup) -> Markup {
@@ -122,16 +123,10 @@ pub fn login_page(notice: Notice<'_>) -> String {
 }
 
 pub fn status_page(v: &StatusView) -> String {
-    let errors = v
-        .problems
-        .iter()
-        .filter(|p| p.severity == Severity::Error)
-        .count();
     let title = match v.problems.len() {
         0 => "b24ch status: all fresh".to_string(),
         n => format!("b24ch status: {}", plural(n as u64, "problem")),
     };
-    let _ = errors;
     let body = html! {
         header {
             h1 { "b24ch" }
@@ -290,7 +285,9 @@ fn entities(list: &[EntityStatus], now: u64) -> Markup {
                             " "
                             (freshness_text(e))
                             @if let Some(c) = e.cursor {
-                                div.small { "cursor " (clock(u64::try_from(c).unwrap_or(0) * 1000)) }
+                                div.small title="where the next incremental load starts, on the portal's clock" {
+                                    "cursor " (clock(u64::try_from(c).unwrap_or(0) * 1000))
+                                }
                             }
                         }
                         @match &e.last_load {
@@ -477,7 +474,9 @@ fn requests(r: &RequestStatus) -> Markup {
 }
 
 fn secs(s: f64) -> String {
-    if s < 10.0 {
+    if s.fract() == 0.0 && s < 600.0 {
+        format!("{s:.0} s")
+    } else if s < 10.0 {
         format!("{s:.2} s")
     } else if s < 600.0 {
         format!("{s:.1} s")

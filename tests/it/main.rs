@@ -22,6 +22,7 @@ mod schema_fixtures;
 mod schema_proptest;
 mod secrets_in_logs;
 mod serve_security;
+mod status_page;
 mod status_page_browser;
 mod sync_equality;
 mod sync_push;
