@@ -46,7 +46,7 @@ td.num,th.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-n
 .pill.ok{background:#2f7d32}.pill.full{background:#c77700}.pill.paused{background:#d33c3c}
 tr.failing td{background:#fff6f6}tr.late td{background:#fffaf0}
 .err{color:#b02a2a;font-size:12.5px;overflow-wrap:anywhere;min-width:14em;max-width:24em}
-td[data-field="freshness"],td[data-field="day"] .small{white-space:nowrap}
+.nowrap{white-space:nowrap}
 .hbar{display:flex;align-items:center;gap:8px;white-space:nowrap}
 .hbar .track{position:relative;height:12px;background:#e8ecf2;border-radius:2px;flex:none}
 .hbar .fill{position:absolute;left:0;top:0;bottom:0;background:#3b7dd8;border-radius:2px}
@@ -281,9 +281,12 @@ fn entities(list: &[EntityStatus], now: u64) -> Markup {
                             }
                         }
                         td data-field="freshness" {
-                            span.pill.(e.health.label()) { (e.health.label()) }
-                            " "
-                            (freshness_text(e))
+                            div.nowrap {
+                                span.pill.(e.health.label()) { (e.health.label()) }
+                                " "
+                                (freshness_text(e))
+                            }
+                            div.small { "every " (duration(e.schedule_secs as f64)) }
                             @if let Some(c) = e.cursor {
                                 div.small title="where the next incremental load starts, on the portal's clock" {
                                     "cursor " (clock(u64::try_from(c).unwrap_or(0) * 1000))
@@ -305,10 +308,12 @@ fn entities(list: &[EntityStatus], now: u64) -> Markup {
                             }
                         }
                         td data-field="day" {
-                            div.small {
+                            div.small.nowrap {
                                 (plural(e.day.loads_ok + e.day.loads_failed, "load"))
-                                @if e.day.loads_failed > 0 { " (" (e.day.loads_failed) " failed)" }
-                                " · " (group(e.day.rows)) " rows · " (group(e.day.requests)) " req"
+                                @if e.day.loads_failed > 0 { ", " (e.day.loads_failed) " failed" }
+                            }
+                            div.small.nowrap {
+                                (group(e.day.rows)) " rows · " (plural(e.day.requests, "request"))
                             }
                             (marks(&e.recent, now))
                         }
@@ -326,12 +331,11 @@ fn entities(list: &[EntityStatus], now: u64) -> Markup {
 }
 
 fn freshness_text(e: &EntityStatus) -> String {
-    let every = format!("every {}", duration(e.schedule_secs as f64));
     match (e.health, e.age_secs) {
-        (Health::Off, _) => "turned off in the config".to_string(),
-        (_, Some(a)) => format!("{} ago · {every}", duration(a as f64)),
-        (Health::Waiting, None) => format!("first load due · {every}"),
-        (_, None) => format!("never loaded · {every}"),
+        (Health::Off, _) => "turned off".to_string(),
+        (_, Some(a)) => format!("{} ago", duration(a as f64)),
+        (Health::Waiting, None) => "not loaded yet".to_string(),
+        (_, None) => "never loaded".to_string(),
     }
 }
 
@@ -474,7 +478,7 @@ fn requests(r: &RequestStatus) -> Markup {
 }
 
 fn secs(s: f64) -> String {
-    if s.fract() == 0.0 && s < 600.0 {
+    if s == 0.0 || (s.fract() == 0.0 && (10.0..600.0).contains(&s)) {
         format!("{s:.0} s")
     } else if s < 10.0 {
         format!("{s:.2} s")
