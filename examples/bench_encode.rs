@@ -307,7 +307,7 @@ fn page_rows(s: &mut String, first: usize, n: usize) {
         let day = 1 + i % 28;
         let month = 1 + i % 12;
         let hour = i % 24;
-        let empty_date = i.is_multiple_of(5);
+        let empty_date = i % 5 == 0;
         let _ = write!(
             s,
             concat!(
@@ -354,9 +354,9 @@ fn page_rows(s: &mut String, first: usize, n: usize) {
                 format!("2024-{month:02}-{day:02}T02:00:00+02:00")
             },
             user = 1 + i % 40,
-            ret = if i.is_multiple_of(3) { "Y" } else { "N" },
-            prepay = if i.is_multiple_of(2) { "" } else { "250|USD" },
-            channels = if i.is_multiple_of(4) {
+            ret = if i % 3 == 0 { "Y" } else { "N" },
+            prepay = if i % 2 == 0 { "" } else { "250|USD" },
+            channels = if i % 4 == 0 {
                 "false".to_string()
             } else {
                 format!("[\"{}\",\"{}\"]", 3157 + i % 4, 3161 + i % 4)

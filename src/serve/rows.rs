@@ -106,7 +106,7 @@ impl LoadTrack {
         let f = self.figures(rows, invalid, cursor);
         tracing::info!(
             entity = %self.entity,
-            kind = self.kind,
+            kind = %self.kind,
             rows = f.rows,
             invalid = f.invalid,
             requests = f.requests,
@@ -122,7 +122,7 @@ impl LoadTrack {
         let f = self.figures(rows, 0, None);
         tracing::error!(
             entity = %self.entity,
-            kind = self.kind,
+            kind = %self.kind,
             rows = f.rows,
             requests = f.requests,
             operating_secs = format_args!("{:.3}", f.operating_secs),
