@@ -272,3 +272,143 @@ async fn the_bearer_token_still_opens_the_page_for_scripts() {
     assert_eq!(wrong.status(), 401);
     s.stop();
 }
+
+mod logs {
+    //! `b24ch serve` as a service writes its log to a file: plain text (no colour codes off a
+    //! terminal), one line per load with what it did and cost; its stdout names the page.
+    use std::io::Read;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    const TOKEN: &str = "log-token-0123456789abcdef";
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    fn spawn(args: &[&str], webhook: &str) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_b24ch"))
+            .args(args)
+            .env("B24CH_LOG_TEST_TOKEN", TOKEN)
+            .env("B24CH_LOG_TEST_WEBHOOK", webhook)
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn wait_http(url: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if reqwest::blocking::get(url).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("{url} did not come up");
+    }
+
+    fn output(mut child: Child) -> (String, String) {
+        let _ = child.kill();
+        let _ = child.wait();
+        let (mut out, mut err) = (String::new(), String::new());
+        if let Some(mut o) = child.stdout.take() {
+            let _ = o.read_to_string(&mut out);
+        }
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        (out, err)
+    }
+
+    #[test]
+    fn serve_logs_one_plain_line_per_load_and_prints_the_page() {
+        let portal_port = free_port();
+        let portal = spawn(
+            &[
+                "demo-portal",
+                "--listen",
+                &format!("127.0.0.1:{portal_port}"),
+                "--time-scale",
+                "100",
+            ],
+            "",
+        );
+        let base = format!("http://127.0.0.1:{portal_port}");
+        wait_http(&format!("{base}/_control/counters"));
+        let config: serde_json::Value = reqwest::blocking::get(format!("{base}/_control/config"))
+            .unwrap()
+            .json()
+            .unwrap();
+        let webhook = config["webhook_url"].as_str().unwrap().to_string();
+        let serve_port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("b24ch.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[portal]\nwebhook_url = \"env:B24CH_LOG_TEST_WEBHOOK\"\n[proxy]\nlisten = \"127.0.0.1:{serve_port}\"\ntoken = \"env:B24CH_LOG_TEST_TOKEN\"\n"
+            ),
+        )
+        .unwrap();
+        let serve = spawn(
+            &["--config", cfg.to_str().unwrap(), "serve", "--no-autopilot"],
+            &webhook,
+        );
+        let url = format!("http://127.0.0.1:{serve_port}");
+        wait_http(&format!("{url}/healthz"));
+        let client = reqwest::blocking::Client::new();
+        for path in ["rows?format=JSONEachRow", "ids"] {
+            let r = client
+                .get(format!("{url}/v1/entities/crm_deal/{path}"))
+                .bearer_auth(TOKEN)
+                .send()
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().unwrap();
+        }
+        let (stdout, log) = output(serve);
+        let _ = output(portal);
+
+        assert!(
+            stdout.contains(&format!(
+                "status page: http://127.0.0.1:{serve_port}/status/  (log in with proxy.token from the config)"
+            )),
+            "{stdout}"
+        );
+        assert!(
+            !stdout.contains("login?code="),
+            "no login link into captured output: {stdout}"
+        );
+        assert!(!log.contains('\x1b'), "colour codes in a log file: {log}");
+        assert!(!log.contains(TOKEN) && !stdout.contains(TOKEN));
+        let loads: Vec<&str> = log.lines().filter(|l| l.contains("load served")).collect();
+        assert_eq!(loads.len(), 2, "one line per load: {log}");
+        let rows = loads
+            .iter()
+            .find(|l| l.contains("kind=rows"))
+            .unwrap_or_else(|| panic!("{loads:?}"));
+        for field in [
+            "entity=crm_deal",
+            "rows=240 ",
+            "requests=",
+            "operating_secs=",
+            "duration_ms=",
+            "cursor=20",
+        ] {
+            assert!(rows.contains(field), "{field} in {rows}");
+        }
+        assert!(
+            loads
+                .iter()
+                .any(|l| l.contains("kind=ids") && l.contains("cursor=-")),
+            "{loads:?}"
+        );
+    }
+}
