@@ -38,6 +38,7 @@ try {
   await page.fill('input[name=token]', 'not-the-token');
   await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('button[type=submit]')]);
   report.wrongTokenMessage = (await page.locator('.msg.error').textContent() || '').trim();
+  await page.screenshot({ path: `${shotPrefix}-login.png` });
 
   // 3. The right token: the page.
   await page.fill('input[name=token]', token);

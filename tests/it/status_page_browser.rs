@@ -76,6 +76,7 @@ async fn browse(s: &serve::RunningServe, shot: &str) -> Value {
     let shots = [
         prefix.with_extension("png"),
         artifacts.join(format!("{shot}-full.png")),
+        artifacts.join(format!("{shot}-login.png")),
     ];
     for p in &shots {
         let _ = std::fs::remove_file(p);
