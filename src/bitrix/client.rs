@@ -222,12 +222,14 @@ impl Client {
             attempt += 1;
             let permit = self.governor.acquire(keys).await;
             let token = self.auth.access().await;
+            super::meter::count_request();
             let outcome = self
                 .send_once(method, params, token.as_ref().map(|t| &t.0), parse)
                 .await;
             let err = match outcome {
                 Ok(resp) => {
                     self.observe_time(method, &resp.time);
+                    super::meter::count_processing(resp.time.processing.unwrap_or(0.0));
                     drop(permit);
                     return Ok(resp);
                 }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod governor;
 pub mod governor_file;
 pub mod listing;
+pub mod meter;
 pub mod methods;
 pub mod raw;
 
@@ -18,5 +19,6 @@ pub use envelope::{Response, TimeInfo};
 pub use error::{BitrixError, ErrorClass};
 pub use governor::{Governor, GovernorConfig, GovernorSnapshot};
 pub use listing::{ListRequest, Page, list};
+pub use meter::Meter;
 pub use methods::{MethodSpec, spec};
 pub use raw::{RawResult, RawRow};

@@ -84,7 +84,8 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     config.clickhouse.url = ch.http_url();
     config.clickhouse.user = "default".into();
     config.clickhouse.password = Secret::new("");
-    if config.proxy.token.is_empty() {
+    let generated_token = config.proxy.token.is_empty();
+    if generated_token {
         config.proxy.token = Secret::new(format!("demo-{:032x}", rand::random::<u128>()));
     }
     let port = free_port()?;
@@ -116,6 +117,7 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let serve = super::serve::start(config.clone(), &conn).await?;
     println!("b24ch serve: {}", serve.url());
+    print_page_login(&serve, generated_token.then_some(&config.proxy.token));
 
     let ch_conn = Connection::connect(&config.clickhouse)?.with_secret(&config.proxy.token);
     let report = apply::apply(&ch_conn, &config, &serve.state.catalog(), Format::Parquet).await?;
@@ -147,6 +149,10 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
         Ok(table) => println!("{table}"),
         Err(e) => println!("(sample query failed: {e})"),
     }
+    println!(
+        "See it in a browser: {} (the login link above works once; the token always)",
+        serve.page_url()
+    );
     println!("Try more, against {}:", ch.http_url());
     println!(
         "  SYSTEM REFRESH VIEW {}.crm_deal_load",
@@ -204,4 +210,21 @@ async fn table_counts(ch: &LocalClickHouse, db: &str, tables: &[String]) -> anyh
         parts.push(format!("{t}={n}"));
     }
     Ok(parts.join(" "))
+}
+
+/// How a person opens the status page. The demo made its token itself, so it shows it once
+/// here on stdout (never in a log line); a token from the config is not repeated.
+fn print_page_login(serve: &super::serve::RunningServe, generated: Option<&Secret>) {
+    println!("status page: {}", serve.page_url());
+    println!(
+        "  log in by opening this link (works once, for 15 minutes): {}",
+        serve.one_time_login_url()
+    );
+    match generated {
+        Some(token) => println!(
+            "  or type the proxy token this demo generated (a secret: it also opens /v1/… and /metrics):\n  PROXY TOKEN: {}",
+            token.expose()
+        ),
+        None => println!("  or type proxy.token from your config"),
+    }
 }

@@ -5,7 +5,7 @@ use crate::config::{Config, Exposure, Transport};
 use crate::encode::Format;
 use crate::pipeline::stats::Stats;
 use crate::portal::PortalConnection;
-use crate::serve::listener::{CERT_RELOAD_INTERVAL, TlsListener};
+use crate::serve::listener::{CERT_RELOAD_INTERVAL, PeerAddr, TlsListener};
 use crate::serve::tls::ReloadingCert;
 use crate::serve::{AppState, router};
 use std::sync::Arc;
@@ -24,6 +24,32 @@ impl RunningServe {
     pub fn url(&self) -> String {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         format!("{scheme}://{}", self.addr)
+    }
+
+    /// Where people reach `serve`: `proxy.public_url` (what ClickHouse uses too).
+    fn public_base(&self) -> String {
+        self.state
+            .config
+            .proxy
+            .public_url
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// The status page for people.
+    pub fn page_url(&self) -> String {
+        format!("{}{}", self.public_base(), crate::serve::page::PAGE)
+    }
+
+    /// A link that logs a browser into the status page once, within 15 minutes.
+    pub fn one_time_login_url(&self) -> String {
+        format!(
+            "{}/status/login?code={}",
+            self.public_base(),
+            self.state
+                .page_auth
+                .one_time_code(std::time::Instant::now())
+        )
     }
 
     /// Stops like a crash would: no new connection, and every response still streaming is
@@ -93,6 +119,8 @@ pub async fn start(config: Arc<Config>, portal: &PortalConnection) -> anyhow::Re
     let app = router(state.clone()).layer(axum::middleware::from_fn(move |req, next| {
         cut_on_stop(stop_rx.clone(), req, next)
     }));
+    // The peer address feeds the status page's login rate limit.
+    let app = app.into_make_service_with_connect_info::<PeerAddr>();
     let task = match &tls {
         Some(cert) => {
             let listener = TlsListener::new(listener, addr, cert.clone(), CERT_RELOAD_INTERVAL)?;
@@ -195,6 +223,7 @@ pub async fn run(mut config: Config, autopilot: bool) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let serve = start(config.clone(), &portal).await?;
     println!("b24ch serve: listening on {}", serve.url());
+    print_page_help(&serve);
     if autopilot {
         let conn = Connection::connect(&config.clickhouse)?.with_secret(&config.proxy.token);
         tokio::spawn(autopilot_loop(serve.state.clone(), conn, Format::Parquet));
@@ -202,4 +231,21 @@ pub async fn run(mut config: Config, autopilot: bool) -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await?;
     serve.stop();
     Ok(())
+}
+
+/// Where people look: the page's address and how to log in (never the token itself). A
+/// one-time login link is printed only to a terminal, where the operator who started b24ch
+/// sees it (not into a service's captured output).
+fn print_page_help(serve: &RunningServe) {
+    use std::io::IsTerminal;
+    println!(
+        "status page: {}  (log in with proxy.token from the config)",
+        serve.page_url()
+    );
+    if std::io::stdout().is_terminal() {
+        println!(
+            "  one-time login link (works once, for 15 minutes): {}",
+            serve.one_time_login_url()
+        );
+    }
 }

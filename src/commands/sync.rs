@@ -88,19 +88,30 @@ async fn load_one(ctx: &Ctx, job: Arc<EntityJob>, show: bool) -> anyhow::Result<
     } else {
         Progress::hidden(&name)
     };
-    let before = ctx.client.governor().snapshot().counters.requests;
+    // This load's own requests and portal time, even while other entities load concurrently.
+    let meter = crate::bitrix::Meter::new();
     let started = Instant::now();
-    let r = sync::load(&ctx.conn, &ctx.target, ctx.client.clone(), job, &progress).await;
-    let requests = ctx.client.governor().snapshot().counters.requests - before;
+    let r = meter
+        .measure(sync::load(
+            &ctx.conn,
+            &ctx.target,
+            ctx.client.clone(),
+            job,
+            &progress,
+        ))
+        .await;
+    let requests = meter.requests();
+    let operating_secs = format!("{:.3}", meter.operating_secs());
+    let duration_ms = started.elapsed().as_millis() as u64;
     match r {
         Ok(r) => {
             progress.finish("done");
-            tracing::info!(entity = %name, rows = r.rows, requests, duration_ms = started.elapsed().as_millis() as u64, since = ?r.since, cursor = ?r.watermark, invalid = r.invalid, "load");
+            tracing::info!(entity = %name, rows = r.rows, requests, operating_secs, duration_ms, since = ?r.since, cursor = ?r.watermark, invalid = r.invalid, "load");
             Ok(())
         }
         Err(e) => {
             progress.finish("failed");
-            tracing::error!(entity = %name, requests, error = %e, "load failed; the next run starts from the last complete load");
+            tracing::error!(entity = %name, requests, operating_secs, duration_ms, error = %e, "load failed; the next run starts from the last complete load");
             Err(e.into())
         }
     }

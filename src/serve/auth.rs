@@ -1,30 +1,29 @@
-//! Bearer-token check for every endpoint but `/healthz`, compared in constant time.
+//! Bearer-token check for every endpoint but `/healthz` and the status page (which has its own
+//! login, see `page.rs`), compared in constant time. A session cookie is never accepted here.
 use super::error::ApiError;
+use super::page;
+use super::session::token_eq;
 use crate::config::Secret;
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use subtle::ConstantTimeEq;
 
 pub async fn require_token(State(token): State<Secret>, req: Request, next: Next) -> Response {
-    if req.uri().path() == "/healthz" || token_matches(&req, &token) {
+    let path = req.uri().path();
+    if path == "/healthz" || page::is_page_path(path) || bearer_matches(req.headers(), &token) {
         next.run(req).await
     } else {
         ApiError::unauthorized().into_response()
     }
 }
 
-fn token_matches(req: &Request, token: &Secret) -> bool {
-    let presented = req
-        .headers()
+/// Whether the request carries `Authorization: Bearer <proxy.token>`.
+pub fn bearer_matches(headers: &HeaderMap, token: &Secret) -> bool {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        // `ct_eq` on slices of different lengths is false without an early exit on content.
-        Some(p) => bool::from(p.as_bytes().ct_eq(token.expose().as_bytes())),
-        None => false,
-    }
+        .map(str::trim)
+        .is_some_and(|p| token_eq(p, token))
 }

@@ -3,13 +3,17 @@
 mod auth;
 mod dictionaries;
 mod error;
+mod html;
 pub mod listener;
 mod meta;
 mod metrics;
+pub mod page;
 mod routes;
 mod rows;
+mod session;
 mod state;
 pub mod tls;
+mod view;
 
 pub use error::ApiError;
 pub use state::AppState;
@@ -18,15 +22,15 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::sync::Arc;
 
-/// The router with auth (every endpoint but `/healthz`) and the cheap `HEAD` shortcut.
+/// The router with auth (the bearer token on every endpoint but `/healthz` and the status
+/// page, which has its own login) and the cheap `HEAD` shortcut.
 pub fn router(state: Arc<AppState>) -> Router {
     let token = state.config.proxy.token.clone();
-    Router::new()
-        .route("/", get(page))
+    page::routes()
         .route("/healthz", get(routes::healthz))
         .route("/metrics", get(metrics))
         .route("/v1/entities", get(routes::entities))
@@ -47,14 +51,10 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// ClickHouse's `url()` sends `HEAD` before `GET`; answering it from the handlers would run
 /// a whole Bitrix24 listing for nothing, so it is answered here at once.
 async fn head_shortcut(req: Request, next: Next) -> Response {
-    if req.method() == Method::HEAD {
+    if req.method() == Method::HEAD && !page::is_page_path(req.uri().path()) {
         return StatusCode::OK.into_response();
     }
     next.run(req).await
-}
-
-async fn page(State(state): State<Arc<AppState>>) -> Html<String> {
-    Html(meta::status_page(&state))
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {

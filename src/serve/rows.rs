@@ -6,8 +6,9 @@
 //! looks complete (`docs/architecture.md`, invariants 2 and 4).
 use super::error::ApiError;
 use super::state::AppState;
-use crate::bitrix::{BitrixError, ErrorClass};
+use crate::bitrix::{BitrixError, ErrorClass, Meter};
 use crate::encode::{Format, RowEncoder};
+use crate::pipeline::stats::{LoadFigures, LoadKind};
 use crate::pipeline::{self, EntityJob, PipelineError, TypedPage};
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, header};
@@ -68,6 +69,84 @@ pub fn parse_since(text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError
     Ok(Some(d))
 }
 
+/// One load being served: what it costs (metered), how long it runs, and the single log
+/// line and statistics record it ends with, whatever the outcome.
+struct LoadTrack {
+    state: Arc<AppState>,
+    entity: String,
+    kind: LoadKind,
+    meter: Arc<Meter>,
+    started: std::time::Instant,
+}
+
+impl LoadTrack {
+    fn start(state: Arc<AppState>, entity: &str, kind: LoadKind) -> Self {
+        state.stats.load_started(entity);
+        Self {
+            state,
+            entity: entity.to_string(),
+            kind,
+            meter: Meter::new(),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn figures(&self, rows: u64, invalid: u64, cursor: Option<i64>) -> LoadFigures {
+        LoadFigures {
+            rows,
+            invalid,
+            requests: self.meter.requests(),
+            operating_secs: self.meter.operating_secs(),
+            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            cursor,
+        }
+    }
+
+    fn finished(&self, rows: u64, invalid: u64, cursor: Option<i64>) {
+        let f = self.figures(rows, invalid, cursor);
+        tracing::info!(
+            entity = %self.entity,
+            kind = %self.kind,
+            rows = f.rows,
+            invalid = f.invalid,
+            requests = f.requests,
+            operating_secs = format_args!("{:.3}", f.operating_secs),
+            duration_ms = f.duration_ms,
+            cursor = %cursor_text(f.cursor),
+            "load served"
+        );
+        self.state.stats.load_finished(&self.entity, self.kind, f);
+    }
+
+    fn failed(&self, rows: u64, message: &str, remedy: &str) {
+        let f = self.figures(rows, 0, None);
+        tracing::error!(
+            entity = %self.entity,
+            kind = %self.kind,
+            rows = f.rows,
+            requests = f.requests,
+            operating_secs = format_args!("{:.3}", f.operating_secs),
+            duration_ms = f.duration_ms,
+            cursor = "unchanged",
+            error = %message,
+            "load failed; the response is cut so ClickHouse's INSERT fails and the cursor stays"
+        );
+        self.state
+            .stats
+            .load_failed(&self.entity, self.kind, f, message, remedy);
+    }
+}
+
+/// A cursor for the log: the portal-clock time, or `-` for a load without one.
+fn cursor_text(cursor: Option<i64>) -> String {
+    cursor
+        .and_then(|c| DateTime::from_timestamp(c, 0))
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+const ENCODER_REMEDY: &str = "b24ch could not encode the rows: please report it with this message.";
+
 pub async fn rows(
     state: Arc<AppState>,
     job: EntityJob,
@@ -75,37 +154,42 @@ pub async fn rows(
     since: Option<DateTime<Utc>>,
 ) -> Result<Response, ApiError> {
     let job = Arc::new(job);
-    let entity = job.entity.name.clone();
-    state.stats.load_started(&entity);
+    let track = LoadTrack::start(state.clone(), &job.entity.name, "rows");
     let mut pages = Box::pin(pipeline::typed_rows(
         state.client.clone(),
         job.clone(),
         since,
         state.lookback,
     ));
-    let first = match pages.next().await {
+    let first = match track.meter.measure(pages.next()).await {
         Some(Ok(p)) => p,
         Some(Err(e)) => {
-            state.stats.load_failed(&entity, "rows", 0, &e.to_string());
+            track.failed(0, &e.to_string(), e.remedy());
             return Err(upstream_error(&e));
         }
         None => TypedPage::default(),
     };
-    let encoder = RowEncoder::new(format, &job.columns)
-        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let body = encode_stream(state, entity, encoder, first, pages);
+    let encoder = match RowEncoder::new(format, &job.columns) {
+        Ok(enc) => enc,
+        Err(e) => {
+            track.failed(0, &e.to_string(), ENCODER_REMEDY);
+            return Err(ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                e.to_string(),
+            ));
+        }
+    };
+    let body = encode_stream(track, encoder, first, pages);
     Ok(stream_response(format.content_type(), body))
 }
 
 fn encode_stream(
-    state: Arc<AppState>,
-    entity: String,
+    track: LoadTrack,
     mut encoder: RowEncoder,
     first: TypedPage,
     mut pages: impl Stream<Item = Result<TypedPage, PipelineError>> + Unpin + Send + 'static,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     async_stream::stream! {
-        let started = std::time::Instant::now();
         let mut rows = 0u64;
         let mut invalid = 0u64;
         let mut watermark = None;
@@ -123,29 +207,28 @@ fn encode_stream(
                         Ok(bytes) if !bytes.is_empty() => yield Ok(bytes),
                         Ok(_) => {}
                         Err(e) => {
-                            state.stats.load_failed(&entity, "rows", rows, &e.to_string());
+                            track.failed(rows, &e.to_string(), ENCODER_REMEDY);
                             yield Err(std::io::Error::other(e.to_string()));
                             return;
                         }
                     }
                 }
                 Err(e) => {
-                    tracing::error!(entity = %entity, rows, error = %e, "load aborted; the response is cut so ClickHouse's INSERT fails");
-                    state.stats.load_failed(&entity, "rows", rows, &e.to_string());
+                    track.failed(rows, &e.to_string(), e.remedy());
                     yield Err(std::io::Error::other(e.to_string()));
                     return;
                 }
             }
-            next = pages.next().await;
+            next = track.meter.measure(pages.next()).await;
         }
         match encoder.finish() {
             Ok(tail) => {
-                tracing::info!(entity = %entity, rows, invalid, cursor = ?watermark, duration_ms = started.elapsed().as_millis() as u64, "load served");
-                state.stats.load_finished(&entity, "rows", rows.saturating_sub(u64::from(watermark.is_some())), invalid, watermark);
+                // The watermark row is bookkeeping, not a portal row.
+                track.finished(rows.saturating_sub(u64::from(watermark.is_some())), invalid, watermark);
                 yield Ok(tail);
             }
             Err(e) => {
-                state.stats.load_failed(&entity, "rows", rows, &e.to_string());
+                track.failed(rows, &e.to_string(), ENCODER_REMEDY);
                 yield Err(std::io::Error::other(e.to_string()));
             }
         }
@@ -158,12 +241,12 @@ pub async fn ids(state: Arc<AppState>, job: EntityJob, json: bool) -> Result<Res
     let key = crate::schema::primary_key_column(&job.columns)
         .map(|c| c.name.clone())
         .unwrap_or_else(|| "ID".into());
-    let entity = job.entity.name.clone();
+    let track = LoadTrack::start(state.clone(), &job.entity.name, "ids");
     let mut pages = Box::pin(pipeline::ids(state.client.clone(), job));
-    let first = match pages.next().await {
+    let first = match track.meter.measure(pages.next()).await {
         Some(Ok(p)) => p,
         Some(Err(e)) => {
-            state.stats.load_failed(&entity, "ids", 0, &e.to_string());
+            track.failed(0, &e.to_string(), e.remedy());
             return Err(upstream_error(&e));
         }
         None => Vec::new(),
@@ -178,15 +261,15 @@ pub async fn ids(state: Arc<AppState>, job: EntityJob, json: bool) -> Result<Res
                     yield Ok::<Bytes, std::io::Error>(Bytes::from(id_lines(&ids, &key, json)));
                 }
                 Err(e) => {
-                    tracing::error!(entity = %entity, listed = count, error = %e, "ID listing aborted; the response is cut so no tombstone is written");
-                    state.stats.load_failed(&entity, "ids", count, &e.to_string());
+                    // The cut response means no tombstone is written from a partial list.
+                    track.failed(count, &e.to_string(), e.remedy());
                     yield Err(std::io::Error::other(e.to_string()));
                     return;
                 }
             }
-            next = pages.next().await;
+            next = track.meter.measure(pages.next()).await;
         }
-        tracing::info!(entity = %entity, ids = count, "ID list served");
+        track.finished(count, 0, None);
     };
     let content_type = if json {
         "application/x-ndjson"

@@ -12,6 +12,8 @@ pub struct AppState {
     pub client: Arc<Client>,
     pub stats: Arc<Stats>,
     pub lookback: chrono::Duration,
+    /// Sessions of the status page.
+    pub page_auth: super::session::PageAuth,
     catalog: RwLock<Arc<Catalog>>,
 }
 
@@ -22,7 +24,10 @@ impl AppState {
         catalog: Catalog,
         stats: Arc<Stats>,
     ) -> Self {
+        // Behind HTTPS the session cookie must never travel in clear.
+        let secure = config.proxy.public_url.starts_with("https://");
         Self {
+            page_auth: super::session::PageAuth::new(secure),
             config,
             client,
             stats,

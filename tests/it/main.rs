@@ -23,6 +23,7 @@ mod schema_proptest;
 mod secrets_in_logs;
 mod serve_security;
 mod serve_tls;
+mod status_page;
 mod status_page_browser;
 mod sync_equality;
 mod sync_push;

@@ -56,6 +56,7 @@ impl FaultKind {
             FaultKind::ConnectionReset => "connection_reset",
             FaultKind::TruncatedJson => "truncated_json",
             FaultKind::ExpiredToken => "expired_token",
+            FaultKind::PortalError { .. } => "portal_error",
         }
     }
 }
@@ -78,6 +79,13 @@ pub enum FaultKind {
     TruncatedJson,
     /// HTTP 401 expired_token.
     ExpiredToken,
+    /// Any other error answer `{"error": code, "error_description": description}`, e.g. a
+    /// final `ACCESS_DENIED` the client must not retry.
+    PortalError {
+        status: u16,
+        code: String,
+        description: String,
+    },
 }
 
 /// A fault rule: applies with `probability`, or to the next `remaining` requests (both absent:

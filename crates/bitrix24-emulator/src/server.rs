@@ -294,6 +294,13 @@ fn process(
         Some(FaultKind::ExpiredToken) => {
             return error_reply(c, 401, oauth::EXPIRED.code, oauth::EXPIRED.description);
         }
+        Some(FaultKind::PortalError {
+            status,
+            code,
+            description,
+        }) => {
+            return error_reply(c, *status, code, description);
+        }
         _ => {}
     }
     if let Err(e) = auth {

@@ -316,6 +316,29 @@ async fn faults_are_injected_as_configured() {
         (401, Some("expired_token"))
     );
 
+    ctl.inject_fault(fault(
+        FaultKind::PortalError {
+            status: 403,
+            code: "ACCESS_DENIED".into(),
+            description: "Access denied.".into(),
+        },
+        Some(1),
+        Some("crm.currency.list"),
+    ));
+    let r = call(&m(&p, "crm.currency.list"), json!({})).await;
+    assert_eq!(
+        (
+            r.status,
+            r.json["error"].as_str(),
+            r.json["error_description"].as_str()
+        ),
+        (403, Some("ACCESS_DENIED"), Some("Access denied."))
+    );
+    assert_eq!(
+        call(&m(&p, "crm.currency.list"), json!({})).await.status,
+        200
+    );
+
     ctl.inject_fault(fault(FaultKind::TruncatedJson, Some(1), None));
     let r = call(&m(&p, "crm.deal.list"), json!({})).await;
     assert_eq!(r.status, 200);
