@@ -141,7 +141,13 @@ impl Unavailable {
         let message = if self.message.is_empty() {
             String::new()
         } else {
-            format!(": {}", self.message)
+            // One line: it ends up in log lines, SQL comments and `url()` error texts.
+            let flat: String = self
+                .message
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            format!(": {flat}")
         };
         format!("{} answered {code}{message}", self.method)
     }

@@ -115,6 +115,16 @@ pub fn status_page(state: &AppState) -> String {
             html(e.last_error.as_deref().unwrap_or(""))
         );
     }
+    for u in &state.catalog().unavailable {
+        let _ = write!(
+            rows,
+            "<tr data-entity=\"{}\" data-unavailable=\"{}\"><td>{}</td><td>unavailable</td><td>never</td><td>0</td><td>0</td><td>{}</td></tr>",
+            html(&u.entity),
+            html(&u.code),
+            html(&u.entity),
+            html(&u.explain())
+        );
+    }
     let loads = serde_json::to_string(&state.stats.loads()).unwrap_or_else(|_| "[]".into());
     let budget = serde_json::to_string(&governor_rows(state)).unwrap_or_else(|_| "[]".into());
     let mut errors = String::new();
