@@ -67,6 +67,8 @@ pub fn classify(status: u16, code: &str, description: &str) -> ErrorClass {
         | "authorization_error"
         | "user_access_error" => ErrorClass::Auth,
         "access_denied" | "allowed_only_intranet_user" => ErrorClass::AccessDenied,
+        // Some portals refuse a type they keep no stage history for this way.
+        "not_found" if desc.contains("is not supported") => ErrorClass::Unsupported,
         "not_found" => ErrorClass::NotFound,
         "error_method_not_found" | "method_not_found" => ErrorClass::MethodNotFound,
         "entity_type_not_supported" => ErrorClass::Unsupported,
@@ -236,6 +238,11 @@ mod tests {
         );
         assert_eq!(classify(0, "", "DYNAMIC_128 entity is not supported"), ErrorClass::Unsupported);
         assert_eq!(classify(400, "0", "Not found"), ErrorClass::NotFound);
+        assert_eq!(
+            classify(400, "NOT_FOUND", "entityTypeId is not supported"),
+            ErrorClass::Unsupported
+        );
+        assert_eq!(classify(400, "NOT_FOUND", "Element not found"), ErrorClass::NotFound);
     }
 
     #[test]

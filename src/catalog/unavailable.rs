@@ -133,6 +133,7 @@ mod tests {
         for (code, text) in [
             ("ENTITY_TYPE_NOT_SUPPORTED", "Entity type DYNAMIC_128 is not supported"),
             ("0", "DYNAMIC_128 entity is not supported"),
+            ("NOT_FOUND", "entityTypeId is not supported"),
             ("", "DYNAMIC_128 entity is not supported"),
         ] {
             let u = classify(s, &api("crm.stagehistory.list", 400, code, text)).unwrap();
