@@ -25,3 +25,4 @@ mod serve_security;
 mod status_page_browser;
 mod sync_equality;
 mod sync_push;
+mod unavailable_entities;
