@@ -152,12 +152,12 @@ fn mark_unavailable(catalog: &mut Catalog, u: Unavailable) {
     if catalog.unavailable(&u.entity).is_some() {
         return;
     }
-    tracing::warn!(
+    // Callers warn (sync, serve, check) in their own context.
+    tracing::info!(
         entity = %u.entity,
         method = %u.method,
         code = %u.code,
-        message = %u.message,
-        hint = %u.hint,
+        portal_message = %u.message,
         "the portal cannot serve this entity; no table or load for it until it does"
     );
     catalog.unavailable.push(u);
