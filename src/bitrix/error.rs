@@ -228,7 +228,11 @@ mod tests {
     #[test]
     fn entity_type_not_supported_with_and_without_a_code() {
         assert_eq!(
-            classify(400, "ENTITY_TYPE_NOT_SUPPORTED", "Entity type DYNAMIC_128 is not supported"),
+            classify(
+                400,
+                "ENTITY_TYPE_NOT_SUPPORTED",
+                "Entity type DYNAMIC_128 is not supported"
+            ),
             ErrorClass::Unsupported
         );
         // crm-stage-history-list.md shows `"error": 0` (a batch passes it on as "0").
@@ -236,13 +240,19 @@ mod tests {
             classify(400, "0", "SHIPMENT_DOCUMENT entity is not supported"),
             ErrorClass::Unsupported
         );
-        assert_eq!(classify(0, "", "DYNAMIC_128 entity is not supported"), ErrorClass::Unsupported);
+        assert_eq!(
+            classify(0, "", "DYNAMIC_128 entity is not supported"),
+            ErrorClass::Unsupported
+        );
         assert_eq!(classify(400, "0", "Not found"), ErrorClass::NotFound);
         assert_eq!(
             classify(400, "NOT_FOUND", "entityTypeId is not supported"),
             ErrorClass::Unsupported
         );
-        assert_eq!(classify(400, "NOT_FOUND", "Element not found"), ErrorClass::NotFound);
+        assert_eq!(
+            classify(400, "NOT_FOUND", "Element not found"),
+            ErrorClass::NotFound
+        );
     }
 
     #[test]

@@ -616,7 +616,10 @@ mod tests {
             json!({"select": ["ID"], "sort": "ID", "order": "ASC", "start": -1})
         );
         // Pipelines are listed per type: the probe asks for the first (deals).
-        assert_eq!(probe_params(spec("crm.category").unwrap(), None)["entityTypeId"], 2);
+        assert_eq!(
+            probe_params(spec("crm.category").unwrap(), None)["entityTypeId"],
+            2
+        );
         assert_eq!(probe_params(spec("crm.status").unwrap(), None), json!({}));
     }
 

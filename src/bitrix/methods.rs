@@ -4,7 +4,7 @@
 //! rules, user-field naming) is data here; the client, listing and discovery read it instead of
 //! branching on method names. Sources: `docs/bitrix24-api.md` §2, §5, §6 and the fixtures.
 
-/// How the values of a method are encoded (docs/bitrix24-api.md §6.3); owned by the typed schema.
+// How the values of a method are encoded (docs/bitrix24-api.md §6.3); owned by the typed schema.
 
 /// Where the rows sit inside `result`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

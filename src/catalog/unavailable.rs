@@ -68,12 +68,12 @@ fn hint(reason: UnavailableReason, entity: &str, method: &str, scope: Option<&st
                    `apply` or `sync`) and creates and loads it once the portal serves it";
     let silence = format!("to stop asking, set `[entities.{entity}] enabled = false`");
     match reason {
-        UnavailableReason::MethodNotFound => format!(
-            "this portal (its plan or version) has no `{method}`; {retried}; {silence}"
-        ),
-        UnavailableReason::NotSupported => format!(
-            "this portal has `{method}` but not for this entity type; {retried}; {silence}"
-        ),
+        UnavailableReason::MethodNotFound => {
+            format!("this portal (its plan or version) has no `{method}`; {retried}; {silence}")
+        }
+        UnavailableReason::NotSupported => {
+            format!("this portal has `{method}` but not for this entity type; {retried}; {silence}")
+        }
         UnavailableReason::MissingScope => format!(
             "add the `{}` scope to the webhook (Bitrix24: Developer resources → your inbound \
              webhook → permissions) or to the app, then run `b24ch apply` (or wait for the \
@@ -108,15 +108,28 @@ mod tests {
 
     #[test]
     fn method_not_found_keeps_the_portal_s_code_and_words() {
-        let e = api("crm.currency.list", 404, "ERROR_METHOD_NOT_FOUND", "Method not found!");
+        let e = api(
+            "crm.currency.list",
+            404,
+            "ERROR_METHOD_NOT_FOUND",
+            "Method not found!",
+        );
         let u = classify(subject("crm_currency", "crm.currency"), &e).unwrap();
         assert_eq!(u.reason, UnavailableReason::MethodNotFound);
         assert_eq!(
             (u.method.as_str(), u.code.as_str(), u.message.as_str()),
-            ("crm.currency.list", "ERROR_METHOD_NOT_FOUND", "Method not found!")
+            (
+                "crm.currency.list",
+                "ERROR_METHOD_NOT_FOUND",
+                "Method not found!"
+            )
         );
         assert_eq!(u.scope, None);
-        assert!(u.hint.contains("[entities.crm_currency] enabled = false"), "{}", u.hint);
+        assert!(
+            u.hint.contains("[entities.crm_currency] enabled = false"),
+            "{}",
+            u.hint
+        );
         assert_eq!(
             u.explain(),
             format!(
@@ -131,7 +144,10 @@ mod tests {
     fn stage_history_not_supported_with_a_code_or_legacy_zero() {
         let s = subject("crm_stagehistory_dynamic_128", "crm.stagehistory");
         for (code, text) in [
-            ("ENTITY_TYPE_NOT_SUPPORTED", "Entity type DYNAMIC_128 is not supported"),
+            (
+                "ENTITY_TYPE_NOT_SUPPORTED",
+                "Entity type DYNAMIC_128 is not supported",
+            ),
             ("0", "DYNAMIC_128 entity is not supported"),
             ("NOT_FOUND", "entityTypeId is not supported"),
             ("", "DYNAMIC_128 entity is not supported"),
@@ -145,15 +161,23 @@ mod tests {
     #[test]
     fn scope_errors_name_the_scope_to_add() {
         // Inside a batch the description is empty (docs/bitrix24-api.md §1.6).
-        let u = classify(subject("user", "user"), &api("user.get", 0, "insufficient_scope", ""))
-            .unwrap();
+        let u = classify(
+            subject("user", "user"),
+            &api("user.get", 0, "insufficient_scope", ""),
+        )
+        .unwrap();
         assert_eq!(u.reason, UnavailableReason::MissingScope);
         assert_eq!(u.scope.as_deref(), Some("user"));
         assert!(u.hint.starts_with("add the `user` scope"), "{}", u.hint);
         assert_eq!(u.portal_said(), "user.get answered insufficient_scope");
         let u = classify(
             subject("crm_currency", "crm.currency"),
-            &api("crm.currency.list", 401, "INSUFFICIENT_SCOPE", "The request requires higher privileges than provided by the webhook token"),
+            &api(
+                "crm.currency.list",
+                401,
+                "INSUFFICIENT_SCOPE",
+                "The request requires higher privileges than provided by the webhook token",
+            ),
         )
         .unwrap();
         assert_eq!(u.scope.as_deref(), Some("crm"));
@@ -172,10 +196,30 @@ mod tests {
     fn other_errors_are_not_refusals() {
         let s = subject("crm_currency", "crm.currency");
         for e in [
-            api("crm.currency.list", 503, "QUERY_LIMIT_EXCEEDED", "Too many requests"),
-            api("crm.currency.list", 429, "OPERATION_TIME_LIMIT", "Method is blocked"),
-            api("crm.currency.list", 400, "INVALID_ARG_VALUE", "Invalid filter"),
-            api("crm.currency.list", 401, "INVALID_CREDENTIALS", "Invalid request credentials"),
+            api(
+                "crm.currency.list",
+                503,
+                "QUERY_LIMIT_EXCEEDED",
+                "Too many requests",
+            ),
+            api(
+                "crm.currency.list",
+                429,
+                "OPERATION_TIME_LIMIT",
+                "Method is blocked",
+            ),
+            api(
+                "crm.currency.list",
+                400,
+                "INVALID_ARG_VALUE",
+                "Invalid filter",
+            ),
+            api(
+                "crm.currency.list",
+                401,
+                "INVALID_CREDENTIALS",
+                "Invalid request credentials",
+            ),
             api("crm.currency.list", 401, "expired_token", "expired"),
             api("crm.currency.list", 500, "INTERNAL_SERVER_ERROR", ""),
             BitrixError::Transport {

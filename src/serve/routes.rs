@@ -35,7 +35,10 @@ fn entity(state: &AppState, name: &str) -> Result<Entity, ApiError> {
     if let Some(e) = valid.then(|| state.entity(name)).flatten() {
         return Ok(e);
     }
-    if let Some(u) = valid.then(|| state.catalog().unavailable(name).cloned()).flatten() {
+    if let Some(u) = valid
+        .then(|| state.catalog().unavailable(name).cloned())
+        .flatten()
+    {
         return Err(ApiError::new(
             axum::http::StatusCode::CONFLICT,
             format!("b24ch: {}", u.explain()),

@@ -80,7 +80,10 @@ async fn pull_path_skips_refused_entities_and_loads_them_once_served() {
     )
     .await;
     let histories = smart_histories(p.control());
-    assert!(!histories.is_empty(), "the demo has smart processes with stages");
+    assert!(
+        !histories.is_empty(),
+        "the demo has smart processes with stages"
+    );
     let mut refused = histories.clone();
     refused.insert("crm_currency".into());
 
@@ -98,10 +101,18 @@ async fn pull_path_skips_refused_entities_and_loads_them_once_served() {
         let etid = h.trim_start_matches("crm_stagehistory_dynamic_");
         assert_eq!(u.reason, UnavailableReason::NotSupported, "{h}");
         assert_eq!(u.code, "ENTITY_TYPE_NOT_SUPPORTED", "{h}");
-        assert_eq!(u.message, format!("Entity type DYNAMIC_{etid} is not supported"));
+        assert_eq!(
+            u.message,
+            format!("Entity type DYNAMIC_{etid} is not supported")
+        );
         assert!(cat.entity(h).is_none(), "{h} is both available and not");
     }
-    for e in ["crm_stagehistory_deal", "crm_stagehistory_lead", "crm_dynamic_128", "crm_deal"] {
+    for e in [
+        "crm_stagehistory_deal",
+        "crm_stagehistory_lead",
+        "crm_dynamic_128",
+        "crm_deal",
+    ] {
         assert!(cat.entity(e).is_some(), "{e} must stay available");
     }
 
@@ -109,9 +120,15 @@ async fn pull_path_skips_refused_entities_and_loads_them_once_served() {
     let report = p.autopilot().await;
     assert!(report.created_tables.contains(&"crm_deal".to_string()));
     for r in &refused {
-        assert!(!report.created_tables.contains(r), "{r} created: {report:?}");
+        assert!(
+            !report.created_tables.contains(r),
+            "{r} created: {report:?}"
+        );
         assert!(!table_exists(&p, r).await, "{r} has a table");
-        assert!(!table_exists(&p, &format!("{r}_load")).await, "{r} has a load view");
+        assert!(
+            !table_exists(&p, &format!("{r}_load")).await,
+            "{r} has a load view"
+        );
     }
     p.wait_all().await;
     truth::assert_equal(&mismatches_but_refused(p.mismatches().await, &refused));
@@ -136,7 +153,10 @@ async fn pull_path_skips_refused_entities_and_loads_them_once_served() {
             body.contains("crm.currency.list answered ERROR_METHOD_NOT_FOUND: Method not found!"),
             "{body}"
         );
-        assert!(body.contains("[entities.crm_currency] enabled = false"), "{body}");
+        assert!(
+            body.contains("[entities.crm_currency] enabled = false"),
+            "{body}"
+        );
     }
     let h = histories.iter().next().unwrap();
     let (status, body) = get(&p, &format!("/v1/entities/{h}/rows")).await;
@@ -154,13 +174,19 @@ async fn pull_path_skips_refused_entities_and_loads_them_once_served() {
         .set_smart_stage_history(SmartStageHistory::Supported);
     let report = p.autopilot().await;
     for r in &refused {
-        assert!(report.created_tables.contains(r), "{r} not created: {report:?}");
+        assert!(
+            report.created_tables.contains(r),
+            "{r} not created: {report:?}"
+        );
     }
     assert!(p.catalog().unavailable.is_empty());
     p.wait_all().await;
     truth::assert_equal(&p.mismatches().await);
     let currencies = p
-        .q(&format!("SELECT count() FROM `{}`.crm_currency_current", p.db))
+        .q(&format!(
+            "SELECT count() FROM `{}`.crm_currency_current",
+            p.db
+        ))
         .await;
     assert_ne!(currencies, "0");
     let (_, body) = get(&p, "/v1/meta/unavailable?format=JSON").await;
@@ -170,7 +196,9 @@ async fn pull_path_skips_refused_entities_and_loads_them_once_served() {
     p.control().set_method_available(CURRENCY_LIST, false);
     let report = p.autopilot().await;
     assert!(
-        !report.removed_entities.contains(&"crm_currency".to_string()),
+        !report
+            .removed_entities
+            .contains(&"crm_currency".to_string()),
         "{report:?}"
     );
     assert!(table_exists(&p, "crm_currency_load").await);
@@ -182,8 +210,11 @@ async fn pull_path_skips_refused_entities_and_loads_them_once_served() {
         .await;
     assert!(!comment.contains("was removed"), "{comment}");
     assert_eq!(
-        p.q(&format!("SELECT count() FROM `{}`.crm_currency_current", p.db))
-            .await,
+        p.q(&format!(
+            "SELECT count() FROM `{}`.crm_currency_current",
+            p.db
+        ))
+        .await,
         currencies
     );
 }
@@ -267,7 +298,10 @@ async fn sync_all_skips_refused_entities_and_check_names_them() {
             "no warning for {r}: {out}"
         );
     }
-    assert!(out.contains("crm.currency.list answered ERROR_METHOD_NOT_FOUND: Method not found!"), "{out}");
+    assert!(
+        out.contains("crm.currency.list answered ERROR_METHOD_NOT_FOUND: Method not found!"),
+        "{out}"
+    );
     assert!(out.contains("answered 0: DYNAMIC_"), "{out}");
     let catalog = b24ch::catalog::discover(&client(&portal.webhook_url()))
         .await
@@ -282,8 +316,14 @@ async fn sync_all_skips_refused_entities_and_check_names_them() {
     // Asked for by name: a failure in the portal's words, with what to do.
     let (code, out) = cli.run(&["sync", "crm_currency"]).await;
     assert_ne!(code, 0, "{out}");
-    assert!(out.contains("crm_currency is unavailable on this portal"), "{out}");
-    assert!(out.contains("ERROR_METHOD_NOT_FOUND: Method not found!"), "{out}");
+    assert!(
+        out.contains("crm_currency is unavailable on this portal"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ERROR_METHOD_NOT_FOUND: Method not found!"),
+        "{out}"
+    );
     assert!(out.contains("enabled = false"), "{out}");
 
     // `check`: a warn line per refused entity, not a failure.

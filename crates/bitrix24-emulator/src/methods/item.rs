@@ -1,11 +1,11 @@
 //! Controller methods: `crm.item.list|get|fields`, `crm.stagehistory.list`. Typed output.
 
+use super::super::SmartStageHistory;
 use super::super::json_out::J;
 use super::super::model::{FieldDef, Kind, Table, Val};
 use super::super::params::PVal;
 use super::super::query::{self, Cond, Query, split_op};
 use super::super::render;
-use super::super::SmartStageHistory;
 use super::super::store::PortalData;
 use super::legacy::{cell, describe};
 use super::{Ctx, MethodError, Outcome, Success, start_param};
