@@ -35,8 +35,8 @@ async fn catalog(
             ))
             .into());
         }
+        // Unavailable entities stay listed: `apply` must know them to leave their tables be.
         catalog.entities.retain(|e| args.entities.contains(&e.name));
-        catalog.unavailable.clear();
     }
     Ok(catalog)
 }
