@@ -86,12 +86,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let config = commands::load_config(cli.config.as_deref())?;
             let (lines, ok) = commands::check::run(&config).await;
             for l in &lines {
-                println!(
-                    "{} {}: {}",
-                    if l.ok { "ok  " } else { "FAIL" },
-                    l.what,
-                    l.detail
-                );
+                println!("{} {}: {}", l.status.label(), l.what, l.detail);
             }
             if !ok {
                 anyhow::bail!("some checks failed (see above)");

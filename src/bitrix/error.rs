@@ -25,6 +25,9 @@ pub enum ErrorClass {
     NotFound,
     /// `ERROR_METHOD_NOT_FOUND`.
     MethodNotFound,
+    /// `ENTITY_TYPE_NOT_SUPPORTED` / `… is not supported`: the method exists, not for this
+    /// entity type (`crm.stagehistory.list` of a smart process on some portals).
+    Unsupported,
     /// Anything the request itself got wrong (`INVALID_ARG_VALUE`, empty-code 400s, …).
     BadRequest,
     /// `PORTAL_DELETED` and other final server answers.
@@ -44,6 +47,9 @@ impl ErrorClass {
 pub fn classify(status: u16, code: &str, description: &str) -> ErrorClass {
     let code = code.trim().to_ascii_lowercase();
     let desc = description.to_ascii_lowercase();
+    // A legacy `RestException` without a code may also arrive as the number 0
+    // (crm-stage-history-list.md: `"error": 0`).
+    let code = if code == "0" { String::new() } else { code };
     match code.as_str() {
         "query_limit_exceeded" => ErrorClass::RateLimited,
         "operation_time_limit" => ErrorClass::OperatingLimit,
@@ -61,12 +67,16 @@ pub fn classify(status: u16, code: &str, description: &str) -> ErrorClass {
         | "authorization_error"
         | "user_access_error" => ErrorClass::Auth,
         "access_denied" | "allowed_only_intranet_user" => ErrorClass::AccessDenied,
+        // Some portals refuse a type they keep no stage history for this way.
+        "not_found" if desc.contains("is not supported") => ErrorClass::Unsupported,
         "not_found" => ErrorClass::NotFound,
         "error_method_not_found" | "method_not_found" => ErrorClass::MethodNotFound,
+        "entity_type_not_supported" => ErrorClass::Unsupported,
         "internal_server_error" | "error_unexpected_answer" => ErrorClass::Transient,
         "portal_deleted" => ErrorClass::Fatal,
         "" if desc.contains("access denied") => ErrorClass::AccessDenied,
         "" if desc.contains("not found") => ErrorClass::NotFound,
+        "" if desc.contains("is not supported") => ErrorClass::Unsupported,
         "" if status >= 500 => ErrorClass::Transient,
         "" => ErrorClass::BadRequest,
         _ => by_status(status),
@@ -213,6 +223,36 @@ mod tests {
             ErrorClass::BadRequest
         );
         assert_eq!(classify(502, "", ""), ErrorClass::Transient);
+    }
+
+    #[test]
+    fn entity_type_not_supported_with_and_without_a_code() {
+        assert_eq!(
+            classify(
+                400,
+                "ENTITY_TYPE_NOT_SUPPORTED",
+                "Entity type DYNAMIC_128 is not supported"
+            ),
+            ErrorClass::Unsupported
+        );
+        // crm-stage-history-list.md shows `"error": 0` (a batch passes it on as "0").
+        assert_eq!(
+            classify(400, "0", "SHIPMENT_DOCUMENT entity is not supported"),
+            ErrorClass::Unsupported
+        );
+        assert_eq!(
+            classify(0, "", "DYNAMIC_128 entity is not supported"),
+            ErrorClass::Unsupported
+        );
+        assert_eq!(classify(400, "0", "Not found"), ErrorClass::NotFound);
+        assert_eq!(
+            classify(400, "NOT_FOUND", "entityTypeId is not supported"),
+            ErrorClass::Unsupported
+        );
+        assert_eq!(
+            classify(400, "NOT_FOUND", "Element not found"),
+            ErrorClass::NotFound
+        );
     }
 
     #[test]

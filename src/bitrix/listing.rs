@@ -111,6 +111,31 @@ pub fn list(
     }
 }
 
+/// Parameters of the cheapest first page of a listing (ids only where the method selects),
+/// shaped exactly as [`list`] sends them: discovery calls it to learn whether the portal
+/// serves the method at all for this entity type (`catalog::unavailable`).
+pub fn probe_params(spec: &MethodSpec, entity_type_id: Option<u32>) -> Value {
+    let req = ListRequest {
+        method_key: spec.key.to_string(),
+        entity_type_id: spec.fields_entity_type_id(entity_type_id),
+        ids_only: true,
+        ..ListRequest::default()
+    };
+    let mut p = base_params(spec, &req);
+    match spec.paging {
+        Paging::IdChain => {
+            set_order(spec, &mut p, "ASC");
+            p.insert("start".into(), json!(-1));
+        }
+        Paging::Offset => {
+            set_order(spec, &mut p, "ASC");
+            p.insert("start".into(), json!(0));
+        }
+        Paging::Unpaged => {}
+    }
+    Value::Object(p)
+}
+
 /// A smart process removed between `crm.enum.ownertype` and its listing answers `NOT_FOUND`.
 fn gone(e: &BitrixError) -> bool {
     e.class() == ErrorClass::NotFound
@@ -576,6 +601,26 @@ mod tests {
             entity_type_id: Some(2),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn probes_ask_for_one_page_of_ids_in_each_method_s_own_syntax() {
+        let p = probe_params(spec("crm.stagehistory").unwrap(), Some(128));
+        assert_eq!(
+            p,
+            json!({"entityTypeId": 128, "select": ["ID"], "order": {"ID": "ASC"}, "start": -1})
+        );
+        let p = probe_params(spec("user").unwrap(), None);
+        assert_eq!(
+            p,
+            json!({"select": ["ID"], "sort": "ID", "order": "ASC", "start": -1})
+        );
+        // Pipelines are listed per type: the probe asks for the first (deals).
+        assert_eq!(
+            probe_params(spec("crm.category").unwrap(), None)["entityTypeId"],
+            2
+        );
+        assert_eq!(probe_params(spec("crm.status").unwrap(), None), json!({}));
     }
 
     #[test]

@@ -621,6 +621,18 @@ impl MethodSpec {
         own.or(first).filter(|_| self.needs_entity_type_id)
     }
 
+    /// The scope a webhook or app needs for this method (the `Scope:` line of every method's
+    /// docs page: `crm` for `crm.*`, `user` for `user.*`, `department`, `task`).
+    pub fn scope(&self) -> &'static str {
+        let family = self.list.split('.').next().unwrap_or_default();
+        match family {
+            "tasks" | "task" => "task",
+            "user" => "user",
+            "department" => "department",
+            _ => "crm",
+        }
+    }
+
     /// Whether the method takes a `select` parameter at all.
     pub fn takes_select(&self) -> bool {
         self.select != SelectRule::None
@@ -699,6 +711,16 @@ mod tests {
         assert_eq!(legacy_code(1, "STAGE_ID"), "STATUS_ID");
         assert_eq!(legacy_code(3, "COMPANY_IDS"), "COMPANY_IDS");
         assert_eq!(legacy_code(128, "CREATED_TIME"), "CREATED_TIME");
+    }
+
+    #[test]
+    fn scopes_follow_the_method_family() {
+        let scope = |k: &str| spec(k).unwrap().scope();
+        assert_eq!(scope("crm.currency"), "crm");
+        assert_eq!(scope("crm.stagehistory"), "crm");
+        assert_eq!(scope("user"), "user");
+        assert_eq!(scope("department"), "department");
+        assert_eq!(scope("tasks.task"), "task");
     }
 
     #[test]

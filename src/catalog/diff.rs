@@ -157,6 +157,7 @@ mod tests {
     fn identical_catalogs_have_no_diff() {
         let c = Catalog {
             entities: vec![entity("crm_lead", vec![field("ID", "integer", &[])])],
+            ..Catalog::default()
         };
         assert!(diff(&c, &c).is_empty());
     }
@@ -176,6 +177,7 @@ mod tests {
                 ),
                 entity("crm_dynamic_128", vec![field("ID", "integer", &[])]),
             ],
+            ..Catalog::default()
         };
         let new = Catalog {
             entities: vec![
@@ -190,6 +192,7 @@ mod tests {
                 ),
                 entity("crm_dynamic_130", vec![field("ID", "integer", &[])]),
             ],
+            ..Catalog::default()
         };
         let d = diff(&old, &new);
         assert_eq!(d.new_entities, ["crm_dynamic_130"]);
@@ -216,10 +219,12 @@ mod tests {
         let mut f = field("UF_CRM_X", "string", &[]);
         let old = Catalog {
             entities: vec![entity("crm_lead", vec![f.clone()])],
+            ..Catalog::default()
         };
         f.multiple = true;
         let new = Catalog {
             entities: vec![entity("crm_lead", vec![f])],
+            ..Catalog::default()
         };
         let d = diff(&old, &new);
         assert!(d.changed[0].type_changes[0].new_multiple);

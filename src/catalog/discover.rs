@@ -1,18 +1,23 @@
 //! Discovery: which entities a portal has and their fields, in two `batch` requests.
 //!
 //! The first batch asks for the smart-process types and every static entity's fields at once;
-//! the second asks `crm.item.fields` for every smart process. Which method each entity is read
-//! with is in `bitrix::methods::ENTITY_METHODS`. An entity whose fields the credentials may not
-//! read (access denied, missing scope, method absent on an older on-prem install) gets its
-//! documented static field list where one exists (reference entities), else is left out with a
-//! warning instead of failing the whole catalog; any other error fails discovery.
+//! the second asks `crm.item.fields` for every smart process and probes every entity's list
+//! method once (one page of ids). Which method each entity is read with is in
+//! `bitrix::methods::ENTITY_METHODS`. An entity whose fields the credentials may not read
+//! (access denied, missing scope, method absent on an older on-prem install) gets its
+//! documented static field list where one exists (reference entities). An entity whose list
+//! method (or fields, without a documented list) the portal refuses — no such method on this
+//! plan or version, entity type not supported, scope missing, access denied — goes to
+//! `Catalog::unavailable` with the portal's words (`catalog::unavailable`) instead of failing
+//! the catalog, and is probed again at the next discovery. Any other error fails discovery.
 use super::companion;
 use super::field_description::fields_from_description;
-use super::model::{Catalog, Entity, EntityKind, EnumOption, Field};
+use super::model::{Catalog, Entity, EntityKind, EnumOption, Field, Unavailable};
 use super::static_fields;
+use super::unavailable;
 use crate::bitrix::batch::{Batch, BatchResponse, CommandOutcome, MAX_COMMANDS};
 use crate::bitrix::methods::{self, COMPANIONS, ENTITY_METHODS, FieldsFormat, MethodSpec, spec};
-use crate::bitrix::{BitrixError, Client, ErrorClass};
+use crate::bitrix::{BitrixError, Client, ErrorClass, Response, listing};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -60,22 +65,30 @@ pub async fn discover(client: &Client) -> Result<Catalog, BitrixError> {
     let mut catalog = Catalog::default();
     for (entity, key, eid) in ENTITY_METHODS {
         let s = known_spec(key)?;
-        let uf = optional(entity, resp.take(&format!("uf_{entity}")))?;
+        let uf = answer(entity, resp.take(&format!("uf_{entity}")))?.ok();
         let fields = match s.fields_format {
-            FieldsFormat::Static => Some(static_fields::stage_history(eid.unwrap_or(2))),
-            _ => optional(entity, resp.take(&format!("f_{entity}")))?
+            FieldsFormat::Static => Answer::Ok(static_fields::stage_history(eid.unwrap_or(2))),
+            _ => answer(entity, resp.take(&format!("f_{entity}")))?
                 .map(|r| with_legacy_codes(typed_fields(entity, &r.result), s, *eid)),
         };
-        let Some(mut fields) = fields.or_else(|| fallback_fields(entity)) else {
-            continue;
+        let fields = match fields {
+            Answer::Ok(f) => f,
+            other => match fallback_fields(entity) {
+                Some(f) => f,
+                None => {
+                    refused(entity, key, other, &mut catalog);
+                    continue;
+                }
+            },
         };
+        let mut fields = fields;
         if let Some(uf) = uf {
             enrich_user_fields(&mut fields, &uf.result);
         }
         let mut e = entity_of(entity, key, *eid, fields);
         if let Some(c) = methods::companion(entity) {
             // Without the companion's description the entity keeps its primary fields only.
-            if let Some(r) = optional(entity, resp.take(&format!("c_{entity}")))? {
+            if let Some(r) = answer(entity, resp.take(&format!("c_{entity}")))?.ok() {
                 let described = fields_from_description(&r.result);
                 let cs = known_spec(c.method)?;
                 companion::attach(
@@ -91,6 +104,65 @@ pub async fn discover(client: &Client) -> Result<Catalog, BitrixError> {
     Ok(catalog)
 }
 
+/// A `*.fields` answer: the value, a refusal (access, scope, method absent), or no answer.
+enum Answer<T> {
+    Ok(T),
+    Refused(BitrixError),
+    Missing,
+}
+
+impl<T> Answer<T> {
+    fn ok(self) -> Option<T> {
+        match self {
+            Answer::Ok(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Answer<U> {
+        match self {
+            Answer::Ok(v) => Answer::Ok(f(v)),
+            Answer::Refused(e) => Answer::Refused(e),
+            Answer::Missing => Answer::Missing,
+        }
+    }
+}
+
+/// An entity whose fields the portal refused and that has no documented field list: recorded
+/// as unavailable when the refusal says why, else left out with a warning.
+fn refused<T>(entity: &str, key: &str, answer: Answer<T>, catalog: &mut Catalog) {
+    let Answer::Refused(e) = answer else {
+        return;
+    };
+    let title = title_of(entity);
+    let subject = spec(key).map(|spec| unavailable::Subject {
+        entity,
+        kind: kind_of(entity),
+        title: &title,
+        spec,
+    });
+    match subject.and_then(|s| unavailable::classify(s, &e)) {
+        Some(u) => mark_unavailable(catalog, u),
+        None => tracing::warn!(entity, error = %e, "entity left out of the catalog"),
+    }
+}
+
+fn mark_unavailable(catalog: &mut Catalog, u: Unavailable) {
+    catalog.entities.retain(|e| e.name != u.entity);
+    if catalog.unavailable(&u.entity).is_some() {
+        return;
+    }
+    // Callers warn (sync, serve, check) in their own context.
+    tracing::info!(
+        entity = %u.entity,
+        method = %u.method,
+        code = %u.code,
+        portal_message = %u.message,
+        "the portal cannot serve this entity; no table or load for it until it does"
+    );
+    catalog.unavailable.push(u);
+}
+
 fn known_spec(key: &str) -> Result<&'static MethodSpec, BitrixError> {
     spec(key).ok_or_else(|| BitrixError::Usage(format!("methods table lacks `{key}`")))
 }
@@ -102,18 +174,19 @@ fn fields_params(s: &MethodSpec, eid: Option<u32>) -> Value {
     }
 }
 
-/// `Ok(None)` for answers that mean "these credentials cannot see this", else the error.
-fn optional(
-    entity: &str,
-    outcome: CommandOutcome,
-) -> Result<Option<crate::bitrix::Response>, BitrixError> {
+/// Refusals ("these credentials cannot see this", "no such method here") are an answer too;
+/// any other error fails discovery.
+fn answer(entity: &str, outcome: CommandOutcome) -> Result<Answer<Response>, BitrixError> {
     match outcome {
-        CommandOutcome::Ok(r) => Ok(Some(r)),
-        CommandOutcome::Missing => Ok(None),
+        CommandOutcome::Ok(r) => Ok(Answer::Ok(r)),
+        CommandOutcome::Missing => Ok(Answer::Missing),
         CommandOutcome::Err(e) => match e.class() {
-            ErrorClass::AccessDenied | ErrorClass::Auth | ErrorClass::MethodNotFound => {
-                tracing::warn!(entity, error = %e, "entity left out of the catalog");
-                Ok(None)
+            ErrorClass::AccessDenied
+            | ErrorClass::Auth
+            | ErrorClass::MethodNotFound
+            | ErrorClass::Unsupported => {
+                tracing::debug!(entity, error = %e, "fields refused");
+                Ok(Answer::Refused(e))
             }
             _ => Err(e),
         },
@@ -368,51 +441,123 @@ fn num_u32(v: &Value) -> Option<u32> {
     }
 }
 
-/// `crm.item.fields` for every smart process, batched, and their entities.
+/// `crm.item.fields` for every smart process and a probe of every entity's list method
+/// (`listing::probe_params`), batched: the smart processes become entities, and an entity
+/// whose probe the portal refuses moves to `catalog.unavailable`.
 async fn add_smart_processes(
     client: &Client,
     types: &[SmartProcessType],
     catalog: &mut Catalog,
 ) -> Result<(), BitrixError> {
-    let mut found: BTreeMap<u32, Vec<Field>> = BTreeMap::new();
-    for chunk in types.chunks(MAX_COMMANDS) {
-        let mut batch = Batch::new();
-        for t in chunk {
-            batch.push(
+    let mut commands: Vec<(String, &'static str, Value)> = types
+        .iter()
+        .map(|t| {
+            (
                 format!("f_{}", t.entity_type_id),
                 "crm.item.fields",
                 json!({"entityTypeId": t.entity_type_id}),
-            )?;
-        }
-        let mut resp = client.batch(&batch).await?;
-        for t in chunk {
-            let name = format!("crm_dynamic_{}", t.entity_type_id);
-            if let Some(r) = optional(&name, resp.take(&format!("f_{}", t.entity_type_id)))? {
-                found.insert(t.entity_type_id, fields_from_description(&r.result));
-            }
+            )
+        })
+        .collect();
+    let mut candidates: Vec<Entity> = catalog.entities.clone();
+    for t in types {
+        let name = format!("crm_dynamic_{}", t.entity_type_id);
+        let mut e = entity_of(&name, "crm.item", Some(t.entity_type_id), Vec::new());
+        e.title = t.title.clone();
+        candidates.push(e);
+        if t.stages_enabled {
+            candidates.push(stage_history_of(t));
         }
     }
+    for e in &candidates {
+        let s = known_spec(&e.method)?;
+        commands.push((
+            probe_name(&e.name),
+            s.list,
+            listing::probe_params(s, e.entity_type_id),
+        ));
+    }
+    let mut outcomes = run_batched(client, commands).await?;
+    let mut take = |name: &str| outcomes.remove(name).unwrap_or(CommandOutcome::Missing);
     for t in types {
-        let Some(fields) = found.remove(&t.entity_type_id) else {
-            continue;
-        };
         let name = format!("crm_dynamic_{}", t.entity_type_id);
+        let fields = answer(&name, take(&format!("f_{}", t.entity_type_id)))?;
+        let fields = match fields {
+            Answer::Ok(r) => fields_from_description(&r.result),
+            other => {
+                refused(&name, "crm.item", other, catalog);
+                continue;
+            }
+        };
         let mut e = entity_of(&name, "crm.item", Some(t.entity_type_id), fields);
         e.title = t.title.clone();
         catalog.entities.push(e);
         if t.stages_enabled {
-            let hist = format!("crm_stagehistory_dynamic_{}", t.entity_type_id);
-            let mut h = entity_of(
-                &hist,
-                "crm.stagehistory",
-                Some(t.entity_type_id),
-                static_fields::stage_history(t.entity_type_id),
-            );
-            h.title = format!("{}: stage history", t.title);
-            catalog.entities.push(h);
+            catalog.entities.push(stage_history_of(t));
+        }
+    }
+    for e in candidates {
+        let probe = take(&probe_name(&e.name));
+        if let Some(u) = probe_refusal(&e, probe)? {
+            mark_unavailable(catalog, u);
         }
     }
     Ok(())
+}
+
+fn probe_name(entity: &str) -> String {
+    format!("probe_{entity}")
+}
+
+fn stage_history_of(t: &SmartProcessType) -> Entity {
+    let hist = format!("crm_stagehistory_dynamic_{}", t.entity_type_id);
+    let mut h = entity_of(
+        &hist,
+        "crm.stagehistory",
+        Some(t.entity_type_id),
+        static_fields::stage_history(t.entity_type_id),
+    );
+    h.title = format!("{}: stage history", t.title);
+    h
+}
+
+/// Whether a probe's answer means the portal cannot serve the entity. Only a refusal does: a
+/// limit or fault answer (the method may be busy with a load) says nothing about it, and the
+/// entity's own loads report any other error.
+fn probe_refusal(e: &Entity, outcome: CommandOutcome) -> Result<Option<Unavailable>, BitrixError> {
+    let CommandOutcome::Err(err) = outcome else {
+        return Ok(None);
+    };
+    let subject = unavailable::Subject {
+        entity: &e.name,
+        kind: e.kind,
+        title: &e.title,
+        spec: known_spec(&e.method)?,
+    };
+    let u = unavailable::classify(subject, &err);
+    if u.is_none() {
+        tracing::debug!(entity = %e.name, error = %err, "availability probe failed; entity kept");
+    }
+    Ok(u)
+}
+
+/// Runs independent commands in as few `batch` requests as the batch limit allows.
+async fn run_batched(
+    client: &Client,
+    commands: Vec<(String, &'static str, Value)>,
+) -> Result<BTreeMap<String, CommandOutcome>, BitrixError> {
+    let mut out = BTreeMap::new();
+    for chunk in commands.chunks(MAX_COMMANDS) {
+        let mut batch = Batch::new();
+        for (name, method, params) in chunk {
+            batch.push(name.clone(), method, params.clone())?;
+        }
+        let mut resp = client.batch(&batch).await?;
+        for (name, _, _) in chunk {
+            out.insert(name.clone(), resp.take(name));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -74,15 +74,92 @@ pub struct EnumOption {
     pub value: String,
 }
 
-/// Every entity of one portal.
+/// Every entity of one portal: the ones it serves, and the ones it refused.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Catalog {
     pub entities: Vec<Entity>,
+    /// Entities the portal cannot serve now (no table, no load); checked again at every
+    /// discovery. Never in `entities`, so no code path can load one by forgetting a flag.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<Unavailable>,
 }
 
 impl Catalog {
     pub fn entity(&self, name: &str) -> Option<&Entity> {
         self.entities.iter().find(|e| e.name == name)
+    }
+
+    /// Why the portal cannot serve `name`, if it refused it.
+    pub fn unavailable(&self, name: &str) -> Option<&Unavailable> {
+        self.unavailable.iter().find(|u| u.entity == name)
+    }
+}
+
+/// How a portal refused an entity's method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnavailableReason {
+    /// `ERROR_METHOD_NOT_FOUND`: the portal's plan or version has no such method.
+    MethodNotFound,
+    /// The method exists but not for this entity type (`ENTITY_TYPE_NOT_SUPPORTED`).
+    NotSupported,
+    /// The webhook or app lacks a scope (`insufficient_scope`).
+    MissingScope,
+    /// The user the credentials act as may not read it (`ACCESS_DENIED`).
+    AccessDenied,
+}
+
+/// An entity the portal cannot serve, in the portal's own words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unavailable {
+    /// The entity (table) name, as it would be in `Catalog::entities`.
+    pub entity: String,
+    pub kind: EntityKind,
+    pub title: String,
+    /// The Bitrix24 method that refused (`crm.currency.list`).
+    pub method: String,
+    pub reason: UnavailableReason,
+    /// The portal's error code as sent (`ERROR_METHOD_NOT_FOUND`; empty when it sent none).
+    pub code: String,
+    /// The portal's `error_description`.
+    pub message: String,
+    /// For a scope error: the scope to add to the webhook or app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// What to do about it.
+    pub hint: String,
+}
+
+impl Unavailable {
+    /// `crm.currency.list answered ERROR_METHOD_NOT_FOUND: Method not found!`
+    pub fn portal_said(&self) -> String {
+        let code = if self.code.is_empty() {
+            "(empty code)"
+        } else {
+            &self.code
+        };
+        let message = if self.message.is_empty() {
+            String::new()
+        } else {
+            // One line: it ends up in log lines, SQL comments and `url()` error texts.
+            let flat: String = self
+                .message
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            format!(": {flat}")
+        };
+        format!("{} answered {code}{message}", self.method)
+    }
+
+    /// One line for logs, `check` and HTTP errors: entity, the portal's words, what to do.
+    pub fn explain(&self) -> String {
+        format!(
+            "{} is unavailable on this portal: Bitrix24 {}; {}",
+            self.entity,
+            self.portal_said(),
+            self.hint
+        )
     }
 }
 

@@ -1,8 +1,10 @@
 //! `apply`: converge the ClickHouse schema to the portal's catalog (idempotent).
 //!
 //! New entity → table + views; new field → `ADD COLUMN` and the load view recreated with it;
-//! entity gone → its views dropped, its table kept and marked; changed field type → reported,
-//! and the entity's load view dropped so nothing is ever cast silently.
+//! entity gone → its views dropped, its table kept and marked; entity the portal refuses for
+//! now (`Catalog::unavailable`) → nothing created, an existing table and views left as they
+//! are; changed field type → reported, and the entity's load view dropped so nothing is ever
+//! cast silently.
 use super::ddl::{self, ColumnDef, ProxyEndpoint, Statement, TablePlan, Target};
 use super::plan::{selected_columns, table_plan};
 use super::quote::literal;
@@ -158,7 +160,13 @@ pub async fn apply_mode(
     }
     for (entity, comment) in &existing {
         let gone = !plans.iter().any(|p| &p.entity == entity);
-        if gone && !comment.contains("was removed") {
+        // An entity the portal refuses for now keeps its table and views as they are: its
+        // data stays queryable, and its load fails with the portal's words until it is back.
+        let refused = catalog.unavailable(entity).is_some();
+        if refused && gone {
+            tracing::warn!(%entity, "unavailable on the portal; existing table and views left as they are");
+        }
+        if gone && !refused && !comment.contains("was removed") {
             remove_entity(conn, &t, entity, &mut report).await?;
         }
     }

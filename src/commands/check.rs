@@ -1,26 +1,54 @@
-//! `b24ch check`: validate the config and test connectivity to the portal and ClickHouse.
+//! `b24ch check`: validate the config, test connectivity to the portal and ClickHouse, check
+//! serve's transport (certificate dates and names), and list the entities the portal cannot
+//! serve (warnings, not failures).
 use crate::config::{Config, Exposure, PortalAuth, Transport, redact};
 use crate::serve::tls::{CertInfo, ServerCert};
 use std::time::Duration;
 
+/// How one check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckStatus {
+    Ok,
+    /// Works, but something needs attention (an entity the portal cannot serve): not a failure.
+    Warn,
+    Fail,
+}
+
+impl CheckStatus {
+    /// The label printed in front of the line.
+    pub fn label(self) -> &'static str {
+        match self {
+            CheckStatus::Ok => "ok  ",
+            CheckStatus::Warn => "warn",
+            CheckStatus::Fail => "FAIL",
+        }
+    }
+}
+
 /// One line of the report.
 pub struct CheckLine {
     pub what: String,
-    pub ok: bool,
+    pub status: CheckStatus,
     pub detail: String,
+}
+
+impl CheckLine {
+    pub fn ok(&self) -> bool {
+        self.status != CheckStatus::Fail
+    }
 }
 
 /// Runs every check; returns the lines (printed by the caller) and whether all passed.
 pub async fn run(config: &Config) -> (Vec<CheckLine>, bool) {
     let mut lines = vec![CheckLine {
         what: "config".into(),
-        ok: true,
+        status: CheckStatus::Ok,
         detail: describe_portal(&config.portal),
     }];
-    lines.push(check_portal(config).await);
+    lines.extend(check_portal(config).await);
     lines.push(check_clickhouse(config).await);
     lines.push(check_serve_transport(config));
-    let all_ok = lines.iter().all(|l| l.ok);
+    let all_ok = lines.iter().all(CheckLine::ok);
     (lines, all_ok)
 }
 
@@ -32,16 +60,17 @@ fn describe_portal(portal: &PortalAuth) -> String {
     }
 }
 
-/// One cheap call any user may make (`crm.enum.ownertype`), through the governor.
-async fn check_portal(config: &Config) -> CheckLine {
+/// One cheap call any user may make (`crm.enum.ownertype`), through the governor; then the
+/// catalog, with a line per entity the portal cannot serve.
+async fn check_portal(config: &Config) -> Vec<CheckLine> {
     use crate::bitrix::{Client, ClientConfig, Governor, GovernorConfig};
     let what = "portal".to_string();
     if matches!(config.portal, PortalAuth::Demo) {
-        return CheckLine {
+        return vec![CheckLine {
             what,
-            ok: true,
+            status: CheckStatus::Ok,
             detail: "embedded demo portal (started by demo/serve/sync; nothing to reach)".into(),
-        };
+        }];
     }
     let client = ClientConfig::from_config(config).and_then(|c| {
         Client::new(
@@ -51,29 +80,72 @@ async fn check_portal(config: &Config) -> CheckLine {
     });
     let client = match client {
         Ok(c) => c,
-        Err(e) => return fail(what, redact(&e.to_string(), &config.secrets())),
+        Err(e) => return vec![fail(what, redact(&e.to_string(), &config.secrets()))],
     };
-    match client
+    let reached = match client
         .call("crm.enum.ownertype", &serde_json::json!({}))
         .await
     {
         Ok(r) => CheckLine {
             what,
-            ok: true,
+            status: CheckStatus::Ok,
             detail: format!(
                 "reachable ({}), {} CRM entity types visible",
                 client.portal_label(),
                 r.result.as_array().map(Vec::len).unwrap_or(0)
             ),
         },
-        Err(e) => fail(
-            what,
-            format!(
-                "{}; check portal.webhook_url (or the OAuth settings) and the webhook's scopes (crm, user, department)",
-                redact(&e.to_string(), &config.secrets())
-            ),
+        Err(e) => {
+            return vec![fail(
+                what,
+                format!(
+                    "{}; check portal.webhook_url (or the OAuth settings) and the webhook's scopes (crm, user, department)",
+                    redact(&e.to_string(), &config.secrets())
+                ),
+            )];
+        }
+    };
+    let mut lines = vec![reached];
+    lines.extend(check_catalog(config, &client).await);
+    lines
+}
+
+/// Discovers the catalog: how many entities the portal serves, and a warning line (not a
+/// failure) per enabled entity it cannot serve, in its own words with what to do.
+async fn check_catalog(config: &Config, client: &crate::bitrix::Client) -> Vec<CheckLine> {
+    let catalog = match crate::catalog::discover(client).await {
+        Ok(c) => c,
+        Err(e) => {
+            return vec![fail(
+                "catalog".into(),
+                format!(
+                    "cannot read the portal's entities: {}",
+                    redact(&e.to_string(), &config.secrets())
+                ),
+            )];
+        }
+    };
+    let enabled = |name: &str| config.entity(name).enabled;
+    let refused: Vec<_> = catalog
+        .unavailable
+        .iter()
+        .filter(|u| enabled(&u.entity))
+        .collect();
+    let mut lines = vec![CheckLine {
+        what: "catalog".into(),
+        status: CheckStatus::Ok,
+        detail: format!(
+            "{} entities available, {} unavailable",
+            catalog.entities.iter().filter(|e| enabled(&e.name)).count(),
+            refused.len()
         ),
-    }
+    }];
+    lines.extend(refused.into_iter().map(|u| CheckLine {
+        what: format!("entity {}", u.entity),
+        status: CheckStatus::Warn,
+        detail: format!("unavailable: Bitrix24 {}; {}", u.portal_said(), u.hint),
+    }));
+    lines
 }
 
 async fn check_clickhouse(config: &Config) -> CheckLine {
@@ -97,7 +169,7 @@ async fn check_clickhouse(config: &Config) -> CheckLine {
             let version = r.text().await.unwrap_or_default();
             CheckLine {
                 what,
-                ok: true,
+                status: CheckStatus::Ok,
                 detail: format!("reachable, version {}", version.trim()),
             }
         }
@@ -132,7 +204,7 @@ fn check_serve_transport(config: &Config) -> CheckLine {
         (_, Exposure::PlainAllowed) => {
             return CheckLine {
                 what,
-                ok: true,
+                status: CheckStatus::Warn,
                 detail: format!(
                     "WARNING: plain HTTP on {} (allowed by proxy.allow_plain_http): the token and every CRM row cross the network in clear text",
                     proxy.listen
@@ -142,7 +214,7 @@ fn check_serve_transport(config: &Config) -> CheckLine {
         _ => {
             return CheckLine {
                 what,
-                ok: true,
+                status: CheckStatus::Ok,
                 detail: format!(
                     "plain HTTP on loopback {} (only this machine can connect)",
                     proxy.listen
@@ -192,7 +264,11 @@ fn describe_certificate(
     }
     CheckLine {
         what,
-        ok: covered && info.valid_at(now),
+        status: if covered && info.valid_at(now) {
+            CheckStatus::Ok
+        } else {
+            CheckStatus::Fail
+        },
         detail,
     }
 }
@@ -200,7 +276,7 @@ fn describe_certificate(
 fn fail(what: String, detail: String) -> CheckLine {
     CheckLine {
         what,
-        ok: false,
+        status: CheckStatus::Fail,
         detail,
     }
 }

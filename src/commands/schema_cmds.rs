@@ -24,6 +24,9 @@ async fn catalog(
     let conn = portal::connect(config, DemoSettings::default()).await?;
     let mut catalog = crate::catalog::discover(&conn.client).await?;
     if !args.entities.is_empty() {
+        if let Some(u) = args.entities.iter().find_map(|e| catalog.unavailable(e)) {
+            anyhow::bail!("{}", u.explain());
+        }
         if let Some(bad) = args.entities.iter().find(|e| catalog.entity(e).is_none()) {
             let known: Vec<&str> = catalog.entities.iter().map(|e| e.name.as_str()).collect();
             return Err(super::BadInput(format!(
@@ -32,14 +35,29 @@ async fn catalog(
             ))
             .into());
         }
+        // Unavailable entities stay listed: `apply` must know them to leave their tables be.
         catalog.entities.retain(|e| args.entities.contains(&e.name));
     }
     Ok(catalog)
 }
 
+/// The entities the portal refuses, enabled in the config (disabled ones are not wanted anyway).
+fn refused<'a>(
+    config: &'a Config,
+    catalog: &'a crate::catalog::Catalog,
+) -> impl Iterator<Item = &'a crate::catalog::Unavailable> {
+    catalog
+        .unavailable
+        .iter()
+        .filter(|u| config.entity(&u.entity).enabled)
+}
+
 /// Prints the statements (secrets masked) for an empty database.
 pub async fn sql(mut config: Config, args: SchemaArgs) -> anyhow::Result<()> {
     let catalog = catalog(&mut config, &args).await?;
+    for u in refused(&config, &catalog) {
+        println!("-- not created: {}\n", u.explain());
+    }
     for s in apply::script(&config, &catalog, args.format) {
         println!("{};\n", s.display);
     }
@@ -59,6 +77,9 @@ pub async fn apply(mut config: Config, args: SchemaArgs) -> anyhow::Result<()> {
     let report = apply::apply(&conn, &config, &catalog, args.format).await?;
     for (entity, change) in report.changes() {
         println!("{entity}: {change}");
+    }
+    for u in refused(&config, &catalog) {
+        println!("{}: not created: {}", u.entity, u.explain());
     }
     println!(
         "apply: {} statements, {} enumeration labels",

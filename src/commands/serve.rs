@@ -100,6 +100,9 @@ pub async fn start(config: Arc<Config>, portal: &PortalConnection) -> anyhow::Re
     let tls = check_transport(&config)?;
     let catalog = catalog::discover(&portal.client).await?;
     tracing::info!(entities = catalog.entities.len(), "catalog discovered");
+    for u in &catalog.unavailable {
+        tracing::warn!(entity = %u.entity, "not served: {}", u.explain());
+    }
     let state = Arc::new(AppState::new(
         config.clone(),
         portal.client.clone(),
@@ -187,6 +190,16 @@ pub async fn autopilot_once(
     let diff = catalog::diff(&old, &new);
     if !diff.is_empty() {
         tracing::info!(?diff, "portal catalog changed");
+    }
+    for u in &new.unavailable {
+        if old.unavailable(&u.entity).is_none() {
+            tracing::warn!(entity = %u.entity, "no longer served: {}", u.explain());
+        }
+    }
+    for u in &old.unavailable {
+        if new.entity(&u.entity).is_some() {
+            tracing::info!(entity = %u.entity, "served again by the portal: table and views follow");
+        }
     }
     // Serve the new catalog before converging: a view `apply` creates refreshes at once,
     // and its first pull of a new entity (or column) must not meet the old catalog.

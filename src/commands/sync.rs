@@ -31,23 +31,47 @@ struct Ctx {
     client: Arc<crate::bitrix::Client>,
 }
 
+/// The entities to load. `all` skips the ones the portal refuses, with a warning naming each;
+/// asking for one by name is an error in the portal's words with what to do.
 fn wanted(catalog: &Catalog, args: &SyncArgs, config: &Config) -> anyhow::Result<Vec<String>> {
     let all = args.entities.is_empty() || args.entities.iter().any(|e| e == "all");
-    if !all && let Some(bad) = args.entities.iter().find(|e| catalog.entity(e).is_none()) {
-        let known: Vec<&str> = catalog.entities.iter().map(|e| e.name.as_str()).collect();
-        return Err(super::BadInput(format!(
-            "unknown entity `{bad}`; the portal has: {}",
-            known.join(", ")
-        ))
-        .into());
+    if !all {
+        if let Some(u) = args.entities.iter().find_map(|e| catalog.unavailable(e)) {
+            anyhow::bail!("{}", u.explain());
+        }
+        if let Some(bad) = args.entities.iter().find(|e| catalog.entity(e).is_none()) {
+            let known: Vec<&str> = catalog.entities.iter().map(|e| e.name.as_str()).collect();
+            return Err(super::BadInput(format!(
+                "unknown entity `{bad}`; the portal has: {}",
+                known.join(", ")
+            ))
+            .into());
+        }
     }
-    Ok(catalog
+    Ok(selected(catalog, args, config))
+}
+
+/// The enabled entities of the catalog the arguments name (all of them for `all`).
+fn selected(catalog: &Catalog, args: &SyncArgs, config: &Config) -> Vec<String> {
+    let all = args.entities.is_empty() || args.entities.iter().any(|e| e == "all");
+    catalog
         .entities
         .iter()
         .filter(|e| config.entity(&e.name).enabled)
         .filter(|e| all || args.entities.contains(&e.name))
         .map(|e| e.name.clone())
-        .collect())
+        .collect()
+}
+
+/// Warns about every enabled entity the portal refuses (a `sync all` skips them).
+fn warn_unavailable(catalog: &Catalog, config: &Config) {
+    for u in catalog
+        .unavailable
+        .iter()
+        .filter(|u| config.entity(&u.entity).enabled)
+    {
+        tracing::warn!(entity = %u.entity, "skipped: {}", u.explain());
+    }
 }
 
 /// Converges the tables (push mode); returns the catalog and the entities to skip.
@@ -159,8 +183,10 @@ pub async fn run(mut config: Config, args: SyncArgs) -> anyhow::Result<()> {
         return daemon(ctx, args).await;
     }
     let (catalog, blocked) = converge(&ctx).await?;
+    let names = wanted(&catalog, &args, &ctx.config)?;
+    warn_unavailable(&catalog, &ctx.config);
     let mut failed = Vec::new();
-    for name in wanted(&catalog, &args, &ctx.config)? {
+    for name in names {
         if blocked.contains(&name) {
             failed.push(format!("{name} (field type changed)"));
             continue;
@@ -181,6 +207,8 @@ pub async fn run(mut config: Config, args: SyncArgs) -> anyhow::Result<()> {
 /// Every entity on its own schedule; deletions and the autopilot on theirs.
 async fn daemon(ctx: Ctx, args: SyncArgs) -> anyhow::Result<()> {
     let (mut catalog, mut blocked) = converge(&ctx).await?;
+    wanted(&catalog, &args, &ctx.config)?;
+    warn_unavailable(&catalog, &ctx.config);
     let mut next_load: HashMap<String, Instant> = HashMap::new();
     let mut next_reconcile: HashMap<String, Instant> = HashMap::new();
     let mut next_autopilot = Instant::now() + ctx.config.proxy.autopilot_interval.as_duration();
@@ -188,14 +216,19 @@ async fn daemon(ctx: Ctx, args: SyncArgs) -> anyhow::Result<()> {
         let now = Instant::now();
         if now >= next_autopilot {
             match converge(&ctx).await {
-                Ok((c, b)) => (catalog, blocked) = (c, b),
+                Ok((c, b)) => {
+                    (catalog, blocked) = (c, b);
+                    warn_unavailable(&catalog, &ctx.config);
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "autopilot failed; keeping the previous catalog")
                 }
             }
             next_autopilot = now + ctx.config.proxy.autopilot_interval.as_duration();
         }
-        for name in wanted(&catalog, &args, &ctx.config)?
+        // An entity the portal stops serving mid-run is skipped (warned at each autopilot
+        // pass) and comes back when it serves it again.
+        for name in selected(&catalog, &args, &ctx.config)
             .into_iter()
             .filter(|n| !blocked.contains(n))
         {

@@ -48,6 +48,9 @@ pub enum ExecError {
     Io(#[from] std::io::Error),
     #[error("b24ch exec: {0}")]
     Other(String),
+    /// The portal refuses the entity (`Catalog::unavailable`): the portal's words, what to do.
+    #[error("b24ch: {0}")]
+    Unavailable(String),
 }
 
 impl ExecError {
@@ -180,8 +183,12 @@ impl Context {
     }
 }
 
-/// The entity named `name`, or an error naming every entity there is.
+/// The entity named `name`; the portal's words for one it refuses; or an error naming every
+/// entity there is.
 pub fn find_entity<'a>(catalog: &'a Catalog, name: &str) -> Result<&'a Entity, ExecError> {
+    if let Some(u) = catalog.unavailable(name) {
+        return Err(ExecError::Unavailable(u.explain()));
+    }
     catalog.entity(name).ok_or_else(|| {
         let known: Vec<&str> = catalog.entities.iter().map(|e| e.name.as_str()).collect();
         ExecError::BadInput(format!(

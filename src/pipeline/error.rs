@@ -39,7 +39,7 @@ fn bitrix_remedy(e: &BitrixError) -> &'static str {
         C::AccessDenied => {
             "The webhook's user may not read this: give that user the rights (e.g. CRM administrator for smart-process types), or turn the entity off with [entities.NAME] enabled = false."
         }
-        C::NotFound | C::MethodNotFound => {
+        C::NotFound | C::MethodNotFound | C::Unsupported => {
             "The portal does not offer this (module off, plan, or removed): enable it in the portal, or turn the entity off with [entities.NAME] enabled = false."
         }
         C::Overload => {

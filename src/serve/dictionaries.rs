@@ -42,6 +42,7 @@ fn api_error(e: ExecError) -> ApiError {
         ExecError::BadInput(m) => ApiError::bad_request(m),
         ExecError::Bitrix(b) => upstream_error(&crate::pipeline::PipelineError::Bitrix(b)),
         ExecError::Pipeline(p) => upstream_error(&p),
+        ExecError::Unavailable(m) => ApiError::new(axum::http::StatusCode::CONFLICT, m),
         other => ApiError::new(
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
             format!("b24ch: {other}"),

@@ -26,13 +26,23 @@ fn check_params(params: &HashMap<String, String>, allowed: &[&str]) -> Result<()
     }
 }
 
-/// The entity named in the path, or a 400 that lists what exists.
+/// The entity named in the path; a 409 in the portal's words for one it refuses; or a 400
+/// that lists what exists.
 fn entity(state: &AppState, name: &str) -> Result<Entity, ApiError> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if let Some(e) = valid.then(|| state.entity(name)).flatten() {
         return Ok(e);
+    }
+    if let Some(u) = valid
+        .then(|| state.catalog().unavailable(name).cloned())
+        .flatten()
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            format!("b24ch: {}", u.explain()),
+        ));
     }
     let known: Vec<String> = state
         .catalog()
@@ -233,8 +243,9 @@ pub async fn meta(
         "errors" => listing(&state.stats.errors(), &p),
         "loads" => listing(&state.stats.loads(), &p),
         "schema_changes" => listing(&state.stats.schema_changes(), &p),
+        "unavailable" => listing(&state.catalog().unavailable, &p),
         other => Err(ApiError::bad_request(format!(
-            "b24ch: unknown meta table {:?}; use entities, governor, errors, loads or schema_changes",
+            "b24ch: unknown meta table {:?}; use entities, unavailable, governor, errors, loads or schema_changes",
             other.chars().take(64).collect::<String>()
         ))),
     }

@@ -176,12 +176,14 @@ impl StatusView {
             http_503: c.http_503,
             http_429: c.http_429,
         };
-        let problems = problems(
+        let mut problems = problems(
             &stats.refusals(),
             &entities,
             &keys,
             &state.config.clickhouse.database,
         );
+        problems.extend(state.catalog().unavailable.iter().map(unavailable_problem));
+        problems.sort_by_key(|p| p.severity);
         StatusView {
             generated_ms: now,
             portal: state.client.portal_label(),
@@ -312,6 +314,23 @@ fn key_status(
         state,
         paused_for_secs: paused_for,
         reason,
+    }
+}
+
+/// An entity the portal cannot serve: no table is loaded until the portal serves it again.
+fn unavailable_problem(u: &crate::catalog::Unavailable) -> Problem {
+    let code = if u.code.is_empty() {
+        "no code"
+    } else {
+        u.code.as_str()
+    };
+    Problem {
+        severity: Severity::Warning,
+        subject: u.entity.clone(),
+        title: "not served by the portal".to_string(),
+        detail: format!("{} answered {code}: {}", u.method, u.message),
+        remedy: u.hint.clone(),
+        at_ms: None,
     }
 }
 

@@ -27,3 +27,4 @@ mod status_page;
 mod status_page_browser;
 mod sync_equality;
 mod sync_push;
+mod unavailable_entities;

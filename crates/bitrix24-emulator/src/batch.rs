@@ -119,7 +119,7 @@ fn substitute(v: &PVal, acc: &Acc) -> PVal {
 
 fn err_j(e: &MethodError) -> J {
     J::obj([
-        ("error", J::Str(e.code.clone())),
+        ("error", super::server::error_code(&e.code)),
         ("error_description", J::Str(e.description.clone())),
     ])
 }
@@ -187,6 +187,13 @@ pub fn run(ctx: &mut Ctx, params: &PVal, auth: &[(String, PVal)], now: f64) -> (
                 &mut acc,
                 ctx.st,
             );
+            if halt {
+                break;
+            }
+            continue;
+        }
+        if let Some(e) = ctx.st.refusal(&method, true, !auth.is_empty()) {
+            error(e, &mut acc, ctx.st);
             if halt {
                 break;
             }

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use super::{DemoPortalError, PortalConfig, SmartProcessSpec, start};
+use super::{DemoPortalError, PortalConfig, SmartProcessSpec, SmartStageHistory, start};
 
 /// Command-line options of `b24ch demo-portal`.
 #[derive(Debug, Clone, clap::Args)]
@@ -42,6 +42,24 @@ pub struct DemoPortalArgs {
     /// Portal UTC offset in seconds.
     #[arg(long, default_value_t = 10_800, allow_hyphen_values = true)]
     pub utc_offset_secs: i32,
+    /// A method this portal lacks (answers ERROR_METHOD_NOT_FOUND), e.g. crm.currency.list;
+    /// repeatable.
+    #[arg(long = "missing-method", value_name = "METHOD")]
+    pub missing_methods: Vec<String>,
+    /// How crm.stagehistory.list answers for smart processes: supported,
+    /// entity_type_not_supported, legacy_zero or not_found.
+    #[arg(long, default_value = "supported", value_parser = parse_stage_history)]
+    pub smart_stage_history: SmartStageHistory,
+    /// A scope the webhook lacks (its methods answer insufficient_scope): crm, user,
+    /// department; repeatable.
+    #[arg(long = "deny-scope", value_name = "SCOPE")]
+    pub denied_scopes: Vec<String>,
+}
+
+fn parse_stage_history(s: &str) -> Result<SmartStageHistory, String> {
+    SmartStageHistory::parse(s).ok_or_else(|| {
+        format!("`{s}`: use supported, entity_type_not_supported, legacy_zero or not_found")
+    })
 }
 
 impl DemoPortalArgs {
@@ -79,6 +97,9 @@ impl DemoPortalArgs {
             }
         }
         cfg.limits.enabled = !self.no_limits;
+        cfg.missing_methods = self.missing_methods.clone();
+        cfg.smart_stage_history = self.smart_stage_history;
+        cfg.denied_scopes = self.denied_scopes.clone();
         if let Some(code) = &self.webhook_code {
             cfg.webhook_code = code.clone();
         }

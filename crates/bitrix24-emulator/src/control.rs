@@ -1,7 +1,7 @@
 //! In-process control of a running portal: data mutations, faults, counters, ground truth.
 //! The same operations are exposed over HTTP under `/_control/...` (see `server.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{NaiveDate, NaiveDateTime};
@@ -11,11 +11,12 @@ use serde_json::{Map, Value as SJ, json};
 use super::fields::uf_gen_for;
 use super::generate::Gen;
 use super::limits::{LeakyBucket, OperatingLimiter, SimClock};
+use super::methods::MethodError;
 use super::model::{FieldDef, FmVal, Kind, Table, Val};
 use super::oauth::OAuthState;
 use super::render::{self, Cell};
 use super::store::{PortalData, modify_field};
-use super::{DemoPortalError, PortalConfig};
+use super::{DemoPortalError, PortalConfig, SmartStageHistory};
 
 /// Request and billing counters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -136,6 +137,52 @@ pub struct State {
     pub oauth: OAuthState,
     pub crm_admin: bool,
     pub rng: u64,
+    /// Methods answering `ERROR_METHOD_NOT_FOUND` (lower-case).
+    pub missing_methods: BTreeSet<String>,
+    pub smart_stage_history: SmartStageHistory,
+    /// Scopes the credentials lack.
+    pub denied_scopes: BTreeSet<String>,
+}
+
+/// The scope a method needs (the `Scope:` line of its docs page); `None` for `batch` and other
+/// `basic` methods, which every webhook has.
+pub fn scope_of(method: &str) -> Option<&'static str> {
+    match method.split('.').next().unwrap_or_default() {
+        "crm" => Some("crm"),
+        "user" => Some("user"),
+        "department" => Some("department"),
+        "tasks" | "task" => Some("task"),
+        _ => None,
+    }
+}
+
+impl State {
+    /// How this portal refuses `method` before running it, if it does: no such method here, or
+    /// a scope the credentials lack. `oauth` picks the scope error's wording; inside a batch the
+    /// description is empty (docs/bitrix24-api.md §1.6).
+    pub fn refusal(&self, method: &str, in_batch: bool, oauth: bool) -> Option<MethodError> {
+        if self.missing_methods.contains(&method.to_ascii_lowercase()) {
+            return Some(MethodError::new(
+                404,
+                "ERROR_METHOD_NOT_FOUND",
+                "Method not found!",
+            ));
+        }
+        let scope = scope_of(method)?;
+        if !self.denied_scopes.contains(scope) {
+            return None;
+        }
+        let description = match (in_batch, oauth) {
+            (true, _) => "",
+            (false, false) => {
+                "The request requires higher privileges than provided by the webhook token"
+            }
+            (false, true) => {
+                "The request requires higher privileges than provided by the access token"
+            }
+        };
+        Some(MethodError::new(401, "insufficient_scope", description))
+    }
 }
 
 #[derive(Debug)]
@@ -170,6 +217,13 @@ impl PortalControl {
             oauth,
             crm_admin: cfg.crm_admin,
             rng: cfg.seed ^ 0x5eed,
+            missing_methods: cfg
+                .missing_methods
+                .iter()
+                .map(|m| m.to_ascii_lowercase())
+                .collect(),
+            smart_stage_history: cfg.smart_stage_history,
+            denied_scopes: cfg.denied_scopes.iter().cloned().collect(),
         };
         PortalControl {
             shared: Arc::new(Shared {
@@ -202,6 +256,44 @@ impl PortalControl {
     /// Make the webhook user a CRM admin or not (`crm.type.list` → ACCESS_DENIED when not).
     pub fn set_crm_admin(&self, admin: bool) {
         self.lock().crm_admin = admin;
+    }
+
+    /// Make `method` answer `ERROR_METHOD_NOT_FOUND` (as on a plan or version without it), or
+    /// serve it again.
+    pub fn set_method_available(&self, method: &str, available: bool) {
+        let m = method.to_ascii_lowercase();
+        let mut st = self.lock();
+        if available {
+            st.missing_methods.remove(&m);
+        } else {
+            st.missing_methods.insert(m);
+        }
+    }
+
+    /// How `crm.stagehistory.list` answers for smart processes from now on.
+    pub fn set_smart_stage_history(&self, mode: SmartStageHistory) {
+        self.lock().smart_stage_history = mode;
+    }
+
+    /// Take a scope from the credentials (`insufficient_scope` for its methods), or give it back.
+    pub fn set_scope_denied(&self, scope: &str, denied: bool) {
+        let mut st = self.lock();
+        if denied {
+            st.denied_scopes.insert(scope.to_string());
+        } else {
+            st.denied_scopes.remove(scope);
+        }
+    }
+
+    /// The current availability switches: missing methods, smart-process stage history, denied
+    /// scopes.
+    pub fn availability(&self) -> SJ {
+        let st = self.lock();
+        json!({
+            "missing_methods": st.missing_methods,
+            "smart_stage_history": st.smart_stage_history.name(),
+            "denied_scopes": st.denied_scopes,
+        })
     }
 
     /// Names of all tables (`deal`, `lead`, `contact`, `company`, `dynamic_<etid>`, `user`, ...).

@@ -22,6 +22,8 @@ mod store;
 
 use std::net::SocketAddr;
 
+use serde::{Deserialize, Serialize};
+
 pub use cli::{DemoPortalArgs, run_cli};
 pub use control::{Counters, Fault, FaultKind, PortalControl, UserFieldSpec};
 pub use limits::CostModel;
@@ -183,6 +185,58 @@ pub struct PortalConfig {
     pub crm_admin: bool,
     /// How empty values are printed where real portals differ (see [`RenderStyle`]).
     pub render: RenderStyle,
+    /// Methods this portal does not have (a plan or version without them): they answer
+    /// 404 `ERROR_METHOD_NOT_FOUND` (`crm.currency.list`, …). Switchable at run time.
+    pub missing_methods: Vec<String>,
+    /// Whether `crm.stagehistory.list` serves smart processes, and how it refuses them.
+    pub smart_stage_history: SmartStageHistory,
+    /// Scopes the webhook (or app) lacks (`crm`, `user`, `department`): their methods answer
+    /// `insufficient_scope`. Switchable at run time.
+    pub denied_scopes: Vec<String>,
+}
+
+/// How `crm.stagehistory.list` answers for a smart process (`entityTypeId` ≥ 128). The docs'
+/// error table and its example body disagree, so each shape is a variant
+/// (crm-stage-history-list.md, "Обработка ошибок").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmartStageHistory {
+    /// Rows, like leads and deals.
+    #[default]
+    Supported,
+    /// HTTP 400 `ENTITY_TYPE_NOT_SUPPORTED`, `Entity type DYNAMIC_128 is not supported` (the
+    /// docs' error table).
+    EntityTypeNotSupported,
+    /// HTTP 400 `"error": 0`, `DYNAMIC_128 entity is not supported` (the docs' example body:
+    /// a legacy `RestException` without a code).
+    LegacyZero,
+    /// HTTP 400 `NOT_FOUND`, `entityTypeId is not supported` (what this emulator answers for
+    /// types without stage history).
+    NotFound,
+}
+
+impl SmartStageHistory {
+    /// The name used on the control API and the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            SmartStageHistory::Supported => "supported",
+            SmartStageHistory::EntityTypeNotSupported => "entity_type_not_supported",
+            SmartStageHistory::LegacyZero => "legacy_zero",
+            SmartStageHistory::NotFound => "not_found",
+        }
+    }
+
+    /// Parses [`Self::name`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            SmartStageHistory::Supported,
+            SmartStageHistory::EntityTypeNotSupported,
+            SmartStageHistory::LegacyZero,
+            SmartStageHistory::NotFound,
+        ]
+        .into_iter()
+        .find(|v| v.name() == s)
+    }
 }
 
 /// Variants of how a portal prints some empty or composite values.
@@ -222,6 +276,9 @@ impl Default for PortalConfig {
             oauth: OAuthConfig::default(),
             crm_admin: true,
             render: RenderStyle::default(),
+            missing_methods: Vec::new(),
+            smart_stage_history: SmartStageHistory::default(),
+            denied_scopes: Vec::new(),
         }
     }
 }

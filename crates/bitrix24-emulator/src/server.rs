@@ -16,7 +16,7 @@ use super::methods::{self, Ctx, MethodError, Outcome};
 use super::oauth::{self, AuthError};
 use super::params::{self, PVal};
 use super::render::iso_from_f64;
-use super::{BatchBilling, batch, faults};
+use super::{BatchBilling, SmartStageHistory, batch, faults};
 
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
 
@@ -43,6 +43,10 @@ pub fn router(control: PortalControl) -> Router {
         .route("/_control/clock", get(c_clock))
         .route("/_control/clock/advance", post(c_clock_advance))
         .route("/_control/crm_admin", post(c_crm_admin))
+        .route("/_control/availability", get(c_availability))
+        .route("/_control/methods", post(c_methods))
+        .route("/_control/stage_history", post(c_stage_history))
+        .route("/_control/scopes", post(c_scopes))
         .fallback(not_found)
         .with_state(control)
 }
@@ -58,10 +62,16 @@ fn json_response(status: u16, body: String) -> Response {
 
 fn error_body(code: &str, description: &str) -> String {
     J::obj([
-        ("error", J::str(code)),
+        ("error", error_code(code)),
         ("error_description", J::str(description)),
     ])
     .encode()
+}
+
+/// The `error` value: a legacy `RestException` without a code may print it as the number 0
+/// (crm-stage-history-list.md), spelled `"0"` inside the emulator.
+pub fn error_code(code: &str) -> J {
+    if code == "0" { J::Int(0) } else { J::str(code) }
 }
 
 async fn not_found() -> Response {
@@ -317,6 +327,10 @@ fn process(
     }
     if !methods::exists(method) {
         return error_reply(c, 404, "ERROR_METHOD_NOT_FOUND", "Method not found!");
+    }
+    let refusal = c.lock().refusal(method, false, !inject.is_empty());
+    if let Some(e) = refusal {
+        return error_reply(c, e.status, &e.code, &e.description);
     }
     let mut guard = c.lock();
     let mut ctx = Ctx {
@@ -728,6 +742,52 @@ async fn c_crm_admin(AxState(c): AxState<PortalControl>, req: Request) -> Respon
             .ok_or_else(|| bad_request("admin must be a boolean"))?;
         c.set_crm_admin(admin);
         Ok::<_, CtlErr>(ok_json(json!({"ok": true})))
+    };
+    run.await.unwrap_or_else(CtlErr::response)
+}
+
+async fn c_availability(AxState(c): AxState<PortalControl>) -> Response {
+    ok_json(c.availability())
+}
+
+/// `{"method": "crm.currency.list", "available": false}`
+async fn c_methods(AxState(c): AxState<PortalControl>, req: Request) -> Response {
+    let run = async {
+        let v = body_json(req).await?;
+        let method = str_of(&v, "method")?;
+        let available = field(&v, "available")?
+            .as_bool()
+            .ok_or_else(|| bad_request("available must be a boolean"))?;
+        c.set_method_available(method, available);
+        Ok::<_, CtlErr>(ok_json(c.availability()))
+    };
+    run.await.unwrap_or_else(CtlErr::response)
+}
+
+/// `{"smart_processes": "supported" | "entity_type_not_supported" | "legacy_zero" | "not_found"}`
+async fn c_stage_history(AxState(c): AxState<PortalControl>, req: Request) -> Response {
+    let run = async {
+        let v = body_json(req).await?;
+        let name = str_of(&v, "smart_processes")?;
+        let mode = SmartStageHistory::parse(name).ok_or_else(|| {
+            bad_request("smart_processes: use supported, entity_type_not_supported, legacy_zero or not_found")
+        })?;
+        c.set_smart_stage_history(mode);
+        Ok::<_, CtlErr>(ok_json(c.availability()))
+    };
+    run.await.unwrap_or_else(CtlErr::response)
+}
+
+/// `{"scope": "user", "denied": true}`
+async fn c_scopes(AxState(c): AxState<PortalControl>, req: Request) -> Response {
+    let run = async {
+        let v = body_json(req).await?;
+        let scope = str_of(&v, "scope")?;
+        let denied = field(&v, "denied")?
+            .as_bool()
+            .ok_or_else(|| bad_request("denied must be a boolean"))?;
+        c.set_scope_denied(scope, denied);
+        Ok::<_, CtlErr>(ok_json(c.availability()))
     };
     run.await.unwrap_or_else(CtlErr::response)
 }

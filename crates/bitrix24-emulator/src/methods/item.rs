@@ -1,5 +1,6 @@
 //! Controller methods: `crm.item.list|get|fields`, `crm.stagehistory.list`. Typed output.
 
+use super::super::SmartStageHistory;
 use super::super::json_out::J;
 use super::super::model::{FieldDef, Kind, Table, Val};
 use super::super::params::PVal;
@@ -228,12 +229,30 @@ pub fn fields(ctx: &mut Ctx, params: &PVal) -> Outcome {
 }
 
 /// `crm.stagehistory.list`: `{"items":[…]}` with integer ids (docs example).
+/// How a portal that keeps no stage history for smart processes answers (see
+/// [`SmartStageHistory`]).
+fn smart_history_refusal(mode: SmartStageHistory, etid: u32) -> Option<MethodError> {
+    let (code, description) = match mode {
+        SmartStageHistory::Supported => return None,
+        SmartStageHistory::EntityTypeNotSupported => (
+            "ENTITY_TYPE_NOT_SUPPORTED",
+            format!("Entity type DYNAMIC_{etid} is not supported"),
+        ),
+        SmartStageHistory::LegacyZero => ("0", format!("DYNAMIC_{etid} entity is not supported")),
+        SmartStageHistory::NotFound => ("NOT_FOUND", "entityTypeId is not supported".to_string()),
+    };
+    Some(MethodError::new(400, code, &description))
+}
+
 pub fn stagehistory(ctx: &mut Ctx, params: &PVal) -> Outcome {
     let cost = ctx.shared.cfg.cost.clone();
     // Leads, deals and smart processes have stage history; other types do not.
     let table = match etid_param(params) {
         Some(e @ (1 | 2)) => PortalData::history_table_for(e),
         Some(e) if e >= 128 && ctx.st.data.type_for_etid(e).is_some() => {
+            if let Some(refusal) = smart_history_refusal(ctx.st.smart_stage_history, e) {
+                return Outcome::err(refusal, cost.call_secs);
+            }
             PortalData::history_table_for(e)
         }
         _ => {

@@ -497,3 +497,112 @@ async fn stage_history_of_smart_processes() {
     }
     p.shutdown().await;
 }
+
+#[tokio::test]
+async fn availability_switches_over_http() {
+    let mut cfg = fast_config();
+    cfg.missing_methods = vec!["crm.currency.list".into()];
+    let p = portal(cfg).await;
+    let ctl = |path: &str| format!("{}/_control/{path}", p.base_url());
+
+    // A missing method: the documented 404 body, alone and inside a batch.
+    let r = call(&m(&p, "crm.currency.list"), json!({})).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.text,
+        r#"{"error":"ERROR_METHOD_NOT_FOUND","error_description":"Method not found!"}"#
+    );
+    assert_eq!(
+        call(&m(&p, "crm.currency.fields"), json!({})).await.status,
+        200
+    );
+    let b = call(
+        &m(&p, "batch"),
+        json!({"cmd": {"c": "crm.currency.list", "s": "crm.status.list"}}),
+    )
+    .await;
+    assert_eq!(b.status, 200);
+    assert_eq!(
+        b.json["result"]["result_error"]["c"]["error"],
+        "ERROR_METHOD_NOT_FOUND"
+    );
+    assert!(b.json["result"]["result"]["s"].is_array());
+    let r = call(
+        &ctl("methods"),
+        json!({"method": "crm.currency.list", "available": true}),
+    )
+    .await;
+    assert_eq!(r.json["missing_methods"], json!([]));
+    assert_eq!(
+        call(&m(&p, "crm.currency.list"), json!({})).await.status,
+        200
+    );
+
+    // Stage history of a smart process: each documented refusal shape; leads and deals keep it.
+    let hist = |etid: u32| json!({"entityTypeId": etid, "filter": {}});
+    for (mode, code, text) in [
+        (
+            "entity_type_not_supported",
+            json!("ENTITY_TYPE_NOT_SUPPORTED"),
+            "Entity type DYNAMIC_128 is not supported",
+        ),
+        (
+            "legacy_zero",
+            json!(0),
+            "DYNAMIC_128 entity is not supported",
+        ),
+        (
+            "not_found",
+            json!("NOT_FOUND"),
+            "entityTypeId is not supported",
+        ),
+    ] {
+        let r = call(&ctl("stage_history"), json!({"smart_processes": mode})).await;
+        assert_eq!(r.json["smart_stage_history"], mode);
+        let r = call(&m(&p, "crm.stagehistory.list"), hist(128)).await;
+        assert_eq!(r.status, 400, "{mode}");
+        assert_eq!(r.json["error"], code, "{mode}");
+        assert_eq!(r.json["error_description"], text, "{mode}");
+        assert_eq!(
+            call(&m(&p, "crm.stagehistory.list"), hist(2)).await.status,
+            200
+        );
+    }
+    let bad = call(&ctl("stage_history"), json!({"smart_processes": "maybe"})).await;
+    assert_eq!(bad.status, 400);
+    call(
+        &ctl("stage_history"),
+        json!({"smart_processes": "supported"}),
+    )
+    .await;
+    assert_eq!(
+        call(&m(&p, "crm.stagehistory.list"), hist(128))
+            .await
+            .status,
+        200
+    );
+
+    // A denied scope: insufficient_scope for its methods only; empty description in a batch.
+    call(&ctl("scopes"), json!({"scope": "user", "denied": true})).await;
+    let r = call(&m(&p, "user.get"), json!({})).await;
+    assert_eq!(r.json["error"], "insufficient_scope");
+    assert_eq!(
+        r.json["error_description"],
+        "The request requires higher privileges than provided by the webhook token"
+    );
+    assert_eq!(call(&m(&p, "department.get"), json!({})).await.status, 200);
+    let b = call(&m(&p, "batch"), json!({"cmd": {"u": "user.get"}})).await;
+    assert_eq!(
+        b.json["result"]["result_error"]["u"]["error"],
+        "insufficient_scope"
+    );
+    assert_eq!(
+        b.json["result"]["result_error"]["u"]["error_description"],
+        ""
+    );
+    let r = get(&ctl("availability")).await;
+    assert_eq!(r.json["denied_scopes"], json!(["user"]));
+    call(&ctl("scopes"), json!({"scope": "user", "denied": false})).await;
+    assert_eq!(call(&m(&p, "user.get"), json!({})).await.status, 200);
+    p.shutdown().await;
+}
