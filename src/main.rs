@@ -9,10 +9,12 @@ use std::path::PathBuf;
     version,
     about = "Moves Bitrix24 CRM data into ClickHouse: typed, incremental, with deletions.",
     long_about = "Moves Bitrix24 CRM data into ClickHouse: typed, incremental, with deletions.\n\n\
-        With no --config, b24ch uses the embedded demo portal and a local ClickHouse."
+        Every command but `demo` and `demo-portal` needs a config (--config, $B24CH_CONFIG or\n\
+        ./b24ch.toml) that names a portal; `demo` runs the embedded demo portal and a local ClickHouse."
 )]
 struct Cli {
-    /// Config file (TOML, see config_example.toml). Without it: demo portal, local defaults.
+    /// Config file (TOML, see config_example.toml); else ./b24ch.toml. Required by every
+    /// command but `demo` and `demo-portal`.
     #[arg(long, short, global = true, env = "B24CH_CONFIG")]
     config: Option<PathBuf>,
     /// Log as JSON lines instead of human-readable text.
@@ -52,7 +54,7 @@ enum Command {
     Apply(commands::schema_cmds::SchemaArgs),
     /// Executable modes ClickHouse runs itself: table function rows, UDF, dictionary source.
     ///
-    /// Config: --config, else $B24CH_CONFIG, else ./b24ch.toml, else the demo portal.
+    /// Config: --config, else $B24CH_CONFIG, else ./b24ch.toml (required; it must name a portal).
     /// See clickhouse_config/ for the XML and the wrapper script.
     Exec(b24ch::exec::ExecArgs),
     /// Push rows into ClickHouse yourself (for a ClickHouse that cannot reach `serve`).
@@ -76,7 +78,7 @@ async fn main() {
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Check => {
-            let config = commands::load_config(cli.config.as_deref())?;
+            let config = commands::load_portal_config(cli.config.as_deref(), "check")?;
             let (lines, ok) = commands::check::run(&config).await;
             for l in &lines {
                 println!(
@@ -97,22 +99,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::DemoPortal(args) => Ok(b24ch::demo_portal::run_cli(args).await?),
         Command::Serve { no_autopilot } => {
-            let config = commands::load_config(cli.config.as_deref())?;
+            let config = commands::load_portal_config(cli.config.as_deref(), "serve")?;
             commands::serve::run(config, !no_autopilot).await
         }
         Command::Sql(args) => {
-            let config = commands::load_config(cli.config.as_deref())?;
+            let config = commands::load_portal_config(cli.config.as_deref(), "sql")?;
             commands::schema_cmds::sql(config, args).await
         }
         Command::Apply(args) => {
-            let config = commands::load_config(cli.config.as_deref())?;
+            let config = commands::load_portal_config(cli.config.as_deref(), "apply")?;
             commands::schema_cmds::apply(config, args).await
         }
         Command::Exec(args) => b24ch::exec::run(cli.config.as_deref(), args)
             .await
             .map_err(b24ch::exec::ExecError::into_anyhow),
         Command::Sync(args) => {
-            let config = commands::load_config(cli.config.as_deref())?;
+            let config = commands::load_portal_config(cli.config.as_deref(), "sync")?;
             commands::sync::run(config, args).await
         }
     }

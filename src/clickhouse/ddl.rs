@@ -7,7 +7,7 @@
 //! is aborted, so the INSERT fails before the end), so the next load starts from the last
 //! complete one and no row can be skipped (design invariant 2).
 use super::quote::{ident, literal, qualified};
-use crate::config::Schedule;
+use crate::config::{DeleteGuard, Schedule};
 use crate::encode::Format;
 use std::fmt::Write as _;
 
@@ -50,6 +50,8 @@ pub struct TablePlan {
     pub reconcile_schedule: Schedule,
     /// Rows loaded this recently are left for the next reconcile (see [`reconcile_view`]).
     pub reconcile_safety_ms: u64,
+    /// How many rows one reconcile may tombstone before it fails instead.
+    pub delete_guard: DeleteGuard,
     pub format: Format,
 }
 
@@ -220,12 +222,30 @@ fn pull(t: &Target, path_expr: &str, format: &str, structure: &str) -> String {
     )
 }
 
+/// The column-set fingerprint of a table: its columns, in order, with their types. The load
+/// view sends it with every pull (`&schema=`) and `serve` answers only with that column set:
+/// a column missing from the Parquet would be filled with its default by ClickHouse, and
+/// those rows, already behind the watermark, would stay wrong. FNV-1a: the same in every
+/// process and every build.
+pub fn schema_fingerprint(columns: &[ColumnDef]) -> String {
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    for c in columns {
+        h.write(c.name.as_bytes());
+        h.write(&[0]);
+        h.write(c.sql_type.as_bytes());
+        h.write(&[0xff]);
+    }
+    format!("{:016x}", h.finish())
+}
+
 /// The path expression of a rows pull, with the cursor read from the watermark row.
 fn rows_path(t: &Target, plan: &TablePlan) -> String {
     let base = literal(&format!(
-        "/v1/entities/{}/rows?format={}",
+        "/v1/entities/{}/rows?format={}&schema={}",
         plan.entity,
-        plan.format.clickhouse_name()
+        plan.format.clickhouse_name(),
+        schema_fingerprint(&plan.columns)
     ));
     match (&plan.cursor, plan.numeric_key) {
         (Some(cursor), true) => format!(
@@ -298,21 +318,56 @@ pub fn reconcile_view(t: &Target, plan: &TablePlan) -> Statement {
     } else {
         String::new()
     };
+    let table = t.table(&plan.entity);
     let sql = format!(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS {}{}\nREFRESH EVERY {} RANDOMIZE FOR 10 SECOND {REFRESH_SETTINGS}\nAPPEND TO {}\nAS {}\n{PULL_SETTINGS}",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {}{}\nREFRESH EVERY {} RANDOMIZE FOR 10 SECOND {REFRESH_SETTINGS}\nAPPEND TO {table}\nAS {}\n{PULL_SETTINGS}",
         t.table(&reconcile_view_name(&plan.entity)),
         t.on_cluster(),
         plan.reconcile_schedule.sql(),
-        t.table(&plan.entity),
-        tombstones(
-            &t.table(&plan.entity),
+        guarded_tombstones(
+            &table,
+            &plan.entity,
+            &key,
+            &watermark,
             &format!(
                 "_version < toUInt64(toUnixTimestamp64Milli(now64(3))) - {}{watermark}\n  AND {key} NOT IN (SELECT {key} FROM {ids})",
                 plan.reconcile_safety_ms
             ),
+            plan.delete_guard,
         ),
     );
     Statement::plain(with_fingerprint(sql))
+}
+
+/// [`tombstones`] for the keys matching `condition`, refused (the query throws, so the
+/// refresh fails and nothing is written) when the guard forbids that many. The keys are
+/// collected once into a scalar (the ID list is fetched once) and counted before any
+/// tombstone is written; scalars are constants, so the refusal can name the counts.
+fn guarded_tombstones(
+    table: &str,
+    entity: &str,
+    key: &str,
+    watermark: &str,
+    condition: &str,
+    guard: DeleteGuard,
+) -> String {
+    let gone = "_b24ch_gone";
+    let live = "_b24ch_live";
+    let check = match guard {
+        DeleteGuard::Off => String::new(),
+        DeleteGuard::Limit { percent, rows } => {
+            let n = format!("length({gone})");
+            format!(
+                "\nWHERE throwIf({n} > 0 AND ({n} >= {live} OR ({n} > {rows} AND {n} * 100 > {percent} * {live})), concat({}, toString({n}), ' of ', toString({live}), {})) = 0",
+                literal(DeleteGuard::REFUSAL_HEAD),
+                literal(&guard.refusal_tail(entity)),
+            )
+        }
+    };
+    format!(
+        "WITH\n  (SELECT groupArray({key}) FROM {table} FINAL WHERE _is_deleted = 0 AND {condition}) AS {gone},\n  (SELECT count() FROM {table} FINAL WHERE _is_deleted = 0{watermark}) AS {live}\nSELECT * FROM ({}){check}",
+        tombstones(table, &format!("{key} IN {gone}"))
+    )
 }
 
 /// Tombstones for the live rows of `table` matching `condition` (a newer version with

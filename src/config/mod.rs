@@ -7,8 +7,8 @@ mod resolve;
 mod secret;
 
 pub use resolve::{
-    ClickHouseConfig, Config, ConfigError, EntitySettings, LimitsConfig, Plan, PortalAuth,
-    ProxyConfig, Schedule, from_toml_str, load,
+    ClickHouseConfig, Config, ConfigError, DeleteGuard, EntitySettings, LimitsConfig, Plan,
+    PortalAuth, ProxyConfig, Schedule, from_toml_str, load,
 };
 pub use secret::{Secret, redact};
 

@@ -81,5 +81,11 @@ pub struct RawEntity {
     pub reconcile_schedule: Option<String>,
     /// Rows loaded this recently are left out of a reconcile (default `5 MINUTE`).
     pub reconcile_safety: Option<String>,
+    /// Let one reconcile tombstone any number of rows (default false: see `DeleteGuard`).
+    pub allow_mass_delete: Option<bool>,
+    /// A reconcile refuses to tombstone more than this share of the live rows (percent)…
+    pub max_delete_percent: Option<f64>,
+    /// …when that is also more than this many rows.
+    pub max_delete_rows: Option<u64>,
     pub fields: Option<Vec<String>>,
 }

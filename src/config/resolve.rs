@@ -155,8 +155,78 @@ pub struct EntitySettings {
     /// Rows loaded within this window before a reconcile are not compared with its ID list
     /// (a row created after the list was taken is never tombstoned); default 5 minutes.
     pub reconcile_safety: Schedule,
+    /// How many tombstones one reconcile may write (see [`DeleteGuard`]).
+    pub delete_guard: DeleteGuard,
     /// `None` = every field.
     pub fields: Option<Vec<String>>,
+}
+
+/// How many rows one reconcile may tombstone before it refuses. A complete but wrong ID list
+/// (the webhook user lost CRM rights, a filter changed, an empty page from a permission
+/// quirk) would otherwise delete rows that nothing brings back.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DeleteGuard {
+    /// `allow_mass_delete = true`: any number.
+    Off,
+    /// Refuse deleting every live row, or more than `percent` % of them when that is also
+    /// more than `rows` rows.
+    Limit { percent: f64, rows: u64 },
+}
+
+impl DeleteGuard {
+    pub const DEFAULT: Self = Self::Limit {
+        percent: 10.0,
+        rows: 100,
+    };
+
+    /// Whether tombstoning `gone` of `live` live rows is refused.
+    pub fn refuses(&self, gone: u64, live: u64) -> bool {
+        match *self {
+            Self::Off => false,
+            Self::Limit { percent, rows } => {
+                gone > 0
+                    && (gone >= live
+                        || (gone > rows && gone as f64 * 100.0 > percent * live as f64))
+            }
+        }
+    }
+
+    /// The limit in words, for refusals.
+    pub fn describe(&self) -> String {
+        match *self {
+            Self::Off => "none (allow_mass_delete = true)".to_string(),
+            Self::Limit { percent, rows } => {
+                format!("all rows, or more than {percent}% and more than {rows} rows")
+            }
+        }
+    }
+
+    /// What to do about a refusal (names the settings).
+    pub fn advice(entity: &str) -> String {
+        format!(
+            "the ID list may be incomplete (lost CRM rights, a changed filter, a permission quirk); if the portal really deleted them, set `allow_mass_delete = true` (or raise `max_delete_percent` / `max_delete_rows`) in [entities.{entity}], run `b24ch apply`, and reconcile again"
+        )
+    }
+
+    /// The whole refusal message: `refusal_head`, the counts, `refusal_tail`.
+    pub fn refusal(&self, entity: &str, gone: u64, live: u64) -> String {
+        format!(
+            "{}{gone} of {live}{}",
+            Self::REFUSAL_HEAD,
+            self.refusal_tail(entity)
+        )
+    }
+
+    pub const REFUSAL_HEAD: &str = "b24ch: refusing to tombstone ";
+
+    /// What follows "N of M" in a refusal.
+    pub fn refusal_tail(&self, entity: &str) -> String {
+        format!(
+            " live rows of {entity} in one reconcile (limit: {}); {}",
+            self.describe(),
+            Self::advice(entity)
+        )
+    }
 }
 
 /// The validated configuration.
@@ -294,6 +364,7 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             count: 5,
             unit: TimeUnit::Minute,
         },
+        delete_guard: DeleteGuard::DEFAULT,
         fields: None,
     };
     let default_entity = match raw.entities.get("default") {
@@ -596,7 +667,36 @@ fn resolve_entity(
             &raw.reconcile_safety,
             base.reconcile_safety,
         )?,
+        delete_guard: delete_guard(key, raw, base.delete_guard)?,
         fields: raw.fields.clone().or_else(|| base.fields.clone()),
+    })
+}
+
+/// `allow_mass_delete`, `max_delete_percent`, `max_delete_rows`, each inherited from `base`.
+fn delete_guard(key: &str, raw: &RawEntity, base: DeleteGuard) -> Result<DeleteGuard, ConfigError> {
+    if let Some(p) = raw.max_delete_percent
+        && !(p.is_finite() && p > 0.0 && p <= 100.0)
+    {
+        return Err(ConfigError::new(
+            format!("{key}.max_delete_percent"),
+            format!("{p} is not a percentage above 0 and at most 100 (default 10)"),
+        ));
+    }
+    // `Off` keeps no numbers of its own: an entity that sets one gets the defaults for the other.
+    let (base_percent, base_rows) = match base {
+        DeleteGuard::Limit { percent, rows } => (percent, rows),
+        DeleteGuard::Off => (10.0, 100),
+    };
+    let limit = DeleteGuard::Limit {
+        percent: raw.max_delete_percent.unwrap_or(base_percent),
+        rows: raw.max_delete_rows.unwrap_or(base_rows),
+    };
+    let sets_limit = raw.max_delete_percent.is_some() || raw.max_delete_rows.is_some();
+    Ok(match raw.allow_mass_delete {
+        Some(true) => DeleteGuard::Off,
+        Some(false) => limit,
+        None if base == DeleteGuard::Off && !sets_limit => DeleteGuard::Off,
+        None => limit,
     })
 }
 

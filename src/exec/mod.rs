@@ -12,7 +12,8 @@
 //! others through the file-backed governor state in `state_dir` (`bitrix::governor_file`).
 //!
 //! **Where the config comes from**: `--config PATH`, else `$B24CH_CONFIG`, else `b24ch.toml`
-//! in the working directory, else the embedded demo portal. ClickHouse starts executables
+//! in the working directory; without one (or without a portal in it) `exec` fails, it never
+//! falls back to the embedded demo portal. ClickHouse starts executables
 //! with its own working directory and environment, so the wrapper script installed in
 //! `user_scripts` (see `clickhouse_config/`) passes `--config` with an absolute path; relative
 //! paths inside the config (`state_dir`) are relative to that working directory — make them
@@ -94,9 +95,8 @@ pub fn config_path(given: Option<&Path>) -> Option<PathBuf> {
 
 /// Runs one `b24ch exec` subcommand.
 pub async fn run(config: Option<&Path>, args: ExecArgs) -> Result<(), ExecError> {
-    let path = config_path(config);
-    let mut config =
-        crate::config::load(path.as_deref()).map_err(|e| ExecError::BadInput(e.to_string()))?;
+    let mut config = crate::commands::load_portal_config(config, "exec")
+        .map_err(|e| ExecError::BadInput(e.to_string()))?;
     let portal =
         crate::commands::portal::connect(&mut config, crate::demo_portal::PortalConfig::default())
             .await

@@ -6,6 +6,11 @@ use crate::config::Config;
 use crate::pipeline::stats::Stats;
 use crate::pipeline::{EntityJob, PipelineError};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// A catalog refresh asked for by a pull (unknown entity, other column set) runs at most this
+/// often; requests in between compare with the catalog they find.
+const REDISCOVER_MIN_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct AppState {
     pub config: Arc<Config>,
@@ -13,6 +18,8 @@ pub struct AppState {
     pub stats: Arc<Stats>,
     pub lookback: chrono::Duration,
     catalog: RwLock<Arc<Catalog>>,
+    /// Serialises catalog refreshes asked for by pulls; holds when the last one ran.
+    rediscovered: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl AppState {
@@ -28,6 +35,7 @@ impl AppState {
             stats,
             lookback: crate::pipeline::extract::DEFAULT_LOOKBACK,
             catalog: RwLock::new(Arc::new(catalog)),
+            rediscovered: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -53,6 +61,40 @@ impl AppState {
             .entity(name)
             .filter(|_| self.config.entity(name).enabled)
             .cloned()
+    }
+
+    /// Discovers the portal's catalog again (another process may have applied a new field or
+    /// smart process). One at a time; a request that waited for another's refresh uses it.
+    pub async fn rediscover(&self) -> Result<(), crate::bitrix::BitrixError> {
+        let before = self.catalog();
+        let mut last = self.rediscovered.lock().await;
+        if !Arc::ptr_eq(&before, &self.catalog())
+            || last.is_some_and(|t| t.elapsed() < REDISCOVER_MIN_INTERVAL)
+        {
+            return Ok(());
+        }
+        let catalog = crate::catalog::discover(&self.client).await?;
+        let diff = crate::catalog::diff(&before, &catalog);
+        if !diff.is_empty() {
+            tracing::info!(?diff, "portal catalog changed (found by a pull)");
+        }
+        self.set_catalog(catalog);
+        *last = Some(Instant::now());
+        Ok(())
+    }
+
+    /// The column-set fingerprint `serve` answers an entity's rows with (see
+    /// [`crate::clickhouse::ddl::schema_fingerprint`]).
+    pub fn fingerprint(&self, entity: &Entity) -> String {
+        let settings = self.config.entity(&entity.name);
+        let columns = selected_columns(entity, &settings);
+        let plan = crate::clickhouse::plan::table_plan(
+            entity,
+            &columns,
+            &settings,
+            crate::encode::Format::Parquet,
+        );
+        crate::clickhouse::ddl::schema_fingerprint(&plan.columns)
     }
 
     /// The extraction job of an entity with the configured field selection.
