@@ -461,3 +461,58 @@ fn only_demo_commands_use_the_embedded_portal() {
         assert!(out.contains("configures no portal"), "{args:?}: {out}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_running_load_per_entity_the_second_gets_503_with_retry_after() {
+    let mut cfg = from_toml_str(&format!(
+        "[proxy]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n"
+    ))
+    .unwrap();
+    let portal = b24ch::commands::portal::connect(&mut cfg, portal(300))
+        .await
+        .unwrap();
+    let s = b24ch::commands::serve::start(Arc::new(cfg), &portal)
+        .await
+        .unwrap();
+    // The load's first batch answers slowly, so it surely runs while the second arrives.
+    portal.demo.as_ref().unwrap().control().inject_fault(b24ch::demo_portal::Fault {
+        kind: b24ch::demo_portal::FaultKind::Slow { delay_ms: 2_000 },
+        method: Some("batch".into()),
+        probability: None,
+        remaining: Some(1),
+    });
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/entities/crm_deal/rows?format=JSONEachRow", s.url());
+    let first = tokio::spawn(http.get(&url).bearer_auth(TOKEN).send());
+    let started = || {
+        s.state
+            .stats
+            .entities()
+            .iter()
+            .any(|e| e.entity == "crm_deal" && e.last_started_ms.is_some())
+    };
+    common::pull::wait_until("the first load started", Duration::from_secs(30), || async {
+        started()
+    })
+    .await;
+    let second = http.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(second.status(), 503);
+    assert!(second.headers().get("retry-after").is_some());
+    let text = second.text().await.unwrap();
+    assert!(text.contains("already running"), "{text}");
+    // Another entity is not held up, and the first load completes.
+    let lead = http
+        .get(format!("{}/v1/entities/crm_lead/rows?format=JSONEachRow", s.url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lead.status(), 200);
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(first.text().await.unwrap().lines().count() >= 300);
+    // Its slot is free again.
+    let third = http.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(third.status(), 200);
+    third.text().await.unwrap();
+}

@@ -423,7 +423,33 @@ fn resolve_portal(raw: &super::model::RawPortal) -> Result<PortalAuth, ConfigErr
     }
 }
 
+/// `http://` sends the webhook secret or the tokens in clear text: only to this machine.
+fn check_transport(key: &str, url: &str) -> Result<(), ConfigError> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Ok(());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            key,
+            "is an http:// URL to another machine: the secret would cross the network in clear text; use https:// (plain http is accepted only for localhost / 127.0.0.1 / ::1)",
+        ))
+    }
+}
+
 fn check_webhook_url(url: &str) -> Result<(), ConfigError> {
+    check_transport("portal.webhook_url", url)?;
     let ok = (url.starts_with("https://") || url.starts_with("http://"))
         && url.contains("/rest/")
         && url
@@ -458,6 +484,10 @@ fn resolve_oauth(raw: &RawOAuth) -> Result<PortalAuth, ConfigError> {
             "portal.oauth.portal_url",
             "must be a URL like https://example.bitrix24.com",
         ));
+    }
+    check_transport("portal.oauth.portal_url", &portal_url)?;
+    if let Some(server) = &raw.oauth_server {
+        check_transport("portal.oauth.oauth_server", server)?;
     }
     let get = |key: &str, v: &Option<String>| -> Result<Secret, ConfigError> {
         secret_value(key, &required(key, v)?)

@@ -5,7 +5,7 @@
 //! closed without the final chunk), which fails ClickHouse's INSERT: a broken load never
 //! looks complete (design invariants 2 and 4).
 use super::error::ApiError;
-use super::state::AppState;
+use super::state::{AppState, BUSY_RETRY_AFTER_SECS, Busy, LoadSlot, MAX_CONCURRENT_LOADS};
 use crate::bitrix::{BitrixError, ErrorClass};
 use crate::encode::{Format, RowEncoder};
 use crate::pipeline::{self, EntityJob, PipelineError, TypedPage};
@@ -76,6 +76,7 @@ pub async fn rows(
 ) -> Result<Response, ApiError> {
     let job = Arc::new(job);
     let entity = job.entity.name.clone();
+    let slot = state.begin_load("rows", &entity).map_err(busy)?;
     state.stats.load_started(&entity);
     let mut pages = Box::pin(pipeline::typed_rows(
         state.client.clone(),
@@ -94,7 +95,7 @@ pub async fn rows(
     let encoder = RowEncoder::new(format, &job.columns)
         .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let body = encode_stream(state, entity, encoder, first, pages);
-    Ok(stream_response(format.content_type(), body))
+    Ok(stream_response(format.content_type(), hold(slot, body)))
 }
 
 fn encode_stream(
@@ -115,8 +116,13 @@ fn encode_stream(
                 Ok(page) => {
                     rows += page.rows.len() as u64;
                     invalid += page.issues.len() as u64;
+                    // Portal values are personal data: the log gets a count per field.
+                    let mut per_field: std::collections::BTreeMap<(&str, &str), u64> = std::collections::BTreeMap::new();
                     for issue in &page.issues {
-                        tracing::warn!(entity = %issue.entity, id = %issue.id, field = %issue.field, raw = %issue.raw, expected = %issue.expected, "value does not fit its column; kept in _invalid");
+                        *per_field.entry((issue.field.as_str(), issue.expected.as_str())).or_default() += 1;
+                    }
+                    for ((field, expected), values) in per_field {
+                        tracing::warn!(entity = %entity, field, expected, values, "values do not fit their column; kept in _invalid");
                     }
                     watermark = page.watermark.or(watermark);
                     match encoder.write_rows(&page.rows) {
@@ -159,6 +165,7 @@ pub async fn ids(state: Arc<AppState>, job: EntityJob, json: bool) -> Result<Res
         .map(|c| c.name.clone())
         .unwrap_or_else(|| "ID".into());
     let entity = job.entity.name.clone();
+    let slot = state.begin_load("ids", &entity).map_err(busy)?;
     let mut pages = Box::pin(pipeline::ids(state.client.clone(), job));
     let first = match pages.next().await {
         Some(Ok(p)) => p,
@@ -193,7 +200,31 @@ pub async fn ids(state: Arc<AppState>, job: EntityJob, json: bool) -> Result<Res
     } else {
         "text/tab-separated-values"
     };
-    Ok(stream_response(content_type, body))
+    Ok(stream_response(content_type, hold(slot, body)))
+}
+
+/// 503 + `Retry-After` for a load that cannot start now.
+fn busy(b: Busy) -> ApiError {
+    let message = match b {
+        Busy::Entity(e) => format!(
+            "b24ch: a load of {e} is already running; one at a time per entity, retry after it"
+        ),
+        Busy::Full => format!(
+            "b24ch: {MAX_CONCURRENT_LOADS} loads are running, the most serve runs at once; retry later"
+        ),
+    };
+    ApiError::unavailable(message, BUSY_RETRY_AFTER_SECS)
+}
+
+/// The body, keeping `slot` until it ends (or the client goes away).
+fn hold(
+    slot: LoadSlot,
+    body: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    body.map(move |chunk| {
+        let _ = &slot;
+        chunk
+    })
 }
 
 fn id_lines(ids: &[serde_json::Value], key: &str, json: bool) -> String {

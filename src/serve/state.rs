@@ -8,6 +8,41 @@ use crate::pipeline::{EntityJob, PipelineError};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+/// Loads (rows or ID listings) `serve` runs at once, over every entity: each holds a stream
+/// to ClickHouse and a share of the portal's budget.
+pub const MAX_CONCURRENT_LOADS: usize = 16;
+
+/// What a pull that found its entity busy (or `serve` full) is told to wait, in seconds.
+pub const BUSY_RETRY_AFTER_SECS: u64 = 30;
+
+/// A running load: while it lives no other load of the same kind and entity starts, and it
+/// holds one of the [`MAX_CONCURRENT_LOADS`] places. Dropped with the response body.
+pub struct LoadSlot {
+    running: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    key: String,
+    _place: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for LoadSlot {
+    fn drop(&mut self) {
+        let mut running = match self.running.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        running.remove(&self.key);
+    }
+}
+
+/// Why a load could not start now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Busy {
+    /// The same load of this entity is still running (two would pay the portal twice and
+    /// race on the watermark).
+    Entity(String),
+    /// `serve` runs [`MAX_CONCURRENT_LOADS`] loads already.
+    Full,
+}
+
 /// A catalog refresh asked for by a pull (unknown entity, other column set) runs at most this
 /// often; requests in between compare with the catalog they find.
 const REDISCOVER_MIN_INTERVAL: Duration = Duration::from_secs(5);
@@ -20,6 +55,8 @@ pub struct AppState {
     catalog: RwLock<Arc<Catalog>>,
     /// Serialises catalog refreshes asked for by pulls; holds when the last one ran.
     rediscovered: tokio::sync::Mutex<Option<Instant>>,
+    running: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    places: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -36,6 +73,8 @@ impl AppState {
             lookback: crate::pipeline::extract::DEFAULT_LOOKBACK,
             catalog: RwLock::new(Arc::new(catalog)),
             rediscovered: tokio::sync::Mutex::new(None),
+            running: Arc::default(),
+            places: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_LOADS)),
         }
     }
 
@@ -81,6 +120,29 @@ impl AppState {
         self.set_catalog(catalog);
         *last = Some(Instant::now());
         Ok(())
+    }
+
+    /// Starts a load of `kind` (`rows`, `ids`) for `entity`, or says why not now.
+    pub fn begin_load(&self, kind: &str, entity: &str) -> Result<LoadSlot, Busy> {
+        let key = format!("{kind}:{entity}");
+        let mut running = match self.running.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if running.contains(&key) {
+            return Err(Busy::Entity(entity.to_string()));
+        }
+        let place = self
+            .places
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Busy::Full)?;
+        running.insert(key.clone());
+        Ok(LoadSlot {
+            running: self.running.clone(),
+            key,
+            _place: place,
+        })
     }
 
     /// The column-set fingerprint `serve` answers an entity's rows with (see
