@@ -18,7 +18,10 @@ async fn fast_bitrix24_lists_all_deals_and_is_throttled() {
     // choice (`B24CH_SKIP_PY=1`), never the default.
     if !python.exists() {
         if std::env::var_os("B24CH_SKIP_PY").is_some() {
-            eprintln!("SKIPPED (B24CH_SKIP_PY is set): {} missing", python.display());
+            eprintln!(
+                "SKIPPED (B24CH_SKIP_PY is set): {} missing",
+                python.display()
+            );
             return;
         }
         panic!(

@@ -153,9 +153,11 @@ async fn faults_restarts_then_one_clean_cycle_ends_in_equality() {
     let before = load_state(&p, "crm_deal");
     p.q(&format!("SYSTEM REFRESH VIEW `{}`.crm_deal_load", p.db))
         .await;
-    wait_until("the crm_deal load in flight", Duration::from_secs(60), || async {
-        in_flight(&load_state(&p, "crm_deal"), &before)
-    })
+    wait_until(
+        "the crm_deal load in flight",
+        Duration::from_secs(60),
+        || async { in_flight(&load_state(&p, "crm_deal"), &before) },
+    )
     .await;
     p.stop_serve();
     p.restart_serve().await;
@@ -166,10 +168,16 @@ async fn faults_restarts_then_one_clean_cycle_ends_in_equality() {
     let before = load_state(&p, "crm_lead");
     p.q(&format!("SYSTEM REFRESH VIEW `{}`.crm_lead_load", p.db))
         .await;
-    wait_until("the crm_lead load in flight", Duration::from_secs(60), || async {
-        in_flight(&load_state(&p, "crm_lead"), &before)
-            && p.refresh_state("crm_lead_load").await.starts_with("Running")
-    })
+    wait_until(
+        "the crm_lead load in flight",
+        Duration::from_secs(60),
+        || async {
+            in_flight(&load_state(&p, "crm_lead"), &before)
+                && p.refresh_state("crm_lead_load")
+                    .await
+                    .starts_with("Running")
+        },
+    )
     .await;
     p.ch.request_stop();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -204,7 +212,12 @@ async fn faults_restarts_then_one_clean_cycle_ends_in_equality() {
                     .map(|v| v.to_string().trim_matches('"').to_string())
             })
             .collect();
-        assert_eq!(live.len(), rows.len(), "{e}: rows without {}", plan.primary_key);
+        assert_eq!(
+            live.len(),
+            rows.len(),
+            "{e}: rows without {}",
+            plan.primary_key
+        );
         let dead = p
             .q(&format!(
                 "SELECT DISTINCT toString(`{}`) FROM `{}`.`{e}` WHERE _is_deleted = 1",

@@ -181,8 +181,10 @@ async fn sync_reconcile_refuses_a_mass_delete_until_allowed() {
     let tombstones = format!("SELECT count() FROM `{db}`.crm_deal WHERE _is_deleted = 1");
     assert_eq!(ch.query(&tombstones).await.unwrap().trim(), "0");
 
-    let allowed =
-        from_toml_str(&format!("{text}[entities.crm_deal]\nallow_mass_delete = true\n")).unwrap();
+    let allowed = from_toml_str(&format!(
+        "{text}[entities.crm_deal]\nallow_mass_delete = true\n"
+    ))
+    .unwrap();
     let n = sync::reconcile_guarded(
         &conn,
         &t,
@@ -327,9 +329,11 @@ async fn serve_answers_409_when_the_column_set_still_differs() {
     let plans = apply::plans(&p.config, &p.catalog(), Format::Parquet);
     let plan = plans.iter().find(|pl| pl.entity == "crm_deal").unwrap();
     assert_eq!(ddl::schema_fingerprint(&plan.columns), have);
-    assert!(ddl::load_view(&apply::target(&p.config), plan)
-        .sql
-        .contains(&format!("&schema={have}")));
+    assert!(
+        ddl::load_view(&apply::target(&p.config), plan)
+            .sql
+            .contains(&format!("&schema={have}"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,7 +347,9 @@ async fn a_vanished_field_pauses_its_entity_and_a_failing_entity_does_not_stop_a
         label: None,
         fill: true,
     };
-    let gone = c.add_user_field("deal", &spec("UF_CRM_SAFETY_GONE")).unwrap();
+    let gone = c
+        .add_user_field("deal", &spec("UF_CRM_SAFETY_GONE"))
+        .unwrap();
     p.autopilot().await;
     p.wait_all().await;
     let db = p.db.clone();
@@ -351,7 +357,9 @@ async fn a_vanished_field_pauses_its_entity_and_a_failing_entity_does_not_stop_a
     // The field is deleted (or hidden from the webhook user); meanwhile a lead field is
     // added and a new smart process cannot be applied (its table name is taken by a view).
     c.remove_user_field("deal", &gone).unwrap();
-    let lead_uf = c.add_user_field("lead", &spec("UF_CRM_SAFETY_NEW")).unwrap();
+    let lead_uf = c
+        .add_user_field("lead", &spec("UF_CRM_SAFETY_NEW"))
+        .unwrap();
     let etid = c.add_smart_process(None, "Сломанный", 10).unwrap();
     let broken = format!("crm_dynamic_{etid}");
     p.q(&format!("CREATE VIEW `{db}`.`{broken}` AS SELECT 1 AS x"))
@@ -370,7 +378,9 @@ async fn a_vanished_field_pauses_its_entity_and_a_failing_entity_does_not_stop_a
         "{report:?}"
     );
     assert!(
-        report.added_columns.contains(&format!("crm_lead.{lead_uf}")),
+        report
+            .added_columns
+            .contains(&format!("crm_lead.{lead_uf}")),
         "{report:?}"
     );
     assert!(report.paused_entities().contains(&"crm_deal".to_string()));
@@ -421,7 +431,10 @@ fn run_cli(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
         if started.elapsed() > Duration::from_secs(60) {
             let _ = child.kill();
             let _ = child.wait();
-            return (None, format!("{args:?} kept running (it used the demo portal)"));
+            return (
+                None,
+                format!("{args:?} kept running (it used the demo portal)"),
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -475,12 +488,17 @@ async fn one_running_load_per_entity_the_second_gets_503_with_retry_after() {
         .await
         .unwrap();
     // The load's first batch answers slowly, so it surely runs while the second arrives.
-    portal.demo.as_ref().unwrap().control().inject_fault(b24ch::demo_portal::Fault {
-        kind: b24ch::demo_portal::FaultKind::Slow { delay_ms: 2_000 },
-        method: Some("batch".into()),
-        probability: None,
-        remaining: Some(1),
-    });
+    portal
+        .demo
+        .as_ref()
+        .unwrap()
+        .control()
+        .inject_fault(b24ch::demo_portal::Fault {
+            kind: b24ch::demo_portal::FaultKind::Slow { delay_ms: 2_000 },
+            method: Some("batch".into()),
+            probability: None,
+            remaining: Some(1),
+        });
     let http = reqwest::Client::new();
     let url = format!("{}/v1/entities/crm_deal/rows?format=JSONEachRow", s.url());
     let first = tokio::spawn(http.get(&url).bearer_auth(TOKEN).send());
@@ -491,9 +509,11 @@ async fn one_running_load_per_entity_the_second_gets_503_with_retry_after() {
             .iter()
             .any(|e| e.entity == "crm_deal" && e.last_started_ms.is_some())
     };
-    common::pull::wait_until("the first load started", Duration::from_secs(30), || async {
-        started()
-    })
+    common::pull::wait_until(
+        "the first load started",
+        Duration::from_secs(30),
+        || async { started() },
+    )
     .await;
     let second = http.get(&url).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(second.status(), 503);
@@ -502,7 +522,10 @@ async fn one_running_load_per_entity_the_second_gets_503_with_retry_after() {
     assert!(text.contains("already running"), "{text}");
     // Another entity is not held up, and the first load completes.
     let lead = http
-        .get(format!("{}/v1/entities/crm_lead/rows?format=JSONEachRow", s.url()))
+        .get(format!(
+            "{}/v1/entities/crm_lead/rows?format=JSONEachRow",
+            s.url()
+        ))
         .bearer_auth(TOKEN)
         .send()
         .await

@@ -193,17 +193,26 @@ fn mass_delete_guard_settings() {
     assert_eq!(c.entity("crm_deal").delete_guard, DeleteGuard::Off);
     assert_eq!(
         c.entity("crm_lead").delete_guard,
-        DeleteGuard::Limit { percent: 20.0, rows: 5 }
+        DeleteGuard::Limit {
+            percent: 20.0,
+            rows: 5
+        }
     );
     assert_eq!(
         c.entity("crm_contact").delete_guard,
-        DeleteGuard::Limit { percent: 20.0, rows: 100 }
+        DeleteGuard::Limit {
+            percent: 20.0,
+            rows: 100
+        }
     );
     let g = DeleteGuard::DEFAULT;
     assert!(!g.refuses(0, 0));
     assert!(g.refuses(1, 1), "every row");
     assert!(!g.refuses(100, 200), "not more than 100 rows");
-    assert!(g.refuses(101, 1000), "more than 10 % and more than 100 rows");
+    assert!(
+        g.refuses(101, 1000),
+        "more than 10 % and more than 100 rows"
+    );
     assert!(!g.refuses(101, 1010), "exactly 10 %");
     assert!(!DeleteGuard::Off.refuses(5, 5));
     let e = err("[entities.crm_deal]\nmax_delete_percent = 0\n");
