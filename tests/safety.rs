@@ -539,3 +539,81 @@ async fn one_running_load_per_entity_the_second_gets_503_with_retry_after() {
     assert_eq!(third.status(), 200);
     third.text().await.unwrap();
 }
+
+/// A shipped wrapper with the binary replaced by `echo`: what it would run, or its refusal.
+fn wrapper(name: &str, args: &[&str]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("clickhouse_config/{name}.sh")),
+    )
+    .unwrap()
+    .replace("/usr/local/bin/b24ch", "/bin/echo");
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new("sh")
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn each_wrapper_fixes_its_subcommand_and_checks_its_arguments() {
+    let cfg = "--config /etc/b24ch/b24ch.toml";
+    let ok = [
+        (
+            "b24ch-rows",
+            &["crm_deal", "--format", "Parquet"][..],
+            "exec rows crm_deal --format Parquet",
+        ),
+        (
+            "b24ch-rows",
+            &[
+                "crm_deal",
+                "--modified-since",
+                "2025-01-01T00:00:00Z",
+                "--with-watermark",
+            ][..],
+            "exec rows crm_deal --modified-since 2025-01-01T00:00:00Z --with-watermark",
+        ),
+        (
+            "b24ch-call",
+            &["--format", "TabSeparated"][..],
+            "exec udf-call --format TabSeparated",
+        ),
+        (
+            "b24ch-dict",
+            &["crm_status", "--keys", "--key", "ENTITY_ID,STATUS_ID"][..],
+            "exec dict crm_status --keys --key ENTITY_ID,STATUS_ID",
+        ),
+    ];
+    for (name, args, runs) in ok {
+        let (code, out) = wrapper(name, args);
+        assert_eq!(code, Some(0), "{name} {args:?}: {out}");
+        assert_eq!(out.trim(), format!("{cfg} {runs}"), "{name} {args:?}");
+    }
+    let refused = [
+        ("b24ch-call", &["--allow-write"][..]),
+        (
+            "b24ch-call",
+            &["--format", "TabSeparated", "--config", "/tmp/evil.toml"][..],
+        ),
+        ("b24ch-rows", &["crm_deal", "--config=/tmp/evil.toml"][..]),
+        ("b24ch-rows", &["crm_deal", "crm_lead"][..]),
+        ("b24ch-rows", &["crm_deal;id"][..]),
+        ("b24ch-rows", &["crm_deal", "--format"][..]),
+        ("b24ch-rows", &["crm_deal", "--format", "--allow-write"][..]),
+        ("b24ch-dict", &["user", "udf-call"][..]),
+        ("b24ch-dict", &["user", "-c", "/tmp/x"][..]),
+    ];
+    for (name, args) in refused {
+        let (code, out) = wrapper(name, args);
+        assert_eq!(code, Some(2), "{name} {args:?} was not refused: {out}");
+        assert!(!out.contains("exec "), "{name} {args:?} ran: {out}");
+    }
+}

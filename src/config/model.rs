@@ -16,6 +16,8 @@ pub struct RawConfig {
     pub clickhouse: RawClickHouse,
     #[serde(default)]
     pub proxy: RawProxy,
+    #[serde(default)]
+    pub exec: RawExec,
     /// Per-entity settings; the key `default` applies to every entity not listed.
     #[serde(default)]
     pub entities: BTreeMap<String, RawEntity>,
@@ -71,6 +73,13 @@ pub struct RawProxy {
     pub public_url: Option<String>,
     pub token: Option<String>,
     pub autopilot_interval: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExec {
+    /// Methods `b24_call` may run (replaces the built-in list of read methods).
+    pub call_methods: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

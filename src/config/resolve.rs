@@ -237,6 +237,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub clickhouse: ClickHouseConfig,
     pub proxy: ProxyConfig,
+    /// Methods `b24_call` may run (`exec.call_methods`, else the built-in read methods).
+    pub call_methods: Vec<String>,
     default_entity: EntitySettings,
     entities: BTreeMap<String, EntitySettings>,
 }
@@ -379,12 +381,14 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             resolve_entity(&format!("entities.{name}"), e, &default_entity)?,
         );
     }
+    let call_methods = resolve_call_methods(&raw.exec)?;
     Ok(Config {
         state_dir,
         portal,
         limits,
         clickhouse,
         proxy,
+        call_methods,
         default_entity,
         entities,
     })
@@ -728,6 +732,32 @@ fn delete_guard(key: &str, raw: &RawEntity, base: DeleteGuard) -> Result<DeleteG
         None if base == DeleteGuard::Off && !sets_limit => DeleteGuard::Off,
         None => limit,
     })
+}
+
+fn resolve_call_methods(raw: &super::model::RawExec) -> Result<Vec<String>, ConfigError> {
+    let Some(list) = &raw.call_methods else {
+        return Ok(crate::bitrix::methods::DEFAULT_CALL_METHODS
+            .iter()
+            .map(|m| m.to_string())
+            .collect());
+    };
+    for m in list {
+        let ok = !m.is_empty()
+            && m.len() <= 128
+            && m.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+            && !m.eq_ignore_ascii_case("batch");
+        if !ok {
+            return Err(ConfigError::new(
+                "exec.call_methods",
+                format!(
+                    "`{}` is not a Bitrix24 method name (letters, digits, `.`, `_`; not `batch`), e.g. \"crm.deal.get\"",
+                    m.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+    }
+    Ok(list.iter().map(|m| m.to_ascii_lowercase()).collect())
 }
 
 fn check_entity_name(name: &str) -> Result<(), ConfigError> {
