@@ -329,11 +329,37 @@ async fn serve_answers_409_when_the_column_set_still_differs() {
     let plans = apply::plans(&p.config, &p.catalog(), Format::Parquet);
     let plan = plans.iter().find(|pl| pl.entity == "crm_deal").unwrap();
     assert_eq!(ddl::schema_fingerprint(&plan.columns), have);
-    assert!(
-        ddl::load_view(&apply::target(&p.config), plan)
-            .sql
-            .contains(&format!("&schema={have}"))
+    let t = apply::target(&p.config);
+    let endpoints = ddl::endpoints(&t, &apply::endpoint(&p.config), plan);
+    assert!(endpoints[0].sql.contains(&format!("&schema={have}")));
+
+    // The token stays with the views: the endpoint's URL and header cannot be overridden,
+    // and no global function builds the URL.
+    let coll = t.collection_name("crm_deal", "rows");
+    for over in [
+        "url = 'http://127.0.0.1:9/steal'",
+        "headers('Authorization' = 'x'), url = 'http://127.0.0.1:9/steal'",
+    ] {
+        let err = p
+            .ch
+            .query(&format!(
+                "SELECT count() FROM url(`{coll}`, {over}, format = 'JSONEachRow', structure = 'ID Int64')"
+            ))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Override not allowed"), "{err}");
+    }
+    assert_eq!(
+        count(
+            &p,
+            "SELECT count() FROM system.functions WHERE name LIKE 'b24ch%'"
+        )
+        .await,
+        0
     );
+    let ddl_sql: String = ddl::entity(&t, plan).into_iter().map(|s| s.sql).collect();
+    assert!(!ddl_sql.contains(TOKEN), "the token is spelled in a view");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

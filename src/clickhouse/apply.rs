@@ -108,7 +108,7 @@ pub fn target(config: &Config) -> Target {
     }
 }
 
-fn endpoint(config: &Config) -> ProxyEndpoint {
+pub fn endpoint(config: &Config) -> ProxyEndpoint {
     ProxyEndpoint {
         public_url: config.proxy.public_url.clone(),
         token: config.proxy.token.clone(),
@@ -134,7 +134,9 @@ pub fn plans(config: &Config, catalog: &Catalog, format: Format) -> Vec<TablePla
 pub fn script(config: &Config, catalog: &Catalog, format: Format) -> Vec<Statement> {
     let t = target(config);
     let mut out = base_statements(config, &t);
+    let p = endpoint(config);
     for plan in plans(config, catalog, format) {
+        out.extend(ddl::endpoints(&t, &p, &plan));
         out.extend(ddl::entity(&t, &plan));
     }
     out
@@ -209,6 +211,7 @@ pub async fn apply_mode(
         let converged = converge_entity(
             conn,
             &t,
+            &endpoint(config),
             plan,
             &known,
             existing.contains_key(&plan.entity),
@@ -312,6 +315,7 @@ async fn retired_columns(
 async fn converge_entity(
     conn: &Connection,
     t: &Target,
+    proxy: &ProxyEndpoint,
     plan: &TablePlan,
     known: &[String],
     exists: bool,
@@ -320,7 +324,11 @@ async fn converge_entity(
 ) -> Result<(), ClickHouseError> {
     if !exists {
         let stmts = match mode {
-            Mode::Pull => ddl::entity(t, plan),
+            Mode::Pull => {
+                let mut s = ddl::endpoints(t, proxy, plan);
+                s.extend(ddl::entity(t, plan));
+                s
+            }
             Mode::Push => vec![ddl::table(t, plan), ddl::current_view(t, plan)],
         };
         for s in stmts {
@@ -391,6 +399,10 @@ async fn converge_entity(
     run(conn, &ddl::current_view(t, plan), report).await?;
     if mode == Mode::Push {
         return Ok(());
+    }
+    // Before the views: a recreated load view refreshes at once, with the new column set.
+    for s in ddl::endpoints(t, proxy, plan) {
+        run(conn, &s, report).await?;
     }
     for (name, stmt) in [
         (ddl::load_view_name(&plan.entity), ddl::load_view(t, plan)),

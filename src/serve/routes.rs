@@ -211,12 +211,17 @@ pub async fn schema(
 pub async fn rows(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
     Query(p): Params,
 ) -> Result<Response, ApiError> {
     check_params(&p, &["format", "modified_since", "schema"])?;
     let e = entity_with_schema(&state, &name, p.get("schema").map(String::as_str)).await?;
     let format = format_param(&p, Format::Parquet)?;
-    let since = rows::parse_since(p.get("modified_since").map(String::as_str))?;
+    // Load views send the cursor in a header (their URL is fixed, see `ddl::proxy`).
+    let header = headers
+        .get(ddl::MODIFIED_SINCE_HEADER)
+        .map(|v| v.to_str().unwrap_or("not text"));
+    let since = rows::parse_since(p.get("modified_since").map(String::as_str).or(header))?;
     let job = state.job(e).map_err(|e| rows::upstream_error(&e))?;
     rows::rows(state, job, format, since).await
 }
@@ -253,7 +258,9 @@ pub async fn entity_ddl(
     let columns = plan::selected_columns(&e, &settings);
     let tp = plan::table_plan(&e, &columns, &settings, format);
     let t = apply::target(&state.config);
-    let sql: Vec<String> = ddl::entity(&t, &tp)
+    let mut stmts = ddl::endpoints(&t, &apply::endpoint(&state.config), &tp);
+    stmts.extend(ddl::entity(&t, &tp));
+    let sql: Vec<String> = stmts
         .into_iter()
         .map(|s| format!("{};\n", s.display))
         .collect();
