@@ -643,3 +643,26 @@ fn each_wrapper_fixes_its_subcommand_and_checks_its_arguments() {
         assert!(!out.contains("exec "), "{name} {args:?} ran: {out}");
     }
 }
+
+#[test]
+fn no_colour_codes_when_the_log_is_not_a_terminal() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_b24ch"))
+        .args(["demo-portal", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let read = std::io::BufReader::new(child.stderr.take().unwrap()).read_line(&mut line);
+    let _ = child.kill();
+    let _ = child.wait();
+    read.unwrap();
+    assert!(line.contains("demo portal started"), "{line:?}");
+    assert!(
+        !line.contains('\u{1b}'),
+        "ANSI codes in a piped log: {line:?}"
+    );
+}

@@ -602,60 +602,6 @@ impl MethodSpec {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_are_unique_and_every_entity_method_exists() {
-        for (i, m) in METHODS.iter().enumerate() {
-            assert!(METHODS[i + 1..].iter().all(|o| o.key != m.key), "{}", m.key);
-        }
-        for (entity, key, eid) in ENTITY_METHODS {
-            let s = spec(key).unwrap_or_else(|| panic!("{entity}: no spec {key}"));
-            // A method that needs a type gets it from the entity or from its scope.
-            let own = s.type_scope == TypeScope::Own;
-            assert_eq!(s.needs_entity_type_id, eid.is_some() || !own, "{entity}");
-            assert_eq!(
-                s.needs_entity_type_id,
-                s.fields_entity_type_id(*eid).is_some(),
-                "{entity}"
-            );
-        }
-    }
-
-    #[test]
-    fn legacy_select_names_multifields_explicitly() {
-        let s = spec("crm.contact").unwrap().default_select();
-        assert_eq!(s, ["*", "UF_*", "PHONE", "EMAIL", "WEB", "IM"]);
-        assert_eq!(spec("crm.item").unwrap().default_select(), ["*", "UF_*"]);
-        assert!(spec("crm.status").unwrap().default_select().is_empty());
-    }
-
-    #[test]
-    fn pipelines_cover_deals_and_smart_processes() {
-        let cat = ENTITY_METHODS
-            .iter()
-            .find(|e| e.0 == "crm_category")
-            .unwrap();
-        let s = spec(cat.1).unwrap();
-        assert_eq!(cat.2, None);
-        assert_eq!(s.type_scope, TypeScope::FixedAndSmartProcesses(&[2]));
-        assert_eq!(s.fields_entity_type_id(cat.2), Some(2));
-        assert_eq!(smart_process_type_id("DYNAMIC_1032"), Some(1032));
-        assert_eq!(smart_process_type_id("SMART_INVOICE"), None);
-    }
-
-    #[test]
-    fn deal_is_listed_with_crm_item() {
-        let deal = ENTITY_METHODS.iter().find(|e| e.0 == "crm_deal").unwrap();
-        assert_eq!((deal.1, deal.2), ("crm.item", Some(2)));
-        let item = spec("crm.item").unwrap();
-        assert_eq!(item.rows_path(), ["items"]);
-        assert_eq!(item.id.row, "id");
-    }
-}
-
 /// The methods `b24_call` (`b24ch exec udf-call`) runs by default: reading methods only,
 /// named one by one (a name rule such as "starts with get" would admit any future method
 /// that happens to match). `exec.call_methods` in the config replaces the list.
@@ -713,3 +659,57 @@ pub const DEFAULT_CALL_METHODS: &[&str] = &[
     "methods",
     "app.info",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_unique_and_every_entity_method_exists() {
+        for (i, m) in METHODS.iter().enumerate() {
+            assert!(METHODS[i + 1..].iter().all(|o| o.key != m.key), "{}", m.key);
+        }
+        for (entity, key, eid) in ENTITY_METHODS {
+            let s = spec(key).unwrap_or_else(|| panic!("{entity}: no spec {key}"));
+            // A method that needs a type gets it from the entity or from its scope.
+            let own = s.type_scope == TypeScope::Own;
+            assert_eq!(s.needs_entity_type_id, eid.is_some() || !own, "{entity}");
+            assert_eq!(
+                s.needs_entity_type_id,
+                s.fields_entity_type_id(*eid).is_some(),
+                "{entity}"
+            );
+        }
+    }
+
+    #[test]
+    fn legacy_select_names_multifields_explicitly() {
+        let s = spec("crm.contact").unwrap().default_select();
+        assert_eq!(s, ["*", "UF_*", "PHONE", "EMAIL", "WEB", "IM"]);
+        assert_eq!(spec("crm.item").unwrap().default_select(), ["*", "UF_*"]);
+        assert!(spec("crm.status").unwrap().default_select().is_empty());
+    }
+
+    #[test]
+    fn pipelines_cover_deals_and_smart_processes() {
+        let cat = ENTITY_METHODS
+            .iter()
+            .find(|e| e.0 == "crm_category")
+            .unwrap();
+        let s = spec(cat.1).unwrap();
+        assert_eq!(cat.2, None);
+        assert_eq!(s.type_scope, TypeScope::FixedAndSmartProcesses(&[2]));
+        assert_eq!(s.fields_entity_type_id(cat.2), Some(2));
+        assert_eq!(smart_process_type_id("DYNAMIC_1032"), Some(1032));
+        assert_eq!(smart_process_type_id("SMART_INVOICE"), None);
+    }
+
+    #[test]
+    fn deal_is_listed_with_crm_item() {
+        let deal = ENTITY_METHODS.iter().find(|e| e.0 == "crm_deal").unwrap();
+        assert_eq!((deal.1, deal.2), ("crm.item", Some(2)));
+        let item = spec("crm.item").unwrap();
+        assert_eq!(item.rows_path(), ["items"]);
+        assert_eq!(item.id.row, "id");
+    }
+}

@@ -210,8 +210,7 @@ pub async fn apply_mode(
             .unwrap_or_default();
         let converged = converge_entity(
             conn,
-            &t,
-            &endpoint(config),
+            config,
             plan,
             &known,
             existing.contains_key(&plan.entity),
@@ -314,14 +313,14 @@ async fn retired_columns(
 /// `known`: every column the portal's catalog gives the entity (selected or not).
 async fn converge_entity(
     conn: &Connection,
-    t: &Target,
-    proxy: &ProxyEndpoint,
+    config: &Config,
     plan: &TablePlan,
     known: &[String],
     exists: bool,
     mode: Mode,
     report: &mut ApplyReport,
 ) -> Result<(), ClickHouseError> {
+    let (t, proxy) = (&target(config), &endpoint(config));
     if !exists {
         let stmts = match mode {
             Mode::Pull => {
