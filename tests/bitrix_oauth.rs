@@ -143,15 +143,12 @@ async fn token_expiring_mid_listing_is_refreshed_once_and_persisted() {
     assert!(!text.contains("demo-client-secret") && !text.contains("demorefreshtoken"));
 }
 
-// Issue 10 item 5: still fails (a listing ends with expired_token after a pair adopted from
-// the token file); kept so the work can continue from it, not counted as done.
-#[ignore = "issue 10 item 5 unfinished: expired_token after adopting another process's pair"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_sharing_one_app_never_lose_access() {
     // Short-lived access tokens; three "processes" (separate clients, each with its own tokens
     // in memory) share one token file. The portal rotates the refresh token on every refresh,
     // so whoever refreshes second with the pair it started with would get invalid_grant.
-    let p = portal(8_000, 120.0).await;
+    let p = portal(12_000, 300.0).await;
     let dir = tempfile::tempdir().unwrap();
     let clients: Vec<Arc<Client>> = (0..3).map(|_| oauth_client(&p, Some(dir.path()))).collect();
     let req = |key: &str| ListRequest {
