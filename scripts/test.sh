@@ -16,17 +16,19 @@ t0=$(date +%s)
 step "local ClickHouse (chdb-core) venv"
 scripts/setup_clickhouse.sh
 
-if [ -f scripts/python_testenv.sh ]; then
-    step "Python test clients (scripts/python_testenv.sh)"
-    if bash scripts/python_testenv.sh; then
-        export B24CH_REQUIRE_PY=1
-    else
-        echo "WARNING: scripts/python_testenv.sh failed; tests that need the Python clients may skip" >&2
-    fi
+# A test dependency that cannot be installed fails the run: a skipped test proves nothing.
+step "Python test clients (scripts/python_testenv.sh)"
+if ! bash scripts/python_testenv.sh; then
+    echo "FAILED: scripts/python_testenv.sh could not install the Python test clients" >&2
+    exit 1
 fi
+export B24CH_REQUIRE_PY=1
 
 step "browser test dependencies (chromium, playwright-core)"
-scripts/setup_browser.sh
+if ! scripts/setup_browser.sh; then
+    echo "FAILED: scripts/setup_browser.sh could not install chromium / playwright-core" >&2
+    exit 1
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -10,7 +10,7 @@
 -- clickhouse-local also runs no LIFETIME reloads (ExternalDictionariesLoader enables periodic
 -- updates only for ApplicationType::SERVER): reload there with SYSTEM RELOAD DICTIONARY.
 --
--- `b24ch` is the wrapper script clickhouse_config/b24ch.sh installed in user_scripts
+-- `b24ch-dict` is the wrapper script clickhouse_config/b24ch-dict.sh installed in user_scripts
 -- (EXECUTE_DIRECT 1 finds it there); it passes --config with an absolute path.
 
 -- Users, loaded whole.
@@ -24,7 +24,7 @@ CREATE DICTIONARY IF NOT EXISTS b24.b24_users
     ACTIVE Bool
 )
 PRIMARY KEY ID
-SOURCE(EXECUTABLE(COMMAND 'b24ch exec dict user' FORMAT 'JSONEachRow' EXECUTE_DIRECT 1))
+SOURCE(EXECUTABLE(COMMAND 'b24ch-dict user' FORMAT 'JSONEachRow' EXECUTE_DIRECT 1))
 LAYOUT(HASHED())
 LIFETIME(MIN 300 MAX 600);
 
@@ -36,7 +36,7 @@ CREATE DICTIONARY IF NOT EXISTS b24.b24_departments
     PARENT UInt64
 )
 PRIMARY KEY ID
-SOURCE(EXECUTABLE(COMMAND 'b24ch exec dict department' FORMAT 'JSONEachRow' EXECUTE_DIRECT 1))
+SOURCE(EXECUTABLE(COMMAND 'b24ch-dict department' FORMAT 'JSONEachRow' EXECUTE_DIRECT 1))
 LAYOUT(HASHED())
 LIFETIME(MIN 600 MAX 1200);
 
@@ -51,7 +51,7 @@ CREATE DICTIONARY IF NOT EXISTS b24.b24_stages
     SORT Int64
 )
 PRIMARY KEY ENTITY_ID, STATUS_ID
-SOURCE(EXECUTABLE(COMMAND 'b24ch exec dict crm_status --keys --key ENTITY_ID,STATUS_ID' FORMAT 'JSONEachRow' EXECUTE_DIRECT 1))
+SOURCE(EXECUTABLE(COMMAND 'b24ch-dict crm_status --keys --key ENTITY_ID,STATUS_ID' FORMAT 'JSONEachRow' EXECUTE_DIRECT 1))
 LAYOUT(COMPLEX_KEY_CACHE(SIZE_IN_CELLS 10000))
 LIFETIME(MIN 300 MAX 600);
 
@@ -64,6 +64,6 @@ CREATE DICTIONARY IF NOT EXISTS b24.b24_enum_labels
     label String
 )
 PRIMARY KEY entity, field, id
-SOURCE(EXECUTABLE(COMMAND 'b24ch exec dict enum_labels' FORMAT 'JSONEachRow' EXECUTE_DIRECT 1))
+SOURCE(EXECUTABLE(COMMAND 'b24ch-dict enum_labels' FORMAT 'JSONEachRow' EXECUTE_DIRECT 1))
 LAYOUT(COMPLEX_KEY_HASHED())
 LIFETIME(MIN 600 MAX 1200);

@@ -9,10 +9,12 @@ use std::path::PathBuf;
     version,
     about = "Moves Bitrix24 CRM data into ClickHouse: typed, incremental, with deletions.",
     long_about = "Moves Bitrix24 CRM data into ClickHouse: typed, incremental, with deletions.\n\n\
-        With no --config, b24ch uses the embedded demo portal and a local ClickHouse."
+        Every command but `demo` and `demo-portal` needs a config (--config, $B24CH_CONFIG or\n\
+        ./b24ch.toml) that names a portal; `demo` runs the embedded demo portal and a local ClickHouse."
 )]
 struct Cli {
-    /// Config file (TOML, see config_example.toml). Without it: demo portal, local defaults.
+    /// Config file (TOML, see config_example.toml); else ./b24ch.toml. Required by every
+    /// command but `demo` and `demo-portal`.
     #[arg(long, short, global = true, env = "B24CH_CONFIG")]
     config: Option<PathBuf>,
     /// Log as JSON lines instead of human-readable text.
@@ -54,7 +56,7 @@ enum Command {
     Apply(commands::schema_cmds::SchemaArgs),
     /// Executable modes ClickHouse runs itself: table function rows, UDF, dictionary source.
     ///
-    /// Config: --config, else $B24CH_CONFIG, else ./b24ch.toml, else the demo portal.
+    /// Config: --config, else $B24CH_CONFIG, else ./b24ch.toml (required; it must name a portal).
     /// See clickhouse_config/ for the XML and the wrapper script.
     Exec(b24ch::exec::ExecArgs),
     /// Push rows into ClickHouse yourself (for a ClickHouse that cannot reach `serve`).
@@ -83,7 +85,7 @@ async fn main() {
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Check => {
-            let config = commands::load_config(cli.config.as_deref())?;
+            let config = commands::load_portal_config(cli.config.as_deref(), "check")?;
             let (lines, ok) = commands::check::run(&config).await;
             for l in &lines {
                 println!("{} {}: {}", l.status.label(), l.what, l.detail);
@@ -101,15 +103,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         #[cfg(feature = "demo")]
         Command::DemoPortal(args) => Ok(bitrix24_emulator::run_cli(args).await?),
         Command::Serve { no_autopilot } => {
-            let config = commands::load_config(cli.config.as_deref())?;
+            let config = commands::load_portal_config(cli.config.as_deref(), "serve")?;
             commands::serve::run(config, !no_autopilot).await
         }
         Command::Sql(args) => {
-            let config = commands::load_config(cli.config.as_deref())?;
+            let config = commands::load_portal_config(cli.config.as_deref(), "sql")?;
             commands::schema_cmds::sql(config, args).await
         }
         Command::Apply(args) => {
-            let config = commands::load_config(cli.config.as_deref())?;
+            let config = commands::load_portal_config(cli.config.as_deref(), "apply")?;
             commands::schema_cmds::apply(config, args).await
         }
         Command::Exec(args) => b24ch::exec::run(cli.config.as_deref(), args)
@@ -117,7 +119,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             .map_err(b24ch::exec::ExecError::into_anyhow),
         Command::ImportConfig(args) => commands::import_config::run(&args),
         Command::Sync(args) => {
-            let config = commands::load_config(cli.config.as_deref())?;
+            let config = commands::load_portal_config(cli.config.as_deref(), "sync")?;
             commands::sync::run(config, args).await
         }
     }

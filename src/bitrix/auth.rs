@@ -1,10 +1,17 @@
 //! Authentication: an inbound webhook, or an OAuth application whose tokens rotate.
 //!
-//! OAuth refresh follows the documented flow (docs/bitrix24-api.md §1.2): call with the stored
-//! token; on 401 `expired_token` refresh via `{oauth_server}/oauth/token/` and repeat. The
-//! rotated refresh token replaces the old one, so it is persisted atomically (temp file, fsync,
-//! rename) before it is used: losing it would force a manual re-authorisation. Concurrent callers
-//! that hit an expired token share one refresh (single flight).
+//! OAuth refresh follows the documented flow (docs/bitrix24-api.md §1.2): call with the stored token; on 401
+//! `expired_token` refresh via `{oauth_server}/oauth/token/` and repeat. The rotated refresh
+//! token replaces the old one, so it is persisted atomically (temp file, fsync, rename) before
+//! it is used: losing it would force a manual re-authorisation. Concurrent callers that hit an
+//! expired token share one refresh (single flight).
+//!
+//! Several processes (`serve`, `sync`, the `exec` processes ClickHouse starts) share one app and
+//! its token file. A refresh takes an exclusive lock on the file (`<file>.lock`) and re-reads it
+//! inside the lock: if another process rotated the pair meanwhile, that pair is adopted instead
+//! of refreshing with a refresh token the portal has already replaced. On `invalid_grant` the
+//! file is read once more before failing. New tokens go into memory first, then to disk with
+//! retries and a loud log: a process never loses the pair it holds.
 use super::error::BitrixError;
 use crate::config::Secret;
 use serde::{Deserialize, Serialize};
@@ -161,17 +168,28 @@ impl Auth {
         if o.tokens.read().await.generation != seen_generation {
             return Ok(());
         }
+        let _file_lock = lock_token_file(&o.cfg).await?;
         let refresh = o.tokens.read().await.refresh.clone();
-        let fresh = request_refresh(http, &o.cfg, &refresh).await?;
-        persist_tokens(&o.cfg, &fresh)?;
-        let mut t = o.tokens.write().await;
-        t.access = Secret::new(fresh.access_token);
-        t.refresh = Secret::new(fresh.refresh_token);
-        t.generation += 1;
-        tracing::info!(
-            generation = t.generation,
-            "OAuth tokens refreshed and persisted"
-        );
+        // Another process may have refreshed while this one waited for the lock.
+        if o.adopt_newer_from_file(&refresh).await? {
+            return Ok(());
+        }
+        let fresh = match request_refresh(http, &o.cfg, &refresh).await {
+            Err(BitrixError::OAuth { code, .. })
+                if code == "invalid_grant" && o.adopt_newer_from_file(&refresh).await? =>
+            {
+                return Ok(());
+            }
+            other => other?,
+        };
+        // Memory first: this process keeps working whatever happens to the disk.
+        {
+            let mut t = o.tokens.write().await;
+            t.access = Secret::new(fresh.access_token.clone());
+            t.refresh = Secret::new(fresh.refresh_token.clone());
+            t.generation += 1;
+        }
+        persist_with_retries(&o.cfg, &fresh).await;
         Ok(())
     }
 
@@ -180,6 +198,97 @@ impl Auth {
         match self {
             Auth::Webhook { base } => redact_webhook(base.expose()),
             Auth::OAuth(o) => o.cfg.portal_url.clone(),
+        }
+    }
+}
+
+impl OAuth {
+    /// Takes the pair in the token file if it differs from `current` (another process
+    /// rotated it); `true` when adopted.
+    async fn adopt_newer_from_file(&self, current: &Secret) -> Result<bool, BitrixError> {
+        let Some(stored) = load_tokens(&self.cfg)? else {
+            return Ok(false);
+        };
+        if stored.refresh_token == current.expose() || stored.refresh_token.is_empty() {
+            return Ok(false);
+        }
+        let mut t = self.tokens.write().await;
+        t.access = Secret::new(stored.access_token);
+        t.refresh = Secret::new(stored.refresh_token);
+        t.generation += 1;
+        tracing::info!(
+            generation = t.generation,
+            "OAuth tokens taken from the token file (another process refreshed them)"
+        );
+        Ok(true)
+    }
+}
+
+/// How long a refresh waits for another process's lock on the token file.
+const TOKEN_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The exclusive lock on the token file (`None` without a state dir), waited for on a
+/// blocking thread, at most [`TOKEN_LOCK_TIMEOUT`].
+async fn lock_token_file(cfg: &OAuthConfig) -> Result<Option<std::fs::File>, BitrixError> {
+    let Some(dir) = &cfg.state_dir else {
+        return Ok(None);
+    };
+    let mut path = token_path(dir, &cfg.portal_url, &cfg.client_id).into_os_string();
+    path.push(".lock");
+    let path = PathBuf::from(path);
+    let dir = dir.clone();
+    let locked = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        let started = std::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(std::fs::TryLockError::WouldBlock)
+                    if started.elapsed() < TOKEN_LOCK_TIMEOUT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(std::io::Error::other(format!(
+                        "another process held {} for more than {TOKEN_LOCK_TIMEOUT:?}",
+                        path.display()
+                    )));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+        }
+    })
+    .await
+    .map_err(|e| BitrixError::State(format!("token file lock: {e}")))?;
+    locked
+        .map(Some)
+        .map_err(|e| BitrixError::State(format!("token file lock: {e}")))
+}
+
+/// Writes the new pair to the token file, retrying; a failure is logged loudly (the pair is
+/// in memory, but other processes and the next start will not find it).
+async fn persist_with_retries(cfg: &OAuthConfig, tokens: &StoredTokens) {
+    const ATTEMPTS: u32 = 5;
+    for attempt in 1..=ATTEMPTS {
+        match persist_tokens(cfg, tokens) {
+            Ok(()) => {
+                tracing::info!("OAuth tokens refreshed and persisted");
+                return;
+            }
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "OAuth tokens not written yet; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt)))
+                    .await;
+            }
+            Err(e) => tracing::error!(
+                error = %e,
+                "OAuth tokens could NOT be written to the state dir: this process keeps them in memory, but other processes and the next start will need a new authorisation unless the state dir is fixed"
+            ),
         }
     }
 }

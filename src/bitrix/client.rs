@@ -217,7 +217,8 @@ impl Client {
     ) -> Result<Response<R>, BitrixError> {
         let max_attempts = self.governor.config().max_attempts.max(1);
         let mut attempt = 0;
-        let mut refreshed = false;
+        // Two: a pair adopted from another process's refresh may itself have expired since.
+        let mut refreshes = 0u32;
         loop {
             attempt += 1;
             let permit = self.governor.acquire(keys).await;
@@ -237,10 +238,10 @@ impl Client {
             };
             drop(permit);
             match err.class() {
-                ErrorClass::ExpiredToken if !refreshed => {
+                ErrorClass::ExpiredToken if refreshes < 2 => {
                     let generation = token.map(|t| t.1).unwrap_or(0);
                     self.auth.refresh(&self.http, generation).await?;
-                    refreshed = true;
+                    refreshes += 1;
                     // A refresh is not a failed attempt of the call itself.
                     attempt -= 1;
                     continue;

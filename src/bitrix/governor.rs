@@ -700,10 +700,10 @@ mod tests {
         assert!(after - before >= 25.0, "waited {} portal s", after - before);
         let snap = g.snapshot();
         assert_eq!(snap.counters.operating_waits, 1);
-        // Another method is not held back.
-        let t0 = g.server_now();
+        // Another method is not held back: no further wait is counted (an event, not a
+        // bound on how fast this machine runs).
         drop(g.acquire(&[Billed::new("crm.lead.list", 1)]).await);
-        assert!(g.server_now() - t0 < 5.0);
+        assert_eq!(g.snapshot().counters.operating_waits, 1);
     }
 
     #[tokio::test]

@@ -84,6 +84,7 @@ pub fn list(
                 }
                 Paging::Offset => {
                     let mut start = 0u64;
+                    let mut seen = 0u64;
                     loop {
                         let mut params = base_params(spec, &req);
                         set_order(spec, &mut params, "ASC");
@@ -93,11 +94,15 @@ pub fn list(
                             r => r?,
                         };
                         let rows = raw_rows(spec, &r)?;
+                        seen += rows.len() as u64;
                         yield Page { rows };
                         match r.next {
                             Some(n) if n > start => start = n,
                             Some(_) => Err(malformed(spec, "`next` did not advance"))?,
-                            None => break,
+                            None => {
+                                check_total(spec, seen, r.total)?;
+                                break;
+                            }
                         }
                     }
                 }
@@ -134,6 +139,19 @@ pub fn probe_params(spec: &MethodSpec, entity_type_id: Option<u32>) -> Value {
         Paging::Unpaged => {}
     }
     Value::Object(p)
+}
+
+/// An offset listing that ends with fewer rows than the portal's `total` skipped rows (a row
+/// deleted between pages shifts the offsets): it must fail, or the skipped rows would be
+/// tombstoned. More rows than `total` is fine (rows created meanwhile).
+fn check_total(spec: &MethodSpec, seen: u64, total: Option<u64>) -> Result<(), BitrixError> {
+    match total {
+        Some(total) if seen < total => Err(malformed(
+            spec,
+            &format!("the listing ended after {seen} rows but the portal reported total {total}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A smart process removed between `crm.enum.ownertype` and its listing answers `NOT_FOUND`.
@@ -294,7 +312,10 @@ fn rows_of(spec: &MethodSpec, result: &Value) -> Result<Vec<Map<String, Value>>,
     let list = match spec.envelope.key() {
         None => result,
         Some(k) => match result {
-            Value::Object(m) => m.get(k).unwrap_or(&Value::Null),
+            // A result without its envelope is malformed, never an empty page.
+            Value::Object(m) => m
+                .get(k)
+                .ok_or_else(|| malformed(spec, &format!("result has no `{k}`")))?,
             // An empty PHP array is `[]` even where an object is expected.
             Value::Array(a) if a.is_empty() => &Value::Null,
             _ => return Err(malformed(spec, &format!("result has no `{k}`"))),
@@ -329,7 +350,8 @@ pub fn raw_rows(spec: &MethodSpec, r: &Response<RawResult>) -> Result<Vec<RawRow
                         .map_err(|e| malformed(spec, &format!("`{k}`: {e}")))?;
                     &nested
                 }
-                None => return Ok(Vec::new()),
+                // A result without its envelope is malformed, never an empty page.
+                None => return Err(malformed(spec, &format!("result has no `{k}`"))),
             },
             RawResult::List(a) if a.is_empty() => return Ok(Vec::new()),
             _ => return Err(malformed(spec, &format!("result has no `{k}`"))),
@@ -726,13 +748,22 @@ mod tests {
             rows_of(item, &json!({"items": [{"id": 1}]})).unwrap().len(),
             1
         );
-        assert!(rows_of(item, &json!({"other": 1})).unwrap().is_empty());
+        assert!(rows_of(item, &json!({"other": 1})).is_err());
         let status = spec("crm.status").unwrap();
         assert_eq!(
             rows_of(status, &json!({"3": {"ID": "3"}})).unwrap().len(),
             1
         );
         assert!(rows_of(status, &json!("x")).is_err());
+    }
+
+    #[test]
+    fn offset_listing_shorter_than_total_is_malformed() {
+        let dept = spec("department").unwrap();
+        assert!(check_total(dept, 49, Some(50)).is_err());
+        assert!(check_total(dept, 50, Some(50)).is_ok());
+        assert!(check_total(dept, 51, Some(50)).is_ok());
+        assert!(check_total(dept, 0, None).is_ok());
     }
 
     #[test]

@@ -26,6 +26,11 @@ pub struct ApplyReport {
     pub removed_entities: Vec<String>,
     /// Columns whose type changed in the portal: never cast silently; needs a decision.
     pub type_conflicts: Vec<String>,
+    /// Columns whose field left the portal (deleted, or hidden by a rights change): later
+    /// rows would silently get NULL, so the entity's loads are paused; needs a decision.
+    pub vanished_fields: Vec<String>,
+    /// Entities whose convergence failed (`entity: error`); the others were still applied.
+    pub failed_entities: Vec<String>,
     pub enum_options: usize,
     pub statements: usize,
 }
@@ -48,9 +53,58 @@ impl ApplyReport {
             "entity removed from the portal, data kept",
         );
         push(&self.type_conflicts, "field type changed, loads paused");
+        push(
+            &self.vanished_fields,
+            "field gone from the portal (deleted or hidden by a rights change), loads paused",
+        );
+        push(&self.failed_entities, "apply failed");
+        out
+    }
+
+    /// Entities whose loads are paused until someone decides (type change, vanished field).
+    pub fn paused_entities(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .type_conflicts
+            .iter()
+            .chain(&self.vanished_fields)
+            .filter_map(|c| c.split('.').next().map(str::to_string))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The problems that need a person, as one sentence each (empty = none).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.type_conflicts.is_empty() {
+            out.push(format!(
+                "{} field type change(s) need a decision (loads of those entities are paused): {}",
+                self.type_conflicts.len(),
+                self.type_conflicts.join("; ")
+            ));
+        }
+        if !self.vanished_fields.is_empty() {
+            out.push(format!(
+                "{} column(s) lost their field in the portal (deleted, or hidden from the webhook user by a rights change); loads of those entities are paused so later rows do not silently get NULL: {}. Restore the field or the rights, or keep the column's data and accept NULL from now on with `ALTER TABLE <table> COMMENT COLUMN <column> '{RETIRED}'` (or drop the column), then run apply again",
+                self.vanished_fields.len(),
+                self.vanished_fields.join(", ")
+            ));
+        }
+        if !self.failed_entities.is_empty() {
+            out.push(format!(
+                "apply failed for {} entit(ies), the others were applied: {}",
+                self.failed_entities.len(),
+                self.failed_entities.join("; ")
+            ));
+        }
         out
     }
 }
+
+/// Column comment that marks a column whose field left the portal on purpose: no longer
+/// loaded (NULL from then on), data kept, loads not paused for it.
+pub const RETIRED: &str = "b24ch: retired";
 
 pub fn target(config: &Config) -> Target {
     Target {
@@ -59,7 +113,7 @@ pub fn target(config: &Config) -> Target {
     }
 }
 
-fn endpoint(config: &Config) -> ProxyEndpoint {
+pub fn endpoint(config: &Config) -> ProxyEndpoint {
     ProxyEndpoint {
         public_url: config.proxy.public_url.clone(),
         token: config.proxy.token.clone(),
@@ -85,7 +139,9 @@ pub fn plans(config: &Config, catalog: &Catalog, format: Format) -> Vec<TablePla
 pub fn script(config: &Config, catalog: &Catalog, format: Format) -> Vec<Statement> {
     let t = target(config);
     let mut out = base_statements(config, &t);
+    let p = endpoint(config);
     for plan in plans(config, catalog, format) {
+        out.extend(ddl::endpoints(&t, &p, &plan));
         out.extend(ddl::entity(&t, &plan));
     }
     out
@@ -148,15 +204,30 @@ pub async fn apply_mode(
     let existing = existing_entities(conn, &t).await?;
     let plans = plans(config, catalog, format);
     for plan in &plans {
-        converge_entity(
+        let known: Vec<String> = catalog
+            .entity(&plan.entity)
+            .map(|e| {
+                crate::schema::table_columns(e)
+                    .into_iter()
+                    .map(|c| c.name)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let converged = converge_entity(
             conn,
-            &t,
+            config,
             plan,
+            &known,
             existing.contains_key(&plan.entity),
             mode,
             &mut report,
         )
-        .await?;
+        .await;
+        // One failing entity must not stop the others.
+        if let Err(e) = converged {
+            tracing::error!(entity = %plan.entity, error = %e, "apply failed for this entity; continuing with the others");
+            report.failed_entities.push(format!("{}: {e}", plan.entity));
+        }
     }
     for (entity, comment) in &existing {
         let gone = !plans.iter().any(|p| &p.entity == entity);
@@ -231,17 +302,43 @@ fn fingerprint_of(sql: &str) -> Option<&str> {
     sql.rsplit("COMMENT '").next()?.strip_suffix('\'')
 }
 
-async fn converge_entity(
+/// Columns of `table` marked [`RETIRED`].
+async fn retired_columns(
     conn: &Connection,
     t: &Target,
+    table: &str,
+) -> Result<Vec<String>, ClickHouseError> {
+    Ok(conn
+        .pairs(&format!(
+            "SELECT name, '' FROM system.columns WHERE database = {} AND table = {} AND comment = {}",
+            literal(&t.database),
+            literal(table),
+            literal(RETIRED)
+        ))
+        .await?
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect())
+}
+
+/// `known`: every column the portal's catalog gives the entity (selected or not).
+async fn converge_entity(
+    conn: &Connection,
+    config: &Config,
     plan: &TablePlan,
+    known: &[String],
     exists: bool,
     mode: Mode,
     report: &mut ApplyReport,
 ) -> Result<(), ClickHouseError> {
+    let (t, proxy) = (&target(config), &endpoint(config));
     if !exists {
         let stmts = match mode {
-            Mode::Pull => ddl::entity(t, plan),
+            Mode::Pull => {
+                let mut s = ddl::endpoints(t, proxy, plan);
+                s.extend(ddl::entity(t, plan));
+                s
+            }
             Mode::Push => vec![ddl::table(t, plan), ddl::current_view(t, plan)],
         };
         for s in stmts {
@@ -255,6 +352,29 @@ async fn converge_entity(
         have = existing_columns(conn, t, &plan.entity).await?;
     }
     let (missing, conflicts) = compare_columns(&plan.columns, &have);
+    let retired = retired_columns(conn, t, &plan.entity).await?;
+    let vanished: Vec<String> = have
+        .iter()
+        .map(|(n, _)| n)
+        .filter(|n| !known.contains(n) && !plan.columns.iter().any(|c| &c.name == *n))
+        .filter(|n| !retired.contains(n))
+        .cloned()
+        .collect();
+    if !vanished.is_empty() {
+        for c in &vanished {
+            tracing::error!(entity = %plan.entity, column = %c, "field gone from the portal (deleted or hidden by a rights change); loads of this entity are paused until resolved");
+        }
+        report
+            .vanished_fields
+            .extend(vanished.iter().map(|c| format!("{}.{c}", plan.entity)));
+        run(
+            conn,
+            &ddl::drop_view(t, &ddl::load_view_name(&plan.entity)),
+            report,
+        )
+        .await?;
+        return Ok(());
+    }
     if !conflicts.is_empty() {
         for c in &conflicts {
             tracing::error!(entity = %plan.entity, conflict = %c, "field type changed in the portal; loads of this entity are paused until resolved");
@@ -292,6 +412,10 @@ async fn converge_entity(
     run(conn, &ddl::current_view(t, plan), report).await?;
     if mode == Mode::Push {
         return Ok(());
+    }
+    // Before the views: a recreated load view refreshes at once, with the new column set.
+    for s in ddl::endpoints(t, proxy, plan) {
+        run(conn, &s, report).await?;
     }
     for (name, stmt) in [
         (ddl::load_view_name(&plan.entity), ddl::load_view(t, plan)),

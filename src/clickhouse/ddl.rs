@@ -7,7 +7,7 @@
 //! is aborted, so the INSERT fails before the end), so the next load starts from the last
 //! complete one and no row can be skipped (`docs/architecture.md`, invariant 2).
 use super::quote::{ident, literal, qualified};
-use crate::config::Schedule;
+use crate::config::{DeleteGuard, Schedule};
 use crate::encode::Format;
 use std::fmt::Write as _;
 
@@ -49,6 +49,8 @@ pub struct TablePlan {
     pub reconcile_schedule: Schedule,
     /// Rows loaded this recently are left for the next reconcile (see [`reconcile_view`]).
     pub reconcile_safety_ms: u64,
+    /// How many rows one reconcile may tombstone before it fails instead.
+    pub delete_guard: DeleteGuard,
     pub format: Format,
     /// Earlier names of columns (`old`, `new`): an existing table is migrated in place.
     pub renamed_from: Vec<(String, String)>,
@@ -97,11 +99,18 @@ impl Target {
     }
 
     /// Global names (named collections and functions are not per database).
-    pub fn collection_name(&self) -> String {
+    /// The named collection of one endpoint of one entity (`rows` or `ids`).
+    pub fn collection_name(&self, entity: &str, endpoint: &str) -> String {
+        format!("b24ch_{}_{entity}_{endpoint}", self.database)
+    }
+
+    /// Names of earlier versions (one collection with an overridable URL and a global URL
+    /// function), dropped by [`proxy`].
+    fn legacy_collection_name(&self) -> String {
         format!("b24ch_{}", self.database)
     }
 
-    pub fn url_function(&self) -> String {
+    fn legacy_url_function(&self) -> String {
         format!("b24ch_{}_url", self.database)
     }
 }
@@ -114,34 +123,73 @@ pub fn database(t: &Target) -> Statement {
     ))
 }
 
-/// The named collection holds the proxy URL and token; the URL function builds endpoint
-/// URLs from it, so no view spells the address or the secret.
-pub fn proxy(t: &Target, p: &ProxyEndpoint) -> Vec<Statement> {
-    let coll = ident(&t.collection_name());
-    let body = |token: &str| {
-        format!(
-            "{coll}{} AS url = {}, `headers.header.name` = 'Authorization', `headers.header.value` = {}",
-            t.on_cluster(),
-            literal(&p.public_url),
-            literal(&format!("Bearer {token}"))
-        )
-    };
-    let func = ident(&t.url_function());
+/// The proxy token stays with the views: each endpoint of each entity has its own named
+/// collection whose URL and `Authorization` header are `NOT OVERRIDABLE`, so a query that may
+/// use the collection cannot send the token anywhere else (or to another endpoint), and no
+/// replaceable global function builds the URL. The incremental cursor travels in a header.
+/// This drops what earlier versions created instead.
+pub fn proxy(t: &Target, _p: &ProxyEndpoint) -> Vec<Statement> {
     vec![
         Statement::plain(format!(
-            "DROP NAMED COLLECTION IF EXISTS {coll}{}",
+            "DROP FUNCTION IF EXISTS {}{}",
+            ident(&t.legacy_url_function()),
             t.on_cluster()
         )),
-        Statement {
-            sql: format!("CREATE NAMED COLLECTION {}", body(p.token.expose())),
-            display: format!("CREATE NAMED COLLECTION {}", body("***")),
-        },
         Statement::plain(format!(
-            "CREATE OR REPLACE FUNCTION {func}{} AS (path) -> concat({}, path)",
-            t.on_cluster(),
-            literal(&p.public_url)
+            "DROP NAMED COLLECTION IF EXISTS {}{}",
+            ident(&t.legacy_collection_name()),
+            t.on_cluster()
         )),
     ]
+}
+
+/// The header a load view sends the cursor in (unix seconds; empty = a full load).
+pub const MODIFIED_SINCE_HEADER: &str = "X-B24ch-Modified-Since";
+
+/// The named collections of one entity's endpoints (see [`proxy`]): created if missing and
+/// set to the current URL and token in one `ALTER` (no moment without a collection).
+pub fn endpoints(t: &Target, p: &ProxyEndpoint, plan: &TablePlan) -> Vec<Statement> {
+    let rows = format!(
+        "{}/v1/entities/{}/rows?format={}&schema={}",
+        p.public_url,
+        plan.entity,
+        plan.format.clickhouse_name(),
+        schema_fingerprint(&plan.columns)
+    );
+    let ids = format!(
+        "{}/v1/entities/{}/ids?format=TabSeparated",
+        p.public_url, plan.entity
+    );
+    let mut out = Vec::new();
+    for (endpoint, url) in [("rows", rows), ("ids", ids)] {
+        let coll = ident(&t.collection_name(&plan.entity, endpoint));
+        let keys = |token: &str| {
+            format!(
+                "url = {} NOT OVERRIDABLE, `headers.header.name` = 'Authorization' NOT OVERRIDABLE, `headers.header.value` = {} NOT OVERRIDABLE",
+                literal(&url),
+                literal(&format!("Bearer {token}"))
+            )
+        };
+        for verb in [
+            "CREATE NAMED COLLECTION IF NOT EXISTS",
+            "ALTER NAMED COLLECTION",
+        ] {
+            let sep = if verb.starts_with("CREATE") {
+                "AS"
+            } else {
+                "SET"
+            };
+            out.push(Statement {
+                sql: format!(
+                    "{verb} {coll}{} {sep} {}",
+                    t.on_cluster(),
+                    keys(p.token.expose())
+                ),
+                display: format!("{verb} {coll}{} {sep} {}", t.on_cluster(), keys("***")),
+            });
+        }
+    }
+    out
 }
 
 /// The entity's table: `ReplacingMergeTree(_version, _is_deleted) ORDER BY <key>`.
@@ -211,31 +259,47 @@ const PULL_SETTINGS: &str = "SETTINGS http_max_tries = 1, http_receive_timeout =
 /// Refresh retries with backoff: a failed refresh is retried, not skipped until the next tick.
 const REFRESH_SETTINGS: &str = "SETTINGS refresh_retries = 10, refresh_retry_initial_backoff_ms = 5000, refresh_retry_max_backoff_ms = 600000";
 
-fn pull(t: &Target, path_expr: &str, format: &str, structure: &str) -> String {
+/// `url()` over the entity's endpoint collection, with `headers` when given.
+fn pull(coll: &str, headers: Option<String>, format: &str, structure: &str) -> String {
+    let headers = headers
+        .map(|h| format!("headers({h}), "))
+        .unwrap_or_default();
     format!(
-        "url({}, url = {}({path_expr}), format = {}, structure = {})",
-        ident(&t.collection_name()),
-        ident(&t.url_function()),
+        "url({}, {headers}format = {}, structure = {})",
+        ident(coll),
         literal(format),
         literal(structure),
     )
 }
 
-/// The path expression of a rows pull, with the cursor read from the watermark row.
-fn rows_path(t: &Target, plan: &TablePlan) -> String {
-    let base = literal(&format!(
-        "/v1/entities/{}/rows?format={}",
-        plan.entity,
-        plan.format.clickhouse_name()
-    ));
+/// The column-set fingerprint of a table: its columns, in order, with their types. The load
+/// view's URL carries it (`&schema=`) and `serve` answers only with that column set: a
+/// column missing from the Parquet would be filled with its default by ClickHouse, and
+/// those rows, already behind the watermark, would stay wrong. FNV-1a: the same in every
+/// process and every build.
+pub fn schema_fingerprint(columns: &[ColumnDef]) -> String {
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    for c in columns {
+        h.write(c.name.as_bytes());
+        h.write(&[0]);
+        h.write(c.sql_type.as_bytes());
+        h.write(&[0xff]);
+    }
+    format!("{:016x}", h.finish())
+}
+
+/// The cursor header of a rows pull, read from the watermark row (incremental entities).
+fn cursor_header(t: &Target, plan: &TablePlan) -> Option<String> {
     match (&plan.cursor, plan.numeric_key) {
-        (Some(cursor), true) => format!(
-            "concat({base}, ifNull(concat('&modified_since=', toString(toUnixTimestamp((SELECT max({}) FROM {} WHERE {} = {WATERMARK_ID})))), ''))",
+        (Some(cursor), true) => Some(format!(
+            "{} = ifNull(toString(toUnixTimestamp((SELECT max({}) FROM {} WHERE {} = {WATERMARK_ID}))), '')",
+            literal(MODIFIED_SINCE_HEADER),
             ident(cursor),
             t.table(&plan.entity),
             ident(&plan.primary_key),
-        ),
-        _ => base,
+        )),
+        _ => None,
     }
 }
 
@@ -265,8 +329,8 @@ pub fn load_view(t: &Target, plan: &TablePlan) -> Statement {
         plan.schedule.sql(),
         t.table(&plan.entity),
         pull(
-            t,
-            &rows_path(t, plan),
+            &t.collection_name(&plan.entity, "rows"),
+            cursor_header(t, plan),
             plan.format.clickhouse_name(),
             &structure(&plan.columns)
         ),
@@ -286,11 +350,8 @@ pub fn reconcile_view(t: &Target, plan: &TablePlan) -> Statement {
         .map(|c| c.sql_type.clone())
         .unwrap_or_else(|| "Int64".to_string());
     let ids = pull(
-        t,
-        &literal(&format!(
-            "/v1/entities/{}/ids?format=TabSeparated",
-            plan.entity
-        )),
+        &t.collection_name(&plan.entity, "ids"),
+        None,
         "TabSeparated",
         &format!("{key} {key_type}"),
     );
@@ -299,21 +360,56 @@ pub fn reconcile_view(t: &Target, plan: &TablePlan) -> Statement {
     } else {
         String::new()
     };
+    let table = t.table(&plan.entity);
     let sql = format!(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS {}{}\nREFRESH EVERY {} RANDOMIZE FOR 10 SECOND {REFRESH_SETTINGS}\nAPPEND TO {}\nAS {}\n{PULL_SETTINGS}",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {}{}\nREFRESH EVERY {} RANDOMIZE FOR 10 SECOND {REFRESH_SETTINGS}\nAPPEND TO {table}\nAS {}\n{PULL_SETTINGS}",
         t.table(&reconcile_view_name(&plan.entity)),
         t.on_cluster(),
         plan.reconcile_schedule.sql(),
-        t.table(&plan.entity),
-        tombstones(
-            &t.table(&plan.entity),
+        guarded_tombstones(
+            &table,
+            &plan.entity,
+            &key,
+            &watermark,
             &format!(
                 "_version < toUInt64(toUnixTimestamp64Milli(now64(3))) - {}{watermark}\n  AND {key} NOT IN (SELECT {key} FROM {ids})",
                 plan.reconcile_safety_ms
             ),
+            plan.delete_guard,
         ),
     );
     Statement::plain(with_fingerprint(sql))
+}
+
+/// [`tombstones`] for the keys matching `condition`, refused (the query throws, so the
+/// refresh fails and nothing is written) when the guard forbids that many. The keys are
+/// collected once into a scalar (the ID list is fetched once) and counted before any
+/// tombstone is written; scalars are constants, so the refusal can name the counts.
+fn guarded_tombstones(
+    table: &str,
+    entity: &str,
+    key: &str,
+    watermark: &str,
+    condition: &str,
+    guard: DeleteGuard,
+) -> String {
+    let gone = "_b24ch_gone";
+    let live = "_b24ch_live";
+    let check = match guard {
+        DeleteGuard::Off => String::new(),
+        DeleteGuard::Limit { percent, rows } => {
+            let n = format!("length({gone})");
+            format!(
+                "\nWHERE throwIf({n} > 0 AND ({n} >= {live} OR ({n} > {rows} AND {n} * 100 > {percent} * {live})), concat({}, toString({n}), ' of ', toString({live}), {})) = 0",
+                literal(DeleteGuard::REFUSAL_HEAD),
+                literal(&guard.refusal_tail(entity)),
+            )
+        }
+    };
+    format!(
+        "WITH\n  (SELECT groupArray({key}) FROM {table} FINAL WHERE _is_deleted = 0 AND {condition}) AS {gone},\n  (SELECT count() FROM {table} FINAL WHERE _is_deleted = 0{watermark}) AS {live}\nSELECT * FROM ({}){check}",
+        tombstones(table, &format!("{key} IN {gone}"))
+    )
 }
 
 /// Tombstones for the live rows of `table` matching `condition` (a newer version with

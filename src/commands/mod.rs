@@ -21,6 +21,7 @@ pub fn load_config(path: Option<&Path>) -> Result<crate::config::Config, BadInpu
 }
 
 pub use crate::config::BadInput;
+pub use crate::config::load_portal_config;
 
 /// Maps an error to the process exit code: 2 for bad input, 1 for everything else.
 pub fn exit_code(err: &anyhow::Error) -> i32 {

@@ -85,12 +85,9 @@ pub async fn apply(mut config: Config, args: SchemaArgs) -> anyhow::Result<()> {
         "apply: {} statements, {} enumeration labels",
         report.statements, report.enum_options
     );
-    if !report.type_conflicts.is_empty() {
-        anyhow::bail!(
-            "{} field type change(s) need a decision (loads of those entities are paused): {}",
-            report.type_conflicts.len(),
-            report.type_conflicts.join("; ")
-        );
+    let problems = report.problems();
+    if !problems.is_empty() {
+        anyhow::bail!("{}", problems.join("\n"));
     }
     Ok(())
 }

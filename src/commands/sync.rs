@@ -88,10 +88,19 @@ async fn converge(ctx: &Ctx) -> anyhow::Result<(Catalog, Vec<String>)> {
     for (entity, change) in report.changes() {
         tracing::info!(%entity, %change, "schema");
     }
+    for problem in report.problems() {
+        tracing::error!(%problem, "schema");
+    }
+    // Entities whose convergence failed are not loaded either (their table may be behind).
     let blocked = report
-        .type_conflicts
-        .iter()
-        .filter_map(|c| c.split('.').next().map(str::to_string))
+        .paused_entities()
+        .into_iter()
+        .chain(
+            report
+                .failed_entities
+                .iter()
+                .filter_map(|f| f.split(':').next().map(str::to_string)),
+        )
         .collect();
     Ok((catalog, blocked))
 }
@@ -143,7 +152,7 @@ async fn load_one(ctx: &Ctx, job: Arc<EntityJob>, show: bool) -> anyhow::Result<
 
 async fn reconcile_one(ctx: &Ctx, job: Arc<EntityJob>) -> anyhow::Result<()> {
     let name = job.entity.name.clone();
-    match sync::reconcile(
+    match sync::reconcile_guarded(
         &ctx.conn,
         &ctx.target,
         ctx.client.clone(),
@@ -156,6 +165,7 @@ async fn reconcile_one(ctx: &Ctx, job: Arc<EntityJob>) -> anyhow::Result<()> {
                 .as_millis(),
         )
         .unwrap_or(crate::clickhouse::ddl::RECONCILE_SAFETY_MS),
+        ctx.config.entity(&name).delete_guard,
     )
     .await
     {
@@ -188,7 +198,7 @@ pub async fn run(mut config: Config, args: SyncArgs) -> anyhow::Result<()> {
     let mut failed = Vec::new();
     for name in names {
         if blocked.contains(&name) {
-            failed.push(format!("{name} (field type changed)"));
+            failed.push(format!("{name} (schema needs a decision, see the log)"));
             continue;
         }
         let j = job(&ctx, &catalog, &name)?;

@@ -16,6 +16,8 @@ pub struct RawConfig {
     pub clickhouse: RawClickHouse,
     #[serde(default)]
     pub proxy: RawProxy,
+    #[serde(default)]
+    pub exec: RawExec,
     /// Per-entity settings; the key `default` applies to every entity not listed.
     #[serde(default)]
     pub entities: BTreeMap<String, RawEntity>,
@@ -80,11 +82,24 @@ pub struct RawProxy {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawExec {
+    /// Methods `b24_call` may run (replaces the built-in list of read methods).
+    pub call_methods: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawEntity {
     pub enabled: Option<bool>,
     pub schedule: Option<String>,
     pub reconcile_schedule: Option<String>,
     /// Rows loaded this recently are left out of a reconcile (default `5 MINUTE`).
     pub reconcile_safety: Option<String>,
+    /// Let one reconcile tombstone any number of rows (default false: see `DeleteGuard`).
+    pub allow_mass_delete: Option<bool>,
+    /// A reconcile refuses to tombstone more than this share of the live rows (percent)…
+    pub max_delete_percent: Option<f64>,
+    /// …when that is also more than this many rows.
+    pub max_delete_rows: Option<u64>,
     pub fields: Option<Vec<String>>,
 }

@@ -208,8 +208,78 @@ pub struct EntitySettings {
     /// Rows loaded within this window before a reconcile are not compared with its ID list
     /// (a row created after the list was taken is never tombstoned); default 5 minutes.
     pub reconcile_safety: Schedule,
+    /// How many tombstones one reconcile may write (see [`DeleteGuard`]).
+    pub delete_guard: DeleteGuard,
     /// `None` = every field.
     pub fields: Option<Vec<String>>,
+}
+
+/// How many rows one reconcile may tombstone before it refuses. A complete but wrong ID list
+/// (the webhook user lost CRM rights, a filter changed, an empty page from a permission
+/// quirk) would otherwise delete rows that nothing brings back.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DeleteGuard {
+    /// `allow_mass_delete = true`: any number.
+    Off,
+    /// Refuse deleting every live row, or more than `percent` % of them when that is also
+    /// more than `rows` rows.
+    Limit { percent: f64, rows: u64 },
+}
+
+impl DeleteGuard {
+    pub const DEFAULT: Self = Self::Limit {
+        percent: 10.0,
+        rows: 100,
+    };
+
+    /// Whether tombstoning `gone` of `live` live rows is refused.
+    pub fn refuses(&self, gone: u64, live: u64) -> bool {
+        match *self {
+            Self::Off => false,
+            Self::Limit { percent, rows } => {
+                gone > 0
+                    && (gone >= live
+                        || (gone > rows && gone as f64 * 100.0 > percent * live as f64))
+            }
+        }
+    }
+
+    /// The limit in words, for refusals.
+    pub fn describe(&self) -> String {
+        match *self {
+            Self::Off => "none (allow_mass_delete = true)".to_string(),
+            Self::Limit { percent, rows } => {
+                format!("all rows, or more than {percent}% and more than {rows} rows")
+            }
+        }
+    }
+
+    /// What to do about a refusal (names the settings).
+    pub fn advice(entity: &str) -> String {
+        format!(
+            "the ID list may be incomplete (lost CRM rights, a changed filter, a permission quirk); if the portal really deleted them, set `allow_mass_delete = true` (or raise `max_delete_percent` / `max_delete_rows`) in [entities.{entity}], run `b24ch apply`, and reconcile again"
+        )
+    }
+
+    /// The whole refusal message: `refusal_head`, the counts, `refusal_tail`.
+    pub fn refusal(&self, entity: &str, gone: u64, live: u64) -> String {
+        format!(
+            "{}{gone} of {live}{}",
+            Self::REFUSAL_HEAD,
+            self.refusal_tail(entity)
+        )
+    }
+
+    pub const REFUSAL_HEAD: &str = "b24ch: refusing to tombstone ";
+
+    /// What follows "N of M" in a refusal.
+    pub fn refusal_tail(&self, entity: &str) -> String {
+        format!(
+            " live rows of {entity} in one reconcile (limit: {}); {}",
+            self.describe(),
+            Self::advice(entity)
+        )
+    }
 }
 
 /// The validated configuration.
@@ -220,6 +290,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub clickhouse: ClickHouseConfig,
     pub proxy: ProxyConfig,
+    /// Methods `b24_call` may run (`exec.call_methods`, else the built-in read methods).
+    pub call_methods: Vec<String>,
     default_entity: EntitySettings,
     entities: BTreeMap<String, EntitySettings>,
 }
@@ -347,6 +419,7 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             count: 5,
             unit: TimeUnit::Minute,
         },
+        delete_guard: DeleteGuard::DEFAULT,
         fields: None,
     };
     let default_entity = match raw.entities.get("default") {
@@ -361,12 +434,14 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             resolve_entity(&format!("entities.{name}"), e, &default_entity)?,
         );
     }
+    let call_methods = resolve_call_methods(&raw.exec)?;
     Ok(Config {
         state_dir,
         portal,
         limits,
         clickhouse,
         proxy,
+        call_methods,
         default_entity,
         entities,
     })
@@ -405,7 +480,33 @@ fn resolve_portal(raw: &super::model::RawPortal) -> Result<PortalAuth, ConfigErr
     }
 }
 
+/// `http://` sends the webhook secret or the tokens in clear text: only to this machine.
+fn check_transport(key: &str, url: &str) -> Result<(), ConfigError> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Ok(());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            key,
+            "is an http:// URL to another machine: the secret would cross the network in clear text; use https:// (plain http is accepted only for localhost / 127.0.0.1 / ::1)",
+        ))
+    }
+}
+
 fn check_webhook_url(url: &str) -> Result<(), ConfigError> {
+    check_transport("portal.webhook_url", url)?;
     let ok = (url.starts_with("https://") || url.starts_with("http://"))
         && url.contains("/rest/")
         && url
@@ -440,6 +541,10 @@ fn resolve_oauth(raw: &RawOAuth) -> Result<PortalAuth, ConfigError> {
             "portal.oauth.portal_url",
             "must be a URL like https://example.bitrix24.com",
         ));
+    }
+    check_transport("portal.oauth.portal_url", &portal_url)?;
+    if let Some(server) = &raw.oauth_server {
+        check_transport("portal.oauth.oauth_server", server)?;
     }
     let get = |key: &str, v: &Option<String>| -> Result<Secret, ConfigError> {
         secret_value(key, &required(key, v)?)
@@ -700,8 +805,63 @@ fn resolve_entity(
             &raw.reconcile_safety,
             base.reconcile_safety,
         )?,
+        delete_guard: delete_guard(key, raw, base.delete_guard)?,
         fields: raw.fields.clone().or_else(|| base.fields.clone()),
     })
+}
+
+/// `allow_mass_delete`, `max_delete_percent`, `max_delete_rows`, each inherited from `base`.
+fn delete_guard(key: &str, raw: &RawEntity, base: DeleteGuard) -> Result<DeleteGuard, ConfigError> {
+    if let Some(p) = raw.max_delete_percent
+        && !(p.is_finite() && p > 0.0 && p <= 100.0)
+    {
+        return Err(ConfigError::new(
+            format!("{key}.max_delete_percent"),
+            format!("{p} is not a percentage above 0 and at most 100 (default 10)"),
+        ));
+    }
+    // `Off` keeps no numbers of its own: an entity that sets one gets the defaults for the other.
+    let (base_percent, base_rows) = match base {
+        DeleteGuard::Limit { percent, rows } => (percent, rows),
+        DeleteGuard::Off => (10.0, 100),
+    };
+    let limit = DeleteGuard::Limit {
+        percent: raw.max_delete_percent.unwrap_or(base_percent),
+        rows: raw.max_delete_rows.unwrap_or(base_rows),
+    };
+    let sets_limit = raw.max_delete_percent.is_some() || raw.max_delete_rows.is_some();
+    Ok(match raw.allow_mass_delete {
+        Some(true) => DeleteGuard::Off,
+        Some(false) => limit,
+        None if base == DeleteGuard::Off && !sets_limit => DeleteGuard::Off,
+        None => limit,
+    })
+}
+
+fn resolve_call_methods(raw: &super::model::RawExec) -> Result<Vec<String>, ConfigError> {
+    let Some(list) = &raw.call_methods else {
+        return Ok(crate::bitrix::methods::DEFAULT_CALL_METHODS
+            .iter()
+            .map(|m| m.to_string())
+            .collect());
+    };
+    for m in list {
+        let ok = !m.is_empty()
+            && m.len() <= 128
+            && m.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+            && !m.eq_ignore_ascii_case("batch");
+        if !ok {
+            return Err(ConfigError::new(
+                "exec.call_methods",
+                format!(
+                    "`{}` is not a Bitrix24 method name (letters, digits, `.`, `_`; not `batch`), e.g. \"crm.deal.get\"",
+                    m.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+    }
+    Ok(list.iter().map(|m| m.to_ascii_lowercase()).collect())
 }
 
 fn check_entity_name(name: &str) -> Result<(), ConfigError> {

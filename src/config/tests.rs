@@ -216,3 +216,69 @@ fn plain_http_is_refused_on_a_network_address_unless_allowed() {
         "{risk}"
     );
 }
+
+#[test]
+fn plain_http_portal_urls_only_to_loopback() {
+    for url in [
+        "http://example.bitrix24.com/rest/1/abc/",
+        "http://10.0.0.5:8080/rest/1/abc/",
+        "http://127.0.0.1.evil.com/rest/1/abc/",
+        "http://user@portal.example/rest/1/abc/",
+    ] {
+        let e = err(&format!("[portal]\nwebhook_url = \"{url}\"\n"));
+        assert_eq!(e.key, "portal.webhook_url", "{url}");
+        assert!(e.problem.contains("https://"), "{}", e.problem);
+        assert!(!e.to_string().contains("abc"), "secret echoed: {e}");
+    }
+    for url in [
+        "http://127.0.0.1:8123/rest/1/abc/",
+        "http://localhost/rest/1/abc/",
+        "http://[::1]:9/rest/1/abc/",
+        "https://example.bitrix24.com/rest/1/abc/",
+    ] {
+        assert!(
+            super::from_toml_str(&format!("[portal]\nwebhook_url = \"{url}\"\n")).is_ok(),
+            "{url}"
+        );
+    }
+    let e = err(
+        "[portal.oauth]\nportal_url = \"http://a.bitrix24.com\"\nclient_id = \"a\"\nclient_secret = \"b\"\naccess_token = \"c\"\nrefresh_token = \"d\"\n",
+    );
+    assert_eq!(e.key, "portal.oauth.portal_url");
+}
+
+#[test]
+fn mass_delete_guard_settings() {
+    use super::DeleteGuard;
+    let c = super::from_toml_str(
+        "[entities.default]\nmax_delete_percent = 20\n[entities.crm_deal]\nallow_mass_delete = true\n[entities.crm_lead]\nmax_delete_rows = 5\n",
+    )
+    .unwrap();
+    assert_eq!(c.entity("crm_deal").delete_guard, DeleteGuard::Off);
+    assert_eq!(
+        c.entity("crm_lead").delete_guard,
+        DeleteGuard::Limit {
+            percent: 20.0,
+            rows: 5
+        }
+    );
+    assert_eq!(
+        c.entity("crm_contact").delete_guard,
+        DeleteGuard::Limit {
+            percent: 20.0,
+            rows: 100
+        }
+    );
+    let g = DeleteGuard::DEFAULT;
+    assert!(!g.refuses(0, 0));
+    assert!(g.refuses(1, 1), "every row");
+    assert!(!g.refuses(100, 200), "not more than 100 rows");
+    assert!(
+        g.refuses(101, 1000),
+        "more than 10 % and more than 100 rows"
+    );
+    assert!(!g.refuses(101, 1010), "exactly 10 %");
+    assert!(!DeleteGuard::Off.refuses(5, 5));
+    let e = err("[entities.crm_deal]\nmax_delete_percent = 0\n");
+    assert_eq!(e.key, "entities.crm_deal.max_delete_percent");
+}

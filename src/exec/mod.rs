@@ -12,7 +12,8 @@
 //! others through the file-backed governor state in `state_dir` (`bitrix::governor_file`).
 //!
 //! **Where the config comes from**: `--config PATH`, else `$B24CH_CONFIG`, else `b24ch.toml`
-//! in the working directory, else the embedded demo portal. ClickHouse starts executables
+//! in the working directory; without one (or without a portal in it) `exec` fails, it never
+//! falls back to the embedded demo portal. ClickHouse starts executables
 //! with its own working directory and environment, so the wrapper script installed in
 //! `user_scripts` (see `clickhouse_config/`) passes `--config` with an absolute path; relative
 //! paths inside the config (`state_dir`) are relative to that working directory — make them
@@ -86,20 +87,10 @@ pub enum ExecCommand {
     Dict(dict::DictArgs),
 }
 
-/// The config file `exec` uses: `--config`/`$B24CH_CONFIG`, else `./b24ch.toml` if present.
-pub fn config_path(given: Option<&Path>) -> Option<PathBuf> {
-    if let Some(p) = given {
-        return Some(p.to_path_buf());
-    }
-    let local = PathBuf::from("b24ch.toml");
-    local.is_file().then_some(local)
-}
-
 /// Runs one `b24ch exec` subcommand.
 pub async fn run(config: Option<&Path>, args: ExecArgs) -> Result<(), ExecError> {
-    let path = config_path(config);
-    let mut config =
-        crate::config::load(path.as_deref()).map_err(|e| ExecError::BadInput(e.to_string()))?;
+    let mut config = crate::config::load_portal_config(config, "exec")
+        .map_err(|e| ExecError::BadInput(e.to_string()))?;
     let portal = crate::portal::connect(&mut config, crate::portal::DemoSettings::default())
         .await
         .map_err(|e| ExecError::Other(format!("{e:#}")))?;

@@ -2,7 +2,7 @@
 //!
 //! ```sql
 //! SELECT ID, TITLE, OPPORTUNITY
-//! FROM executable('b24ch exec rows crm_deal', 'JSONEachRow', '<b24ch exec structure crm_deal>')
+//! FROM executable('b24ch-rows crm_deal', 'JSONEachRow', '<b24ch exec structure crm_deal>')
 //! ```
 //!
 //! Columns and types are exactly the entity's table columns (`clickhouse::plan`), so
@@ -86,7 +86,7 @@ pub async fn print_structure(ctx: &Context, args: StructureArgs) -> Result<(), E
     let text = if args.sql {
         format!(
             "SELECT *\nFROM executable({}, {}, {},\n    SETTINGS check_exit_code = 1, command_read_timeout = 600000)\n",
-            quote::literal(&format!("b24ch exec rows {}", entity.name)),
+            quote::literal(&format!("b24ch-rows {}", entity.name)),
             quote::literal(format.clickhouse_name()),
             quote::literal(&s)
         )

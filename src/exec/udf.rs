@@ -10,7 +10,7 @@
 //!
 //! Each answer is the JSON `result` of the call, or `{"error": CODE, "error_description": …}`
 //! for a call the portal rejected (or b24ch refused: bad method name, params that are not a
-//! JSON object, a write method without `--allow-write`). A batch that fails as a whole (after
+//! JSON object, a method outside the allow-list without `--allow-write`). A batch that fails as a whole (after
 //! the governor's retries) stops the process with a non-zero exit: ClickHouse's query fails
 //! rather than returning rows that are not there.
 use super::{Context, ExecError, tsv};
@@ -31,8 +31,9 @@ pub struct UdfArgs {
     /// Answer `{"result":…, "total":…, "next":…}` instead of the bare result (list paging).
     #[arg(long)]
     pub envelope: bool,
-    /// Allow methods that change data (`*.add`, `*.update`, `*.delete`, …). Off by default:
-    /// without it only reading methods (`*.get*`, `*.list*`, `*.fields`, …) are called.
+    /// Allow any method, including those that change data (`*.add`, `*.update`, `*.delete`).
+    /// Off by default: without it only the methods of `exec.call_methods` (by default a
+    /// built-in list of read methods) are called. The `b24ch-call` wrapper never passes it.
     #[arg(long)]
     pub allow_write: bool,
 }
@@ -58,23 +59,34 @@ fn refused(code: &str, description: impl Into<String>) -> Call {
     Call::Refused(json!({"error": code, "error_description": description.into()}))
 }
 
-/// Whether a method only reads (allowed without `--allow-write`).
-pub fn is_read_method(method: &str) -> bool {
-    let last = method
-        .rsplit('.')
-        .next()
-        .unwrap_or(method)
-        .to_ascii_lowercase();
-    last.starts_with("get")
-        || last.starts_with("list")
-        || matches!(
-            last.as_str(),
-            "fields" | "current" | "search" | "info" | "time" | "scope" | "methods" | "profile"
-        )
+/// Which methods a `b24_call` process runs: an explicit list, or anything (`--allow-write`).
+#[derive(Debug, Clone)]
+pub enum CallPolicy {
+    /// Only these methods (lower-case), the read methods of `exec.call_methods`.
+    Only(Vec<String>),
+    /// `--allow-write`: any method (an administrator's explicit choice in the XML).
+    Any,
+}
+
+impl CallPolicy {
+    pub fn new(config: &crate::config::Config, allow_write: bool) -> Self {
+        if allow_write {
+            Self::Any
+        } else {
+            Self::Only(config.call_methods.clone())
+        }
+    }
+
+    fn allows(&self, method: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Only(list) => list.iter().any(|m| m.eq_ignore_ascii_case(method)),
+        }
+    }
 }
 
 /// Validates the method and parses the params of one row.
-pub fn parse_call(method: &str, params: &str, allow_write: bool) -> Call {
+pub fn parse_call(method: &str, params: &str, policy: &CallPolicy) -> Call {
     let method = method.trim();
     let valid = !method.is_empty()
         && method.len() <= 128
@@ -96,11 +108,11 @@ pub fn parse_call(method: &str, params: &str, allow_write: bool) -> Call {
             "b24_call already packs rows into batch calls; call the methods themselves",
         );
     }
-    if !allow_write && !is_read_method(method) {
+    if !policy.allows(method) {
         return refused(
-            "B24CH_WRITE_NOT_ALLOWED",
+            "B24CH_METHOD_NOT_ALLOWED",
             format!(
-                "{method} may change data; b24ch exec udf-call runs it only with --allow-write"
+                "{method} is not in the allow-list of read methods b24_call runs; if it only reads, add it to exec.call_methods in the config"
             ),
         );
     }
@@ -122,13 +134,13 @@ pub fn parse_call(method: &str, params: &str, allow_write: bool) -> Call {
     }
 }
 
-fn parse_line(line: &str, format: UdfFormat, allow_write: bool) -> Call {
+fn parse_line(line: &str, format: UdfFormat, policy: &CallPolicy) -> Call {
     match format {
         UdfFormat::TabSeparated => {
             let fields = tsv::split_row(line);
             let method = fields.first().map(String::as_str).unwrap_or("");
             let params = fields.get(1).map(String::as_str).unwrap_or("");
-            parse_call(method, params, allow_write)
+            parse_call(method, params, policy)
         }
         UdfFormat::JsonEachRow => match serde_json::from_str::<Map<String, Value>>(line) {
             Ok(obj) => {
@@ -140,7 +152,7 @@ fn parse_line(line: &str, format: UdfFormat, allow_write: bool) -> Call {
                 };
                 let method = text(values.next());
                 let params = text(values.next());
-                parse_call(&method, &params, allow_write)
+                parse_call(&method, &params, policy)
             }
             Err(e) => refused(
                 "B24CH_BAD_ROW",
@@ -229,6 +241,7 @@ fn chunk_header(line: &str) -> Option<usize> {
 
 /// `b24ch exec udf-call`: answers blocks until stdin closes.
 pub async fn run(ctx: &Context, args: UdfArgs) -> Result<(), ExecError> {
+    let policy = CallPolicy::new(&ctx.config, args.allow_write);
     let format = if args.format.eq_ignore_ascii_case("TabSeparated")
         || args.format.eq_ignore_ascii_case("TSV")
     {
@@ -268,7 +281,7 @@ pub async fn run(ctx: &Context, args: UdfArgs) -> Result<(), ExecError> {
         }
         let calls = lines
             .iter()
-            .map(|l| parse_line(l.trim_end_matches(['\n', '\r']), format, args.allow_write))
+            .map(|l| parse_line(l.trim_end_matches(['\n', '\r']), format, &policy))
             .collect();
         let answers = answer_block(&client, calls, args.envelope).await?;
         out.write_all(render(&answers, format, &args.result_name).as_bytes())
@@ -281,10 +294,54 @@ pub async fn run(ctx: &Context, args: UdfArgs) -> Result<(), ExecError> {
 mod tests {
     use super::*;
 
+    fn reads() -> CallPolicy {
+        CallPolicy::Only(
+            crate::bitrix::methods::DEFAULT_CALL_METHODS
+                .iter()
+                .map(|m| m.to_string())
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn only_listed_methods_run_never_by_name_prefix() {
+        for m in ["crm.deal.get", "CRM.DEAL.LIST", "user.get"] {
+            assert!(
+                matches!(parse_call(m, "{}", &reads()), Call::Ok { .. }),
+                "{m}"
+            );
+        }
+        // Names a prefix rule would have admitted.
+        for m in [
+            "crm.deal.getandremove",
+            "listeners.reset",
+            "im.notify.get.delete",
+            "crm.deal.delete",
+        ] {
+            assert!(
+                matches!(parse_call(m, "{}", &reads()), Call::Refused(_)),
+                "{m}"
+            );
+        }
+        let only = CallPolicy::Only(vec!["crm.deal.get".into()]);
+        assert!(matches!(
+            parse_call("crm.deal.list", "{}", &only),
+            Call::Refused(_)
+        ));
+        assert!(matches!(
+            parse_call("crm.deal.delete", "{}", &CallPolicy::Any),
+            Call::Ok { .. }
+        ));
+    }
+
     #[test]
     fn rows_are_parsed_and_checked() {
         assert_eq!(
-            parse_line("crm.deal.get\t{\"id\":5}", UdfFormat::TabSeparated, false),
+            parse_line(
+                "crm.deal.get\t{\"id\":5}",
+                UdfFormat::TabSeparated,
+                &reads()
+            ),
             Call::Ok {
                 method: "crm.deal.get".into(),
                 params: json!({"id": 5})
@@ -294,27 +351,31 @@ mod tests {
             parse_line(
                 "crm.deal.delete\t{\"id\":5}",
                 UdfFormat::TabSeparated,
-                false
+                &reads()
             ),
             Call::Refused(_)
         ));
         assert!(matches!(
-            parse_line("crm.deal.delete\t{\"id\":5}", UdfFormat::TabSeparated, true),
+            parse_line(
+                "crm.deal.delete\t{\"id\":5}",
+                UdfFormat::TabSeparated,
+                &CallPolicy::Any
+            ),
             Call::Ok { .. }
         ));
         assert!(matches!(
-            parse_line("crm.deal.get?x=1\t{}", UdfFormat::TabSeparated, false),
+            parse_line("crm.deal.get?x=1\t{}", UdfFormat::TabSeparated, &reads()),
             Call::Refused(_)
         ));
         assert!(matches!(
-            parse_line("crm.deal.get\t[1]", UdfFormat::TabSeparated, false),
+            parse_line("crm.deal.get\t[1]", UdfFormat::TabSeparated, &reads()),
             Call::Refused(_)
         ));
         assert_eq!(
             parse_line(
                 r#"{"method":"user.get","params":"{\"ID\":1}"}"#,
                 UdfFormat::JsonEachRow,
-                false
+                &reads()
             ),
             Call::Ok {
                 method: "user.get".into(),

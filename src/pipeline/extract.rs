@@ -262,13 +262,22 @@ pub fn ids(
         .key_index()
         .and_then(|i| job.columns[i].api_name().map(str::to_string))
         .unwrap_or_else(|| "ID".to_string());
+    let method = job.spec.list;
     bitrix::list(client, req).map(move |page| {
-        let page = page?;
-        Ok(page
+        // A row without its key is a malformed answer: skipping it would tombstone that row.
+        page?
             .rows
             .into_iter()
-            .filter_map(|r| r.get(&key_api))
-            .collect())
+            .map(|r| match r.get(&key_api) {
+                Some(v) if !v.is_null() => Ok(v),
+                _ => Err(BitrixError::Malformed {
+                    method: method.to_string(),
+                    status: 200,
+                    message: format!("a row of the ID listing has no `{key_api}`"),
+                }
+                .into()),
+            })
+            .collect()
     })
 }
 

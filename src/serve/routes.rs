@@ -57,6 +57,54 @@ fn entity(state: &AppState, name: &str) -> Result<Entity, ApiError> {
     )))
 }
 
+/// The entity named in the path; an unknown name first makes `serve` discover the catalog
+/// again (a smart process applied by another process or instance).
+async fn fresh_entity(state: &AppState, name: &str) -> Result<Entity, ApiError> {
+    if let Ok(e) = entity(state, name) {
+        return Ok(e);
+    }
+    rediscover(state).await?;
+    entity(state, name)
+}
+
+async fn rediscover(state: &AppState) -> Result<(), ApiError> {
+    state
+        .rediscover()
+        .await
+        .map_err(|e| rows::upstream_error(&e.into()))
+}
+
+/// The entity, answered only with the column set the load view expects (`schema=`, see
+/// `ddl::schema_fingerprint`): on a mismatch the catalog is discovered again, and if it still
+/// differs the pull fails with 409 instead of ClickHouse filling the missing columns with
+/// defaults.
+async fn entity_with_schema(
+    state: &AppState,
+    name: &str,
+    wanted: Option<&str>,
+) -> Result<Entity, ApiError> {
+    let e = fresh_entity(state, name).await?;
+    let Some(wanted) = wanted else {
+        return Ok(e);
+    };
+    if state.fingerprint(&e) == wanted {
+        return Ok(e);
+    }
+    rediscover(state).await?;
+    let e = entity(state, name)?;
+    let have = state.fingerprint(&e);
+    if have == wanted {
+        return Ok(e);
+    }
+    Err(ApiError::new(
+        axum::http::StatusCode::CONFLICT,
+        format!(
+            "b24ch: the load view of {name} expects the column set {:?} but the portal now gives {have}; run `b24ch apply` (or let serve's autopilot run) so the table and its views match the portal",
+            wanted.chars().take(32).collect::<String>()
+        ),
+    ))
+}
+
 fn format_param(params: &HashMap<String, String>, default: Format) -> Result<Format, ApiError> {
     match params.get("format") {
         None => Ok(default),
@@ -173,12 +221,17 @@ pub async fn schema(
 pub async fn rows(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
     Query(p): Params,
 ) -> Result<Response, ApiError> {
-    check_params(&p, &["format", "modified_since"])?;
-    let e = entity(&state, &name)?;
+    check_params(&p, &["format", "modified_since", "schema"])?;
+    let e = entity_with_schema(&state, &name, p.get("schema").map(String::as_str)).await?;
     let format = format_param(&p, Format::Parquet)?;
-    let since = rows::parse_since(p.get("modified_since").map(String::as_str))?;
+    // Load views send the cursor in a header (their URL is fixed, see `ddl::proxy`).
+    let header = headers
+        .get(ddl::MODIFIED_SINCE_HEADER)
+        .map(|v| v.to_str().unwrap_or("not text"));
+    let since = rows::parse_since(p.get("modified_since").map(String::as_str).or(header))?;
     let job = state.job(e).map_err(|e| rows::upstream_error(&e))?;
     rows::rows(state, job, format, since).await
 }
@@ -189,7 +242,7 @@ pub async fn ids(
     Query(p): Params,
 ) -> Result<Response, ApiError> {
     check_params(&p, &["format"])?;
-    let e = entity(&state, &name)?;
+    let e = fresh_entity(&state, &name).await?;
     let json = match p.get("format").map(String::as_str) {
         None | Some("TabSeparated") | Some("TSV") => false,
         Some(f) if f.eq_ignore_ascii_case("JSONEachRow") => true,
@@ -215,7 +268,9 @@ pub async fn entity_ddl(
     let columns = plan::selected_columns(&e, &settings);
     let tp = plan::table_plan(&e, &columns, &settings, format);
     let t = apply::target(&state.config);
-    let sql: Vec<String> = ddl::entity(&t, &tp)
+    let mut stmts = ddl::endpoints(&t, &apply::endpoint(&state.config), &tp);
+    stmts.extend(ddl::entity(&t, &tp));
+    let sql: Vec<String> = stmts
         .into_iter()
         .map(|s| format!("{};\n", s.display))
         .collect();

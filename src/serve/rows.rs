@@ -5,7 +5,7 @@
 //! closed without the final chunk), which fails ClickHouse's INSERT: a broken load never
 //! looks complete (`docs/architecture.md`, invariants 2 and 4).
 use super::error::ApiError;
-use super::state::AppState;
+use super::state::{AppState, BUSY_RETRY_AFTER_SECS, Busy, LoadSlot, MAX_CONCURRENT_LOADS};
 use crate::bitrix::{BitrixError, ErrorClass, Meter};
 use crate::encode::{Format, RowEncoder};
 use crate::pipeline::stats::{LoadFigures, LoadKind};
@@ -154,6 +154,7 @@ pub async fn rows(
     since: Option<DateTime<Utc>>,
 ) -> Result<Response, ApiError> {
     let job = Arc::new(job);
+    let slot = state.begin_load("rows", &job.entity.name).map_err(busy)?;
     let track = LoadTrack::start(state.clone(), &job.entity.name, "rows");
     let mut pages = Box::pin(pipeline::typed_rows(
         state.client.clone(),
@@ -180,7 +181,7 @@ pub async fn rows(
         }
     };
     let body = encode_stream(track, encoder, first, pages);
-    Ok(stream_response(format.content_type(), body))
+    Ok(stream_response(format.content_type(), hold(slot, body)))
 }
 
 fn encode_stream(
@@ -199,8 +200,13 @@ fn encode_stream(
                 Ok(page) => {
                     rows += page.rows.len() as u64;
                     invalid += page.issues.len() as u64;
+                    // Portal values are personal data: the log gets a count per field.
+                    let mut per_field: std::collections::BTreeMap<(&str, &str), u64> = std::collections::BTreeMap::new();
                     for issue in &page.issues {
-                        tracing::warn!(entity = %issue.entity, id = %issue.id, field = %issue.field, raw = %issue.raw, expected = %issue.expected, "value does not fit its column; kept in _invalid");
+                        *per_field.entry((issue.field.as_str(), issue.expected.as_str())).or_default() += 1;
+                    }
+                    for ((field, expected), values) in per_field {
+                        tracing::warn!(entity = %track.entity, field, expected, values, "values do not fit their column; kept in _invalid");
                     }
                     watermark = page.watermark.or(watermark);
                     match encoder.write_rows(&page.rows) {
@@ -241,6 +247,7 @@ pub async fn ids(state: Arc<AppState>, job: EntityJob, json: bool) -> Result<Res
     let key = crate::schema::primary_key_column(&job.columns)
         .map(|c| c.name.clone())
         .unwrap_or_else(|| "ID".into());
+    let slot = state.begin_load("ids", &job.entity.name).map_err(busy)?;
     let track = LoadTrack::start(state.clone(), &job.entity.name, "ids");
     let mut pages = Box::pin(pipeline::ids(state.client.clone(), job));
     let first = match track.meter.measure(pages.next()).await {
@@ -276,7 +283,31 @@ pub async fn ids(state: Arc<AppState>, job: EntityJob, json: bool) -> Result<Res
     } else {
         "text/tab-separated-values"
     };
-    Ok(stream_response(content_type, body))
+    Ok(stream_response(content_type, hold(slot, body)))
+}
+
+/// 503 + `Retry-After` for a load that cannot start now.
+fn busy(b: Busy) -> ApiError {
+    let message = match b {
+        Busy::Entity(e) => format!(
+            "b24ch: a load of {e} is already running; one at a time per entity, retry after it"
+        ),
+        Busy::Full => format!(
+            "b24ch: {MAX_CONCURRENT_LOADS} loads are running, the most serve runs at once; retry later"
+        ),
+    };
+    ApiError::unavailable(message, BUSY_RETRY_AFTER_SECS)
+}
+
+/// The body, keeping `slot` until it ends (or the client goes away).
+fn hold(
+    slot: LoadSlot,
+    body: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    body.map(move |chunk| {
+        let _ = &slot;
+        chunk
+    })
 }
 
 fn id_lines(ids: &[serde_json::Value], key: &str, json: bool) -> String {

@@ -8,6 +8,7 @@ use crate::bitrix::Client;
 use crate::clickhouse::ddl::{Target, WATERMARK_ID};
 use crate::clickhouse::quote::{ident, literal, qualified};
 use crate::clickhouse::{ClickHouseError, Connection};
+use crate::config::DeleteGuard;
 use crate::encode::{Format, RowEncoder};
 use crate::pipeline::{self, EntityJob, PipelineError};
 use crate::schema::{ChType, cursor_column, primary_key_column};
@@ -26,6 +27,9 @@ pub enum SyncError {
     Encode(#[from] crate::encode::EncodeError),
     #[error("insert into {table} failed: {message}")]
     Insert { table: String, message: String },
+    /// The reconcile would tombstone more rows than the entity's `DeleteGuard` allows.
+    #[error("{0}")]
+    MassDelete(String),
 }
 
 /// What one load did.
@@ -119,15 +123,28 @@ pub async fn load(
     Ok(report)
 }
 
-/// Writes tombstones for rows that vanished from the portal. Only a complete ID listing is
-/// compared: any listing error returns before anything is written (docs/architecture.md,
-/// invariant 4).
+/// Writes tombstones for rows that vanished from the portal, with the default
+/// [`DeleteGuard`] (see [`reconcile_guarded`]).
 pub async fn reconcile(
     conn: &Connection,
     t: &Target,
     client: Arc<Client>,
     job: Arc<EntityJob>,
     safety_ms: u64,
+) -> Result<u64, SyncError> {
+    reconcile_guarded(conn, t, client, job, safety_ms, DeleteGuard::DEFAULT).await
+}
+
+/// Writes tombstones for rows that vanished from the portal. Only a complete ID listing is
+/// compared: any listing error returns before anything is written (design invariant 4); so
+/// does a pass that would tombstone more rows than `guard` allows.
+pub async fn reconcile_guarded(
+    conn: &Connection,
+    t: &Target,
+    client: Arc<Client>,
+    job: Arc<EntityJob>,
+    safety_ms: u64,
+    guard: DeleteGuard,
 ) -> Result<u64, SyncError> {
     let Some(key) = primary_key_column(&job.columns).cloned() else {
         return Ok(0);
@@ -155,17 +172,26 @@ pub async fn reconcile(
     } else {
         String::new()
     };
+    // Every live row with whether it is old enough to compare (`1`) or loaded too recently.
     let have = conn
         .pairs(&format!(
-            "SELECT toString({}), '' FROM {table} FINAL WHERE _is_deleted = 0{watermark} AND _version < {safety}",
+            "SELECT toString({}), toString(_version < {safety}) FROM {table} FINAL WHERE _is_deleted = 0{watermark}",
             ident(&key.name)
         ))
         .await?;
+    let live = have.len() as u64;
     let gone: Vec<String> = have
         .into_iter()
+        .filter(|(k, old)| old == "1" && !listed.contains(k))
         .map(|(k, _)| k)
-        .filter(|k| !listed.contains(k))
         .collect();
+    if guard.refuses(gone.len() as u64, live) {
+        return Err(SyncError::MassDelete(guard.refusal(
+            &job.entity.name,
+            gone.len() as u64,
+            live,
+        )));
+    }
     for chunk in gone.chunks(10_000) {
         let keys = chunk
             .iter()

@@ -102,8 +102,16 @@ async fn token_expiring_mid_listing_is_refreshed_once_and_persisted() {
 
     // The rotated pair is on disk, owner-only, and a new process starting from the original
     // config uses it.
-    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
-    assert_eq!(files.len(), 1, "exactly the token file, no temp left");
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|f| !f.file_name().to_string_lossy().ends_with(".lock"))
+        .collect();
+    assert_eq!(
+        files.len(),
+        1,
+        "exactly the token file (and its lock), no temp left"
+    );
     let stored: Value = serde_json::from_slice(&std::fs::read(files[0].path()).unwrap()).unwrap();
     let original = p.control().config().oauth.refresh_token;
     assert_ne!(stored["refresh_token"], Value::String(original));
@@ -133,4 +141,47 @@ async fn token_expiring_mid_listing_is_refreshed_once_and_persisted() {
     assert_eq!(err.code(), Some("invalid_grant"), "{err}");
     let text = format!("{err} {err:?}");
     assert!(!text.contains("demo-client-secret") && !text.contains("demorefreshtoken"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_sharing_one_app_never_lose_access() {
+    // Short-lived access tokens; three "processes" (separate clients, each with its own tokens
+    // in memory) share one token file. The portal rotates the refresh token on every refresh,
+    // so whoever refreshes second with the pair it started with would get invalid_grant.
+    let p = portal(12_000, 300.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clients: Vec<Arc<Client>> = (0..3).map(|_| oauth_client(&p, Some(dir.path()))).collect();
+    let req = |key: &str| ListRequest {
+        method_key: key.into(),
+        entity_type_id: Some(2),
+        ..Default::default()
+    };
+    let (a, b, c) = tokio::join!(
+        ids(clients[0].clone(), req("crm.item")),
+        ids(clients[1].clone(), req("crm.lead")),
+        ids(clients[2].clone(), req("crm.item")),
+    );
+    assert_eq!(a, truth(&p, "deal"));
+    assert_eq!(b, truth(&p, "lead"));
+    assert_eq!(c, truth(&p, "deal"));
+    let counters = p.control().counters();
+    let expired = counters
+        .errors_by_code
+        .get("expired_token")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        expired >= 3,
+        "tokens did not expire often enough: {counters:?}"
+    );
+    // Every process still works after the others rotated the pair again.
+    p.control().advance_clock(200.0);
+    for c in &clients {
+        c.call(
+            "crm.lead.list",
+            &serde_json::json!({"select": ["ID"], "start": -1}),
+        )
+        .await
+        .unwrap();
+    }
 }

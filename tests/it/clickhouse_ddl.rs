@@ -33,6 +33,7 @@ fn plan(entity: &str) -> TablePlan {
         schedule: Schedule::parse("1 HOUR").unwrap(),
         reconcile_schedule: Schedule::parse("1 DAY").unwrap(),
         reconcile_safety_ms: ddl::RECONCILE_SAFETY_MS,
+        delete_guard: b24ch::config::DeleteGuard::DEFAULT,
         format: Format::Parquet,
         renamed_from: Vec::new(),
     }
@@ -60,6 +61,7 @@ async fn entity_ddl_runs_twice_and_current_view_hides_watermark_and_tombstones()
     };
     let mut stmts = vec![ddl::database(&t)];
     stmts.extend(ddl::proxy(&t, &endpoint));
+    stmts.extend(ddl::endpoints(&t, &endpoint, &plan("crm_deal")));
     stmts.extend(ddl::entity(&t, &plan("crm_deal")));
     stmts.extend(ddl::enum_labels(&t, "default", &Secret::new("")));
     run_all(ch, &stmts).await;
@@ -134,6 +136,7 @@ fn secrets_are_masked_in_the_displayed_sql() {
         token: Secret::new("super-secret-token-123"),
     };
     let mut stmts = ddl::proxy(&t, &endpoint);
+    stmts.extend(ddl::endpoints(&t, &endpoint, &plan("crm_deal")));
     stmts.extend(ddl::enum_labels(&t, "u", &Secret::new("pw-secret-456")));
     let shown: String = stmts.iter().map(|s| s.display.clone()).collect();
     assert!(!shown.contains("super-secret-token-123"));

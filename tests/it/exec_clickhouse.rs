@@ -70,19 +70,23 @@ async fn setup(tag: &str, portal_cfg: PortalConfig) -> Setup {
     }
 }
 
-/// The wrapper README.md shows: ClickHouse runs it from user_scripts with its own environment.
+/// The wrappers README.md shows (`b24ch-rows`, `b24ch-call`, `b24ch-dict`), installed as
+/// `<script>-rows` …: ClickHouse runs them from user_scripts with its own environment.
 fn install_wrapper(ch: &LocalClickHouse, script: &str, config: &Path) {
     let dir = ch.user_scripts_dir();
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(script);
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("clickhouse_config/b24ch.sh"),
-    )
-    .unwrap()
-    .replace("/usr/local/bin/b24ch", bin())
-    .replace("/etc/b24ch/b24ch.toml", &config.display().to_string());
-    std::fs::write(&path, text).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for use_ in ["rows", "call", "dict"] {
+        let path = dir.join(format!("{script}-{use_}"));
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("clickhouse_config/b24ch-{use_}.sh")),
+        )
+        .unwrap()
+        .replace("/usr/local/bin/b24ch", bin())
+        .replace("/etc/b24ch/b24ch.toml", &config.display().to_string());
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
 }
 
 /// Installs one of the shipped XML files with every `b24ch` command and object name suffixed
@@ -94,7 +98,7 @@ async fn install_xml(s: &Setup, file: &str, names: &[&str]) -> PathBuf {
             .join(file),
     )
     .unwrap();
-    text = text.replace("<command>b24ch ", &format!("<command>{} ", s.script));
+    text = text.replace("<command>b24ch-", &format!("<command>{}-", s.script));
     for n in names {
         text = text.replace(
             &format!("<name>{n}</name>"),
@@ -188,10 +192,7 @@ async fn table_function_returns_the_portals_typed_rows() {
     for format in ["JSONEachRow", "Parquet"] {
         let src = format!(
             "executable({}, {}, {})",
-            lit(&format!(
-                "{} exec rows crm_deal --format {format}",
-                s.script
-            )),
+            lit(&format!("{}-rows crm_deal --format {format}", s.script)),
             lit(format),
             lit(structure)
         );
@@ -228,7 +229,7 @@ async fn table_function_returns_the_portals_typed_rows() {
     let src = format!(
         "executable({}, 'JSONEachRow', {})",
         lit(&format!(
-            "{} exec rows crm_deal --modified-since {} --lookback 0",
+            "{}-rows crm_deal --modified-since {} --lookback 0",
             s.script,
             now + 1
         )),
@@ -257,7 +258,7 @@ async fn table_function_returns_the_portals_typed_rows() {
         &format!(
             "INSERT INTO `{}`.deals SELECT * FROM executable({}, 'Parquet', {})",
             s.db,
-            lit(&format!("{} exec rows crm_deal --format Parquet", s.script)),
+            lit(&format!("{}-rows crm_deal --format Parquet", s.script)),
             lit(structure)
         ),
     )
@@ -271,7 +272,7 @@ async fn table_function_returns_the_portals_typed_rows() {
     let err =
         s.ch.query(&format!(
             "SELECT * FROM executable({}, 'JSONEachRow', 'ID Int64', SETTINGS check_exit_code = 1, stderr_reaction = 'log_last')",
-            lit(&format!("{} exec rows crm_nothing", s.script))
+            lit(&format!("{}-rows crm_nothing", s.script))
         ))
         .await
         .unwrap_err()
@@ -317,7 +318,7 @@ async fn udf_packs_a_block_into_batches_of_50() {
     assert!(http <= 5, "200 rows took {http} HTTP requests (expected 4)");
     println!("b24_call over 200 rows: {http} HTTP requests, {gets} nested crm.deal.get calls");
 
-    // Per-row errors are JSON, and writes are refused without --allow-write.
+    // Per-row errors are JSON, and methods off the allow-list (writes) are refused.
     let errs = q(
         s.ch,
         &format!(
@@ -327,7 +328,7 @@ async fn udf_packs_a_block_into_batches_of_50() {
     .await;
     let e: Vec<&str> = errs.split('\t').collect();
     assert!(!e[0].is_empty(), "{errs}");
-    assert_eq!(e[1], "B24CH_WRITE_NOT_ALLOWED");
+    assert_eq!(e[1], "B24CH_METHOD_NOT_ALLOWED");
     assert_eq!(e[2], "B24CH_BAD_PARAMS");
     assert_eq!(
         s.portal.control().ground_truth("deal").unwrap().len(),
@@ -651,7 +652,7 @@ async fn run_sql_file(s: &Setup, db: &str, file: &str) {
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("sql").join(file))
             .unwrap()
             .replace("b24.", &format!("`{db}`."))
-            .replace("COMMAND 'b24ch ", &format!("COMMAND '{} ", s.script));
+            .replace("COMMAND 'b24ch-", &format!("COMMAND '{}-", s.script));
     for stmt in text.split(";\n") {
         let code: String = stmt
             .lines()

@@ -15,7 +15,7 @@ use b24ch::config::from_toml_str;
 use b24ch::encode::Format;
 use b24ch::portal;
 use bitrix24_emulator::{Fault, FaultKind, PortalConfig};
-use common::pull::{Pull, TOKEN, free_port, sizes};
+use common::pull::{Pull, TOKEN, free_port, sizes, wait_until};
 use common::truth;
 use local_clickhouse::{LocalClickHouse, LocalClickHouseOptions};
 use serde_json::Map;
@@ -64,6 +64,33 @@ async fn rough_cycle(p: &Pull) {
             let _ = p.wait_view(&format!("{e}{suffix}")).await;
         }
     }
+}
+
+/// The next few `batch` calls answer slowly (below the 2 s client timeout).
+fn slow_next_batches(p: &Pull) {
+    p.control().inject_fault(Fault {
+        kind: FaultKind::Slow { delay_ms: 1_500 },
+        method: Some("batch".into()),
+        probability: None,
+        remaining: Some(3),
+    });
+}
+
+/// (loads started, loads finished) of an entity in the running serve.
+fn load_state(p: &Pull, entity: &str) -> (Option<u64>, u64) {
+    p.serve()
+        .state
+        .stats
+        .entities()
+        .into_iter()
+        .find(|s| s.entity == entity)
+        .map(|s| (s.last_started_ms, s.loads_ok + s.loads_failed))
+        .unwrap_or((None, 0))
+}
+
+/// A load started after `before` and has not finished.
+fn in_flight(now: &(Option<u64>, u64), before: &(Option<u64>, u64)) -> bool {
+    now.0 > before.0 && now.1 == before.1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,18 +148,38 @@ async fn faults_restarts_then_one_clean_cycle_ends_in_equality() {
     c.delete_rows("lead", &[7]).unwrap();
     rough_cycle(&p).await;
 
-    // b24ch killed mid-load and started again.
+    // b24ch killed mid-load and started again: the next batches are slow, so the load is
+    // surely in flight (started, not finished) when serve stops.
+    slow_next_batches(&p);
+    let before = load_state(&p, "crm_deal");
     p.q(&format!("SYSTEM REFRESH VIEW `{}`.crm_deal_load", p.db))
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until(
+        "the crm_deal load in flight",
+        Duration::from_secs(60),
+        || async { in_flight(&load_state(&p, "crm_deal"), &before) },
+    )
+    .await;
     p.stop_serve();
-    tokio::time::sleep(Duration::from_millis(300)).await;
     p.restart_serve().await;
 
-    // ClickHouse restarted mid-refresh (same data directory and port).
+    // ClickHouse restarted mid-refresh (same data directory and port), again with the
+    // refresh running and its load in flight in serve.
+    slow_next_batches(&p);
+    let before = load_state(&p, "crm_lead");
     p.q(&format!("SYSTEM REFRESH VIEW `{}`.crm_lead_load", p.db))
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until(
+        "the crm_lead load in flight",
+        Duration::from_secs(60),
+        || async {
+            in_flight(&load_state(&p, "crm_lead"), &before)
+                && p.refresh_state("crm_lead_load")
+                    .await
+                    .starts_with("Running")
+        },
+    )
+    .await;
     p.ch.request_stop();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while p.ch.is_running() && std::time::Instant::now() < deadline {
@@ -149,28 +196,54 @@ async fn faults_restarts_then_one_clean_cycle_ends_in_equality() {
 
     truth::assert_equal(&p.mismatches().await);
 
-    // No tombstone for a row the portal still has.
-    for e in p.entities() {
-        let table = truth::entity_for_table(&e);
-        let Ok(rows) = c.ground_truth(&table) else {
+    // No tombstone for a row the portal still has, in every entity with a portal table; and
+    // the rows deleted under faults (deals and leads) do have theirs.
+    let plans = b24ch::clickhouse::apply::plans(&p.config, &p.catalog(), p.format);
+    let mut checked = Vec::new();
+    for table in c.tables() {
+        let e = truth::entity_for_table(&table);
+        let Some(plan) = plans.iter().find(|pl| pl.entity == e) else {
             continue;
         };
+        let rows = c.ground_truth(&table).unwrap();
         let live: std::collections::BTreeSet<String> = rows
             .iter()
             .filter_map(|r| {
-                r.get("ID")
+                r.get(&plan.primary_key)
                     .map(|v| v.to_string().trim_matches('"').to_string())
             })
             .collect();
+        assert_eq!(
+            live.len(),
+            rows.len(),
+            "{e}: rows without {}",
+            plan.primary_key
+        );
         let dead = p
             .q(&format!(
-                "SELECT DISTINCT toString(ID) FROM `{}`.`{e}` WHERE _is_deleted = 1",
-                p.db
+                "SELECT DISTINCT toString(`{}`) FROM `{}`.`{e}` WHERE _is_deleted = 1",
+                plan.primary_key, p.db
             ))
             .await;
-        for id in dead.lines().filter(|l| !l.is_empty()) {
-            assert!(!live.contains(id), "{e}: live row {id} has a tombstone");
+        let dead: Vec<&str> = dead.lines().filter(|l| !l.is_empty()).collect();
+        for id in &dead {
+            assert!(!live.contains(*id), "{e}: live row {id} has a tombstone");
         }
+        let expected: &[&str] = match e.as_str() {
+            "crm_deal" => &["10", "11", "12"],
+            "crm_lead" => &["7"],
+            _ => &[],
+        };
+        for id in expected {
+            assert!(dead.contains(id), "{e}: deleted row {id} has no tombstone");
+        }
+        checked.push(e);
+    }
+    for e in ["crm_deal", "crm_lead", "crm_contact", "user", "department"] {
+        assert!(
+            checked.iter().any(|c| c == e),
+            "{e} not checked for tombstones: {checked:?}"
+        );
     }
 
     // Every fault kind really fired, and the only 429s were the injected ones.

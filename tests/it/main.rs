@@ -18,6 +18,7 @@ mod pull_cursor;
 mod pull_equality;
 mod pull_faults;
 mod pull_formats;
+mod safety;
 mod schema_fixtures;
 mod schema_proptest;
 mod secrets_in_logs;

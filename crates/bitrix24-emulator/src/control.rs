@@ -440,6 +440,18 @@ impl PortalControl {
         Ok(code)
     }
 
+    /// Remove a user field, as deleting it (or taking the webhook user's rights to it) does.
+    pub fn remove_user_field(&self, table: &str, code: &str) -> Result<(), DemoPortalError> {
+        if self.lock().data.remove_user_field(table, code) {
+            Ok(())
+        } else {
+            Err(DemoPortalError::UnknownField {
+                table: table.into(),
+                field: code.into(),
+            })
+        }
+    }
+
     /// Add an option to an enumeration UF; returns the option id.
     pub fn add_enum_option(
         &self,

@@ -489,6 +489,29 @@ impl PortalData {
         Some(code)
     }
 
+    /// Removes a user field (deleted in the portal, or hidden by a rights change); `false`
+    /// when the table has no such user field.
+    pub fn remove_user_field(&mut self, table: &str, code: &str) -> bool {
+        let Some(t) = self.tables.get_mut(table) else {
+            return false;
+        };
+        let Some(i) = t.fields.iter().position(|f| f.code == code && f.is_uf()) else {
+            return false;
+        };
+        t.fields.remove(i);
+        if let Some(rows) = t.materialized.as_mut() {
+            for values in rows.values_mut() {
+                if i < values.len() {
+                    values.remove(i);
+                }
+            }
+        }
+        for over in t.overrides.values_mut() {
+            over.retain(|(c, _)| c != code);
+        }
+        true
+    }
+
     pub fn add_enum_option(&mut self, table: &str, field: &str, label: &str) -> Option<u64> {
         self.next_enum_id += 2;
         let id = self.next_enum_id;
