@@ -701,6 +701,21 @@ impl Governor {
         self.store.read().learned
     }
 
+    /// Share of `key`'s budget its figures (and calls in flight) leave free now: 1 for a key
+    /// with nothing billed, 0 for a full one; `None` when budgets are not enforced.
+    pub fn headroom(&self, key: &str) -> Option<f64> {
+        let limit = self.cfg.operating_limit_secs?;
+        let budget = limit * (1.0 - self.cfg.safety);
+        let now = self.clock.now();
+        let window = self.cfg.window_secs;
+        Some(with_state(self.store.as_ref(), |s| {
+            s.methods.get_mut(key).map_or(1.0, |m| {
+                let used = m.in_window(now, window) + m.reserved;
+                ((budget - used) / budget).clamp(0.0, 1.0)
+            })
+        }))
+    }
+
     /// Waits until `request` may be sent: the operating budget of every key the portal bills
     /// it to (as learned), a concurrency slot, then the request bucket.
     pub async fn acquire(self: &Arc<Self>, request: &Request) -> Permit {

@@ -10,6 +10,7 @@ use super::companion;
 use super::model::{Catalog, Entity, EntityKind, EnumOption, Field};
 use super::static_fields;
 use crate::bitrix::batch::{Batch, BatchResponse, CommandOutcome, MAX_COMMANDS};
+use crate::bitrix::governor::Evidence;
 use crate::bitrix::methods::{self, COMPANIONS, ENTITY_METHODS, FieldsFormat, MethodSpec, spec};
 use crate::bitrix::{BitrixError, Client, ErrorClass};
 use crate::schema::field_description::fields_from_description;
@@ -56,6 +57,8 @@ pub async fn discover(client: &Client) -> Result<Catalog, BitrixError> {
     )?;
     let mut resp = client.batch(&first).await?;
     let types = smart_process_types(client, &mut resp).await?;
+    // The answer's figures told the governor whether batches are billed to one `batch` key.
+    let separate_budgets = client.governor().billing().batch_key != Evidence::Yes;
 
     let mut catalog = Catalog::default();
     for (entity, key, eid) in ENTITY_METHODS {
@@ -76,7 +79,12 @@ pub async fn discover(client: &Client) -> Result<Catalog, BitrixError> {
         if let Some(c) = methods::companion(entity) {
             // Without the companion's description the entity keeps its primary fields only.
             if let Some(r) = optional(entity, resp.take(&format!("c_{entity}")))? {
-                companion::attach(&mut e, c, &fields_from_description(&r.result));
+                companion::attach(
+                    &mut e,
+                    c,
+                    &fields_from_description(&r.result),
+                    separate_budgets,
+                );
             }
         }
         catalog.entities.push(e);
