@@ -121,6 +121,11 @@ fn check_counters(tag: &str, c: &PortalControl, client: &Client) {
 }
 
 async fn run_cell(tag: &str, billing: BatchBilling, nested: NestedFigures, cost: f64) {
+    // The governor's pauses and what it learned, with their evidence, in the test output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("b24ch::bitrix::governor=info")
+        .with_test_writer()
+        .try_init();
     let (ch, db) = common::fresh_database(&format!("govmx_{tag}")).await;
     let mut cfg = from_toml_str(&format!(
         "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",

@@ -4,7 +4,9 @@
 use super::auth::{Auth, AuthConfig, OAuthConfig};
 use super::batch::{Batch, BatchResponse, CommandOutcome, as_u64};
 use super::error::{BitrixError, ErrorClass};
-use super::governor::{BatchFigures, CommandFigure, Governor, Request, command_kind};
+use super::governor::{
+    BatchFigures, CommandFigure, Governor, Permit, Request, command_kind,
+};
 use crate::config::{PortalAuth, Secret, redact};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -152,8 +154,10 @@ impl Client {
     /// Calls one method. Retryable failures are retried with backoff up to the governor's
     /// `max_attempts`; the error then names the last failure.
     pub async fn call(&self, method: &str, params: &Value) -> Result<Response, BitrixError> {
-        self.call_billed(method, params, &plain(method, params))
-            .await
+        let (resp, _permit) = self
+            .call_billed_as(method, params, &plain(method, params), parse_answer)
+            .await?;
+        Ok(resp)
     }
 
     /// Sends a batch and splits its answer per command. Operating figures of the outer answer
@@ -162,18 +166,18 @@ impl Client {
         if batch.is_empty() {
             return Err(BitrixError::Usage("empty batch".into()));
         }
-        let outer = self
-            .call_billed("batch", &batch.to_params(), &request(batch))
+        let (outer, permit) = self
+            .call_billed_as("batch", &batch.to_params(), &request(batch), parse_answer)
             .await?;
         let resp = BatchResponse::parse(batch, outer)?;
-        self.observe_batch(batch, &resp);
+        self.observe_batch(&permit, batch, &resp);
         Ok(resp)
     }
 
     /// Feeds the governor a batch answer's figures: the top-level `time` and every command's
     /// `result_time` entry. The governor works out which key they belong to; a command
     /// refused for a limit blocks its method.
-    fn observe_batch<R>(&self, batch: &Batch, resp: &BatchResponse<R>) {
+    fn observe_batch<R>(&self, permit: &Permit, batch: &Batch, resp: &BatchResponse<R>) {
         let mut figures = BatchFigures {
             operating: resp.time.operating,
             reset_at: resp.time.operating_reset_at,
@@ -199,7 +203,7 @@ impl Client {
                 CommandOutcome::Missing => {}
             }
         }
-        self.governor.observe_batch(&figures);
+        self.governor.observe_batch(permit, &figures);
     }
 
     /// [`Self::batch`] for listing pages: commands' results stay raw JSON one level deep
@@ -211,7 +215,7 @@ impl Client {
         if batch.is_empty() {
             return Err(BitrixError::Usage("empty batch".into()));
         }
-        let outer = self
+        let (outer, permit) = self
             .call_billed_as(
                 "batch",
                 &batch.to_params(),
@@ -220,7 +224,7 @@ impl Client {
             )
             .await?;
         let resp = super::raw::split_batch(batch, outer)?;
-        self.observe_batch(batch, &resp);
+        self.observe_batch(&permit, batch, &resp);
         Ok(resp)
     }
 
@@ -230,23 +234,15 @@ impl Client {
         method: &str,
         params: &Value,
     ) -> Result<Response<super::raw::RawResult>, BitrixError> {
-        self.call_billed_as(
-            method,
-            params,
-            &plain(method, params),
-            super::raw::parse_answer_as,
-        )
-        .await
-    }
-
-    async fn call_billed(
-        &self,
-        method: &str,
-        params: &Value,
-        request: &Request,
-    ) -> Result<Response, BitrixError> {
-        self.call_billed_as(method, params, request, parse_answer)
-            .await
+        let (resp, _permit) = self
+            .call_billed_as(
+                method,
+                params,
+                &plain(method, params),
+                super::raw::parse_answer_as,
+            )
+            .await?;
+        Ok(resp)
     }
 
     async fn call_billed_as<R>(
@@ -255,7 +251,7 @@ impl Client {
         params: &Value,
         request: &Request,
         parse: ParseFn<R>,
-    ) -> Result<Response<R>, BitrixError> {
+    ) -> Result<(Response<R>, Permit), BitrixError> {
         let max_attempts = self.governor.config().max_attempts.max(1);
         let mut attempt = 0;
         let mut refreshed = false;
@@ -267,10 +263,11 @@ impl Client {
                 .send_once(method, params, token.as_ref().map(|t| &t.0), parse)
                 .await;
             let err = match outcome {
+                // The permit is held until the caller has read the answer's figures, so the
+                // governor knows which calls overlapped it.
                 Ok(resp) => {
-                    self.observe_time(request, &resp.time);
-                    drop(permit);
-                    return Ok(resp);
+                    self.observe_time(&permit, request, &resp.time);
+                    return Ok((resp, permit));
                 }
                 Err(e) => e,
             };
@@ -309,7 +306,7 @@ impl Client {
 
     /// The clock of every answer; the operating figure of a plain call (one command). A
     /// batch's figures are read with its commands' by [`Self::observe_batch`].
-    fn observe_time(&self, request: &Request, time: &TimeInfo) {
+    fn observe_time(&self, permit: &Permit, request: &Request, time: &TimeInfo) {
         if let Some(finish) = time.finish.or(time.start) {
             self.governor.observe_clock(finish);
         }
@@ -318,10 +315,12 @@ impl Client {
         }
         if let Some(c) = request.commands.first() {
             self.governor.observe_plain(
-                &c.method,
+                permit,
                 &c.kind,
+                time.processing,
                 time.operating,
                 time.operating_reset_at,
+                &c.method,
             );
         }
     }

@@ -208,6 +208,10 @@ pub struct MethodState {
     /// slowly otherwise. Learned only from this key's own figures.
     #[serde(default)]
     pub estimates: BTreeMap<String, f64>,
+    /// Operating seconds the portal bills per second of reported `processing` on this key,
+    /// learned from answers no other call on the key overlapped (1 until then).
+    #[serde(default)]
+    pub ratio: Option<f64>,
     /// Set after a 429: no call before this portal time.
     pub blocked_until: Option<f64>,
     pub calls: u64,
@@ -386,6 +390,10 @@ pub struct Observation {
     /// Share of the key's growth taken by one command of each kind (the dearest of that
     /// kind; equal shares when the answer does not say how the cost splits).
     pub shares: Vec<(String, f64)>,
+    /// The dearest command's `processing` per kind, and the commands' total; empty / 0 when
+    /// the answer does not give every command's.
+    pub processing: Vec<(String, f64)>,
+    pub processing_total: f64,
 }
 
 impl Observation {
@@ -396,7 +404,18 @@ impl Observation {
             operating,
             reset_at,
             shares: vec![(kind.to_string(), 1.0)],
+            processing: Vec::new(),
+            processing_total: 0.0,
         }
+    }
+
+    /// With the `processing` time of the call.
+    pub fn with_processing(mut self, processing: Option<f64>) -> Self {
+        if let (Some(p), Some((kind, _))) = (processing, self.shares.first()) {
+            self.processing = vec![(kind.clone(), p)];
+            self.processing_total = p;
+        }
+        self
     }
 }
 
@@ -503,15 +522,17 @@ fn same_figure(nested: f64, outer: f64) -> bool {
     (nested - outer).abs() <= 0.01 + 0.001 * outer.abs()
 }
 
-/// Each kind's share of a group of commands' cost: by `processing` when every command has
-/// one, else equal shares.
-fn shares(commands: &[&CommandFigure]) -> Vec<(String, f64)> {
+/// Each kind's share of a group of commands' cost (by `processing` when every command has
+/// one, else equal shares), and the dearest `processing` per kind with the total.
+fn shares(commands: &[&CommandFigure]) -> (Vec<(String, f64)>, Vec<(String, f64)>, f64) {
     let total: f64 = commands.iter().filter_map(|c| c.processing).sum();
     let by_processing = total > EPS && commands.iter().all(|c| c.processing.is_some());
     let mut out: Vec<(String, f64)> = Vec::new();
+    let mut dearest: Vec<(String, f64)> = Vec::new();
     for c in commands {
+        let p = c.processing.unwrap_or(0.0);
         let share = if by_processing {
-            c.processing.unwrap_or(0.0) / total
+            p / total
         } else {
             1.0 / commands.len() as f64
         };
@@ -519,8 +540,15 @@ fn shares(commands: &[&CommandFigure]) -> Vec<(String, f64)> {
             Some((_, s)) => *s = s.max(share),
             None => out.push((c.kind.clone(), share)),
         }
+        match dearest.iter_mut().find(|(k, _)| *k == c.kind) {
+            Some((_, d)) => *d = d.max(p),
+            None => dearest.push((c.kind.clone(), p)),
+        }
     }
-    out
+    if !by_processing {
+        return (out, Vec::new(), 0.0);
+    }
+    (out, dearest, total)
 }
 
 /// Reads one batch answer. The top-level figure is the `batch` key's. Nested figures are the
@@ -563,11 +591,14 @@ pub fn read_batch(f: &BatchFigures) -> BatchReading {
                 .rev()
                 .find_map(|(c, _)| c.reset_at)
         });
+        let (shares, processing, processing_total) = shares(&all);
         observations.push(Observation {
             key: BATCH_KEY.to_string(),
             operating: op,
             reset_at,
-            shares: shares(&all),
+            shares,
+            processing,
+            processing_total,
         });
     }
     let mut nested_keys = Evidence::Unknown;
@@ -595,11 +626,14 @@ pub fn read_batch(f: &BatchFigures) -> BatchReading {
                 .find_map(|(c, _)| c.reset_at);
             let of_method: Vec<&CommandFigure> =
                 f.commands.iter().filter(|c| c.method == method).collect();
+            let (shares, processing, processing_total) = shares(&of_method);
             observations.push(Observation {
                 key: method.to_string(),
                 operating: top,
                 reset_at,
-                shares: shares(&of_method),
+                shares,
+                processing,
+                processing_total,
             });
         }
     }
@@ -646,6 +680,23 @@ pub struct Permit {
     reservations: Vec<(String, f64)>,
     _slot: OwnedSemaphorePermit,
 }
+
+impl Permit {
+    /// Whether this request is the only call on `key` in flight (every admitted call holds
+    /// a reservation of at least [`MIN_RESERVATION`] until it is answered).
+    fn alone(&self, m: &MethodState, key: &str) -> bool {
+        let mine: f64 = self
+            .reservations
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, r)| r)
+            .sum();
+        m.reserved - mine < MIN_RESERVATION / 2.0
+    }
+}
+
+/// The least a call reserves on each key it is billed to, so calls in flight are visible.
+const MIN_RESERVATION: f64 = 1e-6;
 
 impl Drop for Permit {
     fn drop(&mut self) {
@@ -820,7 +871,8 @@ impl Governor {
             m.blocked_until = None;
         }
         let Some(limit) = self.cfg.operating_limit_secs else {
-            return Decision::Go(0.0);
+            m.reserved += MIN_RESERVATION;
+            return Decision::Go(MIN_RESERVATION);
         };
         let budget = limit * (1.0 - self.cfg.safety);
         // Capped at the budget: a request estimated above it still goes once the window is
@@ -837,12 +889,14 @@ impl Governor {
             if m.reserved > 0.0 {
                 return Decision::Hold(now + HOLD_SECS);
             }
+            let need = need.max(MIN_RESERVATION);
             m.reserved += need;
             m.calls += 1;
             return Decision::Go(need);
         }
         let used = m.in_window(now, self.cfg.window_secs);
         if used + m.reserved + need <= budget {
+            let need = need.max(MIN_RESERVATION);
             m.reserved += need;
             m.calls += 1;
             return Decision::Go(need);
@@ -914,22 +968,35 @@ impl Governor {
         self.clock.observe(server_time);
     }
 
-    /// Feeds the figure of a plain call's answer: its method's key, one command of `kind`.
+    /// Feeds the figure of a plain call's answer (admitted by `permit`): its method's key,
+    /// one command of `kind`.
     pub fn observe_plain(
         &self,
-        method: &str,
+        permit: &Permit,
         kind: &str,
+        processing: Option<f64>,
         operating: Option<f64>,
         reset_at: Option<f64>,
+        method: &str,
     ) {
         if let Some(op) = operating {
-            self.observe(&[Observation::single(method, kind, op, reset_at)]);
+            let o = Observation::single(method, kind, op, reset_at).with_processing(processing);
+            self.record(&[o], |m, key| permit.alone(m, key));
         }
     }
 
-    /// Feeds a batch answer: learns how the portal bills and reports (re-learned with every
-    /// answer, so a change is followed) and records each billed key's figure.
-    pub fn observe_batch(&self, figures: &BatchFigures) -> BatchReading {
+    /// Feeds a batch answer (admitted by `permit`): learns how the portal bills and reports
+    /// (re-learned with every answer, so a change is followed) and records each billed key's
+    /// figure.
+    pub fn observe_batch(&self, permit: &Permit, figures: &BatchFigures) -> BatchReading {
+        self.observe_batch_with(figures, |m, key| permit.alone(m, key))
+    }
+
+    fn observe_batch_with(
+        &self,
+        figures: &BatchFigures,
+        alone: impl Fn(&MethodState, &str) -> bool,
+    ) -> BatchReading {
         let reading = read_batch(figures);
         let now = self.clock.now();
         let window = self.cfg.window_secs;
@@ -952,19 +1019,28 @@ impl Governor {
                 );
             }
             for o in &reading.observations {
-                record_figure(s.methods.entry(o.key.clone()).or_default(), o, now, window);
+                let m = s.methods.entry(o.key.clone()).or_default();
+                let alone = alone(m, &o.key);
+                record_figure(m, o, now, window, alone);
             }
         });
         reading
     }
 
-    /// Feeds operating figures reported for billing keys.
+    /// Feeds operating figures reported for billing keys, each the cost of one call that no
+    /// other call overlapped.
     pub fn observe(&self, observations: &[Observation]) {
+        self.record(observations, |_, _| true);
+    }
+
+    fn record(&self, observations: &[Observation], alone: impl Fn(&MethodState, &str) -> bool) {
         let now = self.clock.now();
         let window = self.cfg.window_secs;
         self.store.update(&mut |s| {
             for o in observations {
-                record_figure(s.methods.entry(o.key.clone()).or_default(), o, now, window);
+                let m = s.methods.entry(o.key.clone()).or_default();
+                let alone = alone(m, &o.key);
+                record_figure(m, o, now, window, alone);
             }
         });
     }
@@ -1042,13 +1118,17 @@ impl Governor {
 const HOLD_SECS: f64 = 1.0;
 
 /// Updates a key's budget from a reported figure. Growth since the key's last figure in this
-/// window is this request's cost (split over its commands by `shares`) and lands in the
-/// current basket. A figure with nothing known before it (first answer of a process, or after
-/// a quiet window) or in a window that turned (`operating_reset_at` moved) is a baseline: it
-/// teaches no estimate (it is not this request's cost). Figures from
-/// concurrent answers can arrive out of order: within one window only growth counts; when the
-/// window turned and the figure is lower, the oldest baskets are trimmed to match it.
-fn record_figure(m: &mut MethodState, o: &Observation, now: f64, window_secs: f64) {
+/// window lands in the current basket. A figure with nothing known before it (first answer of
+/// a process, or after a quiet window) or in a window that turned (`operating_reset_at` moved)
+/// is a baseline: not this request's cost. Figures from concurrent answers can arrive out of
+/// order: within one window only growth counts; when the window turned and the figure is
+/// lower, the oldest baskets are trimmed to match it.
+///
+/// Estimates: each kind's dearest `processing` times the key's ratio of operating to
+/// processing; the ratio (or, without `processing`, the growth split over the commands) is
+/// learned only from growth that is this request's alone (`alone`: no other call on the key
+/// in flight), so a concurrent call's cost or another key's total never becomes an estimate.
+fn record_figure(m: &mut MethodState, o: &Observation, now: f64, window_secs: f64, alone: bool) {
     let new_window = match (m.reset_at, o.reset_at) {
         (Some(old), Some(new)) => new > old,
         (None, Some(_)) => true,
@@ -1058,14 +1138,10 @@ fn record_figure(m: &mut MethodState, o: &Observation, now: f64, window_secs: f6
     let modelled = m.in_window(now, window_secs);
     let delta = o.operating - modelled;
     let minute = (now / 60.0).floor() as i64;
-    if delta > EPS && known && !new_window {
-        add_to_basket(&mut m.baskets, minute, delta);
-        for (kind, share) in &o.shares {
-            m.learn(kind, delta * share.clamp(0.0, 1.0));
-        }
-    } else if delta > EPS {
-        // Unknown spread over the window: kept whole until an answer trims it (a pause on it
-        // still ends at the reported reset, see `decide`).
+    let attributable = delta > EPS && known && !new_window && alone;
+    if delta > EPS {
+        // A baseline's spread over the window is unknown: kept whole until an answer trims it
+        // (a pause on it still ends at the reported reset, see `decide`).
         add_to_basket(&mut m.baskets, minute, delta);
     } else if new_window && delta < 0.0 {
         let mut excess = -delta;
@@ -1075,6 +1151,21 @@ fn record_figure(m: &mut MethodState, o: &Observation, now: f64, window_secs: f6
             excess -= cut;
         }
         m.baskets.retain(|(_, secs)| *secs > 0.0);
+    }
+    if o.processing_total > EPS {
+        if attributable {
+            let r = delta / o.processing_total;
+            let old = m.ratio.unwrap_or(r);
+            m.ratio = Some(if r >= old { r } else { 0.6 * old + 0.4 * r });
+        }
+        let ratio = m.ratio.unwrap_or(1.0);
+        for (kind, p) in &o.processing {
+            m.learn(kind, p * ratio);
+        }
+    } else if attributable {
+        for (kind, share) in &o.shares {
+            m.learn(kind, delta * share.clamp(0.0, 1.0));
+        }
     }
     if new_window || o.operating > m.used {
         m.used = o.operating;
@@ -1170,16 +1261,16 @@ mod tests {
     fn figures_out_of_order_do_not_shrink_usage_within_a_window() {
         let mut m = MethodState::default();
         let o = |op, r| Observation::single("k", "k", op, Some(r));
-        record_figure(&mut m, &o(10.0, 700.0), 100.0, 600.0);
-        record_figure(&mut m, &o(30.0, 700.0), 130.0, 600.0);
-        record_figure(&mut m, &o(20.0, 700.0), 131.0, 600.0);
+        record_figure(&mut m, &o(10.0, 700.0), 100.0, 600.0, true);
+        record_figure(&mut m, &o(30.0, 700.0), 130.0, 600.0, true);
+        record_figure(&mut m, &o(20.0, 700.0), 131.0, 600.0, true);
         assert_eq!(m.used, 30.0);
         // The first figure is a baseline (not this call's cost); the growth after it is; the
         // late, lower figure teaches nothing.
         assert_eq!(m.estimates["k"], 20.0);
         assert_eq!(m.baskets, vec![(1, 10.0), (2, 20.0)]);
         // The first basket left the window: the model follows the figure.
-        record_figure(&mut m, &o(20.0, 760.0), 700.0, 600.0);
+        record_figure(&mut m, &o(20.0, 760.0), 700.0, 600.0, true);
         assert_eq!((m.used, m.reset_at), (20.0, Some(760.0)));
         assert_eq!(m.in_window(700.0, 600.0), 20.0);
         // Eleven minutes later everything has expired.
@@ -1195,12 +1286,14 @@ mod tests {
             operating: op,
             reset_at: Some(400.0),
             shares: vec![(PAGE.into(), 0.02)],
+            processing: Vec::new(),
+            processing_total: 0.0,
         };
-        record_figure(&mut m, &o(300.0), 100.0, 600.0);
+        record_figure(&mut m, &o(300.0), 100.0, 600.0, true);
         assert!(m.estimates.is_empty(), "{:?}", m.estimates);
         assert_eq!(m.in_window(100.0, 600.0), 300.0);
         // The next answer's growth is a cost: 50 commands at 0.6 s.
-        record_figure(&mut m, &o(330.0), 110.0, 600.0);
+        record_figure(&mut m, &o(330.0), 110.0, 600.0, true);
         assert!((m.estimates[PAGE] - 0.6).abs() < 1e-9);
     }
 
@@ -1225,6 +1318,8 @@ mod tests {
             operating,
             reset_at: Some(now + reset_in),
             shares: shares.iter().map(|(k, s)| (k.to_string(), *s)).collect(),
+            processing: Vec::new(),
+            processing_total: 0.0,
         };
         g.observe(&[o(0.0)]);
         g.observe(&[o(op)]);
@@ -1283,7 +1378,7 @@ mod tests {
         // A key with no figures of its own never pauses, whatever other keys report.
         assert!(matches!(
             decide(&g, "crm.activity.list", &[(PAGE, 50)]),
-            Decision::Go(r) if r == 0.0
+            Decision::Go(r) if r <= MIN_RESERVATION
         ));
     }
 
@@ -1307,16 +1402,18 @@ mod tests {
             operating: op,
             reset_at: Some(700.0),
             shares: vec![("k".into(), share)],
+            processing: Vec::new(),
+            processing_total: 0.0,
         };
-        record_figure(&mut m, &batch(0.0, 1.0), 100.0, 600.0);
+        record_figure(&mut m, &batch(0.0, 1.0), 100.0, 600.0, true);
         // Ids only: 50 commands at 0.05 s.
-        record_figure(&mut m, &batch(2.5, 0.02), 100.0, 600.0);
+        record_figure(&mut m, &batch(2.5, 0.02), 100.0, 600.0, true);
         assert!((m.estimates["k"] - 0.05).abs() < 1e-9);
         // Then full rows: 4 commands at 0.6 s. The next 50-page batch must not be reserved at
         // a blend of the two.
-        record_figure(&mut m, &batch(4.9, 0.25), 110.0, 600.0);
+        record_figure(&mut m, &batch(4.9, 0.25), 110.0, 600.0, true);
         assert!((m.estimates["k"] - 0.6).abs() < 1e-9);
-        record_figure(&mut m, &batch(7.4, 0.02), 120.0, 600.0);
+        record_figure(&mut m, &batch(7.4, 0.02), 120.0, 600.0, true);
         assert!((m.estimates["k"] - 0.38).abs() < 1e-9);
     }
 
@@ -1455,8 +1552,9 @@ mod tests {
                     Some(before + 0.6 * (i + 1) as f64)
                 });
                 total += 3.0;
-                drop(g.acquire(&batch_of(method, &format!("{method}#rows"), 5)).await);
-                g.observe_batch(&f);
+                let permit = g.acquire(&batch_of(method, &format!("{method}#rows"), 5)).await;
+                g.observe_batch(&permit, &f);
+                drop(permit);
             }
         }
         let learned = g.billing();
@@ -1484,12 +1582,12 @@ mod tests {
     #[test]
     fn billing_is_relearned_when_the_evidence_changes() {
         let g = Governor::new(cfg());
-        g.observe_batch(&answer("crm.deal.list", 4, 0.5, Some(66.0), |_| None));
+        g.observe_batch_with(&answer("crm.deal.list", 4, 0.5, Some(66.0), |_| None), |_, _| true);
         assert_eq!(g.billing().summary(), BatchBilling::WholeBatch);
         // The portal now bills per method (batch key back at 0, nested figures growing).
-        g.observe_batch(&answer("crm.deal.list", 4, 0.5, Some(0.0), |i| {
+        g.observe_batch_with(&answer("crm.deal.list", 4, 0.5, Some(0.0), |i| {
             Some(1.0 + i as f64)
-        }));
+        }), |_, _| true);
         assert_eq!(g.billing().summary(), BatchBilling::PerMethod);
         assert_eq!(g.billing().nested_report, NestedReport::OwnMethod);
     }
