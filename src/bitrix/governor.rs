@@ -552,8 +552,10 @@ fn shares(commands: &[&CommandFigure]) -> (Vec<(String, f64)>, Vec<(String, f64)
 }
 
 /// Reads one batch answer. The top-level figure is the `batch` key's. Nested figures are the
-/// `batch` key's running total when the highest of them is the top-level figure, which is
-/// above 0 (the batch was billed to `batch`); otherwise each is its own method's.
+/// `batch` key's running total when they rise in command order up to (at least) the top-level
+/// figure, which is above 0 (the batch was billed to `batch`); otherwise each is its own
+/// method's. Where the two readings could both fit, the `batch` key's is chosen: charging a
+/// running total to a nested method would pause it for nothing.
 pub fn read_batch(f: &BatchFigures) -> BatchReading {
     let with_figure: Vec<(&CommandFigure, f64)> = f
         .commands
@@ -565,9 +567,15 @@ pub fn read_batch(f: &BatchFigures) -> BatchReading {
         .map(|(_, op)| *op)
         .fold(f64::NEG_INFINITY, f64::max);
     let outer = f.operating;
+    let rising = with_figure.windows(2).all(|w| w[1].1 >= w[0].1 - EPS);
     let report = match outer {
         _ if with_figure.is_empty() => NestedReport::Absent,
-        Some(o) if o > EPS && same_figure(highest, o) => NestedReport::BatchTotal,
+        // A basket may leave the window while the batch runs: the top-level figure, taken
+        // at its end, is then below the nested running total. Read as the `batch` key's, a
+        // figure is never charged to a nested method's budget.
+        Some(o) if o > EPS && rising && (same_figure(highest, o) || highest > o) => {
+            NestedReport::BatchTotal
+        }
         None if with_figure.len() > 1 && one_running_total(&with_figure) => {
             NestedReport::BatchTotal
         }
@@ -705,6 +713,10 @@ impl Drop for Permit {
             for (k, est) in &res {
                 if let Some(m) = s.methods.get_mut(k) {
                     m.reserved = (m.reserved - est).max(0.0);
+                    // Rounding must not leave a call "in flight" forever.
+                    if m.reserved < MIN_RESERVATION / 2.0 {
+                        m.reserved = 0.0;
+                    }
                 }
             }
         });
@@ -886,7 +898,7 @@ impl Governor {
         // so one request at a time goes to fetch them (at worst it is the one call the portal
         // lets cross its limit; the next figure then pauses the key).
         if m.reset_at.is_some_and(|r| r <= now) {
-            if m.reserved > 0.0 {
+            if m.reserved >= MIN_RESERVATION / 2.0 {
                 return Decision::Hold(now + HOLD_SECS);
             }
             let need = need.max(MIN_RESERVATION);
@@ -1482,6 +1494,12 @@ mod tests {
         assert_eq!(r.batch_key, Evidence::Yes);
         assert_eq!(r.nested_keys, Evidence::Unknown);
         assert_eq!(keys(&r), [("batch", 66.0)]);
+        // A basket left the window while the batch ran: the top-level figure is lower.
+        let r = read_batch(&answer("crm.activity.list", 4, 0.5, Some(40.0), |i| {
+            Some(64.0 + 0.5 * (i + 1) as f64)
+        }));
+        assert_eq!(r.report, NestedReport::BatchTotal);
+        assert_eq!(keys(&r), [("batch", 40.0)]);
         // Without a top-level figure, one rising sequence across methods is one key's.
         let mut f = answer("crm.deal.list", 2, 0.5, None, |i| Some(10.0 + i as f64));
         f.commands[1].method = "crm.lead.list".into();
