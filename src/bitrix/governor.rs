@@ -552,8 +552,8 @@ fn shares(commands: &[&CommandFigure]) -> (Vec<(String, f64)>, Vec<(String, f64)
 }
 
 /// Reads one batch answer. The top-level figure is the `batch` key's. Nested figures are the
-/// `batch` key's running total when they rise in command order up to (at least) the top-level
-/// figure, which is above 0 (the batch was billed to `batch`); otherwise each is its own
+/// `batch` key's running total when they reach (at least) the top-level figure, which is
+/// above 0 (the batch was billed to `batch`); otherwise each is its own
 /// method's. Where the two readings could both fit, the `batch` key's is chosen: charging a
 /// running total to a nested method would pause it for nothing.
 pub fn read_batch(f: &BatchFigures) -> BatchReading {
@@ -567,15 +567,13 @@ pub fn read_batch(f: &BatchFigures) -> BatchReading {
         .map(|(_, op)| *op)
         .fold(f64::NEG_INFINITY, f64::max);
     let outer = f.operating;
-    let rising = with_figure.windows(2).all(|w| w[1].1 >= w[0].1 - EPS);
     let report = match outer {
         _ if with_figure.is_empty() => NestedReport::Absent,
         // A basket may leave the window while the batch runs: the top-level figure, taken
-        // at its end, is then below the nested running total. Read as the `batch` key's, a
-        // figure is never charged to a nested method's budget.
-        Some(o) if o > EPS && rising && (same_figure(highest, o) || highest > o) => {
-            NestedReport::BatchTotal
-        }
+        // at its end, is then below the nested running total (and nested figures after the
+        // drop below earlier ones). Read as the `batch` key's, a figure is never charged to
+        // a nested method's budget.
+        Some(o) if o > EPS && (same_figure(highest, o) || highest > o) => NestedReport::BatchTotal,
         None if with_figure.len() > 1 && one_running_total(&with_figure) => {
             NestedReport::BatchTotal
         }
@@ -1494,9 +1492,10 @@ mod tests {
         assert_eq!(r.batch_key, Evidence::Yes);
         assert_eq!(r.nested_keys, Evidence::Unknown);
         assert_eq!(keys(&r), [("batch", 66.0)]);
-        // A basket left the window while the batch ran: the top-level figure is lower.
+        // A basket left the window while the batch ran: the top-level figure is lower, and
+        // so are the nested figures after the drop.
         let r = read_batch(&answer("crm.activity.list", 4, 0.5, Some(40.0), |i| {
-            Some(64.0 + 0.5 * (i + 1) as f64)
+            Some(if i < 2 { 64.0 } else { 38.0 } + 0.5 * (i + 1) as f64)
         }));
         assert_eq!(r.report, NestedReport::BatchTotal);
         assert_eq!(keys(&r), [("batch", 40.0)]);
