@@ -830,7 +830,10 @@ impl Governor {
                     }
                     return est;
                 }
-                Decision::Hold(until) => until,
+                Decision::Hold(until) => {
+                    tracing::debug!(key, "held: calls in flight hold the budget");
+                    until
+                }
                 Decision::Pause { until, why } => {
                     if !paused {
                         tracing::info!(
@@ -897,6 +900,7 @@ impl Governor {
         // lets cross its limit; the next figure then pauses the key).
         if m.reset_at.is_some_and(|r| r <= now) {
             if m.reserved >= MIN_RESERVATION / 2.0 {
+                tracing::debug!(key, reserved = m.reserved, "stale figures, a call in flight");
                 return Decision::Hold(now + HOLD_SECS);
             }
             let need = need.max(MIN_RESERVATION);
