@@ -6,7 +6,8 @@ mod demo_portal_support;
 use demo_portal_support::*;
 use serde_json::{Value, json};
 
-const TWO_PAGES: &str = r#"{"cmd": {"a": "crm.deal.list?start=-1", "b": "crm.lead.list?start=-1"}}"#;
+const TWO_PAGES: &str =
+    r#"{"cmd": {"a": "crm.deal.list?start=-1", "b": "crm.lead.list?start=-1"}}"#;
 
 async fn set_billing(p: &b24ch::demo_portal::RunningPortal, body: Value) -> Resp {
     let url = format!("{}/_control/billing", p.base_url());
@@ -25,8 +26,8 @@ async fn two_pages(p: &b24ch::demo_portal::RunningPortal) -> (f64, Option<f64>, 
     let r = call(&m(p, "batch"), body).await;
     assert_eq!(r.status, 200, "{:?}", r.json);
     let times = &r.json["result"]["result_time"];
-    let processing = times["a"]["processing"].as_f64().unwrap()
-        + times["b"]["processing"].as_f64().unwrap();
+    let processing =
+        times["a"]["processing"].as_f64().unwrap() + times["b"]["processing"].as_f64().unwrap();
     (
         r.json["time"]["operating"].as_f64().unwrap(),
         times["a"]["operating"].as_f64(),
@@ -52,7 +53,10 @@ async fn every_billing_variant_is_reported_as_configured() {
     let (outer, a, b, spent) = two_pages(&p).await;
     assert_eq!(outer, 0.0);
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert!(a > 0.0 && b > 0.0 && (a + b - spent).abs() < 1e-6, "{a} {b} {spent}");
+    assert!(
+        a > 0.0 && b > 0.0 && (a + b - spent).abs() < 1e-6,
+        "{a} {b} {spent}"
+    );
 
     // Whole batch, nested (a): own keys, flat.
     let r = set_billing(&p, json!({"batch_billing": "whole_batch"})).await;
@@ -77,7 +81,11 @@ async fn every_billing_variant_is_reported_as_configured() {
     assert!((outer2 - outer - spent).abs() < 1e-6);
 
     // Both: the batch key and each nested method grow.
-    set_billing(&p, json!({"batch_billing": "both", "nested_figures": "own"})).await;
+    set_billing(
+        &p,
+        json!({"batch_billing": "both", "nested_figures": "own"}),
+    )
+    .await;
     let (outer3, na, nb, spent) = two_pages(&p).await;
     assert!((outer3 - outer2 - spent).abs() < 1e-6);
     assert!(na.unwrap() > a && nb.unwrap() > b);
@@ -105,7 +113,10 @@ async fn the_cost_scale_multiplies_every_cost_and_is_validated() {
     ] {
         let r = set_billing(&p, bad.clone()).await;
         assert_eq!(r.status, 400, "{bad}");
-        assert!(r.json["error"].as_str().is_some_and(|e| !e.is_empty()), "{bad}");
+        assert!(
+            r.json["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{bad}"
+        );
     }
     let now = get(&format!("{}/_control/billing", p.base_url())).await;
     assert_eq!(

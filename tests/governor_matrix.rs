@@ -89,7 +89,11 @@ fn lower_bound(g: &GovernorConfig, requests: u64, counters: &Counters) -> (f64, 
 fn check_counters(tag: &str, c: &PortalControl, client: &Client) {
     let counters = c.counters();
     let snap = client.governor().snapshot();
-    let (lb, busiest) = lower_bound(client.governor().config(), counters.requests_total, &counters);
+    let (lb, busiest) = lower_bound(
+        client.governor().config(),
+        counters.requests_total,
+        &counters,
+    );
     let budget = 480.0 * 0.9;
     let waited = snap.counters.operating_wait_secs + snap.counters.bucket_wait_secs;
     println!(
@@ -126,7 +130,9 @@ fn check_counters(tag: &str, c: &PortalControl, client: &Client) {
 async fn run_cell(tag: &str, billing: BatchBilling, nested: NestedFigures, cost: f64) {
     // The governor's pauses and what it learned, with their evidence, in the test output.
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "b24ch::bitrix::governor=info".into()))
+        .with_env_filter(
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "b24ch::bitrix::governor=info".into()),
+        )
         .with_test_writer()
         .try_init();
     let (ch, db) = common::fresh_database(&format!("govmx_{tag}")).await;
@@ -192,17 +198,35 @@ async fn run_cell(tag: &str, billing: BatchBilling, nested: NestedFigures, cost:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_method_billing_cost_1x() {
-    run_cell("per_method_1x", BatchBilling::PerMethod, NestedFigures::Own, 1.0).await;
+    run_cell(
+        "per_method_1x",
+        BatchBilling::PerMethod,
+        NestedFigures::Own,
+        1.0,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_method_billing_cost_half() {
-    run_cell("per_method_05x", BatchBilling::PerMethod, NestedFigures::Own, 0.5).await;
+    run_cell(
+        "per_method_05x",
+        BatchBilling::PerMethod,
+        NestedFigures::Own,
+        0.5,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_batch_a_nested_own_cost_2x() {
-    run_cell("whole_a_2x", BatchBilling::WholeBatch, NestedFigures::Own, 2.0).await;
+    run_cell(
+        "whole_a_2x",
+        BatchBilling::WholeBatch,
+        NestedFigures::Own,
+        2.0,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

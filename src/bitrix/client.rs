@@ -4,9 +4,7 @@
 use super::auth::{Auth, AuthConfig, OAuthConfig};
 use super::batch::{Batch, BatchResponse, CommandOutcome, as_u64};
 use super::error::{BitrixError, ErrorClass};
-use super::governor::{
-    BatchFigures, CommandFigure, Governor, Permit, Request, command_kind,
-};
+use super::governor::{BatchFigures, CommandFigure, Governor, Permit, Request, command_kind};
 use crate::config::{PortalAuth, Secret, redact};
 use serde_json::{Map, Value};
 use std::sync::Arc;

@@ -451,7 +451,10 @@ impl Request {
     pub fn batch<'a>(commands: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut out: Vec<Command> = Vec::new();
         for (method, kind) in commands {
-            match out.iter_mut().find(|c| c.method == method && c.kind == kind) {
+            match out
+                .iter_mut()
+                .find(|c| c.method == method && c.kind == kind)
+            {
                 Some(c) => c.count += 1,
                 None => out.push(Command {
                     method: method.to_string(),
@@ -522,13 +525,16 @@ fn same_figure(nested: f64, outer: f64) -> bool {
     (nested - outer).abs() <= 0.01 + 0.001 * outer.abs()
 }
 
+/// A figure per command kind.
+type PerKind = Vec<(String, f64)>;
+
 /// Each kind's share of a group of commands' cost (by `processing` when every command has
 /// one, else equal shares), and the dearest `processing` per kind with the total.
-fn shares(commands: &[&CommandFigure]) -> (Vec<(String, f64)>, Vec<(String, f64)>, f64) {
+fn shares(commands: &[&CommandFigure]) -> (PerKind, PerKind, f64) {
     let total: f64 = commands.iter().filter_map(|c| c.processing).sum();
     let by_processing = total > EPS && commands.iter().all(|c| c.processing.is_some());
-    let mut out: Vec<(String, f64)> = Vec::new();
-    let mut dearest: Vec<(String, f64)> = Vec::new();
+    let mut out: PerKind = Vec::new();
+    let mut dearest: PerKind = Vec::new();
     for c in commands {
         let p = c.processing.unwrap_or(0.0);
         let share = if by_processing {
@@ -591,12 +597,9 @@ pub fn read_batch(f: &BatchFigures) -> BatchReading {
         .filter(|o| *o > EPS)
         .or((report == NestedReport::BatchTotal).then_some(highest));
     if let Some(op) = batch_figure {
-        let reset_at = f.reset_at.or_else(|| {
-            with_figure
-                .iter()
-                .rev()
-                .find_map(|(c, _)| c.reset_at)
-        });
+        let reset_at = f
+            .reset_at
+            .or_else(|| with_figure.iter().rev().find_map(|(c, _)| c.reset_at));
         let (shares, processing, processing_total) = shares(&all);
         observations.push(Observation {
             key: BATCH_KEY.to_string(),
@@ -615,7 +618,10 @@ pub fn read_batch(f: &BatchFigures) -> BatchReading {
         }
         for (method, figs) in methods {
             let (first, last) = (figs[0].1, figs[figs.len() - 1].1);
-            let top = figs.iter().map(|(_, op)| *op).fold(f64::NEG_INFINITY, f64::max);
+            let top = figs
+                .iter()
+                .map(|(_, op)| *op)
+                .fold(f64::NEG_INFINITY, f64::max);
             let worked: f64 = figs[1..].iter().filter_map(|(c, _)| c.processing).sum();
             if figs.len() > 1 && last > first + EPS {
                 nested_keys = Evidence::Yes;
@@ -727,7 +733,10 @@ enum Decision {
     /// is on its way): look again shortly. Not a pause the figures call for.
     Hold(f64),
     /// The key's reported figures show the request does not fit before `until`.
-    Pause { until: f64, why: Shortfall },
+    Pause {
+        until: f64,
+        why: Shortfall,
+    },
 }
 
 impl Governor {
@@ -900,7 +909,11 @@ impl Governor {
         // lets cross its limit; the next figure then pauses the key).
         if m.reset_at.is_some_and(|r| r <= now) {
             if m.reserved >= MIN_RESERVATION / 2.0 {
-                tracing::debug!(key, reserved = m.reserved, "stale figures, a call in flight");
+                tracing::debug!(
+                    key,
+                    reserved = m.reserved,
+                    "stale figures, a call in flight"
+                );
                 return Decision::Hold(now + HOLD_SECS);
             }
             let need = need.max(MIN_RESERVATION);
@@ -1401,7 +1414,10 @@ mod tests {
         let g = Governor::new(tight());
         teach(&g, "batch", 53.0, &[(PAGE, 0.02)], 0.001);
         std::thread::sleep(std::time::Duration::from_millis(5));
-        assert!(matches!(decide(&g, "batch", &[(PAGE, 50)]), Decision::Go(_)));
+        assert!(matches!(
+            decide(&g, "batch", &[(PAGE, 50)]),
+            Decision::Go(_)
+        ));
         assert!(matches!(
             decide(&g, "batch", &[(PAGE, 50)]),
             Decision::Hold(_)
@@ -1515,7 +1531,10 @@ mod tests {
     fn whole_batch_billing_c_no_nested_figures() {
         let r = read_batch(&answer("crm.deal.list", 4, 0.5, Some(66.0), |_| None));
         assert_eq!(r.report, NestedReport::Absent);
-        assert_eq!((r.batch_key, r.nested_keys), (Evidence::Yes, Evidence::Unknown));
+        assert_eq!(
+            (r.batch_key, r.nested_keys),
+            (Evidence::Yes, Evidence::Unknown)
+        );
         assert_eq!(keys(&r), [("batch", 66.0)]);
     }
 
@@ -1536,9 +1555,8 @@ mod tests {
     #[test]
     fn a_batch_is_charged_to_the_keys_the_figures_showed_billing() {
         let req = batch_of("crm.deal.list", "d", 3);
-        let charged = |b: Billing| -> Vec<String> {
-            b.keys(&req).keys().map(|k| k.to_string()).collect()
-        };
+        let charged =
+            |b: Billing| -> Vec<String> { b.keys(&req).keys().map(|k| k.to_string()).collect() };
         let learn = |batch_key, nested_keys| Billing {
             batch_key,
             nested_keys,
@@ -1573,7 +1591,9 @@ mod tests {
                     Some(before + 0.6 * (i + 1) as f64)
                 });
                 total += 3.0;
-                let permit = g.acquire(&batch_of(method, &format!("{method}#rows"), 5)).await;
+                let permit = g
+                    .acquire(&batch_of(method, &format!("{method}#rows"), 5))
+                    .await;
                 g.observe_batch(&permit, &f);
                 drop(permit);
             }
@@ -1595,7 +1615,10 @@ mod tests {
         );
         // The next full batch (50 pages = 30 s) fits: 27 + 30 of 432.
         let t0 = g.server_now();
-        drop(g.acquire(&batch_of("crm.activity.list", "crm.activity.list#rows", 50)).await);
+        drop(
+            g.acquire(&batch_of("crm.activity.list", "crm.activity.list#rows", 50))
+                .await,
+        );
         assert!(g.server_now() - t0 < 5.0);
         assert_eq!(g.snapshot().counters.operating_waits, 0);
     }
@@ -1603,12 +1626,16 @@ mod tests {
     #[test]
     fn billing_is_relearned_when_the_evidence_changes() {
         let g = Governor::new(cfg());
-        g.observe_batch_with(&answer("crm.deal.list", 4, 0.5, Some(66.0), |_| None), |_, _| true);
+        g.observe_batch_with(
+            &answer("crm.deal.list", 4, 0.5, Some(66.0), |_| None),
+            |_, _| true,
+        );
         assert_eq!(g.billing().summary(), BatchBilling::WholeBatch);
         // The portal now bills per method (batch key back at 0, nested figures growing).
-        g.observe_batch_with(&answer("crm.deal.list", 4, 0.5, Some(0.0), |i| {
-            Some(1.0 + i as f64)
-        }), |_, _| true);
+        g.observe_batch_with(
+            &answer("crm.deal.list", 4, 0.5, Some(0.0), |i| Some(1.0 + i as f64)),
+            |_, _| true,
+        );
         assert_eq!(g.billing().summary(), BatchBilling::PerMethod);
         assert_eq!(g.billing().nested_report, NestedReport::OwnMethod);
     }
@@ -1626,10 +1653,7 @@ mod tests {
             command_kind("crm.deal.list", &rows),
             command_kind("crm.deal.list", &ids)
         );
-        assert_eq!(
-            command_kind("user.get", &serde_json::json!({})),
-            "user.get"
-        );
+        assert_eq!(command_kind("user.get", &serde_json::json!({})), "user.get");
     }
 
     #[test]

@@ -104,7 +104,17 @@ impl Default for DataSizes {
 
 /// How a `batch` call is billed against the operating-time limit. Sources disagree (see
 /// `bitrix24-api.md` §3), so every plausible variant can be switched on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum BatchBilling {
     /// Each nested call is billed to its own method; `batch` itself is ignored
@@ -131,7 +141,17 @@ impl BatchBilling {
 
 /// What `operating` each nested `result_time` entry of a batch answer reports. Undocumented;
 /// portals may differ (`bitrix24-api.md` §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum NestedFigures {
     /// (a) The nested method's own accumulated figure.

@@ -785,7 +785,9 @@ async fn c_billing_set(AxState(c): AxState<PortalControl>, req: Request) -> Resp
         }
         let billing = serde_json::from_value(now).map_err(bad_request)?;
         c.set_billing(billing).map_err(bad_request)?;
-        Ok::<_, CtlErr>(ok_json(serde_json::to_value(c.billing()).unwrap_or(SJ::Null)))
+        Ok::<_, CtlErr>(ok_json(
+            serde_json::to_value(c.billing()).unwrap_or(SJ::Null),
+        ))
     };
     run.await.unwrap_or_else(CtlErr::response)
 }
