@@ -3,16 +3,21 @@
 //! It keeps b24ch under both Bitrix24 limits (§4):
 //! - the request **leaky bucket** (503 `QUERY_LIMIT_EXCEEDED`), admitted in FIFO order so
 //!   concurrent listings share it fairly;
-//! - the per-method **operating budget** (429 `OPERATION_TIME_LIMIT`), learned from the
-//!   `time.operating` / `operating_reset_at` figures of every response and batch sub-result.
-//!   Budgets are kept per *billing key*: the method of a plain call, and for a batch both
-//!   `batch` and every nested method. Whichever key the portal actually bills grows, the other
-//!   stays flat, so the governor is right under per-method billing (docs) and whole-batch
-//!   billing (field measurement) without assuming either.
-//! - Costs are estimated **per command**: a request reserves `estimate × commands` on each key
-//!   (a plain call is one command of its method; a batch is every nested command on `batch` and
-//!   its count of each nested method). A 4-page batch therefore teaches what a 50-page one will
-//!   cost, whatever their order.
+//! - the per-method **operating budget** (429 `OPERATION_TIME_LIMIT`), kept per *billing key*
+//!   from the `time.operating` / `operating_reset_at` figures the portal sends.
+//!
+//! Which key bills a request is learned per portal from those figures, never assumed (sources
+//! disagree, `bitrix24-api.md` §3): a plain call is its method's; a batch is the `batch` key's
+//! when its top-level figure is above 0, and its nested methods' when their own figures grow
+//! command by command. Nested `result_time` figures are read as what they turn out to be: each
+//! method's own, the `batch` key's running total, or absent ([`read_batch`]); the reading is
+//! redone with every answer, so a change is followed. A request reserves on each key it is
+//! billed to, and pauses only when that key's reported figures leave no room for it; a pause
+//! never outlasts the key's reported reset, and is logged once with its evidence.
+//! - Costs are estimated **per key and per command kind** (method + `select`): the dearest
+//!   command's `processing` times the key's operating/processing ratio, learned only from growth
+//!   no other call overlapped; a first figure (another process's usage) is a baseline, not a
+//!   cost.
 //!
 //! Time is the portal's clock (anchored on `time.finish`, advanced by the local monotonic clock
 //! times `clock_scale`), so `operating_reset_at` is comparable and an emulator running faster
@@ -878,6 +883,7 @@ impl Governor {
         let m = s.methods.entry(key.to_string()).or_default();
         if let Some(until) = m.blocked_until {
             if until > now {
+                // The portal refused the key (429): its own verdict, until its reset.
                 return Decision::Pause {
                     until,
                     why: Shortfall {
@@ -885,7 +891,7 @@ impl Governor {
                         modelled: m.in_window(now, self.cfg.window_secs),
                         reserved: m.reserved,
                         need: 0.0,
-                        budget: 0.0,
+                        budget: self.cfg.operating_limit_secs.unwrap_or(0.0),
                         reset_at: m.reset_at,
                     },
                 };
