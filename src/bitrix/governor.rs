@@ -828,9 +828,16 @@ impl Governor {
     async fn wait_operating(&self, key: &str, kinds: &[(&str, u32)]) -> f64 {
         let started = self.clock.now();
         let mut paused = false;
+        // Calls in flight are waited for only so long: one may belong to a stream this very
+        // task has suspended (a listing's next page while its rows are joined), and would
+        // never be answered while we wait.
+        let mut held_since: Option<Instant> = None;
         loop {
             let now = self.clock.now();
-            let decision = with_state(self.store.as_ref(), |s| self.decide(s, key, kinds, now));
+            let count_in_flight = held_since.is_none_or(|t| t.elapsed() < MAX_HOLD);
+            let decision = with_state(self.store.as_ref(), |s| {
+                self.decide(s, key, kinds, now, count_in_flight)
+            });
             let until = match decision {
                 Decision::Go(est) => {
                     if paused {
@@ -846,6 +853,7 @@ impl Governor {
                 }
                 Decision::Hold(until) => {
                     tracing::debug!(key, "held: calls in flight hold the budget");
+                    held_since.get_or_insert_with(Instant::now);
                     until
                 }
                 Decision::Pause { until, why } => {
@@ -879,6 +887,7 @@ impl Governor {
         key: &str,
         kinds: &[(&str, u32)],
         now: f64,
+        count_in_flight: bool,
     ) -> Decision {
         let m = s.methods.entry(key.to_string()).or_default();
         if let Some(until) = m.blocked_until {
@@ -913,8 +922,9 @@ impl Governor {
         // The reported reset passed: the figures are stale until an answer brings new ones,
         // so one request at a time goes to fetch them (at worst it is the one call the portal
         // lets cross its limit; the next figure then pauses the key).
+        let in_flight = if count_in_flight { m.reserved } else { 0.0 };
         if m.reset_at.is_some_and(|r| r <= now) {
-            if m.reserved >= MIN_RESERVATION / 2.0 {
+            if in_flight >= MIN_RESERVATION / 2.0 {
                 tracing::debug!(
                     key,
                     reserved = m.reserved,
@@ -928,7 +938,7 @@ impl Governor {
             return Decision::Go(need);
         }
         let used = m.in_window(now, self.cfg.window_secs);
-        if used + m.reserved + need <= budget {
+        if used + in_flight + need <= budget {
             let need = need.max(MIN_RESERVATION);
             m.reserved += need;
             m.calls += 1;
@@ -1149,6 +1159,8 @@ impl Governor {
 
 /// Portal seconds between looks while calls in flight hold a key's budget.
 const HOLD_SECS: f64 = 1.0;
+/// Longest real time a request waits for calls in flight before it counts only the figures.
+const MAX_HOLD: Duration = Duration::from_secs(10);
 
 /// Updates a key's budget from a reported figure. Growth since the key's last figure in this
 /// window lands in the current basket. A figure with nothing known before it (first answer of
@@ -1340,7 +1352,7 @@ mod tests {
     /// One `decide` on the governor's state (no waiting).
     fn decide(g: &Governor, key: &str, kinds: &[(&str, u32)]) -> Decision {
         let now = g.server_now();
-        with_state(g.store.as_ref(), |s| g.decide(s, key, kinds, now))
+        with_state(g.store.as_ref(), |s| g.decide(s, key, kinds, now, true))
     }
 
     /// Teaches `key` a figure of `op` now, after a baseline of 0.
@@ -1428,6 +1440,27 @@ mod tests {
             decide(&g, "batch", &[(PAGE, 50)]),
             Decision::Hold(_)
         ));
+    }
+
+    #[test]
+    fn a_call_in_flight_that_is_never_answered_does_not_hold_forever() {
+        // A listing's next batch, admitted, then suspended by its own task while the rows
+        // are joined: its reservation must not block the join's request for good.
+        let g = Governor::new(tight());
+        teach(&g, "batch", 10.0, &[(PAGE, 0.02)], 600.0);
+        assert!(matches!(
+            decide(&g, "batch", &[(PAGE, 120)]),
+            Decision::Go(_)
+        ));
+        assert!(matches!(
+            decide(&g, "batch", &[(PAGE, 120)]),
+            Decision::Hold(_)
+        ));
+        let now = g.server_now();
+        let d = with_state(g.store.as_ref(), |s| {
+            g.decide(s, "batch", &[(PAGE, 120)], now, false)
+        });
+        assert!(matches!(d, Decision::Go(_)));
     }
 
     #[test]
