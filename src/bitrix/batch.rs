@@ -106,8 +106,25 @@ impl Batch {
             .map(|c| (c.name.as_str(), c.method.as_str()))
     }
 
-    /// Distinct nested methods with their number of commands (the governor reserves per
-    /// command on each method's billing key).
+    /// The governor's kind of a command (method + digest of its `select`).
+    pub fn kind_of(&self, name: &str) -> Option<String> {
+        self.commands
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| super::governor::command_kind(&c.method, &c.params))
+    }
+
+    /// `(method, kind)` of every command, in order.
+    pub fn commands_with_kinds(&self) -> impl Iterator<Item = (&str, String)> {
+        self.commands.iter().map(|c| {
+            (
+                c.method.as_str(),
+                super::governor::command_kind(&c.method, &c.params),
+            )
+        })
+    }
+
+    /// Distinct nested methods with their number of commands.
     pub fn method_counts(&self) -> BTreeMap<&str, u32> {
         let mut m: BTreeMap<&str, u32> = BTreeMap::new();
         for c in &self.commands {

@@ -5,10 +5,9 @@ use super::auth::{Auth, AuthConfig, OAuthConfig};
 use super::batch::{Batch, BatchResponse, CommandOutcome};
 use super::envelope::{Response, TimeInfo, parse_answer};
 use super::error::{BitrixError, ErrorClass};
-use super::governor::{Billed, Governor, Observation, infer_billing};
+use super::governor::{BatchFigures, CommandFigure, Governor, Permit, Request, command_kind};
 use crate::config::{PortalAuth, Secret, redact};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -110,8 +109,8 @@ impl Client {
     /// Calls one method. Retryable failures are retried with backoff up to the governor's
     /// `max_attempts`; the error then names the last failure.
     pub async fn call(&self, method: &str, params: &Value) -> Result<Response, BitrixError> {
-        let resp = self
-            .call_billed(method, params, &[Billed::new(method, 1)])
+        let (resp, _permit) = self
+            .call_billed_as(method, params, &plain(method, params), parse_answer)
             .await?;
         Ok(resp)
     }
@@ -122,34 +121,35 @@ impl Client {
         if batch.is_empty() {
             return Err(BitrixError::Usage("empty batch".into()));
         }
-        let outer = self
-            .call_billed("batch", &batch.to_params(), &billed(batch))
+        let (outer, permit) = self
+            .call_billed_as("batch", &batch.to_params(), &request(batch), parse_answer)
             .await?;
         let resp = BatchResponse::parse(batch, outer)?;
-        self.observe_batch(batch, &resp);
+        self.observe_batch(&permit, batch, &resp);
         Ok(resp)
     }
 
-    /// Feeds the governor every billing key's figure of a batch answer: each nested method's
-    /// highest figure (per-method billing grows them command by command) and the outer
-    /// `batch` one (whole-batch billing). The commands' `processing` times say how each key's
-    /// growth splits, so the governor learns the dearest command's cost, not the batch's.
-    fn observe_batch<R>(&self, batch: &Batch, resp: &BatchResponse<R>) {
-        let mut per_method: BTreeMap<&str, KeyFigures> = BTreeMap::new();
-        let mut all = KeyFigures::default();
-        let mut nested = Vec::new();
+    /// Feeds the governor a batch answer's figures: the top-level `time` and every command's
+    /// `result_time` entry. The governor works out which key they belong to; a command
+    /// refused for a limit blocks its method.
+    fn observe_batch<R>(&self, permit: &Permit, batch: &Batch, resp: &BatchResponse<R>) {
+        let mut figures = BatchFigures {
+            operating: resp.time.operating,
+            reset_at: resp.time.operating_reset_at,
+            commands: Vec::new(),
+        };
         for (name, outcome) in resp.outcomes() {
-            let Some(method) = batch.method_of(name) else {
+            let Some((method, kind)) = batch.method_of(name).zip(batch.kind_of(name)) else {
                 continue;
             };
             match outcome {
-                CommandOutcome::Ok(r) => {
-                    all.add(&r.time);
-                    if let Some(op) = r.time.operating {
-                        nested.push(op);
-                        per_method.entry(method).or_default().add(&r.time);
-                    }
-                }
+                CommandOutcome::Ok(r) => figures.commands.push(CommandFigure {
+                    method: method.to_string(),
+                    kind,
+                    operating: r.time.operating,
+                    reset_at: r.time.operating_reset_at,
+                    processing: r.time.processing,
+                }),
                 CommandOutcome::Err(e) => match e.class() {
                     ErrorClass::OperatingLimit => self.governor.on_operating_limit(method),
                     ErrorClass::RateLimited => self.governor.on_rate_limited(),
@@ -158,17 +158,7 @@ impl Client {
                 CommandOutcome::Missing => {}
             }
         }
-        let mut observations: Vec<Observation> = per_method
-            .into_iter()
-            .filter_map(|(k, f)| f.observation(k, f.operating))
-            .collect();
-        if let Some(op) = resp.time.operating {
-            all.reset_at = resp.time.operating_reset_at;
-            observations.extend(all.observation("batch", Some(op)));
-        }
-        self.governor.observe(&observations);
-        self.governor
-            .observe_billing(infer_billing(resp.time.operating, &nested));
+        self.governor.observe_batch(permit, &figures);
     }
 
     /// [`Self::batch`] for listing pages: commands' results stay raw JSON one level deep
@@ -180,11 +170,11 @@ impl Client {
         if batch.is_empty() {
             return Err(BitrixError::Usage("empty batch".into()));
         }
-        let outer = self
-            .call_billed_as("batch", &batch.to_params(), &billed(batch), parse_answer)
+        let (outer, permit) = self
+            .call_billed_as("batch", &batch.to_params(), &request(batch), parse_answer)
             .await?;
         let resp = super::raw::split_batch(batch, outer)?;
-        self.observe_batch(batch, &resp);
+        self.observe_batch(&permit, batch, &resp);
         Ok(resp)
     }
 
@@ -194,45 +184,38 @@ impl Client {
         method: &str,
         params: &Value,
     ) -> Result<Response<super::raw::RawResult>, BitrixError> {
-        self.call_billed_as(method, params, &[Billed::new(method, 1)], parse_answer)
-            .await
-    }
-
-    async fn call_billed(
-        &self,
-        method: &str,
-        params: &Value,
-        keys: &[Billed],
-    ) -> Result<Response, BitrixError> {
-        self.call_billed_as(method, params, keys, parse_answer)
-            .await
+        let (resp, _permit) = self
+            .call_billed_as(method, params, &plain(method, params), parse_answer)
+            .await?;
+        Ok(resp)
     }
 
     async fn call_billed_as<R>(
         &self,
         method: &str,
         params: &Value,
-        keys: &[Billed],
+        request: &Request,
         parse: ParseFn<R>,
-    ) -> Result<Response<R>, BitrixError> {
+    ) -> Result<(Response<R>, Permit), BitrixError> {
         let max_attempts = self.governor.config().max_attempts.max(1);
         let mut attempt = 0;
         // Two: a pair adopted from another process's refresh may itself have expired since.
         let mut refreshes = 0u32;
         loop {
             attempt += 1;
-            let permit = self.governor.acquire(keys).await;
+            let permit = self.governor.acquire(request).await;
             let token = self.auth.access().await;
             super::meter::count_request();
             let outcome = self
                 .send_once(method, params, token.as_ref().map(|t| &t.0), parse)
                 .await;
             let err = match outcome {
+                // The permit is held until the caller has read the answer's figures, so the
+                // governor knows which calls overlapped it.
                 Ok(resp) => {
-                    self.observe_time(method, &resp.time);
+                    self.observe_time(&permit, request, &resp.time);
                     super::meter::count_processing(resp.time.processing.unwrap_or(0.0));
-                    drop(permit);
-                    return Ok(resp);
+                    return Ok((resp, permit));
                 }
                 Err(e) => e,
             };
@@ -270,17 +253,23 @@ impl Client {
     }
 
     /// The clock of every answer; the operating figure of a plain call (one command). A
-    /// batch's outer figure is fed with its commands' split by [`Self::observe_batch`].
-    fn observe_time(&self, method: &str, time: &TimeInfo) {
+    /// batch's figures are read with its commands' by [`Self::observe_batch`].
+    fn observe_time(&self, permit: &Permit, request: &Request, time: &TimeInfo) {
         if let Some(finish) = time.finish.or(time.start) {
             self.governor.observe_clock(finish);
         }
-        if method == "batch" {
+        if request.batch {
             return;
         }
-        if let Some(op) = time.operating {
-            self.governor
-                .observe(&[Observation::single(method, op, time.operating_reset_at)]);
+        if let Some(c) = request.commands.first() {
+            self.governor.observe_plain(
+                permit,
+                &c.kind,
+                time.processing,
+                time.operating,
+                time.operating_reset_at,
+                &c.method,
+            );
         }
     }
 
@@ -332,59 +321,15 @@ impl Client {
     }
 }
 
-/// What a batch is billed to: `batch` for all its commands, each nested method for its own.
-fn billed(batch: &Batch) -> Vec<Billed> {
-    let mut keys = vec![Billed::new("batch", batch.len() as u32)];
-    keys.extend(
-        batch
-            .method_counts()
-            .into_iter()
-            .map(|(m, n)| Billed::new(m, n)),
-    );
-    keys
+/// A plain call as the governor sees it.
+fn plain(method: &str, params: &Value) -> Request {
+    Request::plain(method, &command_kind(method, params))
 }
 
-/// The figures of one billing key across the commands of a batch answer.
-#[derive(Debug, Default)]
-struct KeyFigures {
-    /// Highest accumulated figure (the latest, under per-method billing).
-    operating: Option<f64>,
-    reset_at: Option<f64>,
-    commands: u32,
-    processing_sum: f64,
-    processing_max: f64,
-}
-
-impl KeyFigures {
-    fn add(&mut self, t: &TimeInfo) {
-        self.commands += 1;
-        if let Some(op) = t.operating
-            && self.operating.is_none_or(|cur| op >= cur)
-        {
-            self.operating = Some(op);
-            self.reset_at = t.operating_reset_at.or(self.reset_at);
-        }
-        if let Some(p) = t.processing.filter(|p| p.is_finite() && *p > 0.0) {
-            self.processing_sum += p;
-            self.processing_max = self.processing_max.max(p);
-        }
-    }
-
-    /// The observation for `key` at figure `operating`; the dearest command's share of the
-    /// growth comes from `processing`, equal shares when the answer has none.
-    fn observation(&self, key: &str, operating: Option<f64>) -> Option<Observation> {
-        let peak_share = if self.processing_sum > 0.0 {
-            self.processing_max / self.processing_sum
-        } else {
-            1.0 / f64::from(self.commands.max(1))
-        };
-        Some(Observation {
-            key: key.to_string(),
-            operating: operating?,
-            reset_at: self.reset_at,
-            peak_share,
-        })
-    }
+/// A batch as the governor sees it: its commands by method and kind.
+fn request(batch: &Batch) -> Request {
+    let kinds: Vec<(&str, String)> = batch.commands_with_kinds().collect();
+    Request::batch(kinds.iter().map(|(m, k)| (*m, k.as_str())))
 }
 
 /// The error and its sources, without the URL (which may carry the webhook code).
@@ -504,51 +449,29 @@ mod tests {
     }
 
     #[test]
-    fn a_key_learns_its_dearest_commands_share_of_the_growth() {
-        let t = |op: f64, processing: Option<f64>| TimeInfo {
-            operating: Some(op),
-            operating_reset_at: Some(700.0),
-            processing,
-            ..TimeInfo::default()
-        };
-        // Two pages at 0.6 s and a probe at 0.02 s: the highest figure, the dearest share.
-        let mut f = KeyFigures::default();
-        for time in [
-            t(10.62, Some(0.6)),
-            t(10.02, Some(0.02)),
-            t(11.22, Some(0.6)),
-        ] {
-            f.add(&time);
-        }
-        let o = f.observation("crm.item.list", f.operating).unwrap();
-        assert_eq!((o.operating, o.reset_at), (11.22, Some(700.0)));
-        assert!((o.peak_share - 0.6 / 1.22).abs() < 1e-9, "{o:?}");
-        // Without `processing`, equal shares.
-        let mut f = KeyFigures::default();
-        for _ in 0..4 {
-            f.add(&t(1.0, None));
-        }
-        assert_eq!(f.observation("batch", Some(3.0)).unwrap().peak_share, 0.25);
-        // No figure, no observation.
-        assert!(KeyFigures::default().observation("batch", None).is_none());
-    }
-
-    #[test]
-    fn a_batch_is_billed_to_batch_and_to_each_method_per_command() {
+    fn a_batch_is_described_by_method_and_kind() {
         let mut b = Batch::new();
-        b.push("probe", "crm.item.list", serde_json::json!({}))
-            .unwrap();
-        b.push("p0", "crm.item.list", serde_json::json!({}))
-            .unwrap();
+        let rows = serde_json::json!({"select": ["*", "UF_*"]});
+        let ids = serde_json::json!({"select": ["ID"]});
+        b.push("probe", "crm.item.list", ids.clone()).unwrap();
+        b.push("p0", "crm.item.list", rows.clone()).unwrap();
+        b.push("p1", "crm.item.list", rows.clone()).unwrap();
         b.push("u", "user.get", serde_json::json!({})).unwrap();
+        let r = request(&b);
+        assert!(r.batch);
+        let counts: Vec<(&str, u32)> = r
+            .commands
+            .iter()
+            .map(|c| (c.method.as_str(), c.count))
+            .collect();
         assert_eq!(
-            billed(&b),
-            vec![
-                Billed::new("batch", 3),
-                Billed::new("crm.item.list", 2),
-                Billed::new("user.get", 1)
-            ]
+            counts,
+            [("crm.item.list", 1), ("crm.item.list", 2), ("user.get", 1)]
         );
+        assert_eq!(r.commands[1].kind, command_kind("crm.item.list", &rows));
+        assert_ne!(r.commands[0].kind, r.commands[1].kind);
+        assert_eq!(r.commands[2].kind, "user.get");
+        assert!(!plain("user.get", &serde_json::json!({})).batch);
     }
 
     #[test]

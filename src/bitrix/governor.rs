@@ -3,16 +3,21 @@
 //! It keeps b24ch under both Bitrix24 limits (`docs/bitrix24-api.md` §4; batch billing §3):
 //! - the request **leaky bucket** (503 `QUERY_LIMIT_EXCEEDED`), admitted in FIFO order so
 //!   concurrent listings share it fairly;
-//! - the per-method **operating budget** (429 `OPERATION_TIME_LIMIT`), learned from the
-//!   `time.operating` / `operating_reset_at` figures of every response and batch sub-result.
-//!   Budgets are kept per *billing key*: the method of a plain call, and for a batch both
-//!   `batch` and every nested method. Whichever key the portal actually bills grows, the other
-//!   stays flat, so the governor is right under per-method billing (docs) and whole-batch
-//!   billing (field measurement) without assuming either.
-//! - Costs are estimated **per command**: a request reserves `estimate × commands` on each key
-//!   (a plain call is one command of its method; a batch is every nested command on `batch` and
-//!   its count of each nested method). A 4-page batch therefore teaches what a 50-page one will
-//!   cost, whatever their order.
+//! - the per-method **operating budget** (429 `OPERATION_TIME_LIMIT`), kept per *billing key*
+//!   from the `time.operating` / `operating_reset_at` figures the portal sends.
+//!
+//! Which key bills a request is learned per portal from those figures, never assumed (sources
+//! disagree, `bitrix24-api.md` §3): a plain call is its method's; a batch is the `batch` key's
+//! when its top-level figure is above 0, and its nested methods' when their own figures grow
+//! command by command. Nested `result_time` figures are read as what they turn out to be: each
+//! method's own, the `batch` key's running total, or absent ([`read_batch`]); the reading is
+//! redone with every answer, so a change is followed. A request reserves on each key it is
+//! billed to, and pauses only when that key's reported figures leave no room for it; a pause
+//! never outlasts the key's reported reset, and is logged once with its evidence.
+//! - Costs are estimated **per key and per command kind** (method + `select`): the dearest
+//!   command's `processing` times the key's operating/processing ratio, learned only from growth
+//!   no other call overlapped; a first figure (another process's usage) is a baseline, not a
+//!   cost.
 //!
 //! Time is the portal's clock (anchored on `time.finish`, advanced by the local monotonic clock
 //! times `clock_scale`), so `operating_reset_at` is comparable and an emulator running faster
@@ -101,7 +106,81 @@ impl GovernorConfig {
     }
 }
 
-/// How the portal appears to bill `batch` calls, inferred from the figures.
+/// What the portal's figures have shown about one question so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Evidence {
+    #[default]
+    Unknown,
+    Yes,
+    No,
+}
+
+/// What the `operating` figure of each nested `result_time` entry of a batch answer means.
+/// Undocumented, and portals differ (`bitrix24-api.md` §3), so it is read from the figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NestedReport {
+    #[default]
+    Unknown,
+    /// Each entry is its own method's accumulated figure.
+    OwnMethod,
+    /// Every entry is the `batch` key's running total (this batch's cost so far included).
+    BatchTotal,
+    /// Entries carry no `operating`.
+    Absent,
+}
+
+/// How this portal bills a `batch`, learned from its figures and re-learned with every answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Billing {
+    /// Whether a batch is billed to the key `batch` (its top-level `time.operating` is above 0).
+    pub batch_key: Evidence,
+    /// Whether a batch's commands are billed to their own methods (their own figures grow
+    /// command by command).
+    pub nested_keys: Evidence,
+    pub nested_report: NestedReport,
+}
+
+impl Billing {
+    /// The keys a request is charged to: a plain call to its method; a batch to `batch` and
+    /// to each nested method, except where the figures showed that key is not billed.
+    fn keys<'r>(&self, request: &'r Request) -> BTreeMap<&'r str, Vec<(&'r str, u32)>> {
+        let mut keys: BTreeMap<&str, Vec<(&str, u32)>> = BTreeMap::new();
+        let all = || request.commands.iter().map(|c| (c.kind.as_str(), c.count));
+        if !request.batch {
+            for c in &request.commands {
+                keys.entry(c.method.as_str())
+                    .or_default()
+                    .push((c.kind.as_str(), c.count));
+            }
+            return keys;
+        }
+        if self.batch_key != Evidence::No {
+            keys.entry(BATCH_KEY).or_default().extend(all());
+        }
+        if self.nested_keys != Evidence::No {
+            for c in &request.commands {
+                keys.entry(c.method.as_str())
+                    .or_default()
+                    .push((c.kind.as_str(), c.count));
+            }
+        }
+        keys
+    }
+
+    /// The summary shown to users.
+    pub fn summary(&self) -> BatchBilling {
+        match (self.batch_key, self.nested_keys) {
+            (Evidence::Yes, Evidence::Yes) => BatchBilling::Both,
+            (Evidence::Yes, _) => BatchBilling::WholeBatch,
+            (_, Evidence::Yes) => BatchBilling::PerMethod,
+            _ => BatchBilling::Unknown,
+        }
+    }
+}
+
+/// How the portal appears to bill `batch` calls (a summary of [`Billing`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BatchBilling {
@@ -109,9 +188,14 @@ pub enum BatchBilling {
     Unknown,
     /// Nested calls grow their own methods' figures (docs, server source).
     PerMethod,
-    /// The outer `batch` figure grows; sub-results repeat it (field measurement).
+    /// The outer `batch` figure grows, the nested methods' do not (field measurement).
     WholeBatch,
+    /// Both grow.
+    Both,
 }
+
+/// The billing key of whole-batch billing.
+pub const BATCH_KEY: &str = "batch";
 
 /// Budget state of one billing key.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -119,13 +203,20 @@ pub struct MethodState {
     /// Last `operating` figure the portal reported (accumulated over its window).
     pub used: f64,
     pub reset_at: Option<f64>,
+    /// Portal time of the last figure reported for this key.
+    #[serde(default)]
+    pub figure_at: Option<f64>,
     /// Estimated cost of calls admitted but not answered yet.
     pub reserved: f64,
-    /// Estimated cost of one command billed to this key: rises at once to a dearer command
-    /// seen (under-reserving risks a 429 that blocks the method), decays slowly otherwise.
-    /// (Not `estimate`: state files written when that meant one whole call are not reused.)
+    /// Estimated cost of one command of each kind billed to this key: rises at once to a
+    /// dearer command seen (under-reserving risks a 429 that blocks the method), decays
+    /// slowly otherwise. Learned only from this key's own figures.
     #[serde(default)]
-    pub estimate_per_command: f64,
+    pub estimates: BTreeMap<String, f64>,
+    /// Operating seconds the portal bills per second of reported `processing` on this key,
+    /// learned from answers no other call on the key overlapped (1 until then).
+    #[serde(default)]
+    pub ratio: Option<f64>,
     /// Set after a 429: no call before this portal time.
     pub blocked_until: Option<f64>,
     pub calls: u64,
@@ -153,8 +244,25 @@ impl MethodState {
             .first()
             .map(|(m, _)| ((m + n) * 60) as f64 + 0.01)
     }
-}
 
+    /// The estimate of one command of `kind`; a kind not seen yet on this key is taken at the
+    /// dearest kind seen (0 while the key never grew).
+    fn estimate(&self, kind: &str) -> f64 {
+        self.estimates
+            .get(kind)
+            .copied()
+            .unwrap_or_else(|| self.estimates.values().copied().fold(0.0, f64::max))
+    }
+
+    fn learn(&mut self, kind: &str, cost: f64) {
+        let e = self.estimates.entry(kind.to_string()).or_insert(0.0);
+        *e = if cost >= *e {
+            cost
+        } else {
+            0.6 * *e + 0.4 * cost
+        };
+    }
+}
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Counters {
     pub requests: u64,
@@ -175,7 +283,9 @@ pub struct GovernorState {
     pub bucket_at: f64,
     pub methods: BTreeMap<String, MethodState>,
     pub counters: Counters,
-    pub billing: BatchBilling,
+    /// How the portal bills, as learned so far.
+    #[serde(default)]
+    pub learned: Billing,
 }
 
 /// Where the state lives. Every change is one `update` so a cross-process implementation can
@@ -256,6 +366,7 @@ pub struct GovernorSnapshot {
     pub rate_per_sec: Option<f64>,
     pub operating_limit_secs: Option<f64>,
     pub billing: BatchBilling,
+    pub learned: Billing,
     pub methods: Vec<MethodBudget>,
     pub counters: Counters,
 }
@@ -265,7 +376,9 @@ pub struct MethodBudget {
     pub key: String,
     pub used: f64,
     pub left: Option<f64>,
+    /// The dearest kind's estimate per command.
     pub estimate_per_command: f64,
+    pub estimates: BTreeMap<String, f64>,
     pub reset_at: Option<f64>,
     pub blocked_until: Option<f64>,
     pub calls: u64,
@@ -279,37 +392,292 @@ pub struct Observation {
     /// The highest (latest) accumulated figure of the answer for this key.
     pub operating: f64,
     pub reset_at: Option<f64>,
-    /// Share of the key's growth taken by its dearest command (`1 / commands` when the answer
-    /// does not say how the cost splits).
-    pub peak_share: f64,
+    /// Share of the key's growth taken by one command of each kind (the dearest of that
+    /// kind; equal shares when the answer does not say how the cost splits).
+    pub shares: Vec<(String, f64)>,
+    /// The dearest command's `processing` per kind, and the commands' total; empty / 0 when
+    /// the answer does not give every command's.
+    pub processing: Vec<(String, f64)>,
+    pub processing_total: f64,
 }
 
 impl Observation {
-    /// The figure of a plain call: one command.
-    pub fn single(key: impl Into<String>, operating: f64, reset_at: Option<f64>) -> Self {
+    /// The figure of a plain call: one command of `kind`.
+    pub fn single(key: &str, kind: &str, operating: f64, reset_at: Option<f64>) -> Self {
         Self {
-            key: key.into(),
+            key: key.to_string(),
             operating,
             reset_at,
-            peak_share: 1.0,
+            shares: vec![(kind.to_string(), 1.0)],
+            processing: Vec::new(),
+            processing_total: 0.0,
         }
+    }
+
+    /// With the `processing` time of the call.
+    pub fn with_processing(mut self, processing: Option<f64>) -> Self {
+        if let (Some(p), Some((kind, _))) = (processing, self.shares.first()) {
+            self.processing = vec![(kind.clone(), p)];
+            self.processing_total = p;
+        }
+        self
     }
 }
 
-/// A billing key a request is charged to and how many of its commands the request carries.
+/// Commands of one kind in a request. Commands of a kind cost alike (same method, same
+/// `select`); see [`command_kind`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Billed {
-    pub key: String,
-    pub commands: u32,
+pub struct Command {
+    pub method: String,
+    pub kind: String,
+    pub count: u32,
 }
 
-impl Billed {
-    pub fn new(key: impl Into<String>, commands: u32) -> Self {
+/// One HTTP request as the governor sees it: a plain call or a batch of commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub batch: bool,
+    pub commands: Vec<Command>,
+}
+
+impl Request {
+    pub fn plain(method: &str, kind: &str) -> Self {
         Self {
-            key: key.into(),
-            commands: commands.max(1),
+            batch: false,
+            commands: vec![Command {
+                method: method.to_string(),
+                kind: kind.to_string(),
+                count: 1,
+            }],
         }
     }
+
+    /// A batch of `(method, kind)` commands, counted per kind.
+    pub fn batch<'a>(commands: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut out: Vec<Command> = Vec::new();
+        for (method, kind) in commands {
+            match out
+                .iter_mut()
+                .find(|c| c.method == method && c.kind == kind)
+            {
+                Some(c) => c.count += 1,
+                None => out.push(Command {
+                    method: method.to_string(),
+                    kind: kind.to_string(),
+                    count: 1,
+                }),
+            }
+        }
+        Self {
+            batch: true,
+            commands: out,
+        }
+    }
+}
+
+/// The kind of a command: its method and a short digest of its `select`, so pages of one
+/// listing share an estimate while an ids-only probe or a narrow companion read keep theirs.
+pub fn command_kind(method: &str, params: &serde_json::Value) -> String {
+    let select = params
+        .get("select")
+        .or_else(|| params.get("SELECT"))
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    if select.is_empty() {
+        return method.to_string();
+    }
+    // FNV-1a: stable across processes and releases (estimates live in the shared state file).
+    let digest = select.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{method}#{:08x}", digest as u32)
+}
+
+/// What one command of a batch answer reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandFigure {
+    pub method: String,
+    pub kind: String,
+    /// Its `result_time` entry's `operating` / `operating_reset_at`, when present.
+    pub operating: Option<f64>,
+    pub reset_at: Option<f64>,
+    pub processing: Option<f64>,
+}
+
+/// The figures of one batch answer: the top-level `time` and every command that ran.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BatchFigures {
+    pub operating: Option<f64>,
+    pub reset_at: Option<f64>,
+    pub commands: Vec<CommandFigure>,
+}
+
+/// What one batch answer says: how figures are reported, which keys grew, and each key's
+/// figure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchReading {
+    pub report: NestedReport,
+    pub batch_key: Evidence,
+    pub nested_keys: Evidence,
+    pub observations: Vec<Observation>,
+}
+
+/// Figures closer than this are equal (portals print a handful of decimals).
+const EPS: f64 = 1e-6;
+
+/// Whether `nested` is the same figure as the top-level `outer` (allowing print rounding).
+fn same_figure(nested: f64, outer: f64) -> bool {
+    (nested - outer).abs() <= 0.01 + 0.001 * outer.abs()
+}
+
+/// A figure per command kind.
+type PerKind = Vec<(String, f64)>;
+
+/// Each kind's share of a group of commands' cost (by `processing` when every command has
+/// one, else equal shares), and the dearest `processing` per kind with the total.
+fn shares(commands: &[&CommandFigure]) -> (PerKind, PerKind, f64) {
+    let total: f64 = commands.iter().filter_map(|c| c.processing).sum();
+    let by_processing = total > EPS && commands.iter().all(|c| c.processing.is_some());
+    let mut out: PerKind = Vec::new();
+    let mut dearest: PerKind = Vec::new();
+    for c in commands {
+        let p = c.processing.unwrap_or(0.0);
+        let share = if by_processing {
+            p / total
+        } else {
+            1.0 / commands.len() as f64
+        };
+        match out.iter_mut().find(|(k, _)| *k == c.kind) {
+            Some((_, s)) => *s = s.max(share),
+            None => out.push((c.kind.clone(), share)),
+        }
+        match dearest.iter_mut().find(|(k, _)| *k == c.kind) {
+            Some((_, d)) => *d = d.max(p),
+            None => dearest.push((c.kind.clone(), p)),
+        }
+    }
+    if !by_processing {
+        return (out, Vec::new(), 0.0);
+    }
+    (out, dearest, total)
+}
+
+/// Reads one batch answer. The top-level figure is the `batch` key's. Nested figures are the
+/// `batch` key's running total when they reach (at least) the top-level figure, which is
+/// above 0 (the batch was billed to `batch`); otherwise each is its own
+/// method's. Where the two readings could both fit, the `batch` key's is chosen: charging a
+/// running total to a nested method would pause it for nothing.
+pub fn read_batch(f: &BatchFigures) -> BatchReading {
+    let with_figure: Vec<(&CommandFigure, f64)> = f
+        .commands
+        .iter()
+        .filter_map(|c| c.operating.map(|op| (c, op)))
+        .collect();
+    let highest = with_figure
+        .iter()
+        .map(|(_, op)| *op)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let outer = f.operating;
+    let report = match outer {
+        _ if with_figure.is_empty() => NestedReport::Absent,
+        // A basket may leave the window while the batch runs: the top-level figure, taken
+        // at its end, is then below the nested running total (and nested figures after the
+        // drop below earlier ones). Read as the `batch` key's, a figure is never charged to
+        // a nested method's budget.
+        Some(o) if o > EPS && (same_figure(highest, o) || highest > o) => NestedReport::BatchTotal,
+        None if with_figure.len() > 1 && one_running_total(&with_figure) => {
+            NestedReport::BatchTotal
+        }
+        _ => NestedReport::OwnMethod,
+    };
+    let batch_key = match outer {
+        Some(o) if o > EPS => Evidence::Yes,
+        Some(_) if !f.commands.is_empty() => Evidence::No,
+        _ if report == NestedReport::BatchTotal => Evidence::Yes,
+        _ => Evidence::Unknown,
+    };
+    let all: Vec<&CommandFigure> = f.commands.iter().collect();
+    let mut observations = Vec::new();
+    let batch_figure = outer
+        .filter(|o| *o > EPS)
+        .or((report == NestedReport::BatchTotal).then_some(highest));
+    if let Some(op) = batch_figure {
+        let reset_at = f
+            .reset_at
+            .or_else(|| with_figure.iter().rev().find_map(|(c, _)| c.reset_at));
+        let (shares, processing, processing_total) = shares(&all);
+        observations.push(Observation {
+            key: BATCH_KEY.to_string(),
+            operating: op,
+            reset_at,
+            shares,
+            processing,
+            processing_total,
+        });
+    }
+    let mut nested_keys = Evidence::Unknown;
+    if report == NestedReport::OwnMethod {
+        let mut methods: BTreeMap<&str, Vec<(&CommandFigure, f64)>> = BTreeMap::new();
+        for (c, op) in &with_figure {
+            methods.entry(c.method.as_str()).or_default().push((c, *op));
+        }
+        for (method, figs) in methods {
+            let (first, last) = (figs[0].1, figs[figs.len() - 1].1);
+            let top = figs
+                .iter()
+                .map(|(_, op)| *op)
+                .fold(f64::NEG_INFINITY, f64::max);
+            let worked: f64 = figs[1..].iter().filter_map(|(c, _)| c.processing).sum();
+            if figs.len() > 1 && last > first + EPS {
+                nested_keys = Evidence::Yes;
+            } else if figs.len() > 1
+                && (top - first).abs() <= EPS
+                && worked > EPS
+                && nested_keys != Evidence::Yes
+            {
+                nested_keys = Evidence::No;
+            }
+            let reset_at = figs
+                .iter()
+                .filter(|(_, op)| *op >= top)
+                .find_map(|(c, _)| c.reset_at);
+            let of_method: Vec<&CommandFigure> =
+                f.commands.iter().filter(|c| c.method == method).collect();
+            let (shares, processing, processing_total) = shares(&of_method);
+            observations.push(Observation {
+                key: method.to_string(),
+                operating: top,
+                reset_at,
+                shares,
+                processing,
+                processing_total,
+            });
+        }
+    }
+    BatchReading {
+        report,
+        batch_key,
+        nested_keys,
+        observations,
+    }
+}
+
+/// Nested figures of different methods rising as one sequence: one key's running total.
+fn one_running_total(figs: &[(&CommandFigure, f64)]) -> bool {
+    let methods: std::collections::BTreeSet<&str> =
+        figs.iter().map(|(c, _)| c.method.as_str()).collect();
+    methods.len() > 1 && figs.windows(2).all(|w| w[1].1 > w[0].1 + EPS)
+}
+
+/// Why a request waits for a key's budget: the figures behind the decision.
+#[derive(Debug, Clone, PartialEq)]
+struct Shortfall {
+    used: f64,
+    modelled: f64,
+    reserved: f64,
+    need: f64,
+    budget: f64,
+    reset_at: Option<f64>,
 }
 
 pub struct Governor {
@@ -330,6 +698,23 @@ pub struct Permit {
     _slot: OwnedSemaphorePermit,
 }
 
+impl Permit {
+    /// Whether this request is the only call on `key` in flight (every admitted call holds
+    /// a reservation of at least [`MIN_RESERVATION`] until it is answered).
+    fn alone(&self, m: &MethodState, key: &str) -> bool {
+        let mine: f64 = self
+            .reservations
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, r)| r)
+            .sum();
+        m.reserved - mine < MIN_RESERVATION / 2.0
+    }
+}
+
+/// The least a call reserves on each key it is billed to, so calls in flight are visible.
+const MIN_RESERVATION: f64 = 1e-6;
+
 impl Drop for Permit {
     fn drop(&mut self) {
         let res = std::mem::take(&mut self.reservations);
@@ -337,6 +722,10 @@ impl Drop for Permit {
             for (k, est) in &res {
                 if let Some(m) = s.methods.get_mut(k) {
                     m.reserved = (m.reserved - est).max(0.0);
+                    // Rounding must not leave a call "in flight" forever.
+                    if m.reserved < MIN_RESERVATION / 2.0 {
+                        m.reserved = 0.0;
+                    }
                 }
             }
         });
@@ -345,7 +734,14 @@ impl Drop for Permit {
 
 enum Decision {
     Go(f64),
-    WaitUntil(f64),
+    /// Calls in flight hold the budget (or the key's window just turned and its new figure
+    /// is on its way): look again shortly. Not a pause the figures call for.
+    Hold(f64),
+    /// The key's reported figures show the request does not fit before `until`.
+    Pause {
+        until: f64,
+        why: Shortfall,
+    },
 }
 
 impl Governor {
@@ -375,19 +771,37 @@ impl Governor {
         self.clock.now()
     }
 
-    /// Waits until a request billed to `billed` may be sent: each key's operating budget
-    /// (for its number of commands), a concurrency slot, then the request bucket.
-    pub async fn acquire(self: &Arc<Self>, billed: &[Billed]) -> Permit {
-        // Sorted and merged, so concurrent requests take the key queues in one order.
-        let mut keys: BTreeMap<&str, u32> = BTreeMap::new();
-        for b in billed {
-            *keys.entry(b.key.as_str()).or_default() += b.commands.max(1);
-        }
+    /// How the portal bills, as learned so far.
+    pub fn billing(&self) -> Billing {
+        self.store.read().learned
+    }
+
+    /// Share of `key`'s budget its figures (and calls in flight) leave free now: 1 for a key
+    /// with nothing billed, 0 for a full one; `None` when budgets are not enforced.
+    pub fn headroom(&self, key: &str) -> Option<f64> {
+        let limit = self.cfg.operating_limit_secs?;
+        let budget = limit * (1.0 - self.cfg.safety);
+        let now = self.clock.now();
+        let window = self.cfg.window_secs;
+        Some(with_state(self.store.as_ref(), |s| {
+            s.methods.get_mut(key).map_or(1.0, |m| {
+                let used = m.in_window(now, window) + m.reserved;
+                ((budget - used) / budget).clamp(0.0, 1.0)
+            })
+        }))
+    }
+
+    /// Waits until `request` may be sent: the operating budget of every key the portal bills
+    /// it to (as learned), a concurrency slot, then the request bucket.
+    pub async fn acquire(self: &Arc<Self>, request: &Request) -> Permit {
+        let learned = self.store.read().learned;
+        // Sorted by key, so concurrent requests take the key queues in one order.
+        let keys = learned.keys(request);
         let mut reservations = Vec::with_capacity(keys.len());
-        for (key, commands) in keys {
+        for (key, kinds) in keys {
             let queue = self.key_queue(key);
             let _turn = queue.lock().await;
-            let reserved = self.wait_operating(key, commands).await;
+            let reserved = self.wait_operating(key, &kinds).await;
             reservations.push((key.to_string(), reserved));
         }
         // The semaphore is never closed, so acquiring cannot fail; fall back to a fresh one.
@@ -411,15 +825,22 @@ impl Governor {
         q.entry(key.to_string()).or_default().clone()
     }
 
-    async fn wait_operating(&self, key: &str, commands: u32) -> f64 {
+    async fn wait_operating(&self, key: &str, kinds: &[(&str, u32)]) -> f64 {
         let started = self.clock.now();
-        let mut waited = false;
+        let mut paused = false;
+        // Calls in flight are waited for only so long: one may belong to a stream this very
+        // task has suspended (a listing's next page while its rows are joined), and would
+        // never be answered while we wait.
+        let mut held_since: Option<Instant> = None;
         loop {
             let now = self.clock.now();
-            let decision = with_state(self.store.as_ref(), |s| self.decide(s, key, commands, now));
-            match decision {
+            let count_in_flight = held_since.is_none_or(|t| t.elapsed() < MAX_HOLD);
+            let decision = with_state(self.store.as_ref(), |s| {
+                self.decide(s, key, kinds, now, count_in_flight)
+            });
+            let until = match decision {
                 Decision::Go(est) => {
-                    if waited {
+                    if paused {
                         let secs = self.clock.now() - started;
                         self.store.update(&mut |s| {
                             s.counters.operating_waits += 1;
@@ -430,46 +851,122 @@ impl Governor {
                     }
                     return est;
                 }
-                Decision::WaitUntil(t) => {
-                    if !waited {
-                        tracing::info!(key, until = t, "pausing method: operating budget");
-                    }
-                    waited = true;
-                    tokio::time::sleep(self.clock.local(t - now)).await;
+                Decision::Hold(until) => {
+                    tracing::debug!(key, "held: calls in flight hold the budget");
+                    held_since.get_or_insert_with(Instant::now);
+                    until
                 }
-            }
+                Decision::Pause { until, why } => {
+                    if !paused {
+                        tracing::info!(
+                            key,
+                            reported_used = why.used,
+                            in_window = why.modelled,
+                            in_flight = why.reserved,
+                            estimate = why.need,
+                            budget = why.budget,
+                            reset_at = why.reset_at,
+                            until,
+                            pause_secs = until - now,
+                            "pausing: the portal's figures for this key leave no room for the next request"
+                        );
+                    }
+                    paused = true;
+                    until
+                }
+            };
+            tokio::time::sleep(self.clock.local(until - now)).await;
         }
     }
 
-    /// Whether a request carrying `commands` commands billed to `key` may go now (reserving
+    /// Whether a request carrying `kinds` commands billed to `key` may go now (reserving
     /// their estimated cost), or until when to wait.
-    fn decide(&self, s: &mut GovernorState, key: &str, commands: u32, now: f64) -> Decision {
-        let basket = self.cfg.window_secs / 10.0;
+    fn decide(
+        &self,
+        s: &mut GovernorState,
+        key: &str,
+        kinds: &[(&str, u32)],
+        now: f64,
+        count_in_flight: bool,
+    ) -> Decision {
         let m = s.methods.entry(key.to_string()).or_default();
         if let Some(until) = m.blocked_until {
             if until > now {
-                return Decision::WaitUntil(until);
+                // The portal refused the key (429): its own verdict, until its reset.
+                return Decision::Pause {
+                    until,
+                    why: Shortfall {
+                        used: m.used,
+                        modelled: m.in_window(now, self.cfg.window_secs),
+                        reserved: m.reserved,
+                        need: 0.0,
+                        budget: self.cfg.operating_limit_secs.unwrap_or(0.0),
+                        reset_at: m.reset_at,
+                    },
+                };
             }
             m.blocked_until = None;
         }
         let Some(limit) = self.cfg.operating_limit_secs else {
-            return Decision::Go(0.0);
+            m.reserved += MIN_RESERVATION;
+            return Decision::Go(MIN_RESERVATION);
         };
         let budget = limit * (1.0 - self.cfg.safety);
         // Capped at the budget: a request estimated above it still goes once the window is
         // empty, instead of waiting forever.
-        let need = (m.estimate_per_command * f64::from(commands)).min(budget);
-        let used = m.in_window(now, self.cfg.window_secs);
-        if used + m.reserved + need <= budget {
+        let need = kinds
+            .iter()
+            .map(|(kind, n)| m.estimate(kind) * f64::from(*n))
+            .sum::<f64>()
+            .min(budget);
+        // The reported reset passed: the figures are stale until an answer brings new ones,
+        // so one request at a time goes to fetch them (at worst it is the one call the portal
+        // lets cross its limit; the next figure then pauses the key).
+        let in_flight = if count_in_flight { m.reserved } else { 0.0 };
+        if m.reset_at.is_some_and(|r| r <= now) {
+            if in_flight >= MIN_RESERVATION / 2.0 {
+                tracing::debug!(
+                    key,
+                    reserved = m.reserved,
+                    "stale figures, a call in flight"
+                );
+                return Decision::Hold(now + HOLD_SECS);
+            }
+            let need = need.max(MIN_RESERVATION);
             m.reserved += need;
             m.calls += 1;
             return Decision::Go(need);
         }
-        let next = m
-            .next_expiry(self.cfg.window_secs)
-            .or(m.reset_at.filter(|r| *r > now))
-            .unwrap_or(now + basket);
-        Decision::WaitUntil(next.max(now + 0.01))
+        let used = m.in_window(now, self.cfg.window_secs);
+        if used + in_flight + need <= budget {
+            let need = need.max(MIN_RESERVATION);
+            m.reserved += need;
+            m.calls += 1;
+            return Decision::Go(need);
+        }
+        if used + need <= budget {
+            // Only calls in flight are in the way: their answers free or confirm it.
+            return Decision::Hold(now + HOLD_SECS);
+        }
+        // Never past the key's reported reset: then its figures are stale and are re-read.
+        let expiry = m.next_expiry(self.cfg.window_secs);
+        let reset = m.reset_at.filter(|r| *r > now);
+        let until = match (expiry, reset) {
+            (Some(e), Some(r)) => e.min(r),
+            (Some(t), None) | (None, Some(t)) => t,
+            (None, None) => now + HOLD_SECS,
+        };
+        Decision::Pause {
+            until: until.max(now + 0.01),
+            why: Shortfall {
+                used: m.used,
+                modelled: used,
+                reserved: m.reserved,
+                need,
+                budget,
+                reset_at: m.reset_at,
+            },
+        }
     }
 
     async fn wait_bucket(&self) {
@@ -514,22 +1011,81 @@ impl Governor {
         self.clock.observe(server_time);
     }
 
-    /// Feeds operating figures from one answer (top level and/or batch sub-results).
+    /// Feeds the figure of a plain call's answer (admitted by `permit`): its method's key,
+    /// one command of `kind`.
+    pub fn observe_plain(
+        &self,
+        permit: &Permit,
+        kind: &str,
+        processing: Option<f64>,
+        operating: Option<f64>,
+        reset_at: Option<f64>,
+        method: &str,
+    ) {
+        if let Some(op) = operating {
+            let o = Observation::single(method, kind, op, reset_at).with_processing(processing);
+            self.record(&[o], |m, key| permit.alone(m, key));
+        }
+    }
+
+    /// Feeds a batch answer (admitted by `permit`): learns how the portal bills and reports
+    /// (re-learned with every answer, so a change is followed) and records each billed key's
+    /// figure.
+    pub fn observe_batch(&self, permit: &Permit, figures: &BatchFigures) -> BatchReading {
+        self.observe_batch_with(figures, |m, key| permit.alone(m, key))
+    }
+
+    fn observe_batch_with(
+        &self,
+        figures: &BatchFigures,
+        alone: impl Fn(&MethodState, &str) -> bool,
+    ) -> BatchReading {
+        let reading = read_batch(figures);
+        let now = self.clock.now();
+        let window = self.cfg.window_secs;
+        self.store.update(&mut |s| {
+            let before = s.learned;
+            if reading.batch_key != Evidence::Unknown {
+                s.learned.batch_key = reading.batch_key;
+            }
+            if reading.nested_keys != Evidence::Unknown {
+                s.learned.nested_keys = reading.nested_keys;
+            }
+            s.learned.nested_report = reading.report;
+            if s.learned != before {
+                tracing::info!(
+                    billing = ?s.learned.summary(),
+                    batch_key = ?s.learned.batch_key,
+                    nested_keys = ?s.learned.nested_keys,
+                    nested_figures = ?s.learned.nested_report,
+                    "batch billing learned from the portal's figures"
+                );
+            }
+            for o in &reading.observations {
+                let m = s.methods.entry(o.key.clone()).or_default();
+                let alone = alone(m, &o.key);
+                record_figure(m, o, now, window, alone);
+            }
+        });
+        reading
+    }
+
+    /// Feeds operating figures reported for billing keys, each the cost of one call that no
+    /// other call overlapped.
     pub fn observe(&self, observations: &[Observation]) {
+        self.record(observations, |_, _| true);
+    }
+
+    fn record(&self, observations: &[Observation], alone: impl Fn(&MethodState, &str) -> bool) {
         let now = self.clock.now();
         let window = self.cfg.window_secs;
         self.store.update(&mut |s| {
             for o in observations {
-                record_figure(s.methods.entry(o.key.clone()).or_default(), o, now, window);
+                let m = s.methods.entry(o.key.clone()).or_default();
+                let alone = alone(m, &o.key);
+                record_figure(m, o, now, window, alone);
             }
         });
-    }
-
-    /// Records what the figures of a batch answer say about the billing.
-    pub fn observe_billing(&self, billing: BatchBilling) {
-        if billing != BatchBilling::Unknown {
-            self.store.update(&mut |s| s.billing = billing);
-        }
     }
 
     /// A 503 `QUERY_LIMIT_EXCEEDED`: the portal's bucket is full whatever ours says.
@@ -580,7 +1136,8 @@ impl Governor {
                 key: k.clone(),
                 used: m.used,
                 left: self.cfg.operating_limit_secs.map(|l| (l - m.used).max(0.0)),
-                estimate_per_command: m.estimate_per_command,
+                estimate_per_command: m.estimates.values().copied().fold(0.0, f64::max),
+                estimates: m.estimates.clone(),
                 reset_at: m.reset_at,
                 blocked_until: m.blocked_until.filter(|b| *b > now),
                 calls: m.calls,
@@ -592,37 +1149,45 @@ impl Governor {
             bucket_capacity: self.cfg.bucket_capacity(),
             rate_per_sec: self.cfg.rate_per_sec,
             operating_limit_secs: self.cfg.operating_limit_secs,
-            billing: s.billing,
+            billing: s.learned.summary(),
+            learned: s.learned,
             methods,
             counters: s.counters,
         }
     }
 }
 
-/// Updates a key's budget from a reported figure. Figures from concurrent answers can arrive
-/// out of order: within one window only growth counts (new cost lands in the current basket);
-/// a later reset time means baskets dropped out, and the oldest modelled baskets are trimmed
-/// until the model matches the figure.
-fn record_figure(m: &mut MethodState, o: &Observation, now: f64, window_secs: f64) {
+/// Portal seconds between looks while calls in flight hold a key's budget.
+const HOLD_SECS: f64 = 1.0;
+/// Longest real time a request waits for calls in flight before it counts only the figures.
+const MAX_HOLD: Duration = Duration::from_secs(10);
+
+/// Updates a key's budget from a reported figure. Growth since the key's last figure in this
+/// window lands in the current basket. A figure with nothing known before it (first answer of
+/// a process, or after a quiet window) or in a window that turned (`operating_reset_at` moved)
+/// is a baseline: not this request's cost. Figures from concurrent answers can arrive out of
+/// order: within one window only growth counts; when the window turned and the figure is
+/// lower, the oldest baskets are trimmed to match it.
+///
+/// Estimates: each kind's dearest `processing` times the key's ratio of operating to
+/// processing; the ratio (or, without `processing`, the growth split over the commands) is
+/// learned only from growth that is this request's alone (`alone`: no other call on the key
+/// in flight), so a concurrent call's cost or another key's total never becomes an estimate.
+fn record_figure(m: &mut MethodState, o: &Observation, now: f64, window_secs: f64, alone: bool) {
     let new_window = match (m.reset_at, o.reset_at) {
         (Some(old), Some(new)) => new > old,
         (None, Some(_)) => true,
         _ => false,
     };
+    let known = m.figure_at.is_some_and(|t| now - t < window_secs);
     let modelled = m.in_window(now, window_secs);
     let delta = o.operating - modelled;
-    if delta > 0.0 {
-        let minute = (now / 60.0).floor() as i64;
-        match m.baskets.last_mut() {
-            Some((last, secs)) if *last == minute => *secs += delta,
-            _ => m.baskets.push((minute, delta)),
-        }
-        let per_command = delta * o.peak_share.clamp(0.0, 1.0);
-        m.estimate_per_command = if per_command >= m.estimate_per_command {
-            per_command
-        } else {
-            0.6 * m.estimate_per_command + 0.4 * per_command
-        };
+    let minute = (now / 60.0).floor() as i64;
+    let attributable = delta > EPS && known && !new_window && alone;
+    if delta > EPS {
+        // A baseline's spread over the window is unknown: kept whole until an answer trims it
+        // (a pause on it still ends at the reported reset, see `decide`).
+        add_to_basket(&mut m.baskets, minute, delta);
     } else if new_window && delta < 0.0 {
         let mut excess = -delta;
         for (_, secs) in m.baskets.iter_mut() {
@@ -632,26 +1197,35 @@ fn record_figure(m: &mut MethodState, o: &Observation, now: f64, window_secs: f6
         }
         m.baskets.retain(|(_, secs)| *secs > 0.0);
     }
+    if o.processing_total > EPS {
+        if attributable {
+            let r = delta / o.processing_total;
+            let old = m.ratio.unwrap_or(r);
+            m.ratio = Some(if r >= old { r } else { 0.6 * old + 0.4 * r });
+        }
+        let ratio = m.ratio.unwrap_or(1.0);
+        for (kind, p) in &o.processing {
+            m.learn(kind, p * ratio);
+        }
+    } else if attributable {
+        for (kind, share) in &o.shares {
+            m.learn(kind, delta * share.clamp(0.0, 1.0));
+        }
+    }
     if new_window || o.operating > m.used {
         m.used = o.operating;
     }
     if o.reset_at.is_some() && (new_window || m.reset_at.is_none()) {
         m.reset_at = o.reset_at;
     }
+    m.figure_at = Some(m.figure_at.map_or(now, |t| t.max(now)));
 }
 
-/// Infers the batch billing from one batch answer: the outer figure and the nested ones.
-pub fn infer_billing(outer: Option<f64>, nested: &[f64]) -> BatchBilling {
-    let (min, max) = nested
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(*v), hi.max(*v))
-        });
-    let nested_grow = nested.len() > 1 && max > min;
-    match outer {
-        Some(o) if o > 0.0 && !nested_grow => BatchBilling::WholeBatch,
-        _ if nested_grow => BatchBilling::PerMethod,
-        _ => BatchBilling::Unknown,
+/// Adds `secs` to the basket of `minute`, keeping baskets in minute order.
+fn add_to_basket(baskets: &mut Vec<(i64, f64)>, minute: i64, secs: f64) {
+    match baskets.binary_search_by_key(&minute, |(m, _)| *m) {
+        Ok(i) => baskets[i].1 += secs,
+        Err(i) => baskets.insert(i, (minute, secs)),
     }
 }
 
@@ -666,6 +1240,13 @@ mod tests {
         }
     }
 
+    const PAGE: &str = "crm.item.list#rows";
+    const IDS: &str = "crm.item.list#ids";
+
+    fn plain(method: &str) -> Request {
+        Request::plain(method, method)
+    }
+
     #[tokio::test]
     async fn bucket_admits_burst_then_paces() {
         // Real-time clock: at `cfg()`'s 1000× scale a loaded CI machine leaks the bucket by
@@ -676,10 +1257,10 @@ mod tests {
         });
         let cap = g.config().bucket_capacity() as u64;
         for _ in 0..cap {
-            drop(g.acquire(&[Billed::new("m", 1)]).await);
+            drop(g.acquire(&plain("m")).await);
         }
         assert_eq!(g.snapshot().counters.bucket_waits, 0);
-        drop(g.acquire(&[Billed::new("m", 1)]).await);
+        drop(g.acquire(&plain("m")).await);
         let snap = g.snapshot();
         assert_eq!(snap.counters.requests, cap + 1);
         assert!(snap.counters.bucket_waits >= 1);
@@ -690,19 +1271,22 @@ mod tests {
     async fn pauses_a_method_before_it_crosses_its_budget() {
         let g = Governor::new(cfg());
         let now = g.server_now();
-        let key = "crm.item.list".to_string();
-        // Two answers teach the cost (40 s per call) and the usage (420 of 480, budget 432).
-        g.observe(&[Observation::single(&key, 380.0, Some(now + 30.0))]);
-        g.observe(&[Observation::single(&key, 420.0, Some(now + 30.0))]);
+        let key = "crm.item.list";
+        // A baseline, then growth that teaches the cost (40 s per call): 420 of 480 used,
+        // budget 432.
+        g.observe(&[Observation::single(key, key, 380.0, Some(now + 30.0))]);
+        g.observe(&[Observation::single(key, key, 420.0, Some(now + 30.0))]);
         let before = g.server_now();
-        drop(g.acquire(&[Billed::new(key.clone(), 1)]).await);
-        let after = g.server_now();
-        assert!(after - before >= 25.0, "waited {} portal s", after - before);
+        drop(g.acquire(&plain(key)).await);
+        let waited = g.server_now() - before;
+        // It waited for the reported reset, and not past it by more than scheduling slack.
+        assert!(waited >= 25.0, "waited {waited} portal s");
+        assert!(waited < 30.0 + 10.0, "waited {waited} portal s");
         let snap = g.snapshot();
         assert_eq!(snap.counters.operating_waits, 1);
         // Another method is not held back: no further wait is counted (an event, not a
         // bound on how fast this machine runs).
-        drop(g.acquire(&[Billed::new("crm.lead.list", 1)]).await);
+        drop(g.acquire(&plain("crm.lead.list")).await);
         assert_eq!(g.snapshot().counters.operating_waits, 1);
     }
 
@@ -710,10 +1294,10 @@ mod tests {
     async fn a_429_blocks_the_method_until_its_reset() {
         let g = Governor::new(cfg());
         let now = g.server_now();
-        g.observe(&[Observation::single("batch", 10.0, Some(now + 20.0))]);
+        g.observe(&[Observation::single("batch", "k", 10.0, Some(now + 20.0))]);
         g.on_operating_limit("batch");
         let t0 = g.server_now();
-        drop(g.acquire(&[Billed::new("batch", 1)]).await);
+        drop(g.acquire(&plain("batch")).await);
         assert!(g.server_now() - t0 >= 15.0);
         assert_eq!(g.snapshot().counters.http_429, 1);
     }
@@ -721,20 +1305,41 @@ mod tests {
     #[test]
     fn figures_out_of_order_do_not_shrink_usage_within_a_window() {
         let mut m = MethodState::default();
-        let o = |op, r| Observation::single("k", op, Some(r));
-        record_figure(&mut m, &o(10.0, 700.0), 100.0, 600.0);
-        record_figure(&mut m, &o(30.0, 700.0), 130.0, 600.0);
-        record_figure(&mut m, &o(20.0, 700.0), 131.0, 600.0);
+        let o = |op, r| Observation::single("k", "k", op, Some(r));
+        record_figure(&mut m, &o(10.0, 700.0), 100.0, 600.0, true);
+        record_figure(&mut m, &o(30.0, 700.0), 130.0, 600.0, true);
+        record_figure(&mut m, &o(20.0, 700.0), 131.0, 600.0, true);
         assert_eq!(m.used, 30.0);
-        // A dearer call raises the estimate at once; the late, lower figure teaches nothing.
-        assert_eq!(m.estimate_per_command, 20.0);
+        // The first figure is a baseline (not this call's cost); the growth after it is; the
+        // late, lower figure teaches nothing.
+        assert_eq!(m.estimates["k"], 20.0);
         assert_eq!(m.baskets, vec![(1, 10.0), (2, 20.0)]);
         // The first basket left the window: the model follows the figure.
-        record_figure(&mut m, &o(20.0, 760.0), 700.0, 600.0);
+        record_figure(&mut m, &o(20.0, 760.0), 700.0, 600.0, true);
         assert_eq!((m.used, m.reset_at), (20.0, Some(760.0)));
         assert_eq!(m.in_window(700.0, 600.0), 20.0);
         // Eleven minutes later everything has expired.
         assert_eq!(m.in_window(1400.0, 600.0), 0.0);
+    }
+
+    #[test]
+    fn a_fresh_processs_first_figure_is_a_baseline_not_a_cost() {
+        // The portal has 300 s on the key from an earlier process; this one knows nothing.
+        let mut m = MethodState::default();
+        let o = |op| Observation {
+            key: "batch".into(),
+            operating: op,
+            reset_at: Some(400.0),
+            shares: vec![(PAGE.into(), 0.02)],
+            processing: Vec::new(),
+            processing_total: 0.0,
+        };
+        record_figure(&mut m, &o(300.0), 100.0, 600.0, true);
+        assert!(m.estimates.is_empty(), "{:?}", m.estimates);
+        assert_eq!(m.in_window(100.0, 600.0), 300.0);
+        // The next answer's growth is a cost: 50 commands at 0.6 s.
+        record_figure(&mut m, &o(330.0), 110.0, 600.0, true);
+        assert!((m.estimates[PAGE] - 0.6).abs() < 1e-9);
     }
 
     fn tight() -> GovernorConfig {
@@ -745,55 +1350,117 @@ mod tests {
     }
 
     /// One `decide` on the governor's state (no waiting).
-    fn decide(g: &Governor, key: &str, commands: u32) -> Decision {
+    fn decide(g: &Governor, key: &str, kinds: &[(&str, u32)]) -> Decision {
         let now = g.server_now();
-        with_state(g.store.as_ref(), |s| g.decide(s, key, commands, now))
+        with_state(g.store.as_ref(), |s| g.decide(s, key, kinds, now, true))
+    }
+
+    /// Teaches `key` a figure of `op` now, after a baseline of 0.
+    fn teach(g: &Governor, key: &str, op: f64, shares: &[(&str, f64)], reset_in: f64) {
+        let now = g.server_now();
+        let o = |operating| Observation {
+            key: key.into(),
+            operating,
+            reset_at: Some(now + reset_in),
+            shares: shares.iter().map(|(k, s)| (k.to_string(), *s)).collect(),
+            processing: Vec::new(),
+            processing_total: 0.0,
+        };
+        g.observe(&[o(0.0)]);
+        g.observe(&[o(op)]);
     }
 
     #[test]
-    fn a_batch_reserves_the_per_command_estimate_times_its_commands() {
+    fn a_batch_reserves_each_kinds_estimate_times_its_commands() {
         let g = Governor::new(tight());
-        let now = g.server_now();
         // A 5-command batch (4 pages at 0.8 s, a probe at 0.02 s) grew the key by 3.22 s.
-        g.observe(&[Observation {
-            key: "crm.item.list".into(),
-            operating: 3.22,
-            reset_at: Some(now + 600.0),
-            peak_share: 0.8 / 3.22,
-        }]);
-        let est = g.snapshot().methods[0].estimate_per_command;
-        assert!((est - 0.8).abs() < 1e-9, "{est}");
-        // Budget 54 s (60 less 10 %): a 50-command batch reserves 40 s, not the last call's 3.22.
-        assert!(
-            matches!(decide(&g, "crm.item.list", 50), Decision::Go(r) if (r - 40.0).abs() < 1e-9)
+        teach(
+            &g,
+            "crm.item.list",
+            3.22,
+            &[(PAGE, 0.8 / 3.22), (IDS, 0.02 / 3.22)],
+            600.0,
         );
-        // A second one would cross the budget (3.22 + 40 + 40 > 54): it waits.
-        assert!(matches!(
-            decide(&g, "crm.item.list", 50),
-            Decision::WaitUntil(_)
-        ));
-        // A plain call (one command) still fits.
+        let est = &g.snapshot().methods[0].estimates;
+        assert!((est[PAGE] - 0.8).abs() < 1e-9, "{est:?}");
+        assert!((est[IDS] - 0.02).abs() < 1e-9, "{est:?}");
+        // Budget 54 s (60 less 10 %): a 50-page batch reserves 40 s, not the last call's 3.22.
         assert!(
-            matches!(decide(&g, "crm.item.list", 1), Decision::Go(r) if (r - 0.8).abs() < 1e-9)
+            matches!(decide(&g, "crm.item.list", &[(PAGE, 50)]), Decision::Go(r) if (r - 40.0).abs() < 1e-9)
+        );
+        // A second one would cross the budget (3.22 + 40 + 40 > 54), but only because of the
+        // first one in flight: held, not paused.
+        assert!(matches!(
+            decide(&g, "crm.item.list", &[(PAGE, 50)]),
+            Decision::Hold(_)
+        ));
+        // 50 probes (ids only) still fit: 1 s.
+        assert!(
+            matches!(decide(&g, "crm.item.list", &[(IDS, 50)]), Decision::Go(r) if (r - 1.0).abs() < 1e-9)
+        );
+        // A kind never seen on the key is taken at the dearest one.
+        assert!(
+            matches!(decide(&g, "crm.item.list", &[("other", 1)]), Decision::Go(r) if (r - 0.8).abs() < 1e-9)
         );
     }
 
     #[test]
-    fn a_request_estimated_above_the_budget_goes_once_the_window_is_empty() {
-        // 2 s × 50 = 100 s, above the 54 s budget: capped to the budget, so it goes when
-        // nothing is billed or reserved…
-        let fresh = Governor::new(tight());
-        with_state(fresh.store.as_ref(), |s| {
-            s.methods
-                .entry("k".into())
-                .or_default()
-                .estimate_per_command = 2.0;
-        });
-        assert!(matches!(decide(&fresh, "k", 50), Decision::Go(r) if (r - 54.0).abs() < 1e-9));
-        // …and waits while anything is.
+    fn a_pause_needs_the_keys_figures_and_ends_at_its_reset() {
         let g = Governor::new(tight());
-        g.observe(&[Observation::single("k", 2.0, None)]);
-        assert!(matches!(decide(&g, "k", 50), Decision::WaitUntil(_)));
+        // 50 s reported of 60 (budget 54), pages at 1 s, reset in 42 s.
+        teach(&g, "batch", 50.0, &[(PAGE, 0.02)], 42.0);
+        let reset = g.snapshot().methods[0].reset_at.unwrap();
+        match decide(&g, "batch", &[(PAGE, 50)]) {
+            Decision::Pause { until, why } => {
+                assert!(until <= reset, "{until} past the reset {reset}");
+                assert_eq!(why.used, 50.0);
+                assert_eq!(why.budget, 54.0);
+                assert!((why.need - 50.0).abs() < 1e-9, "{why:?}");
+                assert_eq!(why.reset_at, Some(reset));
+            }
+            _ => panic!("expected a pause"),
+        }
+        // A key with no figures of its own never pauses, whatever other keys report.
+        assert!(matches!(
+            decide(&g, "crm.activity.list", &[(PAGE, 50)]),
+            Decision::Go(r) if r <= MIN_RESERVATION
+        ));
+    }
+
+    #[test]
+    fn once_the_reset_passed_one_request_fetches_fresh_figures() {
+        let g = Governor::new(tight());
+        teach(&g, "batch", 53.0, &[(PAGE, 0.02)], 0.001);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(matches!(
+            decide(&g, "batch", &[(PAGE, 50)]),
+            Decision::Go(_)
+        ));
+        assert!(matches!(
+            decide(&g, "batch", &[(PAGE, 50)]),
+            Decision::Hold(_)
+        ));
+    }
+
+    #[test]
+    fn a_call_in_flight_that_is_never_answered_does_not_hold_forever() {
+        // A listing's next batch, admitted, then suspended by its own task while the rows
+        // are joined: its reservation must not block the join's request for good.
+        let g = Governor::new(tight());
+        teach(&g, "batch", 10.0, &[(PAGE, 0.02)], 600.0);
+        assert!(matches!(
+            decide(&g, "batch", &[(PAGE, 120)]),
+            Decision::Go(_)
+        ));
+        assert!(matches!(
+            decide(&g, "batch", &[(PAGE, 120)]),
+            Decision::Hold(_)
+        ));
+        let now = g.server_now();
+        let d = with_state(g.store.as_ref(), |s| {
+            g.decide(s, "batch", &[(PAGE, 120)], now, false)
+        });
+        assert!(matches!(d, Decision::Go(_)));
     }
 
     #[test]
@@ -803,30 +1470,229 @@ mod tests {
             key: "k".into(),
             operating: op,
             reset_at: Some(700.0),
-            peak_share: share,
+            shares: vec![("k".into(), share)],
+            processing: Vec::new(),
+            processing_total: 0.0,
         };
+        record_figure(&mut m, &batch(0.0, 1.0), 100.0, 600.0, true);
         // Ids only: 50 commands at 0.05 s.
-        record_figure(&mut m, &batch(2.5, 0.02), 100.0, 600.0);
-        assert!((m.estimate_per_command - 0.05).abs() < 1e-9);
+        record_figure(&mut m, &batch(2.5, 0.02), 100.0, 600.0, true);
+        assert!((m.estimates["k"] - 0.05).abs() < 1e-9);
         // Then full rows: 4 commands at 0.6 s. The next 50-page batch must not be reserved at
         // a blend of the two.
-        record_figure(&mut m, &batch(4.9, 0.25), 110.0, 600.0);
-        assert!((m.estimate_per_command - 0.6).abs() < 1e-9);
-        record_figure(&mut m, &batch(7.4, 0.02), 120.0, 600.0);
-        assert!((m.estimate_per_command - 0.38).abs() < 1e-9);
+        record_figure(&mut m, &batch(4.9, 0.25), 110.0, 600.0, true);
+        assert!((m.estimates["k"] - 0.6).abs() < 1e-9);
+        record_figure(&mut m, &batch(7.4, 0.02), 120.0, 600.0, true);
+        assert!((m.estimates["k"] - 0.38).abs() < 1e-9);
+    }
+
+    /// A batch answer: `pages` commands of `method` at `cost` each, with the outer figure and
+    /// each command's nested figure from `nested(i)`.
+    fn answer(
+        method: &str,
+        pages: usize,
+        cost: f64,
+        outer: Option<f64>,
+        nested: impl Fn(usize) -> Option<f64>,
+    ) -> BatchFigures {
+        BatchFigures {
+            operating: outer,
+            reset_at: outer.map(|_| 1000.0),
+            commands: (0..pages)
+                .map(|i| CommandFigure {
+                    method: method.into(),
+                    kind: format!("{method}#rows"),
+                    operating: nested(i),
+                    reset_at: nested(i).map(|_| 1000.0),
+                    processing: Some(cost),
+                })
+                .collect(),
+        }
+    }
+
+    fn keys(r: &BatchReading) -> Vec<(&str, f64)> {
+        r.observations
+            .iter()
+            .map(|o| (o.key.as_str(), o.operating))
+            .collect()
     }
 
     #[test]
-    fn billing_is_inferred_from_the_figures() {
+    fn per_method_billing_nested_figures_grow_with_their_method() {
+        // The batch key stays at 0; crm.deal.list grows command by command from 100.
+        let r = read_batch(&answer("crm.deal.list", 4, 0.5, Some(0.0), |i| {
+            Some(100.0 + 0.5 * (i + 1) as f64)
+        }));
+        assert_eq!(r.report, NestedReport::OwnMethod);
+        assert_eq!((r.batch_key, r.nested_keys), (Evidence::No, Evidence::Yes));
+        assert_eq!(keys(&r), [("crm.deal.list", 102.0)]);
+    }
+
+    #[test]
+    fn whole_batch_billing_a_nested_figures_of_their_own_flat_keys() {
+        let r = read_batch(&answer("crm.deal.list", 4, 0.5, Some(66.0), |_| Some(3.0)));
+        assert_eq!(r.report, NestedReport::OwnMethod);
+        assert_eq!((r.batch_key, r.nested_keys), (Evidence::Yes, Evidence::No));
+        // The method's own (flat) figure stays its own; the batch key gets the outer one.
+        assert_eq!(keys(&r), [("batch", 66.0), ("crm.deal.list", 3.0)]);
+        let shares = &r.observations[0].shares;
+        assert_eq!(shares.len(), 1);
+        assert!((shares[0].1 - 0.25).abs() < 1e-9);
+    }
+
+    #[test]
+    fn whole_batch_billing_b_nested_figures_are_the_batch_running_total() {
+        // The case: 64 s before, 4 pages at 0.5 s, every nested entry the batch key's
+        // running total (pending included); nothing on crm.activity.list.
+        let r = read_batch(&answer("crm.activity.list", 4, 0.5, Some(66.0), |i| {
+            Some(64.0 + 0.5 * (i + 1) as f64)
+        }));
+        assert_eq!(r.report, NestedReport::BatchTotal);
+        assert_eq!(r.batch_key, Evidence::Yes);
+        assert_eq!(r.nested_keys, Evidence::Unknown);
+        assert_eq!(keys(&r), [("batch", 66.0)]);
+        // A basket left the window while the batch ran: the top-level figure is lower, and
+        // so are the nested figures after the drop.
+        let r = read_batch(&answer("crm.activity.list", 4, 0.5, Some(40.0), |i| {
+            Some(if i < 2 { 64.0 } else { 38.0 } + 0.5 * (i + 1) as f64)
+        }));
+        assert_eq!(r.report, NestedReport::BatchTotal);
+        assert_eq!(keys(&r), [("batch", 40.0)]);
+        // Without a top-level figure, one rising sequence across methods is one key's.
+        let mut f = answer("crm.deal.list", 2, 0.5, None, |i| Some(10.0 + i as f64));
+        f.commands[1].method = "crm.lead.list".into();
+        let r = read_batch(&f);
+        assert_eq!(r.report, NestedReport::BatchTotal);
+        assert_eq!(keys(&r), [("batch", 11.0)]);
+    }
+
+    #[test]
+    fn whole_batch_billing_c_no_nested_figures() {
+        let r = read_batch(&answer("crm.deal.list", 4, 0.5, Some(66.0), |_| None));
+        assert_eq!(r.report, NestedReport::Absent);
         assert_eq!(
-            infer_billing(Some(12.0), &[12.0, 12.0, 12.0]),
-            BatchBilling::WholeBatch
+            (r.batch_key, r.nested_keys),
+            (Evidence::Yes, Evidence::Unknown)
         );
+        assert_eq!(keys(&r), [("batch", 66.0)]);
+    }
+
+    #[test]
+    fn both_billings_grow_both_keys() {
+        let r = read_batch(&answer("crm.deal.list", 4, 0.5, Some(66.0), |i| {
+            Some(20.0 + 0.5 * (i + 1) as f64)
+        }));
+        assert_eq!(r.report, NestedReport::OwnMethod);
+        assert_eq!((r.batch_key, r.nested_keys), (Evidence::Yes, Evidence::Yes));
+        assert_eq!(keys(&r), [("batch", 66.0), ("crm.deal.list", 22.0)]);
+    }
+
+    fn batch_of(method: &str, kind: &str, n: usize) -> Request {
+        Request::batch((0..n).map(|_| (method, kind)))
+    }
+
+    #[test]
+    fn a_batch_is_charged_to_the_keys_the_figures_showed_billing() {
+        let req = batch_of("crm.deal.list", "d", 3);
+        let charged =
+            |b: Billing| -> Vec<String> { b.keys(&req).keys().map(|k| k.to_string()).collect() };
+        let learn = |batch_key, nested_keys| Billing {
+            batch_key,
+            nested_keys,
+            nested_report: NestedReport::OwnMethod,
+        };
+        use Evidence::*;
+        assert_eq!(charged(Billing::default()), ["batch", "crm.deal.list"]);
+        assert_eq!(charged(learn(No, Yes)), ["crm.deal.list"]);
+        assert_eq!(charged(learn(Yes, No)), ["batch"]);
+        assert_eq!(charged(learn(Yes, Unknown)), ["batch", "crm.deal.list"]);
+        assert_eq!(learn(Yes, Yes).summary(), BatchBilling::Both);
+        // A plain call is its method's, whatever batches do.
         assert_eq!(
-            infer_billing(None, &[1.0, 1.5, 2.0]),
-            BatchBilling::PerMethod
+            learn(Yes, No)
+                .keys(&plain("crm.deal.list"))
+                .into_keys()
+                .collect::<Vec<_>>(),
+            ["crm.deal.list"]
         );
-        assert_eq!(infer_billing(Some(0.0), &[]), BatchBilling::Unknown);
+    }
+
+    #[tokio::test]
+    async fn under_variant_b_a_batch_never_pauses_on_the_nested_method() {
+        // The bug: whole-batch billing, nested figures = the batch key's running total. A
+        // sync's batches of several methods at 66–76 s of 480 on `batch` must not pause.
+        let g = Governor::new(cfg());
+        let mut total = 0.0;
+        for method in ["crm.deal.list", "crm.lead.list", "crm.activity.list"] {
+            for _ in 0..3 {
+                let before = total;
+                let f = answer(method, 5, 0.6, Some(before + 3.0), |i| {
+                    Some(before + 0.6 * (i + 1) as f64)
+                });
+                total += 3.0;
+                let permit = g
+                    .acquire(&batch_of(method, &format!("{method}#rows"), 5))
+                    .await;
+                g.observe_batch(&permit, &f);
+                drop(permit);
+            }
+        }
+        let learned = g.billing();
+        assert_eq!(learned.summary(), BatchBilling::WholeBatch);
+        assert_eq!(learned.nested_report, NestedReport::BatchTotal);
+        let snap = g.snapshot();
+        assert_eq!(snap.counters.operating_waits, 0, "{snap:?}");
+        // Only the batch key has figures, and its estimate is one page, not a running total.
+        let batch = snap.methods.iter().find(|m| m.key == "batch").unwrap();
+        assert!((batch.estimate_per_command - 0.6).abs() < 1e-9, "{batch:?}");
+        assert!(
+            snap.methods
+                .iter()
+                .filter(|m| m.key != "batch")
+                .all(|m| m.used == 0.0 && m.estimate_per_command == 0.0),
+            "{snap:?}"
+        );
+        // The next full batch (50 pages = 30 s) fits: 27 + 30 of 432.
+        let t0 = g.server_now();
+        drop(
+            g.acquire(&batch_of("crm.activity.list", "crm.activity.list#rows", 50))
+                .await,
+        );
+        assert!(g.server_now() - t0 < 5.0);
+        assert_eq!(g.snapshot().counters.operating_waits, 0);
+    }
+
+    #[test]
+    fn billing_is_relearned_when_the_evidence_changes() {
+        let g = Governor::new(cfg());
+        g.observe_batch_with(
+            &answer("crm.deal.list", 4, 0.5, Some(66.0), |_| None),
+            |_, _| true,
+        );
+        assert_eq!(g.billing().summary(), BatchBilling::WholeBatch);
+        // The portal now bills per method (batch key back at 0, nested figures growing).
+        g.observe_batch_with(
+            &answer("crm.deal.list", 4, 0.5, Some(0.0), |i| Some(1.0 + i as f64)),
+            |_, _| true,
+        );
+        assert_eq!(g.billing().summary(), BatchBilling::PerMethod);
+        assert_eq!(g.billing().nested_report, NestedReport::OwnMethod);
+    }
+
+    #[test]
+    fn command_kinds_follow_the_select() {
+        let rows = serde_json::json!({"select": ["*", "UF_*"], "filter": {">ID": 5}});
+        let rows2 = serde_json::json!({"select": ["*", "UF_*"], "filter": {">ID": 99}});
+        let ids = serde_json::json!({"select": ["ID"]});
+        assert_eq!(
+            command_kind("crm.deal.list", &rows),
+            command_kind("crm.deal.list", &rows2)
+        );
+        assert_ne!(
+            command_kind("crm.deal.list", &rows),
+            command_kind("crm.deal.list", &ids)
+        );
+        assert_eq!(command_kind("user.get", &serde_json::json!({})), "user.get");
     }
 
     #[test]

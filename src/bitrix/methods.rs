@@ -545,6 +545,8 @@ pub struct CompanionSpec {
     /// Also read about half of the columns both methods return (same code, same meaning) from
     /// the companion: the operating time of a load is then spread over two per-method
     /// budgets (the portal keeps one per method), so the sustainable rate nearly doubles.
+    /// Only where the portal's figures show batches are billed per method: under whole-batch
+    /// billing both methods' pages land on the one `batch` key and balancing only adds pages.
     pub balance: bool,
 }
 

@@ -11,7 +11,15 @@ const NOT_BALANCED_TYPES: &[&str] = &["crm_multifield", "file"];
 
 /// Moves the companion's fields of `entity` onto it. `companion_fields` is the companion's
 /// `*.fields` answer, parsed. Without a companion description the entity is left as it is.
-pub fn attach(entity: &mut Entity, c: &CompanionSpec, companion_fields: &[Field]) {
+/// `separate_budget`: the portal bills the companion's batches to a budget of their own (not
+/// the one `batch` key of whole-batch billing); only then are shared columns balanced onto it,
+/// otherwise it selects only the columns the primary lacks.
+pub fn attach(
+    entity: &mut Entity,
+    c: &CompanionSpec,
+    companion_fields: &[Field],
+    separate_budget: bool,
+) {
     let mut moved = Vec::new();
     for cf in companion_fields {
         if !c.only_there.iter().any(|p| code_matches(p, &cf.code)) {
@@ -23,7 +31,7 @@ pub fn attach(entity: &mut Entity, c: &CompanionSpec, companion_fields: &[Field]
         }
         moved.push(cf.code.clone());
     }
-    if c.balance {
+    if c.balance && separate_budget {
         balance(entity, companion_fields, &mut moved);
     }
     entity.companion = Some(Companion {
@@ -132,7 +140,7 @@ mod tests {
             field("CREATED_TIME", "createdTime", "datetime"),
         ];
         let c = companion("crm_contact").unwrap();
-        attach(&mut e, c, &item);
+        attach(&mut e, c, &item, true);
         let codes: Vec<_> = e.fields.iter().map(|f| f.code.as_str()).collect();
         assert_eq!(
             codes,
@@ -173,8 +181,13 @@ mod tests {
             fields.push(field(&code, &format!("f{i}"), "string"));
             legacy.push(field(&code, &code, "string"));
         }
+        let mut e = entity("crm_deal", "crm.item", fields.clone());
+        // Under whole-batch billing both methods' pages land on one budget: nothing balanced.
+        attach(&mut e, companion("crm_deal").unwrap(), &legacy, false);
+        assert_eq!(e.companion.as_ref().unwrap().fields, ["ADDITIONAL_INFO"]);
+        assert_eq!(e.field("F19").unwrap().api_name, "f19");
         let mut e = entity("crm_deal", "crm.item", fields);
-        attach(&mut e, companion("crm_deal").unwrap(), &legacy);
+        attach(&mut e, companion("crm_deal").unwrap(), &legacy, true);
         let comp = e.companion.as_ref().unwrap();
         // 24 fields: 1 legacy-only + 10 shared moved → 13 selected there with ID and
         // DATE_MODIFY; 13 stay (id, updatedTime, contactIds, 10 shared).

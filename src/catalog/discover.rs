@@ -16,6 +16,7 @@ use super::model::{Catalog, Entity, EntityKind, EnumOption, Field, Unavailable};
 use super::static_fields;
 use super::unavailable;
 use crate::bitrix::batch::{Batch, BatchResponse, CommandOutcome, MAX_COMMANDS};
+use crate::bitrix::governor::Evidence;
 use crate::bitrix::methods::{self, COMPANIONS, ENTITY_METHODS, FieldsFormat, MethodSpec, spec};
 use crate::bitrix::{BitrixError, Client, ErrorClass, Response, listing};
 use serde_json::{Value, json};
@@ -61,6 +62,8 @@ pub async fn discover(client: &Client) -> Result<Catalog, BitrixError> {
     )?;
     let mut resp = client.batch(&first).await?;
     let types = smart_process_types(client, &mut resp).await?;
+    // The answer's figures told the governor whether batches are billed to one `batch` key.
+    let separate_budgets = client.governor().billing().batch_key != Evidence::Yes;
 
     let mut catalog = Catalog::default();
     for (entity, key, eid) in ENTITY_METHODS {
@@ -95,6 +98,7 @@ pub async fn discover(client: &Client) -> Result<Catalog, BitrixError> {
                     &mut e,
                     c,
                     &with_legacy_codes(described, cs, c.entity_type_id),
+                    separate_budgets,
                 );
             }
         }

@@ -9,6 +9,7 @@
 //! taken then, minus the lookback) reads them. A row is never emitted torn (half old, half new).
 use super::error::PipelineError;
 use crate::bitrix::batch::{Batch, CommandOutcome};
+use crate::bitrix::governor::{BATCH_KEY, Evidence};
 use crate::bitrix::listing::{PAGE_SIZE, raw_rows, row_id};
 use crate::bitrix::{self, BitrixError, Client, MethodSpec, RawRow};
 use crate::catalog::Entity;
@@ -176,9 +177,39 @@ impl CompanionJob {
         Ok(out)
     }
 
-    /// The companion's rows for `ids`, by ID: one batch, 50 IDs per command, retrying commands
-    /// that failed with a retryable error.
+    /// The companion's rows for `ids`, by ID: 50 IDs per command, in one batch, or in plain
+    /// calls where that spares a busy budget (see [`plain_calls_pay`]).
     async fn fetch(
+        &self,
+        client: &Client,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, RawRow>, BitrixError> {
+        if plain_calls_pay(client) {
+            return self.fetch_plain(client, ids).await;
+        }
+        self.fetch_batched(client, ids).await
+    }
+
+    /// One plain call per 50 IDs (the client retries each).
+    async fn fetch_plain(
+        &self,
+        client: &Client,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, RawRow>, BitrixError> {
+        let mut found = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(PAGE_SIZE) {
+            let r = client.call_raw(self.spec.list, &self.params(chunk)).await?;
+            for row in raw_rows(self.spec, &r)? {
+                if let Some(id) = row_id(self.spec, &row) {
+                    found.insert(id, row);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// One batch, 50 IDs per command, retrying commands that failed with a retryable error.
+    async fn fetch_batched(
         &self,
         client: &Client,
         ids: &[i64],
@@ -248,6 +279,21 @@ impl CompanionJob {
         p.insert("start".into(), json!(-1));
         Value::Object(p)
     }
+}
+
+/// Below this share of the `batch` key's budget left, companion reads move to plain calls.
+const BATCH_KEY_BUSY: f64 = 0.5;
+
+/// Whether the companion is read with plain calls: the portal bills whole batches to the
+/// `batch` key, while a plain call is billed to its own method, a second budget. They cost one
+/// request of the bucket per 50 rows, so they are used only once the `batch` key is busy (its
+/// budget, not the bucket, then sets the pace).
+fn plain_calls_pay(client: &Client) -> bool {
+    let gov = client.governor();
+    gov.billing().batch_key == Evidence::Yes
+        && gov
+            .headroom(BATCH_KEY)
+            .is_some_and(|free| free < BATCH_KEY_BUSY)
 }
 
 fn malformed(spec: &MethodSpec, message: &str) -> BitrixError {

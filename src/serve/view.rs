@@ -489,6 +489,7 @@ mod tests {
             used,
             left: None,
             estimate_per_command: 0.0,
+            estimates: Default::default(),
             reset_at: None,
             blocked_until,
             calls: 3,

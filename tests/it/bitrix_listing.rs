@@ -38,6 +38,7 @@ async fn portal(sizes: DataSizes, billing: BatchBilling) -> RunningPortal {
             operating_limit_secs: 480.0,
             window_secs: 600,
             batch_billing: billing,
+            ..LimitsConfig::default()
         },
         time_scale: SCALE,
         ..Default::default()
@@ -268,6 +269,7 @@ async fn full_deal_listing(billing: BatchBilling) {
     let expected = match billing {
         BatchBilling::PerMethod => GovBilling::PerMethod,
         BatchBilling::WholeBatch => GovBilling::WholeBatch,
+        BatchBilling::Both => GovBilling::Both,
     };
     assert_eq!(snap.billing, expected);
 }
@@ -315,6 +317,7 @@ async fn governor_keeps_tight_budget(billing: BatchBilling) {
     let (billed, expected) = match billing {
         BatchBilling::PerMethod => ("crm.item.list", GovBilling::PerMethod),
         BatchBilling::WholeBatch => ("batch", GovBilling::WholeBatch),
+        BatchBilling::Both => ("batch", GovBilling::Both),
     };
     assert_eq!(snap.billing, expected);
     assert!(snap.counters.operating_waits > 0, "{snap:?}");

@@ -11,6 +11,7 @@ mod exec_clickhouse;
 mod exec_governor;
 mod fault_suite;
 mod fidelity;
+mod governor_matrix;
 mod import_config;
 mod local_server;
 mod parser_proptest;

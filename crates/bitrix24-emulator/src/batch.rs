@@ -1,12 +1,14 @@
 //! The `batch` method (rest_provider.php `methodsBatch`): up to 50 sub-commands, `$result[..]`
 //! references, `halt`, per-command errors inside an HTTP 200, PHP list-vs-object sections.
 
-use super::BatchBilling;
+use super::NestedFigures;
 use super::control::State;
 use super::json_out::J;
 use super::methods::{self, Ctx, MethodError, Outcome};
 use super::params::{self, PVal, from_j};
-use super::server::{bill, operating_blocked, time_object};
+use super::server::{
+    bill, call_scaled, finish_of, key_figure, operating_blocked, time_with_figure,
+};
 
 /// Max sub-commands (`CRestUtil::BATCH_MAX_LENGTH`).
 pub const MAX_CMDS: usize = 50;
@@ -131,7 +133,9 @@ pub fn run(ctx: &mut Ctx, params: &PVal, auth: &[(String, PVal)], now: f64) -> (
         .get_ci("cmd")
         .map(|c| c.entries().to_vec())
         .unwrap_or_default();
-    let billing = ctx.shared.cfg.limits.batch_billing;
+    let billing = ctx.st.billing;
+    let per_method = billing.batch_billing.bills_nested_methods();
+    let whole = billing.batch_billing.bills_batch_key();
     let mut acc = Acc::default();
     let mut spent = 0.0;
     for (n, (name, cmd)) in cmds.iter().enumerate() {
@@ -199,7 +203,7 @@ pub fn run(ctx: &mut Ctx, params: &PVal, auth: &[(String, PVal)], now: f64) -> (
             }
             continue;
         }
-        if billing == BatchBilling::PerMethod && operating_blocked(ctx, &method, now + spent) {
+        if per_method && operating_blocked(ctx, &method, now + spent) {
             ctx.st.counters.operation_time_limit += 1;
             error(
                 MethodError::new(
@@ -220,7 +224,7 @@ pub fn run(ctx: &mut Ctx, params: &PVal, auth: &[(String, PVal)], now: f64) -> (
             sub = params::merge(sub, PVal::Arr(vec![(k.clone(), v.clone())]));
         }
         let started = now + spent;
-        let Some(out) = methods::call(ctx, &method, &sub) else {
+        let Some(out) = call_scaled(ctx, &method, &sub) else {
             continue;
         };
         let Outcome {
@@ -230,11 +234,7 @@ pub fn run(ctx: &mut Ctx, params: &PVal, auth: &[(String, PVal)], now: f64) -> (
             rows,
         } = out;
         spent += cost;
-        let bill_to = if billing == BatchBilling::PerMethod {
-            Some(method.as_str())
-        } else {
-            None
-        };
+        let bill_to = per_method.then_some(method.as_str());
         bill(ctx, &method, bill_to, started + cost, cost, count_ran, rows);
         match result {
             Ok(s) => {
@@ -245,8 +245,17 @@ pub fn run(ctx: &mut Ctx, params: &PVal, auth: &[(String, PVal)], now: f64) -> (
                 if let Some(nx) = s.next {
                     acc.next.push((name.clone(), J::Int(nx as i64)));
                 }
+                let finish = finish_of(started, cost);
+                let figure = match billing.nested_figures {
+                    NestedFigures::Own => key_figure(ctx, &method, finish, 0.0),
+                    // The whole batch is billed once it ends: what it spent so far is pending.
+                    NestedFigures::BatchTotal => {
+                        key_figure(ctx, "batch", finish, if whole { spent } else { 0.0 })
+                    }
+                    NestedFigures::Absent => None,
+                };
                 acc.time
-                    .push((name.clone(), time_object(ctx, &method, started, cost)));
+                    .push((name.clone(), time_with_figure(ctx, started, cost, figure)));
             }
             Err(e) => {
                 error(e, &mut acc, ctx.st);

@@ -2,7 +2,10 @@
 
 use std::net::SocketAddr;
 
-use super::{DemoPortalError, PortalConfig, SmartProcessSpec, SmartStageHistory, start};
+use super::{
+    BatchBilling, DemoPortalError, NestedFigures, PortalConfig, SmartProcessSpec,
+    SmartStageHistory, start,
+};
 
 /// Command-line options of `b24ch demo-portal`.
 #[derive(Debug, Clone, clap::Args)]
@@ -36,6 +39,15 @@ pub struct DemoPortalArgs {
     /// Disable the request-rate and operating-time limits.
     #[arg(long)]
     pub no_limits: bool,
+    /// How a `batch` is billed against the operating-time limit.
+    #[arg(long, value_enum, default_value_t = BatchBilling::PerMethod)]
+    pub batch_billing: BatchBilling,
+    /// What `operating` the nested `result_time` entries of a batch report.
+    #[arg(long, value_enum, default_value_t = NestedFigures::Own)]
+    pub nested_figures: NestedFigures,
+    /// Factor on every operating-cost coefficient (0.5–2).
+    #[arg(long, default_value_t = 1.0)]
+    pub cost_scale: f64,
     /// Webhook secret code (URL = /rest/1/<code>/).
     #[arg(long)]
     pub webhook_code: Option<String>,
@@ -100,6 +112,9 @@ impl DemoPortalArgs {
         cfg.missing_methods = self.missing_methods.clone();
         cfg.smart_stage_history = self.smart_stage_history;
         cfg.denied_scopes = self.denied_scopes.clone();
+        cfg.limits.batch_billing = self.batch_billing;
+        cfg.limits.nested_figures = self.nested_figures;
+        cfg.cost.scale = self.cost_scale;
         if let Some(code) = &self.webhook_code {
             cfg.webhook_code = code.clone();
         }

@@ -16,7 +16,7 @@ use super::model::{FieldDef, FmVal, Kind, Table, Val};
 use super::oauth::OAuthState;
 use super::render::{self, Cell};
 use super::store::{PortalData, modify_field};
-use super::{DemoPortalError, PortalConfig, SmartStageHistory};
+use super::{BillingSettings, DemoPortalError, PortalConfig, SmartStageHistory};
 
 /// Request and billing counters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -132,6 +132,8 @@ pub struct State {
     pub clock: SimClock,
     pub bucket: LeakyBucket,
     pub operating: OperatingLimiter,
+    /// How calls are billed and reported now (starts from the config).
+    pub billing: BillingSettings,
     pub counters: Counters,
     pub faults: Vec<Fault>,
     pub oauth: OAuthState,
@@ -212,6 +214,7 @@ impl PortalControl {
             clock,
             bucket: LeakyBucket::default(),
             operating: OperatingLimiter::default(),
+            billing: cfg.billing(),
             counters: Counters::default(),
             faults: Vec::new(),
             oauth,
@@ -251,6 +254,19 @@ impl PortalControl {
     /// Move the simulated clock forward.
     pub fn advance_clock(&self, secs: f64) {
         self.lock().clock.advance(secs);
+    }
+
+    /// The billing settings in force.
+    pub fn billing(&self) -> BillingSettings {
+        self.lock().billing
+    }
+
+    /// Switches how calls are billed and reported from the next call on. Figures already
+    /// billed stay on the keys they were billed to.
+    pub fn set_billing(&self, billing: BillingSettings) -> Result<(), DemoPortalError> {
+        billing.validate()?;
+        self.lock().billing = billing;
+        Ok(())
     }
 
     /// Make the webhook user a CRM admin or not (`crm.type.list` → ACCESS_DENIED when not).

@@ -104,8 +104,20 @@ impl Default for DataSizes {
     }
 }
 
-/// How a `batch` call is billed against the operating-time limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How a `batch` call is billed against the operating-time limit. Sources disagree (see
+/// `bitrix24-api.md` §3), so every plausible variant can be switched on.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum BatchBilling {
     /// Each nested call is billed to its own method; `batch` itself is ignored
     /// (docs and `loadlimiter.php` `ignoreMethod = [batch]`).
@@ -114,6 +126,71 @@ pub enum BatchBilling {
     /// The whole batch is billed to the method `batch` (one field measurement, see
     /// docs/bitrix24-api.md §3).
     WholeBatch,
+    /// Both: each nested call to its own method and the whole batch to `batch`.
+    Both,
+}
+
+impl BatchBilling {
+    /// Whether a batch's cost lands on the key `batch`.
+    pub fn bills_batch_key(self) -> bool {
+        matches!(self, BatchBilling::WholeBatch | BatchBilling::Both)
+    }
+
+    /// Whether each nested command's cost lands on its own method's key.
+    pub fn bills_nested_methods(self) -> bool {
+        matches!(self, BatchBilling::PerMethod | BatchBilling::Both)
+    }
+}
+
+/// What `operating` each nested `result_time` entry of a batch answer reports. Undocumented;
+/// portals may differ (`bitrix24-api.md` §3).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum NestedFigures {
+    /// (a) The nested method's own accumulated figure.
+    #[default]
+    Own,
+    /// (b) The `batch` key's running total, this batch's cost so far included.
+    BatchTotal,
+    /// (c) No `operating` / `operating_reset_at` in nested entries.
+    Absent,
+}
+
+/// The billing settings in force; changeable at run time through the control API.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BillingSettings {
+    pub batch_billing: BatchBilling,
+    pub nested_figures: NestedFigures,
+    /// Factor on every cost coefficient (0.5–2): a slower or faster portal.
+    pub cost_scale: f64,
+}
+
+/// Allowed range of [`BillingSettings::cost_scale`].
+pub const COST_SCALE_RANGE: std::ops::RangeInclusive<f64> = 0.5..=2.0;
+
+impl BillingSettings {
+    /// Refuses settings the emulator does not model.
+    pub fn validate(&self) -> Result<(), DemoPortalError> {
+        if !self.cost_scale.is_finite() || !COST_SCALE_RANGE.contains(&self.cost_scale) {
+            return Err(DemoPortalError::Config(format!(
+                "cost_scale {} is outside {}..={}",
+                self.cost_scale,
+                COST_SCALE_RANGE.start(),
+                COST_SCALE_RANGE.end()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Cloud limits (Bitrix24 docs `limits.md`; see docs/bitrix24-api.md §4).
@@ -129,6 +206,7 @@ pub struct LimitsConfig {
     /// The sliding window (10 one-minute baskets = 600 s).
     pub window_secs: u64,
     pub batch_billing: BatchBilling,
+    pub nested_figures: NestedFigures,
 }
 
 impl Default for LimitsConfig {
@@ -140,6 +218,7 @@ impl Default for LimitsConfig {
             operating_limit_secs: 480.0,
             window_secs: 600,
             batch_billing: BatchBilling::PerMethod,
+            nested_figures: NestedFigures::Own,
         }
     }
 }
@@ -301,7 +380,16 @@ impl PortalConfig {
         if self.utc_offset_secs.abs() > 14 * 3600 {
             return bad("utc_offset_secs out of range");
         }
-        Ok(())
+        self.billing().validate()
+    }
+
+    /// The billing settings this config starts with.
+    pub fn billing(&self) -> BillingSettings {
+        BillingSettings {
+            batch_billing: self.limits.batch_billing,
+            nested_figures: self.limits.nested_figures,
+            cost_scale: self.cost.scale,
+        }
     }
 }
 

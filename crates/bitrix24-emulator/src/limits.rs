@@ -42,6 +42,9 @@ pub struct CostModel {
     pub count_row_secs: f64,
     pub count_row_col_secs: f64,
     pub call_secs: f64,
+    /// Factor on every coefficient above (0.5–2): a slower or faster portal. The control API
+    /// changes the one in force.
+    pub scale: f64,
     /// Real-time cap on the simulated processing delay, so tests stay fast.
     pub max_real_delay_secs: f64,
 }
@@ -62,6 +65,7 @@ impl Default for CostModel {
             count_row_secs: count_few - REF_FEW_COLS * count_row_col,
             count_row_col_secs: count_row_col,
             call_secs: 0.02,
+            scale: 1.0,
             max_real_delay_secs: 2.0,
         }
     }

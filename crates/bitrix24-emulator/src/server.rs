@@ -16,7 +16,7 @@ use super::methods::{self, Ctx, MethodError, Outcome};
 use super::oauth::{self, AuthError};
 use super::params::{self, PVal};
 use super::render::iso_from_f64;
-use super::{BatchBilling, SmartStageHistory, batch, faults};
+use super::{SmartStageHistory, batch, faults};
 
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
 
@@ -47,6 +47,7 @@ pub fn router(control: PortalControl) -> Router {
         .route("/_control/methods", post(c_methods))
         .route("/_control/stage_history", post(c_stage_history))
         .route("/_control/scopes", post(c_scopes))
+        .route("/_control/billing", get(c_billing).post(c_billing_set))
         .fallback(not_found)
         .with_state(control)
 }
@@ -173,6 +174,15 @@ async fn oauth_call(
     handle(&c, &normalize_method(&method), params, auth, inject).await
 }
 
+/// Runs a (non-batch) method with its cost scaled by the portal's cost factor in force.
+pub fn call_scaled(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<methods::Outcome> {
+    let scale = ctx.st.billing.cost_scale;
+    methods::call(ctx, method, params).map(|mut o| {
+        o.cost *= scale;
+        o
+    })
+}
+
 /// Whether `method` is over its operating budget now.
 pub fn operating_blocked(ctx: &mut Ctx, method: &str, now: f64) -> bool {
     let l = &ctx.shared.cfg.limits;
@@ -212,12 +222,40 @@ pub fn bill(
     }
 }
 
-/// The `time` object of a call that started at `start` and took `processing` seconds.
+/// The `time` object of a call that started at `start` and took `processing` seconds, with
+/// the accumulated figure of `method`'s key.
 pub fn time_object(ctx: &mut Ctx, method: &str, start: f64, processing: f64) -> J {
-    let offset = ctx.offset();
-    let finish = start + processing + 0.000_35;
+    let figure = key_figure(ctx, method, finish_of(start, processing), 0.0);
+    time_with_figure(ctx, start, processing, figure)
+}
+
+/// `(operating, operating_reset_at)` of a billing key at `at`, plus `pending` seconds not
+/// billed yet; `None` when the limits are off.
+pub fn key_figure(ctx: &mut Ctx, key: &str, at: f64, pending: f64) -> Option<(f64, i64)> {
+    if !ctx.shared.cfg.limits.enabled {
+        return None;
+    }
     let window = ctx.shared.cfg.limits.window_secs;
-    let (operating, reset) = ctx.st.operating.state(method, finish, window);
+    let (operating, reset) = ctx.st.operating.state(key, at, window);
+    let reset = reset.unwrap_or_else(|| (at + window as f64).floor() as i64);
+    Some((operating + pending, reset))
+}
+
+/// When a call that started at `start` and took `processing` seconds finishes.
+pub fn finish_of(start: f64, processing: f64) -> f64 {
+    start + processing + 0.000_35
+}
+
+/// The `time` object of a call that started at `start` and took `processing` seconds,
+/// carrying `figure` as `operating` / `operating_reset_at` (left out when `None`).
+pub fn time_with_figure(
+    ctx: &mut Ctx,
+    start: f64,
+    processing: f64,
+    figure: Option<(f64, i64)>,
+) -> J {
+    let offset = ctx.offset();
+    let finish = finish_of(start, processing);
     let mut t = vec![
         ("start".to_string(), J::Float(start)),
         ("finish".into(), J::Float(finish)),
@@ -226,8 +264,7 @@ pub fn time_object(ctx: &mut Ctx, method: &str, start: f64, processing: f64) -> 
         ("date_start".into(), J::Str(iso_from_f64(start, offset))),
         ("date_finish".into(), J::Str(iso_from_f64(finish, offset))),
     ];
-    if ctx.shared.cfg.limits.enabled {
-        let reset = reset.unwrap_or_else(|| (finish + window as f64).floor() as i64);
+    if let Some((operating, reset)) = figure {
         t.push(("operating_reset_at".into(), J::Int(reset)));
         t.push(("operating".into(), J::Float(operating)));
     }
@@ -342,7 +379,7 @@ fn process(
         .per_method
         .entry(method.to_string())
         .or_default() += 1;
-    let whole_batch = method == "batch" && cfg.limits.batch_billing == BatchBilling::WholeBatch;
+    let whole_batch = method == "batch" && ctx.st.billing.batch_billing.bills_batch_key();
     if (method != "batch" || whole_batch) && operating_blocked(&mut ctx, method, now) {
         drop(guard);
         return error_reply(
@@ -364,7 +401,7 @@ fn process(
             cost,
             count_ran,
             rows,
-        }) = methods::call(&mut ctx, method, &params)
+        }) = call_scaled(&mut ctx, method, &params)
         else {
             drop(guard);
             return error_reply(c, 404, "ERROR_METHOD_NOT_FOUND", "Method not found!");
@@ -587,7 +624,7 @@ async fn c_config(AxState(c): AxState<PortalControl>) -> Response {
         "utc_offset_secs": cfg.utc_offset_secs,
         "limits": {"enabled": cfg.limits.enabled, "rate_per_sec": cfg.limits.rate_per_sec, "burst": cfg.limits.burst,
                    "operating_limit_secs": cfg.limits.operating_limit_secs, "window_secs": cfg.limits.window_secs,
-                   "batch_billing": format!("{:?}", cfg.limits.batch_billing)},
+                   "billing": c.billing()},
         "oauth": {"client_id": cfg.oauth.client_id, "client_secret": cfg.oauth.client_secret,
                   "access_token": cfg.oauth.access_token, "refresh_token": cfg.oauth.refresh_token},
     }))
@@ -788,6 +825,36 @@ async fn c_scopes(AxState(c): AxState<PortalControl>, req: Request) -> Response 
             .ok_or_else(|| bad_request("denied must be a boolean"))?;
         c.set_scope_denied(scope, denied);
         Ok::<_, CtlErr>(ok_json(c.availability()))
+    };
+    run.await.unwrap_or_else(CtlErr::response)
+}
+
+async fn c_billing(AxState(c): AxState<PortalControl>) -> Response {
+    ok_json(serde_json::to_value(c.billing()).unwrap_or(SJ::Null))
+}
+
+/// Changes any of `batch_billing`, `nested_figures`, `cost_scale`; answers the settings now
+/// in force.
+async fn c_billing_set(AxState(c): AxState<PortalControl>, req: Request) -> Response {
+    let run = async {
+        let v = body_json(req).await?;
+        let mut now = serde_json::to_value(c.billing()).map_err(bad_request)?;
+        let (Some(patch), Some(into)) = (v.as_object(), now.as_object_mut()) else {
+            return Err(bad_request("expected a JSON object"));
+        };
+        for (k, val) in patch {
+            if !into.contains_key(k) {
+                return Err(bad_request(format!(
+                    "unknown billing setting '{k}' (batch_billing, nested_figures, cost_scale)"
+                )));
+            }
+            into.insert(k.clone(), val.clone());
+        }
+        let billing = serde_json::from_value(now).map_err(bad_request)?;
+        c.set_billing(billing).map_err(bad_request)?;
+        Ok::<_, CtlErr>(ok_json(
+            serde_json::to_value(c.billing()).unwrap_or(SJ::Null),
+        ))
     };
     run.await.unwrap_or_else(CtlErr::response)
 }
