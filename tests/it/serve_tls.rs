@@ -198,8 +198,22 @@ async fn every_entity_pulled_over_https_equals_the_portal() {
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     // The generated SQL differs only by the scheme of the URL the views pull from.
     p.autopilot().await;
-    let base = p.q(&format!("SELECT `b24ch_{}_url`('')", p.db)).await;
-    assert_eq!(base, url);
+    let endpoint = b24ch::clickhouse::apply::endpoint(&p.config);
+    assert_eq!(endpoint.public_url, url);
+    let target = b24ch::clickhouse::apply::target(&p.config);
+    let plan = b24ch::clickhouse::apply::plans(&p.config, &p.catalog(), Format::Parquet)
+        .into_iter()
+        .find(|plan| plan.entity == "crm_deal")
+        .unwrap();
+    let ddl: Vec<String> = b24ch::clickhouse::ddl::endpoints(&target, &endpoint, &plan)
+        .into_iter()
+        .map(|s| s.display)
+        .collect();
+    assert!(
+        ddl.iter()
+            .all(|s| s.contains(&format!("url = '{url}/v1/entities/crm_deal/"))),
+        "{ddl:?}"
+    );
     // TLS 1.2 and 1.3 both work; plain HTTP to the TLS port gets no answer.
     for v in [&rustls::version::TLS12, &rustls::version::TLS13] {
         assert_eq!(
@@ -402,6 +416,7 @@ async fn plain_http_on_a_network_address_is_refused_unless_allowed() {
     let text = format!("[proxy]\nlisten = \"0.0.0.0:{port}\"\ntoken = \"{token}\"\n");
     let mut config = from_toml_str(&text).unwrap();
     let conn = portal::connect(&mut config, portal(10)).await.unwrap();
+    let webhook = conn.demo.as_ref().unwrap().webhook_url();
     let err = match serve::start(Arc::new(config), &conn).await {
         Ok(_) => panic!("serve started with plain HTTP on 0.0.0.0"),
         Err(e) => e,
@@ -417,7 +432,11 @@ async fn plain_http_on_a_network_address_is_refused_unless_allowed() {
     let dir = common::test_data_dir("plain");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("b24ch.toml");
-    std::fs::write(&path, format!("{text}allow_plain_http = true\n")).unwrap();
+    std::fs::write(
+        &path,
+        format!("{text}allow_plain_http = true\n[portal]\nwebhook_url = \"{webhook}\"\n"),
+    )
+    .unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -465,12 +484,18 @@ fn check_line(dir: &Path, issued: &Issued) -> String {
     std::fs::write(
         &config,
         format!(
-            "[proxy]\nlisten = \"127.0.0.1:8443\"\ntls_cert = {:?}\ntls_key = {:?}\n",
+            "[portal]\nwebhook_url = \"http://127.0.0.1:9/rest/1/unreachable0000000/\"\n[proxy]\nlisten = \"127.0.0.1:8443\"\ntls_cert = {:?}\ntls_key = {:?}\n",
             files.cert.display().to_string(),
             files.key.display().to_string()
         ),
     )
     .unwrap();
+    // The webhook URL holds a secret: the config must be private to its owner.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_b24ch"))
         .args(["--config", config.to_str().unwrap(), "check"])
         .env_remove("B24CH_CONFIG")
