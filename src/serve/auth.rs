@@ -1,7 +1,6 @@
 //! Bearer-token check for every endpoint but `/healthz` and the status page (which has its own
 //! login, see `page.rs`), compared in constant time. A session cookie is never accepted here.
 use super::error::ApiError;
-use super::page;
 use super::session::token_eq;
 use crate::config::Secret;
 use axum::extract::{Request, State};
@@ -9,9 +8,27 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+/// The status page's address (a session cookie's `Path`).
+pub const PAGE: &str = "/status/";
+
+/// The page's paths: they do their own auth (a session or a bearer token) instead of the
+/// bearer check.
+const PATHS: [&str; 6] = [
+    "/",
+    "/status",
+    PAGE,
+    "/status/json",
+    "/status/login",
+    "/status/logout",
+];
+
+pub fn is_page_path(path: &str) -> bool {
+    PATHS.contains(&path)
+}
+
 pub async fn require_token(State(token): State<Secret>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if path == "/healthz" || page::is_page_path(path) || bearer_matches(req.headers(), &token) {
+    if path == "/healthz" || is_page_path(path) || bearer_matches(req.headers(), &token) {
         next.run(req).await
     } else {
         ApiError::unauthorized().into_response()

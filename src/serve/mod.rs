@@ -51,7 +51,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// ClickHouse's `url()` sends `HEAD` before `GET`; answering it from the handlers would run
 /// a whole Bitrix24 listing for nothing, so it is answered here at once.
 async fn head_shortcut(req: Request, next: Next) -> Response {
-    if req.method() == Method::HEAD && !page::is_page_path(req.uri().path()) {
+    if req.method() == Method::HEAD && !auth::is_page_path(req.uri().path()) {
         return StatusCode::OK.into_response();
     }
     next.run(req).await

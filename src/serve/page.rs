@@ -5,6 +5,7 @@
 //! - `POST /status/login` the form (`token=…`), `GET /status/login?code=…` a one-time link;
 //! - `POST /status/logout`;
 //! - `GET /status/json` the page's figures as JSON (same auth as the page).
+pub use super::auth::PAGE;
 use super::auth::bearer_matches;
 use super::html::{self, Notice};
 use super::session::{FAILURE_WINDOW, Login, MAX_FAILURES};
@@ -20,21 +21,6 @@ use serde::Deserialize;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
-
-pub const PAGE: &str = "/status/";
-const PATHS: [&str; 6] = [
-    "/",
-    "/status",
-    PAGE,
-    "/status/json",
-    "/status/login",
-    "/status/logout",
-];
-
-/// Paths that do their own auth (a session or a bearer token) instead of the bearer check.
-pub fn is_page_path(path: &str) -> bool {
-    PATHS.contains(&path)
-}
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()

@@ -2,13 +2,13 @@
 //! references, `halt`, per-command errors inside an HTTP 200, PHP list-vs-object sections.
 
 use super::NestedFigures;
+use super::billing::{
+    bill, call_scaled, finish_of, key_figure, operating_blocked, time_with_figure,
+};
 use super::control::State;
 use super::json_out::J;
 use super::methods::{self, Ctx, MethodError, Outcome};
 use super::params::{self, PVal, from_j};
-use super::server::{
-    bill, call_scaled, finish_of, key_figure, operating_blocked, time_with_figure,
-};
 
 /// Max sub-commands (`CRestUtil::BATCH_MAX_LENGTH`).
 pub const MAX_CMDS: usize = 50;
@@ -121,7 +121,7 @@ fn substitute(v: &PVal, acc: &Acc) -> PVal {
 
 fn err_j(e: &MethodError) -> J {
     J::obj([
-        ("error", super::server::error_code(&e.code)),
+        ("error", super::json_out::error_code(&e.code)),
         ("error_description", J::Str(e.description.clone())),
     ])
 }

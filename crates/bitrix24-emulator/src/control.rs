@@ -11,7 +11,7 @@ use serde_json::{Map, Value as SJ, json};
 use super::fields::uf_gen_for;
 use super::generate::Gen;
 use super::limits::{LeakyBucket, OperatingLimiter, SimClock};
-use super::methods::MethodError;
+use super::method_error::MethodError;
 use super::model::{FieldDef, FmVal, Kind, Table, Val};
 use super::oauth::OAuthState;
 use super::render::{self, Cell};

@@ -176,6 +176,13 @@ fn write_str(out: &mut String, s: &str) {
     }
     out.push('"');
 }
+
+/// The `error` value: a legacy `RestException` without a code may print it as the number 0
+/// (crm-stage-history-list.md), spelled `"0"` inside the emulator.
+pub fn error_code(code: &str) -> J {
+    if code == "0" { J::Int(0) } else { J::str(code) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 //! in-process through [`PortalControl`] or over HTTP under `/_control/...`.
 
 mod batch;
+mod billing;
 mod cli;
 mod control;
 mod faults;
@@ -11,6 +12,7 @@ mod fields;
 mod generate;
 mod json_out;
 mod limits;
+mod method_error;
 mod methods;
 mod model;
 mod oauth;

@@ -8,28 +8,7 @@ mod users;
 use super::control::{Shared, State};
 use super::json_out::J;
 use super::params::PVal;
-
-/// A method error as the portal reports it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MethodError {
-    pub status: u16,
-    pub code: String,
-    pub description: String,
-}
-
-impl MethodError {
-    pub fn new(status: u16, code: &str, description: &str) -> MethodError {
-        MethodError {
-            status,
-            code: code.into(),
-            description: description.into(),
-        }
-    }
-    /// Legacy CRM `RestException` without a code: `error: ""`, HTTP 400.
-    pub fn legacy(description: &str) -> MethodError {
-        MethodError::new(400, "", description)
-    }
-}
+pub use crate::method_error::MethodError;
 
 /// A successful method result: `result` plus `total`/`next` lifted to the top level.
 #[derive(Debug, Clone, PartialEq)]
