@@ -290,8 +290,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub clickhouse: ClickHouseConfig,
     pub proxy: ProxyConfig,
-    /// Methods `b24_call` may run (`exec.call_methods`, else the built-in read methods).
-    pub call_methods: Vec<String>,
+    /// Methods `b24_call` may run (`exec.call_methods`); `None`: the built-in read methods
+    /// (`bitrix::methods::DEFAULT_CALL_METHODS`).
+    pub call_methods: Option<Vec<String>>,
     default_entity: EntitySettings,
     entities: BTreeMap<String, EntitySettings>,
 }
@@ -838,12 +839,9 @@ fn delete_guard(key: &str, raw: &RawEntity, base: DeleteGuard) -> Result<DeleteG
     })
 }
 
-fn resolve_call_methods(raw: &super::model::RawExec) -> Result<Vec<String>, ConfigError> {
+fn resolve_call_methods(raw: &super::model::RawExec) -> Result<Option<Vec<String>>, ConfigError> {
     let Some(list) = &raw.call_methods else {
-        return Ok(crate::bitrix::methods::DEFAULT_CALL_METHODS
-            .iter()
-            .map(|m| m.to_string())
-            .collect());
+        return Ok(None);
     };
     for m in list {
         let ok = !m.is_empty()
@@ -861,7 +859,7 @@ fn resolve_call_methods(raw: &super::model::RawExec) -> Result<Vec<String>, Conf
             ));
         }
     }
-    Ok(list.iter().map(|m| m.to_ascii_lowercase()).collect())
+    Ok(Some(list.iter().map(|m| m.to_ascii_lowercase()).collect()))
 }
 
 fn check_entity_name(name: &str) -> Result<(), ConfigError> {

@@ -73,7 +73,12 @@ impl CallPolicy {
         if allow_write {
             Self::Any
         } else {
-            Self::Only(config.call_methods.clone())
+            Self::Only(config.call_methods.clone().unwrap_or_else(|| {
+                crate::bitrix::methods::DEFAULT_CALL_METHODS
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect()
+            }))
         }
     }
 

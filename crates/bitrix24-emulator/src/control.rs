@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as SJ, json};
 
 use super::fields::uf_gen_for;
-use super::generate::Gen;
 use super::limits::{LeakyBucket, OperatingLimiter, SimClock};
 use super::method_error::MethodError;
+use super::model::Gen;
 use super::model::{FieldDef, FmVal, Kind, Table, Val};
 use super::oauth::OAuthState;
 use super::render::{self, Cell};

@@ -2,9 +2,8 @@
 //!
 //! Names, types and titles follow the docs' `crm.*.fields` / `crm.item.fields` examples.
 
-use super::generate::{Gen, UfGen};
 use super::json_out::J;
-use super::model::{EnumOpt, FieldDef, Kind, LegacyVis, UfMeta};
+use super::model::{EnumOpt, FieldDef, Gen, Kind, LegacyVis, UfGen, UfMeta};
 
 /// Builder for one field definition.
 pub fn fd(code: &str, api_type: &str, kind: Kind, genr: Gen, title: &str) -> FieldDef {
@@ -1220,18 +1219,6 @@ pub fn dynamic_fields(etid: u32, parents: &[(u32, String)]) -> Vec<FieldDef> {
     parent_fields(&mut f, parents, LegacyVis::None);
     f
 }
-
-/// Deterministic, tricky labels and values (Cyrillic, emoji, quotes, newlines, SQL).
-pub const TRICKY: &[&str] = &[
-    "Сделка с ООО «Ромашка»",
-    "Deal \"quoted\" & <b>bold</b>",
-    "'; DROP TABLE crm_deal; --",
-    "Многострочный\nкомментарий\r\nс табом\t",
-    "Emoji 🚀🔥 ünïcödé",
-    "Path /api/v1\\back",
-    "O'Reilly's \"best\" deal",
-    "Простая сделка",
-];
 
 /// One UF of each supported type: (suffix, user type, multiple, label, generator).
 pub fn uf_specs() -> Vec<(&'static str, &'static str, bool, &'static str, UfGen)> {

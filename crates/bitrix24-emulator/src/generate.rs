@@ -7,91 +7,11 @@
 
 use chrono::DateTime;
 
-use super::fields::TRICKY;
-use super::model::{FieldDef, FmVal, Table, Val};
-use super::store::PortalData;
+use super::model::{FieldDef, FmVal, Gen, HistPart, PortalData, Table, UfGen, Val};
 
 /// First and last instants of generated history (fixed so data does not depend on run time).
 pub const DATA_START: i64 = 1_672_531_200; // 2023-01-01T00:00:00Z
 pub const DATA_END: i64 = 1_748_736_000; // 2025-06-01T00:00:00Z
-
-/// How a field's value is generated.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Gen {
-    Null,
-    Id,
-    Const(Val),
-    Title(&'static str),
-    FirstName,
-    LastName,
-    /// A tricky phrase; the number is the null percentage.
-    Phrase(u8),
-    Word(&'static [&'static str], u8),
-    IntRange(i64, i64, u8),
-    /// Amount in whole units up to this maximum.
-    Amount(i64),
-    YesNo(u8),
-    User,
-    Company,
-    Lead,
-    FirstContact,
-    ContactIds,
-    CompanyIds,
-    Observers,
-    Parent(u32),
-    Category,
-    Stage,
-    StageSemantic,
-    Closed,
-    LeadStatus,
-    LeadSemantic,
-    Currency,
-    Created,
-    Modified,
-    Moved,
-    DateAround(u8),
-    Birthday,
-    Fm(&'static str),
-    HasFm(&'static str),
-    Uf(UfGen),
-    UserEmail,
-    RegDate,
-    UserDepartments,
-    DeptName,
-    DeptParent,
-    Hist(HistPart),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UfGen {
-    Str,
-    Int,
-    Double,
-    Bool,
-    Date,
-    DateTime,
-    Enum,
-    Money,
-    Url,
-    Address,
-    File,
-    Employee,
-    Crm,
-    CrmStatus,
-    Iblock,
-    Rest,
-}
-
-/// Stage-history rows: two per owner (creation + current stage).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HistPart {
-    Type,
-    Owner,
-    Time,
-    Category,
-    Stage,
-    Semantic,
-}
 
 /// splitmix64 finaliser: a fast, well-mixed hash for lazy generation.
 pub fn mix(mut z: u64) -> u64 {
@@ -576,3 +496,15 @@ fn hist_value(data: &PortalData, t: &Table, id: u64, part: HistPart) -> Val {
         }
     }
 }
+
+/// Deterministic, tricky labels and values (Cyrillic, emoji, quotes, newlines, SQL).
+pub const TRICKY: &[&str] = &[
+    "Сделка с ООО «Ромашка»",
+    "Deal \"quoted\" & <b>bold</b>",
+    "'; DROP TABLE crm_deal; --",
+    "Многострочный\nкомментарий\r\nс табом\t",
+    "Emoji 🚀🔥 ünïcödé",
+    "Path /api/v1\\back",
+    "O'Reilly's \"best\" deal",
+    "Простая сделка",
+];

@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::NaiveDate;
 
-use super::generate::Gen;
 use super::json_out::J;
 
 /// A canonical typed value.
@@ -250,4 +249,108 @@ impl Table {
         self.overrides.remove(&id);
         self.deleted.insert(id)
     }
+}
+
+/// Stage-history rows: two per owner (creation + current stage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistPart {
+    Type,
+    Owner,
+    Time,
+    Category,
+    Stage,
+    Semantic,
+}
+
+/// How a field's value is generated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Gen {
+    Null,
+    Id,
+    Const(Val),
+    Title(&'static str),
+    FirstName,
+    LastName,
+    /// A tricky phrase; the number is the null percentage.
+    Phrase(u8),
+    Word(&'static [&'static str], u8),
+    IntRange(i64, i64, u8),
+    /// Amount in whole units up to this maximum.
+    Amount(i64),
+    YesNo(u8),
+    User,
+    Company,
+    Lead,
+    FirstContact,
+    ContactIds,
+    CompanyIds,
+    Observers,
+    Parent(u32),
+    Category,
+    Stage,
+    StageSemantic,
+    Closed,
+    LeadStatus,
+    LeadSemantic,
+    Currency,
+    Created,
+    Modified,
+    Moved,
+    DateAround(u8),
+    Birthday,
+    Fm(&'static str),
+    HasFm(&'static str),
+    Uf(UfGen),
+    UserEmail,
+    RegDate,
+    UserDepartments,
+    DeptName,
+    DeptParent,
+    Hist(HistPart),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UfGen {
+    Str,
+    Int,
+    Double,
+    Bool,
+    Date,
+    DateTime,
+    Enum,
+    Money,
+    Url,
+    Address,
+    File,
+    Employee,
+    Crm,
+    CrmStatus,
+    Iblock,
+    Rest,
+}
+
+/// A smart-process type (`crm.type.list`).
+#[derive(Debug, Clone)]
+pub struct SpaType {
+    pub id: u32,
+    pub entity_type_id: u32,
+    pub title: String,
+    pub created: i64,
+    pub updated: i64,
+}
+
+/// Everything the portal holds (its logic is in `store.rs`).
+#[derive(Debug, Clone)]
+pub struct PortalData {
+    pub seed: u64,
+    pub tables: BTreeMap<String, Table>,
+    pub types: Vec<SpaType>,
+    pub(crate) next_uf_id: u64,
+    pub(crate) next_enum_id: u64,
+    pub(crate) next_type_id: u32,
+    pub(crate) next_category_id: i64,
+    /// ENTITY_ID → [(STATUS_ID, semantic P/S/F)], rebuilt from the status table.
+    pub(crate) stage_cache: HashMap<String, Vec<(String, String)>>,
+    /// entityTypeId → category ids.
+    pub(crate) category_cache: HashMap<u32, Vec<i64>>,
 }

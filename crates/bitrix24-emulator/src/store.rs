@@ -4,33 +4,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::DataSizes;
 use super::fields::{self, fd};
-use super::generate::{self, Gen, HistPart, UfGen};
-use super::model::{EnumOpt, FieldDef, Kind, LegacyVis, Table, TableKind, Val};
-
-/// A smart-process type (`crm.type.list`).
-#[derive(Debug, Clone)]
-pub struct SpaType {
-    pub id: u32,
-    pub entity_type_id: u32,
-    pub title: String,
-    pub created: i64,
-    pub updated: i64,
-}
-
-#[derive(Debug, Clone)]
-pub struct PortalData {
-    pub seed: u64,
-    pub tables: BTreeMap<String, Table>,
-    pub types: Vec<SpaType>,
-    next_uf_id: u64,
-    next_enum_id: u64,
-    next_type_id: u32,
-    next_category_id: i64,
-    /// ENTITY_ID → [(STATUS_ID, semantic P/S/F)], rebuilt from the status table.
-    stage_cache: HashMap<String, Vec<(String, String)>>,
-    /// entityTypeId → category ids.
-    category_cache: HashMap<u32, Vec<i64>>,
-}
+use super::generate;
+use super::model::{
+    EnumOpt, FieldDef, Gen, HistPart, Kind, LegacyVis, Table, TableKind, UfGen, Val,
+};
+pub use super::model::{PortalData, SpaType};
 
 const ENUM_LABELS: &[&str] = &[
     "Вариант А",
