@@ -14,7 +14,7 @@ const NOT_BALANCED_TYPES: &[&str] = &["crm_multifield", "file"];
 /// `separate_budget`: the portal bills the companion's batches to a budget of their own (not
 /// the one `batch` key of whole-batch billing); only then are shared columns balanced onto it,
 /// otherwise it selects only the columns the primary lacks.
-pub fn attach(
+pub(super) fn attach(
     entity: &mut Entity,
     c: &CompanionSpec,
     companion_fields: &[Field],
@@ -79,7 +79,7 @@ fn balance(entity: &mut Entity, companion_fields: &[Field], moved: &mut Vec<Stri
 }
 
 /// The `*.fields` call describing the companion's fields: method and params.
-pub fn fields_call(c: &CompanionSpec) -> Option<(&'static str, serde_json::Value)> {
+pub(super) fn fields_call(c: &CompanionSpec) -> Option<(&'static str, serde_json::Value)> {
     let s = spec(c.method)?;
     let params = match c.entity_type_id.filter(|_| s.needs_entity_type_id) {
         Some(eid) => serde_json::json!({ "entityTypeId": eid }),

@@ -17,7 +17,7 @@ fn field(code: &str, bitrix_type: &str, multiple: bool, label: &str) -> Field {
 
 /// `crm.stagehistory.list` rows (EN crm-stage-history-list.md): leads carry `STATUS_*`, the
 /// other types `CATEGORY_ID` / `STAGE_*`.
-pub fn stage_history(entity_type_id: u32) -> Vec<Field> {
+pub(super) fn stage_history(entity_type_id: u32) -> Vec<Field> {
     let mut f = vec![
         field("ID", "integer", false, "ID"),
         field("TYPE_ID", "integer", false, "Change type"),
@@ -37,7 +37,7 @@ pub fn stage_history(entity_type_id: u32) -> Vec<Field> {
 
 /// Types of user fields as `user.get` returns them (fixture `user.get.json`).
 /// `TIMESTAMP_X` / `LAST_ACTIVITY_DATE` are ORM objects encoded as `{}`: kept raw.
-pub fn user_type(code: &str) -> (&'static str, bool) {
+pub(super) fn user_type(code: &str) -> (&'static str, bool) {
     match code {
         "ID" => ("integer", false),
         "ACTIVE" => ("boolean", false),
@@ -51,12 +51,12 @@ pub fn user_type(code: &str) -> (&'static str, bool) {
 
 /// `char` fields that hold a letter rather than a Y/N flag, so they stay text: `crm_status`
 /// SEMANTICS is `S`, `F` or empty (EN crm-status-fields.md).
-pub fn is_letter_char(entity: &str, code: &str) -> bool {
+pub(super) fn is_letter_char(entity: &str, code: &str) -> bool {
     matches!((entity, code), ("crm_status", "SEMANTICS"))
 }
 
 /// Types of `department.get` fields.
-pub fn department_type(code: &str) -> (&'static str, bool) {
+pub(super) fn department_type(code: &str) -> (&'static str, bool) {
     match code {
         "ID" | "SORT" | "PARENT" => ("integer", false),
         "UF_HEAD" => ("user", false),
@@ -131,7 +131,7 @@ const USER_FIELDS: &[&str] = &[
 ];
 
 /// Used when `user.fields` is not available to the webhook.
-pub fn user() -> Vec<Field> {
+pub(super) fn user() -> Vec<Field> {
     USER_FIELDS
         .iter()
         .map(|c| {
@@ -142,7 +142,7 @@ pub fn user() -> Vec<Field> {
 }
 
 /// Used when `department.fields` is not available to the webhook.
-pub fn department() -> Vec<Field> {
+pub(super) fn department() -> Vec<Field> {
     ["ID", "NAME", "SORT", "PARENT", "UF_HEAD"]
         .iter()
         .map(|c| {
@@ -162,7 +162,7 @@ fn fields_of(list: &[(&str, &str, bool)]) -> Vec<Field> {
 /// crm/status/crm-status-fields.md, crm/currency/crm-currency-fields.md,
 /// crm/universal/category/crm-category-fields.md, user/user-fields.md,
 /// departments/department-fields.md; copies in tests/fixtures/b24restdocs).
-pub fn fallback(entity: &str) -> Option<Vec<Field>> {
+pub(super) fn fallback(entity: &str) -> Option<Vec<Field>> {
     let list: &[(&str, &str, bool)] = match entity {
         "department" => return Some(department()),
         "user" => return Some(user()),

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// A `clickhouse` client whose HTTPS trusts exactly the CAs in `ca_file`.
-pub fn client_trusting(ca_file: &Path) -> Result<clickhouse::Client, ClickHouseError> {
+pub(super) fn client_trusting(ca_file: &Path) -> Result<clickhouse::Client, ClickHouseError> {
     let err = |reason: String| ClickHouseError::CaCert {
         path: ca_file.display().to_string(),
         reason,

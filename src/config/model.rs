@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawConfig {
+pub(super) struct RawConfig {
     /// Where b24ch keeps its state (rotated OAuth tokens, last catalog, governor state).
     pub state_dir: Option<PathBuf>,
     #[serde(default)]
@@ -25,7 +25,7 @@ pub struct RawConfig {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawPortal {
+pub(super) struct RawPortal {
     /// Inbound webhook URL `https://portal/rest/USER/CODE/`; secret (may be `env:VAR`).
     pub webhook_url: Option<String>,
     pub oauth: Option<RawOAuth>,
@@ -33,7 +33,7 @@ pub struct RawPortal {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawOAuth {
+pub(super) struct RawOAuth {
     pub portal_url: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
@@ -44,7 +44,7 @@ pub struct RawOAuth {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawLimits {
+pub(super) struct RawLimits {
     pub plan: Option<String>,
     pub requests_per_second: Option<f64>,
     pub burst: Option<f64>,
@@ -55,7 +55,7 @@ pub struct RawLimits {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawClickHouse {
+pub(super) struct RawClickHouse {
     pub url: Option<String>,
     pub database: Option<String>,
     pub user: Option<String>,
@@ -67,7 +67,7 @@ pub struct RawClickHouse {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawProxy {
+pub(super) struct RawProxy {
     pub listen: Option<String>,
     /// The URL ClickHouse uses to reach `serve` (differs from `listen` behind NAT/containers).
     pub public_url: Option<String>,
@@ -82,14 +82,14 @@ pub struct RawProxy {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawExec {
+pub(super) struct RawExec {
     /// Methods `b24_call` may run (replaces the built-in list of read methods).
     pub call_methods: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawEntity {
+pub(super) struct RawEntity {
     pub enabled: Option<bool>,
     pub schedule: Option<String>,
     pub reconcile_schedule: Option<String>,

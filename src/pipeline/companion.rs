@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
 /// The primary method's side of a join: its method and how one of its rows is normalised.
-pub trait PrimaryRows: Sync {
+pub(super) trait PrimaryRows: Sync {
     fn spec(&self) -> &'static MethodSpec;
     fn normalize(
         &self,
@@ -35,7 +35,7 @@ const MAX_ATTEMPTS: u32 = 8;
 
 /// How one entity's companion is read and joined.
 #[derive(Debug)]
-pub struct CompanionJob {
+pub(super) struct CompanionJob {
     spec: &'static MethodSpec,
     entity_type_id: Option<u32>,
     select: Vec<String>,
@@ -50,7 +50,7 @@ pub struct CompanionJob {
 
 /// Rows of one group of primary pages after the join.
 #[derive(Debug, Default)]
-pub struct Joined {
+pub(super) struct Joined {
     pub rows: Vec<Vec<Cell>>,
     pub issues: Vec<NormalizeIssue>,
     /// IDs whose two reads disagreed (changed or deleted in between).
@@ -59,7 +59,7 @@ pub struct Joined {
 
 impl CompanionJob {
     /// The companion plan of `entity`, if its catalog entry names one.
-    pub fn new(entity: &Entity, columns: &[Column]) -> Result<Option<Self>, PipelineError> {
+    pub(super) fn new(entity: &Entity, columns: &[Column]) -> Result<Option<Self>, PipelineError> {
         let Some(c) = &entity.companion else {
             return Ok(None);
         };
@@ -120,12 +120,12 @@ impl CompanionJob {
     }
 
     /// Whether the entity column `i` is read with the companion (left out of the primary select).
-    pub fn fills(&self, i: usize) -> bool {
+    pub(super) fn fills(&self, i: usize) -> bool {
         self.targets.iter().any(|(t, _)| *t == i)
     }
 
     /// Normalises the primary rows and joins the companion's columns for the same IDs.
-    pub async fn join(
+    pub(super) async fn join(
         &self,
         client: &Client,
         job: &dyn PrimaryRows,

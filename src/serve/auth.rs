@@ -22,11 +22,15 @@ const PATHS: [&str; 6] = [
     "/status/logout",
 ];
 
-pub fn is_page_path(path: &str) -> bool {
+pub(super) fn is_page_path(path: &str) -> bool {
     PATHS.contains(&path)
 }
 
-pub async fn require_token(State(token): State<Secret>, req: Request, next: Next) -> Response {
+pub(super) async fn require_token(
+    State(token): State<Secret>,
+    req: Request,
+    next: Next,
+) -> Response {
     let path = req.uri().path();
     if path == "/healthz" || is_page_path(path) || bearer_matches(req.headers(), &token) {
         next.run(req).await
@@ -36,7 +40,7 @@ pub async fn require_token(State(token): State<Secret>, req: Request, next: Next
 }
 
 /// Whether the request carries `Authorization: Bearer <proxy.token>`.
-pub fn bearer_matches(headers: &HeaderMap, token: &Secret) -> bool {
+pub(super) fn bearer_matches(headers: &HeaderMap, token: &Secret) -> bool {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -50,7 +50,7 @@ fn api_error(e: ExecError) -> ApiError {
     }
 }
 
-pub async fn dictionary(
+pub(super) async fn dictionary(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     Query(p): Query<HashMap<String, String>>,

@@ -92,13 +92,13 @@ fn page(title: &str, refresh: Option<u64>, body: Markup) -> Markup {
 }
 
 /// A message shown above the login form.
-pub enum Notice<'a> {
+pub(super) enum Notice<'a> {
     None,
     Info(&'a str),
     Error(&'a str),
 }
 
-pub fn login_page(notice: Notice<'_>) -> String {
+pub(super) fn login_page(notice: Notice<'_>) -> String {
     let body = html! {
         div.login {
             h1 { "b24ch status" }
@@ -122,7 +122,7 @@ pub fn login_page(notice: Notice<'_>) -> String {
     page("b24ch status: log in", None, body).into_string()
 }
 
-pub fn status_page(v: &StatusView) -> String {
+pub(super) fn status_page(v: &StatusView) -> String {
     let title = match v.problems.len() {
         0 => "b24ch status: all fresh".to_string(),
         n => format!("b24ch status: {}", plural(n as u64, "problem")),

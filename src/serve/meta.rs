@@ -4,7 +4,7 @@ use super::state::AppState;
 use serde::Serialize;
 
 #[derive(Serialize)]
-pub struct EntityRow {
+pub(super) struct EntityRow {
     pub entity: String,
     pub kind: crate::catalog::EntityKind,
     pub schedule: String,
@@ -21,7 +21,7 @@ pub struct EntityRow {
     pub last_error: Option<String>,
 }
 
-pub fn entity_rows(state: &AppState) -> Vec<EntityRow> {
+pub(super) fn entity_rows(state: &AppState) -> Vec<EntityRow> {
     let stats = state.stats.entities();
     let now_s = chrono::Utc::now().timestamp();
     state
@@ -57,7 +57,7 @@ pub fn entity_rows(state: &AppState) -> Vec<EntityRow> {
 }
 
 #[derive(Serialize)]
-pub struct GovernorRow {
+pub(super) struct GovernorRow {
     pub method: String,
     pub operating_used: f64,
     pub operating_left: Option<f64>,
@@ -68,7 +68,7 @@ pub struct GovernorRow {
     pub waits: u64,
 }
 
-pub fn governor_rows(state: &AppState) -> Vec<GovernorRow> {
+pub(super) fn governor_rows(state: &AppState) -> Vec<GovernorRow> {
     let snap = state.client.governor().snapshot();
     snap.methods
         .into_iter()

@@ -10,10 +10,10 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 /// The content type of [`metrics`]' text.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(super) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The exposition text of everything `serve` knows right now.
-pub fn metrics(state: &AppState) -> Result<String, std::fmt::Error> {
+pub(super) fn metrics(state: &AppState) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Snapshot {
         governor: state.client.governor().snapshot(),

@@ -181,7 +181,7 @@ fn listing<T: Serialize>(
     Ok(resp)
 }
 
-pub async fn entities(
+pub(super) async fn entities(
     State(state): State<Arc<AppState>>,
     Query(p): Params,
 ) -> Result<Response, ApiError> {
@@ -198,7 +198,7 @@ struct ColumnInfo {
     label: String,
 }
 
-pub async fn schema(
+pub(super) async fn schema(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     Query(p): Params,
@@ -218,7 +218,7 @@ pub async fn schema(
     listing(&cols, &p)
 }
 
-pub async fn rows(
+pub(super) async fn rows(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     headers: axum::http::HeaderMap,
@@ -236,7 +236,7 @@ pub async fn rows(
     rows::rows(state, job, format, since).await
 }
 
-pub async fn ids(
+pub(super) async fn ids(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     Query(p): Params,
@@ -256,7 +256,7 @@ pub async fn ids(
     rows::ids(state, job, json).await
 }
 
-pub async fn entity_ddl(
+pub(super) async fn entity_ddl(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     Query(p): Params,
@@ -278,11 +278,11 @@ pub async fn entity_ddl(
 }
 
 #[derive(Deserialize)]
-pub struct MetaPath {
+pub(super) struct MetaPath {
     what: String,
 }
 
-pub async fn meta(
+pub(super) async fn meta(
     State(state): State<Arc<AppState>>,
     Path(MetaPath { what }): Path<MetaPath>,
     Query(p): Params,
@@ -306,6 +306,6 @@ pub async fn meta(
     }
 }
 
-pub async fn healthz() -> &'static str {
+pub(super) async fn healthz() -> &'static str {
     "ok\n"
 }

@@ -18,7 +18,7 @@ use futures::{Stream, StreamExt};
 use std::sync::Arc;
 
 /// Maps a failure before the first byte to the status of the HTTP contract.
-pub fn upstream_error(e: &PipelineError) -> ApiError {
+pub(super) fn upstream_error(e: &PipelineError) -> ApiError {
     match e {
         PipelineError::Bitrix(b) => bitrix_error(b),
         PipelineError::UnknownMethod { .. } => ApiError::new(
@@ -40,7 +40,7 @@ fn bitrix_error(e: &BitrixError) -> ApiError {
 }
 
 /// `modified_since`: unix seconds, `YYYY-MM-DD hh:mm:ss` (UTC) or RFC 3339; `0`/empty = all.
-pub fn parse_since(text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+pub(super) fn parse_since(text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     let Some(t) = text.map(str::trim).filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
@@ -147,7 +147,7 @@ fn cursor_text(cursor: Option<i64>) -> String {
 
 const ENCODER_REMEDY: &str = "b24ch could not encode the rows: please report it with this message.";
 
-pub async fn rows(
+pub(super) async fn rows(
     state: Arc<AppState>,
     job: EntityJob,
     format: Format,
@@ -242,7 +242,11 @@ fn encode_stream(
 }
 
 /// Every current primary key, one per line (TabSeparated) or as `{"ID":…}` lines.
-pub async fn ids(state: Arc<AppState>, job: EntityJob, json: bool) -> Result<Response, ApiError> {
+pub(super) async fn ids(
+    state: Arc<AppState>,
+    job: EntityJob,
+    json: bool,
+) -> Result<Response, ApiError> {
     let job = Arc::new(job);
     let key = crate::schema::primary_key_column(&job.columns)
         .map(|c| c.name.clone())

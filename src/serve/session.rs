@@ -15,13 +15,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
-pub const COOKIE: &str = "b24ch_session";
+pub(super) const COOKIE: &str = "b24ch_session";
 /// The page and everything that accepts its cookie live under this path.
-pub const COOKIE_PATH: &str = "/status";
-pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
-pub const LOGIN_CODE_TTL: Duration = Duration::from_secs(15 * 60);
-pub const MAX_FAILURES: usize = 5;
-pub const FAILURE_WINDOW: Duration = Duration::from_secs(5 * 60);
+pub(super) const COOKIE_PATH: &str = "/status";
+pub(super) const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+pub(super) const LOGIN_CODE_TTL: Duration = Duration::from_secs(15 * 60);
+pub(super) const MAX_FAILURES: usize = 5;
+pub(super) const FAILURE_WINDOW: Duration = Duration::from_secs(5 * 60);
 /// Bounds on what strangers can make the server remember.
 const MAX_SESSIONS: usize = 1000;
 const MAX_CODES: usize = 100;
@@ -30,7 +30,7 @@ const MAX_TRACKED_ADDRESSES: usize = 10_000;
 /// Whether the token presented (a form field or a bearer header) is the proxy token.
 /// Constant time: `ct_eq` on slices of different lengths is false without an early exit on
 /// content.
-pub fn token_eq(presented: &str, token: &Secret) -> bool {
+pub(super) fn token_eq(presented: &str, token: &Secret) -> bool {
     !token.is_empty() && bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes()))
 }
 

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 /// Loads (rows or ID listings) `serve` runs at once, over every entity: each holds a stream
 /// to ClickHouse and a share of the portal's budget.
-pub const MAX_CONCURRENT_LOADS: usize = 16;
+pub(super) const MAX_CONCURRENT_LOADS: usize = 16;
 
 /// What a pull that found its entity busy (or `serve` full) is told to wait, in seconds.
-pub const BUSY_RETRY_AFTER_SECS: u64 = 30;
+pub(super) const BUSY_RETRY_AFTER_SECS: u64 = 30;
 
 /// A running load: while it lives no other load of the same kind and entity starts, and it
 /// holds one of the [`MAX_CONCURRENT_LOADS`] places. Dropped with the response body.

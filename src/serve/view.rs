@@ -6,12 +6,12 @@ use crate::schema::now_ms;
 use serde::Serialize;
 
 /// The page reloads itself this often.
-pub const REFRESH_SECS: u64 = 15;
+pub(super) const REFRESH_SECS: u64 = 15;
 /// How many recent loads each entity shows as marks.
 const RECENT_MARKS: usize = 12;
 
 #[derive(Debug, Serialize)]
-pub struct StatusView {
+pub(super) struct StatusView {
     pub generated_ms: u64,
     /// The portal without secrets.
     pub portal: String,
@@ -26,7 +26,7 @@ pub struct StatusView {
 /// How current an entity's table is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Health {
+pub(super) enum Health {
     /// The last complete load is within its schedule (plus slack).
     Fresh,
     /// The last load failed (its error is shown).
@@ -40,7 +40,7 @@ pub enum Health {
 }
 
 impl Health {
-    pub fn label(self) -> &'static str {
+    pub(super) fn label(self) -> &'static str {
         match self {
             Health::Fresh => "fresh",
             Health::Failing => "failing",
@@ -52,7 +52,7 @@ impl Health {
 }
 
 #[derive(Debug, Serialize)]
-pub struct EntityStatus {
+pub(super) struct EntityStatus {
     pub entity: String,
     pub title: String,
     pub schedule: String,
@@ -74,7 +74,7 @@ pub struct EntityStatus {
 
 /// The loads of the last 24 hours.
 #[derive(Debug, Default, Serialize)]
-pub struct DaySummary {
+pub(super) struct DaySummary {
     pub loads_ok: u64,
     pub loads_failed: u64,
     pub rows: u64,
@@ -84,7 +84,7 @@ pub struct DaySummary {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum KeyState {
+pub(super) enum KeyState {
     /// Within its budget.
     Ok,
     /// At or above b24ch's own ceiling: calls wait for the window to move on.
@@ -95,7 +95,7 @@ pub enum KeyState {
 
 /// One billing key of the governor (a method, or `batch`).
 #[derive(Debug, Serialize)]
-pub struct KeyStatus {
+pub(super) struct KeyStatus {
     pub key: String,
     pub used_secs: f64,
     /// The portal's operating limit per window; `None` where none is enforced.
@@ -114,7 +114,7 @@ pub struct KeyStatus {
 
 /// The request-rate side of the governor, over all keys.
 #[derive(Debug, Serialize)]
-pub struct RequestStatus {
+pub(super) struct RequestStatus {
     pub rate_per_sec: Option<f64>,
     pub bucket_level: f64,
     pub bucket_capacity: f64,
@@ -130,14 +130,14 @@ pub struct RequestStatus {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Severity {
+pub(super) enum Severity {
     Error,
     Warning,
 }
 
 /// Something an operator should know about, with what to do.
 #[derive(Debug, Serialize)]
-pub struct Problem {
+pub(super) struct Problem {
     pub severity: Severity,
     /// The entity or billing key concerned.
     pub subject: String,
@@ -149,7 +149,7 @@ pub struct Problem {
 }
 
 impl StatusView {
-    pub fn build(state: &AppState) -> Self {
+    pub(super) fn build(state: &AppState) -> Self {
         let now = now_ms();
         let stats = &state.stats;
         let entities = entity_statuses(state, now);
@@ -408,7 +408,7 @@ fn in_secs(secs: f64) -> String {
 }
 
 /// A duration a person reads at a glance: `42 s`, `3 min 5 s`, `2 h 10 min`, `3 d 4 h`.
-pub fn duration(secs: f64) -> String {
+pub(super) fn duration(secs: f64) -> String {
     let s = secs.max(0.0).round() as u64;
     match s {
         0..60 => format!("{s} s"),
@@ -427,7 +427,7 @@ pub fn duration(secs: f64) -> String {
     }
 }
 
-pub fn plural(n: u64, word: &str) -> String {
+pub(super) fn plural(n: u64, word: &str) -> String {
     if n == 1 {
         format!("1 {word}")
     } else {
@@ -436,7 +436,7 @@ pub fn plural(n: u64, word: &str) -> String {
 }
 
 /// 1234567 → `1,234,567`.
-pub fn group(n: u64) -> String {
+pub(super) fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

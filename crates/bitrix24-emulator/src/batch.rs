@@ -11,7 +11,7 @@ use super::methods::{self, Ctx, MethodError, Outcome};
 use super::params::{self, PVal, from_j};
 
 /// Max sub-commands (`CRestUtil::BATCH_MAX_LENGTH`).
-pub const MAX_CMDS: usize = 50;
+pub(crate) const MAX_CMDS: usize = 50;
 
 /// Accumulated sections, keyed by command name.
 #[derive(Default)]
@@ -127,7 +127,7 @@ fn err_j(e: &MethodError) -> J {
 }
 
 /// Run a batch; returns the `result` object and the total simulated processing seconds.
-pub fn run(ctx: &mut Ctx, params: &PVal, auth: &[(String, PVal)], now: f64) -> (J, f64) {
+pub(crate) fn run(ctx: &mut Ctx, params: &PVal, auth: &[(String, PVal)], now: f64) -> (J, f64) {
     let halt = params.get_ci("halt").is_some_and(PVal::truthy);
     let cmds: Vec<(String, PVal)> = params
         .get_ci("cmd")

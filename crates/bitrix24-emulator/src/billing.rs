@@ -6,7 +6,7 @@ use super::params::PVal;
 use super::render::iso_from_f64;
 
 /// Runs a (non-batch) method with its cost scaled by the portal's cost factor in force.
-pub fn call_scaled(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<methods::Outcome> {
+pub(crate) fn call_scaled(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<methods::Outcome> {
     let scale = ctx.st.billing.cost_scale;
     methods::call(ctx, method, params).map(|mut o| {
         o.cost *= scale;
@@ -15,7 +15,7 @@ pub fn call_scaled(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<methods
 }
 
 /// Whether `method` is over its operating budget now.
-pub fn operating_blocked(ctx: &mut Ctx, method: &str, now: f64) -> bool {
+pub(crate) fn operating_blocked(ctx: &mut Ctx, method: &str, now: f64) -> bool {
     let l = &ctx.shared.cfg.limits;
     if !l.enabled {
         return false;
@@ -25,7 +25,7 @@ pub fn operating_blocked(ctx: &mut Ctx, method: &str, now: f64) -> bool {
 }
 
 /// Record a call in counters and bill its cost (to `bill_to`, when the billing mode says so).
-pub fn bill(
+pub(crate) fn bill(
     ctx: &mut Ctx,
     method: &str,
     bill_to: Option<&str>,
@@ -55,14 +55,14 @@ pub fn bill(
 
 /// The `time` object of a call that started at `start` and took `processing` seconds, with
 /// the accumulated figure of `method`'s key.
-pub fn time_object(ctx: &mut Ctx, method: &str, start: f64, processing: f64) -> J {
+pub(crate) fn time_object(ctx: &mut Ctx, method: &str, start: f64, processing: f64) -> J {
     let figure = key_figure(ctx, method, finish_of(start, processing), 0.0);
     time_with_figure(ctx, start, processing, figure)
 }
 
 /// `(operating, operating_reset_at)` of a billing key at `at`, plus `pending` seconds not
 /// billed yet; `None` when the limits are off.
-pub fn key_figure(ctx: &mut Ctx, key: &str, at: f64, pending: f64) -> Option<(f64, i64)> {
+pub(crate) fn key_figure(ctx: &mut Ctx, key: &str, at: f64, pending: f64) -> Option<(f64, i64)> {
     if !ctx.shared.cfg.limits.enabled {
         return None;
     }
@@ -73,13 +73,13 @@ pub fn key_figure(ctx: &mut Ctx, key: &str, at: f64, pending: f64) -> Option<(f6
 }
 
 /// When a call that started at `start` and took `processing` seconds finishes.
-pub fn finish_of(start: f64, processing: f64) -> f64 {
+pub(crate) fn finish_of(start: f64, processing: f64) -> f64 {
     start + processing + 0.000_35
 }
 
 /// The `time` object of a call that started at `start` and took `processing` seconds,
 /// carrying `figure` as `operating` / `operating_reset_at` (left out when `None`).
-pub fn time_with_figure(
+pub(crate) fn time_with_figure(
     ctx: &mut Ctx,
     start: f64,
     processing: f64,

@@ -127,7 +127,7 @@ fn yes() -> bool {
 
 /// Mutable portal state behind one lock (handlers never hold it across an await).
 #[derive(Debug)]
-pub struct State {
+pub(crate) struct State {
     pub data: PortalData,
     pub clock: SimClock,
     pub bucket: LeakyBucket,
@@ -148,7 +148,7 @@ pub struct State {
 
 /// The scope a method needs (the `Scope:` line of its docs page); `None` for `batch` and other
 /// `basic` methods, which every webhook has.
-pub fn scope_of(method: &str) -> Option<&'static str> {
+pub(crate) fn scope_of(method: &str) -> Option<&'static str> {
     match method.split('.').next().unwrap_or_default() {
         "crm" => Some("crm"),
         "user" => Some("user"),
@@ -162,7 +162,7 @@ impl State {
     /// How this portal refuses `method` before running it, if it does: no such method here, or
     /// a scope the credentials lack. `oauth` picks the scope error's wording; inside a batch the
     /// description is empty (docs/bitrix24-api.md §1.6).
-    pub fn refusal(&self, method: &str, in_batch: bool, oauth: bool) -> Option<MethodError> {
+    pub(crate) fn refusal(&self, method: &str, in_batch: bool, oauth: bool) -> Option<MethodError> {
         if self.missing_methods.contains(&method.to_ascii_lowercase()) {
             return Some(MethodError::new(
                 404,
@@ -188,7 +188,7 @@ impl State {
 }
 
 #[derive(Debug)]
-pub struct Shared {
+pub(crate) struct Shared {
     pub cfg: PortalConfig,
     pub base_url: String,
     pub state: Mutex<State>,
@@ -626,7 +626,7 @@ fn parse_amount(f: &FieldDef, v: &SJ) -> Result<i64, DemoPortalError> {
 }
 
 /// Parse a canonical (ground-truth form) JSON value into a typed value for field `f`.
-pub fn parse_canonical(f: &FieldDef, v: &SJ) -> Result<Val, DemoPortalError> {
+pub(crate) fn parse_canonical(f: &FieldDef, v: &SJ) -> Result<Val, DemoPortalError> {
     if v.is_null() {
         return Ok(Val::Null);
     }

@@ -4,7 +4,7 @@ use super::control::{Fault, FaultKind, State};
 use super::generate::mix;
 
 /// Return the fault to apply to a request for `method`, consuming one use of it.
-pub fn take(st: &mut State, method: &str) -> Option<FaultKind> {
+pub(crate) fn take(st: &mut State, method: &str) -> Option<FaultKind> {
     let mut hit = None;
     for i in 0..st.faults.len() {
         let Some(f) = st.faults.get(i) else { break };

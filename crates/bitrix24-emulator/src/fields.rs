@@ -6,7 +6,7 @@ use super::json_out::J;
 use super::model::{EnumOpt, FieldDef, Gen, Kind, LegacyVis, UfGen, UfMeta};
 
 /// Builder for one field definition.
-pub fn fd(code: &str, api_type: &str, kind: Kind, genr: Gen, title: &str) -> FieldDef {
+pub(crate) fn fd(code: &str, api_type: &str, kind: Kind, genr: Gen, title: &str) -> FieldDef {
     let item = camel(code);
     FieldDef {
         code: code.to_string(),
@@ -30,44 +30,44 @@ pub fn fd(code: &str, api_type: &str, kind: Kind, genr: Gen, title: &str) -> Fie
 
 impl FieldDef {
     /// Set a crm.item name that differs from the generic camelCase of the code.
-    pub fn item_name(mut self, name: &str) -> Self {
+    pub(crate) fn item_name(mut self, name: &str) -> Self {
         self.item_upper = camel_to_upper(name);
         self.item = Some(name.to_string());
         self
     }
-    pub fn no_item(mut self) -> Self {
+    pub(crate) fn no_item(mut self) -> Self {
         self.item = None;
         self
     }
-    pub fn vis(mut self, v: LegacyVis) -> Self {
+    pub(crate) fn vis(mut self, v: LegacyVis) -> Self {
         self.legacy = v;
         self
     }
-    pub fn ro(mut self) -> Self {
+    pub(crate) fn ro(mut self) -> Self {
         self.read_only = true;
         self
     }
-    pub fn req(mut self) -> Self {
+    pub(crate) fn req(mut self) -> Self {
         self.required = true;
         self
     }
-    pub fn immutable(mut self) -> Self {
+    pub(crate) fn immutable(mut self) -> Self {
         self.immutable = true;
         self
     }
-    pub fn deprecated(mut self) -> Self {
+    pub(crate) fn deprecated(mut self) -> Self {
         self.deprecated = true;
         self
     }
-    pub fn multi(mut self) -> Self {
+    pub(crate) fn multi(mut self) -> Self {
         self.multiple = true;
         self
     }
-    pub fn status(mut self, t: &str) -> Self {
+    pub(crate) fn status(mut self, t: &str) -> Self {
         self.status_type = Some(t.to_string());
         self
     }
-    pub fn settings(mut self, s: J) -> Self {
+    pub(crate) fn settings(mut self, s: J) -> Self {
         self.settings = Some(s);
         self
     }
@@ -75,7 +75,7 @@ impl FieldDef {
 
 /// Generic camelCase per `Converter::convertFieldNameFromUpperCaseToCamelCase`, with the UF rules
 /// `UF_CRM_<digits>` → `ufCrm_<digits>` and `UF_CRM_<n>_<digits>` → `ufCrm<n>_<digits>`.
-pub fn camel(code: &str) -> String {
+pub(crate) fn camel(code: &str) -> String {
     if let Some(rest) = code.strip_prefix("UF_CRM_") {
         let parts: Vec<&str> = rest.split('_').collect();
         let all_digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
@@ -103,7 +103,7 @@ pub fn camel(code: &str) -> String {
 }
 
 /// `createdTime` → `CREATED_TIME`, `parentId1220` → `PARENT_ID_1220`.
-pub fn camel_to_upper(name: &str) -> String {
+pub(crate) fn camel_to_upper(name: &str) -> String {
     let mut out = String::new();
     let mut prev_digit = false;
     for (i, c) in name.chars().enumerate() {
@@ -228,7 +228,7 @@ fn parent_fields(fields: &mut Vec<FieldDef>, parents: &[(u32, String)], vis: Leg
 }
 
 /// Deal standard fields (EN crm-deal-fields.md) + crm.item-only fields.
-pub fn deal_fields(parents: &[(u32, String)]) -> Vec<FieldDef> {
+pub(crate) fn deal_fields(parents: &[(u32, String)]) -> Vec<FieldDef> {
     let mut f = vec![
         fd("ID", "integer", Kind::Int, Gen::Id, "ID").ro(),
         fd("TITLE", "string", Kind::Str, Gen::Title("Deal"), "Title"),
@@ -453,7 +453,7 @@ pub fn deal_fields(parents: &[(u32, String)]) -> Vec<FieldDef> {
 }
 
 /// Lead standard fields (EN crm-lead-get.md / crm-lead-fields.md).
-pub fn lead_fields(parents: &[(u32, String)]) -> Vec<FieldDef> {
+pub(crate) fn lead_fields(parents: &[(u32, String)]) -> Vec<FieldDef> {
     let mut f = vec![
         fd("ID", "integer", Kind::Int, Gen::Id, "ID").ro(),
         fd(
@@ -690,7 +690,7 @@ pub fn lead_fields(parents: &[(u32, String)]) -> Vec<FieldDef> {
 }
 
 /// Contact standard fields (EN crm-contact-fields.md).
-pub fn contact_fields(parents: &[(u32, String)]) -> Vec<FieldDef> {
+pub(crate) fn contact_fields(parents: &[(u32, String)]) -> Vec<FieldDef> {
     let mut f = vec![
         fd("ID", "integer", Kind::Int, Gen::Id, "ID").ro(),
         fd(
@@ -859,7 +859,7 @@ pub fn contact_fields(parents: &[(u32, String)]) -> Vec<FieldDef> {
 }
 
 /// Company standard fields (fixture crm.company.fields.json).
-pub fn company_fields(parents: &[(u32, String)]) -> Vec<FieldDef> {
+pub(crate) fn company_fields(parents: &[(u32, String)]) -> Vec<FieldDef> {
     let mut f = vec![
         fd("ID", "integer", Kind::Int, Gen::Id, "ID").ro(),
         fd(
@@ -1032,7 +1032,7 @@ pub fn company_fields(parents: &[(u32, String)]) -> Vec<FieldDef> {
 }
 
 /// Smart-process standard fields (fixture crm.item.fields.json); codes are the `upperName`s.
-pub fn dynamic_fields(etid: u32, parents: &[(u32, String)]) -> Vec<FieldDef> {
+pub(crate) fn dynamic_fields(etid: u32, parents: &[(u32, String)]) -> Vec<FieldDef> {
     let stage_type = format!("DYNAMIC_{etid}_STAGE");
     let mut f = vec![
         fd("ID", "integer", Kind::Int, Gen::Id, "ID").ro(),
@@ -1221,7 +1221,7 @@ pub fn dynamic_fields(etid: u32, parents: &[(u32, String)]) -> Vec<FieldDef> {
 }
 
 /// One UF of each supported type: (suffix, user type, multiple, label, generator).
-pub fn uf_specs() -> Vec<(&'static str, &'static str, bool, &'static str, UfGen)> {
+pub(crate) fn uf_specs() -> Vec<(&'static str, &'static str, bool, &'static str, UfGen)> {
     vec![
         ("STRING", "string", false, "Строка 📝", UfGen::Str),
         ("STRING_MULTI", "string", true, "Tags \"multi\"", UfGen::Str),
@@ -1283,7 +1283,7 @@ pub fn uf_specs() -> Vec<(&'static str, &'static str, bool, &'static str, UfGen)
 }
 
 /// UF settings per type, shaped like crm.deal.userfield.list / crm.company.fields examples.
-pub fn uf_settings(user_type: &str) -> J {
+pub(crate) fn uf_settings(user_type: &str) -> J {
     match user_type {
         "string" => J::obj([
             ("SIZE", J::Int(20)),
@@ -1325,7 +1325,7 @@ pub fn uf_settings(user_type: &str) -> J {
 }
 
 /// Build a UF definition.
-pub fn uf_field(
+pub(crate) fn uf_field(
     code: &str,
     user_type: &str,
     multiple: bool,
@@ -1352,7 +1352,7 @@ pub fn uf_field(
     f
 }
 
-pub fn uf_kind(user_type: &str) -> Kind {
+pub(crate) fn uf_kind(user_type: &str) -> Kind {
     match user_type {
         "integer" | "employee" | "iblock_element" | "iblock_section" => Kind::Int,
         "double" => Kind::Float,
@@ -1368,7 +1368,7 @@ pub fn uf_kind(user_type: &str) -> Kind {
 }
 
 /// Generator for a UF of a given user type (used by the control API).
-pub fn uf_gen_for(user_type: &str) -> UfGen {
+pub(crate) fn uf_gen_for(user_type: &str) -> UfGen {
     match user_type {
         "integer" => UfGen::Int,
         "double" => UfGen::Double,

@@ -10,11 +10,11 @@ use chrono::DateTime;
 use super::model::{FieldDef, FmVal, Gen, HistPart, PortalData, Table, UfGen, Val};
 
 /// First and last instants of generated history (fixed so data does not depend on run time).
-pub const DATA_START: i64 = 1_672_531_200; // 2023-01-01T00:00:00Z
-pub const DATA_END: i64 = 1_748_736_000; // 2025-06-01T00:00:00Z
+pub(crate) const DATA_START: i64 = 1_672_531_200; // 2023-01-01T00:00:00Z
+pub(crate) const DATA_END: i64 = 1_748_736_000; // 2025-06-01T00:00:00Z
 
 /// splitmix64 finaliser: a fast, well-mixed hash for lazy generation.
-pub fn mix(mut z: u64) -> u64 {
+pub(crate) fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -22,7 +22,7 @@ pub fn mix(mut z: u64) -> u64 {
 }
 
 /// FNV-1a of a string, used as a stable salt.
-pub fn salt(s: &str) -> u64 {
+pub(crate) fn salt(s: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in s.bytes() {
         h ^= u64::from(b);
@@ -90,7 +90,7 @@ const DEPTS: &[&str] = &[
 ];
 
 /// The current value of a cell: an override, a materialized value, or the generated one.
-pub fn value(data: &PortalData, t: &Table, id: u64, f: &FieldDef) -> Val {
+pub(crate) fn value(data: &PortalData, t: &Table, id: u64, f: &FieldDef) -> Val {
     if let Some(rows) = &t.materialized {
         let idx = t.fields.iter().position(|x| x.code == f.code);
         return rows
@@ -498,7 +498,7 @@ fn hist_value(data: &PortalData, t: &Table, id: u64, part: HistPart) -> Val {
 }
 
 /// Deterministic, tricky labels and values (Cyrillic, emoji, quotes, newlines, SQL).
-pub const TRICKY: &[&str] = &[
+pub(crate) const TRICKY: &[&str] = &[
     "Сделка с ООО «Ромашка»",
     "Deal \"quoted\" & <b>bold</b>",
     "'; DROP TABLE crm_deal; --",

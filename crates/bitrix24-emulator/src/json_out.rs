@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 /// An ordered JSON value as the portal emits it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum J {
+pub(crate) enum J {
     Null,
     Bool(bool),
     Int(i64),
@@ -20,18 +20,18 @@ pub enum J {
 }
 
 impl J {
-    pub fn str(s: impl Into<String>) -> J {
+    pub(crate) fn str(s: impl Into<String>) -> J {
         J::Str(s.into())
     }
 
     /// Build an object from pairs.
-    pub fn obj<K: Into<String>>(pairs: impl IntoIterator<Item = (K, J)>) -> J {
+    pub(crate) fn obj<K: Into<String>>(pairs: impl IntoIterator<Item = (K, J)>) -> J {
         J::Obj(pairs.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }
 
     /// A PHP associative array: encoded as a JSON list when empty or when its keys are exactly
     /// "0".."n-1" in order, otherwise as an object (PHP `json_encode` semantics).
-    pub fn php_array(pairs: Vec<(String, J)>) -> J {
+    pub(crate) fn php_array(pairs: Vec<(String, J)>) -> J {
         let sequential = pairs
             .iter()
             .enumerate()
@@ -44,7 +44,7 @@ impl J {
     }
 
     /// Look up a key in an object, or an index in a list.
-    pub fn get(&self, key: &str) -> Option<&J> {
+    pub(crate) fn get(&self, key: &str) -> Option<&J> {
         match self {
             J::Obj(pairs) => pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v),
             J::List(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
@@ -53,7 +53,7 @@ impl J {
     }
 
     /// Scalar as PHP would cast it to string (used for batch `$result[..]` substitution).
-    pub fn scalar_string(&self) -> Option<String> {
+    pub(crate) fn scalar_string(&self) -> Option<String> {
         match self {
             J::Null => Some(String::new()),
             J::Bool(b) => Some(if *b { "1".into() } else { String::new() }),
@@ -65,14 +65,14 @@ impl J {
     }
 
     /// Encode with PHP `Json::encode` escaping.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::with_capacity(256);
         write_value(&mut out, self);
         out
     }
 
     /// The ordered value of a serde value (object keys in the map's order).
-    pub fn from_serde(v: &serde_json::Value) -> J {
+    pub(crate) fn from_serde(v: &serde_json::Value) -> J {
         use serde_json::Value as V;
         match v {
             V::Null => J::Null,
@@ -90,7 +90,7 @@ impl J {
         }
     }
 
-    pub fn to_serde(&self) -> serde_json::Value {
+    pub(crate) fn to_serde(&self) -> serde_json::Value {
         use serde_json::Value as V;
         match self {
             J::Null => V::Null,
@@ -111,7 +111,7 @@ impl J {
 
 /// PHP (serialize_precision = -1) prints the shortest round-trip form; integral floats keep no
 /// fraction in Bitrix24 samples (`"processing": 0`), which matches Rust's `Display`.
-pub fn fmt_float(f: f64) -> String {
+pub(crate) fn fmt_float(f: f64) -> String {
     if !f.is_finite() {
         return "0".into();
     }
@@ -179,7 +179,7 @@ fn write_str(out: &mut String, s: &str) {
 
 /// The `error` value: a legacy `RestException` without a code may print it as the number 0
 /// (crm-stage-history-list.md), spelled `"0"` inside the emulator.
-pub fn error_code(code: &str) -> J {
+pub(crate) fn error_code(code: &str) -> J {
     if code == "0" { J::Int(0) } else { J::str(code) }
 }
 

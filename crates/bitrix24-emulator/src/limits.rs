@@ -5,10 +5,10 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 /// Column count of the "few fields" select in the published `crm.lead.list` measurement.
-pub const REF_FEW_COLS: f64 = 5.0;
+pub(crate) const REF_FEW_COLS: f64 = 5.0;
 /// Column count of "all fields + UF" of a contact; equals this emulator's default contact width
 /// for `select: ["*", "UF_*"]` (a real contact with ~20 user fields is about as wide).
-pub const REF_ALL_COLS: f64 = 62.0;
+pub(crate) const REF_ALL_COLS: f64 = 62.0;
 
 /// Published measurements the model is calibrated to (`docs/bitrix24-api.md` §2, with sources).
 pub mod published {
@@ -83,7 +83,7 @@ impl CostModel {
 
 /// Simulated portal clock: `sim = sim_start + advanced + real_elapsed * scale`.
 #[derive(Debug)]
-pub struct SimClock {
+pub(crate) struct SimClock {
     real_start: Instant,
     sim_start: f64,
     scale: f64,
@@ -91,7 +91,7 @@ pub struct SimClock {
 }
 
 impl SimClock {
-    pub fn new(scale: f64) -> SimClock {
+    pub(crate) fn new(scale: f64) -> SimClock {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
@@ -103,16 +103,16 @@ impl SimClock {
         }
     }
 
-    pub fn now(&self) -> f64 {
+    pub(crate) fn now(&self) -> f64 {
         self.sim_start + self.advanced + self.real_start.elapsed().as_secs_f64() * self.scale
     }
 
-    pub fn scale(&self) -> f64 {
+    pub(crate) fn scale(&self) -> f64 {
         self.scale
     }
 
     /// Jump the simulated clock forward (control API; lets tests expire tokens or windows).
-    pub fn advance(&mut self, secs: f64) {
+    pub(crate) fn advance(&mut self, secs: f64) {
         if secs.is_finite() && secs > 0.0 {
             self.advanced += secs;
         }
@@ -121,14 +121,14 @@ impl SimClock {
 
 /// Leaky bucket: each request adds 1, the level drains at `rate` per second.
 #[derive(Debug, Default)]
-pub struct LeakyBucket {
+pub(crate) struct LeakyBucket {
     level: f64,
     last: f64,
 }
 
 impl LeakyBucket {
     /// Admit a request at `now` or refuse it (refused requests do not fill the bucket).
-    pub fn try_acquire(&mut self, now: f64, rate: f64, burst: f64) -> bool {
+    pub(crate) fn try_acquire(&mut self, now: f64, rate: f64, burst: f64) -> bool {
         let elapsed = (now - self.last).max(0.0);
         self.level = (self.level - elapsed * rate).max(0.0);
         self.last = now;
@@ -149,7 +149,7 @@ struct Basket {
 
 /// Per-method operating time in one-minute baskets over a sliding window.
 #[derive(Debug, Default)]
-pub struct OperatingLimiter {
+pub(crate) struct OperatingLimiter {
     methods: HashMap<String, VecDeque<Basket>>,
 }
 
@@ -163,7 +163,7 @@ impl OperatingLimiter {
     }
 
     /// (accumulated operating seconds, reset time of the oldest basket).
-    pub fn state(&mut self, method: &str, now: f64, window: u64) -> (f64, Option<i64>) {
+    pub(crate) fn state(&mut self, method: &str, now: f64, window: u64) -> (f64, Option<i64>) {
         let Some(q) = self.methods.get_mut(method) else {
             return (0.0, None);
         };
@@ -175,7 +175,7 @@ impl OperatingLimiter {
         (total, reset)
     }
 
-    pub fn add(&mut self, method: &str, now: f64, secs: f64, window: u64) {
+    pub(crate) fn add(&mut self, method: &str, now: f64, secs: f64, window: u64) {
         let q = self.methods.entry(method.to_string()).or_default();
         Self::prune(q, now, window);
         let minute = (now / 60.0).floor() as i64;
@@ -189,7 +189,7 @@ impl OperatingLimiter {
         }
     }
 
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.methods.clear();
     }
 }

@@ -2,14 +2,14 @@
 
 /// A method error as the portal reports it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MethodError {
+pub(crate) struct MethodError {
     pub status: u16,
     pub code: String,
     pub description: String,
 }
 
 impl MethodError {
-    pub fn new(status: u16, code: &str, description: &str) -> MethodError {
+    pub(crate) fn new(status: u16, code: &str, description: &str) -> MethodError {
         MethodError {
             status,
             code: code.into(),
@@ -17,7 +17,7 @@ impl MethodError {
         }
     }
     /// Legacy CRM `RestException` without a code: `error: ""`, HTTP 400.
-    pub fn legacy(description: &str) -> MethodError {
+    pub(crate) fn legacy(description: &str) -> MethodError {
         MethodError::new(400, "", description)
     }
 }

@@ -12,7 +12,7 @@ use super::json_out::J;
 
 /// A canonical typed value.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Val {
+pub(crate) enum Val {
     Null,
     Int(i64),
     /// Money/decimal amount in cents (exactly two decimals).
@@ -41,12 +41,12 @@ pub enum Val {
 }
 
 impl Val {
-    pub fn is_null(&self) -> bool {
+    pub(crate) fn is_null(&self) -> bool {
         matches!(self, Val::Null)
     }
 
     /// The integer value when the value is integral (ids, enums, ints).
-    pub fn as_i64(&self) -> Option<i64> {
+    pub(crate) fn as_i64(&self) -> Option<i64> {
         match self {
             Val::Int(i) => Some(*i),
             Val::Enum(e) => i64::try_from(*e).ok(),
@@ -57,7 +57,7 @@ impl Val {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct FmVal {
+pub(crate) struct FmVal {
     pub id: u64,
     pub type_id: String,
     pub value_type: String,
@@ -66,7 +66,7 @@ pub struct FmVal {
 
 /// How a field's value is typed and therefore rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Int,
     Amount,
     Float,
@@ -92,7 +92,7 @@ pub enum Kind {
 
 /// Which legacy calls return a field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LegacyVis {
+pub(crate) enum LegacyVis {
     /// Only described by `*.fields` (CONTACT_IDS: "unsupported in list"; not in get either).
     FieldsOnly,
     /// Not in the legacy API at all.
@@ -106,7 +106,7 @@ pub enum LegacyVis {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct EnumOpt {
+pub(crate) struct EnumOpt {
     pub id: u64,
     pub value: String,
     pub sort: i64,
@@ -116,7 +116,7 @@ pub struct EnumOpt {
 
 /// User-field metadata (`crm.*.userfield.list`).
 #[derive(Debug, Clone)]
-pub struct UfMeta {
+pub(crate) struct UfMeta {
     pub id: u64,
     pub user_type_id: String,
     pub sort: i64,
@@ -127,7 +127,7 @@ pub struct UfMeta {
 }
 
 #[derive(Debug, Clone)]
-pub struct FieldDef {
+pub(crate) struct FieldDef {
     /// UPPER-CASE code: the legacy code for deal/lead/contact/company, `upperName` for others.
     pub code: String,
     /// camelCase name in `crm.item.*` (None = not exposed there).
@@ -151,14 +151,14 @@ pub struct FieldDef {
 }
 
 impl FieldDef {
-    pub fn is_uf(&self) -> bool {
+    pub(crate) fn is_uf(&self) -> bool {
         self.uf.is_some()
     }
 }
 
 /// What a table is, which decides the methods that serve it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TableKind {
+pub(crate) enum TableKind {
     /// deal/lead/contact/company: legacy + crm.item.
     Crm,
     /// A smart process: crm.item only.
@@ -173,7 +173,7 @@ pub enum TableKind {
 }
 
 #[derive(Debug, Clone)]
-pub struct Table {
+pub(crate) struct Table {
     pub name: String,
     pub kind: TableKind,
     pub entity_type_id: Option<u32>,
@@ -189,14 +189,14 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn field_index(&self, code: &str) -> Option<usize> {
+    pub(crate) fn field_index(&self, code: &str) -> Option<usize> {
         self.fields.iter().position(|f| f.code == code)
     }
 
-    pub fn field(&self, code: &str) -> Option<&FieldDef> {
+    pub(crate) fn field(&self, code: &str) -> Option<&FieldDef> {
         self.fields.iter().find(|f| f.code == code)
     }
-    pub fn exists(&self, id: u64) -> bool {
+    pub(crate) fn exists(&self, id: u64) -> bool {
         match &self.materialized {
             Some(rows) => rows.contains_key(&id),
             None => id >= 1 && id <= self.max_id && !self.deleted.contains(&id),
@@ -204,21 +204,21 @@ impl Table {
     }
 
     /// Ids in ascending order (lazy tables: a range minus deletions).
-    pub fn ids(&self) -> Box<dyn DoubleEndedIterator<Item = u64> + '_> {
+    pub(crate) fn ids(&self) -> Box<dyn DoubleEndedIterator<Item = u64> + '_> {
         match &self.materialized {
             Some(rows) => Box::new(rows.keys().copied()),
             None => Box::new((1..=self.max_id).filter(|id| !self.deleted.contains(id))),
         }
     }
 
-    pub fn row_count(&self) -> u64 {
+    pub(crate) fn row_count(&self) -> u64 {
         match &self.materialized {
             Some(rows) => rows.len() as u64,
             None => self.max_id.saturating_sub(self.deleted.len() as u64),
         }
     }
 
-    pub fn set_override(&mut self, id: u64, code: &str, v: Val) {
+    pub(crate) fn set_override(&mut self, id: u64, code: &str, v: Val) {
         if let Some(rows) = self.materialized.as_mut() {
             if let (Some(row), Some(idx)) = (
                 rows.get_mut(&id),
@@ -239,7 +239,7 @@ impl Table {
         }
     }
 
-    pub fn delete(&mut self, id: u64) -> bool {
+    pub(crate) fn delete(&mut self, id: u64) -> bool {
         if let Some(rows) = self.materialized.as_mut() {
             return rows.remove(&id).is_some();
         }
@@ -253,7 +253,7 @@ impl Table {
 
 /// Stage-history rows: two per owner (creation + current stage).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HistPart {
+pub(crate) enum HistPart {
     Type,
     Owner,
     Time,
@@ -264,7 +264,7 @@ pub enum HistPart {
 
 /// How a field's value is generated.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Gen {
+pub(crate) enum Gen {
     Null,
     Id,
     Const(Val),
@@ -310,7 +310,7 @@ pub enum Gen {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UfGen {
+pub(crate) enum UfGen {
     Str,
     Int,
     Double,
@@ -331,7 +331,7 @@ pub enum UfGen {
 
 /// A smart-process type (`crm.type.list`).
 #[derive(Debug, Clone)]
-pub struct SpaType {
+pub(crate) struct SpaType {
     pub id: u32,
     pub entity_type_id: u32,
     pub title: String,
@@ -341,7 +341,7 @@ pub struct SpaType {
 
 /// Everything the portal holds (its logic is in `store.rs`).
 #[derive(Debug, Clone)]
-pub struct PortalData {
+pub(crate) struct PortalData {
     pub seed: u64,
     pub tables: BTreeMap<String, Table>,
     pub types: Vec<SpaType>,

@@ -7,38 +7,38 @@ use super::generate::mix;
 
 /// An OAuth/auth failure with its HTTP status.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AuthError {
+pub(crate) struct AuthError {
     pub status: u16,
     pub code: &'static str,
     pub description: &'static str,
 }
 
-pub const EXPIRED: AuthError = AuthError {
+pub(crate) const EXPIRED: AuthError = AuthError {
     status: 401,
     code: "expired_token",
     description: "The access token provided has expired",
 };
 
-pub const INVALID_TOKEN: AuthError = AuthError {
+pub(crate) const INVALID_TOKEN: AuthError = AuthError {
     status: 401,
     code: "invalid_token",
     description: "The access token provided is invalid",
 };
 
-pub const NO_AUTH: AuthError = AuthError {
+pub(crate) const NO_AUTH: AuthError = AuthError {
     status: 401,
     code: "NO_AUTH_FOUND",
     description: "Wrong authorization data",
 };
 
-pub const INVALID_CREDENTIALS: AuthError = AuthError {
+pub(crate) const INVALID_CREDENTIALS: AuthError = AuthError {
     status: 401,
     code: "INVALID_CREDENTIALS",
     description: "Invalid request credentials",
 };
 
 #[derive(Debug)]
-pub struct OAuthState {
+pub(crate) struct OAuthState {
     /// access token → expiry (simulated unix seconds)
     access: HashMap<String, f64>,
     refresh: String,
@@ -47,7 +47,7 @@ pub struct OAuthState {
 
 /// A freshly issued token pair.
 #[derive(Debug, Clone)]
-pub struct Issued {
+pub(crate) struct Issued {
     pub access_token: String,
     pub refresh_token: String,
     pub expires: i64,
@@ -55,7 +55,7 @@ pub struct Issued {
 }
 
 impl OAuthState {
-    pub fn new(cfg: &OAuthConfig, now: f64) -> OAuthState {
+    pub(crate) fn new(cfg: &OAuthConfig, now: f64) -> OAuthState {
         let mut access = HashMap::new();
         access.insert(cfg.access_token.clone(), now + cfg.access_token_ttl_secs);
         OAuthState {
@@ -65,7 +65,7 @@ impl OAuthState {
         }
     }
 
-    pub fn check(&self, token: &str, now: f64) -> Result<(), AuthError> {
+    pub(crate) fn check(&self, token: &str, now: f64) -> Result<(), AuthError> {
         match self.access.get(token) {
             None => Err(INVALID_TOKEN),
             Some(exp) if *exp <= now => Err(EXPIRED),
@@ -74,7 +74,7 @@ impl OAuthState {
     }
 
     /// `grant_type=refresh_token`: validates the client and rotates the refresh token.
-    pub fn refresh(
+    pub(crate) fn refresh(
         &mut self,
         cfg: &OAuthConfig,
         client_id: &str,

@@ -8,7 +8,7 @@ use super::json_out::J;
 
 /// A PHP request value: a scalar or an ordered associative array.
 #[derive(Debug, Clone, PartialEq)]
-pub enum PVal {
+pub(crate) enum PVal {
     Null,
     Bool(bool),
     Str(String),
@@ -16,7 +16,7 @@ pub enum PVal {
 }
 
 impl PVal {
-    pub fn get(&self, key: &str) -> Option<&PVal> {
+    pub(crate) fn get(&self, key: &str) -> Option<&PVal> {
         match self {
             PVal::Arr(items) => items.iter().find(|(k, _)| k == key).map(|(_, v)| v),
             _ => None,
@@ -24,7 +24,7 @@ impl PVal {
     }
 
     /// Case-insensitive key lookup (batch `cmd`/`halt`, legacy `FILTER`/`filter`).
-    pub fn get_ci(&self, key: &str) -> Option<&PVal> {
+    pub(crate) fn get_ci(&self, key: &str) -> Option<&PVal> {
         match self {
             PVal::Arr(items) => items
                 .iter()
@@ -34,14 +34,14 @@ impl PVal {
         }
     }
 
-    pub fn entries(&self) -> &[(String, PVal)] {
+    pub(crate) fn entries(&self) -> &[(String, PVal)] {
         match self {
             PVal::Arr(items) => items,
             _ => &[],
         }
     }
 
-    pub fn as_str(&self) -> Option<&str> {
+    pub(crate) fn as_str(&self) -> Option<&str> {
         match self {
             PVal::Str(s) => Some(s),
             _ => None,
@@ -49,7 +49,7 @@ impl PVal {
     }
 
     /// Scalar cast to string as PHP would (`true` → "1", `false`/null → "").
-    pub fn to_text(&self) -> Option<String> {
+    pub(crate) fn to_text(&self) -> Option<String> {
         match self {
             PVal::Null => Some(String::new()),
             PVal::Bool(b) => Some(if *b { "1".into() } else { String::new() }),
@@ -59,7 +59,7 @@ impl PVal {
     }
 
     /// PHP `intval` of a scalar: leading integer part, 0 otherwise.
-    pub fn as_i64(&self) -> Option<i64> {
+    pub(crate) fn as_i64(&self) -> Option<i64> {
         let s = self.to_text()?;
         let t = s.trim();
         if let Ok(i) = t.parse::<i64>() {
@@ -76,7 +76,7 @@ impl PVal {
     }
 
     /// PHP truthiness.
-    pub fn truthy(&self) -> bool {
+    pub(crate) fn truthy(&self) -> bool {
         match self {
             PVal::Null => false,
             PVal::Bool(b) => *b,
@@ -85,12 +85,12 @@ impl PVal {
         }
     }
 
-    pub fn is_arr(&self) -> bool {
+    pub(crate) fn is_arr(&self) -> bool {
         matches!(self, PVal::Arr(_))
     }
 
     /// Values of an array (or the scalar itself as a one-element list).
-    pub fn values(&self) -> Vec<&PVal> {
+    pub(crate) fn values(&self) -> Vec<&PVal> {
         match self {
             PVal::Arr(items) => items.iter().map(|(_, v)| v).collect(),
             other => vec![other],
@@ -147,7 +147,7 @@ impl PVal {
 }
 
 /// Convert a `J` (a batch sub-result) back into a parameter value (whole-param substitution).
-pub fn from_j(v: &J) -> PVal {
+pub(crate) fn from_j(v: &J) -> PVal {
     match v {
         J::Null => PVal::Null,
         J::Bool(b) => PVal::Bool(*b),
@@ -164,7 +164,7 @@ pub fn from_j(v: &J) -> PVal {
 }
 
 /// Convert a decoded JSON body into parameters. Numbers become strings as PHP code casts them.
-pub fn from_json(v: &serde_json::Value) -> PVal {
+pub(crate) fn from_json(v: &serde_json::Value) -> PVal {
     use serde_json::Value as V;
     match v {
         V::Null => PVal::Null,
@@ -182,7 +182,7 @@ pub fn from_json(v: &serde_json::Value) -> PVal {
 }
 
 /// Percent-decoding with `+` as space (PHP `urldecode`). Invalid escapes stay literal.
-pub fn urldecode(s: &str) -> String {
+pub(crate) fn urldecode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -245,7 +245,7 @@ fn php_base_name(s: &str) -> String {
 }
 
 /// PHP `parse_str` of a query string or form body.
-pub fn parse_str(input: &str) -> PVal {
+pub(crate) fn parse_str(input: &str) -> PVal {
     let mut root = PVal::Arr(Vec::new());
     for pair in input.split('&') {
         if pair.is_empty() {
@@ -265,7 +265,7 @@ pub fn parse_str(input: &str) -> PVal {
 }
 
 /// Add one multipart/form field by its (possibly bracketed) name.
-pub fn add_field(root: &mut PVal, name: &str, value: String) {
+pub(crate) fn add_field(root: &mut PVal, name: &str, value: String) {
     let (base, mut path) = split_key(name);
     let mut full = vec![Some(base)];
     full.append(&mut path);
@@ -273,7 +273,7 @@ pub fn add_field(root: &mut PVal, name: &str, value: String) {
 }
 
 /// `array_replace($query, $post)`: top-level keys of `post` win.
-pub fn merge(query: PVal, post: PVal) -> PVal {
+pub(crate) fn merge(query: PVal, post: PVal) -> PVal {
     let mut out = match query {
         PVal::Arr(_) => query,
         _ => PVal::Arr(Vec::new()),

@@ -9,10 +9,10 @@ use super::params::PVal;
 use super::store::PortalData;
 
 /// The page size of every list method (`IRestService::LIST_LIMIT`).
-pub const PAGE: usize = 50;
+pub(crate) const PAGE: usize = 50;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     Eq,
     Ne,
     Gt,
@@ -30,7 +30,7 @@ pub enum Op {
 }
 
 /// Split a filter key into its operation prefix and the field name.
-pub fn split_op(key: &str) -> (Op, &str) {
+pub(crate) fn split_op(key: &str) -> (Op, &str) {
     const PREFIXES: [(&str, Op); 15] = [
         ("!=%", Op::NotLike),
         ("!%=", Op::NotLike),
@@ -58,7 +58,7 @@ pub fn split_op(key: &str) -> (Op, &str) {
 
 /// A comparable form of a value.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Key {
+pub(crate) enum Key {
     Num(f64),
     Text(String),
 }
@@ -96,7 +96,7 @@ fn val_keys(v: &Val) -> Vec<Key> {
 
 /// Parse a date/datetime filter value: ISO 8601 (with or without offset), `Y-m-d H:i:s`,
 /// `Y-m-d`, or the portal format `d.m.Y H:i:s` / `d.m.Y`. Naive values are in the portal offset.
-pub fn parse_datetime(s: &str, offset: i32) -> Option<i64> {
+pub(crate) fn parse_datetime(s: &str, offset: i32) -> Option<i64> {
     let s = s.trim();
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return Some(d.timestamp());
@@ -151,7 +151,7 @@ fn filter_key(f: &FieldDef, raw: &str, offset: i32) -> Option<Key> {
 
 /// One filter condition on a field.
 #[derive(Debug, Clone)]
-pub struct Cond {
+pub(crate) struct Cond {
     pub field: usize,
     pub op: Op,
     /// Parsed operands; `None` = unparseable (matches nothing).
@@ -186,7 +186,7 @@ fn like_match(pattern: &str, text: &str) -> bool {
 }
 
 impl Cond {
-    pub fn new(f: &FieldDef, field: usize, op: Op, value: &PVal, offset: i32) -> Cond {
+    pub(crate) fn new(f: &FieldDef, field: usize, op: Op, value: &PVal, offset: i32) -> Cond {
         let raw: Vec<String> = value
             .values()
             .into_iter()
@@ -254,7 +254,7 @@ impl Cond {
 
 /// A list query over one table.
 #[derive(Debug, Clone, Default)]
-pub struct Query {
+pub(crate) struct Query {
     pub conds: Vec<Cond>,
     /// (field index, ascending)
     pub order: Vec<(usize, bool)>,
@@ -266,7 +266,7 @@ pub struct Query {
 
 /// The result of a list query.
 #[derive(Debug, Clone)]
-pub struct Page {
+pub(crate) struct Page {
     pub ids: Vec<u64>,
     /// Rows matching the filter when COUNT ran.
     pub total: Option<u64>,
@@ -288,7 +288,7 @@ fn sort_key(data: &PortalData, t: &Table, id: u64, idx: usize) -> Option<Key> {
 }
 
 /// Run a query: filter, order, page; COUNT only when `start >= 0`.
-pub fn run(data: &PortalData, t: &Table, q: &Query) -> Page {
+pub(crate) fn run(data: &PortalData, t: &Table, q: &Query) -> Page {
     let counting = q.start >= 0;
     let offset = if !counting {
         0
@@ -366,7 +366,7 @@ pub fn run(data: &PortalData, t: &Table, q: &Query) -> Page {
 }
 
 /// Parse an `order` param: `{FIELD: ASC|DESC}` with a resolver for field names.
-pub fn parse_order(
+pub(crate) fn parse_order(
     order: Option<&PVal>,
     resolve: impl Fn(&str) -> Option<usize>,
 ) -> Vec<(usize, bool)> {
@@ -383,7 +383,7 @@ pub fn parse_order(
 }
 
 /// Legacy `select` resolution (`*`, `UF_*`, explicit names; empty → `*` without UFs).
-pub fn legacy_select(t: &Table, select: Option<&PVal>) -> Vec<usize> {
+pub(crate) fn legacy_select(t: &Table, select: Option<&PVal>) -> Vec<usize> {
     let names: Vec<String> = select
         .map(|s| s.values().into_iter().filter_map(PVal::to_text).collect())
         .unwrap_or_default();

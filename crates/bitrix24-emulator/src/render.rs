@@ -9,7 +9,7 @@ use super::model::{FieldDef, FmVal, Kind, Val};
 
 /// Where a value lives (for file URLs).
 #[derive(Debug, Clone, Copy)]
-pub struct Cell<'a> {
+pub(crate) struct Cell<'a> {
     pub table: &'a str,
     pub entity_type_id: u32,
     pub id: u64,
@@ -42,7 +42,7 @@ fn tz(offset: i32) -> FixedOffset {
 }
 
 /// `date('c')` in the portal offset: `2024-08-30T14:29:00+03:00`.
-pub fn iso_datetime(secs: i64, offset: i32) -> String {
+pub(crate) fn iso_datetime(secs: i64, offset: i32) -> String {
     DateTime::from_timestamp(secs, 0)
         .map(|d| {
             d.with_timezone(&tz(offset))
@@ -53,7 +53,7 @@ pub fn iso_datetime(secs: i64, offset: i32) -> String {
 }
 
 /// `ConvertDate`: midnight UTC of the date, printed in the portal offset.
-pub fn iso_date(d: NaiveDate, offset: i32) -> String {
+pub(crate) fn iso_date(d: NaiveDate, offset: i32) -> String {
     let secs = d
         .and_hms_opt(0, 0, 0)
         .map_or(0, |dt| dt.and_utc().timestamp());
@@ -61,7 +61,7 @@ pub fn iso_date(d: NaiveDate, offset: i32) -> String {
 }
 
 /// Float `time` values use the same date format.
-pub fn iso_from_f64(secs: f64, offset: i32) -> String {
+pub(crate) fn iso_from_f64(secs: f64, offset: i32) -> String {
     iso_datetime(secs.floor() as i64, offset)
 }
 
@@ -112,7 +112,7 @@ fn item_file(c: &Cell, code: &str, fid: u64) -> J {
     ])
 }
 
-pub fn legacy_fm(v: &[FmVal]) -> J {
+pub(crate) fn legacy_fm(v: &[FmVal]) -> J {
     J::List(
         v.iter()
             .map(|f| {
@@ -127,7 +127,7 @@ pub fn legacy_fm(v: &[FmVal]) -> J {
     )
 }
 
-pub fn item_fm(v: &[FmVal]) -> J {
+pub(crate) fn item_fm(v: &[FmVal]) -> J {
     J::List(
         v.iter()
             .map(|f| {
@@ -184,7 +184,7 @@ fn json_text_value(text: &str) -> J {
 }
 
 /// Legacy `crm.*.list` rendering. `get_mode`: `*.get` (UF NULL → "").
-pub fn legacy(f: &FieldDef, v: &Val, c: &Cell, get_mode: bool) -> J {
+pub(crate) fn legacy(f: &FieldDef, v: &Val, c: &Cell, get_mode: bool) -> J {
     match v {
         // CDBResult::AfterFetch turns an empty multiple UF into false.
         Val::List(items) if items.is_empty() && f.is_uf() => J::Bool(false),
@@ -195,7 +195,7 @@ pub fn legacy(f: &FieldDef, v: &Val, c: &Cell, get_mode: bool) -> J {
 }
 
 /// user.get rendering: like legacy but ints in UF_DEPARTMENT, `""` for empty strings/dates.
-pub fn user(f: &FieldDef, v: &Val, c: &Cell) -> J {
+pub(crate) fn user(f: &FieldDef, v: &Val, c: &Cell) -> J {
     match (f.code.as_str(), v) {
         ("UF_DEPARTMENT", Val::List(items)) => J::List(
             items
@@ -209,7 +209,7 @@ pub fn user(f: &FieldDef, v: &Val, c: &Cell) -> J {
 }
 
 /// Typed rendering used by crm.item and other controller methods.
-pub fn item(f: &FieldDef, v: &Val, c: &Cell) -> J {
+pub(crate) fn item(f: &FieldDef, v: &Val, c: &Cell) -> J {
     match v {
         Val::Null
             if c.style.item_zero_refs
@@ -245,7 +245,7 @@ pub fn item(f: &FieldDef, v: &Val, c: &Cell) -> J {
 }
 
 /// Canonical ground-truth form; returns one or two (key, value) pairs (money UF adds `_CURRENCY`).
-pub fn truth(f: &FieldDef, v: &Val, c: &Cell) -> Vec<(String, SJ)> {
+pub(crate) fn truth(f: &FieldDef, v: &Val, c: &Cell) -> Vec<(String, SJ)> {
     if f.kind == Kind::Money {
         let (amount, cur) = match v {
             Val::Money { cents, currency } => {

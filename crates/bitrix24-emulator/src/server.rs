@@ -20,7 +20,7 @@ use super::{SmartStageHistory, batch, faults};
 
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
 
-pub fn router(control: PortalControl) -> Router {
+pub(crate) fn router(control: PortalControl) -> Router {
     Router::new()
         .route("/rest/{user}/{code}/{method}", any(webhook))
         .route("/rest/{method}", any(oauth_call))

@@ -8,7 +8,7 @@ use super::generate;
 use super::model::{
     EnumOpt, FieldDef, Gen, HistPart, Kind, LegacyVis, Table, TableKind, UfGen, Val,
 };
-pub use super::model::{PortalData, SpaType};
+pub(crate) use super::model::{PortalData, SpaType};
 
 const ENUM_LABELS: &[&str] = &[
     "Вариант А",
@@ -18,7 +18,7 @@ const ENUM_LABELS: &[&str] = &[
 ];
 
 impl PortalData {
-    pub fn table_name_for(etid: u32) -> String {
+    pub(crate) fn table_name_for(etid: u32) -> String {
         match etid {
             1 => "lead".into(),
             2 => "deal".into(),
@@ -27,7 +27,7 @@ impl PortalData {
             n => format!("dynamic_{n}"),
         }
     }
-    pub fn build(seed: u64, sizes: &DataSizes) -> PortalData {
+    pub(crate) fn build(seed: u64, sizes: &DataSizes) -> PortalData {
         let mut d = PortalData {
             seed,
             tables: BTreeMap::new(),
@@ -350,7 +350,7 @@ impl PortalData {
         );
     }
 
-    pub fn rebuild_caches(&mut self) {
+    pub(crate) fn rebuild_caches(&mut self) {
         self.stage_cache.clear();
         self.category_cache.clear();
         if let Some(t) = self.tables.get("status")
@@ -382,7 +382,7 @@ impl PortalData {
         }
     }
 
-    pub fn stages_for(&self, etid: u32, cat: i64) -> &[(String, String)] {
+    pub(crate) fn stages_for(&self, etid: u32, cat: i64) -> &[(String, String)] {
         let key = match etid {
             1 => "STATUS".to_string(),
             2 if cat == 0 => "DEAL_STAGE".to_string(),
@@ -392,7 +392,7 @@ impl PortalData {
         self.stage_cache.get(&key).map_or(&[], Vec::as_slice)
     }
 
-    pub fn category_ids(&self, etid: u32) -> &[i64] {
+    pub(crate) fn category_ids(&self, etid: u32) -> &[i64] {
         self.category_cache.get(&etid).map_or(&[], Vec::as_slice)
     }
 
@@ -437,7 +437,7 @@ impl PortalData {
 
     /// Add a UF; returns its code. `code` overrides the generated name.
     #[allow(clippy::too_many_arguments)]
-    pub fn add_user_field(
+    pub(crate) fn add_user_field(
         &mut self,
         table: &str,
         suffix: &str,
@@ -469,7 +469,7 @@ impl PortalData {
 
     /// Removes a user field (deleted in the portal, or hidden by a rights change); `false`
     /// when the table has no such user field.
-    pub fn remove_user_field(&mut self, table: &str, code: &str) -> bool {
+    pub(crate) fn remove_user_field(&mut self, table: &str, code: &str) -> bool {
         let Some(t) = self.tables.get_mut(table) else {
             return false;
         };
@@ -490,7 +490,7 @@ impl PortalData {
         true
     }
 
-    pub fn add_enum_option(&mut self, table: &str, field: &str, label: &str) -> Option<u64> {
+    pub(crate) fn add_enum_option(&mut self, table: &str, field: &str, label: &str) -> Option<u64> {
         self.next_enum_id += 2;
         let id = self.next_enum_id;
         let t = self.tables.get_mut(table)?;
@@ -508,7 +508,7 @@ impl PortalData {
     }
 
     /// Add a smart process with `items` rows; returns its entityTypeId.
-    pub fn add_smart_process(&mut self, etid: Option<u32>, title: &str, items: u64) -> u32 {
+    pub(crate) fn add_smart_process(&mut self, etid: Option<u32>, title: &str, items: u64) -> u32 {
         let etid = etid.unwrap_or_else(|| {
             let max = self
                 .types
@@ -571,7 +571,7 @@ impl PortalData {
     }
 
     /// The stage-history table of an entityTypeId (`crm.stagehistory.list`).
-    pub fn history_table_for(etid: u32) -> String {
+    pub(crate) fn history_table_for(etid: u32) -> String {
         match etid {
             1 => "stagehistory_lead".into(),
             2 => "stagehistory_deal".into(),
@@ -579,7 +579,7 @@ impl PortalData {
         }
     }
 
-    pub fn remove_smart_process(&mut self, etid: u32) -> bool {
+    pub(crate) fn remove_smart_process(&mut self, etid: u32) -> bool {
         let before = self.types.len();
         self.types.retain(|t| t.entity_type_id != etid);
         if before == self.types.len() {
@@ -612,19 +612,19 @@ impl PortalData {
         true
     }
 
-    pub fn type_for_etid(&self, etid: u32) -> Option<&SpaType> {
+    pub(crate) fn type_for_etid(&self, etid: u32) -> Option<&SpaType> {
         self.types.iter().find(|t| t.entity_type_id == etid)
     }
 
     /// Table by entityTypeId (1,2,3,4 or a smart process).
-    pub fn table_for_etid(&self, etid: u32) -> Option<&Table> {
+    pub(crate) fn table_for_etid(&self, etid: u32) -> Option<&Table> {
         if etid > 4 && self.type_for_etid(etid).is_none() {
             return None;
         }
         self.tables.get(&Self::table_name_for(etid))
     }
 
-    pub fn value(&self, t: &Table, id: u64, f: &FieldDef) -> Val {
+    pub(crate) fn value(&self, t: &Table, id: u64, f: &FieldDef) -> Val {
         generate::value(self, t, id, f)
     }
 }
@@ -643,7 +643,7 @@ fn status_extra(sem: Option<&str>, color: &str) -> Val {
 }
 
 /// The field that records a row's last modification, per table kind.
-pub fn modify_field(t: &Table) -> Option<&'static str> {
+pub(crate) fn modify_field(t: &Table) -> Option<&'static str> {
     match t.kind {
         TableKind::Crm => Some("DATE_MODIFY"),
         TableKind::Dynamic => Some("UPDATED_TIME"),

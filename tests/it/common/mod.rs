@@ -14,8 +14,8 @@
 //! launcher watches `--parent-pid`). Data lives in `target/test-ch/<binary>-<pid>`; directories
 //! of dead test processes are removed on the next start.
 
-pub mod pull;
-pub mod truth;
+pub(crate) mod pull;
+pub(crate) mod truth;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -26,7 +26,7 @@ static SHARED: tokio::sync::OnceCell<LocalClickHouse> = tokio::sync::OnceCell::c
 static NEXT_DB: AtomicU32 = AtomicU32::new(0);
 
 /// `target/test-ch` of this checkout (or `$CARGO_TARGET_DIR/test-ch`).
-pub fn test_ch_root() -> PathBuf {
+pub(crate) fn test_ch_root() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
@@ -34,7 +34,7 @@ pub fn test_ch_root() -> PathBuf {
 }
 
 /// A fresh, unused data directory for a server of this test process.
-pub fn test_data_dir(tag: &str) -> PathBuf {
+pub(crate) fn test_data_dir(tag: &str) -> PathBuf {
     let binary = std::env::current_exe()
         .ok()
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
@@ -76,7 +76,7 @@ extern "C" fn stop_shared_at_exit() {
 
 /// The shared server of this test process (started on first use). Panics with the reason (e.g.
 /// "run scripts/setup_clickhouse.sh") when it cannot start: tests never skip silently.
-pub async fn clickhouse() -> &'static LocalClickHouse {
+pub(crate) async fn clickhouse() -> &'static LocalClickHouse {
     SHARED
         .get_or_init(|| async {
             remove_stale_dirs(&test_ch_root());
@@ -93,13 +93,13 @@ pub async fn clickhouse() -> &'static LocalClickHouse {
 }
 
 /// The shared server and a new, empty Atomic database named `<prefix>_<pid>_<n>`.
-pub async fn fresh_database(prefix: &str) -> (&'static LocalClickHouse, String) {
+pub(crate) async fn fresh_database(prefix: &str) -> (&'static LocalClickHouse, String) {
     let ch = clickhouse().await;
     (ch, fresh_database_on(ch, prefix).await)
 }
 
 /// A new, empty Atomic database `<prefix>_<pid>_<n>` on `ch`.
-pub async fn fresh_database_on(ch: &LocalClickHouse, prefix: &str) -> String {
+pub(crate) async fn fresh_database_on(ch: &LocalClickHouse, prefix: &str) -> String {
     let clean: String = prefix
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
@@ -113,12 +113,17 @@ pub async fn fresh_database_on(ch: &LocalClickHouse, prefix: &str) -> String {
 }
 
 /// A catalog field whose API name is its code.
-pub fn field(code: &str, bitrix_type: &str, multiple: bool) -> b24ch::catalog::Field {
+pub(crate) fn field(code: &str, bitrix_type: &str, multiple: bool) -> b24ch::catalog::Field {
     field_as(code, code, bitrix_type, multiple)
 }
 
 /// A catalog field read under another API name (crm.item's camelCase).
-pub fn field_as(code: &str, api: &str, bitrix_type: &str, multiple: bool) -> b24ch::catalog::Field {
+pub(crate) fn field_as(
+    code: &str,
+    api: &str,
+    bitrix_type: &str,
+    multiple: bool,
+) -> b24ch::catalog::Field {
     b24ch::catalog::Field {
         code: code.into(),
         api_name: api.into(),
@@ -132,4 +137,4 @@ pub fn field_as(code: &str, api: &str, bitrix_type: &str, multiple: bool) -> b24
 }
 
 /// The shared Bitrix24 fixtures (real responses from the docs and public captures).
-pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bitrix24");
+pub(crate) const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bitrix24");

@@ -16,10 +16,10 @@ use b24ch::portal::{self, PortalConnection};
 use bitrix24_emulator::{DataSizes, PortalConfig, PortalControl};
 use local_clickhouse::LocalClickHouse;
 
-pub const TOKEN: &str = "pull-test-token-0123456789abcdef";
+pub(crate) const TOKEN: &str = "pull-test-token-0123456789abcdef";
 
 /// Sizes scaled from the deal count as `b24ch demo` does (3 smart processes).
-pub fn sizes(deals: u64) -> DataSizes {
+pub(crate) fn sizes(deals: u64) -> DataSizes {
     let base = DataSizes::default();
     DataSizes {
         deals,
@@ -39,7 +39,7 @@ pub fn sizes(deals: u64) -> DataSizes {
     }
 }
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -47,7 +47,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub struct Pull {
+pub(crate) struct Pull {
     pub ch: &'static LocalClickHouse,
     pub db: String,
     pub config: Arc<Config>,
@@ -60,7 +60,7 @@ pub struct Pull {
 impl Pull {
     /// A fresh database, a demo portal, `serve` on a free port and a first `apply` (which
     /// starts the first load of every entity). `extra` is appended to the config TOML.
-    pub async fn start(
+    pub(crate) async fn start(
         prefix: &str,
         portal_cfg: PortalConfig,
         format: Format,
@@ -71,7 +71,7 @@ impl Pull {
     }
 
     /// [`Pull::start`] against `ch`; with `tls`, `serve` listens with HTTPS on 127.0.0.1.
-    pub async fn start_on(
+    pub(crate) async fn start_on(
         ch: &'static LocalClickHouse,
         tls: Option<&TlsFiles>,
         prefix: &str,
@@ -113,23 +113,23 @@ impl Pull {
         }
     }
 
-    pub fn control(&self) -> &PortalControl {
+    pub(crate) fn control(&self) -> &PortalControl {
         self.portal.demo.as_ref().unwrap().control()
     }
 
-    pub fn serve(&self) -> &RunningServe {
+    pub(crate) fn serve(&self) -> &RunningServe {
         self.serve.as_ref().expect("serve is running")
     }
 
     /// Stops `serve` as a crash would (responses in flight are cut).
-    pub fn stop_serve(&mut self) {
+    pub(crate) fn stop_serve(&mut self) {
         if let Some(s) = self.serve.take() {
             s.stop();
         }
     }
 
     /// Starts `serve` again on the same address (the named collection points there).
-    pub async fn restart_serve(&mut self) {
+    pub(crate) async fn restart_serve(&mut self) {
         assert!(self.serve.is_none());
         let started = Instant::now();
         loop {
@@ -148,25 +148,25 @@ impl Pull {
     }
 
     /// One autopilot pass (rediscover + apply), as `serve` runs it on its interval.
-    pub async fn autopilot(&self) -> ApplyReport {
+    pub(crate) async fn autopilot(&self) -> ApplyReport {
         serve::autopilot_once(&self.serve().state, &self.conn, self.format)
             .await
             .unwrap()
     }
 
-    pub fn catalog(&self) -> Arc<Catalog> {
+    pub(crate) fn catalog(&self) -> Arc<Catalog> {
         self.serve().state.catalog()
     }
 
     /// Entities with a table in ClickHouse (enabled ones of the current catalog).
-    pub fn entities(&self) -> Vec<String> {
+    pub(crate) fn entities(&self) -> Vec<String> {
         apply::plans(&self.config, &self.catalog(), self.format)
             .into_iter()
             .map(|p| p.entity)
             .collect()
     }
 
-    pub async fn q(&self, sql: &str) -> String {
+    pub(crate) async fn q(&self, sql: &str) -> String {
         match self.ch.query(sql).await {
             Ok(s) => s.trim().to_string(),
             Err(e) => panic!("{e}\n{sql}"),
@@ -174,7 +174,7 @@ impl Pull {
     }
 
     /// Waits for the view's current refresh (if any); `Err` with ClickHouse's text if it failed.
-    pub async fn wait_view(&self, view: &str) -> Result<(), String> {
+    pub(crate) async fn wait_view(&self, view: &str) -> Result<(), String> {
         self.ch
             .query(&format!("SYSTEM WAIT VIEW `{}`.`{view}`", self.db))
             .await
@@ -183,14 +183,14 @@ impl Pull {
     }
 
     /// `SYSTEM REFRESH VIEW` then `SYSTEM WAIT VIEW`.
-    pub async fn refresh(&self, view: &str) -> Result<(), String> {
+    pub(crate) async fn refresh(&self, view: &str) -> Result<(), String> {
         self.q(&format!("SYSTEM REFRESH VIEW `{}`.`{view}`", self.db))
             .await;
         self.wait_view(view).await
     }
 
     /// Waits for every load and reconcile view of the current entities; panics on a failure.
-    pub async fn wait_all(&self) {
+    pub(crate) async fn wait_all(&self) {
         for e in self.entities() {
             for v in [format!("{e}_load"), format!("{e}_reconcile")] {
                 if let Err(err) = self.wait_view(&v).await {
@@ -201,7 +201,7 @@ impl Pull {
     }
 
     /// One cycle: every load view, then every reconcile view, refreshed and waited for.
-    pub async fn cycle(&self) {
+    pub(crate) async fn cycle(&self) {
         self.wait_all().await;
         for suffix in ["_load", "_reconcile"] {
             for e in self.entities() {
@@ -214,7 +214,7 @@ impl Pull {
     }
 
     /// Watermark rows of an entity (every complete load appends one).
-    pub async fn watermarks(&self, entity: &str) -> u64 {
+    pub(crate) async fn watermarks(&self, entity: &str) -> u64 {
         self.q(&format!(
             "SELECT count() FROM `{}`.`{entity}` WHERE ID = 0",
             self.db
@@ -225,7 +225,7 @@ impl Pull {
     }
 
     /// The cursor the next load starts from (unix seconds), if any complete load landed.
-    pub async fn cursor(&self, entity: &str, cursor_column: &str) -> Option<i64> {
+    pub(crate) async fn cursor(&self, entity: &str, cursor_column: &str) -> Option<i64> {
         let s = self
             .q(&format!(
                 "SELECT toUnixTimestamp(max(`{cursor_column}`)) FROM `{}`.`{entity}` WHERE ID = 0 HAVING count() > 0",
@@ -236,7 +236,7 @@ impl Pull {
     }
 
     /// Cell-by-cell comparison of every entity with the portal.
-    pub async fn mismatches(&self) -> Vec<super::truth::Mismatch> {
+    pub(crate) async fn mismatches(&self) -> Vec<super::truth::Mismatch> {
         super::truth::compare_all(
             self.ch,
             &self.db,
@@ -248,7 +248,7 @@ impl Pull {
     }
 
     /// Waits until the view's current refresh attempt has failed; returns ClickHouse's exception.
-    pub async fn wait_failed(&self, view: &str) -> String {
+    pub(crate) async fn wait_failed(&self, view: &str) -> String {
         let q = format!(
             "SELECT exception FROM system.view_refreshes WHERE database = '{}' AND view = '{view}'",
             self.db
@@ -268,7 +268,7 @@ impl Pull {
     }
 
     /// A view's last refresh state from `system.view_refreshes`.
-    pub async fn refresh_state(&self, view: &str) -> String {
+    pub(crate) async fn refresh_state(&self, view: &str) -> String {
         self.q(&format!(
             "SELECT status, exception, retry FROM system.view_refreshes WHERE database = '{}' AND view = '{view}' FORMAT TSV",
             self.db
@@ -278,7 +278,7 @@ impl Pull {
 }
 
 /// Polls `cond` every 10 ms until it holds; panics after `timeout` naming `what`.
-pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut cond: F)
+pub(crate) async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut cond: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

@@ -22,11 +22,12 @@ use local_clickhouse::LocalClickHouse;
 use serde_json::{Map, Value};
 
 /// Service columns of every table (never in the ground truth).
-pub const SERVICE_COLUMNS: [&str; 4] = ["dt_inserted", "_version", "_is_deleted", "_invalid"];
+pub(crate) const SERVICE_COLUMNS: [&str; 4] =
+    ["dt_inserted", "_version", "_is_deleted", "_invalid"];
 
 /// One difference between the portal and ClickHouse.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Mismatch {
+pub(crate) struct Mismatch {
     pub entity: String,
     /// Primary-key value (`-` for entity-level differences).
     pub id: String,
@@ -46,7 +47,7 @@ impl fmt::Display for Mismatch {
 }
 
 /// The b24ch entity that holds a portal table (`deal` → `crm_deal`, `user` → `user`).
-pub fn entity_for_table(table: &str) -> String {
+pub(crate) fn entity_for_table(table: &str) -> String {
     match table {
         "user" | "department" => table.to_string(),
         t => format!("crm_{t}"),
@@ -55,7 +56,7 @@ pub fn entity_for_table(table: &str) -> String {
 
 /// Compares every portal table whose entity is in `enabled`; a portal table without an
 /// entity in `catalog` (or without its ClickHouse table) is itself a mismatch.
-pub async fn compare_all(
+pub(crate) async fn compare_all(
     ch: &LocalClickHouse,
     db: &str,
     control: &PortalControl,
@@ -89,7 +90,7 @@ pub async fn compare_all(
 
 /// Ground-truth key → column name for one portal table: the portal's own code (money UFs add
 /// `_CURRENCY`, files `_URL`).
-pub fn column_names(portal_catalog: &Value, table: &str) -> BTreeMap<String, String> {
+pub(crate) fn column_names(portal_catalog: &Value, table: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let tables = portal_catalog["tables"]
         .as_array()
@@ -114,7 +115,7 @@ pub fn column_names(portal_catalog: &Value, table: &str) -> BTreeMap<String, Str
 /// also has its `_URL`), enumerations option ids, dates `Date32`, datetimes
 /// `DateTime64(0, 'UTC')`, money user fields `Decimal(18, 2)` with a currency column,
 /// multi-fields tuples.
-pub fn expected_types(portal_catalog: &Value, table: &str) -> BTreeMap<String, String> {
+pub(crate) fn expected_types(portal_catalog: &Value, table: &str) -> BTreeMap<String, String> {
     let tables = portal_catalog["tables"]
         .as_array()
         .cloned()
@@ -173,7 +174,7 @@ pub fn expected_types(portal_catalog: &Value, table: &str) -> BTreeMap<String, S
 }
 
 /// Columns whose ClickHouse type is not the expected one.
-pub async fn compare_types(
+pub(crate) async fn compare_types(
     ch: &LocalClickHouse,
     db: &str,
     entity: &str,
@@ -205,7 +206,7 @@ pub async fn compare_types(
 
 /// Ground-truth keys of file download paths (`UF_…_URL`): legacy lists and `crm.item` print
 /// different paths to one file, so a path is compared by the file it names.
-pub fn file_fields(portal_catalog: &Value, table: &str) -> BTreeSet<String> {
+pub(crate) fn file_fields(portal_catalog: &Value, table: &str) -> BTreeSet<String> {
     let tables = portal_catalog["tables"]
         .as_array()
         .cloned()
@@ -224,7 +225,7 @@ pub fn file_fields(portal_catalog: &Value, table: &str) -> BTreeSet<String> {
 }
 
 /// Compares one entity's `_current` view with its ground truth rows.
-pub async fn compare_entity(
+pub(crate) async fn compare_entity(
     ch: &LocalClickHouse,
     db: &str,
     entity: &str,
@@ -390,7 +391,7 @@ fn key_text(v: Option<&Value>) -> String {
 
 /// What the column's type allows beyond plain JSON equality.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// `String`/`LowCardinality(String)`: the typed schema maps `crm_category` ids to strings
     /// (docs/architecture.md, "Typed schema").
     Text,
@@ -402,7 +403,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn of(ch_type: &str) -> Kind {
+    pub(crate) fn of(ch_type: &str) -> Kind {
         let t = ch_type
             .trim_start_matches("Array(")
             .trim_start_matches("Nullable(")
@@ -442,7 +443,7 @@ fn file_named(v: &Value) -> Option<Vec<(String, String, String)>> {
 }
 
 /// [`same`] with the conversions the column's type implies.
-pub fn same_typed(expected: &Value, actual: &Value, kind: Kind) -> bool {
+pub(crate) fn same_typed(expected: &Value, actual: &Value, kind: Kind) -> bool {
     if same(expected, actual) {
         return true;
     }
@@ -458,7 +459,7 @@ pub fn same_typed(expected: &Value, actual: &Value, kind: Kind) -> bool {
 }
 
 /// Typed equality of a canonical ground-truth value and a JSONEachRow value.
-pub fn same(expected: &Value, actual: &Value) -> bool {
+pub(crate) fn same(expected: &Value, actual: &Value) -> bool {
     match (expected, actual) {
         (Value::Number(a), Value::Number(b)) => match (a.as_i64(), b.as_i64()) {
             (Some(x), Some(y)) => x == y,
@@ -486,7 +487,7 @@ pub fn same(expected: &Value, actual: &Value) -> bool {
 }
 
 /// Panics with a readable summary (count and one example per entity and column) if any.
-pub fn assert_equal(mismatches: &[Mismatch]) {
+pub(crate) fn assert_equal(mismatches: &[Mismatch]) {
     if mismatches.is_empty() {
         return;
     }

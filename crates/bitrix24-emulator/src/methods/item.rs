@@ -144,7 +144,7 @@ fn item_conds(t: &Table, filter: Option<&PVal>, offset: i32) -> Result<Vec<Cond>
     Ok(out)
 }
 
-pub fn list(ctx: &mut Ctx, params: &PVal) -> Outcome {
+pub(super) fn list(ctx: &mut Ctx, params: &PVal) -> Outcome {
     let cost = ctx.shared.cfg.cost.clone();
     let data = &ctx.st.data;
     let Some(t) = etid_param(params).and_then(|e| data.table_for_etid(e)) else {
@@ -186,7 +186,7 @@ pub fn list(ctx: &mut Ctx, params: &PVal) -> Outcome {
     }
 }
 
-pub fn get(ctx: &mut Ctx, params: &PVal) -> Outcome {
+pub(super) fn get(ctx: &mut Ctx, params: &PVal) -> Outcome {
     let cost = ctx.shared.cfg.cost.clone();
     let data = &ctx.st.data;
     let Some(t) = etid_param(params).and_then(|e| data.table_for_etid(e)) else {
@@ -212,7 +212,7 @@ pub fn get(ctx: &mut Ctx, params: &PVal) -> Outcome {
     )
 }
 
-pub fn fields(ctx: &mut Ctx, params: &PVal) -> Outcome {
+pub(super) fn fields(ctx: &mut Ctx, params: &PVal) -> Outcome {
     let secs = ctx.shared.cfg.cost.call_secs;
     let data = &ctx.st.data;
     let Some(t) = etid_param(params).and_then(|e| data.table_for_etid(e)) else {
@@ -244,7 +244,7 @@ fn smart_history_refusal(mode: SmartStageHistory, etid: u32) -> Option<MethodErr
     Some(MethodError::new(400, code, &description))
 }
 
-pub fn stagehistory(ctx: &mut Ctx, params: &PVal) -> Outcome {
+pub(super) fn stagehistory(ctx: &mut Ctx, params: &PVal) -> Outcome {
     let cost = ctx.shared.cfg.cost.clone();
     // Leads, deals and smart processes have stage history; other types do not.
     let table = match etid_param(params) {

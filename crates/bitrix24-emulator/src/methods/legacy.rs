@@ -9,7 +9,7 @@ use super::super::render::{self, Cell};
 use super::super::store::PortalData;
 use super::{Ctx, MethodError, Outcome, Success, array_param, start_param};
 
-pub fn entity_table(entity: &str) -> Option<&'static str> {
+pub(super) fn entity_table(entity: &str) -> Option<&'static str> {
     match entity {
         "deal" => Some("deal"),
         "lead" => Some("lead"),
@@ -26,7 +26,7 @@ fn missing_table(ctx: &Ctx, _table: &str) -> Outcome {
     )
 }
 
-pub fn cell<'a>(ctx: &'a Ctx, t: &'a Table, id: u64) -> Cell<'a> {
+pub(super) fn cell<'a>(ctx: &'a Ctx, t: &'a Table, id: u64) -> Cell<'a> {
     Cell {
         table: &t.name,
         entity_type_id: t.entity_type_id.unwrap_or(0),
@@ -83,7 +83,7 @@ fn render_row(
     J::Obj(out)
 }
 
-pub fn list(ctx: &mut Ctx, table: &str, params: &PVal) -> Outcome {
+pub(super) fn list(ctx: &mut Ctx, table: &str, params: &PVal) -> Outcome {
     let cost = ctx.shared.cfg.cost.clone();
     let Some(t) = ctx.st.data.tables.get(table) else {
         return missing_table(ctx, table);
@@ -158,7 +158,7 @@ fn id_param(params: &PVal) -> i64 {
         .unwrap_or(0)
 }
 
-pub fn get(ctx: &mut Ctx, table: &str, params: &PVal) -> Outcome {
+pub(super) fn get(ctx: &mut Ctx, table: &str, params: &PVal) -> Outcome {
     let cost = ctx.shared.cfg.cost.clone();
     let id = id_param(params);
     if id <= 0 {
@@ -190,7 +190,7 @@ pub fn get(ctx: &mut Ctx, table: &str, params: &PVal) -> Outcome {
 }
 
 /// A field description (`crm_rest_field_description`).
-pub fn describe(f: &FieldDef, item_api: bool) -> J {
+pub(super) fn describe(f: &FieldDef, item_api: bool) -> J {
     let api_type = if item_api && f.kind == Kind::YesNo {
         "boolean".to_string()
     } else {
@@ -238,7 +238,7 @@ pub fn describe(f: &FieldDef, item_api: bool) -> J {
     J::Obj(d)
 }
 
-pub fn fields(ctx: &mut Ctx, table: &str) -> Outcome {
+pub(super) fn fields(ctx: &mut Ctx, table: &str) -> Outcome {
     let secs = ctx.shared.cfg.cost.call_secs;
     let Some(t) = ctx.st.data.tables.get(table) else {
         return missing_table(ctx, table);
@@ -260,7 +260,7 @@ fn uf_entity_id(data: &PortalData, t: &Table) -> String {
 }
 
 /// `crm.*.userfield.list`: unpaginated; labels only when `filter[LANG]` is given.
-pub fn userfield_list(ctx: &mut Ctx, table: &str, params: &PVal) -> Outcome {
+pub(super) fn userfield_list(ctx: &mut Ctx, table: &str, params: &PVal) -> Outcome {
     let secs = ctx.shared.cfg.cost.call_secs;
     let data = &ctx.st.data;
     let Some(t) = data.tables.get(table) else {
@@ -335,7 +335,7 @@ pub fn userfield_list(ctx: &mut Ctx, table: &str, params: &PVal) -> Outcome {
 }
 
 /// `crm.deal.contact.items.get` (ints, first contact is primary).
-pub fn deal_contacts(ctx: &mut Ctx, params: &PVal) -> Outcome {
+pub(super) fn deal_contacts(ctx: &mut Ctx, params: &PVal) -> Outcome {
     let secs = ctx.shared.cfg.cost.call_secs;
     let id = id_param(params);
     let data = &ctx.st.data;

@@ -8,18 +8,18 @@ mod users;
 use super::control::{Shared, State};
 use super::json_out::J;
 use super::params::PVal;
-pub use crate::method_error::MethodError;
+pub(crate) use crate::method_error::MethodError;
 
 /// A successful method result: `result` plus `total`/`next` lifted to the top level.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Success {
+pub(crate) struct Success {
     pub result: J,
     pub total: Option<u64>,
     pub next: Option<u64>,
 }
 
 impl Success {
-    pub fn plain(result: J) -> Success {
+    pub(crate) fn plain(result: J) -> Success {
         Success {
             result,
             total: None,
@@ -29,7 +29,7 @@ impl Success {
 }
 
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub result: Result<Success, MethodError>,
     /// Simulated operating seconds.
     pub cost: f64,
@@ -38,7 +38,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub fn ok(s: Success, cost: f64, rows: usize) -> Outcome {
+    pub(crate) fn ok(s: Success, cost: f64, rows: usize) -> Outcome {
         Outcome {
             result: Ok(s),
             cost,
@@ -46,7 +46,7 @@ impl Outcome {
             rows,
         }
     }
-    pub fn err(e: MethodError, cost: f64) -> Outcome {
+    pub(crate) fn err(e: MethodError, cost: f64) -> Outcome {
         Outcome {
             result: Err(e),
             cost,
@@ -57,19 +57,19 @@ impl Outcome {
 }
 
 /// Context handed to every method.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     pub st: &'a mut State,
     pub shared: &'a Shared,
 }
 
 impl Ctx<'_> {
-    pub fn offset(&self) -> i32 {
+    pub(crate) fn offset(&self) -> i32 {
         self.shared.cfg.utc_offset_secs
     }
 }
 
 /// Whether a method exists (checked before limits so unknown methods answer 404 at once).
-pub fn exists(method: &str) -> bool {
+pub(crate) fn exists(method: &str) -> bool {
     if let Some(rest) = method.strip_prefix("crm.")
         && let Some((entity, op)) = rest.split_once('.')
         && legacy::entity_table(entity).is_some()
@@ -103,7 +103,7 @@ pub fn exists(method: &str) -> bool {
 }
 
 /// Run a (non-batch) method. `None` = unknown method.
-pub fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome> {
+pub(crate) fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome> {
     if let Some(rest) = method.strip_prefix("crm.")
         && let Some((entity, op)) = rest.split_once('.')
         && let Some(table) = legacy::entity_table(entity)
@@ -142,7 +142,7 @@ pub fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome> {
 }
 
 /// `CCrmRestHelper::resolveArrayParam`: `filter`, `FILTER`, `Filter`, `arFilter`.
-pub fn array_param<'a>(params: &'a PVal, name: &str) -> Option<&'a PVal> {
+pub(crate) fn array_param<'a>(params: &'a PVal, name: &str) -> Option<&'a PVal> {
     let mut cap = name.to_string();
     if let Some(first) = cap.get_mut(0..1) {
         first.make_ascii_uppercase();
@@ -158,6 +158,6 @@ pub fn array_param<'a>(params: &'a PVal, name: &str) -> Option<&'a PVal> {
 }
 
 /// `start` is read only in lowercase by the REST server.
-pub fn start_param(params: &PVal) -> i64 {
+pub(crate) fn start_param(params: &PVal) -> i64 {
     params.get("start").and_then(PVal::as_i64).unwrap_or(0)
 }

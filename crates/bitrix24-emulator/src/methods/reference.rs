@@ -15,7 +15,7 @@ fn yn(b: bool) -> J {
 }
 
 /// `crm.type.list`: CRM admins only; `{"types":[…]}`; controller paging.
-pub fn type_list(ctx: &mut Ctx, params: &PVal) -> Outcome {
+pub(super) fn type_list(ctx: &mut Ctx, params: &PVal) -> Outcome {
     let secs = ctx.shared.cfg.cost.call_secs;
     if !ctx.st.crm_admin {
         return Outcome::err(
@@ -118,7 +118,7 @@ pub fn type_list(ctx: &mut Ctx, params: &PVal) -> Outcome {
 }
 
 /// `crm.enum.ownertype`: system types plus `DYNAMIC_{id}` smart processes.
-pub fn owner_types(ctx: &mut Ctx) -> Outcome {
+pub(super) fn owner_types(ctx: &mut Ctx) -> Outcome {
     let secs = ctx.shared.cfg.cost.call_secs;
     let fixed: [(i64, &str, &str, &str); 10] = [
         (1, "Lead", "LEAD", "L"),
@@ -163,7 +163,7 @@ fn material_rows(data: &PortalData, t: &Table) -> Vec<(u64, Vec<Val>)> {
 }
 
 /// `crm.status.list`: unpaginated, legacy strings, EXTRA for stage-like directories.
-pub fn status_list(ctx: &mut Ctx, params: &PVal) -> Outcome {
+pub(super) fn status_list(ctx: &mut Ctx, params: &PVal) -> Outcome {
     let secs = ctx.shared.cfg.cost.call_secs;
     let data = &ctx.st.data;
     let Some(t) = data.tables.get("status") else {
@@ -240,7 +240,7 @@ pub fn status_list(ctx: &mut Ctx, params: &PVal) -> Outcome {
 
 /// `*.fields` of a reference table in the legacy format (`crm.activity.fields`,
 /// `crm.status.fields`, `crm.currency.fields`): exactly the fields its rows carry.
-pub fn described_fields(ctx: &mut Ctx, table: &str) -> Outcome {
+pub(super) fn described_fields(ctx: &mut Ctx, table: &str) -> Outcome {
     let secs = ctx.shared.cfg.cost.call_secs;
     let Some(t) = ctx.st.data.tables.get(table) else {
         return Outcome::err(MethodError::legacy("Not found"), secs);
@@ -255,7 +255,7 @@ pub fn described_fields(ctx: &mut Ctx, table: &str) -> Outcome {
 }
 
 /// `user.fields`, `department.fields`: `{CODE: "Title"}` without types.
-pub fn title_map(ctx: &mut Ctx, table: &str) -> Outcome {
+pub(super) fn title_map(ctx: &mut Ctx, table: &str) -> Outcome {
     let secs = ctx.shared.cfg.cost.call_secs;
     let out = ctx
         .st
@@ -290,7 +290,7 @@ fn pipelines_of<'a>(data: &'a PortalData, params: &PVal) -> Result<(&'a Table, i
 }
 
 /// `crm.category.fields`: `{"fields": {camelName: {…, upperName}}}`.
-pub fn category_fields(ctx: &mut Ctx, params: &PVal) -> Outcome {
+pub(super) fn category_fields(ctx: &mut Ctx, params: &PVal) -> Outcome {
     let secs = ctx.shared.cfg.cost.call_secs;
     let t = match pipelines_of(&ctx.st.data, params) {
         Ok((t, _)) => t,
@@ -305,7 +305,7 @@ pub fn category_fields(ctx: &mut Ctx, params: &PVal) -> Outcome {
 }
 
 /// `crm.category.list`: `{"categories":[…]}`; the default pipeline has no origin keys.
-pub fn category_list(ctx: &mut Ctx, params: &PVal) -> Outcome {
+pub(super) fn category_list(ctx: &mut Ctx, params: &PVal) -> Outcome {
     let secs = ctx.shared.cfg.cost.call_secs;
     let data = &ctx.st.data;
     let (t, etid) = match pipelines_of(data, params) {
@@ -355,7 +355,7 @@ pub fn category_list(ctx: &mut Ctx, params: &PVal) -> Outcome {
     )
 }
 
-pub fn currency_list(ctx: &mut Ctx) -> Outcome {
+pub(super) fn currency_list(ctx: &mut Ctx) -> Outcome {
     let secs = ctx.shared.cfg.cost.call_secs;
     let data = &ctx.st.data;
     let Some(t) = data.tables.get("currency") else {
@@ -386,7 +386,7 @@ pub fn currency_list(ctx: &mut Ctx) -> Outcome {
     )
 }
 
-pub fn userfield_types(ctx: &mut Ctx) -> Outcome {
+pub(super) fn userfield_types(ctx: &mut Ctx) -> Outcome {
     let secs = ctx.shared.cfg.cost.call_secs;
     let types = [
         ("string", "String"),

@@ -62,7 +62,7 @@ fn sort_order(ctx: &Ctx, table: &str, params: &PVal) -> Vec<(usize, bool)> {
         .unwrap_or_default()
 }
 
-pub fn user_get(ctx: &mut Ctx, params: &PVal) -> Outcome {
+pub(super) fn user_get(ctx: &mut Ctx, params: &PVal) -> Outcome {
     let cost = ctx.shared.cfg.cost.clone();
     // A nested FILTER replaces the whole query ("a mistake, but backward compatibility").
     let filter_src = params
@@ -115,7 +115,7 @@ pub fn user_get(ctx: &mut Ctx, params: &PVal) -> Outcome {
     }
 }
 
-pub fn department_get(ctx: &mut Ctx, params: &PVal) -> Outcome {
+pub(super) fn department_get(ctx: &mut Ctx, params: &PVal) -> Outcome {
     let cost = ctx.shared.cfg.cost.clone();
     let conds = top_level_conds(ctx, "department", params);
     let order = sort_order(ctx, "department", params);

@@ -3,12 +3,12 @@
 use bitrix24_emulator::{PortalConfig, RunningPortal, start};
 use serde_json::Value;
 
-pub async fn portal(cfg: PortalConfig) -> RunningPortal {
+pub(crate) async fn portal(cfg: PortalConfig) -> RunningPortal {
     start(cfg, "127.0.0.1:0".parse().unwrap()).await.unwrap()
 }
 
 /// A fast portal: simulated time runs 10,000× faster, no limits.
-pub fn fast_config() -> PortalConfig {
+pub(crate) fn fast_config() -> PortalConfig {
     let mut cfg = PortalConfig {
         time_scale: 10_000.0,
         ..PortalConfig::default()
@@ -17,14 +17,14 @@ pub fn fast_config() -> PortalConfig {
     cfg
 }
 
-pub struct Resp {
+pub(crate) struct Resp {
     pub status: u16,
     pub text: String,
     pub json: Value,
     pub content_type: String,
 }
 
-pub async fn call(url: &str, body: Value) -> Resp {
+pub(crate) async fn call(url: &str, body: Value) -> Resp {
     let r = reqwest::Client::new()
         .post(url)
         .json(&body)
@@ -34,12 +34,12 @@ pub async fn call(url: &str, body: Value) -> Resp {
     to_resp(r).await
 }
 
-pub async fn get(url: &str) -> Resp {
+pub(crate) async fn get(url: &str) -> Resp {
     let r = reqwest::Client::new().get(url).send().await.unwrap();
     to_resp(r).await
 }
 
-pub async fn to_resp(r: reqwest::Response) -> Resp {
+pub(crate) async fn to_resp(r: reqwest::Response) -> Resp {
     let status = r.status().as_u16();
     let content_type = r
         .headers()
@@ -57,10 +57,10 @@ pub async fn to_resp(r: reqwest::Response) -> Resp {
 }
 
 /// Method URL on the webhook.
-pub fn m(p: &RunningPortal, method: &str) -> String {
+pub(crate) fn m(p: &RunningPortal, method: &str) -> String {
     format!("{}{method}", p.webhook_url())
 }
 
 /// The workspace root: the shared fixtures (`tests/fixtures/`) and the Python test
 /// environment (`.build/pyenv`) live there.
-pub const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+pub(crate) const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
