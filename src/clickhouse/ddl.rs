@@ -11,7 +11,7 @@ use crate::config::{DeleteGuard, Schedule};
 use crate::encode::Format;
 use std::fmt::Write as _;
 
-pub use crate::schema::WATERMARK_ID;
+use crate::schema::WATERMARK_ID;
 
 /// Where the DDL goes.
 #[derive(Debug, Clone)]

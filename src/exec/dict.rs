@@ -21,7 +21,7 @@ use crate::catalog::{Catalog, Entity};
 use crate::clickhouse::plan::selected_columns;
 use crate::config::Config;
 use crate::pipeline::{self, EntityJob};
-use crate::schema::{Cell, Column, RowNormalizer, ServiceValues, ValueStyle, primary_key_column};
+use crate::schema::{Cell, Column, RowNormalizer, ServiceValues, primary_key_column};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use clap::Args;
@@ -334,11 +334,7 @@ fn normalizer(entity: &Entity, columns: &[Column]) -> Result<RowNormalizer, Exec
             entity.name, entity.method
         ))
     })?;
-    let style = match spec.value_style {
-        bitrix::methods::ValueStyle::Legacy => ValueStyle::Legacy,
-        bitrix::methods::ValueStyle::Typed => ValueStyle::Typed,
-    };
-    Ok(RowNormalizer::new(columns, style, &entity.name))
+    Ok(RowNormalizer::new(columns, spec.value_style, &entity.name))
 }
 
 /// A listing of just the rows with these keys: one `@FIELD` (IN) filter per key column.

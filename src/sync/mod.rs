@@ -5,12 +5,13 @@ mod progress;
 pub use progress::Progress;
 
 use crate::bitrix::Client;
-use crate::clickhouse::ddl::{Target, WATERMARK_ID};
+use crate::clickhouse::ddl::Target;
 use crate::clickhouse::quote::{ident, literal, qualified};
 use crate::clickhouse::{ClickHouseError, Connection};
 use crate::config::DeleteGuard;
 use crate::encode::{Format, RowEncoder};
 use crate::pipeline::{self, EntityJob, PipelineError};
+use crate::schema::WATERMARK_ID;
 use crate::schema::{ChType, cursor_column, primary_key_column};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
