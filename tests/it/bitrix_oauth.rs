@@ -1,6 +1,10 @@
 //! OAuth against the demo portal: access tokens expire mid-listing, are refreshed once for all
 //! concurrent callers (the portal rotates the refresh token, so a second refresh with the old
 //! one would fail), and the rotated pair is persisted for the next process.
+//!
+//! The tests age the tokens by moving the portal's clock between pages: expiry happens at
+//! known points whatever the machine's speed (a token that lives shorter than one request on
+//! a busy machine would expire forever), and a token's lifetime is long in real time.
 use b24ch::bitrix::governor::GovernorConfig;
 use b24ch::bitrix::{AuthConfig, Client, ClientConfig, Governor, ListRequest, OAuthConfig, list};
 use b24ch::config::Secret;
@@ -11,8 +15,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 const SCALE: f64 = 100.0;
+/// The access token's lifetime in portal seconds (36 s real at [`SCALE`]).
+const TTL: f64 = 3_600.0;
 
-async fn portal(deals: u64, ttl_secs: f64) -> RunningPortal {
+async fn portal(deals: u64) -> RunningPortal {
     let mut cfg = PortalConfig {
         sizes: DataSizes {
             deals,
@@ -22,7 +28,7 @@ async fn portal(deals: u64, ttl_secs: f64) -> RunningPortal {
         time_scale: SCALE,
         ..Default::default()
     };
-    cfg.oauth.access_token_ttl_secs = ttl_secs;
+    cfg.oauth.access_token_ttl_secs = TTL;
     bitrix24_emulator::start(cfg, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap()
@@ -54,11 +60,20 @@ fn id_of(row: &serde_json::Map<String, Value>) -> u64 {
     }
 }
 
-async fn ids(client: Arc<Client>, req: ListRequest) -> Vec<u64> {
+/// Lists everything. With `age`, after every 25 pages (half a batch chain) the portal's clock
+/// moves past the token's lifetime, so the next request of every listing meets an expired
+/// token. One listing ages the clock: a token never expires twice between a caller's
+/// refresh and its retry, as with real lifetimes.
+async fn ids(p: &RunningPortal, client: Arc<Client>, req: ListRequest, age: bool) -> Vec<u64> {
     let mut out = Vec::new();
     let mut s = Box::pin(list(client, req));
+    let mut pages = 0;
     while let Some(page) = s.next().await {
         out.extend(page.unwrap().rows.iter().map(|r| id_of(&r.to_map())));
+        pages += 1;
+        if age && pages % 25 == 0 {
+            p.control().advance_clock(TTL + 1.0);
+        }
     }
     out
 }
@@ -74,8 +89,8 @@ fn truth(p: &RunningPortal, table: &str) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_expiring_mid_listing_is_refreshed_once_and_persisted() {
-    // A 10-minute token and ~30 portal minutes of listing: it expires several times.
-    let p = portal(30_000, 600.0).await;
+    // Two chains per listing, the token aged between them: it expires several times.
+    let p = portal(5_000).await;
     let dir = tempfile::tempdir().unwrap();
     let c = oauth_client(&p, Some(dir.path()));
     let deals = ListRequest {
@@ -89,7 +104,10 @@ async fn token_expiring_mid_listing_is_refreshed_once_and_persisted() {
     };
     // Two concurrent listings hit the expiry together: a second refresh with the rotated-away
     // refresh token would fail with invalid_grant and break a listing.
-    let (d, l) = tokio::join!(ids(c.clone(), deals), ids(c.clone(), leads));
+    let (d, l) = tokio::join!(
+        ids(&p, c.clone(), deals, true),
+        ids(&p, c.clone(), leads, false)
+    );
     assert_eq!(d, truth(&p, "deal"));
     assert_eq!(l, truth(&p, "lead"));
     let counters = p.control().counters();
@@ -121,7 +139,7 @@ async fn token_expiring_mid_listing_is_refreshed_once_and_persisted() {
         let mode = files[0].metadata().unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    p.control().advance_clock(700.0);
+    p.control().advance_clock(TTL + 100.0);
     let next = oauth_client(&p, Some(dir.path()));
     let r = next
         .call(
@@ -145,10 +163,10 @@ async fn token_expiring_mid_listing_is_refreshed_once_and_persisted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_sharing_one_app_never_lose_access() {
-    // Short-lived access tokens; three "processes" (separate clients, each with its own tokens
+    // Tokens aged mid-listing; three "processes" (separate clients, each with its own tokens
     // in memory) share one token file. The portal rotates the refresh token on every refresh,
     // so whoever refreshes second with the pair it started with would get invalid_grant.
-    let p = portal(12_000, 300.0).await;
+    let p = portal(5_000).await;
     let dir = tempfile::tempdir().unwrap();
     let clients: Vec<Arc<Client>> = (0..3).map(|_| oauth_client(&p, Some(dir.path()))).collect();
     let req = |key: &str| ListRequest {
@@ -157,9 +175,9 @@ async fn processes_sharing_one_app_never_lose_access() {
         ..Default::default()
     };
     let (a, b, c) = tokio::join!(
-        ids(clients[0].clone(), req("crm.item")),
-        ids(clients[1].clone(), req("crm.lead")),
-        ids(clients[2].clone(), req("crm.item")),
+        ids(&p, clients[0].clone(), req("crm.item"), true),
+        ids(&p, clients[1].clone(), req("crm.lead"), false),
+        ids(&p, clients[2].clone(), req("crm.item"), false),
     );
     assert_eq!(a, truth(&p, "deal"));
     assert_eq!(b, truth(&p, "lead"));
@@ -175,7 +193,7 @@ async fn processes_sharing_one_app_never_lose_access() {
         "tokens did not expire often enough: {counters:?}"
     );
     // Every process still works after the others rotated the pair again.
-    p.control().advance_clock(200.0);
+    p.control().advance_clock(TTL + 1.0);
     for c in &clients {
         c.call(
             "crm.lead.list",

@@ -1,6 +1,7 @@
 //! The pull pipeline end to end: a demo portal, `serve`, `apply` and ClickHouse's refreshable
 //! views; every `_current` view equals the portal's ground truth cell by cell, before and after
 //! the portal changes (modified and deleted rows, a new smart process, a new user field).
+//! 5,000 deals (and the other tables in proportion) by default; `B24CH_PULL_DEALS` for more.
 use crate::common;
 
 use std::time::Instant;
@@ -38,7 +39,7 @@ async fn current_views_equal_the_portal_before_and_after_changes() {
     let deals: u64 = std::env::var("B24CH_PULL_DEALS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(20_000);
+        .unwrap_or(5_000);
     let t0 = Instant::now();
     let p = Pull::start("pull_eq", portal(deals), Format::Parquet, "").await;
     let report = p.autopilot().await;

@@ -11,7 +11,7 @@ use common::pull::{Pull, sizes, wait_until};
 use common::truth;
 use serde_json::Map;
 
-const DEALS: u64 = 12_000; // 5 chained batches of 2,500 rows: room to fail in the middle
+const DEALS: u64 = 8_000; // 4 chained batches of 2,500 rows: room to fail in the middle
 
 /// Only deals are loaded (the rest is covered by pull_equality).
 const ONLY_DEALS: &str = "enabled = false\n[entities.crm_deal]\nenabled = true\n";

@@ -204,9 +204,18 @@ impl Pull {
     pub(crate) async fn cycle(&self) {
         self.wait_all().await;
         for suffix in ["_load", "_reconcile"] {
-            for e in self.entities() {
-                let v = format!("{e}{suffix}");
-                if let Err(err) = self.refresh(&v).await {
+            // Every entity's view at once, as ClickHouse's own schedules would run them.
+            let views: Vec<String> = self
+                .entities()
+                .iter()
+                .map(|e| format!("{e}{suffix}"))
+                .collect();
+            for v in &views {
+                self.q(&format!("SYSTEM REFRESH VIEW `{}`.`{v}`", self.db))
+                    .await;
+            }
+            for v in &views {
+                if let Err(err) = self.wait_view(v).await {
                     panic!("{v} failed: {err}");
                 }
             }
