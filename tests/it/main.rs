@@ -29,4 +29,5 @@ mod status_page;
 mod status_page_browser;
 mod sync_equality;
 mod sync_push;
+mod timeouts;
 mod unavailable_entities;
