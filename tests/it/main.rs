@@ -5,6 +5,7 @@ mod catalog_discover;
 mod cli_config;
 mod clickhouse_ddl;
 mod common;
+mod dictionaries;
 mod encode_clickhouse;
 mod encode_roundtrip;
 mod exec_clickhouse;
