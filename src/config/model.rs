@@ -63,6 +63,9 @@ pub(super) struct RawClickHouse {
     pub ca_cert: Option<PathBuf>,
     pub secure: Option<bool>,
     pub cluster: Option<String>,
+    /// An existing read-only user the `enum_labels` dictionary reads its table as (no
+    /// password); unset: `apply` creates `b24ch_dict_<database>`.
+    pub dictionary_user: Option<String>,
     /// Seconds to open a connection to ClickHouse.
     pub connect_timeout_secs: Option<u64>,
     /// Seconds ClickHouse may take to answer one call (a statement, a query, an INSERT's end).

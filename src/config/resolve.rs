@@ -69,7 +69,29 @@ pub struct ClickHouseConfig {
     pub ca_cert: Option<PathBuf>,
     pub secure: bool,
     pub cluster: Option<String>,
+    /// `clickhouse.dictionary_user`: the user the `enum_labels` dictionary reads as.
+    pub dictionary_user: DictionaryUser,
     pub timeouts: ClickHouseTimeouts,
+}
+
+/// Who the `enum_labels` dictionary reads its table as. Never b24ch's own user: its password
+/// would have to be written into the dictionary's DDL, readable by everyone who may
+/// `SHOW CREATE` it. A passwordless user that can log in only from this host, read-only, with
+/// `SELECT` on that one table instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DictionaryUser {
+    /// `apply` creates this user (`b24ch_dict_<database>`) and its one grant.
+    Create(String),
+    /// `clickhouse.dictionary_user`: made by the administrator (as `Create` would), used as is.
+    Existing(String),
+}
+
+impl DictionaryUser {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Create(n) | Self::Existing(n) => n,
+        }
+    }
 }
 
 /// Every call to ClickHouse is bounded (a server that accepts and never answers must not
@@ -717,6 +739,13 @@ fn resolve_clickhouse(raw: &super::model::RawClickHouse) -> Result<ClickHouseCon
     }
     let database = raw.database.clone().unwrap_or_else(|| "b24".to_string());
     check_identifier("clickhouse.database", &database)?;
+    let dictionary_user = match &raw.dictionary_user {
+        Some(u) => {
+            check_identifier("clickhouse.dictionary_user", u)?;
+            DictionaryUser::Existing(u.clone())
+        }
+        None => DictionaryUser::Create(format!("b24ch_dict_{database}")),
+    };
     Ok(ClickHouseConfig {
         url,
         database,
@@ -725,6 +754,7 @@ fn resolve_clickhouse(raw: &super::model::RawClickHouse) -> Result<ClickHouseCon
         ca_cert: raw.ca_cert.clone(),
         secure,
         cluster: raw.cluster.clone(),
+        dictionary_user,
         timeouts: ClickHouseTimeouts {
             connect: timeout_secs(
                 "clickhouse.connect_timeout_secs",

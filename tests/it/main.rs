@@ -6,6 +6,7 @@ mod cli_config;
 mod clickhouse_ddl;
 mod common;
 mod dictionaries;
+mod dictionary_user;
 mod encode_clickhouse;
 mod encode_roundtrip;
 mod exec_clickhouse;
