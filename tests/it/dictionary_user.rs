@@ -91,7 +91,9 @@ async fn the_label_dictionary_reads_as_a_passwordless_read_only_user() {
 
     // The DDL names the reader and carries no password.
     let ddl = ch
-        .query(&format!("SHOW CREATE DICTIONARY `{DB}`.enum_labels_dict FORMAT TSVRaw"))
+        .query(&format!(
+            "SHOW CREATE DICTIONARY `{DB}`.enum_labels_dict FORMAT TSVRaw"
+        ))
         .await
         .unwrap();
     assert!(ddl.contains(&format!("USER '{READER}'")), "{ddl}");
@@ -199,7 +201,10 @@ async fn without_a_creatable_user_the_labels_stay_in_their_table_and_no_dictiona
 
     // What a full ClickHouse server would run parses here too (with and without a cluster):
     // the failure above is the missing access storage, not the statements.
-    assert!(why.contains("ACCESS_STORAGE_FOR_INSERTION_NOT_FOUND"), "{why}");
+    assert!(
+        why.contains("ACCESS_STORAGE_FOR_INSERTION_NOT_FOUND"),
+        "{why}"
+    );
     for cluster in [None, Some("main".to_string())] {
         let t = ddl::Target {
             database: db.clone(),
