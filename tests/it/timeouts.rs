@@ -23,16 +23,20 @@ const TOKEN: &str = "timeouts-test-token-0123456789";
 const CAP: Duration = Duration::from_secs(60);
 
 async fn start(extra: &str) -> (serve::RunningServe, portal::PortalConnection) {
+    start_with(50, extra).await
+}
+
+async fn start_with(deals: u64, extra: &str) -> (serve::RunningServe, portal::PortalConnection) {
     let mut cfg = from_toml_str(&format!(
         "[proxy]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n{extra}\n"
     ))
     .unwrap();
     let demo = PortalConfig {
         sizes: DataSizes {
-            deals: 50,
+            deals,
             ..DataSizes::default()
         },
-        time_scale: 100.0,
+        time_scale: 1000.0,
         ..PortalConfig::default()
     };
     let p = portal::connect(&mut cfg, demo).await.unwrap();
@@ -133,6 +137,68 @@ async fn a_request_body_that_never_completes_gets_408() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200, "{}", ok.text().await.unwrap_or_default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_whose_client_stopped_reading_is_cut_and_frees_its_slot() {
+    // ~27 MB of JSONEachRow: far more than the socket buffers hold.
+    let (s, _p) = start_with(12_000, "stall_timeout_secs = 1").await;
+    let url = format!("{}/v1/entities/crm_deal/rows?format=JSONEachRow", s.url());
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(s.addr).await.unwrap();
+    let (r, mut w) = stream.into_split();
+    w.write_all(
+        format!(
+            "GET /v1/entities/crm_deal/rows?format=JSONEachRow HTTP/1.1\r\nHost: b24ch\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    // This client reads nothing. While its load runs, the entity is busy…
+    let http = reqwest::Client::new();
+    let status = || async {
+        http.get(&url)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let started = Instant::now();
+    let mut saw_busy = false;
+    loop {
+        match status().await {
+            503 => saw_busy = true,
+            // …until the stalled response is cut and the slot is free again.
+            200 if saw_busy => break,
+            other => assert!(
+                !saw_busy || other == 503,
+                "unexpected status {other} after the entity was busy"
+            ),
+        }
+        assert!(
+            started.elapsed() < CAP,
+            "the load of a client that stopped reading still held its slot after {CAP:?} (busy seen: {saw_busy})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The stalled connection was closed with its body incomplete (no final chunk).
+    let got = tokio::time::timeout(CAP, read_until_closed(r))
+        .await
+        .expect("the stalled connection stayed open");
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "{}",
+        &text[..text.len().min(200)]
+    );
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "the cut body must not look complete"
+    );
 }
 
 /// A "ClickHouse" that accepts connections, reads what it is sent and never answers.
