@@ -159,3 +159,55 @@ async fn the_answer_streams_and_a_later_portal_failure_aborts_it() {
     assert_eq!(status, 200);
     assert_eq!(text.lines().count(), 12_000);
 }
+
+/// `b24ch exec dict` resolves its source with the same code: a disabled one exits 2 with the
+/// setting named; an enabled one prints its rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_dict_refuses_a_disabled_source_too() {
+    use std::os::unix::fs::PermissionsExt;
+    let portal = bitrix24_emulator::start(
+        PortalConfig {
+            sizes: DataSizes {
+                deals: 20,
+                ..DataSizes::default()
+            },
+            time_scale: 1000.0,
+            ..PortalConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("b24ch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\n[portal]\nwebhook_url = {:?}\n[entities.user]\nenabled = false\n",
+            dir.path().join("state").display().to_string(),
+            portal.webhook_url()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let run = |name: &'static str| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_b24ch"))
+            .arg("--config")
+            .arg(&config)
+            .args(["exec", "dict", name, "--catalog-max-age", "0"])
+            .env("RUST_LOG", "warn")
+            .output()
+    };
+    let off = run("user").await.unwrap();
+    let stderr = String::from_utf8_lossy(&off.stderr);
+    assert_eq!(off.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("[entities.user] enabled"), "{stderr}");
+    assert!(off.stdout.is_empty());
+    let on = run("crm_status").await.unwrap();
+    assert!(
+        on.status.success(),
+        "{}",
+        String::from_utf8_lossy(&on.stderr)
+    );
+    assert!(String::from_utf8_lossy(&on.stdout).lines().count() > 0);
+}
