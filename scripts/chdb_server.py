@@ -49,6 +49,8 @@ def parse_args():
     p.add_argument("--database", help="create this Atomic database at start")
     p.add_argument("--user", help="add a full-access user (needs --password); cuts down `default`")
     p.add_argument("--password", help="password of --user")
+    p.add_argument("--readonly-user", help="NAME=DB.TABLE: a passwordless user that logs in only "
+                   "from this host, readonly, with SELECT on that one table (a dictionary's user)")
     p.add_argument("--keep-alive-timeout", type=int, default=3, help="HTTP keep-alive seconds")
     p.add_argument("--config-extra", help="file with an XML fragment pasted inside <clickhouse>")
     p.add_argument("--no-query-log", action="store_true", help="do not enable system.query_log")
@@ -61,6 +63,12 @@ def parse_args():
             fail(f"port {port} is out of range 0..65535")
     if a.database is not None and not IDENT.match(a.database):
         fail(f"--database {a.database!r}: use letters, digits and _ only")
+    if a.readonly_user is not None:
+        name, _, table = a.readonly_user.partition("=")
+        db, _, tbl = table.partition(".")
+        if not (IDENT.match(name) and IDENT.match(db) and IDENT.match(tbl)) or name == "default":
+            fail(f"--readonly-user {a.readonly_user!r}: write NAME=DB.TABLE (letters, digits and _)")
+        a.readonly_user = (name, db, tbl)
     if (a.user is None) != (a.password is None):
         fail("--user and --password go together")
     if a.user is not None:
@@ -128,14 +136,23 @@ def write_configs(a, srv, data, display_name):
 </clickhouse>
 """
     nets = "<networks><ip>::/0</ip></networks>"
+    reader = ""
+    readonly_profile = ""
+    if a.readonly_user is not None:
+        name, db, tbl = a.readonly_user
+        readonly_profile = "<readonly_profile><readonly>1</readonly></readonly_profile>"
+        reader = (f"<{name}><password></password>"
+                  "<networks><ip>::1</ip><ip>127.0.0.1</ip></networks>"
+                  "<profile>readonly_profile</profile><quota>default</quota>"
+                  f"<grants><query>GRANT SELECT ON `{db}`.`{tbl}`</query></grants></{name}>")
     if a.user is None:
         users = f"""<clickhouse>
-    <profiles><default/></profiles>
+    <profiles><default/>{readonly_profile}</profiles>
     <quotas><default/></quotas>
     <users><default><password></password>{nets}<profile>default</profile><quota>default</quota>
         <access_management>1</access_management>
         <named_collection_control>1</named_collection_control><show_named_collections>1</show_named_collections>
-        <show_named_collections_secrets>1</show_named_collections_secrets></default></users>
+        <show_named_collections_secrets>1</show_named_collections_secrets></default>{reader}</users>
 </clickhouse>
 """
     else:
@@ -148,9 +165,9 @@ def write_configs(a, srv, data, display_name):
         sha = hashlib.sha256(a.password.encode()).hexdigest()
         dbs = f"<default_database>{a.database}</default_database>" if a.database else ""
         users = f"""<clickhouse>
-    <profiles><default/></profiles>
+    <profiles><default/>{readonly_profile}</profiles>
     <quotas><default/></quotas>
-    <users>
+    <users>{reader}
         <default><password></password>{nets}<profile>default</profile><quota>default</quota>
             <grants>{g}</grants></default>
         <{a.user}><password_sha256_hex>{sha}</password_sha256_hex>{nets}<profile>default</profile>

@@ -19,7 +19,11 @@ CREATE TABLE IF NOT EXISTS `b24`.`enum_labels`
 ENGINE = ReplacingMergeTree(_version)
 ORDER BY (entity, field, id);
 
-CREATE DICTIONARY IF NOT EXISTS `b24`.`enum_labels_dict`
+CREATE USER IF NOT EXISTS `b24ch_dict_b24` IDENTIFIED WITH no_password HOST LOCAL SETTINGS readonly = 1 CONST;
+
+GRANT SELECT ON `b24`.`enum_labels` TO `b24ch_dict_b24`;
+
+CREATE OR REPLACE DICTIONARY `b24`.`enum_labels_dict`
 (
     entity String,
     field String,
@@ -27,7 +31,7 @@ CREATE DICTIONARY IF NOT EXISTS `b24`.`enum_labels_dict`
     label String
 )
 PRIMARY KEY entity, field, id
-SOURCE(CLICKHOUSE(QUERY 'SELECT entity, field, id, label FROM `b24`.`enum_labels` FINAL' USER 'default' PASSWORD '***'))
+SOURCE(CLICKHOUSE(QUERY 'SELECT entity, field, id, label FROM `b24`.`enum_labels` FINAL' USER 'b24ch_dict_b24'))
 LAYOUT(COMPLEX_KEY_HASHED())
 LIFETIME(MIN 60 MAX 300);
 

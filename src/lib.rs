@@ -8,6 +8,7 @@
 //! - [`schema`]: the Bitrix24 → ClickHouse type mapping and value normalisation;
 //! - [`encode`]: typed rows → Arrow → Parquet / JSONEachRow;
 //! - [`serve`]: the HTTP service ClickHouse pulls from;
+//! - [`dictionaries`]: reference data for ClickHouse dictionaries, for `exec` and `serve` alike;
 //! - [`exec`]: executable modes ClickHouse runs itself (table function, UDF, dictionary source);
 //! - [`clickhouse`]: generated DDL and `apply`;
 //! - [`portal`]: connecting to the configured portal (or, in `demo` builds, the embedded one);
@@ -22,6 +23,7 @@ pub mod catalog;
 pub mod clickhouse;
 pub mod commands;
 pub mod config;
+pub mod dictionaries;
 pub mod encode;
 pub mod exec;
 pub mod pipeline;

@@ -10,7 +10,7 @@ use super::plan::{selected_columns, table_plan};
 use super::quote::literal;
 use super::{ClickHouseError, Connection};
 use crate::catalog::Catalog;
-use crate::config::Config;
+use crate::config::{Config, DictionaryUser};
 use crate::encode::Format;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -31,6 +31,9 @@ pub struct ApplyReport {
     pub vanished_fields: Vec<String>,
     /// Entities whose convergence failed (`entity: error`); the others were still applied.
     pub failed_entities: Vec<String>,
+    /// Why the `enum_labels` dictionary could not be set up (its read-only user could not be
+    /// created); the labels are still written to the `enum_labels` table.
+    pub dictionary_skipped: Option<String>,
     pub enum_options: usize,
     pub statements: usize,
 }
@@ -58,6 +61,12 @@ impl ApplyReport {
             "field gone from the portal (deleted or hidden by a rights change), loads paused",
         );
         push(&self.failed_entities, "apply failed");
+        if let Some(why) = &self.dictionary_skipped {
+            out.push((
+                ddl::ENUM_LABELS_TABLE.to_string(),
+                format!("dictionary {} not created: {why}", ddl::ENUM_LABELS_DICT),
+            ));
+        }
         out
     }
 
@@ -150,12 +159,47 @@ pub fn script(config: &Config, catalog: &Catalog, format: Format) -> Vec<Stateme
 fn base_statements(config: &Config, t: &Target) -> Vec<Statement> {
     let mut out = vec![ddl::database(t)];
     out.extend(ddl::proxy(t, &endpoint(config)));
-    out.extend(ddl::enum_labels(
-        t,
-        &config.clickhouse.user,
-        &config.clickhouse.password,
-    ));
+    out.push(ddl::enum_labels_table(t));
+    let (user, dictionary) = dictionary_statements(config, t);
+    out.extend(user);
+    out.push(dictionary);
     out
+}
+
+/// The label dictionary's read-only user (when b24ch creates it), and the dictionary.
+fn dictionary_statements(config: &Config, t: &Target) -> (Vec<Statement>, Statement) {
+    let user = &config.clickhouse.dictionary_user;
+    let create = match user {
+        DictionaryUser::Create(name) => ddl::dictionary_user(t, name),
+        DictionaryUser::Existing(_) => Vec::new(),
+    };
+    (create, ddl::enum_labels_dictionary(t, user.name()))
+}
+
+/// Sets up the label dictionary. A ClickHouse where b24ch's user cannot create users (no
+/// `access_management`, or no writable access storage) keeps the labels in their table and
+/// gets no dictionary — never one that reads with b24ch's own password in its DDL.
+async fn apply_dictionary(
+    conn: &Connection,
+    config: &Config,
+    t: &Target,
+    report: &mut ApplyReport,
+) -> Result<(), ClickHouseError> {
+    let (user, dictionary) = dictionary_statements(config, t);
+    for s in &user {
+        if let Err(e) = run(conn, s, report).await {
+            let why = format!(
+                "b24ch cannot create its read-only user {} ({e}); grant b24ch's ClickHouse user access management, or create a passwordless user that logs in only from the server's host, with readonly = 1 and SELECT on {}.{} alone, and name it in clickhouse.dictionary_user",
+                config.clickhouse.dictionary_user.name(),
+                t.database,
+                ddl::ENUM_LABELS_TABLE
+            );
+            tracing::warn!("enum_labels dictionary not created: {why}");
+            report.dictionary_skipped = Some(why);
+            return Ok(());
+        }
+    }
+    run(conn, &dictionary, report).await
 }
 
 /// Who moves the rows: ClickHouse pulling from `serve` (refreshable views), or b24ch
@@ -186,21 +230,15 @@ pub async fn apply_mode(
 ) -> Result<ApplyReport, ClickHouseError> {
     let t = target(config);
     let mut report = ApplyReport::default();
-    let base = match mode {
-        Mode::Pull => base_statements(config, &t),
-        Mode::Push => {
-            let mut b = vec![ddl::database(&t)];
-            b.extend(ddl::enum_labels(
-                &t,
-                &config.clickhouse.user,
-                &config.clickhouse.password,
-            ));
-            b
-        }
-    };
+    let mut base = vec![ddl::database(&t)];
+    if mode == Mode::Pull {
+        base.extend(ddl::proxy(&t, &endpoint(config)));
+    }
+    base.push(ddl::enum_labels_table(&t));
     for s in base {
         run(conn, &s, &mut report).await?;
     }
+    apply_dictionary(conn, config, &t, &mut report).await?;
     let existing = existing_entities(conn, &t).await?;
     let plans = plans(config, catalog, format);
     for plan in &plans {

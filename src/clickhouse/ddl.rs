@@ -504,37 +504,53 @@ pub fn mark_removed(t: &Target, entity: &str, when: &str) -> Statement {
 pub const ENUM_LABELS_TABLE: &str = "enum_labels";
 pub const ENUM_LABELS_DICT: &str = "enum_labels_dict";
 
-/// The enumeration-label table and its dictionary (`dictGet` by entity, field, option id).
-pub fn enum_labels(t: &Target, user: &str, password: &crate::config::Secret) -> Vec<Statement> {
+/// The enumeration-label table (`dictGet` reads it through [`enum_labels_dictionary`]).
+pub fn enum_labels_table(t: &Target) -> Statement {
     let engine = match &t.cluster {
         Some(_) => {
             "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', _version)"
         }
         None => "ReplacingMergeTree(_version)",
     };
-    let table = Statement::plain(format!(
+    Statement::plain(format!(
         "CREATE TABLE IF NOT EXISTS {}{}\n(\n    entity LowCardinality(String),\n    field LowCardinality(String),\n    id UInt64,\n    label String,\n    _version UInt64\n)\nENGINE = {engine}\nORDER BY (entity, field, id)",
         t.table(ENUM_LABELS_TABLE),
         t.on_cluster()
-    ));
-    let dict = |pw: &str| {
-        format!(
-            "CREATE DICTIONARY IF NOT EXISTS {}{}\n(\n    entity String,\n    field String,\n    id UInt64,\n    label String\n)\nPRIMARY KEY entity, field, id\nSOURCE(CLICKHOUSE(QUERY {} USER {} PASSWORD {}))\nLAYOUT(COMPLEX_KEY_HASHED())\nLIFETIME(MIN 60 MAX 300)",
-            t.table(ENUM_LABELS_DICT),
-            t.on_cluster(),
-            literal(&format!(
-                "SELECT entity, field, id, label FROM {} FINAL",
-                t.table(ENUM_LABELS_TABLE)
-            )),
-            literal(user),
-            literal(pw),
-        )
-    };
+    ))
+}
+
+/// The user the label dictionary reads as: no password (so none is written into the
+/// dictionary's DDL), able to log in only from this host (`HOST LOCAL`: the dictionary's query
+/// runs inside the server, as a local login), read-only (`readonly = 1`, not changeable), and
+/// allowed `SELECT` on the label table alone.
+pub fn dictionary_user(t: &Target, user: &str) -> Vec<Statement> {
     vec![
-        table,
-        Statement {
-            sql: dict(password.expose()),
-            display: dict("***"),
-        },
+        Statement::plain(format!(
+            "CREATE USER IF NOT EXISTS {}{} IDENTIFIED WITH no_password HOST LOCAL SETTINGS readonly = 1 CONST",
+            ident(user),
+            t.on_cluster()
+        )),
+        Statement::plain(format!(
+            "GRANT{} SELECT ON {} TO {}",
+            t.on_cluster(),
+            t.table(ENUM_LABELS_TABLE),
+            ident(user)
+        )),
     ]
+}
+
+/// The label dictionary, reading the table as `user` ([`dictionary_user`]), with no password
+/// in its DDL. `OR REPLACE`: a dictionary of an older b24ch (which read as b24ch's own user,
+/// its password in the DDL) is replaced, not kept.
+pub fn enum_labels_dictionary(t: &Target, user: &str) -> Statement {
+    Statement::plain(format!(
+        "CREATE OR REPLACE DICTIONARY {}{}\n(\n    entity String,\n    field String,\n    id UInt64,\n    label String\n)\nPRIMARY KEY entity, field, id\nSOURCE(CLICKHOUSE(QUERY {} USER {}))\nLAYOUT(COMPLEX_KEY_HASHED())\nLIFETIME(MIN 60 MAX 300)",
+        t.table(ENUM_LABELS_DICT),
+        t.on_cluster(),
+        literal(&format!(
+            "SELECT entity, field, id, label FROM {} FINAL",
+            t.table(ENUM_LABELS_TABLE)
+        )),
+        literal(user),
+    ))
 }

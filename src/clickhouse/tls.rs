@@ -1,4 +1,6 @@
-//! HTTPS to ClickHouse with a custom CA (managed clouds ship their own root certificate).
+//! The HTTP(S) client under the `clickhouse` crate: b24ch's own, so connecting is bounded
+//! (`clickhouse.connect_timeout_secs`) and HTTPS trusts a custom CA when one is given (managed
+//! clouds ship their own root certificate).
 use super::error::ClickHouseError;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -8,8 +10,39 @@ use rustls_pki_types::pem::PemObject;
 use std::path::Path;
 use std::time::Duration;
 
-/// A `clickhouse` client whose HTTPS trusts exactly the CAs in `ca_file`.
-pub(super) fn client_trusting(ca_file: &Path) -> Result<clickhouse::Client, ClickHouseError> {
+/// A `clickhouse` client whose connections open within `connect_timeout`; its HTTPS trusts
+/// exactly the CAs in `ca_file`, or the web PKI roots without one.
+pub(super) fn client(
+    ca_file: Option<&Path>,
+    connect_timeout: Duration,
+) -> Result<clickhouse::Client, ClickHouseError> {
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let builder = match ca_file {
+        Some(path) => {
+            let tls = rustls::ClientConfig::builder_with_provider(provider.into())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| ClickHouseError::Tls(e.to_string()))?
+                .with_root_certificates(custom_roots(path)?)
+                .with_no_client_auth();
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls)
+        }
+        None => hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(provider)
+            .map_err(|e| ClickHouseError::Tls(e.to_string()))?,
+    };
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    http.set_connect_timeout(Some(connect_timeout));
+    let connector = builder.https_or_http().enable_http1().wrap_connector(http);
+    // ClickHouse closes idle connections after 3 s: reuse them for less than that.
+    let http = HyperClient::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(2))
+        .build(connector);
+    Ok(clickhouse::Client::with_http_client(http))
+}
+
+fn custom_roots(ca_file: &Path) -> Result<rustls::RootCertStore, ClickHouseError> {
     let err = |reason: String| ClickHouseError::CaCert {
         path: ca_file.display().to_string(),
         reason,
@@ -25,22 +58,5 @@ pub(super) fn client_trusting(ca_file: &Path) -> Result<clickhouse::Client, Clic
     for cert in certs {
         roots.add(cert).map_err(|e| err(e.to_string()))?;
     }
-    let provider = rustls::crypto::aws_lc_rs::default_provider();
-    let tls = rustls::ClientConfig::builder_with_provider(provider.into())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| err(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_keepalive(Some(Duration::from_secs(60)));
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    let http = HyperClient::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(2))
-        .build(connector);
-    Ok(clickhouse::Client::with_http_client(http))
+    Ok(roots)
 }

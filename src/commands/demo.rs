@@ -1,7 +1,7 @@
 //! `b24ch demo`: the whole pipeline on the embedded default — demo portal, a local
 //! ClickHouse, `serve`, `apply`, and ClickHouse filling its tables by itself.
 use crate::clickhouse::{Connection, apply};
-use crate::config::{Config, Secret, Transport};
+use crate::config::{Config, DictionaryUser, Secret, Transport};
 use crate::encode::Format;
 use crate::portal;
 use bitrix24_emulator::{DataSizes, PortalConfig};
@@ -76,14 +76,26 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
         true => Some(super::demo_tls::generate(&args.tls_dir)?),
         false => None,
     };
+    // The label dictionary's read-only user: clickhouse-local cannot `CREATE USER`, so the
+    // launcher declares it (passwordless, this host only, SELECT on enum_labels alone).
+    let dictionary_user = "b24ch_dict";
     let ch = LocalClickHouse::start(LocalClickHouseOptions {
         client_ca: tls.as_ref().map(|t| t.ca.clone()),
+        readonly_user: Some((
+            dictionary_user.to_string(),
+            format!(
+                "{}.{}",
+                config.clickhouse.database,
+                crate::clickhouse::ddl::ENUM_LABELS_TABLE
+            ),
+        )),
         ..LocalClickHouseOptions::new(&args.data_dir)
     })
     .await?;
     config.clickhouse.url = ch.http_url();
     config.clickhouse.user = "default".into();
     config.clickhouse.password = Secret::new("");
+    config.clickhouse.dictionary_user = DictionaryUser::Existing(dictionary_user.into());
     let generated_token = config.proxy.token.is_empty();
     if generated_token {
         config.proxy.token = Secret::new(format!("demo-{:032x}", rand::random::<u128>()));

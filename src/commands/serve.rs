@@ -5,7 +5,7 @@ use crate::config::{Config, Exposure, Transport};
 use crate::encode::Format;
 use crate::pipeline::stats::Stats;
 use crate::portal::PortalConnection;
-use crate::serve::listener::{CERT_RELOAD_INTERVAL, PeerAddr, TlsListener};
+use crate::serve::listener::{CERT_RELOAD_INTERVAL, TlsListener};
 use crate::serve::tls::ReloadingCert;
 use crate::serve::{AppState, router};
 use std::sync::Arc;
@@ -122,22 +122,13 @@ pub async fn start(config: Arc<Config>, portal: &PortalConnection) -> anyhow::Re
     let app = router(state.clone()).layer(axum::middleware::from_fn(move |req, next| {
         cut_on_stop(stop_rx.clone(), req, next)
     }));
-    // The peer address feeds the status page's login rate limit.
-    let app = app.into_make_service_with_connect_info::<PeerAddr>();
+    let timeouts = config.proxy.timeouts;
     let task = match &tls {
         Some(cert) => {
             let listener = TlsListener::new(listener, addr, cert.clone(), CERT_RELOAD_INTERVAL)?;
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).await {
-                    tracing::error!(error = %e, "serve stopped");
-                }
-            })
+            tokio::spawn(crate::serve::conn::serve(listener, app, timeouts))
         }
-        None => tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "serve stopped");
-            }
-        }),
+        None => tokio::spawn(crate::serve::conn::serve(listener, app, timeouts)),
     };
     tracing::info!(%addr, tls = tls.is_some(), "serving");
     Ok(RunningServe {

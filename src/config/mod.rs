@@ -8,8 +8,9 @@ mod resolve;
 mod secret;
 
 pub use resolve::{
-    ClickHouseConfig, Config, ConfigError, DeleteGuard, EntitySettings, Exposure, LimitsConfig,
-    Plan, PortalAuth, ProxyConfig, Schedule, TlsFiles, Transport, from_toml_str, load,
+    ClickHouseConfig, ClickHouseTimeouts, Config, ConfigError, DeleteGuard, DictionaryUser,
+    EntitySettings, Exposure, LimitsConfig, Plan, PortalAuth, ProxyConfig, Schedule, ServeTimeouts,
+    TlsFiles, Transport, from_toml_str, load,
 };
 pub use secret::{Secret, redact};
 

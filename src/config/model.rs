@@ -63,6 +63,13 @@ pub(super) struct RawClickHouse {
     pub ca_cert: Option<PathBuf>,
     pub secure: Option<bool>,
     pub cluster: Option<String>,
+    /// An existing read-only user the `enum_labels` dictionary reads its table as (no
+    /// password); unset: `apply` creates `b24ch_dict_<database>`.
+    pub dictionary_user: Option<String>,
+    /// Seconds to open a connection to ClickHouse.
+    pub connect_timeout_secs: Option<u64>,
+    /// Seconds ClickHouse may take to answer one call (a statement, a query, an INSERT's end).
+    pub request_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -78,6 +85,12 @@ pub(super) struct RawProxy {
     pub tls_key: Option<PathBuf>,
     /// Accept plain HTTP on a non-loopback `listen` address.
     pub allow_plain_http: Option<bool>,
+    /// Seconds a client has to send a complete request head (slow-loris guard).
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds a client has to send a whole request body, from its head.
+    pub body_timeout_secs: Option<u64>,
+    /// Seconds a response may wait for a client that stopped reading before it is cut.
+    pub stall_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

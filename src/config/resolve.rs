@@ -69,6 +69,49 @@ pub struct ClickHouseConfig {
     pub ca_cert: Option<PathBuf>,
     pub secure: bool,
     pub cluster: Option<String>,
+    /// `clickhouse.dictionary_user`: the user the `enum_labels` dictionary reads as.
+    pub dictionary_user: DictionaryUser,
+    pub timeouts: ClickHouseTimeouts,
+}
+
+/// Who the `enum_labels` dictionary reads its table as. Never b24ch's own user: its password
+/// would have to be written into the dictionary's DDL, readable by everyone who may
+/// `SHOW CREATE` it. A passwordless user that can log in only from this host, read-only, with
+/// `SELECT` on that one table instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DictionaryUser {
+    /// `apply` creates this user (`b24ch_dict_<database>`) and its one grant.
+    Create(String),
+    /// `clickhouse.dictionary_user`: made by the administrator (as `Create` would), used as is.
+    Existing(String),
+}
+
+impl DictionaryUser {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Create(n) | Self::Existing(n) => n,
+        }
+    }
+}
+
+/// Every call to ClickHouse is bounded (a server that accepts and never answers must not
+/// hang `apply`, `sync` or `serve`'s autopilot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClickHouseTimeouts {
+    /// `clickhouse.connect_timeout_secs` (default 10).
+    pub connect: std::time::Duration,
+    /// `clickhouse.request_timeout_secs` (default 300): one statement or query, one chunk of
+    /// an INSERT, and the INSERT's final answer.
+    pub request: std::time::Duration,
+}
+
+impl Default for ClickHouseTimeouts {
+    fn default() -> Self {
+        Self {
+            connect: std::time::Duration::from_secs(10),
+            request: std::time::Duration::from_secs(300),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +121,32 @@ pub struct ProxyConfig {
     pub token: Secret,
     pub autopilot_interval: Schedule,
     pub transport: Transport,
+    pub timeouts: ServeTimeouts,
+}
+
+/// How long `serve` waits for a client, so a slow or silent one cannot hold a connection (or
+/// an entity's load slot) forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeTimeouts {
+    /// `proxy.header_timeout_secs` (default 60): from the connection (or the end of the last
+    /// response) to a complete request head. Longer than ClickHouse's HTTP keep-alive (10–30 s)
+    /// so an idle pooled connection is closed by ClickHouse, not under a request.
+    pub header: std::time::Duration,
+    /// `proxy.body_timeout_secs` (default 60): from the request head to the end of its body.
+    pub body: std::time::Duration,
+    /// `proxy.stall_timeout_secs` (default 300): a response the client has not read from for
+    /// this long is cut, which ends the load and frees its slot.
+    pub stall: std::time::Duration,
+}
+
+impl Default for ServeTimeouts {
+    fn default() -> Self {
+        Self {
+            header: std::time::Duration::from_secs(60),
+            body: std::time::Duration::from_secs(60),
+            stall: std::time::Duration::from_secs(300),
+        }
+    }
 }
 
 /// How `serve` speaks to ClickHouse.
@@ -670,6 +739,13 @@ fn resolve_clickhouse(raw: &super::model::RawClickHouse) -> Result<ClickHouseCon
     }
     let database = raw.database.clone().unwrap_or_else(|| "b24".to_string());
     check_identifier("clickhouse.database", &database)?;
+    let dictionary_user = match &raw.dictionary_user {
+        Some(u) => {
+            check_identifier("clickhouse.dictionary_user", u)?;
+            DictionaryUser::Existing(u.clone())
+        }
+        None => DictionaryUser::Create(format!("b24ch_dict_{database}")),
+    };
     Ok(ClickHouseConfig {
         url,
         database,
@@ -678,7 +754,39 @@ fn resolve_clickhouse(raw: &super::model::RawClickHouse) -> Result<ClickHouseCon
         ca_cert: raw.ca_cert.clone(),
         secure,
         cluster: raw.cluster.clone(),
+        dictionary_user,
+        timeouts: ClickHouseTimeouts {
+            connect: timeout_secs(
+                "clickhouse.connect_timeout_secs",
+                raw.connect_timeout_secs,
+                ClickHouseTimeouts::default().connect,
+            )?,
+            request: timeout_secs(
+                "clickhouse.request_timeout_secs",
+                raw.request_timeout_secs,
+                ClickHouseTimeouts::default().request,
+            )?,
+        },
     })
+}
+
+/// A timeout in whole seconds, at least 1.
+fn timeout_secs(
+    key: &str,
+    raw: Option<u64>,
+    default: std::time::Duration,
+) -> Result<std::time::Duration, ConfigError> {
+    match raw {
+        None => Ok(default),
+        Some(0) => Err(ConfigError::new(
+            key,
+            format!(
+                "must be at least 1 (seconds; the default is {})",
+                default.as_secs()
+            ),
+        )),
+        Some(n) => Ok(std::time::Duration::from_secs(n)),
+    }
 }
 
 fn resolve_proxy(raw: &super::model::RawProxy) -> Result<ProxyConfig, ConfigError> {
@@ -730,6 +838,23 @@ fn resolve_proxy(raw: &super::model::RawProxy) -> Result<ProxyConfig, ConfigErro
         token,
         autopilot_interval,
         transport,
+        timeouts: ServeTimeouts {
+            header: timeout_secs(
+                "proxy.header_timeout_secs",
+                raw.header_timeout_secs,
+                ServeTimeouts::default().header,
+            )?,
+            body: timeout_secs(
+                "proxy.body_timeout_secs",
+                raw.body_timeout_secs,
+                ServeTimeouts::default().body,
+            )?,
+            stall: timeout_secs(
+                "proxy.stall_timeout_secs",
+                raw.stall_timeout_secs,
+                ServeTimeouts::default().stall,
+            )?,
+        },
     })
 }
 

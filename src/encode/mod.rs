@@ -7,6 +7,7 @@ mod arrow;
 mod error;
 mod json;
 mod parquet;
+pub mod tsv;
 
 pub use self::arrow::{arrow_field, arrow_schema, to_record_batch};
 pub use self::error::EncodeError;

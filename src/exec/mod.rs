@@ -5,8 +5,8 @@
 //! - [`udf`]: the `b24_call(method, params_json)` executable UDF (`exec udf-call`), which packs the
 //!   rows of one block into Bitrix24 `batch` calls of up to 50 commands;
 //! - [`dict`]: the executable dictionary source (`exec dict`): reference data loaded whole, or
-//!   only the keys a `CACHE` layout misses; the same code answers `serve`'s
-//!   `/v1/dictionaries/{name}` for ClickHouse's HTTP dictionary source.
+//!   only the keys a `CACHE` layout misses, from [`crate::dictionaries`] (which also answers
+//!   `serve`'s `/v1/dictionaries/{name}` for ClickHouse's HTTP dictionary source).
 //!
 //! Every process shares the portal's rate and operating budget with `serve` and with the
 //! others through the file-backed governor state in `state_dir` (`bitrix::governor_file`).
@@ -20,8 +20,10 @@
 //! absolute.
 pub mod dict;
 pub mod rows;
-pub mod tsv;
 pub mod udf;
+
+pub use crate::dictionaries::{parse_offset, parse_since};
+pub(crate) use crate::encode::tsv;
 
 use crate::bitrix::{BitrixError, Client};
 use crate::catalog::{Catalog, Entity};
@@ -52,6 +54,20 @@ pub enum ExecError {
     /// The portal refuses the entity (`Catalog::unavailable`): the portal's words, what to do.
     #[error("b24ch: {0}")]
     Unavailable(String),
+}
+
+impl From<crate::dictionaries::DictError> for ExecError {
+    fn from(e: crate::dictionaries::DictError) -> Self {
+        use crate::dictionaries::DictError as D;
+        match e {
+            D::BadInput(m) | D::Disabled(m) => ExecError::BadInput(m),
+            D::Unavailable(m) => ExecError::Unavailable(m),
+            D::Bitrix(b) => ExecError::Bitrix(b),
+            D::Pipeline(p) => ExecError::Pipeline(p),
+            D::Encode(x) => ExecError::Encode(x),
+            D::Other(m) => ExecError::Other(m),
+        }
+    }
 }
 
 impl ExecError {
@@ -177,17 +193,7 @@ impl Context {
 /// The entity named `name`; the portal's words for one it refuses; or an error naming every
 /// entity there is.
 pub fn find_entity<'a>(catalog: &'a Catalog, name: &str) -> Result<&'a Entity, ExecError> {
-    if let Some(u) = catalog.unavailable(name) {
-        return Err(ExecError::Unavailable(u.explain()));
-    }
-    catalog.entity(name).ok_or_else(|| {
-        let known: Vec<&str> = catalog.entities.iter().map(|e| e.name.as_str()).collect();
-        ExecError::BadInput(format!(
-            "b24ch: unknown entity {:?}; known entities: {}",
-            name.chars().take(64).collect::<String>(),
-            known.join(", ")
-        ))
-    })
+    Ok(crate::dictionaries::find_entity(catalog, name)?)
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -220,91 +226,5 @@ fn write_catalog_cache(path: &Path, catalog: &Catalog) {
     };
     if let Err(e) = write() {
         tracing::warn!(path = %path.display(), error = %e, "cannot cache the catalog");
-    }
-}
-
-/// Parses a `--modified-since` / update-field value: unix seconds, `YYYY-MM-DD hh:mm:ss`,
-/// `YYYY-MM-DD` or RFC 3339. Naive values are read at `offset` (UTC when `None`). `0` or
-/// empty means "everything".
-pub fn parse_since(
-    text: &str,
-    offset: Option<chrono::FixedOffset>,
-) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
-    use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
-    let t = text.trim();
-    if t.is_empty() || t == "0" {
-        return Ok(None);
-    }
-    let offset = offset.unwrap_or_else(|| chrono::Offset::fix(&Utc));
-    let naive = |n: NaiveDateTime| {
-        offset
-            .from_local_datetime(&n)
-            .single()
-            .map(|d| d.with_timezone(&Utc))
-    };
-    let parsed = if let Ok(secs) = t.parse::<i64>() {
-        DateTime::from_timestamp(secs, 0)
-    } else if let Ok(d) = DateTime::parse_from_rfc3339(t) {
-        Some(d.with_timezone(&Utc))
-    } else if let Ok(n) = NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S") {
-        naive(n)
-    } else if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-        d.and_hms_opt(0, 0, 0).and_then(naive)
-    } else {
-        None
-    };
-    let bad = || {
-        format!(
-            "modified_since {t:?} is not a date between 2000 and 2100; give unix seconds, `YYYY-MM-DD hh:mm:ss`, `YYYY-MM-DD` or RFC 3339"
-        )
-    };
-    let d = parsed.ok_or_else(bad)?;
-    let year: i32 = d.format("%Y").to_string().parse().unwrap_or(0);
-    if !(2000..=2100).contains(&year) {
-        return Err(bad());
-    }
-    Ok(Some(d))
-}
-
-/// Parses `+03:00` / `-05:30` / `Z`.
-pub fn parse_offset(text: &str) -> Result<chrono::FixedOffset, String> {
-    let t = text.trim();
-    let bad = || format!("{t:?} is not a UTC offset; write it like +03:00 or -05:30");
-    if t.eq_ignore_ascii_case("z") || t.eq_ignore_ascii_case("utc") {
-        return chrono::FixedOffset::east_opt(0).ok_or_else(bad);
-    }
-    let (sign, rest) = match t.as_bytes().first() {
-        Some(b'+') => (1, &t[1..]),
-        Some(b'-') => (-1, &t[1..]),
-        _ => return Err(bad()),
-    };
-    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
-    let h: i32 = h.parse().map_err(|_| bad())?;
-    let m: i32 = m.parse().map_err(|_| bad())?;
-    if !(0..=14).contains(&h) || !(0..60).contains(&m) {
-        return Err(bad());
-    }
-    chrono::FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(bad)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn since_forms() {
-        let a = parse_since("1714885505", None).unwrap().unwrap();
-        let b = parse_since("2024-05-05 05:05:05", None).unwrap().unwrap();
-        let c = parse_since("2024-05-05T08:05:05+03:00", None)
-            .unwrap()
-            .unwrap();
-        let d = parse_since("2024-05-05 08:05:05", Some(parse_offset("+03:00").unwrap()))
-            .unwrap()
-            .unwrap();
-        assert_eq!((a, b, c), (b, c, d));
-        assert_eq!(parse_since("", None).unwrap(), None);
-        assert!(parse_since("yesterday", None).is_err());
-        assert!(parse_since("1800-01-01", None).is_err());
-        assert!(parse_offset("3").is_err());
     }
 }

@@ -1,5 +1,10 @@
 //! `/v1/dictionaries/{name}`: reference data for ClickHouse's HTTP dictionary source, the
-//! same rows `b24ch exec dict` prints (see `crate::exec::dict`).
+//! same rows `b24ch exec dict` prints (both from [`crate::dictionaries`]).
+//!
+//! The answer streams page by page (memory bounded by a page, not by the dictionary). The
+//! first chunk is produced before the response starts, so a failure at the start gets its
+//! status; a later one aborts the body, so ClickHouse never loads half a dictionary. A source
+//! disabled in the config is `404`.
 //!
 //! - `GET` — every row; with `modified_since=<time>` only rows modified since then. Declare
 //!   `<update_field>modified_since</update_field>` in the source and ClickHouse adds
@@ -14,12 +19,11 @@
 use super::error::ApiError;
 use super::rows::upstream_error;
 use super::state::AppState;
-use crate::exec::ExecError;
-use crate::exec::dict::{self, DictFormat, DictRequest, DictSource};
-use axum::body::Bytes;
+use crate::dictionaries::{self as dict, DictError, DictFormat, DictRequest, DictSource};
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, Method, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,12 +41,13 @@ fn list(p: &HashMap<String, String>, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn api_error(e: ExecError) -> ApiError {
+fn api_error(e: DictError) -> ApiError {
     match e {
-        ExecError::BadInput(m) => ApiError::bad_request(m),
-        ExecError::Bitrix(b) => upstream_error(&crate::pipeline::PipelineError::Bitrix(b)),
-        ExecError::Pipeline(p) => upstream_error(&p),
-        ExecError::Unavailable(m) => ApiError::new(axum::http::StatusCode::CONFLICT, m),
+        DictError::BadInput(m) => ApiError::bad_request(m),
+        DictError::Disabled(m) => ApiError::new(axum::http::StatusCode::NOT_FOUND, m),
+        DictError::Bitrix(b) => upstream_error(&crate::pipeline::PipelineError::Bitrix(b)),
+        DictError::Pipeline(p) => upstream_error(&p),
+        DictError::Unavailable(m) => ApiError::new(axum::http::StatusCode::CONFLICT, m),
         other => ApiError::new(
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
             format!("b24ch: {other}"),
@@ -67,14 +72,15 @@ pub(super) async fn dictionary(
         .map_err(api_error)?;
     let tz = match p.get("update_tz") {
         Some(t) => Some(
-            crate::exec::parse_offset(t)
+            dict::parse_offset(t)
                 .map_err(|m| ApiError::bad_request(format!("b24ch: update_tz: {m}")))?,
         ),
         None => None,
     };
     let since = match p.get("modified_since") {
-        Some(t) => crate::exec::parse_since(t, tz)
-            .map_err(|m| ApiError::bad_request(format!("b24ch: {m}")))?,
+        Some(t) => {
+            dict::parse_since(t, tz).map_err(|m| ApiError::bad_request(format!("b24ch: {m}")))?
+        }
         None => None,
     };
     let catalog = state.catalog();
@@ -100,19 +106,41 @@ pub(super) async fn dictionary(
         keys: keys.filter(|k| !k.is_empty()),
         since,
     };
-    let mut out = Vec::new();
-    if posted != Some(0) {
-        let stream = dict::rows(state.client.clone(), source, req);
-        futures::pin_mut!(stream);
-        while let Some(chunk) = stream.next().await {
-            out.extend_from_slice(&chunk.map_err(api_error)?);
-        }
+    if posted == Some(0) {
+        tracing::info!(dictionary = %name, keys = 0, "dictionary served");
+        return Ok(with_type(Response::new(Body::empty()), format));
     }
-    tracing::info!(dictionary = %name, keys = ?posted, modified_since = ?since, bytes = out.len(), "dictionary served");
-    let mut resp = out.into_response();
+    let mut stream = Box::pin(dict::rows(state.client.clone(), source, req));
+    let first = match stream.next().await {
+        Some(chunk) => chunk.map_err(api_error)?,
+        None => Bytes::new(),
+    };
+    let body = async_stream::stream! {
+        let mut bytes = first.len();
+        yield Ok::<Bytes, DictError>(first);
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) => {
+                    bytes += c.len();
+                    yield Ok(c);
+                }
+                Err(e) => {
+                    // The body is aborted: ClickHouse's load fails instead of keeping half.
+                    tracing::warn!(dictionary = %name, error = %e, "dictionary failed while streaming");
+                    yield Err(e);
+                    return;
+                }
+            }
+        }
+        tracing::info!(dictionary = %name, keys = ?posted, modified_since = ?since, bytes, "dictionary served");
+    };
+    Ok(with_type(Response::new(Body::from_stream(body)), format))
+}
+
+fn with_type(mut resp: Response, format: DictFormat) -> Response {
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
-    Ok(resp)
+    resp
 }

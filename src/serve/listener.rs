@@ -1,6 +1,6 @@
 //! The TLS listener of `serve`: accepts TCP connections, runs each handshake in its own task
 //! (so one slow or silent client cannot hold up the others) and hands finished TLS streams to
-//! `axum::serve`. It also re-reads the certificate files on an interval.
+//! [`super::conn::serve`]. It also re-reads the certificate files on an interval.
 use super::tls::{Reload, ReloadingCert};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -142,24 +142,7 @@ async fn reload_loop(cert: Arc<ReloadingCert>, every: Duration) {
     }
 }
 
-/// The client's address as the handlers see it (`ConnectInfo<PeerAddr>`), for plain and TLS
-/// listeners alike.
+/// The client's address as the handlers see it (`ConnectInfo<PeerAddr>`, set per connection
+/// by [`super::conn`]), for plain and TLS listeners alike.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
-
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
-    for PeerAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        PeerAddr(*stream.remote_addr())
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
-    for PeerAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        PeerAddr(*stream.remote_addr())
-    }
-}

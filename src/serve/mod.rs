@@ -1,6 +1,7 @@
 //! `b24ch serve`: the HTTP service ClickHouse pulls typed rows from (contract v1:
 //! docs/http-contract.md).
 mod auth;
+pub mod conn;
 mod dictionaries;
 mod error;
 mod html;

@@ -90,12 +90,10 @@ pub async fn load(
         ..Default::default()
     };
     let mut encoder = RowEncoder::new(Format::Parquet, &job.columns)?;
-    let mut insert = conn
-        .inner()
-        .insert_formatted_with(format!("INSERT INTO {table} FORMAT Parquet"));
+    let mut insert = conn.insert_formatted(&format!("INSERT INTO {table} FORMAT Parquet"));
     let insert_err = |e: clickhouse::error::Error| SyncError::Insert {
         table: table.clone(),
-        message: e.to_string(),
+        message: conn.insert_error(&e),
     };
     let pages = pipeline::typed_rows(
         client,

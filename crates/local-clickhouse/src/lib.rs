@@ -38,6 +38,11 @@ pub struct LocalClickHouseOptions {
     pub database: Option<String>,
     /// `(user, password)`: a full-access user; the passwordless `default` is then cut down.
     pub user: Option<(String, String)>,
+    /// `(user, "db.table")`: a passwordless user that logs in only from this host, readonly,
+    /// with `SELECT` on that one table — what b24ch's label dictionary reads as
+    /// (`clickhouse.dictionary_user`); clickhouse-local has no writable access storage, so
+    /// such a user cannot be made with `CREATE USER` here.
+    pub readonly_user: Option<(String, String)>,
     /// Python with chdb-core. Default: env `B24CH_CHDB_PYTHON`, else `<project>/.build/chvenv/bin/python`.
     pub python: Option<PathBuf>,
     /// Launcher script. Default: `<project>/scripts/chdb_server.py`.
@@ -230,6 +235,17 @@ impl LocalClickHouse {
                 "database name {db:?}: use letters, digits and _ only"
             )));
         }
+        if let Some((user, table)) = &opts.readonly_user
+            && (!valid_ident(user)
+                || user == "default"
+                || !table
+                    .split_once('.')
+                    .is_some_and(|(d, t)| valid_ident(d) && valid_ident(t)))
+        {
+            return Err(LocalClickHouseError::InvalidOption(format!(
+                "readonly user {user:?} on {table:?}: give a name and db.table of letters, digits and _"
+            )));
+        }
         if let Some((user, password)) = &opts.user
             && (!valid_ident(user) || user == "default" || password.is_empty())
         {
@@ -272,6 +288,9 @@ impl LocalClickHouse {
             .arg(std::process::id().to_string())
             .arg("--ready-timeout")
             .arg(READY_TIMEOUT.as_secs().to_string());
+        if let Some((user, table)) = &opts.readonly_user {
+            cmd.arg("--readonly-user").arg(format!("{user}={table}"));
+        }
         if let Some(db) = &opts.database {
             cmd.args(["--database", db]);
         }
