@@ -49,6 +49,8 @@ pub struct TablePlan {
     pub reconcile_schedule: Schedule,
     /// Rows loaded this recently are left for the next reconcile (see [`reconcile_view`]).
     pub reconcile_safety_ms: u64,
+    /// ClickHouse's first wait before retrying a failed refresh of the entity's views.
+    pub retry_backoff_ms: u64,
     /// How many rows one reconcile may tombstone before it fails instead.
     pub delete_guard: DeleteGuard,
     pub format: Format,
@@ -257,7 +259,12 @@ fn structure(columns: &[ColumnDef]) -> String {
 const PULL_SETTINGS: &str = "SETTINGS http_max_tries = 1, http_receive_timeout = 1800, http_send_timeout = 60, max_execution_time = 0, input_format_parallel_parsing = 0, max_insert_threads = 1";
 
 /// Refresh retries with backoff: a failed refresh is retried, not skipped until the next tick.
-const REFRESH_SETTINGS: &str = "SETTINGS refresh_retries = 10, refresh_retry_initial_backoff_ms = 5000, refresh_retry_max_backoff_ms = 600000";
+fn refresh_settings(plan: &TablePlan) -> String {
+    format!(
+        "SETTINGS refresh_retries = 10, refresh_retry_initial_backoff_ms = {}, refresh_retry_max_backoff_ms = 600000",
+        plan.retry_backoff_ms
+    )
+}
 
 /// `url()` over the entity's endpoint collection, with `headers` when given.
 fn pull(coll: &str, headers: Option<String>, format: &str, structure: &str) -> String {
@@ -323,10 +330,11 @@ pub fn load_view(t: &Target, plan: &TablePlan) -> Statement {
     let mut sql = String::new();
     let _ = write!(
         sql,
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS {}{}\nREFRESH EVERY {} RANDOMIZE FOR 10 SECOND {REFRESH_SETTINGS}\nAPPEND TO {}\nAS SELECT *\nFROM {}\n{PULL_SETTINGS}",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {}{}\nREFRESH EVERY {} RANDOMIZE FOR 10 SECOND {}\nAPPEND TO {}\nAS SELECT *\nFROM {}\n{PULL_SETTINGS}",
         t.table(&load_view_name(&plan.entity)),
         t.on_cluster(),
         plan.schedule.sql(),
+        refresh_settings(plan),
         t.table(&plan.entity),
         pull(
             &t.collection_name(&plan.entity, "rows"),
@@ -362,10 +370,11 @@ pub fn reconcile_view(t: &Target, plan: &TablePlan) -> Statement {
     };
     let table = t.table(&plan.entity);
     let sql = format!(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS {}{}\nREFRESH EVERY {} RANDOMIZE FOR 10 SECOND {REFRESH_SETTINGS}\nAPPEND TO {table}\nAS {}\n{PULL_SETTINGS}",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {}{}\nREFRESH EVERY {} RANDOMIZE FOR 10 SECOND {}\nAPPEND TO {table}\nAS {}\n{PULL_SETTINGS}",
         t.table(&reconcile_view_name(&plan.entity)),
         t.on_cluster(),
         plan.reconcile_schedule.sql(),
+        refresh_settings(plan),
         guarded_tombstones(
             &table,
             &plan.entity,

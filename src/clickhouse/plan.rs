@@ -54,6 +54,8 @@ pub fn table_plan(
         reconcile_schedule: settings.reconcile_schedule,
         reconcile_safety_ms: u64::try_from(settings.reconcile_safety.as_duration().as_millis())
             .unwrap_or(u64::MAX),
+        retry_backoff_ms: u64::try_from(settings.retry_backoff.as_duration().as_millis())
+            .unwrap_or(u64::MAX),
         delete_guard: settings.delete_guard,
         format,
         renamed_from: renamed_from(entity, columns),

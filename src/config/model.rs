@@ -108,6 +108,8 @@ pub(super) struct RawEntity {
     pub reconcile_schedule: Option<String>,
     /// Rows loaded this recently are left out of a reconcile (default `5 MINUTE`).
     pub reconcile_safety: Option<String>,
+    /// First wait before ClickHouse retries a failed refresh (default `5 SECOND`; doubles).
+    pub retry_backoff: Option<String>,
     /// Let one reconcile tombstone any number of rows (default false: see `DeleteGuard`).
     pub allow_mass_delete: Option<bool>,
     /// A reconcile refuses to tombstone more than this share of the live rows (percent)…

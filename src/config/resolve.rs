@@ -277,6 +277,8 @@ pub struct EntitySettings {
     /// Rows loaded within this window before a reconcile are not compared with its ID list
     /// (a row created after the list was taken is never tombstoned); default 5 minutes.
     pub reconcile_safety: Schedule,
+    /// ClickHouse's first wait before it retries a failed refresh; each retry doubles it.
+    pub retry_backoff: Schedule,
     /// How many tombstones one reconcile may write (see [`DeleteGuard`]).
     pub delete_guard: DeleteGuard,
     /// `None` = every field.
@@ -488,6 +490,10 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         reconcile_safety: Schedule {
             count: 5,
             unit: TimeUnit::Minute,
+        },
+        retry_backoff: Schedule {
+            count: 5,
+            unit: TimeUnit::Second,
         },
         delete_guard: DeleteGuard::DEFAULT,
         fields: None,
@@ -931,6 +937,7 @@ fn resolve_entity(
             &raw.reconcile_safety,
             base.reconcile_safety,
         )?,
+        retry_backoff: schedule("retry_backoff", &raw.retry_backoff, base.retry_backoff)?,
         delete_guard: delete_guard(key, raw, base.delete_guard)?,
         fields: raw.fields.clone().or_else(|| base.fields.clone()),
     })

@@ -33,6 +33,7 @@ fn plan(entity: &str) -> TablePlan {
         schedule: Schedule::parse("1 HOUR").unwrap(),
         reconcile_schedule: Schedule::parse("1 DAY").unwrap(),
         reconcile_safety_ms: ddl::RECONCILE_SAFETY_MS,
+        retry_backoff_ms: 5_000,
         delete_guard: b24ch::config::DeleteGuard::DEFAULT,
         format: Format::Parquet,
         renamed_from: Vec::new(),

@@ -105,12 +105,12 @@ async fn faults_restarts_then_one_clean_cycle_ends_in_equality() {
         "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n\
          [limits]\nrequest_timeout_secs = 2\n\
          [proxy]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\ntoken = \"{TOKEN}\"\n\
-         [entities.default]\nschedule = \"1 WEEK\"\nreconcile_schedule = \"1 WEEK\"\nreconcile_safety = \"1 SECOND\"\n",
+         [entities.default]\nschedule = \"1 WEEK\"\nreconcile_schedule = \"1 WEEK\"\nreconcile_safety = \"1 SECOND\"\nretry_backoff = \"1 SECOND\"\n",
         ch.http_url()
     ))
     .unwrap();
     let portal_cfg = PortalConfig {
-        sizes: sizes(2_000),
+        sizes: sizes(1_000),
         time_scale: 200.0,
         ..PortalConfig::default()
     };
@@ -130,11 +130,16 @@ async fn faults_restarts_then_one_clean_cycle_ends_in_equality() {
         format: Format::Parquet,
     };
 
+    let t0 = std::time::Instant::now();
     // Faults from the very first load on.
     inject_all(&p);
     p.autopilot().await;
     rough_cycle(&p).await;
 
+    eprintln!(
+        "fault_suite: first loads under faults after {:?}",
+        t0.elapsed()
+    );
     // The portal changes while faults go on.
     let c = p.control().clone();
     let mut set = Map::new();
@@ -162,6 +167,7 @@ async fn faults_restarts_then_one_clean_cycle_ends_in_equality() {
     .await;
     p.stop_serve();
     p.restart_serve().await;
+    eprintln!("fault_suite: serve restarted after {:?}", t0.elapsed());
 
     // ClickHouse restarted mid-refresh (same data directory and port), again with the
     // refresh running and its load in flight in serve.
@@ -187,13 +193,28 @@ async fn faults_restarts_then_one_clean_cycle_ends_in_equality() {
     }
     assert!(!p.ch.is_running(), "ClickHouse did not stop");
     p.ch = start_ch(&dir, ch_port).await;
+    // The server loads tables in the background after a start: wait until every refreshable
+    // view is back in the refresh system before the test refreshes them.
+    let views = 2 * p.entities().len();
+    let loaded = format!(
+        "SELECT count() FROM system.view_refreshes WHERE database = '{}'",
+        p.db
+    );
+    wait_until(
+        "the refreshable views loaded after the restart",
+        Duration::from_secs(120),
+        || async { p.ch.query(&loaded).await.unwrap_or_default().trim() == views.to_string() },
+    )
+    .await;
     rough_cycle(&p).await;
 
+    eprintln!("fault_suite: ClickHouse restarted after {:?}", t0.elapsed());
     // Faults stop; one clean cycle.
     let injected = c.counters().faults_by_kind.clone();
     c.clear_faults();
     p.cycle().await;
 
+    eprintln!("fault_suite: clean cycle done after {:?}", t0.elapsed());
     truth::assert_equal(&p.mismatches().await);
 
     // No tombstone for a row the portal still has, in every entity with a portal table; and
