@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod connection;
 pub mod ddl;
+pub mod history;
 mod error;
 pub mod plan;
 pub mod quote;

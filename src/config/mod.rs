@@ -9,7 +9,7 @@ mod secret;
 
 pub use resolve::{
     ClickHouseConfig, Config, ConfigError, DeleteGuard, EntitySettings, Exposure, LimitsConfig,
-    Plan, PortalAuth, ProxyConfig, Schedule, TlsFiles, Transport, from_toml_str, load,
+    Plan, PortalAuth, ProxyConfig, Schedule, TimeUnit, TlsFiles, Transport, from_toml_str, load,
 };
 pub use secret::{Secret, redact};
 

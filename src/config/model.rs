@@ -102,4 +102,6 @@ pub(super) struct RawEntity {
     /// …when that is also more than this many rows.
     pub max_delete_rows: Option<u64>,
     pub fields: Option<Vec<String>>,
+    /// How long `<entity>_history` keeps a version (e.g. `365 DAY`); absent = forever.
+    pub history_ttl: Option<String>,
 }

@@ -212,6 +212,8 @@ pub struct EntitySettings {
     pub delete_guard: DeleteGuard,
     /// `None` = every field.
     pub fields: Option<Vec<String>>,
+    /// How long `<entity>_history` keeps a version; `None` = forever.
+    pub history_ttl: Option<Schedule>,
 }
 
 /// How many rows one reconcile may tombstone before it refuses. A complete but wrong ID list
@@ -422,6 +424,7 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         },
         delete_guard: DeleteGuard::DEFAULT,
         fields: None,
+        history_ttl: None,
     };
     let default_entity = match raw.entities.get("default") {
         Some(e) => resolve_entity("entities.default", e, &builtin)?,
@@ -808,6 +811,13 @@ fn resolve_entity(
         )?,
         delete_guard: delete_guard(key, raw, base.delete_guard)?,
         fields: raw.fields.clone().or_else(|| base.fields.clone()),
+        history_ttl: match &raw.history_ttl {
+            Some(s) => Some(
+                Schedule::parse(s)
+                    .map_err(|e| ConfigError::new(format!("{key}.history_ttl"), e))?,
+            ),
+            None => base.history_ttl,
+        },
     })
 }
 

@@ -12,6 +12,7 @@ mod exec_governor;
 mod fault_suite;
 mod fidelity;
 mod governor_matrix;
+mod history;
 mod import_config;
 mod local_server;
 mod parser_proptest;
