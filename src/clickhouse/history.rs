@@ -54,7 +54,9 @@ pub fn table(t: &Target, plan: &TablePlan, ttl: Option<Schedule>) -> Statement {
         .collect::<Vec<_>>()
         .join(",\n");
     let engine = match &t.cluster {
-        Some(_) => "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')",
+        Some(_) => {
+            "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')"
+        }
         None => "MergeTree",
     };
     let ttl = ttl_clause(ttl)

@@ -3,8 +3,8 @@
 pub mod apply;
 pub mod connection;
 pub mod ddl;
-pub mod history;
 mod error;
+pub mod history;
 pub mod plan;
 pub mod quote;
 mod tls;

@@ -27,12 +27,21 @@ async fn sync_deals(conn: &Connection, cfg: &Config, client: &Arc<Client>) -> ap
         .await
         .unwrap();
     let e = catalog.entity("crm_deal").unwrap().clone();
-    let job = Arc::new(EntityJob::new(e.clone(), selected_columns(&e, &cfg.entity(&e.name))).unwrap());
+    let job =
+        Arc::new(EntityJob::new(e.clone(), selected_columns(&e, &cfg.entity(&e.name))).unwrap());
     let t = apply::target(cfg);
-    sync::load(conn, &t, client.clone(), job.clone(), &Progress::hidden("crm_deal"))
+    sync::load(
+        conn,
+        &t,
+        client.clone(),
+        job.clone(),
+        &Progress::hidden("crm_deal"),
+    )
+    .await
+    .unwrap();
+    sync::reconcile(conn, &t, client.clone(), job, 0)
         .await
         .unwrap();
-    sync::reconcile(conn, &t, client.clone(), job, 0).await.unwrap();
     report
 }
 
@@ -64,7 +73,11 @@ async fn compare_at(
     } else {
         format!(
             " EXCEPT ({})",
-            except.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
+            except
+                .iter()
+                .map(|e| format!("`{e}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     };
     let source = format!("(SELECT *{except_sql} FROM `{db}`.`crm_deal_as_of`(ts = '{ts}'))");
@@ -90,7 +103,10 @@ async fn as_of_equals_the_portal_snapshot_at_every_moment() {
     let conn = Connection::connect(&cfg.clickhouse).unwrap();
 
     let report = sync_deals(&conn, &cfg, &client).await;
-    assert!(report.created_tables.contains(&"crm_deal".to_string()), "{report:?}");
+    assert!(
+        report.created_tables.contains(&"crm_deal".to_string()),
+        "{report:?}"
+    );
     let engine = ch
         .query(&format!(
             "SELECT engine, engine_full FROM system.tables WHERE database = '{db}' AND name = 'crm_deal_history'"
@@ -102,11 +118,22 @@ async fn as_of_equals_the_portal_snapshot_at_every_moment() {
     assert!(engine.contains("toIntervalDay(400)"), "{engine}");
     let m0 = moment(ch).await;
     let snap0 = c.ground_truth("deal").unwrap();
+    // Two other stages of deal 3's pipeline, for the time-in-stage query.
+    let row3 = snap0.iter().find(|r| r["ID"] == json!(3)).unwrap().clone();
+    let mut stages: Vec<Value> = snap0
+        .iter()
+        .filter(|r| r["CATEGORY_ID"] == row3["CATEGORY_ID"] && r["STAGE_ID"] != row3["STAGE_ID"])
+        .map(|r| r["STAGE_ID"].clone())
+        .collect();
+    stages.sort_by_key(|v| v.to_string());
+    stages.dedup();
+    assert!(stages.len() >= 2, "{stages:?}");
 
     // First round of edits: values changed, one row deleted.
     let mut set = Map::new();
     set.insert("TITLE".into(), json!("first \"edit\" 'q' 🚀"));
     set.insert("OPPORTUNITY".into(), json!("1234.50"));
+    set.insert("STAGE_ID".into(), stages[0].clone());
     assert_eq!(c.modify_rows("deal", &[3, 5, 8], &set, None).unwrap(), 3);
     assert_eq!(c.delete_rows("deal", &[13]).unwrap(), 1);
     sync_deals(&conn, &cfg, &client).await;
@@ -117,6 +144,7 @@ async fn as_of_equals_the_portal_snapshot_at_every_moment() {
     // the history must take on too.
     let mut set = Map::new();
     set.insert("TITLE".into(), json!("second edit"));
+    set.insert("STAGE_ID".into(), stages[1].clone());
     assert_eq!(c.modify_rows("deal", &[3, 21], &set, None).unwrap(), 2);
     assert_eq!(c.delete_rows("deal", &[5]).unwrap(), 1);
     let uf = c
@@ -132,7 +160,10 @@ async fn as_of_equals_the_portal_snapshot_at_every_moment() {
         )
         .unwrap();
     let report = sync_deals(&conn, &cfg, &client).await;
-    assert!(report.added_columns.contains(&format!("crm_deal.{uf}")), "{report:?}");
+    assert!(
+        report.added_columns.contains(&format!("crm_deal.{uf}")),
+        "{report:?}"
+    );
     let m2 = moment(ch).await;
     let snap2 = c.ground_truth("deal").unwrap();
     assert_ne!(snap0, snap1);
@@ -180,11 +211,59 @@ async fn as_of_equals_the_portal_snapshot_at_every_moment() {
         .unwrap();
     let lines: Vec<&str> = versions.lines().collect();
     assert_eq!(lines.len(), 3, "{versions}");
-    assert!(lines[0].starts_with("3\t") && lines[0].contains("second edit") && lines[0].contains("first"), "{versions}");
-    assert!(lines[1].ends_with("\t1") && lines[2].ends_with("\t1"), "{versions}");
+    assert!(
+        lines[0].starts_with("3\t")
+            && lines[0].contains("second edit")
+            && lines[0].contains("first"),
+        "{versions}"
+    );
+    assert!(
+        lines[1].ends_with("\t1") && lines[2].ends_with("\t1"),
+        "{versions}"
+    );
+    // The two analyst queries of sql/README.md, as written there.
+    let pipeline = readme_query("history:pipeline", &db).replace("2026-03-01 00:00:00", &m1);
+    let got = ch.query(&format!("{pipeline} FORMAT TSV")).await.unwrap();
+    let mut per_stage: std::collections::BTreeMap<String, u64> = Default::default();
+    for l in got.lines() {
+        let f: Vec<&str> = l.split('\t').collect();
+        *per_stage.entry(f[1].to_string()).or_default() += f[2].parse::<u64>().unwrap();
+    }
+    let mut want: std::collections::BTreeMap<String, u64> = Default::default();
+    for r in &snap1 {
+        *want
+            .entry(r["STAGE_ID"].as_str().unwrap_or("\\N").to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(per_stage, want);
+    let stage_time = readme_query("history:stages", &db);
+    let got = ch.query(&format!("{stage_time} FORMAT TSV")).await.unwrap();
+    let deal3: Vec<&str> = got.lines().filter(|l| l.starts_with("3\t")).collect();
+    assert_eq!(deal3.len(), 3, "{got}");
+    for (stage, want) in [
+        row3["STAGE_ID"].clone(),
+        stages[0].clone(),
+        stages[1].clone(),
+    ]
+    .iter()
+    .zip([true, true, true])
+    {
+        let line = deal3
+            .iter()
+            .find(|l| l.split('\t').nth(1) == stage.as_str());
+        assert_eq!(line.is_some(), want, "{stage} in {deal3:?}");
+        let hours: f64 = line.unwrap().split('\t').nth(2).unwrap().parse().unwrap();
+        assert!(hours >= 0.0, "{line:?}");
+    }
+    // A deleted deal keeps the time it spent in its stages before the deletion, and the
+    // time after it counts nowhere: deal 13 was deleted right after the first load.
+    let deal13: Vec<&str> = got.lines().filter(|l| l.starts_with("13\t")).collect();
+    assert_eq!(deal13.len(), 1, "{got}");
     // No watermark row in the history.
     let wm = ch
-        .query(&format!("SELECT count() FROM `{db}`.crm_deal_history WHERE ID = 0"))
+        .query(&format!(
+            "SELECT count() FROM `{db}`.crm_deal_history WHERE ID = 0"
+        ))
         .await
         .unwrap();
     assert_eq!(wm.trim(), "0");
@@ -218,7 +297,9 @@ async fn apply_gives_an_existing_table_its_history_filled_from_what_it_holds() {
     }
     let report = sync_deals(&conn, &cfg, &client).await;
     assert!(
-        report.created_tables.contains(&"crm_deal_history".to_string()),
+        report
+            .created_tables
+            .contains(&"crm_deal_history".to_string()),
         "{report:?}"
     );
     let m = moment(ch).await;
@@ -239,4 +320,19 @@ async fn apply_gives_an_existing_table_its_history_filled_from_what_it_holds() {
         .await
         .unwrap();
     assert!(engine.contains("toIntervalWeek(2)"), "{engine}");
+}
+
+/// The SQL block of sql/README.md that starts with `-- <marker>`, for database `db`.
+fn readme_query(marker: &str, db: &str) -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/README.md")).unwrap();
+    let start = readme
+        .find(&format!("-- {marker}"))
+        .unwrap_or_else(|| panic!("{marker} not in sql/README.md"));
+    let block = &readme[start..];
+    let end = block.find("```").unwrap();
+    block[..end]
+        .trim()
+        .trim_end_matches(';')
+        .replace("b24.", &format!("`{db}`."))
 }
