@@ -8,8 +8,9 @@ mod resolve;
 mod secret;
 
 pub use resolve::{
-    ClickHouseConfig, Config, ConfigError, DeleteGuard, EntitySettings, Exposure, LimitsConfig,
-    Plan, PortalAuth, ProxyConfig, Schedule, TimeUnit, TlsFiles, Transport, from_toml_str, load,
+    ClickHouseConfig, Config, ConfigError, DeleteGuard, EntitySettings, EventsConfig, Exposure,
+    LimitsConfig, Plan, PortalAuth, ProxyConfig, Schedule, TimeUnit, TlsFiles, Transport,
+    from_toml_str, load,
 };
 pub use secret::{Secret, redact};
 

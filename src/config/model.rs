@@ -18,6 +18,8 @@ pub(super) struct RawConfig {
     pub proxy: RawProxy,
     #[serde(default)]
     pub exec: RawExec,
+    #[serde(default)]
+    pub events: RawEvents,
     /// Per-entity settings; the key `default` applies to every entity not listed.
     #[serde(default)]
     pub entities: BTreeMap<String, RawEntity>,
@@ -78,6 +80,18 @@ pub(super) struct RawProxy {
     pub tls_key: Option<PathBuf>,
     /// Accept plain HTTP on a non-loopback `listen` address.
     pub allow_plain_http: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEvents {
+    /// Bind offline events for the loaded entities and read the queue (OAuth app only).
+    pub offline: Option<bool>,
+    /// How often the offline queue is read (default `5 SECOND`).
+    pub poll_interval: Option<String>,
+    /// The application token online events must carry (`auth.application_token`); secret
+    /// (may be `env:VAR`). Without it `POST /v1/events` is refused.
+    pub application_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
