@@ -7,6 +7,7 @@ mod clickhouse_ddl;
 mod common;
 mod encode_clickhouse;
 mod encode_roundtrip;
+mod events_feed;
 mod exec_clickhouse;
 mod exec_governor;
 mod fault_suite;

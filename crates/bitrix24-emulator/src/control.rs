@@ -409,6 +409,7 @@ impl PortalControl {
         }
         let mf = modify_field(t);
         let first = t.max_id + 1;
+        t.generated_size.get_or_insert(t.max_id);
         t.max_id += count;
         let ids: Vec<u64> = (first..first + count).collect();
         if let Some(mf) = mf {
@@ -446,12 +447,7 @@ impl PortalControl {
     /// The application token every online event of the demo app carries
     /// (`auth.application_token`), as a handler verifies it.
     pub fn application_token(&self) -> String {
-        let seed = self.shared.cfg.seed;
-        format!(
-            "{:016x}{:016x}",
-            super::generate::mix(seed ^ 0xa5a5),
-            super::generate::mix(seed ^ 0x5a5a)
-        )
+        self.shared.cfg.application_token()
     }
 
     /// The event switches in force.

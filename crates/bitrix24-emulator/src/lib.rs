@@ -370,6 +370,16 @@ impl Default for PortalConfig {
 }
 
 impl PortalConfig {
+    /// The application token the demo app's online events carry (`auth.application_token`),
+    /// derived from the seed so a handler can be configured before the portal starts.
+    pub fn application_token(&self) -> String {
+        format!(
+            "{:016x}{:016x}",
+            generate::mix(self.seed ^ 0xa5a5),
+            generate::mix(self.seed ^ 0x5a5a)
+        )
+    }
+
     fn validate(&self) -> Result<(), DemoPortalError> {
         let bad = |m: &str| Err(DemoPortalError::Config(m.to_string()));
         if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
