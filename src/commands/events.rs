@@ -1,7 +1,7 @@
 //! `b24ch events`: keep ClickHouse fresh from the portal's offline event queue (push).
 use crate::catalog::{self, Catalog};
-use crate::clickhouse::apply::{self, Mode};
 use crate::clickhouse::Connection;
+use crate::clickhouse::apply::{self, Mode};
 use crate::config::Config;
 use crate::encode::Format;
 use crate::events::feed::Feed;
@@ -39,7 +39,12 @@ pub async fn prepare(
         apply::apply_mode(&conn, &config, &catalog, Format::Parquet, Mode::Push).await?;
     }
     let report = queue::bind(&client, &names_to_bind(&config, &catalog)).await?;
-    tracing::info!(bound = report.bound.len(), already = report.already.len(), unknown = report.unknown.len(), "offline events bound");
+    tracing::info!(
+        bound = report.bound.len(),
+        already = report.already.len(),
+        unknown = report.unknown.len(),
+        "offline events bound"
+    );
     let cat = catalog.clone();
     let sink = Arc::new(Sink {
         conn,
@@ -61,7 +66,13 @@ pub async fn run(mut config: Config, args: EventsArgs) -> anyhow::Result<()> {
     let portal = portal::connect(&mut config, DemoSettings::default()).await?;
     let config = Arc::new(config);
     let conn = Connection::connect(&config.clickhouse)?;
-    let feed = prepare(config.clone(), portal.client.clone(), conn, sink::Mode::Push).await?;
+    let feed = prepare(
+        config.clone(),
+        portal.client.clone(),
+        conn,
+        sink::Mode::Push,
+    )
+    .await?;
     if args.once {
         let r = feed.cycle().await?;
         println!(
@@ -75,7 +86,10 @@ pub async fn run(mut config: Config, args: EventsArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    println!("b24ch events: reading the offline event queue every {}", config.events.poll_interval.sql());
+    println!(
+        "b24ch events: reading the offline event queue every {}",
+        config.events.poll_interval.sql()
+    );
     tokio::select! {
         () = feed.run(config.events.poll_interval.as_duration()) => Ok(()),
         r = tokio::signal::ctrl_c() => r.map_err(Into::into),

@@ -119,9 +119,11 @@ pub async fn start(config: Arc<Config>, portal: &PortalConnection) -> anyhow::Re
         })?;
     let addr = listener.local_addr()?;
     let (stopped, stop_rx) = tokio::sync::watch::channel(false);
-    let app = router(state.clone()).merge(events_routes(&config, &state)?).layer(axum::middleware::from_fn(move |req, next| {
-        cut_on_stop(stop_rx.clone(), req, next)
-    }));
+    let app = router(state.clone())
+        .merge(events_routes(&config, &state)?)
+        .layer(axum::middleware::from_fn(move |req, next| {
+            cut_on_stop(stop_rx.clone(), req, next)
+        }));
     // The peer address feeds the status page's login rate limit.
     let app = app.into_make_service_with_connect_info::<PeerAddr>();
     let task = match &tls {
