@@ -62,7 +62,8 @@ struct Setup {
 }
 
 async fn setup(ch: &LocalClickHouse, db: &str, deals: u64, scale: f64) -> anyhow::Result<Setup> {
-    ch.query(&format!("DROP DATABASE IF EXISTS `{db}` SYNC")).await?;
+    ch.query(&format!("DROP DATABASE IF EXISTS `{db}` SYNC"))
+        .await?;
     ch.query(&format!("CREATE DATABASE `{db}`")).await?;
     let portal = bitrix24_emulator::start(
         PortalConfig {
@@ -117,8 +118,14 @@ impl Setup {
 
     async fn deal_job(&self) -> anyhow::Result<Arc<EntityJob>> {
         let catalog = b24ch::catalog::discover(&self.client).await?;
-        apply::apply_mode(&self.conn, &self.config, &catalog, Format::Parquet, Mode::Push)
-            .await?;
+        apply::apply_mode(
+            &self.conn,
+            &self.config,
+            &catalog,
+            Format::Parquet,
+            Mode::Push,
+        )
+        .await?;
         let e = catalog.entity("crm_deal").context("crm_deal")?.clone();
         let cols = selected_columns(&e, &self.config.entity("crm_deal"));
         Ok(Arc::new(EntityJob::new(e, cols)?))
@@ -126,8 +133,14 @@ impl Setup {
 
     async fn load(&self, job: &Arc<EntityJob>) -> anyhow::Result<()> {
         let t = apply::target(&self.config);
-        sync::load(&self.conn, &t, self.client.clone(), job.clone(), &Progress::hidden("crm_deal"))
-            .await?;
+        sync::load(
+            &self.conn,
+            &t,
+            self.client.clone(),
+            job.clone(),
+            &Progress::hidden("crm_deal"),
+        )
+        .await?;
         Ok(())
     }
 
@@ -192,18 +205,25 @@ async fn measure(
             if delete {
                 s.control().delete_rows("deal", &[id])?;
             } else {
-                s.control().modify_rows("deal", &[id], &title(&format!("bench {id}")), None)?;
+                s.control()
+                    .modify_rows("deal", &[id], &title(&format!("bench {id}")), None)?;
             }
             pending.insert(id, Instant::now());
             i += 1;
             next += gap;
         }
         if !pending.is_empty() {
-            let list = pending.keys().map(u64::to_string).collect::<Vec<_>>().join(",");
+            let list = pending
+                .keys()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
             let sql = if delete {
                 format!("SELECT ID FROM `{db}`.crm_deal_current WHERE ID IN ({list}) FORMAT TSV")
             } else {
-                format!("SELECT ID FROM `{db}`.crm_deal_current WHERE ID IN ({list}) AND TITLE = concat('bench ', toString(ID)) FORMAT TSV")
+                format!(
+                    "SELECT ID FROM `{db}`.crm_deal_current WHERE ID IN ({list}) AND TITLE = concat('bench ', toString(ID)) FORMAT TSV"
+                )
             };
             let got: Vec<u64> = ch
                 .query(&sql)
@@ -212,7 +232,11 @@ async fn measure(
                 .filter_map(|l| l.trim().parse().ok())
                 .collect();
             let visible: Vec<u64> = if delete {
-                pending.keys().copied().filter(|id| !got.contains(id)).collect()
+                pending
+                    .keys()
+                    .copied()
+                    .filter(|id| !got.contains(id))
+                    .collect()
             } else {
                 got
             };
@@ -222,7 +246,10 @@ async fn measure(
                 }
             }
         }
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(1800), "changes did not arrive within 30 minutes");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(1800),
+            "changes did not arrive within 30 minutes"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(done)
@@ -234,13 +261,19 @@ async fn latency(ch: &LocalClickHouse, args: &Args) -> anyhow::Result<()> {
     let job = s.deal_job().await?;
     let t = Instant::now();
     s.load(&job).await?;
-    println!("first load of {} deals: {:.1} s", args.deals, t.elapsed().as_secs_f64());
+    println!(
+        "first load of {} deals: {:.1} s",
+        args.deals,
+        t.elapsed().as_secs_f64()
+    );
     let feed = Arc::new(s.feed().await?);
     let f = feed.clone();
     let poll = Duration::from_secs(args.poll_secs);
     let task = tokio::spawn(async move { f.run(poll).await });
     s.control().reset_counters();
-    let edits: Vec<u64> = (0..args.edits).map(|i| 1 + (i * 7919) % args.deals).collect();
+    let edits: Vec<u64> = (0..args.edits)
+        .map(|i| 1 + (i * 7919) % args.deals)
+        .collect();
     let mut uniq = edits.clone();
     uniq.sort_unstable();
     uniq.dedup();
@@ -288,7 +321,8 @@ async fn burst(ch: &LocalClickHouse, args: &Args) -> anyhow::Result<()> {
     let feed = s.feed().await?;
     let ids: Vec<u64> = (1..=args.burst).collect();
     s.control().reset_counters();
-    s.control().modify_rows("deal", &ids, &title("burst"), None)?;
+    s.control()
+        .modify_rows("deal", &ids, &title("burst"), None)?;
     let t = Instant::now();
     let mut rows = 0;
     loop {
@@ -332,9 +366,16 @@ async fn quiet(ch: &LocalClickHouse, args: &Args) -> anyhow::Result<()> {
     }
     sync::reconcile(&s.conn, &t, s.client.clone(), job.clone(), 0).await?;
     let (poll_op, poll_req) = (s.operating(), s.control().counters().requests_total);
-    println!("quiet hour, {} deals (demo portal's cost model):", args.deals);
-    println!("  events: queue read every 5 s (720) + 1 incremental load: {events_op:.1} operating s, {events_req} requests");
-    println!("  polling: incremental load every 5 min (12) + hourly ID reconcile: {poll_op:.1} operating s, {poll_req} requests");
+    println!(
+        "quiet hour, {} deals (demo portal's cost model):",
+        args.deals
+    );
+    println!(
+        "  events: queue read every 5 s (720) + 1 incremental load: {events_op:.1} operating s, {events_req} requests"
+    );
+    println!(
+        "  polling: incremental load every 5 min (12) + hourly ID reconcile: {poll_op:.1} operating s, {poll_req} requests"
+    );
     Ok(())
 }
 

@@ -154,7 +154,7 @@ pub fn script(config: &Config, catalog: &Catalog, format: Format) -> Vec<Stateme
 
 /// A new entity's statements: its table, then its history and feed (so the first load is
 /// recorded), then the views (the load view refreshes as soon as it exists).
-fn entity_statements(
+pub fn entity_statements(
     t: &Target,
     plan: &TablePlan,
     ttl: Option<crate::config::Schedule>,
