@@ -119,11 +119,9 @@ pub async fn start(config: Arc<Config>, portal: &PortalConnection) -> anyhow::Re
         })?;
     let addr = listener.local_addr()?;
     let (stopped, stop_rx) = tokio::sync::watch::channel(false);
-    let app = router(state.clone())
-        .merge(events_routes(&config, &state)?)
-        .layer(axum::middleware::from_fn(move |req, next| {
-            cut_on_stop(stop_rx.clone(), req, next)
-        }));
+    let app = with_events(router(state.clone()), &config, &state)?.layer(
+        axum::middleware::from_fn(move |req, next| cut_on_stop(stop_rx.clone(), req, next)),
+    );
     // The peer address feeds the status page's login rate limit.
     let app = app.into_make_service_with_connect_info::<PeerAddr>();
     let task = match &tls {
@@ -153,9 +151,15 @@ pub async fn start(config: Arc<Config>, portal: &PortalConnection) -> anyhow::Re
 
 /// `POST /v1/events` when `events.application_token` is set: online events feed the same
 /// path as offline ones, in pull mode (tombstones at once, the load view refreshed).
-fn events_routes(config: &Arc<Config>, state: &Arc<AppState>) -> anyhow::Result<axum::Router> {
+/// Added after the bearer-token layer (this route has its own credential) without touching
+/// the fallback, which stays behind that layer.
+fn with_events(
+    app: axum::Router,
+    config: &Arc<Config>,
+    state: &Arc<AppState>,
+) -> anyhow::Result<axum::Router> {
     let Some(token) = &config.events.application_token else {
-        return Ok(axum::Router::new());
+        return Ok(app);
     };
     let conn = Connection::connect(&config.clickhouse)?.with_secret(&config.proxy.token);
     let st = state.clone();
@@ -167,7 +171,10 @@ fn events_routes(config: &Arc<Config>, state: &Arc<AppState>) -> anyhow::Result<
         mode: crate::events::sink::Mode::Pull,
     });
     let inbox = crate::events::online::Inbox::start(token.clone(), sink);
-    Ok(crate::events::online::routes(inbox))
+    Ok(app.route(
+        crate::events::online::PATH,
+        crate::events::online::route(inbox),
+    ))
 }
 
 /// Refuses plain HTTP on a network address unless the user accepted it (then warns, at every

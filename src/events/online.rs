@@ -7,7 +7,6 @@
 use super::sink::Sink;
 use super::{Notice, classify};
 use crate::config::Secret;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -171,12 +170,13 @@ async fn worker(
     }
 }
 
+/// The route of online events.
+pub const PATH: &str = "/v1/events";
+
 /// `POST /v1/events` (no bearer token: Bitrix24 cannot send one; the application token is
 /// the credential).
-pub fn routes(inbox: Inbox) -> Router {
-    Router::new()
-        .route("/v1/events", post(receive))
-        .with_state(inbox)
+pub fn route(inbox: Inbox) -> axum::routing::MethodRouter {
+    post(receive).with_state(inbox)
 }
 
 async fn receive(State(inbox): State<Inbox>, headers: HeaderMap, body: Bytes) -> Response {

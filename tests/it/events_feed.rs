@@ -528,6 +528,19 @@ async fn online_events_from_the_portal_reach_serve_and_a_wrong_token_writes_noth
         .await
         .unwrap();
     assert_eq!(missing.status().as_u16(), 401);
+    // The route's own credential opens nothing else: other paths still want the bearer token.
+    let other = reqwest::Client::new()
+        .get(format!("{}/v1/entities", p.serve().url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status().as_u16(), 401);
+    let unknown = reqwest::Client::new()
+        .get(format!("{}/nonexistent", p.serve().url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status().as_u16(), 401);
     tokio::time::sleep(b24ch::events::online::GATHER * 3).await;
     assert_eq!(versions(&p).await, before, "a refused event wrote nothing");
     // The portal's own events: an edit and a deletion.
