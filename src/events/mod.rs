@@ -172,6 +172,34 @@ mod tests {
     }
 
     #[test]
+    fn config_refuses_offline_events_on_a_webhook_and_short_tokens() {
+        let hook = "[portal]\nwebhook_url = \"https://x.bitrix24.com/rest/1/abcdefgh12345678/\"\n";
+        let e =
+            crate::config::from_toml_str(&format!("{hook}[events]\noffline = true\n")).unwrap_err();
+        assert!(e.to_string().contains("events.offline"), "{e}");
+        let e = crate::config::from_toml_str(&format!(
+            "{hook}[events]\napplication_token = \"short\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("events.application_token"), "{e}");
+        assert!(
+            !e.to_string().contains("short\""),
+            "the value is not echoed: {e}"
+        );
+        let ok = crate::config::from_toml_str(&format!(
+            "{hook}[events]\napplication_token = \"0123456789abcdef0123\"\n"
+        ))
+        .unwrap();
+        assert!(
+            ok.secrets()
+                .iter()
+                .any(|s| s.expose() == "0123456789abcdef0123"),
+            "redacted like the other secrets"
+        );
+        assert_eq!(ok.events.poll_interval.as_duration().as_secs(), 5);
+    }
+
+    #[test]
     fn names_to_bind() {
         assert_eq!(
             event_names("crm_deal"),
