@@ -7,6 +7,7 @@
 //! - [`catalog`]: the entities of a portal and their fields, discovered and diffed;
 //! - [`schema`]: the Bitrix24 → ClickHouse type mapping and value normalisation;
 //! - [`encode`]: typed rows → Arrow → Parquet / JSONEachRow;
+//! - [`events`]: Bitrix24 events as a change feed (offline queue and `POST /v1/events`);
 //! - [`serve`]: the HTTP service ClickHouse pulls from;
 //! - [`dictionaries`]: reference data for ClickHouse dictionaries, for `exec` and `serve` alike;
 //! - [`exec`]: executable modes ClickHouse runs itself (table function, UDF, dictionary source);
@@ -25,6 +26,7 @@ pub mod commands;
 pub mod config;
 pub mod dictionaries;
 pub mod encode;
+pub mod events;
 pub mod exec;
 pub mod pipeline;
 pub mod portal;

@@ -64,6 +64,12 @@ enum Command {
     /// Same tables, incremental cursor, deletions and schema autopilot as the pull path,
     /// over the ClickHouse HTTP(S) interface (clickhouse.ca_cert for managed clouds).
     Sync(commands::sync::SyncArgs),
+    /// Keep ClickHouse fresh from Bitrix24's offline event queue (needs an OAuth app).
+    ///
+    /// Binds ONCRM…ADD|UPDATE|DELETE for the loaded entities, reads the queue every
+    /// events.poll_interval, writes changed rows and tombstones, and clears the queue only
+    /// after they are in ClickHouse.
+    Events(commands::events::EventsArgs),
     /// Convert the original Python connector's config.cfg into an equivalent b24ch.toml.
     ///
     /// Secrets go to an env file (`--secrets env`, default) or stay inline (`--secrets inline`);
@@ -121,6 +127,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Sync(args) => {
             let config = commands::load_portal_config(cli.config.as_deref(), "sync")?;
             commands::sync::run(config, args).await
+        }
+        Command::Events(args) => {
+            let config = commands::load_portal_config(cli.config.as_deref(), "events")?;
+            commands::events::run(config, args).await
         }
     }
 }

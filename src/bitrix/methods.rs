@@ -718,6 +718,24 @@ pub const DEFAULT_CALL_METHODS: &[&str] = &[
     "app.info",
 ];
 
+/// Bitrix24 events announcing a change to an entity's rows, by entity: `<prefix>ADD`,
+/// `<prefix>UPDATE`, `<prefix>DELETE` with `data.FIELDS.ID` (docs:
+/// `api-reference/crm/{deals,leads,contacts,companies}/events/`, `crm/timeline/activities/events/`).
+/// Smart processes (`crm_dynamic_<entityTypeId>`) use [`DYNAMIC_ITEM_EVENTS`]. Entities not
+/// listed have no change events and are kept fresh by their scheduled loads only.
+pub const ENTITY_EVENTS: &[(&str, &str)] = &[
+    ("crm_deal", "ONCRMDEAL"),
+    ("crm_lead", "ONCRMLEAD"),
+    ("crm_contact", "ONCRMCONTACT"),
+    ("crm_company", "ONCRMCOMPANY"),
+    ("crm_activity", "ONCRMACTIVITY"),
+];
+
+/// Smart-process item events: `ONCRMDYNAMICITEM{ADD,UPDATE,DELETE}` (every type, with
+/// `data.FIELDS.ENTITY_TYPE_ID`) and the same names with `_<entityTypeId>` for one type
+/// (`api-reference/crm/universal/events/`).
+pub const DYNAMIC_ITEM_EVENTS: &str = "ONCRMDYNAMICITEM";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@
 //! are; changed field type → reported, and the entity's load view dropped so nothing is ever
 //! cast silently.
 use super::ddl::{self, ColumnDef, ProxyEndpoint, Statement, TablePlan, Target};
+use super::history;
 use super::plan::{selected_columns, table_plan};
 use super::quote::literal;
 use super::{ClickHouseError, Connection};
@@ -151,8 +152,26 @@ pub fn script(config: &Config, catalog: &Catalog, format: Format) -> Vec<Stateme
     let p = endpoint(config);
     for plan in plans(config, catalog, format) {
         out.extend(ddl::endpoints(&t, &p, &plan));
-        out.extend(ddl::entity(&t, &plan));
+        out.extend(entity_statements(
+            &t,
+            &plan,
+            config.entity(&plan.entity).history_ttl,
+        ));
     }
+    out
+}
+
+/// A new entity's statements: its table, then its history and feed (so the first load is
+/// recorded), then the views (the load view refreshes as soon as it exists).
+pub fn entity_statements(
+    t: &Target,
+    plan: &TablePlan,
+    ttl: Option<crate::config::Schedule>,
+) -> Vec<Statement> {
+    let mut all = ddl::entity(t, plan).into_iter();
+    let mut out: Vec<Statement> = all.next().into_iter().collect();
+    out.extend(history::create(t, plan, ttl));
+    out.extend(all);
     out
 }
 
@@ -370,14 +389,20 @@ async fn converge_entity(
     report: &mut ApplyReport,
 ) -> Result<(), ClickHouseError> {
     let (t, proxy) = (&target(config), &endpoint(config));
+    let ttl = config.entity(&plan.entity).history_ttl;
     if !exists {
         let stmts = match mode {
             Mode::Pull => {
                 let mut s = ddl::endpoints(t, proxy, plan);
-                s.extend(ddl::entity(t, plan));
+                s.extend(entity_statements(t, plan, ttl));
                 s
             }
-            Mode::Push => vec![ddl::table(t, plan), ddl::current_view(t, plan)],
+            Mode::Push => {
+                let mut s = vec![ddl::table(t, plan)];
+                s.extend(history::create(t, plan, ttl));
+                s.push(ddl::current_view(t, plan));
+                s
+            }
         };
         for s in stmts {
             run(conn, &s, report).await?;
@@ -385,6 +410,8 @@ async fn converge_entity(
         report.created_tables.push(plan.entity.clone());
         return Ok(());
     }
+    // The history first: it must have every column before the entity's table gets it.
+    converge_history(conn, t, plan, ttl, report).await?;
     let mut have = existing_columns(conn, t, &plan.entity).await?;
     if rename_columns(conn, t, plan, &have, mode, report).await? {
         have = existing_columns(conn, t, &plan.entity).await?;
@@ -473,6 +500,59 @@ async fn converge_entity(
         }
     }
     Ok(())
+}
+
+/// Brings `<entity>_history` of an existing entity in line with the plan: created (with the
+/// feed view, then filled from the versions the table still holds) when missing, renamed and
+/// new columns applied before the entity's table gets them, TTL as configured, and the
+/// as-of view recreated.
+async fn converge_history(
+    conn: &Connection,
+    t: &Target,
+    plan: &TablePlan,
+    ttl: Option<crate::config::Schedule>,
+    report: &mut ApplyReport,
+) -> Result<(), ClickHouseError> {
+    let name = history::history_table_name(&plan.entity);
+    let engine = conn
+        .pairs(&format!(
+            "SELECT engine_full, '' FROM system.tables WHERE database = {} AND name = {}",
+            literal(&t.database),
+            literal(&name)
+        ))
+        .await?;
+    let Some((engine, _)) = engine.into_iter().next() else {
+        run(conn, &history::table(t, plan, ttl), report).await?;
+        run(conn, &history::feed(t, plan), report).await?;
+        run(conn, &history::backfill(t, plan), report).await?;
+        run(conn, &history::as_of(t, plan), report).await?;
+        report.created_tables.push(name);
+        return Ok(());
+    };
+    let have = existing_columns(conn, t, &name).await?;
+    let has = |n: &str| have.iter().any(|(c, _)| c == n);
+    let renames: Vec<(String, String)> = plan
+        .renamed_from
+        .iter()
+        .filter(|(old, new)| has(old) && !has(new))
+        .cloned()
+        .collect();
+    if let Some(s) = ddl::rename_columns(t, &name, &renames) {
+        run(conn, &s, report).await?;
+    }
+    let have = existing_columns(conn, t, &name).await?;
+    if let Some(s) = ddl::add_columns(t, &name, &history::missing(plan, &have)) {
+        run(conn, &s, report).await?;
+    }
+    let in_force = match history::ttl_marker(ttl) {
+        Some(m) => engine.contains(&m),
+        None => !engine.contains(" TTL "),
+    };
+    if !in_force {
+        run(conn, &history::set_ttl(t, &plan.entity, ttl), report).await?;
+    }
+    run(conn, &history::feed(t, plan), report).await?;
+    run(conn, &history::as_of(t, plan), report).await
 }
 
 /// Renames columns the table still has under an earlier name; `true` if any was renamed.

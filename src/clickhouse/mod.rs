@@ -4,6 +4,7 @@ pub mod apply;
 pub mod connection;
 pub mod ddl;
 mod error;
+pub mod history;
 pub mod plan;
 pub mod quote;
 mod tls;

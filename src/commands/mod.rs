@@ -4,6 +4,7 @@ pub mod check;
 pub mod demo;
 #[cfg(feature = "demo")]
 pub mod demo_tls;
+pub mod events;
 pub mod import_config;
 pub mod logging;
 pub mod schema_cmds;

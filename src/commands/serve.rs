@@ -119,9 +119,9 @@ pub async fn start(config: Arc<Config>, portal: &PortalConnection) -> anyhow::Re
         })?;
     let addr = listener.local_addr()?;
     let (stopped, stop_rx) = tokio::sync::watch::channel(false);
-    let app = router(state.clone()).layer(axum::middleware::from_fn(move |req, next| {
-        cut_on_stop(stop_rx.clone(), req, next)
-    }));
+    let app = with_events(router(state.clone()), &config, &state)?.layer(
+        axum::middleware::from_fn(move |req, next| cut_on_stop(stop_rx.clone(), req, next)),
+    );
     let timeouts = config.proxy.timeouts;
     let task = match &tls {
         Some(cert) => {
@@ -138,6 +138,34 @@ pub async fn start(config: Arc<Config>, portal: &PortalConnection) -> anyhow::Re
         task,
         stopped,
     })
+}
+
+/// `POST /v1/events` when `events.application_token` is set: online events feed the same
+/// path as offline ones, in pull mode (tombstones at once, the load view refreshed).
+/// Added after the bearer-token layer (this route has its own credential) without touching
+/// the fallback, which stays behind that layer.
+fn with_events(
+    app: axum::Router,
+    config: &Arc<Config>,
+    state: &Arc<AppState>,
+) -> anyhow::Result<axum::Router> {
+    let Some(token) = &config.events.application_token else {
+        return Ok(app);
+    };
+    let conn = Connection::connect(&config.clickhouse)?.with_secret(&config.proxy.token);
+    let st = state.clone();
+    let sink = Arc::new(crate::events::sink::Sink {
+        conn,
+        client: state.client.clone(),
+        config: config.clone(),
+        catalog: Arc::new(move || st.catalog()),
+        mode: crate::events::sink::Mode::Pull,
+    });
+    let inbox = crate::events::online::Inbox::start(token.clone(), sink);
+    Ok(app.route(
+        crate::events::online::PATH,
+        crate::events::online::route(inbox),
+    ))
 }
 
 /// Refuses plain HTTP on a network address unless the user accepted it (then warns, at every
@@ -231,6 +259,18 @@ pub async fn run(mut config: Config, autopilot: bool) -> anyhow::Result<()> {
     if autopilot {
         let conn = Connection::connect(&config.clickhouse)?.with_secret(&config.proxy.token);
         tokio::spawn(autopilot_loop(serve.state.clone(), conn, Format::Parquet));
+    }
+    if config.events.offline {
+        let conn = Connection::connect(&config.clickhouse)?.with_secret(&config.proxy.token);
+        let feed = super::events::prepare(
+            config.clone(),
+            portal.client.clone(),
+            conn,
+            crate::events::sink::Mode::Pull,
+        )
+        .await?;
+        let every = config.events.poll_interval.as_duration();
+        tokio::spawn(async move { feed.run(every).await });
     }
     tokio::signal::ctrl_c().await?;
     serve.stop();

@@ -9,8 +9,8 @@ mod secret;
 
 pub use resolve::{
     ClickHouseConfig, ClickHouseTimeouts, Config, ConfigError, DeleteGuard, DictionaryUser,
-    EntitySettings, Exposure, LimitsConfig, Plan, PortalAuth, ProxyConfig, Schedule, ServeTimeouts,
-    TlsFiles, Transport, from_toml_str, load,
+    EntitySettings, EventsConfig, Exposure, LimitsConfig, Plan, PortalAuth, ProxyConfig, Schedule,
+    ServeTimeouts, TimeUnit, TlsFiles, Transport, from_toml_str, load,
 };
 pub use secret::{Secret, redact};
 

@@ -18,6 +18,8 @@ pub(super) struct RawConfig {
     pub proxy: RawProxy,
     #[serde(default)]
     pub exec: RawExec,
+    #[serde(default)]
+    pub events: RawEvents,
     /// Per-entity settings; the key `default` applies to every entity not listed.
     #[serde(default)]
     pub entities: BTreeMap<String, RawEntity>,
@@ -95,6 +97,18 @@ pub(super) struct RawProxy {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct RawEvents {
+    /// Bind offline events for the loaded entities and read the queue (OAuth app only).
+    pub offline: Option<bool>,
+    /// How often the offline queue is read (default `5 SECOND`).
+    pub poll_interval: Option<String>,
+    /// The application token online events must carry (`auth.application_token`); secret
+    /// (may be `env:VAR`). Without it `POST /v1/events` is refused.
+    pub application_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RawExec {
     /// Methods `b24_call` may run (replaces the built-in list of read methods).
     pub call_methods: Option<Vec<String>>,
@@ -117,4 +131,6 @@ pub(super) struct RawEntity {
     /// …when that is also more than this many rows.
     pub max_delete_rows: Option<u64>,
     pub fields: Option<Vec<String>>,
+    /// How long `<entity>_history` keeps a version (e.g. `365 DAY`); absent = forever.
+    pub history_ttl: Option<String>,
 }

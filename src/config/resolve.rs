@@ -283,6 +283,8 @@ pub struct EntitySettings {
     pub delete_guard: DeleteGuard,
     /// `None` = every field.
     pub fields: Option<Vec<String>>,
+    /// How long `<entity>_history` keeps a version; `None` = forever.
+    pub history_ttl: Option<Schedule>,
 }
 
 /// How many rows one reconcile may tombstone before it refuses. A complete but wrong ID list
@@ -366,6 +368,18 @@ pub struct Config {
     pub call_methods: Option<Vec<String>>,
     default_entity: EntitySettings,
     entities: BTreeMap<String, EntitySettings>,
+    /// Bitrix24 events as a change feed (`[events]`, `crate::events`).
+    pub events: EventsConfig,
+}
+
+/// `[events]`: changes within seconds from Bitrix24 events.
+#[derive(Debug, Clone)]
+pub struct EventsConfig {
+    /// Offline events: bind them and read the queue (needs an OAuth app).
+    pub offline: bool,
+    pub poll_interval: Schedule,
+    /// What `POST /v1/events` requires in `auth.application_token`; `None` = refused.
+    pub application_token: Option<Secret>,
 }
 
 impl Config {
@@ -380,6 +394,9 @@ impl Config {
     /// Every secret of this config, for redacting text before it leaves the process.
     pub fn secrets(&self) -> Vec<&Secret> {
         let mut out = vec![&self.clickhouse.password, &self.proxy.token];
+        if let Some(t) = &self.events.application_token {
+            out.push(t);
+        }
         match &self.portal {
             PortalAuth::Demo => {}
             PortalAuth::Webhook { url } => out.push(url),
@@ -497,6 +514,7 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         },
         delete_guard: DeleteGuard::DEFAULT,
         fields: None,
+        history_ttl: None,
     };
     let default_entity = match raw.entities.get("default") {
         Some(e) => resolve_entity("entities.default", e, &builtin)?,
@@ -511,6 +529,7 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         );
     }
     let call_methods = resolve_call_methods(&raw.exec)?;
+    let events = resolve_events(&raw.events, &portal)?;
     Ok(Config {
         state_dir,
         portal,
@@ -520,6 +539,45 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         call_methods,
         default_entity,
         entities,
+        events,
+    })
+}
+
+fn resolve_events(
+    raw: &super::model::RawEvents,
+    portal: &PortalAuth,
+) -> Result<EventsConfig, ConfigError> {
+    let offline = raw.offline.unwrap_or(false);
+    if offline && matches!(portal, PortalAuth::Webhook { .. }) {
+        return Err(ConfigError::new(
+            "events.offline",
+            "offline events need an OAuth app (event.bind works only in application context); configure [portal.oauth], or set events.offline = false and send online events to POST /v1/events from an outgoing webhook",
+        ));
+    }
+    let poll_interval = match &raw.poll_interval {
+        Some(s) => Schedule::parse(s).map_err(|e| ConfigError::new("events.poll_interval", e))?,
+        None => Schedule {
+            count: 5,
+            unit: TimeUnit::Second,
+        },
+    };
+    let application_token = match &raw.application_token {
+        Some(v) => {
+            let s = secret_value("events.application_token", v)?;
+            if s.expose().len() < 16 {
+                return Err(ConfigError::new(
+                    "events.application_token",
+                    "is shorter than 16 characters; copy the application_token Bitrix24 sends with the app's events",
+                ));
+            }
+            Some(s)
+        }
+        None => None,
+    };
+    Ok(EventsConfig {
+        offline,
+        poll_interval,
+        application_token,
     })
 }
 
@@ -940,6 +998,13 @@ fn resolve_entity(
         retry_backoff: schedule("retry_backoff", &raw.retry_backoff, base.retry_backoff)?,
         delete_guard: delete_guard(key, raw, base.delete_guard)?,
         fields: raw.fields.clone().or_else(|| base.fields.clone()),
+        history_ttl: match &raw.history_ttl {
+            Some(s) => Some(
+                Schedule::parse(s)
+                    .map_err(|e| ConfigError::new(format!("{key}.history_ttl"), e))?,
+            ),
+            None => base.history_ttl,
+        },
     })
 }
 

@@ -4,4 +4,4 @@ mod error;
 pub mod extract;
 pub mod stats;
 
-pub use extract::{EntityJob, PipelineError, TypedPage, ids, typed_rows};
+pub use extract::{EntityJob, PipelineError, TypedPage, ids, rows_by_ids, typed_rows};

@@ -269,7 +269,7 @@ pub(super) async fn entity_ddl(
     let tp = plan::table_plan(&e, &columns, &settings, format);
     let t = apply::target(&state.config);
     let mut stmts = ddl::endpoints(&t, &apply::endpoint(&state.config), &tp);
-    stmts.extend(ddl::entity(&t, &tp));
+    stmts.extend(apply::entity_statements(&t, &tp, settings.history_ttl));
     let sql: Vec<String> = stmts
         .into_iter()
         .map(|s| format!("{};\n", s.display))

@@ -8,6 +8,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as SJ, json};
 
+use super::events::{self, Change, EmitCtx, EventsState};
 use super::fields::uf_gen_for;
 use super::limits::{LeakyBucket, OperatingLimiter, SimClock};
 use super::method_error::MethodError;
@@ -144,6 +145,10 @@ pub(crate) struct State {
     pub smart_stage_history: SmartStageHistory,
     /// Scopes the credentials lack.
     pub denied_scopes: BTreeSet<String>,
+    /// Bound handlers, the offline queue and online deliveries.
+    pub events: EventsState,
+    /// Whether the request being run came with an application token (not a webhook).
+    pub app_context: bool,
 }
 
 /// The scope a method needs (the `Scope:` line of its docs page); `None` for `batch` and other
@@ -192,6 +197,8 @@ pub(crate) struct Shared {
     pub cfg: PortalConfig,
     pub base_url: String,
     pub state: Mutex<State>,
+    /// Wakes the online-event delivery task.
+    pub events_wake: tokio::sync::Notify,
 }
 
 /// Handle to a running portal's state (cheap to clone).
@@ -227,12 +234,15 @@ impl PortalControl {
                 .collect(),
             smart_stage_history: cfg.smart_stage_history,
             denied_scopes: cfg.denied_scopes.iter().cloned().collect(),
+            events: EventsState::default(),
+            app_context: false,
         };
         PortalControl {
             shared: Arc::new(Shared {
                 cfg,
                 base_url,
                 state: Mutex::new(state),
+                events_wake: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -360,6 +370,12 @@ impl PortalControl {
             }
             n += 1;
         }
+        let changed: Vec<u64> = ids
+            .iter()
+            .copied()
+            .filter(|id| st.data.tables.get(table).is_some_and(|t| t.exists(*id)))
+            .collect();
+        self.emit(&mut st, table, &changed, Change::Update);
         Ok(n)
     }
 
@@ -370,7 +386,92 @@ impl PortalControl {
             .tables
             .get_mut(table)
             .ok_or_else(|| unknown_table(table))?;
-        Ok(ids.iter().filter(|id| t.delete(**id)).count())
+        let deleted: Vec<u64> = ids.iter().copied().filter(|id| t.delete(*id)).collect();
+        self.emit(&mut st, table, &deleted, Change::Delete);
+        Ok(deleted.len())
+    }
+
+    /// Creates `count` new generated rows in a generated table (new ids after the largest,
+    /// modified now), as a user adding deals would; returns their ids.
+    pub fn add_rows(&self, table: &str, count: u64) -> Result<Vec<u64>, DemoPortalError> {
+        let mut st = self.lock();
+        let now = st.clock.now().floor() as i64;
+        let t = st
+            .data
+            .tables
+            .get_mut(table)
+            .ok_or_else(|| unknown_table(table))?;
+        if t.materialized.is_some() {
+            return Err(DemoPortalError::InvalidValue {
+                field: table.to_string(),
+                message: "rows can be added to generated entity tables only (deals, leads, contacts, companies, smart processes, activities)".into(),
+            });
+        }
+        let mf = modify_field(t);
+        let first = t.max_id + 1;
+        t.generated_size.get_or_insert(t.max_id);
+        t.max_id += count;
+        let ids: Vec<u64> = (first..first + count).collect();
+        if let Some(mf) = mf {
+            for id in &ids {
+                t.set_override(*id, mf, Val::DateTime(now));
+            }
+        }
+        self.emit(&mut st, table, &ids, Change::Add);
+        Ok(ids)
+    }
+
+    /// Queues the events of changed rows and wakes the delivery of online ones.
+    fn emit(&self, st: &mut State, table: &str, ids: &[u64], change: Change) {
+        let ctx = self.emit_ctx();
+        let mut online = false;
+        for id in ids {
+            online |= events::emit(st, &ctx, table, *id, change);
+        }
+        if online {
+            self.shared.events_wake.notify_one();
+        }
+    }
+
+    fn emit_ctx(&self) -> EmitCtx {
+        let cfg = &self.shared.cfg;
+        EmitCtx {
+            base_url: self.shared.base_url.clone(),
+            member_id: format!("{:032x}", super::generate::mix(cfg.seed)),
+            application_token: self.application_token(),
+            access_token: cfg.oauth.access_token.clone(),
+            refresh_token: cfg.oauth.refresh_token.clone(),
+        }
+    }
+
+    /// The application token every online event of the demo app carries
+    /// (`auth.application_token`), as a handler verifies it.
+    pub fn application_token(&self) -> String {
+        self.shared.cfg.application_token()
+    }
+
+    /// The event switches in force.
+    pub fn event_settings(&self) -> events::EventSettings {
+        self.lock().events.settings
+    }
+
+    /// Changes the event switches from the next call on.
+    pub fn set_event_settings(&self, s: events::EventSettings) {
+        self.lock().events.settings = s;
+    }
+
+    /// The offline queue as it is now (every record, leased or not).
+    pub fn offline_queue(&self) -> Vec<events::OfflineRecord> {
+        self.lock().events.queue.clone()
+    }
+
+    /// The bound handlers.
+    pub fn event_handlers(&self) -> Vec<events::Handler> {
+        self.lock().events.handlers.clone()
+    }
+
+    pub fn event_counters(&self) -> events::EventCounters {
+        self.lock().events.counters.clone()
     }
 
     /// Add a smart process with `items` generated items; returns its entityTypeId.

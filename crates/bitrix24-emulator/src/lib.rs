@@ -7,6 +7,7 @@ mod batch;
 mod billing;
 mod cli;
 mod control;
+mod events;
 mod faults;
 mod fields;
 mod generate;
@@ -28,6 +29,10 @@ use serde::{Deserialize, Serialize};
 
 pub use cli::{DemoPortalArgs, run_cli};
 pub use control::{Counters, Fault, FaultKind, PortalControl, UserFieldSpec};
+pub use events::{
+    EventCounters, EventSettings, Handler as EventHandler, OfflineEventData, OfflineRecord,
+    OnlineFormat,
+};
 pub use limits::CostModel;
 pub use limits::published as cost_calibration;
 
@@ -365,6 +370,16 @@ impl Default for PortalConfig {
 }
 
 impl PortalConfig {
+    /// The application token the demo app's online events carry (`auth.application_token`),
+    /// derived from the seed so a handler can be configured before the portal starts.
+    pub fn application_token(&self) -> String {
+        format!(
+            "{:016x}{:016x}",
+            generate::mix(self.seed ^ 0xa5a5),
+            generate::mix(self.seed ^ 0x5a5a)
+        )
+    }
+
     fn validate(&self) -> Result<(), DemoPortalError> {
         let bad = |m: &str| Err(DemoPortalError::Config(m.to_string()));
         if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
@@ -401,6 +416,7 @@ pub struct RunningPortal {
     control: PortalControl,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    delivery: tokio::task::JoinHandle<()>,
 }
 
 impl RunningPortal {
@@ -428,6 +444,7 @@ impl RunningPortal {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        self.delivery.abort();
         let _ = (&mut self.task).await;
     }
 }
@@ -443,6 +460,7 @@ pub async fn start(cfg: PortalConfig, addr: SocketAddr) -> Result<RunningPortal,
         .map_err(|source| DemoPortalError::Bind { addr, source })?;
     let control = PortalControl::new(cfg, format!("http://{local}"));
     let app = server::router(control.clone());
+    let delivery = tokio::spawn(deliver_online_events(control.clone()));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -458,5 +476,18 @@ pub async fn start(cfg: PortalConfig, addr: SocketAddr) -> Result<RunningPortal,
         control,
         shutdown: Some(tx),
         task,
+        delivery,
     })
+}
+
+/// POSTs online events to their handlers as changes produce them.
+async fn deliver_online_events(control: PortalControl) {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap_or_default();
+    loop {
+        control.shared.events_wake.notified().await;
+        events::deliver(&control, &client).await;
+    }
 }

@@ -182,6 +182,9 @@ pub(crate) struct Table {
     pub fields: Vec<FieldDef>,
     /// Lazy rows `1..=max_id` when `materialized` is None.
     pub max_id: u64,
+    /// The row count generated values are spread over (creation dates, references into this
+    /// table), fixed when rows are added so existing rows keep their values; `None`: `max_id`.
+    pub generated_size: Option<u64>,
     pub deleted: HashSet<u64>,
     pub overrides: HashMap<u64, Vec<(String, Val)>>,
     /// Small reference tables keep full rows instead (keyed by id, values by field index).
@@ -189,6 +192,11 @@ pub(crate) struct Table {
 }
 
 impl Table {
+    /// See [`Table::generated_size`].
+    pub(crate) fn generation_size(&self) -> u64 {
+        self.generated_size.unwrap_or(self.max_id)
+    }
+
     pub(crate) fn field_index(&self, code: &str) -> Option<usize> {
         self.fields.iter().position(|f| f.code == code)
     }

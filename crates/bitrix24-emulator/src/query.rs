@@ -302,10 +302,20 @@ pub(crate) fn run(data: &PortalData, t: &Table, q: &Query) -> Page {
     let desc = q.order.first().is_some_and(|(_, asc)| !asc);
     if by_id_only && !counting {
         // Fast path (the documented start=-1 technique): stop after one page.
+        // Candidates narrowed by the ID conditions themselves (every condition is still
+        // checked below): the listed ids of an `@ID` filter, from the cursor on. Without this
+        // a chained listing rescans the table from id 1 for every page.
+        let (listed, lower, upper) = id_hints(q, id_idx);
+        let base: Box<dyn DoubleEndedIterator<Item = u64> + '_> = match listed {
+            Some(ids) => Box::new(ids.into_iter().filter(|id| t.exists(*id))),
+            None => t.ids(),
+        };
+        let base =
+            base.filter(move |id| lower.is_none_or(|l| *id >= l) && upper.is_none_or(|u| *id <= u));
         let iter: Box<dyn Iterator<Item = u64>> = if desc {
-            Box::new(t.ids().rev())
+            Box::new(base.rev())
         } else {
-            t.ids()
+            Box::new(base)
         };
         let ids = iter
             .filter(|id| row_matches(data, t, *id, &q.conds))
@@ -363,6 +373,42 @@ pub(crate) fn run(data: &PortalData, t: &Table, q: &Query) -> Page {
         total: counting.then_some(total as u64),
         ids: page,
     }
+}
+
+/// From the conditions on the ID field: the listed ids (`@ID`, sorted), and inclusive
+/// lower/upper bounds (`>ID`, `>=ID`, `<ID`, `<=ID`, `=ID`). Only narrows; never widens.
+fn id_hints(q: &Query, id_idx: Option<usize>) -> (Option<Vec<u64>>, Option<u64>, Option<u64>) {
+    let (mut listed, mut lower, mut upper): (Option<Vec<u64>>, Option<u64>, Option<u64>) =
+        (None, None, None);
+    let Some(id_idx) = id_idx else {
+        return (None, None, None);
+    };
+    for c in q.conds.iter().filter(|c| c.field == id_idx) {
+        let nums: Option<Vec<u64>> = c.raw.iter().map(|r| r.trim().parse::<u64>().ok()).collect();
+        let Some(nums) = nums else { continue };
+        let first = nums.first().copied();
+        match c.op {
+            Op::In if !nums.is_empty() => {
+                let mut v = nums;
+                v.sort_unstable();
+                v.dedup();
+                listed = Some(v);
+            }
+            Op::Eq if nums.len() == 1 => {
+                listed = Some(nums);
+            }
+            Op::Gt => lower = first.map(|f| f.saturating_add(1)).max(lower),
+            Op::Ge => lower = first.max(lower),
+            Op::Lt => {
+                upper = first
+                    .map(|f| f.saturating_sub(1))
+                    .map(|f| upper.map_or(f, |u| u.min(f)))
+            }
+            Op::Le => upper = first.map(|f| upper.map_or(f, |u| u.min(f))),
+            _ => {}
+        }
+    }
+    (listed, lower, upper)
 }
 
 /// Parse an `order` param: `{FIELD: ASC|DESC}` with a resolver for field names.

@@ -34,6 +34,7 @@ pub(crate) fn router(control: PortalControl) -> Router {
         .route("/_control/config", get(c_config))
         .route("/_control/rows/modify", post(c_modify))
         .route("/_control/rows/delete", post(c_delete))
+        .route("/_control/rows/add", post(c_add))
         .route("/_control/smart_process/add", post(c_sp_add))
         .route("/_control/smart_process/remove", post(c_sp_remove))
         .route("/_control/user_field/add", post(c_uf_add))
@@ -48,6 +49,8 @@ pub(crate) fn router(control: PortalControl) -> Router {
         .route("/_control/stage_history", post(c_stage_history))
         .route("/_control/scopes", post(c_scopes))
         .route("/_control/billing", get(c_billing).post(c_billing_set))
+        .route("/_control/events", get(c_events))
+        .route("/_control/events/settings", post(c_event_settings))
         .fallback(not_found)
         .with_state(control)
 }
@@ -267,6 +270,7 @@ fn process(
         return error_reply(c, e.status, &e.code, &e.description);
     }
     let mut guard = c.lock();
+    guard.app_context = !inject.is_empty();
     let mut ctx = Ctx {
         st: &mut guard,
         shared,
@@ -575,6 +579,21 @@ async fn c_delete(AxState(c): AxState<PortalControl>, req: Request) -> Response 
     run.await.unwrap_or_else(CtlErr::response)
 }
 
+/// `{"table": "deal", "count": 3}` → `{"ids": [...]}`
+async fn c_add(AxState(c): AxState<PortalControl>, req: Request) -> Response {
+    let run = async {
+        let v = body_json(req).await?;
+        let count = field(&v, "count")?
+            .as_u64()
+            .ok_or_else(|| bad_request("count must be a positive integer"))?;
+        let ids = c
+            .add_rows(str_of(&v, "table")?, count)
+            .map_err(bad_request)?;
+        Ok::<_, CtlErr>(ok_json(json!({"ids": ids})))
+    };
+    run.await.unwrap_or_else(CtlErr::response)
+}
+
 async fn c_sp_add(AxState(c): AxState<PortalControl>, req: Request) -> Response {
     let run = async {
         let v = body_json(req).await?;
@@ -751,6 +770,42 @@ async fn c_billing_set(AxState(c): AxState<PortalControl>, req: Request) -> Resp
         c.set_billing(billing).map_err(bad_request)?;
         Ok::<_, CtlErr>(ok_json(
             serde_json::to_value(c.billing()).unwrap_or(SJ::Null),
+        ))
+    };
+    run.await.unwrap_or_else(CtlErr::response)
+}
+
+/// Handlers, the offline queue, counters, switches and the application token.
+async fn c_events(AxState(c): AxState<PortalControl>) -> Response {
+    ok_json(json!({
+        "settings": c.event_settings(),
+        "handlers": c.event_handlers(),
+        "queue": c.offline_queue(),
+        "counters": c.event_counters(),
+        "application_token": c.application_token(),
+    }))
+}
+
+/// Changes any of `offline_event_data` (`fields`|`empty`), `online_format` (`form`|`json`),
+/// `offline_extended` (bool); answers the switches now in force.
+async fn c_event_settings(AxState(c): AxState<PortalControl>, req: Request) -> Response {
+    let run = async {
+        let v = body_json(req).await?;
+        let mut now = serde_json::to_value(c.event_settings()).map_err(bad_request)?;
+        let (Some(patch), Some(into)) = (v.as_object(), now.as_object_mut()) else {
+            return Err(bad_request("expected a JSON object"));
+        };
+        for (k, val) in patch {
+            if !into.contains_key(k) {
+                return Err(bad_request(format!(
+                    "unknown event setting '{k}' (offline_event_data, online_format, offline_extended)"
+                )));
+            }
+            into.insert(k.clone(), val.clone());
+        }
+        c.set_event_settings(serde_json::from_value(now).map_err(bad_request)?);
+        Ok::<_, CtlErr>(ok_json(
+            serde_json::to_value(c.event_settings()).unwrap_or(SJ::Null),
         ))
     };
     run.await.unwrap_or_else(CtlErr::response)

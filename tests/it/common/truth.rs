@@ -233,6 +233,21 @@ pub(crate) async fn compare_entity(
     names: &BTreeMap<String, String>,
     files: &BTreeSet<String>,
 ) -> Vec<Mismatch> {
+    let source = format!("`{db}`.`{entity}_current`");
+    compare_entity_from(ch, db, entity, &source, truth, names, files).await
+}
+
+/// [`compare_entity`] against any relation with the current view's columns (`source`, SQL:
+/// e.g. `db.crm_deal_as_of(ts = '…')`).
+pub(crate) async fn compare_entity_from(
+    ch: &LocalClickHouse,
+    db: &str,
+    entity: &str,
+    source: &str,
+    truth: &[Map<String, Value>],
+    names: &BTreeMap<String, String>,
+    files: &BTreeSet<String>,
+) -> Vec<Mismatch> {
     let mut out = Vec::new();
     let entity_level = |column: &str, expected: String, actual: String| Mismatch {
         entity: entity.to_string(),
@@ -259,7 +274,7 @@ pub(crate) async fn compare_entity(
     };
     let body = match ch
         .query(&format!(
-            "SELECT * EXCEPT (dt_inserted) FROM `{db}`.`{entity}_current` ORDER BY `{key}` \
+            "SELECT * EXCEPT (dt_inserted) FROM {source} ORDER BY `{key}` \
              FORMAT JSONEachRow SETTINGS output_format_json_quote_64bit_integers = 0, \
              output_format_json_quote_decimals = 1, output_format_decimal_trailing_zeros = 1, \
              output_format_json_quote_64bit_floats = 0, output_format_json_named_tuples_as_objects = 1, \

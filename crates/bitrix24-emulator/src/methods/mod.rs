@@ -77,6 +77,9 @@ pub(crate) fn exists(method: &str) -> bool {
         return matches!(op, "list" | "get" | "fields" | "userfield.list")
             || (entity == "deal" && op == "contact.items.get");
     }
+    if crate::events::is_event_method(method) {
+        return true;
+    }
     matches!(
         method,
         "crm.item.list"
@@ -116,6 +119,13 @@ pub(crate) fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome
             "contact.items.get" if table == "deal" => Some(legacy::deal_contacts(ctx, params)),
             _ => None,
         };
+    }
+    if crate::events::is_event_method(method) {
+        let (offset, cost) = (ctx.offset(), ctx.shared.cfg.cost.call_secs);
+        let app = ctx.st.app_context;
+        return Some(crate::events::call(
+            ctx.st, offset, method, params, app, cost,
+        ));
     }
     Some(match method {
         "crm.item.list" => item::list(ctx, params),

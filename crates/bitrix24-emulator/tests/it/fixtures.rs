@@ -20,10 +20,6 @@ const NOT_EMULATED: &[(&str, &str)] = &[
         "tasks are a next-wave entity; no method emulated",
     ),
     (
-        "event.offline.get.json",
-        "offline events need an OAuth app context and event.bind; not emulated",
-    ),
-    (
         "oauth.error.PAYMENT_REQUIRED.json",
         "plan gating of the OAuth server is not emulated",
     ),
@@ -384,6 +380,44 @@ async fn check(p: &bitrix24_emulator::RunningPortal, name: &str, fix: &Value) {
                 assert_eq!(keys(o), keys(&f), "{ctx}: keys of a {t} UF");
                 assert_kinds(o, &f, ctx);
             }
+        }
+        "event.offline.get.json" => {
+            // The docs' example is the variant whose records carry no data (`false`). A portal
+            // on real time: this one's OAuth token expires within a second.
+            let mut cfg = fast_config();
+            cfg.time_scale = 1.0;
+            cfg.limits.enabled = true;
+            cfg.limits.burst = 1e9;
+            let own = portal(cfg).await;
+            let p = &own;
+            let c = p.control();
+            let mut s = c.event_settings();
+            s.offline_event_data = bitrix24_emulator::OfflineEventData::Empty;
+            c.set_event_settings(s);
+            let o = c.config().oauth;
+            let url = |method: &str| format!("{}/rest/{method}", p.base_url());
+            let r = call(
+                &url("event.bind"),
+                json!({"auth": o.access_token, "event": "ONCRMLEADADD", "event_type": "offline"}),
+            )
+            .await;
+            assert_eq!(r.json["result"], json!(true), "{ctx}: {}", r.text);
+            c.add_rows("lead", 1).unwrap();
+            let r = call(&url("event.offline.get"), json!({"auth": o.access_token})).await;
+            assert_envelope(&r.json, fix, ctx);
+            assert_eq!(keys(&r.json["result"]), keys(&fix["result"]), "{ctx}");
+            assert_eq!(
+                r.json["result"]["process_id"],
+                Value::Null,
+                "{ctx}: clear=1 returns no process_id"
+            );
+            assert_rows(
+                &rows(&r.json["result"]["events"]),
+                &rows(&fix["result"]["events"]),
+                ctx,
+            );
+            assert_eq!(r.json["result"]["events"][0]["EVENT_NAME"], "ONCRMLEADADD");
+            own.shutdown().await;
         }
         "crm.enum.ownertype.json" => {
             let r = call(&m(p, "crm.enum.ownertype"), json!({})).await;

@@ -3,6 +3,7 @@
 mod api;
 mod billing;
 mod control;
+mod events;
 mod fixtures;
 mod limits;
 mod python;

@@ -1,0 +1,97 @@
+//! `b24ch events`: keep ClickHouse fresh from the portal's offline event queue (push).
+use crate::catalog::{self, Catalog};
+use crate::clickhouse::Connection;
+use crate::clickhouse::apply::{self, Mode};
+use crate::config::Config;
+use crate::encode::Format;
+use crate::events::feed::Feed;
+use crate::events::queue;
+use crate::events::sink::{self, Sink};
+use crate::portal::{self, DemoSettings};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct EventsArgs {
+    /// Read and apply one lease, then exit (otherwise run until stopped).
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// The event names of every enabled entity of the catalog.
+pub fn names_to_bind(config: &Config, catalog: &Catalog) -> Vec<String> {
+    catalog
+        .entities
+        .iter()
+        .filter(|e| config.entity(&e.name).enabled)
+        .flat_map(|e| crate::events::event_names(&e.name))
+        .collect()
+}
+
+/// Binds the events, then builds the feed (tables converged for push first).
+pub async fn prepare(
+    config: Arc<Config>,
+    client: Arc<crate::bitrix::Client>,
+    conn: Connection,
+    mode: sink::Mode,
+) -> anyhow::Result<Feed> {
+    let catalog = Arc::new(catalog::discover(&client).await?);
+    if mode == sink::Mode::Push {
+        apply::apply_mode(&conn, &config, &catalog, Format::Parquet, Mode::Push).await?;
+    }
+    let report = queue::bind(&client, &names_to_bind(&config, &catalog)).await?;
+    tracing::info!(
+        bound = report.bound.len(),
+        already = report.already.len(),
+        unknown = report.unknown.len(),
+        "offline events bound"
+    );
+    let cat = catalog.clone();
+    let sink = Arc::new(Sink {
+        conn,
+        client,
+        config: config.clone(),
+        catalog: Arc::new(move || cat.clone()),
+        mode,
+    });
+    Ok(Feed::new(sink, &config.state_dir))
+}
+
+pub async fn run(mut config: Config, args: EventsArgs) -> anyhow::Result<()> {
+    if !config.events.offline {
+        return Err(super::BadInput(
+            "config error in `events.offline`: b24ch events reads the portal's offline event queue; set events.offline = true (needs an OAuth app, [portal.oauth])".into(),
+        )
+        .into());
+    }
+    let portal = portal::connect(&mut config, DemoSettings::default()).await?;
+    let config = Arc::new(config);
+    let conn = Connection::connect(&config.clickhouse)?;
+    let feed = prepare(
+        config.clone(),
+        portal.client.clone(),
+        conn,
+        sink::Mode::Push,
+    )
+    .await?;
+    if args.once {
+        let r = feed.cycle().await?;
+        println!(
+            "events: {} read{}, {} rows written, {} tombstones, {} loads, {} reconciles",
+            r.events,
+            if r.resumed { " (resumed lease)" } else { "" },
+            r.applied.rows,
+            r.applied.tombstones,
+            r.applied.loads,
+            r.applied.reconciles
+        );
+        return Ok(());
+    }
+    println!(
+        "b24ch events: reading the offline event queue every {}",
+        config.events.poll_interval.sql()
+    );
+    tokio::select! {
+        () = feed.run(config.events.poll_interval.as_duration()) => Ok(()),
+        r = tokio::signal::ctrl_c() => r.map_err(Into::into),
+    }
+}

@@ -1,0 +1,214 @@
+//! Bitrix24 events as a change feed: changes reach ClickHouse within seconds instead of at
+//! the next scheduled load, and deletions without an ID scan.
+//!
+//! Two ways in, one path:
+//! - **offline events** (an OAuth app): [`queue`] binds `ONCRM…ADD|UPDATE|DELETE` for the
+//!   loaded entities and reads the portal's queue with `event.offline.get` (`clear=0`, a
+//!   `process_id` lease); [`feed::Feed`] applies a batch and clears it only after the changes
+//!   are in ClickHouse (at-least-once). The lease's `process_id` is written to the state
+//!   directory before the batch is applied, so a b24ch killed in between reads the same
+//!   records again at its next start (`event.offline.get` with that `process_id` returns them):
+//!   nothing is lost, and applying a change twice is harmless (`ReplacingMergeTree`);
+//! - **online events** (`POST /v1/events`, from an app's handler binding or an outgoing
+//!   webhook): [`online`] checks `auth.application_token` in constant time and queues the
+//!   change for the same [`sink::Sink`].
+//!
+//! [`sink::Sink`] turns changes into ClickHouse writes: a deletion becomes a tombstone at once;
+//! changed rows are fetched by their ids (one filtered listing per 2,500 ids) and inserted
+//! (push), or, where ClickHouse pulls, the entity's load view is refreshed and waited for.
+//! A record without an id (a portal whose queue keeps no event data) falls back to an
+//! incremental load, or a reconcile for deletions. Scheduled loads and the ID reconcile stay
+//! as the safety net, at a lower frequency (`[entities.*] schedule`, `reconcile_schedule`).
+pub mod feed;
+pub mod online;
+pub mod queue;
+pub mod sink;
+
+use crate::bitrix::methods::{DYNAMIC_ITEM_EVENTS, ENTITY_EVENTS};
+use serde_json::Value;
+
+/// What happened to a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChangeKind {
+    /// Added or updated: read the row again.
+    Upsert,
+    Delete,
+}
+
+/// One change announced by an event.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Notice {
+    /// b24ch entity (`crm_deal`, `crm_dynamic_128`).
+    pub entity: String,
+    pub kind: ChangeKind,
+    /// The row's id; `None` when the event did not say (the whole entity is looked at).
+    pub id: Option<u64>,
+}
+
+/// Errors of the change feed.
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    #[error(transparent)]
+    Bitrix(#[from] crate::bitrix::BitrixError),
+    #[error(transparent)]
+    ClickHouse(#[from] crate::clickhouse::ClickHouseError),
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
+    /// The portal answered something the feed cannot read; nothing is cleared.
+    #[error(
+        "event.offline.get answered an unexpected shape: {0}; nothing was cleared, the records stay in the portal's queue"
+    )]
+    Malformed(String),
+    #[error("cannot keep the event lease in the state directory ({path}): {message}")]
+    State { path: String, message: String },
+    #[error("the ClickHouse load view {view} did not refresh: {message}")]
+    Refresh { view: String, message: String },
+}
+
+fn change_of(suffix: &str) -> Option<ChangeKind> {
+    match suffix {
+        "ADD" | "UPDATE" => Some(ChangeKind::Upsert),
+        "DELETE" => Some(ChangeKind::Delete),
+        _ => None,
+    }
+}
+
+/// The change an event announces, or `None` for events that are not row changes of an
+/// entity b24ch knows (they are cleared and ignored).
+pub fn classify(event: &str, data: &Value) -> Option<Notice> {
+    let name = event.to_ascii_uppercase();
+    let fields = data.get("FIELDS").or_else(|| data.get("fields"));
+    let id = fields
+        .and_then(|f| f.get("ID").or_else(|| f.get("id")))
+        .and_then(as_id);
+    if let Some(rest) = name.strip_prefix(DYNAMIC_ITEM_EVENTS) {
+        let (change, etid) = match rest.split_once('_') {
+            Some((c, t)) => (c, t.parse::<u32>().ok()),
+            None => (rest, None),
+        };
+        let etid = etid.or_else(|| {
+            fields
+                .and_then(|f| f.get("ENTITY_TYPE_ID").or_else(|| f.get("entityTypeId")))
+                .and_then(as_id)
+                .and_then(|e| u32::try_from(e).ok())
+        })?;
+        return Some(Notice {
+            entity: format!("crm_dynamic_{etid}"),
+            kind: change_of(change)?,
+            id,
+        });
+    }
+    ENTITY_EVENTS.iter().find_map(|(entity, prefix)| {
+        let kind = change_of(name.strip_prefix(prefix)?)?;
+        Some(Notice {
+            entity: (*entity).to_string(),
+            kind,
+            id,
+        })
+    })
+}
+
+/// An id as events carry it: `"42"` or `42`.
+fn as_id(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The events to bind for an entity (none for entities without change events).
+pub fn event_names(entity: &str) -> Vec<String> {
+    let changes = ["ADD", "UPDATE", "DELETE"];
+    if let Some(etid) = entity
+        .strip_prefix("crm_dynamic_")
+        .and_then(|e| e.parse::<u32>().ok())
+    {
+        return changes
+            .iter()
+            .map(|c| format!("{DYNAMIC_ITEM_EVENTS}{c}_{etid}"))
+            .collect();
+    }
+    ENTITY_EVENTS
+        .iter()
+        .find(|(e, _)| *e == entity)
+        .map(|(_, p)| changes.iter().map(|c| format!("{p}{c}")).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn classifies_crm_and_smart_process_events() {
+        let n = classify("onCrmDealUpdate", &json!({"FIELDS": {"ID": "759"}})).unwrap();
+        assert_eq!(
+            (n.entity.as_str(), n.kind, n.id),
+            ("crm_deal", ChangeKind::Upsert, Some(759))
+        );
+        let n = classify("ONCRMLEADDELETE", &json!({"FIELDS": {"ID": 3}})).unwrap();
+        assert_eq!(
+            (n.entity.as_str(), n.kind, n.id),
+            ("crm_lead", ChangeKind::Delete, Some(3))
+        );
+        let n = classify("ONCRMDYNAMICITEMADD_128", &json!(false)).unwrap();
+        assert_eq!((n.entity.as_str(), n.id), ("crm_dynamic_128", None));
+        let n = classify(
+            "ONCRMDYNAMICITEMDELETE",
+            &json!({"FIELDS": {"ID": 4, "ENTITY_TYPE_ID": 130}}),
+        )
+        .unwrap();
+        assert_eq!(
+            (n.entity.as_str(), n.kind, n.id),
+            ("crm_dynamic_130", ChangeKind::Delete, Some(4))
+        );
+        assert!(classify("ONCRMDYNAMICITEMDELETE", &json!({"FIELDS": {"ID": 4}})).is_none());
+        assert!(classify("ONCRMDEALMOVETOCATEGORY", &json!({})).is_none());
+        assert!(classify("ONUSERADD", &json!({})).is_none());
+    }
+
+    #[test]
+    fn config_refuses_offline_events_on_a_webhook_and_short_tokens() {
+        let hook = "[portal]\nwebhook_url = \"https://x.bitrix24.com/rest/1/abcdefgh12345678/\"\n";
+        let e =
+            crate::config::from_toml_str(&format!("{hook}[events]\noffline = true\n")).unwrap_err();
+        assert!(e.to_string().contains("events.offline"), "{e}");
+        let e = crate::config::from_toml_str(&format!(
+            "{hook}[events]\napplication_token = \"short\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("events.application_token"), "{e}");
+        assert!(
+            !e.to_string().contains("short\""),
+            "the value is not echoed: {e}"
+        );
+        let ok = crate::config::from_toml_str(&format!(
+            "{hook}[events]\napplication_token = \"0123456789abcdef0123\"\n"
+        ))
+        .unwrap();
+        assert!(
+            ok.secrets()
+                .iter()
+                .any(|s| s.expose() == "0123456789abcdef0123"),
+            "redacted like the other secrets"
+        );
+        assert_eq!(ok.events.poll_interval.as_duration().as_secs(), 5);
+    }
+
+    #[test]
+    fn names_to_bind() {
+        assert_eq!(
+            event_names("crm_deal"),
+            ["ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMDEALDELETE"]
+        );
+        assert_eq!(
+            event_names("crm_dynamic_128")[2],
+            "ONCRMDYNAMICITEMDELETE_128"
+        );
+        assert!(event_names("user").is_empty());
+    }
+}

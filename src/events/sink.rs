@@ -1,0 +1,279 @@
+//! Changes into ClickHouse: tombstones for deletions at once; changed rows fetched by id and
+//! inserted (push), or the entity's load view refreshed (pull).
+use super::{ChangeKind, EventsError, Notice};
+use crate::bitrix::Client;
+use crate::catalog::Catalog;
+use crate::clickhouse::Connection;
+use crate::clickhouse::ddl::{self, Target};
+use crate::clickhouse::plan::selected_columns;
+use crate::clickhouse::quote::{ident, literal, qualified};
+use crate::config::Config;
+use crate::encode::{Format, RowEncoder};
+use crate::pipeline::{self, EntityJob};
+use crate::schema::primary_key_column;
+use futures::StreamExt;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Ids per fetch: one listing chains 50 pages of 50 in one batch request.
+pub const FETCH_CHUNK: usize = 2_500;
+
+/// Who moves rows into ClickHouse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// b24ch fetches the changed rows and inserts them (`sync`, `b24ch events`).
+    Push,
+    /// ClickHouse pulls from `serve`: the entity's load view is refreshed and waited for.
+    Pull,
+}
+
+/// Where the current catalog comes from (it changes under `serve`'s autopilot).
+pub type CatalogSource = Arc<dyn Fn() -> Arc<Catalog> + Send + Sync>;
+
+pub struct Sink {
+    pub conn: Connection,
+    pub client: Arc<Client>,
+    pub config: Arc<Config>,
+    pub catalog: CatalogSource,
+    pub mode: Mode,
+}
+
+/// What one [`Sink::apply`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Rows fetched and inserted (push) by id.
+    pub rows: u64,
+    pub tombstones: u64,
+    /// Load views refreshed (pull) or incremental loads run (push, changes without an id).
+    pub loads: u64,
+    /// Reconciles run for deletions without an id.
+    pub reconciles: u64,
+    /// Notices for entities b24ch does not load here.
+    pub ignored: u64,
+}
+
+#[derive(Default)]
+struct EntityChanges {
+    upserts: BTreeSet<u64>,
+    deletes: BTreeSet<u64>,
+    upsert_unknown: bool,
+    delete_unknown: bool,
+}
+
+impl Sink {
+    fn target(&self) -> Target {
+        crate::clickhouse::apply::target(&self.config)
+    }
+
+    /// Writes the changes; returns only when they are in ClickHouse (or fails, having
+    /// written some of them: writing them again is harmless).
+    pub async fn apply(&self, notices: &[Notice]) -> Result<Applied, EventsError> {
+        let mut by_entity: BTreeMap<&str, EntityChanges> = BTreeMap::new();
+        for n in notices {
+            let c = by_entity.entry(&n.entity).or_default();
+            match (n.kind, n.id) {
+                (ChangeKind::Upsert, Some(id)) => {
+                    c.upserts.insert(id);
+                }
+                (ChangeKind::Delete, Some(id)) => {
+                    c.deletes.insert(id);
+                }
+                (ChangeKind::Upsert, None) => c.upsert_unknown = true,
+                (ChangeKind::Delete, None) => c.delete_unknown = true,
+            }
+        }
+        let catalog = (self.catalog)();
+        let mut applied = Applied::default();
+        for (entity, changes) in by_entity {
+            let Some(job) = self.job(&catalog, entity)? else {
+                applied.ignored += 1;
+                continue;
+            };
+            self.apply_entity(job, changes, &mut applied).await?;
+        }
+        Ok(applied)
+    }
+
+    fn job(&self, catalog: &Catalog, entity: &str) -> Result<Option<Arc<EntityJob>>, EventsError> {
+        let Some(e) = catalog.entity(entity) else {
+            return Ok(None);
+        };
+        let settings = self.config.entity(entity);
+        if !settings.enabled {
+            return Ok(None);
+        }
+        let columns = selected_columns(e, &settings);
+        Ok(Some(Arc::new(EntityJob::new(e.clone(), columns)?)))
+    }
+
+    async fn apply_entity(
+        &self,
+        job: Arc<EntityJob>,
+        mut c: EntityChanges,
+        applied: &mut Applied,
+    ) -> Result<(), EventsError> {
+        let entity = job.entity.name.clone();
+        // Deletions first and at once: a row both changed and deleted is gone.
+        if !c.deletes.is_empty() {
+            applied.tombstones += self.tombstones(&job, &c.deletes).await?;
+            c.upserts.retain(|id| !c.deletes.contains(id));
+        }
+        let t = self.target();
+        match self.mode {
+            Mode::Push => {
+                let ids: Vec<u64> = c.upserts.iter().copied().collect();
+                for chunk in ids.chunks(FETCH_CHUNK) {
+                    applied.rows += self.fetch_and_insert(&job, chunk).await?;
+                }
+                if c.upsert_unknown {
+                    let progress = crate::sync::Progress::hidden(&entity);
+                    crate::sync::load(&self.conn, &t, self.client.clone(), job.clone(), &progress)
+                        .await?;
+                    applied.loads += 1;
+                }
+                if c.delete_unknown {
+                    let s = self.config.entity(&entity);
+                    let safety =
+                        u64::try_from(s.reconcile_safety.as_duration().as_millis()).unwrap_or(0);
+                    crate::sync::reconcile_guarded(
+                        &self.conn,
+                        &t,
+                        self.client.clone(),
+                        job.clone(),
+                        safety,
+                        s.delete_guard,
+                    )
+                    .await?;
+                    applied.reconciles += 1;
+                }
+            }
+            Mode::Pull => {
+                if !c.upserts.is_empty() || c.upsert_unknown {
+                    self.refresh(&ddl::load_view_name(&entity)).await?;
+                    applied.loads += 1;
+                }
+                if c.delete_unknown {
+                    self.refresh(&ddl::reconcile_view_name(&entity)).await?;
+                    applied.reconciles += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Tombstones for the live rows among `ids` (rows never loaded need none).
+    async fn tombstones(&self, job: &EntityJob, ids: &BTreeSet<u64>) -> Result<u64, EventsError> {
+        let t = self.target();
+        let table = qualified(&t.database, &job.entity.name);
+        let Some(key) = primary_key_column(&job.columns) else {
+            return Ok(0);
+        };
+        let list = ids
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let live = self
+            .conn
+            .pairs(&format!(
+                "SELECT toString(count()), '' FROM {table} FINAL WHERE _is_deleted = 0 AND {} IN ({list})",
+                ident(&key.name)
+            ))
+            .await?;
+        let n = live
+            .first()
+            .and_then(|(c, _)| c.parse::<u64>().ok())
+            .unwrap_or(0);
+        if n > 0 {
+            self.conn
+                .execute(&format!(
+                    "INSERT INTO {table} {}",
+                    ddl::tombstones(&table, &format!("{} IN ({list})", ident(&key.name)))
+                ))
+                .await?;
+        }
+        Ok(n)
+    }
+
+    /// Reads the rows with these ids and inserts them; returns how many exist.
+    async fn fetch_and_insert(
+        &self,
+        job: &Arc<EntityJob>,
+        ids: &[u64],
+    ) -> Result<u64, EventsError> {
+        let t = self.target();
+        let table = qualified(&t.database, &job.entity.name);
+        let ids: Vec<serde_json::Value> = ids.iter().map(|i| serde_json::Value::from(*i)).collect();
+        let pages = pipeline::rows_by_ids(self.client.clone(), job.clone(), ids);
+        futures::pin_mut!(pages);
+        let mut encoder =
+            RowEncoder::new(Format::Parquet, &job.columns).map_err(crate::sync::SyncError::from)?;
+        let mut insert = self
+            .conn
+            .insert_formatted(&format!("INSERT INTO {table} FORMAT Parquet"));
+        let insert_err = |e: clickhouse::error::Error| crate::sync::SyncError::Insert {
+            table: table.clone(),
+            message: self.conn.insert_error(&e),
+        };
+        let mut rows = 0u64;
+        while let Some(page) = pages.next().await {
+            // An error drops `insert` without `end()`: the INSERT is aborted.
+            let page = page?;
+            rows += page.rows.len() as u64;
+            let bytes = encoder
+                .write_rows(&page.rows)
+                .map_err(crate::sync::SyncError::from)?;
+            if !bytes.is_empty() {
+                insert.send(bytes).await.map_err(insert_err)?;
+            }
+        }
+        if rows == 0 {
+            return Ok(0);
+        }
+        let tail = encoder.finish().map_err(crate::sync::SyncError::from)?;
+        insert.send(tail).await.map_err(insert_err)?;
+        insert.end().await.map_err(insert_err)?;
+        Ok(rows)
+    }
+
+    /// `SYSTEM REFRESH VIEW` and wait; again if the refresh that finished had started before
+    /// the request (it may not have seen the change).
+    async fn refresh(&self, view: &str) -> Result<(), EventsError> {
+        let t = self.target();
+        let name = qualified(&t.database, view);
+        let err = |message: String| EventsError::Refresh {
+            view: view.to_string(),
+            message,
+        };
+        for _ in 0..3 {
+            let asked = self
+                .conn
+                .pairs("SELECT toString(toUnixTimestamp(now())), ''")
+                .await?;
+            let asked: i64 = asked.first().and_then(|(s, _)| s.parse().ok()).unwrap_or(0);
+            self.conn
+                .execute(&format!("SYSTEM REFRESH VIEW {name}"))
+                .await?;
+            self.conn
+                .execute(&format!("SYSTEM WAIT VIEW {name}"))
+                .await
+                .map_err(|e| err(e.to_string()))?;
+            let last = self
+                .conn
+                .pairs(&format!(
+                    "SELECT toString(toUnixTimestamp(last_success_time)), exception FROM system.view_refreshes WHERE database = {} AND view = {}",
+                    literal(&t.database),
+                    literal(view)
+                ))
+                .await?;
+            match last.first() {
+                Some((s, _)) if s.parse::<i64>().unwrap_or(0) >= asked => return Ok(()),
+                Some(_) => continue,
+                None => return Err(err("no such view (run apply)".into())),
+            }
+        }
+        Err(err(
+            "three refreshes in a row had started before the request".into(),
+        ))
+    }
+}

@@ -1,0 +1,578 @@
+//! Bitrix24 events as a change feed, against the demo portal and a real ClickHouse:
+//! - offline queue, push: edits, additions and deletions reach `_current` cell by cell after
+//!   one lease, with no ID scan and a handful of requests;
+//! - crash safety: `b24ch events` killed (SIGKILL) between writing the rows and clearing the
+//!   queue; the next run reads its lease again, nothing is lost, the duplicates are harmless;
+//! - a burst of 10,000 changes at ≤ 1 portal request per 50 changed rows;
+//! - online events into `serve` (`POST /v1/events`, pull mode): the portal's own delivery with
+//!   the right application token is applied; a wrong token is refused and writes nothing.
+use crate::common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use b24ch::bitrix::Client;
+use b24ch::clickhouse::Connection;
+use b24ch::clickhouse::apply::{self, Mode};
+use b24ch::clickhouse::plan::selected_columns;
+use b24ch::config::{Config, from_toml_str};
+use b24ch::encode::Format;
+use b24ch::events::feed::Feed;
+use b24ch::events::sink;
+use b24ch::pipeline::EntityJob;
+use b24ch::sync::{self, Progress};
+use bitrix24_emulator::{DataSizes, Fault, FaultKind, PortalConfig, PortalControl, RunningPortal};
+use common::pull::{Pull, wait_until};
+use common::truth;
+use local_clickhouse::LocalClickHouse;
+use serde_json::{Map, json};
+
+const SCALE: f64 = 50.0;
+
+fn sizes(deals: u64) -> DataSizes {
+    DataSizes {
+        deals,
+        leads: 20,
+        contacts: 40,
+        companies: 10,
+        ..common::pull::sizes(20)
+    }
+}
+
+/// The config of an OAuth app on `p` loading `entities`, writing into `db`.
+fn config_toml(
+    p: &RunningPortal,
+    ch: &LocalClickHouse,
+    db: &str,
+    state: &Path,
+    entities: &[&str],
+) -> String {
+    let o = p.control().config().oauth;
+    let mut t = format!(
+        "state_dir = {:?}\n[portal.oauth]\nportal_url = \"{base}\"\noauth_server = \"{base}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\naccess_token = \"{}\"\nrefresh_token = \"{}\"\n\n[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n\n[events]\noffline = true\npoll_interval = \"1 SECOND\"\n\n[entities.default]\nenabled = false\n",
+        state.display().to_string(),
+        o.client_id,
+        o.client_secret,
+        o.access_token,
+        o.refresh_token,
+        ch.http_url(),
+        base = p.base_url(),
+    );
+    for e in entities {
+        t.push_str(&format!("\n[entities.{e}]\nenabled = true\n"));
+    }
+    t
+}
+
+struct Env {
+    ch: &'static LocalClickHouse,
+    db: String,
+    portal: RunningPortal,
+    config: Arc<Config>,
+    client: Arc<Client>,
+    conn: Connection,
+    state: tempfile::TempDir,
+}
+
+impl Env {
+    async fn start(prefix: &str, deals: u64, entities: &[&str]) -> Env {
+        Env::start_scaled(prefix, deals, entities, SCALE).await
+    }
+
+    /// With the portal's clock `scale` times real time (the governor told so too).
+    async fn start_scaled(prefix: &str, deals: u64, entities: &[&str], scale: f64) -> Env {
+        let (ch, db) = common::fresh_database(prefix).await;
+        let demo = bitrix24_emulator::start(
+            PortalConfig {
+                sizes: sizes(deals),
+                time_scale: scale,
+                limits: bitrix24_emulator::LimitsConfig {
+                    enabled: std::env::var("XLIM").is_err(),
+                    ..Default::default()
+                },
+                ..PortalConfig::default()
+            },
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let config = from_toml_str(&config_toml(&demo, ch, &db, state.path(), entities)).unwrap();
+        let mut governor = b24ch::bitrix::governor::GovernorConfig::from_limits(&config.limits);
+        governor.clock_scale = scale;
+        let client = Arc::new(
+            Client::new(
+                b24ch::bitrix::ClientConfig::from_config(&config).unwrap(),
+                b24ch::bitrix::Governor::new(governor),
+            )
+            .unwrap(),
+        );
+        let config = Arc::new(config);
+        let conn = Connection::connect(&config.clickhouse).unwrap();
+        Env {
+            ch,
+            db,
+            portal: demo,
+            config,
+            client,
+            conn,
+            state,
+        }
+    }
+
+    fn control(&self) -> &PortalControl {
+        self.portal.control()
+    }
+
+    /// A first complete load of every enabled entity (push), as `sync` does.
+    async fn initial_load(&self) {
+        let catalog = b24ch::catalog::discover(&self.client).await.unwrap();
+        apply::apply_mode(
+            &self.conn,
+            &self.config,
+            &catalog,
+            Format::Parquet,
+            Mode::Push,
+        )
+        .await
+        .unwrap();
+        let t = apply::target(&self.config);
+        for plan in apply::plans(&self.config, &catalog, Format::Parquet) {
+            let e = catalog.entity(&plan.entity).unwrap().clone();
+            let job = Arc::new(
+                EntityJob::new(
+                    e.clone(),
+                    selected_columns(&e, &self.config.entity(&e.name)),
+                )
+                .unwrap(),
+            );
+            sync::load(
+                &self.conn,
+                &t,
+                self.client.clone(),
+                job,
+                &Progress::hidden(&e.name),
+            )
+            .await
+            .unwrap();
+        }
+    }
+
+    async fn feed(&self) -> Feed {
+        b24ch::commands::events::prepare(
+            self.config.clone(),
+            self.client.clone(),
+            self.conn.clone(),
+            sink::Mode::Push,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// `_current` of `entity` against the portal, cell by cell.
+    async fn assert_equal(&self, entity: &str, table: &str) {
+        let c = self.control();
+        let catalog = c.catalog();
+        let mismatches = truth::compare_entity(
+            self.ch,
+            &self.db,
+            entity,
+            &c.ground_truth(table).unwrap(),
+            &truth::column_names(&catalog, table),
+            &truth::file_fields(&catalog, table),
+        )
+        .await;
+        truth::assert_equal(&mismatches);
+    }
+
+    async fn count(&self, sql: &str) -> u64 {
+        self.ch
+            .query(&sql.replace("{db}", &self.db))
+            .await
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+fn title(t: &str) -> Map<String, serde_json::Value> {
+    let mut set = Map::new();
+    set.insert("TITLE".into(), json!(t));
+    set
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_events_bring_edits_additions_and_deletions_without_an_id_scan() {
+    let env = Env::start("events_push", 200, &["crm_deal", "crm_contact"]).await;
+    env.initial_load().await;
+    let feed = env.feed().await;
+    let c = env.control();
+    let bound: Vec<String> = c.event_handlers().iter().map(|h| h.event.clone()).collect();
+    assert!(bound.contains(&"ONCRMDEALDELETE".to_string()), "{bound:?}");
+    assert!(
+        bound.contains(&"ONCRMCONTACTUPDATE".to_string()),
+        "{bound:?}"
+    );
+    assert!(
+        !bound.iter().any(|e| e.starts_with("ONCRMLEAD")),
+        "leads are not loaded: {bound:?}"
+    );
+
+    assert_eq!(
+        c.modify_rows("deal", &[3, 5, 8], &title("edited \"by\" event 🚀"), None)
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        c.modify_rows("deal", &[3], &title("edited twice"), None)
+            .unwrap(),
+        1
+    );
+    assert_eq!(c.delete_rows("deal", &[13, 21]).unwrap(), 2);
+    let added = c.add_rows("deal", 2).unwrap();
+    let mut name = Map::new();
+    name.insert("NAME".into(), json!("Контакт 'edited'"));
+    assert_eq!(c.modify_rows("contact", &[4], &name, None).unwrap(), 1);
+    c.reset_counters();
+    let r = feed.cycle().await.unwrap();
+    // 3 deal edits (deal 3 twice: one record), 2 deletions, 2 additions, 1 contact.
+    assert_eq!(r.events, 8, "{r:?}");
+    assert_eq!(r.applied.tombstones, 2, "{r:?}");
+    assert_eq!(r.applied.rows, 6, "{r:?}");
+    env.assert_equal("crm_deal", "deal").await;
+    env.assert_equal("crm_contact", "contact").await;
+    for id in added {
+        assert_eq!(
+            env.count(&format!(
+                "SELECT count() FROM `{{db}}`.crm_deal_current WHERE ID = {id}"
+            ))
+            .await,
+            1
+        );
+    }
+    let counters = c.counters();
+    // get + (deal list, deal companion) + (contact list, contact companion) + clear; no ID scan.
+    assert!(counters.requests_total <= 6, "{counters:?}");
+    assert!(c.offline_queue().is_empty(), "cleared");
+    // A quiet queue: one request, nothing written.
+    c.reset_counters();
+    let r = feed.cycle().await.unwrap();
+    assert_eq!((r.events, c.counters().requests_total), (0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portal_whose_queue_keeps_no_data_falls_back_to_loads_and_reconciles() {
+    let env = Env::start("events_nodata", 120, &["crm_deal"]).await;
+    env.initial_load().await;
+    let feed = env.feed().await;
+    let c = env.control();
+    let mut s = c.event_settings();
+    s.offline_event_data = bitrix24_emulator::OfflineEventData::Empty;
+    c.set_event_settings(s);
+    c.modify_rows("deal", &[2, 9], &title("no data in the queue"), None)
+        .unwrap();
+    c.delete_rows("deal", &[4]).unwrap();
+    // The reconcile leaves rows loaded within reconcile_safety (5 minutes) alone: the initial
+    // load was just now, so let the deletion be judged on the next pass of the safety net.
+    let r = feed.cycle().await.unwrap();
+    assert_eq!((r.applied.loads, r.applied.reconciles), (1, 1), "{r:?}");
+    assert_eq!(
+        env.count(
+            "SELECT count() FROM `{db}`.crm_deal_current WHERE TITLE = 'no data in the queue'"
+        )
+        .await,
+        2
+    );
+    assert!(c.offline_queue().is_empty());
+}
+
+fn b24ch_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_b24ch")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_between_writing_and_clearing_loses_nothing() {
+    let env = Env::start("events_crash", 150, &["crm_deal"]).await;
+    env.initial_load().await;
+    let cfg_path = env.state.path().join("b24ch.toml");
+    std::fs::write(
+        &cfg_path,
+        config_toml(
+            &env.portal,
+            env.ch,
+            &env.db,
+            env.state.path(),
+            &["crm_deal"],
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&cfg_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let run_once = || {
+        std::process::Command::new(b24ch_bin())
+            .args(["--config", cfg_path.to_str().unwrap(), "events", "--once"])
+            .env("B24CH_HOME", env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    };
+    // Binds the events (the queue is empty).
+    let out = run_once();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = env.control();
+    c.modify_rows(
+        "deal",
+        &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+        &title("before the crash"),
+        None,
+    )
+    .unwrap();
+    c.delete_rows("deal", &[11, 12]).unwrap();
+    // Clearing fails until the fault is lifted: the daemon writes the rows, fails to clear,
+    // keeps its lease and tries again every second. It is killed in the middle of that.
+    c.inject_fault(Fault {
+        kind: FaultKind::PortalError {
+            status: 403,
+            code: "ACCESS_DENIED".into(),
+            description: "Access denied".into(),
+        },
+        method: Some("event.offline.clear".into()),
+        probability: None,
+        remaining: None,
+    });
+    let mut child = std::process::Command::new(b24ch_bin())
+        .args(["--config", cfg_path.to_str().unwrap(), "events"])
+        .env("B24CH_HOME", env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "the daemon to try clearing twice",
+        Duration::from_secs(60),
+        || async {
+            // Refused clears are counted by their error code (a fault answers before the method runs).
+            c.counters()
+                .errors_by_code
+                .get("ACCESS_DENIED")
+                .copied()
+                .unwrap_or(0)
+                >= 2
+        },
+    )
+    .await;
+    // SIGKILL: no chance to tidy up.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        env.count("SELECT count() FROM `{db}`.crm_deal_current WHERE TITLE = 'before the crash'")
+            .await,
+        10,
+        "rows were written before the kill"
+    );
+    let leased = c.offline_queue();
+    assert_eq!(leased.len(), 12, "{leased:?}");
+    assert!(
+        leased.iter().all(|r| !r.process_id.is_empty()),
+        "all still leased, none cleared"
+    );
+    // A change while b24ch is down, to a row whose record is leased: a new record.
+    c.modify_rows("deal", &[3], &title("while down"), None)
+        .unwrap();
+    c.clear_faults();
+    let out = run_once();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("12 read (resumed lease)"), "{stdout}");
+    let out = run_once();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("events: 1 read"), "{stdout}");
+    assert!(c.offline_queue().is_empty());
+    env.assert_equal("crm_deal", "deal").await;
+    // Duplicates are harmless: the rows were written more than once, `_current` has one each.
+    assert!(
+        env.count("SELECT count() FROM `{db}`.crm_deal_history WHERE ID = 5")
+            .await
+            >= 3
+    );
+    assert_eq!(
+        env.count("SELECT count() FROM `{db}`.crm_deal_current WHERE ID = 5")
+            .await,
+        1
+    );
+}
+
+/// Rows the burst changes (each edited 5 times: 5 events per row);
+/// `B24CH_EVENTS_BURST_ROWS=10000` for the benchmark's 10,000 distinct rows.
+fn burst_rows() -> u64 {
+    std::env::var("B24CH_EVENTS_BURST_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_ten_thousand_events_costs_one_request_per_fifty_rows_at_most() {
+    let n = burst_rows();
+    // No first load: rows the feed has never seen are fetched like any other.
+    let env = Env::start_scaled("events_burst", n, &["crm_deal"], 2_000.0).await;
+    let feed = env.feed().await;
+    let c = env.control();
+    c.reset_counters();
+    let ids: Vec<u64> = (1..=n).collect();
+    let mut fetched = 0;
+    for round in 1..=5 {
+        assert_eq!(
+            c.modify_rows("deal", &ids, &title(&format!("burst {round}")), None)
+                .unwrap() as u64,
+            n
+        );
+        c.advance_clock(1.0);
+        if round == 2 {
+            // A lease taken mid-burst: later edits of its rows become new records.
+            let r = feed.cycle().await.unwrap();
+            fetched += r.applied.rows;
+        }
+    }
+    assert_eq!(
+        c.event_counters().offline_emitted,
+        5 * n,
+        "one event per edit"
+    );
+    loop {
+        let r = feed.cycle().await.unwrap();
+        fetched += r.applied.rows;
+        if !r.full {
+            break;
+        }
+    }
+    let requests = c.counters().requests_total;
+    assert!(
+        requests * 50 <= n,
+        "{requests} portal requests for {n} changed rows ({fetched} fetched)"
+    );
+    assert_eq!(
+        env.count("SELECT count() FROM `{db}`.crm_deal_current WHERE TITLE = 'burst 5'")
+            .await,
+        n
+    );
+    assert!(c.offline_queue().is_empty());
+    env.assert_equal("crm_deal", "deal").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_events_from_the_portal_reach_serve_and_a_wrong_token_writes_nothing() {
+    let portal_cfg = PortalConfig {
+        sizes: sizes(80),
+        time_scale: SCALE,
+        ..PortalConfig::default()
+    };
+    let token = portal_cfg.application_token();
+    let p = Pull::start(
+        "events_online",
+        portal_cfg,
+        Format::Parquet,
+        &format!(
+            "[events]\napplication_token = \"{token}\"\n[entities.crm_deal]\nenabled = true\n"
+        ),
+    )
+    .await;
+    p.autopilot().await;
+    p.wait_all().await;
+    let c = p.control();
+    let url = format!("{}/v1/events", p.serve().url());
+    // The portal delivers online events to serve, as an app bound with event.bind would.
+    let o = c.config().oauth;
+    for e in ["ONCRMDEALUPDATE", "ONCRMDEALDELETE"] {
+        let r: serde_json::Value = reqwest::Client::new()
+            .post(format!(
+                "{}/rest/event.bind",
+                p.portal.demo.as_ref().unwrap().base_url()
+            ))
+            .json(&json!({"auth": o.access_token, "event": e, "handler": url}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["result"], json!(true), "{r}");
+    }
+    // A forged event: wrong token → 401, nothing queued, nothing written.
+    let before = versions(&p).await;
+    let forged = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("event=ONCRMDEALDELETE&data%5BFIELDS%5D%5BID%5D=2&auth%5Bapplication_token%5D=0000000000000000ffffffffffffffff")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 401);
+    let body = forged.text().await.unwrap();
+    assert!(!body.contains(&token), "{body}");
+    let missing = reqwest::Client::new()
+        .post(&url)
+        .json(&json!({"event": "ONCRMDEALDELETE", "data": {"FIELDS": {"ID": "2"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 401);
+    // The route's own credential opens nothing else: other paths still want the bearer token.
+    let other = reqwest::Client::new()
+        .get(format!("{}/v1/entities", p.serve().url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status().as_u16(), 401);
+    let unknown = reqwest::Client::new()
+        .get(format!("{}/nonexistent", p.serve().url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status().as_u16(), 401);
+    tokio::time::sleep(b24ch::events::online::GATHER * 3).await;
+    assert_eq!(versions(&p).await, before, "a refused event wrote nothing");
+    // The portal's own events: an edit and a deletion.
+    c.modify_rows("deal", &[6], &title("online edit"), None)
+        .unwrap();
+    c.delete_rows("deal", &[7]).unwrap();
+    let db = p.db.clone();
+    wait_until("the online edit and deletion in _current", Duration::from_secs(60), || async {
+        p.q(&format!("SELECT countIf(ID = 6 AND TITLE = 'online edit') + 10 * countIf(ID = 7) FROM `{db}`.crm_deal_current"))
+            .await
+            .trim()
+            == "1"
+    })
+    .await;
+    assert_eq!(c.event_counters().online_delivered, 2);
+    truth::assert_equal(
+        &truth::compare_entity(
+            p.ch,
+            &p.db,
+            "crm_deal",
+            &c.ground_truth("deal").unwrap(),
+            &truth::column_names(&c.catalog(), "deal"),
+            &truth::file_fields(&c.catalog(), "deal"),
+        )
+        .await,
+    );
+}
+
+async fn versions(p: &Pull) -> u64 {
+    p.q(&format!("SELECT count() FROM `{}`.crm_deal", p.db))
+        .await
+        .trim()
+        .parse()
+        .unwrap()
+}
