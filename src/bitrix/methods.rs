@@ -102,6 +102,11 @@ pub enum UfNaming {
     CamelWithUpperName,
     /// The method has no user fields.
     None,
+    /// Every key of a row, user fields included, is the camelCase of the field's upper-case
+    /// code by Bitrix24's `Converter::toJson` (`CREATED_DATE` → `createdDate`, `UF_CRM_TASK`
+    /// → `ufCrmTask`; [`row_key_of_code`]), while `select`, `filter` and `order` take the code
+    /// itself (`tasks.task.list`, tasks/fields.md). Column names are the codes.
+    CamelOfCode,
 }
 
 /// How `select` is built when the caller asks for "everything".
@@ -449,7 +454,7 @@ pub static METHODS: &[MethodSpec] = &[
         get: Some("tasks.task.get"),
         fields: Some("tasks.task.getFields"),
         fields_format: FieldsFormat::DescriptionInFields,
-        userfield_list: None,
+        userfield_list: Some("task.item.userfield.getlist"),
         envelope: Envelope::Tasks,
         id: IdSpec {
             row: "id",
@@ -463,11 +468,16 @@ pub static METHODS: &[MethodSpec] = &[
         order_style: OrderStyle::Object,
         filter_style: FilterStyle::Object,
         value_style: ValueStyle::Legacy,
-        uf_naming: UfNaming::Upper,
+        uf_naming: UfNaming::CamelOfCode,
         needs_entity_type_id: false,
         type_scope: TypeScope::Own,
         select: SelectRule::StarAndUf,
-        notes: "Next wave. Rows camelCase, filter/order/select upper-case; values strings.",
+        notes: "Controller method: `start=-1` skips COUNT (no `next`/`total`). Rows camelCase \
+                (user fields too: ufCrmTask), filter/order/select by upper-case code; values \
+                strings, datetimes ISO with offset. getFields has no multiplicity: \
+                task.item.userfield.getlist gives MULTIPLE of the user fields, TASK_FIELD_TYPES \
+                the rest. \"Always specify fields in select\" (tasks-task-list.md): the select \
+                is always the explicit code list.",
     },
 ];
 
@@ -495,6 +505,10 @@ pub static ENTITY_METHODS: &[(&str, &str, Option<u32>)] = &[
     ("crm_stagehistory_deal", "crm.stagehistory", Some(2)),
     ("user", "user", None),
     ("department", "department", None),
+    // Second wave (issue #12), outside CRM: tasks, their time and stages, calls, workgroups.
+    // Their scopes (`task`, `telephony`, `sonet_group`) are optional: a webhook without one
+    // gets the entity listed as unavailable (`catalog::unavailable`), nothing else changes.
+    ("task", "tasks.task", None),
 ];
 
 /// Column codes of deals, leads, contacts and companies are their `crm.{deal,lead,…}.fields`
@@ -717,6 +731,92 @@ pub const DEFAULT_CALL_METHODS: &[&str] = &[
     "methods",
     "app.info",
 ];
+
+// Second wave (issue #12), outside CRM: tasks, telephony, workgroups.
+
+/// The row key of a field code under [`UfNaming::CamelOfCode`], as Bitrix24's
+/// `Converter::toJson` makes it: lower-case, then every `_x` becomes `X`
+/// (`TIME_SPENT_IN_LOGS` → `timeSpentInLogs`, `UF_AUTO_280393876337` → `ufAuto280393876337`).
+/// Unlike `crm.item`, no `UF_CRM_<digits>` exception exists here, so the code fixes the key.
+pub fn row_key_of_code(code: &str) -> String {
+    let mut out = String::with_capacity(code.len());
+    let mut upper_next = false;
+    for c in code.chars() {
+        if c == '_' {
+            upper_next = !out.is_empty();
+            continue;
+        }
+        if upper_next {
+            out.extend(c.to_uppercase());
+            upper_next = false;
+        } else {
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
+}
+
+/// What `tasks.task.getFields` describes too vaguely for a typed column: `integer` user ids
+/// (`closedBy` is `0` until a task is closed: tasks/fields.md), `array`s of user ids, and the
+/// system user fields, whose multiplicity only `task.item.userfield.getlist` tells (used when
+/// that list is refused). (code, Bitrix24 type, multiple).
+pub const TASK_FIELD_TYPES: &[(&str, &str, bool)] = &[
+    ("CREATED_BY", "user", false),
+    ("RESPONSIBLE_ID", "user", false),
+    ("CHANGED_BY", "user", false),
+    ("STATUS_CHANGED_BY", "user", false),
+    ("CLOSED_BY", "user", false),
+    // getFields says `integer`; rows and tasks/fields.md say `Y`/`N` (a flag also reads 1/0).
+    ("MATCH_WORK_TIME", "char", false),
+    ("ACCOMPLICES", "user", true),
+    ("AUDITORS", "user", true),
+    ("UF_CRM_TASK", "crm", true),
+    ("UF_TASK_WEBDAV_FILES", "disk_file", true),
+];
+
+/// Fields `tasks.task.getFields` describes that are no list columns: the checklist is an
+/// object of items (`task.checklistitem.*` reads them), not a value of the task row.
+pub const TASK_FIELDS_NOT_LISTED: &[&str] = &["CHECKLIST"];
+
+impl MethodSpec {
+    /// The name a field is asked for by in `select`: its code where row keys are derived from
+    /// codes ([`UfNaming::CamelOfCode`]), else its row key.
+    pub fn select_name<'a>(&self, code: &'a str, row_key: &'a str) -> &'a str {
+        match self.uf_naming {
+            UfNaming::CamelOfCode => code,
+            _ => row_key,
+        }
+    }
+}
+
+#[cfg(test)]
+mod second_wave_tests {
+    use super::*;
+
+    #[test]
+    fn task_row_keys_follow_the_converter() {
+        for (code, key) in [
+            ("ID", "id"),
+            ("CREATED_DATE", "createdDate"),
+            ("DESCRIPTION_IN_BBCODE", "descriptionInBbcode"),
+            ("UF_CRM_TASK", "ufCrmTask"),
+            ("UF_TASK_WEBDAV_FILES", "ufTaskWebdavFiles"),
+            ("UF_AUTO_280393876337", "ufAuto280393876337"),
+        ] {
+            assert_eq!(row_key_of_code(code), key);
+        }
+        let task = spec("tasks.task").unwrap();
+        assert_eq!(
+            task.select_name("CHANGED_DATE", "changedDate"),
+            "CHANGED_DATE"
+        );
+        assert_eq!(
+            spec("crm.item").unwrap().select_name("TITLE", "title"),
+            "title"
+        );
+        assert_eq!(task.scope(), "task");
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,7 @@ pub mod diff;
 pub mod discover;
 pub mod field_description;
 mod static_fields;
+mod task_fields;
 pub mod unavailable;
 
 pub use diff::{CatalogDiff, diff};

@@ -363,6 +363,31 @@ impl PortalControl {
         Ok(n)
     }
 
+    /// Append `n` generated rows to a lazy table (a created task, …), modified now; returns
+    /// their ids. Existing rows keep every value (`Table::spread`).
+    pub fn add_rows(&self, table: &str, n: u64) -> Result<Vec<u64>, DemoPortalError> {
+        let mut st = self.lock();
+        let now = st.clock.now().floor() as i64;
+        let t = st
+            .data
+            .tables
+            .get_mut(table)
+            .ok_or_else(|| unknown_table(table))?;
+        if t.materialized.is_some() {
+            return Err(DemoPortalError::Config(format!(
+                "table {table} is not generated; rows cannot be added"
+            )));
+        }
+        let ids: Vec<u64> = (t.max_id + 1..=t.max_id + n).collect();
+        t.max_id += n;
+        if let Some(mf) = modify_field(t) {
+            for id in &ids {
+                t.set_override(*id, mf, Val::DateTime(now));
+            }
+        }
+        Ok(ids)
+    }
+
     pub fn delete_rows(&self, table: &str, ids: &[u64]) -> Result<usize, DemoPortalError> {
         let mut st = self.lock();
         let t = st
@@ -415,7 +440,9 @@ impl PortalControl {
             .ok_or_else(|| unknown_table(table))?;
         if !matches!(
             t.kind,
-            super::model::TableKind::Crm | super::model::TableKind::Dynamic
+            super::model::TableKind::Crm
+                | super::model::TableKind::Dynamic
+                | super::model::TableKind::Task
         ) {
             return Err(DemoPortalError::Config(format!(
                 "table {table} has no user fields"

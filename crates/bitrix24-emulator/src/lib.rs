@@ -21,6 +21,7 @@ mod query;
 mod render;
 mod server;
 mod store;
+mod work;
 
 use std::net::SocketAddr;
 
@@ -71,6 +72,8 @@ pub struct DataSizes {
     pub activities: u64,
     /// Deal pipelines besides the default one (id 0).
     pub deal_categories: u32,
+    /// Tasks (`tasks.task.list`).
+    pub tasks: u64,
     pub smart_processes: Vec<SmartProcessSpec>,
 }
 
@@ -85,6 +88,7 @@ impl Default for DataSizes {
             departments: 5,
             activities: 300,
             deal_categories: 2,
+            tasks: 150,
             smart_processes: vec![
                 SmartProcessSpec {
                     entity_type_id: 128,

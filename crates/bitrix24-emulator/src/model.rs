@@ -170,6 +170,8 @@ pub(crate) enum TableKind {
     Status,
     Currency,
     Category,
+    /// A task (`tasks.task.*`), with user fields (`task.item.userfield.getlist`).
+    Task,
 }
 
 #[derive(Debug, Clone)]
@@ -182,6 +184,10 @@ pub(crate) struct Table {
     pub fields: Vec<FieldDef>,
     /// Lazy rows `1..=max_id` when `materialized` is None.
     pub max_id: u64,
+    /// Rows the generated values are spread over (creation times, references to this table):
+    /// `max_id` when built. Rows added later (`PortalControl::add_rows`) leave every existing
+    /// row's generated values as they were.
+    pub spread: u64,
     pub deleted: HashSet<u64>,
     pub overrides: HashMap<u64, Vec<(String, Val)>>,
     /// Small reference tables keep full rows instead (keyed by id, values by field index).

@@ -103,11 +103,13 @@ impl PortalData {
         for sp in &sizes.smart_processes {
             d.add_smart_process(Some(sp.entity_type_id), &sp.title, sp.items);
         }
+        // Beyond CRM: tasks, calls, workgroups (`work.rs`).
+        d.add_work_tables(sizes);
         d.rebuild_caches();
         d
     }
 
-    fn insert_lazy(
+    pub(crate) fn insert_lazy(
         &mut self,
         name: &str,
         kind: TableKind,
@@ -124,6 +126,7 @@ impl PortalData {
                 salt: generate::salt(name),
                 fields,
                 max_id: n,
+                spread: n,
                 deleted: Default::default(),
                 overrides: Default::default(),
                 materialized: None,
@@ -141,6 +144,7 @@ impl PortalData {
                 salt: generate::salt(name),
                 fields,
                 max_id: 0,
+                spread: 0,
                 deleted: Default::default(),
                 overrides: Default::default(),
                 materialized: Some(BTreeMap::new()),
@@ -155,6 +159,7 @@ impl PortalData {
             let key = rows.keys().next_back().map_or(1, |k| k + 1);
             rows.insert(key, row);
             t.max_id = key;
+            t.spread = key;
         }
     }
 
@@ -649,6 +654,7 @@ pub(crate) fn modify_field(t: &Table) -> Option<&'static str> {
         TableKind::Dynamic => Some("UPDATED_TIME"),
         TableKind::Activity => Some("LAST_UPDATED"),
         TableKind::User => Some("TIMESTAMP_X"),
+        TableKind::Task => Some("CHANGED_DATE"),
         _ => None,
     }
 }

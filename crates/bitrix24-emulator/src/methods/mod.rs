@@ -3,6 +3,7 @@
 mod item;
 mod legacy;
 mod reference;
+mod tasks;
 mod users;
 
 use super::control::{Shared, State};
@@ -70,6 +71,9 @@ impl Ctx<'_> {
 
 /// Whether a method exists (checked before limits so unknown methods answer 404 at once).
 pub(crate) fn exists(method: &str) -> bool {
+    if tasks::exists(method) {
+        return true;
+    }
     if let Some(rest) = method.strip_prefix("crm.")
         && let Some((entity, op)) = rest.split_once('.')
         && legacy::entity_table(entity).is_some()
@@ -104,6 +108,9 @@ pub(crate) fn exists(method: &str) -> bool {
 
 /// Run a (non-batch) method. `None` = unknown method.
 pub(crate) fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome> {
+    if tasks::exists(method) {
+        return tasks::call(ctx, method, params);
+    }
     if let Some(rest) = method.strip_prefix("crm.")
         && let Some((entity, op)) = rest.split_once('.')
         && let Some(table) = legacy::entity_table(entity)

@@ -16,10 +16,6 @@ const NOT_EMULATED: &[(&str, &str)] = &[
         "timeline comments are a next-wave entity; no method emulated",
     ),
     (
-        "tasks.task.list.json",
-        "tasks are a next-wave entity; no method emulated",
-    ),
-    (
         "event.offline.get.json",
         "offline events need an OAuth app context and event.bind; not emulated",
     ),
@@ -312,6 +308,16 @@ async fn check(p: &bitrix24_emulator::RunningPortal, name: &str, fix: &Value) {
             assert_envelope(&r.json, fix, ctx);
             assert_rows(&rows(&r.json["result"]), &rows(&fix["result"]), ctx);
         }
+        "tasks.task.list.json" => check_task_list(p, fix).await,
+        "tasks.task.getFields.json" => {
+            let r = call(&m(p, "tasks.task.getFields"), json!({})).await;
+            assert_envelope(&r.json, fix, ctx);
+            let (o, f) = (&r.json["result"]["fields"], &fix["result"]["fields"]);
+            // The docs' example portal has a custom field of its own; the checklist and the
+            // viewer's unread-comment count are no columns of a task row.
+            let not_modelled = ["UF_NEW_TASKS_FIELD", "CHECKLIST", "NEW_COMMENTS_COUNT"];
+            assert_field_descriptions(o, f, &not_modelled, ctx);
+        }
         "crm.deal.get.json" | "crm.lead.get.json" => {
             let (method, table) = if name.starts_with("crm.deal") {
                 ("crm.deal.get", "deal")
@@ -542,4 +548,51 @@ async fn check(p: &bitrix24_emulator::RunningPortal, name: &str, fix: &Value) {
             panic!("fixture {other} has no emulator check: add one or list it in NOT_EMULATED")
         }
     }
+}
+
+/// The docs' task row was read with extra `select`/`params` (creator and tag objects, counters,
+/// result and timer info): every key of it that is a task field must come back the same kind,
+/// in the same envelope (`{"tasks": [...]}`, `total` with `start=0`).
+async fn check_task_list(p: &bitrix24_emulator::RunningPortal, fix: &Value) {
+    let ctx = "tasks.task.list.json";
+    let fields = call(&m(p, "tasks.task.getFields"), json!({})).await;
+    let codes: Vec<String> = keys(&fields.json["result"]["fields"]).into_iter().collect();
+    let truth = p.control().ground_truth("task").unwrap();
+    // A row like the fixture's: a deadline, two auditors, no accomplices, no rating.
+    let id = truth
+        .iter()
+        .find(|r| {
+            !r["DEADLINE"].is_null()
+                && r["AUDITORS"].as_array().is_some_and(|a| a.len() == 2)
+                && r["ACCOMPLICES"] == json!([])
+                && r["MARK"] == ""
+        })
+        .unwrap()["ID"]
+        .clone();
+    let r = call(
+        &m(p, "tasks.task.list"),
+        json!({"select": codes, "filter": {"ID": id}, "start": 0}),
+    )
+    .await;
+    assert_envelope(&r.json, fix, ctx);
+    let ours = rows(&r.json["result"]["tasks"]);
+    assert_eq!(ours.len(), 1, "{ctx}: one row by ID");
+    let fix_row = &fix["result"]["tasks"][0];
+    let shared = keys(fix_row).intersection(&keys(&ours[0])).count();
+    assert_kinds(&ours[0], fix_row, ctx);
+    for k in [
+        "id",
+        "title",
+        "deadline",
+        "createdDate",
+        "responsibleId",
+        "priority",
+        "mark",
+        "status",
+        "auditors",
+        "accomplices",
+    ] {
+        assert!(ours[0].get(k).is_some(), "{ctx}: {k} missing");
+    }
+    assert!(shared >= 10, "{ctx}: only {shared} keys in common");
 }

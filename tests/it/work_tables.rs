@@ -1,0 +1,194 @@
+//! The second-wave tables outside CRM (issue #12): tasks. Cell by cell against the demo
+//! portal through the pull path (serve, `_load`/`_reconcile` views) and the push path
+//! (`sync`), before and after edits, additions, deletions and a new user field; and a webhook
+//! without the `task` scope gets the table reported unavailable, the rest loaded.
+use crate::common;
+
+use std::sync::Arc;
+
+use b24ch::catalog::{Catalog, UnavailableReason};
+use b24ch::clickhouse::Connection;
+use b24ch::clickhouse::apply::{self, Mode};
+use b24ch::clickhouse::plan::selected_columns;
+use b24ch::config::{Config, from_toml_str};
+use b24ch::encode::Format;
+use b24ch::pipeline::EntityJob;
+use b24ch::portal;
+use b24ch::sync::{self, Progress};
+use bitrix24_emulator::{DataSizes, PortalConfig, PortalControl, UserFieldSpec};
+use common::pull::Pull;
+use common::truth;
+use serde_json::{Map, json};
+
+/// The entities of this file.
+const WORK: &[&str] = &["task"];
+
+/// A small portal: a few CRM rows, 230 tasks (five 50-row pages).
+fn portal_cfg() -> PortalConfig {
+    PortalConfig {
+        sizes: DataSizes {
+            deals: 40,
+            leads: 20,
+            contacts: 30,
+            companies: 10,
+            activities: 20,
+            tasks: 230,
+            smart_processes: Vec::new(),
+            ..DataSizes::default()
+        },
+        time_scale: 200.0,
+        ..PortalConfig::default()
+    }
+}
+
+/// Edits, additions, deletions and a new user field, on every table of this file.
+fn change_portal(c: &PortalControl) -> String {
+    let mut set = Map::new();
+    set.insert("TITLE".into(), json!("Изменено \"task\" 'q' \\ 🚀"));
+    set.insert("STATUS".into(), json!(5));
+    set.insert("AUDITORS".into(), json!([1, 2, 3]));
+    set.insert("UF_CRM_TASK".into(), json!(["D_1", "CO_2"]));
+    set.insert("DEADLINE".into(), json!(null));
+    assert_eq!(c.modify_rows("task", &[3, 77, 150], &set, None).unwrap(), 3);
+    assert_eq!(c.delete_rows("task", &[5, 100, 229]).unwrap(), 3);
+    assert_eq!(c.add_rows("task", 60).unwrap().len(), 60);
+    c.add_user_field(
+        "task",
+        &UserFieldSpec {
+            code: Some("UF_AUTO_777000111222".into()),
+            user_type: "enumeration".into(),
+            multiple: false,
+            label: Some("Новое поле".into()),
+            fill: true,
+        },
+    )
+    .unwrap()
+}
+
+async fn assert_work_equal(
+    ch: &local_clickhouse::LocalClickHouse,
+    db: &str,
+    c: &PortalControl,
+    catalog: &Catalog,
+) {
+    let enabled: Vec<String> = WORK.iter().map(|s| s.to_string()).collect();
+    let mismatches = truth::compare_all(ch, db, c, catalog, &enabled).await;
+    truth::assert_equal(&mismatches);
+    for e in WORK {
+        let n = ch
+            .query(&format!("SELECT count() FROM `{db}`.`{e}_current`"))
+            .await
+            .unwrap();
+        assert_ne!(n.trim(), "0", "{e} is empty");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_views_equal_the_portal_before_and_after_changes() {
+    let p = Pull::start("work_pull", portal_cfg(), Format::Parquet, "").await;
+    p.autopilot().await;
+    for e in WORK {
+        assert!(p.entities().contains(&e.to_string()), "{e} not planned");
+    }
+    p.wait_all().await;
+    assert_work_equal(p.ch, &p.db, p.control(), &p.catalog()).await;
+    let uf = change_portal(p.control());
+    let report = p.autopilot().await;
+    assert!(
+        report.added_columns.contains(&format!("task.{uf}")),
+        "{report:?}"
+    );
+    p.cycle().await;
+    assert_work_equal(p.ch, &p.db, p.control(), &p.catalog()).await;
+    // The second load was incremental: two watermarks, and only changed rows were read.
+    assert_eq!(p.watermarks("task").await, 2);
+}
+
+/// One `b24ch sync` pass over `entities`.
+async fn sync_pass(
+    conn: &Connection,
+    cfg: &Config,
+    client: &Arc<b24ch::bitrix::Client>,
+) -> Catalog {
+    let catalog = b24ch::catalog::discover(client).await.unwrap();
+    apply::apply_mode(conn, cfg, &catalog, Format::Parquet, Mode::Push)
+        .await
+        .unwrap();
+    let t = apply::target(cfg);
+    for name in WORK {
+        let e = catalog.entity(name).unwrap().clone();
+        let job = Arc::new(
+            EntityJob::new(e.clone(), selected_columns(&e, &cfg.entity(&e.name))).unwrap(),
+        );
+        sync::load(
+            conn,
+            &t,
+            client.clone(),
+            job.clone(),
+            &Progress::hidden(&e.name),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("{}: {err}", e.name));
+        sync::reconcile(conn, &t, client.clone(), job, 0)
+            .await
+            .unwrap_or_else(|err| panic!("{} reconcile: {err}", e.name));
+    }
+    catalog
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_equals_the_portal_before_and_after_changes() {
+    let (ch, db) = common::fresh_database("work_sync").await;
+    let mut cfg = from_toml_str(&format!(
+        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
+        ch.http_url()
+    ))
+    .unwrap();
+    let portal = portal::connect(&mut cfg, portal_cfg()).await.unwrap();
+    let client = portal.client.clone();
+    let c = portal.demo.as_ref().unwrap().control().clone();
+    let conn = Connection::connect(&cfg.clickhouse).unwrap();
+    let catalog = sync_pass(&conn, &cfg, &client).await;
+    assert_work_equal(ch, &db, &c, &catalog).await;
+    change_portal(&c);
+    let catalog = sync_pass(&conn, &cfg, &client).await;
+    assert_work_equal(ch, &db, &c, &catalog).await;
+}
+
+/// Each optional scope taken away: its tables are unavailable with the scope to add, every
+/// other entity stays in the catalog; given back, the table returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_scope_makes_only_its_tables_unavailable() {
+    let mut cfg = from_toml_str("").unwrap();
+    let portal = portal::connect(&mut cfg, portal_cfg()).await.unwrap();
+    let client = portal.client.clone();
+    let c = portal.demo.as_ref().unwrap().control().clone();
+    let full = b24ch::catalog::discover(&client).await.unwrap();
+    for (scope, tables) in [("task", &["task"][..])] {
+        c.set_scope_denied(scope, true);
+        let cat = b24ch::catalog::discover(&client).await.unwrap();
+        for t in tables {
+            let u = cat
+                .unavailable(t)
+                .unwrap_or_else(|| panic!("{t} not unavailable without {scope}"));
+            assert_eq!(u.reason, UnavailableReason::MissingScope, "{t}");
+            assert_eq!(u.scope.as_deref(), Some(scope), "{t}");
+            assert!(u.explain().contains(scope), "{}", u.explain());
+            assert!(cat.entity(t).is_none(), "{t}");
+        }
+        let others: Vec<&str> = full
+            .entities
+            .iter()
+            .map(|e| e.name.as_str())
+            .filter(|n| !tables.contains(n))
+            .collect();
+        for o in &others {
+            assert!(cat.entity(o).is_some(), "{o} lost without {scope}");
+        }
+        c.set_scope_denied(scope, false);
+        let back = b24ch::catalog::discover(&client).await.unwrap();
+        for t in tables {
+            assert!(back.entity(t).is_some(), "{t} not back with {scope}");
+        }
+    }
+}
