@@ -297,6 +297,10 @@ fn set_order(spec: &MethodSpec, params: &mut Map<String, Value>, dir: &str) {
             params.insert("sort".into(), json!(spec.id.filter));
             params.insert("order".into(), json!(dir));
         }
+        OrderStyle::UpperSortAndOrder => {
+            params.insert("SORT".into(), json!(spec.id.filter));
+            params.insert("ORDER".into(), json!(dir));
+        }
     }
 }
 

@@ -50,6 +50,8 @@ pub enum OrderStyle {
     Object,
     /// `sort: "ID", order: "ASC"` (`user.get`, `department.get`): applied only if both are given.
     SortAndOrder,
+    /// `SORT: "ID", ORDER: "ASC"` (`voximplant.statistic.get`, named so in its docs).
+    UpperSortAndOrder,
 }
 
 /// How filter conditions are passed.
@@ -479,6 +481,32 @@ pub static METHODS: &[MethodSpec] = &[
                 the rest. \"Always specify fields in select\" (tasks-task-list.md): the select \
                 is always the explicit code list.",
     },
+    MethodSpec {
+        key: "voximplant.statistic",
+        list: "voximplant.statistic.get",
+        get: None,
+        fields: None,
+        fields_format: FieldsFormat::Static,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        id: ID_UPPER,
+        cursor: Some(CursorSpec {
+            row: "CALL_START_DATE",
+            filter: "CALL_START_DATE",
+        }),
+        paging: Paging::IdChain,
+        order_style: OrderStyle::UpperSortAndOrder,
+        filter_style: FilterStyle::UpperObject,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
+        select: SelectRule::None,
+        notes: "Call records: `FILTER` object, `SORT`/`ORDER` strings, legacy `start` (`-1` skips \
+                COUNT); no fields method and no select (every column comes back). A record is \
+                written when the call ends but dated by its start: the incremental window \
+                reaches back `MIN_LOOKBACK` further (voximplant-statistic-get.md).",
+    },
 ];
 
 /// The spec for a method key, e.g. `crm.deal`.
@@ -509,6 +537,7 @@ pub static ENTITY_METHODS: &[(&str, &str, Option<u32>)] = &[
     // Their scopes (`task`, `telephony`, `sonet_group`) are optional: a webhook without one
     // gets the entity listed as unavailable (`catalog::unavailable`), nothing else changes.
     ("task", "tasks.task", None),
+    ("telephony_call", "voximplant.statistic", None),
 ];
 
 /// Column codes of deals, leads, contacts and companies are their `crm.{deal,lead,…}.fields`
@@ -645,6 +674,8 @@ impl MethodSpec {
             "tasks" | "task" => "task",
             "user" => "user",
             "department" => "department",
+            "voximplant" => "telephony",
+            "sonet_group" => "sonet_group",
             _ => "crm",
         }
     }
@@ -778,7 +809,20 @@ pub const TASK_FIELD_TYPES: &[(&str, &str, bool)] = &[
 /// object of items (`task.checklistitem.*` reads them), not a value of the task row.
 pub const TASK_FIELDS_NOT_LISTED: &[&str] = &["CHECKLIST"];
 
+/// How far an incremental load of a method must reach back before the watermark at least,
+/// where rows appear later than their cursor time says: a call record is written when the
+/// call ends and dated by its start, and a call may last hours.
+pub const MIN_LOOKBACK_SECS: &[(&str, i64)] = &[("voximplant.statistic", 86_400)];
+
 impl MethodSpec {
+    /// The least lookback of an incremental load of this method, in seconds.
+    pub fn min_lookback_secs(&self) -> i64 {
+        MIN_LOOKBACK_SECS
+            .iter()
+            .find(|(k, _)| *k == self.key)
+            .map_or(0, |(_, s)| *s)
+    }
+
     /// The name a field is asked for by in `select`: its code where row keys are derived from
     /// codes ([`UfNaming::CamelOfCode`]), else its row key.
     pub fn select_name<'a>(&self, code: &'a str, row_key: &'a str) -> &'a str {

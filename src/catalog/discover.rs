@@ -16,6 +16,7 @@ use super::model::{Catalog, Entity, EntityKind, EnumOption, Field, Unavailable};
 use super::static_fields;
 use super::task_fields;
 use super::unavailable;
+use super::work_static;
 use crate::bitrix::batch::{Batch, BatchResponse, CommandOutcome, MAX_COMMANDS};
 use crate::bitrix::governor::Evidence;
 use crate::bitrix::methods::{self, COMPANIONS, ENTITY_METHODS, FieldsFormat, MethodSpec, spec};
@@ -67,7 +68,10 @@ pub async fn discover(client: &Client) -> Result<Catalog, BitrixError> {
         let s = known_spec(key)?;
         let uf = answer(entity, resp.take(&format!("uf_{entity}")))?.ok();
         let fields = match s.fields_format {
-            FieldsFormat::Static => Answer::Ok(static_fields::stage_history(eid.unwrap_or(2))),
+            FieldsFormat::Static => Answer::Ok(
+                work_static::fields(entity)
+                    .unwrap_or_else(|| static_fields::stage_history(eid.unwrap_or(2))),
+            ),
             _ => answer(entity, resp.take(&format!("f_{entity}")))?
                 .map(|r| described_fields(entity, s, *eid, &r.result)),
         };
@@ -346,6 +350,7 @@ fn title_of(entity: &str) -> String {
         "user" => "Users",
         "department" => "Departments",
         "task" => "Tasks",
+        "telephony_call" => "Calls",
         other => other,
     }
     .to_string()

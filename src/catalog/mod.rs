@@ -11,6 +11,7 @@ pub mod field_description;
 mod static_fields;
 mod task_fields;
 pub mod unavailable;
+mod work_static;
 
 pub use diff::{CatalogDiff, diff};
 pub use discover::discover;

@@ -157,6 +157,8 @@ pub fn typed_rows(
     since: Option<DateTime<Utc>>,
     lookback: Duration,
 ) -> impl Stream<Item = Result<TypedPage, PipelineError>> {
+    // Methods whose rows appear after their cursor time reach further back (methods table).
+    let lookback = lookback.max(Duration::seconds(job.spec.min_lookback_secs()));
     let from = if job.incremental() {
         since.map(|s| (s - lookback).fixed_offset())
     } else {

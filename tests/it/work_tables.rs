@@ -21,7 +21,7 @@ use common::truth;
 use serde_json::{Map, json};
 
 /// The entities of this file.
-const WORK: &[&str] = &["task"];
+const WORK: &[&str] = &["task", "telephony_call"];
 
 /// A small portal: a few CRM rows, 230 tasks (five 50-row pages).
 fn portal_cfg() -> PortalConfig {
@@ -33,6 +33,7 @@ fn portal_cfg() -> PortalConfig {
             companies: 10,
             activities: 20,
             tasks: 230,
+            calls: 260,
             smart_processes: Vec::new(),
             ..DataSizes::default()
         },
@@ -52,6 +53,10 @@ fn change_portal(c: &PortalControl) -> String {
     assert_eq!(c.modify_rows("task", &[3, 77, 150], &set, None).unwrap(), 3);
     assert_eq!(c.delete_rows("task", &[5, 100, 229]).unwrap(), 3);
     assert_eq!(c.add_rows("task", 60).unwrap().len(), 60);
+    // Call records are append-only: new ones (dated an hour back, when the call started) and
+    // deleted ones.
+    assert_eq!(c.delete_rows("telephony_call", &[1, 130, 260]).unwrap(), 3);
+    assert_eq!(c.add_rows("telephony_call", 40).unwrap().len(), 40);
     c.add_user_field(
         "task",
         &UserFieldSpec {
@@ -100,8 +105,10 @@ async fn pull_views_equal_the_portal_before_and_after_changes() {
     );
     p.cycle().await;
     assert_work_equal(p.ch, &p.db, p.control(), &p.catalog()).await;
-    // The second load was incremental: two watermarks, and only changed rows were read.
-    assert_eq!(p.watermarks("task").await, 2);
+    // The second loads were incremental: two watermarks each.
+    for e in WORK {
+        assert_eq!(p.watermarks(e).await, 2, "{e}");
+    }
 }
 
 /// One `b24ch sync` pass over `entities`.
@@ -164,7 +171,10 @@ async fn a_missing_scope_makes_only_its_tables_unavailable() {
     let client = portal.client.clone();
     let c = portal.demo.as_ref().unwrap().control().clone();
     let full = b24ch::catalog::discover(&client).await.unwrap();
-    for (scope, tables) in [("task", &["task"][..])] {
+    for (scope, tables) in [
+        ("task", &["task"][..]),
+        ("telephony", &["telephony_call"][..]),
+    ] {
         c.set_scope_denied(scope, true);
         let cat = b24ch::catalog::discover(&client).await.unwrap();
         for t in tables {

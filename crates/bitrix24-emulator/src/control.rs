@@ -154,6 +154,8 @@ pub(crate) fn scope_of(method: &str) -> Option<&'static str> {
         "user" => Some("user"),
         "department" => Some("department"),
         "tasks" | "task" => Some("task"),
+        "voximplant" => Some("telephony"),
+        "sonet_group" => Some("sonet_group"),
         _ => None,
     }
 }
@@ -383,6 +385,11 @@ impl PortalControl {
         if let Some(mf) = modify_field(t) {
             for id in &ids {
                 t.set_override(*id, mf, Val::DateTime(now));
+            }
+        }
+        if let Some((field, before)) = super::work::appended_time(t) {
+            for id in &ids {
+                t.set_override(*id, field, Val::DateTime(now - before));
             }
         }
         Ok(ids)

@@ -74,6 +74,8 @@ pub struct DataSizes {
     pub deal_categories: u32,
     /// Tasks (`tasks.task.list`).
     pub tasks: u64,
+    /// Call records (`voximplant.statistic.get`).
+    pub calls: u64,
     pub smart_processes: Vec<SmartProcessSpec>,
 }
 
@@ -89,6 +91,7 @@ impl Default for DataSizes {
             activities: 300,
             deal_categories: 2,
             tasks: 150,
+            calls: 400,
             smart_processes: vec![
                 SmartProcessSpec {
                     entity_type_id: 128,

@@ -172,6 +172,8 @@ pub(crate) enum TableKind {
     Category,
     /// A task (`tasks.task.*`), with user fields (`task.item.userfield.getlist`).
     Task,
+    /// A call record (`voximplant.statistic.get`).
+    Call,
 }
 
 #[derive(Debug, Clone)]

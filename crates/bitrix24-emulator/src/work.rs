@@ -1,11 +1,11 @@
-//! The portal beyond CRM: tasks (and their user fields). Field codes, types and titles follow
+//! The portal beyond CRM: tasks (and their user fields), call records. Field codes, types and titles follow
 //! `tasks.task.getFields` and tasks/fields.md of the official docs; rows are printed by
 //! `methods/tasks.rs`.
 
 use super::DataSizes;
 use super::fields::fd;
 use super::json_out::J;
-use super::model::{FieldDef, Gen, Kind, PortalData, TableKind, UfGen, Val};
+use super::model::{FieldDef, Gen, Kind, PortalData, Table, TableKind, UfGen, Val};
 
 /// The values `tasks.task.getFields` lists for an `enum` field (code → value → title).
 pub(crate) fn task_enum_values(code: &str) -> Option<&'static [(&'static str, &'static str)]> {
@@ -310,9 +310,155 @@ fn task_user_fields() -> Vec<(&'static str, &'static str, bool, &'static str, Uf
     ]
 }
 
+/// Append-only tables are dated by an event that precedes the row: a call record is written
+/// when the call ends and dated by its start. Rows added now carry that time: (field, seconds
+/// before now).
+pub(crate) fn appended_time(t: &Table) -> Option<(&'static str, i64)> {
+    match t.kind {
+        TableKind::Call => Some(("CALL_START_DATE", 3 * 3_600)),
+        _ => None,
+    }
+}
+
+fn plain(code: &str, api_type: &str, kind: Kind, genr: Gen) -> FieldDef {
+    fd(code, api_type, kind, genr, code)
+}
+
+/// `voximplant.statistic.get` rows, in the docs' example order (voximplant-statistic-get.md).
+fn call_fields() -> Vec<FieldDef> {
+    let words = |w: &'static [&'static str], null_pct: u8| Gen::Word(w, null_pct);
+    vec![
+        plain("ID", "integer", Kind::Int, Gen::Id),
+        plain("PORTAL_USER_ID", "integer", Kind::Int, Gen::User),
+        plain(
+            "PORTAL_NUMBER",
+            "string",
+            Kind::Str,
+            words(&["reg133788", "3", "+74951234567"], 0),
+        ),
+        plain(
+            "PHONE_NUMBER",
+            "string",
+            Kind::Str,
+            words(&["+19061234567", "19061234568", "+7 (999) 000-11-22"], 0),
+        ),
+        plain("CALL_ID", "string", Kind::Str, Gen::Title("externalCall")),
+        plain("EXTERNAL_CALL_ID", "string", Kind::Str, Gen::Null),
+        plain(
+            "CALL_CATEGORY",
+            "string",
+            Kind::Str,
+            words(&["external"], 0),
+        ),
+        plain(
+            "CALL_LOG",
+            "string",
+            Kind::Str,
+            words(
+                &["https://storage-gw.example.com/voximplant-logs/x.log?sessionid=1&a=<b>"],
+                50,
+            ),
+        ),
+        plain(
+            "CALL_DURATION",
+            "integer",
+            Kind::Int,
+            Gen::IntRange(0, 1_800, 0),
+        ),
+        plain("CALL_START_DATE", "datetime", Kind::DateTime, Gen::Created),
+        plain(
+            "CALL_RECORD_URL",
+            "string",
+            Kind::Str,
+            words(&["", "https://example.com/rec/1.mp3"], 40),
+        ),
+        plain("CALL_VOTE", "integer", Kind::Int, Gen::IntRange(0, 5, 50)),
+        plain("COST", "double", Kind::Float, Gen::Uf(UfGen::Double)),
+        plain(
+            "COST_CURRENCY",
+            "string",
+            Kind::Str,
+            words(&["EUR", "RUB", ""], 0),
+        ),
+        plain(
+            "CALL_FAILED_CODE",
+            "string",
+            Kind::Str,
+            words(&["200", "200", "200", "304", "603", "603-S", "486"], 0),
+        ),
+        plain(
+            "CALL_FAILED_REASON",
+            "string",
+            Kind::Str,
+            words(&["", "Decline self", "Success call"], 0),
+        ),
+        plain(
+            "CRM_ENTITY_TYPE",
+            "string",
+            Kind::Str,
+            words(&["CONTACT", "COMPANY", "LEAD"], 20),
+        ),
+        plain(
+            "CRM_ENTITY_ID",
+            "integer",
+            Kind::Int,
+            Gen::IntRange(1, 30, 20),
+        ),
+        plain(
+            "CRM_ACTIVITY_ID",
+            "integer",
+            Kind::Int,
+            Gen::IntRange(1, 300, 30),
+        ),
+        plain("REST_APP_ID", "integer", Kind::Int, Gen::IntRange(3, 3, 70)),
+        plain(
+            "REST_APP_NAME",
+            "string",
+            Kind::Str,
+            words(&["REST API Documentation"], 70),
+        ),
+        plain(
+            "TRANSCRIPT_ID",
+            "integer",
+            Kind::Int,
+            Gen::IntRange(1, 100, 80),
+        ),
+        plain("TRANSCRIPT_PENDING", "string", Kind::YesNo, Gen::YesNo(5)),
+        plain(
+            "SESSION_ID",
+            "integer",
+            Kind::Int,
+            Gen::IntRange(3_800_000_000, 3_900_000_000, 30),
+        ),
+        plain("REDIAL_ATTEMPT", "integer", Kind::Int, Gen::Null),
+        plain("COMMENT", "string", Kind::Str, Gen::Phrase(80)),
+        plain(
+            "RECORD_DURATION",
+            "integer",
+            Kind::Int,
+            Gen::IntRange(0, 1_800, 60),
+        ),
+        // The docs' example prints this one as a JSON number (`"RECORD_FILE_ID": 9079`).
+        plain(
+            "RECORD_FILE_ID",
+            "integer",
+            Kind::Int,
+            Gen::IntRange(9_000, 9_999, 60),
+        ),
+        plain("CALL_TYPE", "integer", Kind::Int, Gen::IntRange(1, 5, 0)),
+    ]
+}
+
 impl PortalData {
-    /// Adds the tables of tasks.
+    /// Adds the tables of tasks and calls.
     pub(crate) fn add_work_tables(&mut self, sizes: &DataSizes) {
+        self.insert_lazy(
+            "telephony_call",
+            TableKind::Call,
+            None,
+            call_fields(),
+            sizes.calls,
+        );
         self.insert_lazy("task", TableKind::Task, None, task_fields(), sizes.tasks);
         for (code, user_type, multiple, label, genr) in task_user_fields() {
             let added = self.add_user_field(

@@ -4,6 +4,7 @@ mod item;
 mod legacy;
 mod reference;
 mod tasks;
+mod telephony;
 mod users;
 
 use super::control::{Shared, State};
@@ -71,7 +72,7 @@ impl Ctx<'_> {
 
 /// Whether a method exists (checked before limits so unknown methods answer 404 at once).
 pub(crate) fn exists(method: &str) -> bool {
-    if tasks::exists(method) {
+    if tasks::exists(method) || telephony::exists(method) {
         return true;
     }
     if let Some(rest) = method.strip_prefix("crm.")
@@ -110,6 +111,9 @@ pub(crate) fn exists(method: &str) -> bool {
 pub(crate) fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome> {
     if tasks::exists(method) {
         return tasks::call(ctx, method, params);
+    }
+    if telephony::exists(method) {
+        return telephony::call(ctx, method, params);
     }
     if let Some(rest) = method.strip_prefix("crm.")
         && let Some((entity, op)) = rest.split_once('.')

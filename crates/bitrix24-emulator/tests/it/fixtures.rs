@@ -309,6 +309,24 @@ async fn check(p: &bitrix24_emulator::RunningPortal, name: &str, fix: &Value) {
             assert_rows(&rows(&r.json["result"]), &rows(&fix["result"]), ctx);
         }
         "tasks.task.list.json" => check_task_list(p, fix).await,
+        "voximplant.statistic.get.json" => {
+            let r = call(
+                &m(p, "voximplant.statistic.get"),
+                json!({"FILTER": {"<=ID": 60}, "SORT": "ID", "ORDER": "ASC", "start": 0}),
+            )
+            .await;
+            let mut ours = r.json.clone();
+            // 60 rows make a second page: `next` is ours only.
+            ours.as_object_mut().unwrap().remove("next");
+            assert_envelope(&ours, fix, ctx);
+            let rows_ours = rows(&r.json["result"]);
+            assert_rows(&rows_ours, &rows(&fix["result"]), ctx);
+            let with_file = rows_ours.iter().find(|x| !x["RECORD_FILE_ID"].is_null());
+            assert!(
+                with_file.is_some_and(|x| x["RECORD_FILE_ID"].is_number()),
+                "{ctx}"
+            );
+        }
         "tasks.task.getFields.json" => {
             let r = call(&m(p, "tasks.task.getFields"), json!({})).await;
             assert_envelope(&r.json, fix, ctx);
