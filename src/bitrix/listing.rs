@@ -297,6 +297,9 @@ fn set_order(spec: &MethodSpec, params: &mut Map<String, Value>, dir: &str) {
             params.insert("sort".into(), json!(spec.id.filter));
             params.insert("order".into(), json!(dir));
         }
+        OrderStyle::UpperObject => {
+            params.insert("ORDER".into(), json!({ spec.id.filter: dir }));
+        }
         OrderStyle::UpperSortAndOrder => {
             params.insert("SORT".into(), json!(spec.id.filter));
             params.insert("ORDER".into(), json!(dir));

@@ -52,6 +52,8 @@ pub enum OrderStyle {
     SortAndOrder,
     /// `SORT: "ID", ORDER: "ASC"` (`voximplant.statistic.get`, named so in its docs).
     UpperSortAndOrder,
+    /// `ORDER: {ID: "ASC"}` (`sonet_group.get`, named so in its docs).
+    UpperObject,
 }
 
 /// How filter conditions are passed.
@@ -507,6 +509,32 @@ pub static METHODS: &[MethodSpec] = &[
                 written when the call ends but dated by its start: the incremental window \
                 reaches back `MIN_LOOKBACK` further (voximplant-statistic-get.md).",
     },
+    MethodSpec {
+        key: "sonet_group",
+        list: "sonet_group.get",
+        get: None,
+        fields: None,
+        fields_format: FieldsFormat::Static,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        id: ID_UPPER,
+        cursor: Some(CursorSpec {
+            row: "DATE_UPDATE",
+            filter: "DATE_UPDATE",
+        }),
+        paging: Paging::IdChain,
+        order_style: OrderStyle::UpperObject,
+        filter_style: FilterStyle::UpperObject,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
+        select: SelectRule::None,
+        notes: "Workgroups and projects the webhook user may see: `ORDER` object (default ID \
+                DESC), `FILTER` object, legacy `start`; no fields method, no select; `IMAGE` \
+                only when a group has an avatar (sonet-group-get.md). The method page names \
+                the scope `sonet`, the scope list `sonet_group` (scopes/permissions.md).",
+    },
 ];
 
 /// The spec for a method key, e.g. `crm.deal`.
@@ -538,6 +566,7 @@ pub static ENTITY_METHODS: &[(&str, &str, Option<u32>)] = &[
     // gets the entity listed as unavailable (`catalog::unavailable`), nothing else changes.
     ("task", "tasks.task", None),
     ("telephony_call", "voximplant.statistic", None),
+    ("workgroup", "sonet_group", None),
 ];
 
 /// Column codes of deals, leads, contacts and companies are their `crm.{deal,lead,…}.fields`

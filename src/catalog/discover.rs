@@ -351,6 +351,7 @@ fn title_of(entity: &str) -> String {
         "department" => "Departments",
         "task" => "Tasks",
         "telephony_call" => "Calls",
+        "workgroup" => "Workgroups and projects",
         other => other,
     }
     .to_string()

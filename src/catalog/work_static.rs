@@ -1,5 +1,5 @@
 //! Field lists of second-wave entities whose methods have no fields method (issue #12):
-//! telephony call records. Codes, types and labels from the official docs' field tables.
+//! telephony call records, workgroups. Codes, types and labels from the official docs' field tables.
 use super::model::Field;
 
 fn field(code: &str, bitrix_type: &str, label: &str) -> Field {
@@ -19,6 +19,7 @@ fn field(code: &str, bitrix_type: &str, label: &str) -> Field {
 pub(super) fn fields(entity: &str) -> Option<Vec<Field>> {
     match entity {
         "telephony_call" => Some(telephony_call()),
+        "workgroup" => Some(workgroup()),
         _ => None,
     }
 }
@@ -64,6 +65,34 @@ fn telephony_call() -> Vec<Field> {
         ("COMMENT", "string", "Comment"),
         ("RECORD_DURATION", "integer", "Recording duration"),
         ("RECORD_FILE_ID", "integer", "Recording file"),
+    ]
+    .into_iter()
+    .map(|(c, t, l)| field(c, t, l))
+    .collect()
+}
+
+/// `sonet_group.get` rows (sonet-group-get.md, "Returned Data").
+fn workgroup() -> Vec<Field> {
+    [
+        ("ID", "integer", "ID"),
+        ("SITE_ID", "string", "Site"),
+        ("NAME", "string", "Name"),
+        ("DESCRIPTION", "string", "Description"),
+        ("DATE_CREATE", "datetime", "Created"),
+        ("DATE_UPDATE", "datetime", "Modified"),
+        ("ACTIVE", "char", "Active"),
+        ("VISIBLE", "char", "Visible"),
+        ("OPENED", "char", "Open to join"),
+        ("CLOSED", "char", "Archived"),
+        ("SUBJECT_ID", "integer", "Subject"),
+        ("OWNER_ID", "user", "Owner"),
+        ("KEYWORDS", "string", "Keywords"),
+        ("NUMBER_OF_MEMBERS", "integer", "Members"),
+        ("DATE_ACTIVITY", "datetime", "Last activity"),
+        ("SUBJECT_NAME", "string", "Subject name"),
+        ("PROJECT", "char", "Project"),
+        ("IS_EXTRANET", "char", "Extranet"),
+        ("IMAGE", "url", "Avatar URL"),
     ]
     .into_iter()
     .map(|(c, t, l)| field(c, t, l))

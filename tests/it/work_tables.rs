@@ -1,7 +1,8 @@
-//! The second-wave tables outside CRM (issue #12): tasks. Cell by cell against the demo
+//! The second-wave tables outside CRM (issue #12): tasks, calls, workgroups. Cell by cell against the demo
 //! portal through the pull path (serve, `_load`/`_reconcile` views) and the push path
 //! (`sync`), before and after edits, additions, deletions and a new user field; and a webhook
-//! without the `task` scope gets the table reported unavailable, the rest loaded.
+//! without the `task`, `telephony` or `sonet_group` scope gets those tables reported
+//! unavailable with the scope to add, the rest loaded.
 use crate::common;
 
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use common::truth;
 use serde_json::{Map, json};
 
 /// The entities of this file.
-const WORK: &[&str] = &["task", "telephony_call"];
+const WORK: &[&str] = &["task", "telephony_call", "workgroup"];
 
 /// A small portal: a few CRM rows, 230 tasks (five 50-row pages).
 fn portal_cfg() -> PortalConfig {
@@ -34,6 +35,7 @@ fn portal_cfg() -> PortalConfig {
             activities: 20,
             tasks: 230,
             calls: 260,
+            workgroups: 12,
             smart_processes: Vec::new(),
             ..DataSizes::default()
         },
@@ -57,6 +59,16 @@ fn change_portal(c: &PortalControl) -> String {
     // deleted ones.
     assert_eq!(c.delete_rows("telephony_call", &[1, 130, 260]).unwrap(), 3);
     assert_eq!(c.add_rows("telephony_call", 40).unwrap().len(), 40);
+    let mut group = Map::new();
+    group.insert("NAME".into(), json!("Архив «Q3» \"old\""));
+    group.insert("CLOSED".into(), json!(true));
+    group.insert("IMAGE".into(), json!(null));
+    assert_eq!(
+        c.modify_rows("workgroup", &[2, 7], &group, None).unwrap(),
+        2
+    );
+    assert_eq!(c.delete_rows("workgroup", &[4]).unwrap(), 1);
+    assert_eq!(c.add_rows("workgroup", 3).unwrap().len(), 3);
     c.add_user_field(
         "task",
         &UserFieldSpec {
@@ -174,6 +186,7 @@ async fn a_missing_scope_makes_only_its_tables_unavailable() {
     for (scope, tables) in [
         ("task", &["task"][..]),
         ("telephony", &["telephony_call"][..]),
+        ("sonet_group", &["workgroup"][..]),
     ] {
         c.set_scope_denied(scope, true);
         let cat = b24ch::catalog::discover(&client).await.unwrap();

@@ -319,6 +319,7 @@ fn generated_modified_of(data: &PortalData, t: &Table, id: u64) -> Val {
         "UPDATED_TIME",
         "LAST_UPDATED",
         "CHANGED_DATE",
+        "DATE_UPDATE",
     ]
     .into_iter()
     .find_map(|c| t.field(c))

@@ -76,6 +76,8 @@ pub struct DataSizes {
     pub tasks: u64,
     /// Call records (`voximplant.statistic.get`).
     pub calls: u64,
+    /// Workgroups and projects (`sonet_group.get`).
+    pub workgroups: u64,
     pub smart_processes: Vec<SmartProcessSpec>,
 }
 
@@ -92,6 +94,7 @@ impl Default for DataSizes {
             deal_categories: 2,
             tasks: 150,
             calls: 400,
+            workgroups: 8,
             smart_processes: vec![
                 SmartProcessSpec {
                     entity_type_id: 128,

@@ -174,6 +174,8 @@ pub(crate) enum TableKind {
     Task,
     /// A call record (`voximplant.statistic.get`).
     Call,
+    /// A workgroup or project (`sonet_group.get`).
+    Workgroup,
 }
 
 #[derive(Debug, Clone)]

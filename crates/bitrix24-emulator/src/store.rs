@@ -655,6 +655,7 @@ pub(crate) fn modify_field(t: &Table) -> Option<&'static str> {
         TableKind::Activity => Some("LAST_UPDATED"),
         TableKind::User => Some("TIMESTAMP_X"),
         TableKind::Task => Some("CHANGED_DATE"),
+        TableKind::Workgroup => Some("DATE_UPDATE"),
         _ => None,
     }
 }

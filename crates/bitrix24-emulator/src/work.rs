@@ -1,4 +1,4 @@
-//! The portal beyond CRM: tasks (and their user fields), call records. Field codes, types and titles follow
+//! The portal beyond CRM: tasks (and their user fields), call records, workgroups. Field codes, types and titles follow
 //! `tasks.task.getFields` and tasks/fields.md of the official docs; rows are printed by
 //! `methods/tasks.rs`.
 
@@ -449,9 +449,68 @@ fn call_fields() -> Vec<FieldDef> {
     ]
 }
 
+/// `sonet_group.get` rows, in the docs' example order (sonet-group-get.md); `IMAGE` is printed
+/// only for a group with an avatar.
+fn workgroup_fields() -> Vec<FieldDef> {
+    let flag = |code: &str, pct: u8| plain(code, "string", Kind::YesNo, Gen::YesNo(pct));
+    vec![
+        plain("ID", "integer", Kind::Int, Gen::Id),
+        plain(
+            "SITE_ID",
+            "string",
+            Kind::Str,
+            Gen::Const(Val::Str("s1".into())),
+        ),
+        plain("NAME", "string", Kind::Str, Gen::Title("Проект")),
+        plain("DESCRIPTION", "string", Kind::Str, Gen::Phrase(50)),
+        plain("DATE_CREATE", "datetime", Kind::DateTime, Gen::Created),
+        plain("DATE_UPDATE", "datetime", Kind::DateTime, Gen::Modified),
+        flag("ACTIVE", 90),
+        flag("VISIBLE", 70),
+        flag("OPENED", 30),
+        flag("CLOSED", 10),
+        plain("SUBJECT_ID", "integer", Kind::Int, Gen::IntRange(1, 2, 0)),
+        plain("OWNER_ID", "integer", Kind::Int, Gen::User),
+        plain(
+            "KEYWORDS",
+            "string",
+            Kind::Str,
+            Gen::Word(&["sales, q3", "scrum"], 60),
+        ),
+        plain(
+            "NUMBER_OF_MEMBERS",
+            "integer",
+            Kind::Int,
+            Gen::IntRange(1, 40, 0),
+        ),
+        plain("DATE_ACTIVITY", "datetime", Kind::DateTime, Gen::Modified),
+        plain(
+            "SUBJECT_NAME",
+            "string",
+            Kind::Str,
+            Gen::Word(&["Workgroups", "Рабочие группы"], 0),
+        ),
+        flag("PROJECT", 60),
+        flag("IS_EXTRANET", 10),
+        plain(
+            "IMAGE",
+            "string",
+            Kind::Str,
+            Gen::Word(&["/upload/resize_cache/socialnetwork/1.png"], 70),
+        ),
+    ]
+}
+
 impl PortalData {
-    /// Adds the tables of tasks and calls.
+    /// Adds the tables of tasks, calls and workgroups.
     pub(crate) fn add_work_tables(&mut self, sizes: &DataSizes) {
+        self.insert_lazy(
+            "workgroup",
+            TableKind::Workgroup,
+            None,
+            workgroup_fields(),
+            sizes.workgroups,
+        );
         self.insert_lazy(
             "telephony_call",
             TableKind::Call,

@@ -6,6 +6,7 @@ mod reference;
 mod tasks;
 mod telephony;
 mod users;
+mod workgroups;
 
 use super::control::{Shared, State};
 use super::json_out::J;
@@ -72,7 +73,7 @@ impl Ctx<'_> {
 
 /// Whether a method exists (checked before limits so unknown methods answer 404 at once).
 pub(crate) fn exists(method: &str) -> bool {
-    if tasks::exists(method) || telephony::exists(method) {
+    if tasks::exists(method) || telephony::exists(method) || workgroups::exists(method) {
         return true;
     }
     if let Some(rest) = method.strip_prefix("crm.")
@@ -114,6 +115,9 @@ pub(crate) fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome
     }
     if telephony::exists(method) {
         return telephony::call(ctx, method, params);
+    }
+    if workgroups::exists(method) {
+        return workgroups::call(ctx, method, params);
     }
     if let Some(rest) = method.strip_prefix("crm.")
         && let Some((entity, op)) = rest.split_once('.')

@@ -309,6 +309,20 @@ async fn check(p: &bitrix24_emulator::RunningPortal, name: &str, fix: &Value) {
             assert_rows(&rows(&r.json["result"]), &rows(&fix["result"]), ctx);
         }
         "tasks.task.list.json" => check_task_list(p, fix).await,
+        "sonet_group.get.json" => {
+            let r = call(
+                &m(p, "sonet_group.get"),
+                json!({"ORDER": {"ID": "ASC"}, "FILTER": {"<=ID": 8}, "start": 0}),
+            )
+            .await;
+            assert_envelope(&r.json, fix, ctx);
+            let ours = rows(&r.json["result"]);
+            assert_rows(&ours, &rows(&fix["result"]), ctx);
+            assert!(
+                ours.iter().any(|g| g.get("IMAGE").is_some()),
+                "{ctx}: no avatar"
+            );
+        }
         "voximplant.statistic.get.json" => {
             let r = call(
                 &m(p, "voximplant.statistic.get"),
