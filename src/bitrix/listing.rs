@@ -89,7 +89,7 @@ pub fn list(
                         let mut params = base_params(spec, &req);
                         set_order(spec, &mut params, "ASC");
                         params.insert("start".into(), json!(start));
-                        let r = match client.call_raw(spec.list, &Value::Object(params)).await {
+                        let r = match client.call_raw(spec.list, &shaped(spec, params)).await {
                             Err(e) if optional && start == 0 && gone(&e) => break,
                             r => r?,
                         };
@@ -108,7 +108,7 @@ pub fn list(
                 }
                 Paging::Unpaged => {
                     let params = base_params(spec, &req);
-                    let r = client.call_raw(spec.list, &Value::Object(params)).await?;
+                    let r = client.call_raw(spec.list, &shaped(spec, params)).await?;
                     yield Page { rows: raw_rows(spec, &r)? };
                 }
             }
@@ -138,7 +138,7 @@ pub fn probe_params(spec: &MethodSpec, entity_type_id: Option<u32>) -> Value {
         }
         Paging::Unpaged => {}
     }
-    Value::Object(p)
+    shaped(spec, p)
 }
 
 /// An offset listing that ends with fewer rows than the portal's `total` skipped rows (a row
@@ -256,7 +256,7 @@ fn base_params(spec: &MethodSpec, req: &ListRequest) -> Map<String, Value> {
 
 fn set_filter(spec: &MethodSpec, params: &mut Map<String, Value>, filter: Map<String, Value>) {
     match spec.filter_style {
-        FilterStyle::Object if !filter.is_empty() => {
+        FilterStyle::Object | FilterStyle::Positional if !filter.is_empty() => {
             params.insert("filter".into(), Value::Object(filter));
         }
         FilterStyle::UpperObject if !filter.is_empty() => {
@@ -272,7 +272,7 @@ fn filter_mut<'a>(
     params: &'a mut Map<String, Value>,
 ) -> &'a mut Map<String, Value> {
     let key = match spec.filter_style {
-        FilterStyle::Object => "filter",
+        FilterStyle::Object | FilterStyle::Positional => "filter",
         FilterStyle::UpperObject => "FILTER",
         FilterStyle::TopLevel => return params,
     };
@@ -305,6 +305,36 @@ fn set_order(spec: &MethodSpec, params: &mut Map<String, Value>, dir: &str) {
             params.insert("ORDER".into(), json!(dir));
         }
     }
+}
+
+/// The parameters as the method takes them: named, or for [`FilterStyle::Positional`] methods
+/// `ORDER, FILTER, SELECT, PARAMS` in that order with one page of 50 through `NAV_PARAMS`
+/// (they read no `start`). The filter is never empty there: an empty one would vanish from a
+/// batch command's query string and shift every later argument, so it is `>ID 0` (all rows).
+fn shaped(spec: &MethodSpec, mut p: Map<String, Value>) -> Value {
+    if spec.filter_style != FilterStyle::Positional {
+        return Value::Object(p);
+    }
+    let filter = match p.remove("filter") {
+        Some(Value::Object(f)) if !f.is_empty() => Value::Object(f),
+        _ => json!({ format!(">{}", spec.id.filter): 0 }),
+    };
+    let mut out = Map::new();
+    out.insert(
+        "ORDER".into(),
+        p.remove("order")
+            .unwrap_or_else(|| json!({ spec.id.filter: "ASC" })),
+    );
+    out.insert("FILTER".into(), filter);
+    out.insert(
+        "SELECT".into(),
+        p.remove("select").unwrap_or_else(|| json!(["*"])),
+    );
+    out.insert(
+        "PARAMS".into(),
+        json!({"NAV_PARAMS": {"nPageSize": PAGE_SIZE, "iNumPage": 1}}),
+    );
+    Value::Object(out)
 }
 
 /// The rows of one answer according to the method's envelope.
@@ -514,13 +544,17 @@ impl Chain {
         let probe = self.batches == 0;
         let mut batch = Batch::new();
         if probe {
-            batch.push("probe", self.spec.list, Value::Object(self.probe_params()))?;
+            batch.push(
+                "probe",
+                self.spec.list,
+                shaped(self.spec, self.probe_params()),
+            )?;
         }
         for k in 0..chain {
             batch.push(
                 format!("p{k}"),
                 self.spec.list,
-                Value::Object(self.page_params(k)),
+                shaped(self.spec, self.page_params(k)),
             )?;
         }
         let mut resp = client.batch_raw(&batch).await?;

@@ -65,6 +65,10 @@ pub enum FilterStyle {
     UpperObject,
     /// As top-level parameters (`department.get`).
     TopLevel,
+    /// Positional arguments `ORDER, FILTER, SELECT, PARAMS` in that order, one page through
+    /// `PARAMS.NAV_PARAMS` and no `start` (the `task.*item.*` methods of CTaskRestService:
+    /// "follow the specified order of parameters", task-elapsed-item-get-list.md).
+    Positional,
 }
 
 /// What `*.fields` returns.
@@ -484,6 +488,30 @@ pub static METHODS: &[MethodSpec] = &[
                 is always the explicit code list.",
     },
     MethodSpec {
+        key: "task.elapseditem",
+        list: "task.elapseditem.getlist",
+        get: None,
+        fields: None,
+        fields_format: FieldsFormat::Static,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        id: ID_UPPER,
+        cursor: None,
+        paging: Paging::IdChain,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Positional,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
+        select: SelectRule::Star,
+        notes: "Time records of every task (no TASKID): positional ORDER, FILTER (`>ID` works), \
+                SELECT, PARAMS.NAV_PARAMS (50 a page); `total` always comes back, so each page \
+                pays the portal's COUNT. No modification time (task.elapseditem.update changes \
+                SECONDS and COMMENT_TEXT in place): loaded whole every time \
+                (task-elapsed-item-get-list.md).",
+    },
+    MethodSpec {
         key: "voximplant.statistic",
         list: "voximplant.statistic.get",
         get: None,
@@ -565,6 +593,7 @@ pub static ENTITY_METHODS: &[(&str, &str, Option<u32>)] = &[
     // Their scopes (`task`, `telephony`, `sonet_group`) are optional: a webhook without one
     // gets the entity listed as unavailable (`catalog::unavailable`), nothing else changes.
     ("task", "tasks.task", None),
+    ("task_elapsed_time", "task.elapseditem", None),
     ("telephony_call", "voximplant.statistic", None),
     ("workgroup", "sonet_group", None),
 ];

@@ -350,6 +350,7 @@ fn title_of(entity: &str) -> String {
         "user" => "Users",
         "department" => "Departments",
         "task" => "Tasks",
+        "task_elapsed_time" => "Task time records",
         "telephony_call" => "Calls",
         "workgroup" => "Workgroups and projects",
         other => other,

@@ -1,5 +1,5 @@
 //! Field lists of second-wave entities whose methods have no fields method (issue #12):
-//! telephony call records, workgroups. Codes, types and labels from the official docs' field tables.
+//! task time records, telephony call records, workgroups. Codes, types and labels from the official docs' field tables.
 use super::model::Field;
 
 fn field(code: &str, bitrix_type: &str, label: &str) -> Field {
@@ -19,6 +19,7 @@ fn field(code: &str, bitrix_type: &str, label: &str) -> Field {
 pub(super) fn fields(entity: &str) -> Option<Vec<Field>> {
     match entity {
         "telephony_call" => Some(telephony_call()),
+        "task_elapsed_time" => Some(task_elapsed_time()),
         "workgroup" => Some(workgroup()),
         _ => None,
     }
@@ -93,6 +94,25 @@ fn workgroup() -> Vec<Field> {
         ("PROJECT", "char", "Project"),
         ("IS_EXTRANET", "char", "Extranet"),
         ("IMAGE", "url", "Avatar URL"),
+    ]
+    .into_iter()
+    .map(|(c, t, l)| field(c, t, l))
+    .collect()
+}
+
+/// `task.elapseditem.getlist` rows (task-elapsed-item-get-list.md, the response example).
+fn task_elapsed_time() -> Vec<Field> {
+    [
+        ("ID", "integer", "ID"),
+        ("TASK_ID", "integer", "Task"),
+        ("USER_ID", "user", "Employee"),
+        ("COMMENT_TEXT", "string", "Comment"),
+        ("SECONDS", "integer", "Time spent, s"),
+        ("MINUTES", "integer", "Time spent, min"),
+        ("SOURCE", "integer", "Source"),
+        ("CREATED_DATE", "datetime", "Created"),
+        ("DATE_START", "datetime", "Started"),
+        ("DATE_STOP", "datetime", "Stopped"),
     ]
     .into_iter()
     .map(|(c, t, l)| field(c, t, l))

@@ -74,6 +74,8 @@ pub struct DataSizes {
     pub deal_categories: u32,
     /// Tasks (`tasks.task.list`).
     pub tasks: u64,
+    /// Task time records (`task.elapseditem.getlist`).
+    pub task_elapsed: u64,
     /// Call records (`voximplant.statistic.get`).
     pub calls: u64,
     /// Workgroups and projects (`sonet_group.get`).
@@ -93,6 +95,7 @@ impl Default for DataSizes {
             activities: 300,
             deal_categories: 2,
             tasks: 150,
+            task_elapsed: 300,
             calls: 400,
             workgroups: 8,
             smart_processes: vec![

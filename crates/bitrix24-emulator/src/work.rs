@@ -449,6 +449,33 @@ fn call_fields() -> Vec<FieldDef> {
     ]
 }
 
+/// `task.elapseditem.getlist` rows (task-elapsed-item-get-list.md), spread over the tasks.
+fn elapsed_fields(tasks: u64) -> Vec<FieldDef> {
+    let tasks = i64::try_from(tasks.max(1)).unwrap_or(i64::MAX);
+    vec![
+        plain("ID", "integer", Kind::Int, Gen::Id),
+        plain("TASK_ID", "integer", Kind::Int, Gen::IntRange(1, tasks, 0)),
+        plain("USER_ID", "integer", Kind::Int, Gen::User),
+        plain("COMMENT_TEXT", "string", Kind::Str, Gen::Phrase(30)),
+        plain("SECONDS", "integer", Kind::Int, Gen::IntRange(0, 28_800, 0)),
+        plain("MINUTES", "integer", Kind::Int, Gen::IntRange(0, 480, 0)),
+        plain("SOURCE", "integer", Kind::Int, Gen::IntRange(1, 3, 0)),
+        plain("CREATED_DATE", "datetime", Kind::DateTime, Gen::Created),
+        plain(
+            "DATE_START",
+            "datetime",
+            Kind::DateTime,
+            Gen::Uf(UfGen::DateTime),
+        ),
+        plain(
+            "DATE_STOP",
+            "datetime",
+            Kind::DateTime,
+            Gen::Uf(UfGen::DateTime),
+        ),
+    ]
+}
+
 /// `sonet_group.get` rows, in the docs' example order (sonet-group-get.md); `IMAGE` is printed
 /// only for a group with an avatar.
 fn workgroup_fields() -> Vec<FieldDef> {
@@ -519,6 +546,13 @@ impl PortalData {
             sizes.calls,
         );
         self.insert_lazy("task", TableKind::Task, None, task_fields(), sizes.tasks);
+        self.insert_lazy(
+            "task_elapsed_time",
+            TableKind::TaskElapsed,
+            None,
+            elapsed_fields(sizes.tasks),
+            sizes.task_elapsed,
+        );
         for (code, user_type, multiple, label, genr) in task_user_fields() {
             let added = self.add_user_field(
                 "task",

@@ -1,4 +1,5 @@
-//! Task methods: `tasks.task.list`, `tasks.task.getFields`, `task.item.userfield.getlist`
+//! Task methods: `tasks.task.list`, `tasks.task.getFields`, `task.item.userfield.getlist`,
+//! `task.elapseditem.getlist`
 //! (official docs: tasks-task-list.md, tasks-task-get-fields.md, fields.md,
 //! user-field/task-item-user-field-get-list.md; the docs fixture `tasks.task.list.json`).
 //!
@@ -54,7 +55,10 @@ const SYSTEM_UFS: &[&str] = &["UF_CRM_TASK", "UF_TASK_WEBDAV_FILES", "UF_MAIL_ME
 pub(super) fn exists(method: &str) -> bool {
     matches!(
         method,
-        "tasks.task.list" | "tasks.task.getfields" | "task.item.userfield.getlist"
+        "tasks.task.list"
+            | "tasks.task.getfields"
+            | "task.item.userfield.getlist"
+            | "task.elapseditem.getlist"
     )
 }
 
@@ -63,6 +67,7 @@ pub(super) fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome
         "tasks.task.list" => list(ctx, params),
         "tasks.task.getfields" => get_fields(ctx),
         "task.item.userfield.getlist" => userfield_list(ctx),
+        "task.elapseditem.getlist" => elapsed_list(ctx, params),
         _ => return None,
     })
 }
@@ -311,6 +316,145 @@ fn userfield_list(ctx: &mut Ctx) -> Outcome {
         .collect();
     let n = items.len();
     Outcome::ok(Success::plain(J::List(items)), secs, n)
+}
+
+/// CTaskRestService reads its arguments by position, not by name ("follow the specified
+/// order of parameters", task-elapsed-item-get-list.md): `[TASKID,] ORDER, FILTER, SELECT,
+/// PARAMS`.
+fn positional(params: &PVal) -> Vec<&PVal> {
+    params
+        .entries()
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "auth" | "access_token"))
+        .map(|(_, v)| v)
+        .collect()
+}
+
+fn invalid_params(secs: f64) -> Outcome {
+    Outcome::err(
+        MethodError::new(
+            400,
+            "ERROR_CORE",
+            "Invalid method parameters provided (0x000100)",
+        ),
+        secs,
+    )
+}
+
+/// Filter fields the docs list (ID, USER_ID, CREATED_DATE) and the task of `TASKID`.
+const ELAPSED_FILTERABLE: &[&str] = &["ID", "USER_ID", "CREATED_DATE", "TASK_ID"];
+
+fn elapsed_list(ctx: &mut Ctx, params: &PVal) -> Outcome {
+    let cost = ctx.shared.cfg.cost.clone();
+    let Some(t) = ctx.st.data.tables.get("task_elapsed_time") else {
+        return Outcome::ok(Success::plain(J::List(vec![])), cost.call_secs, 0);
+    };
+    let mut args = positional(params);
+    let task_id = match args.first() {
+        Some(v) if !v.is_arr() => {
+            let id = v.to_text();
+            args.remove(0);
+            id
+        }
+        _ => None,
+    };
+    let arg = |i: usize| args.get(i).copied().filter(|v| !matches!(v, PVal::Null));
+    if (0..4)
+        .any(|i| arg(i).is_some_and(|v| !v.is_arr() && v.to_text().is_some_and(|s| !s.is_empty())))
+    {
+        return invalid_params(cost.call_secs);
+    }
+    let order = query::parse_order(arg(0), |k| {
+        t.fields.iter().position(|f| f.code.eq_ignore_ascii_case(k))
+    });
+    let mut conds: Vec<Cond> = arg(1)
+        .map(|f| {
+            f.entries()
+                .iter()
+                .filter_map(|(k, v)| {
+                    let (op, name) = split_op(k);
+                    let name = name.to_uppercase();
+                    let idx = ELAPSED_FILTERABLE
+                        .contains(&name.as_str())
+                        .then(|| t.field_index(&name))??;
+                    Some(Cond::new(t.fields.get(idx)?, idx, op, v, ctx.offset()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if let (Some(id), Some(idx)) = (task_id, t.field_index("TASK_ID"))
+        && let Some(f) = t.fields.get(idx)
+    {
+        conds.push(Cond::new(
+            f,
+            idx,
+            query::Op::Eq,
+            &PVal::Str(id),
+            ctx.offset(),
+        ));
+    }
+    let cols: Vec<usize> = {
+        let names: Vec<String> = arg(2)
+            .map(|s| s.values().into_iter().filter_map(PVal::to_text).collect())
+            .unwrap_or_default();
+        let all = names.is_empty() || names.iter().any(|n| n == "*");
+        (0..t.fields.len())
+            .filter(|i| {
+                all || t.fields[*i].code == "ID"
+                    || names
+                        .iter()
+                        .any(|n| n.eq_ignore_ascii_case(&t.fields[*i].code))
+            })
+            .collect()
+    };
+    let nav = arg(3).and_then(|p| p.get("NAV_PARAMS"));
+    let num = |k: &str| nav.and_then(|n| n.get(k)).and_then(PVal::as_i64);
+    let size = num("nPageSize").unwrap_or(50).clamp(1, 50);
+    let page_no = num("iNumPage").unwrap_or(1).max(1);
+    // A navigated CDBResult: the COUNT always runs, and `total` always comes back.
+    let q = Query {
+        conds,
+        order,
+        start: (page_no - 1) * size,
+        exact_offset: true,
+    };
+    let page = query::run(&ctx.st.data, t, &q);
+    let ids: Vec<u64> = page.ids.iter().copied().take(size as usize).collect();
+    let rows: Vec<J> = ids
+        .iter()
+        .map(|id| {
+            let c = cell(ctx, t, *id);
+            J::Obj(
+                cols.iter()
+                    .filter_map(|i| t.fields.get(*i))
+                    .map(|f| {
+                        let v = ctx.st.data.value(t, *id, f);
+                        let j = if v.is_null() {
+                            J::Null
+                        } else {
+                            render::legacy(f, &v, &c, false)
+                        };
+                        (f.code.clone(), j)
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let n = rows.len();
+    let total = page.total.unwrap_or(0);
+    let end = (page_no - 1) * size + n as i64;
+    let secs = cost.page(n, cols.len()) + cost.count(total, cols.len());
+    Outcome {
+        result: Ok(Success {
+            result: J::List(rows),
+            total: Some(total),
+            next: (u64::try_from(end).unwrap_or(0) < total)
+                .then(|| u64::try_from(end).unwrap_or(0)),
+        }),
+        cost: secs,
+        count_ran: true,
+        rows: n,
+    }
 }
 
 #[cfg(test)]

@@ -309,6 +309,20 @@ async fn check(p: &bitrix24_emulator::RunningPortal, name: &str, fix: &Value) {
             assert_rows(&rows(&r.json["result"]), &rows(&fix["result"]), ctx);
         }
         "tasks.task.list.json" => check_task_list(p, fix).await,
+        "task.elapseditem.getlist.json" => {
+            // Positional: ORDER, FILTER, SELECT, PARAMS (named as in the docs' SDK example).
+            let body = json!({"ORDER": {"ID": "asc"}, "FILTER": {"<=ID": 3}, "SELECT": ["*"],
+                              "PARAMS": {"NAV_PARAMS": {"nPageSize": 50, "iNumPage": 1}}});
+            let r = call(&m(p, "task.elapseditem.getlist"), body).await;
+            assert_envelope(&r.json, fix, ctx);
+            assert_rows(&rows(&r.json["result"]), &rows(&fix["result"]), ctx);
+            assert_eq!(r.json["total"], 3, "{ctx}: the method always counts");
+            // Arguments are read by position: an ORDER sent second is the FILTER (`ID = desc`,
+            // nothing matches), whatever its name.
+            let swapped = json!({"FILTER": {"<=ID": 3}, "ORDER": {"ID": "desc"}});
+            let r = call(&m(p, "task.elapseditem.getlist"), swapped).await;
+            assert_eq!(r.json["total"], 0, "{ctx}: {}", r.json);
+        }
         "sonet_group.get.json" => {
             let r = call(
                 &m(p, "sonet_group.get"),
