@@ -146,7 +146,8 @@ async fn sync_pass(
         .await
         .unwrap();
     let t = apply::target(cfg);
-    for name in WORK {
+    // Users and deals too: the analyst queries join them.
+    for name in WORK.iter().chain(&["user", "crm_deal"]) {
         let e = catalog.entity(name).unwrap().clone();
         let job = Arc::new(
             EntityJob::new(e.clone(), selected_columns(&e, &cfg.entity(&e.name))).unwrap(),
@@ -184,6 +185,43 @@ async fn sync_equals_the_portal_before_and_after_changes() {
     change_portal(&c);
     let catalog = sync_pass(&conn, &cfg, &client).await;
     assert_work_equal(ch, &db, &c, &catalog).await;
+    run_analyst_queries(ch, &db).await;
+}
+
+/// The `sql` blocks of sql/README.md's section on these tables, one statement at a time.
+fn analyst_queries() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/README.md")).unwrap();
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Tasks, time, calls and workgroups"))
+        .expect("sql/README.md has the section on tasks, time, calls and workgroups");
+    section
+        .split("```sql")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .flat_map(|b| b.split(';'))
+        .map(str::trim)
+        .filter(|q| {
+            q.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim().starts_with("--"))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every analyst query of the guide runs on the loaded tables and finds rows.
+async fn run_analyst_queries(ch: &local_clickhouse::LocalClickHouse, db: &str) {
+    let queries = analyst_queries();
+    assert!(queries.len() >= 4, "{queries:?}");
+    for q in &queries {
+        let sql = q.replace("b24.", &format!("`{db}`."));
+        let out = ch
+            .query(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{sql}"));
+        assert!(!out.trim().is_empty(), "no rows:\n{sql}");
+    }
 }
 
 /// Each optional scope taken away: its tables are unavailable with the scope to add, every
