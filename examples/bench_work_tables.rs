@@ -93,7 +93,12 @@ fn measured(control: &PortalControl, rows: u64, t0: Instant) -> Measured {
 
 async fn load(job: Arc<EntityJob>, client: Arc<Client>, since: Option<i64>) -> anyhow::Result<u64> {
     let since = since.and_then(|s| chrono::DateTime::from_timestamp(s, 0));
-    let mut pages = Box::pin(typed_rows(client, job, since, chrono::Duration::seconds(120)));
+    let mut pages = Box::pin(typed_rows(
+        client,
+        job,
+        since,
+        chrono::Duration::seconds(120),
+    ));
     let mut rows = 0u64;
     while let Some(p) = pages.next().await {
         let p = p?;
@@ -149,7 +154,12 @@ async fn main() -> anyhow::Result<()> {
         fresh(&control, args.time_scale).await;
         let t0 = Instant::now();
         let started = control.now() as i64;
-        let rows = load(job.clone(), client(portal.webhook_url(), args.time_scale)?, None).await?;
+        let rows = load(
+            job.clone(),
+            client(portal.webhook_url(), args.time_scale)?,
+            None,
+        )
+        .await?;
         println!("{}", measured(&control, rows, t0).line(entity, "full load"));
 
         if job.incremental() {
@@ -163,7 +173,12 @@ async fn main() -> anyhow::Result<()> {
             }
             fresh(&control, args.time_scale).await;
             let t0 = Instant::now();
-            let rows = load(job.clone(), client(portal.webhook_url(), args.time_scale)?, Some(started)).await?;
+            let rows = load(
+                job.clone(),
+                client(portal.webhook_url(), args.time_scale)?,
+                Some(started),
+            )
+            .await?;
             let label = if *table == "telephony_call" {
                 "incremental, 0.1 % new (1-day lookback)"
             } else {
@@ -179,7 +194,10 @@ async fn main() -> anyhow::Result<()> {
         while let Some(p) = pages.next().await {
             n += p?.len() as u64;
         }
-        println!("{}", measured(&control, n, t0).line(entity, "reconcile (every ID)"));
+        println!(
+            "{}",
+            measured(&control, n, t0).line(entity, "reconcile (every ID)")
+        );
     }
     portal.shutdown().await;
     Ok(())

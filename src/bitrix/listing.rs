@@ -108,7 +108,10 @@ pub fn list(
                 }
                 Paging::Unpaged => {
                     let params = base_params(spec, &req);
-                    let r = client.call_raw(spec.list, &shaped(spec, params)).await?;
+                    let r = match client.call_raw(spec.list, &shaped(spec, params)).await {
+                        Err(e) if optional && gone(&e) => continue,
+                        r => r?,
+                    };
                     yield Page { rows: raw_rows(spec, &r)? };
                 }
             }
@@ -137,6 +140,10 @@ pub fn probe_params(spec: &MethodSpec, entity_type_id: Option<u32>) -> Value {
             p.insert("start".into(), json!(0));
         }
         Paging::Unpaged => {}
+    }
+    // A per-parent method is probed with the id every caller may read (`entityId 0`).
+    if let TypeScope::PerParent { param, .. } = spec.type_scope {
+        p.insert(param.to_string(), json!(0));
     }
     shaped(spec, p)
 }
@@ -172,6 +179,11 @@ async fn per_type_requests(
     let fixed = match spec.type_scope {
         TypeScope::Own => return Ok(vec![(req, false)]),
         TypeScope::FixedAndSmartProcesses(fixed) => fixed,
+        TypeScope::PerParent {
+            parent,
+            param,
+            fixed,
+        } => return per_parent_requests(client, req, parent, param, fixed).await,
     };
     let owner_types = client.call("crm.enum.ownertype", &json!({})).await?;
     let smart = owner_types
@@ -187,6 +199,39 @@ async fn per_type_requests(
     };
     let mut out: Vec<(ListRequest, bool)> = fixed.iter().map(|e| (with_type(*e), false)).collect();
     out.extend(smart.map(|e| (with_type(e), true)));
+    Ok(out)
+}
+
+/// One request per id of the parent entity (`TypeScope::PerParent`), the id in `param`. A
+/// parent removed between its listing and its own call is gone, not an error.
+async fn per_parent_requests(
+    client: &Client,
+    req: ListRequest,
+    parent: &str,
+    param: &str,
+    fixed: &[(&str, bool)],
+) -> Result<Vec<(ListRequest, bool)>, BitrixError> {
+    let parent_spec = spec(parent)
+        .ok_or_else(|| BitrixError::Usage(format!("methods table lacks `{parent}`")))?;
+    let parent_req = ListRequest {
+        method_key: parent.to_string(),
+        ids_only: true,
+        ..ListRequest::default()
+    };
+    let mut chain = Chain::new(parent_spec, &parent_req);
+    let mut out = Vec::new();
+    while let Some(pages) = chain.next_batch(client).await? {
+        for row in pages.iter().flat_map(|p| &p.rows) {
+            let id = row_id(parent_spec, row)
+                .ok_or_else(|| malformed(parent_spec, "a row has no numeric id"))?;
+            let mut r = req.clone();
+            r.extra_filter.insert(param.to_string(), json!(id));
+            for (k, v) in fixed {
+                r.extra_filter.insert((*k).to_string(), json!(v));
+            }
+            out.push((r, true));
+        }
+    }
     Ok(out)
 }
 

@@ -93,6 +93,15 @@ pub enum TypeScope {
     /// `crm.enum.ownertype`), listed one after another into one table; the first type also
     /// answers the `*.fields` call.
     FixedAndSmartProcesses(&'static [u32]),
+    /// One call per row of another entity's listing, its id passed as `param` (Kanban stages
+    /// per workgroup: `task.stages.get` with `entityId`), listed one after another into one
+    /// table. `parent` is a key of this table.
+    PerParent {
+        parent: &'static str,
+        param: &'static str,
+        /// Extra top-level parameters of every call (`isAdmin`).
+        fixed: &'static [(&'static str, bool)],
+    },
 }
 
 /// The `entityTypeId` of a smart process from its `crm.enum.ownertype` code (`DYNAMIC_128`).
@@ -512,6 +521,33 @@ pub static METHODS: &[MethodSpec] = &[
                 (task-elapsed-item-get-list.md).",
     },
     MethodSpec {
+        key: "task.stages",
+        list: "task.stages.get",
+        get: None,
+        fields: None,
+        fields_format: FieldsFormat::Static,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        id: ID_UPPER,
+        cursor: None,
+        paging: Paging::Unpaged,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::TopLevel,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::PerParent {
+            parent: "sonet_group",
+            param: "entityId",
+            fixed: &[("isAdmin", true)],
+        },
+        select: SelectRule::None,
+        notes: "Kanban stages of each workgroup: one unpaged call per group (`entityId`), the \
+                stages keyed by id in an object; `isAdmin` skips the per-group permission \
+                check for an administrator's webhook. `entityId 0` is the caller's own \
+                \"My plan\", not exported (task-stages-get.md).",
+    },
+    MethodSpec {
         key: "voximplant.statistic",
         list: "voximplant.statistic.get",
         get: None,
@@ -596,6 +632,7 @@ pub static ENTITY_METHODS: &[(&str, &str, Option<u32>)] = &[
     ("task_elapsed_time", "task.elapseditem", None),
     ("telephony_call", "voximplant.statistic", None),
     ("workgroup", "sonet_group", None),
+    ("task_stage", "task.stages", None),
 ];
 
 /// Column codes of deals, leads, contacts and companies are their `crm.{deal,lead,…}.fields`
@@ -718,7 +755,7 @@ impl MethodSpec {
     /// else the first of a multi-type scope.
     pub fn fields_entity_type_id(&self, own: Option<u32>) -> Option<u32> {
         let first = match self.type_scope {
-            TypeScope::Own => None,
+            TypeScope::Own | TypeScope::PerParent { .. } => None,
             TypeScope::FixedAndSmartProcesses(fixed) => fixed.first().copied(),
         };
         own.or(first).filter(|_| self.needs_entity_type_id)
@@ -932,7 +969,7 @@ mod tests {
         for (entity, key, eid) in ENTITY_METHODS {
             let s = spec(key).unwrap_or_else(|| panic!("{entity}: no spec {key}"));
             // A method that needs a type gets it from the entity or from its scope.
-            let own = s.type_scope == TypeScope::Own;
+            let own = !matches!(s.type_scope, TypeScope::FixedAndSmartProcesses(_));
             assert_eq!(s.needs_entity_type_id, eid.is_some() || !own, "{entity}");
             assert_eq!(
                 s.needs_entity_type_id,

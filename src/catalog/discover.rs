@@ -351,6 +351,7 @@ fn title_of(entity: &str) -> String {
         "department" => "Departments",
         "task" => "Tasks",
         "task_elapsed_time" => "Task time records",
+        "task_stage" => "Kanban stages of workgroups",
         "telephony_call" => "Calls",
         "workgroup" => "Workgroups and projects",
         other => other,

@@ -1,5 +1,5 @@
 //! Field lists of second-wave entities whose methods have no fields method (issue #12):
-//! task time records, telephony call records, workgroups. Codes, types and labels from the official docs' field tables.
+//! task time records, Kanban stages, telephony call records, workgroups. Codes, types and labels from the official docs' field tables.
 use super::model::Field;
 
 fn field(code: &str, bitrix_type: &str, label: &str) -> Field {
@@ -21,6 +21,7 @@ pub(super) fn fields(entity: &str) -> Option<Vec<Field>> {
         "telephony_call" => Some(telephony_call()),
         "task_elapsed_time" => Some(task_elapsed_time()),
         "workgroup" => Some(workgroup()),
+        "task_stage" => Some(task_stage()),
         _ => None,
     }
 }
@@ -113,6 +114,23 @@ fn task_elapsed_time() -> Vec<Field> {
         ("CREATED_DATE", "datetime", "Created"),
         ("DATE_START", "datetime", "Started"),
         ("DATE_STOP", "datetime", "Stopped"),
+    ]
+    .into_iter()
+    .map(|(c, t, l)| field(c, t, l))
+    .collect()
+}
+
+/// `task.stages.get` rows (task-stages-get.md); `ADDITIONAL_FILTER`, `TO_UPDATE` and
+/// `TO_UPDATE_ACCESS` are system parameters that are always empty, so no columns.
+fn task_stage() -> Vec<Field> {
+    [
+        ("ID", "integer", "ID"),
+        ("TITLE", "string", "Title"),
+        ("SORT", "integer", "Sort"),
+        ("COLOR", "string", "Color (RGB)"),
+        ("SYSTEM_TYPE", "string", "System type"),
+        ("ENTITY_ID", "integer", "Workgroup or user"),
+        ("ENTITY_TYPE", "string", "G: workgroup, U: user"),
     ]
     .into_iter()
     .map(|(c, t, l)| field(c, t, l))

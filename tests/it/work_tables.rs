@@ -22,7 +22,13 @@ use common::truth;
 use serde_json::{Map, json};
 
 /// The entities of this file.
-const WORK: &[&str] = &["task", "task_elapsed_time", "telephony_call", "workgroup"];
+const WORK: &[&str] = &[
+    "task",
+    "task_elapsed_time",
+    "task_stage",
+    "telephony_call",
+    "workgroup",
+];
 
 /// A small portal: a few CRM rows, 230 tasks (five 50-row pages).
 fn portal_cfg() -> PortalConfig {
@@ -80,6 +86,14 @@ fn change_portal(c: &PortalControl) -> String {
         2
     );
     assert_eq!(c.delete_rows("workgroup", &[4]).unwrap(), 1);
+    // Kanban stages: renamed, one removed, and a removed group's stages are gone with it.
+    let mut stage = Map::new();
+    stage.insert("TITLE".into(), json!("Переименовано 'x'"));
+    assert_eq!(
+        c.modify_rows("task_stage", &[1, 6], &stage, None).unwrap(),
+        2
+    );
+    assert_eq!(c.delete_rows("task_stage", &[2]).unwrap(), 1);
     assert_eq!(c.add_rows("workgroup", 3).unwrap().len(), 3);
     c.add_user_field(
         "task",
@@ -129,8 +143,12 @@ async fn pull_views_equal_the_portal_before_and_after_changes() {
     );
     p.cycle().await;
     assert_work_equal(p.ch, &p.db, p.control(), &p.catalog()).await;
-    // The second loads were incremental: two watermarks each (time records have no cursor).
-    for e in WORK.iter().filter(|e| **e != "task_elapsed_time") {
+    // The second loads were incremental: two watermarks each (time records and stages have no
+    // cursor).
+    for e in WORK
+        .iter()
+        .filter(|e| !["task_elapsed_time", "task_stage"].contains(e))
+    {
         assert_eq!(p.watermarks(e).await, 2, "{e}");
     }
 }
@@ -234,7 +252,7 @@ async fn a_missing_scope_makes_only_its_tables_unavailable() {
     let c = portal.demo.as_ref().unwrap().control().clone();
     let full = b24ch::catalog::discover(&client).await.unwrap();
     for (scope, tables) in [
-        ("task", &["task", "task_elapsed_time"][..]),
+        ("task", &["task", "task_elapsed_time", "task_stage"][..]),
         ("telephony", &["telephony_call"][..]),
         ("sonet_group", &["workgroup"][..]),
     ] {

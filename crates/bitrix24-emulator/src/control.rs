@@ -402,7 +402,9 @@ impl PortalControl {
             .tables
             .get_mut(table)
             .ok_or_else(|| unknown_table(table))?;
-        Ok(ids.iter().filter(|id| t.delete(**id)).count())
+        let n = ids.iter().filter(|id| t.delete(**id)).count();
+        st.data.delete_dependents(table, ids);
+        Ok(n)
     }
 
     /// Add a smart process with `items` generated items; returns its entityTypeId.

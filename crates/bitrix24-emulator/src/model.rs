@@ -172,6 +172,8 @@ pub(crate) enum TableKind {
     Category,
     /// A task (`tasks.task.*`), with user fields (`task.item.userfield.getlist`).
     Task,
+    /// A Kanban stage of a workgroup (`task.stages.get`).
+    TaskStage,
     /// A task time record (`task.elapseditem.getlist`).
     TaskElapsed,
     /// A call record (`voximplant.statistic.get`).

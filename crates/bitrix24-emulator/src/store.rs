@@ -134,7 +134,12 @@ impl PortalData {
         );
     }
 
-    fn insert_materialized(&mut self, name: &str, kind: TableKind, fields: Vec<FieldDef>) {
+    pub(crate) fn insert_materialized(
+        &mut self,
+        name: &str,
+        kind: TableKind,
+        fields: Vec<FieldDef>,
+    ) {
         self.tables.insert(
             name.to_string(),
             Table {
@@ -152,7 +157,7 @@ impl PortalData {
         );
     }
 
-    fn push_row(&mut self, table: &str, row: Vec<Val>) {
+    pub(crate) fn push_row(&mut self, table: &str, row: Vec<Val>) {
         if let Some(t) = self.tables.get_mut(table)
             && let Some(rows) = t.materialized.as_mut()
         {

@@ -528,6 +528,78 @@ fn workgroup_fields() -> Vec<FieldDef> {
     ]
 }
 
+/// `task.stages.get` rows (task-stages-get.md): id, title, sort, color, system type, group.
+fn stage_fields() -> Vec<FieldDef> {
+    vec![
+        plain("ID", "integer", Kind::Int, Gen::Null),
+        plain("TITLE", "string", Kind::Str, Gen::Null),
+        plain("SORT", "integer", Kind::Int, Gen::Null),
+        plain("COLOR", "string", Kind::Str, Gen::Null),
+        plain("SYSTEM_TYPE", "string", Kind::Str, Gen::Null),
+        plain("ENTITY_ID", "integer", Kind::Int, Gen::Null),
+        plain("ENTITY_TYPE", "string", Kind::Str, Gen::Null),
+    ]
+}
+
+/// The Kanban columns every new group gets, the first one the system's `NEW`.
+const GROUP_STAGES: &[(&str, &str, Option<&str>)] = &[
+    ("New", "00C4FB", Some("NEW")),
+    ("В работе", "47D1E2", Some("PROGRESS")),
+    ("Review \"QA\"", "FFA900", None),
+    ("Done ✅", "75D900", Some("FINISH")),
+];
+
+impl PortalData {
+    /// Rows that go with deleted ones: a deleted workgroup takes its Kanban stages along.
+    pub(crate) fn delete_dependents(&mut self, table: &str, ids: &[u64]) {
+        if table != "workgroup" {
+            return;
+        }
+        let Some(t) = self.tables.get("task_stage") else {
+            return;
+        };
+        let Some(owner) = t.field("ENTITY_ID") else {
+            return;
+        };
+        let gone: Vec<u64> = t
+            .ids()
+            .filter(|id| {
+                self.value(t, *id, owner)
+                    .as_i64()
+                    .and_then(|g| u64::try_from(g).ok())
+                    .is_some_and(|g| ids.contains(&g))
+            })
+            .collect();
+        if let Some(t) = self.tables.get_mut("task_stage") {
+            for id in gone {
+                t.delete(id);
+            }
+        }
+    }
+
+    /// Kanban stages of groups `1..=groups` (a materialized table: ids in creation order).
+    fn add_group_stages(&mut self, groups: u64) {
+        self.insert_materialized("task_stage", TableKind::TaskStage, stage_fields());
+        for g in 1..=groups {
+            for (i, (title, color, system)) in GROUP_STAGES.iter().enumerate() {
+                let id = self.tables.get("task_stage").map_or(0, |t| t.max_id) + 1;
+                self.push_row(
+                    "task_stage",
+                    vec![
+                        Val::Int(i64::try_from(id).unwrap_or(0)),
+                        Val::Str((*title).to_string()),
+                        Val::Int((i as i64 + 1) * 100),
+                        Val::Str((*color).to_string()),
+                        system.map_or(Val::Null, |s| Val::Str(s.to_string())),
+                        Val::Int(i64::try_from(g).unwrap_or(0)),
+                        Val::Str("G".into()),
+                    ],
+                );
+            }
+        }
+    }
+}
+
 impl PortalData {
     /// Adds the tables of tasks, calls and workgroups.
     pub(crate) fn add_work_tables(&mut self, sizes: &DataSizes) {
@@ -538,6 +610,7 @@ impl PortalData {
             workgroup_fields(),
             sizes.workgroups,
         );
+        self.add_group_stages(sizes.workgroups);
         self.insert_lazy(
             "telephony_call",
             TableKind::Call,

@@ -59,6 +59,7 @@ pub(super) fn exists(method: &str) -> bool {
             | "tasks.task.getfields"
             | "task.item.userfield.getlist"
             | "task.elapseditem.getlist"
+            | "task.stages.get"
     )
 }
 
@@ -68,6 +69,7 @@ pub(super) fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome
         "tasks.task.getfields" => get_fields(ctx),
         "task.item.userfield.getlist" => userfield_list(ctx),
         "task.elapseditem.getlist" => elapsed_list(ctx, params),
+        "task.stages.get" => stages_get(ctx, params),
         _ => return None,
     })
 }
@@ -455,6 +457,70 @@ fn elapsed_list(ctx: &mut Ctx, params: &PVal) -> Outcome {
         count_ran: true,
         rows: n,
     }
+}
+
+/// `task.stages.get`: the Kanban stages of group `entityId`, an object keyed by stage id with
+/// three always-empty system keys (task-stages-get.md). `entityId 0` (the caller's "My plan")
+/// has no stages on the demo portal; a group that does not exist is the documented refusal.
+fn stages_get(ctx: &mut Ctx, params: &PVal) -> Outcome {
+    let secs = ctx.shared.cfg.cost.call_secs;
+    let Some(entity) = params
+        .get("entityId")
+        .or_else(|| params.get("ENTITYID"))
+        .and_then(PVal::as_i64)
+    else {
+        return Outcome::err(
+            MethodError::new(400, "ERROR_CORE", "entityId is required"),
+            secs,
+        );
+    };
+    let data = &ctx.st.data;
+    let group_exists = data
+        .tables
+        .get("workgroup")
+        .is_some_and(|g| u64::try_from(entity).is_ok_and(|id| g.exists(id)));
+    if entity != 0 && !group_exists {
+        return Outcome::err(
+            MethodError::new(
+                400,
+                "ACCESS_DENIED",
+                "You cannot view stages in this group.",
+            ),
+            secs,
+        );
+    }
+    let Some(t) = data.tables.get("task_stage") else {
+        return Outcome::ok(Success::plain(J::List(vec![])), secs, 0);
+    };
+    let owner = t.field_index("ENTITY_ID");
+    let c = cell(ctx, t, 0);
+    let mut rows = Vec::new();
+    for id in t.ids() {
+        let of = |i: usize| t.fields.get(i).map(|f| data.value(t, id, f));
+        if owner.and_then(of).and_then(|v| v.as_i64()) != Some(entity) {
+            continue;
+        }
+        let mut o: Vec<(String, J)> = t
+            .fields
+            .iter()
+            .map(|f| {
+                let v = data.value(t, id, f);
+                let j = if v.is_null() {
+                    J::Null
+                } else {
+                    render::legacy(f, &v, &c, false)
+                };
+                (f.code.clone(), j)
+            })
+            .collect();
+        o.push(("ADDITIONAL_FILTER".into(), J::List(vec![])));
+        o.push(("TO_UPDATE".into(), J::List(vec![])));
+        o.push(("TO_UPDATE_ACCESS".into(), J::Null));
+        rows.push((id.to_string(), J::Obj(o)));
+    }
+    let n = rows.len();
+    let cost = ctx.shared.cfg.cost.page(n, 10);
+    Outcome::ok(Success::plain(J::php_array(rows)), cost, n)
 }
 
 #[cfg(test)]

@@ -323,6 +323,29 @@ async fn check(p: &bitrix24_emulator::RunningPortal, name: &str, fix: &Value) {
             let r = call(&m(p, "task.elapseditem.getlist"), swapped).await;
             assert_eq!(r.json["total"], 0, "{ctx}: {}", r.json);
         }
+        "task.stages.get.json" => {
+            let r = call(
+                &m(p, "task.stages.get"),
+                json!({"entityId": 2, "isAdmin": true}),
+            )
+            .await;
+            // The docs' example shows `result` alone; the portal adds `time` as everywhere.
+            assert!(r.json.get("time").is_some(), "{ctx}");
+            let (o, f) = (&r.json["result"], &fix["result"]);
+            assert_eq!(kind(o), "object", "{ctx}: stages keyed by id");
+            let ours: Vec<Value> = o.as_object().unwrap().values().cloned().collect();
+            assert_eq!(ours.len(), 4, "{ctx}");
+            assert_rows(
+                &ours,
+                &f.as_object().unwrap().values().cloned().collect::<Vec<_>>(),
+                ctx,
+            );
+            for (k, v) in o.as_object().unwrap() {
+                assert_eq!(v["ID"].as_str(), Some(k.as_str()), "{ctx}: keyed by its id");
+            }
+            let denied = call(&m(p, "task.stages.get"), json!({"entityId": 9999})).await;
+            assert_eq!(denied.json["error"], "ACCESS_DENIED", "{ctx}");
+        }
         "sonet_group.get.json" => {
             let r = call(
                 &m(p, "sonet_group.get"),
