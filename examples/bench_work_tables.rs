@@ -1,5 +1,5 @@
 //! Request cost of the tables outside CRM (issue #12): `task`, `task_elapsed_time`,
-//! `telephony_call`, `workgroup`. For each, on one demo portal with cloud limits and the
+//! `task_stage`, `telephony_call`, `workgroup`. For each, on one demo portal with cloud limits and the
 //! calibrated cost model: a full load (`typed_rows`, as `serve`/`sync` run it), an incremental
 //! load after 0.1 % of the rows changed (where the entity has a cursor) and a reconcile ID
 //! listing. Every figure comes from the portal's own counters; each pass starts on zeroed
@@ -31,10 +31,11 @@ struct Args {
     billing: String,
 }
 
-/// (entity, portal table, whether a modification cursor exists)
+/// (entity, portal table)
 const TABLES: &[(&str, &str)] = &[
     ("task", "task"),
     ("task_elapsed_time", "task_elapsed_time"),
+    ("task_stage", "task_stage"),
     ("telephony_call", "telephony_call"),
     ("workgroup", "workgroup"),
 ];

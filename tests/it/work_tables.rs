@@ -283,3 +283,103 @@ async fn a_missing_scope_makes_only_its_tables_unavailable() {
         }
     }
 }
+
+/// `b24ch exec` (the executable table function and dictionary source ClickHouse runs) reads
+/// these tables too: every row by `exec rows`, and `exec dict --keys` asks `tasks.task.list`
+/// for just the requested tasks (by their upper-case code, `@ID`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_rows_and_keyed_dictionary_lookups() {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::AsyncWriteExt;
+    let portal = bitrix24_emulator::start(portal_cfg(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("b24ch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\n[portal]\nwebhook_url = {:?}\n",
+            dir.path().join("state").display().to_string(),
+            portal.webhook_url()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let run = |args: Vec<String>, stdin: Option<String>| {
+        let config = config.clone();
+        async move {
+            let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_b24ch"))
+                .arg("--config")
+                .arg(&config)
+                .args(&args)
+                .env("RUST_LOG", "warn")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut input = child.stdin.take().unwrap();
+            if let Some(s) = stdin {
+                input.write_all(s.as_bytes()).await.unwrap();
+            }
+            drop(input);
+            let out = child.wait_with_output().await.unwrap();
+            assert!(
+                out.status.success(),
+                "b24ch {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        }
+    };
+    let c = portal.control();
+    for e in WORK {
+        let out = run(vec!["exec".into(), "rows".into(), (*e).into()], None).await;
+        let got: Vec<u64> = out
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["ID"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        let want: Vec<u64> = c
+            .ground_truth(e)
+            .unwrap()
+            .iter()
+            .map(|r| r["ID"].as_u64().unwrap())
+            .collect();
+        let mut got_sorted = got.clone();
+        got_sorted.sort_unstable();
+        assert_eq!(got_sorted, want, "{e}: exec rows");
+    }
+    c.reset_counters();
+    let out = run(
+        vec![
+            "exec".into(),
+            "dict".into(),
+            "task".into(),
+            "--keys".into(),
+            "--columns".into(),
+            "ID,TITLE,RESPONSIBLE_ID".into(),
+        ],
+        Some("{\"ID\":7}\n{\"ID\":42}\n".into()),
+    )
+    .await;
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let truth = c.ground_truth("task").unwrap();
+    assert_eq!(rows.len(), 2, "{out}");
+    for r in &rows {
+        let t = truth.iter().find(|t| t["ID"] == r["ID"]).unwrap();
+        assert_eq!(r["TITLE"], t["TITLE"], "{r}");
+        assert_eq!(r["RESPONSIBLE_ID"], t["RESPONSIBLE_ID"], "{r}");
+    }
+    // The keyed listing (its id probe and its page: 2 + 2 rows) and discovery's one-row probe,
+    // never the 230 tasks.
+    let served = c.counters().rows_served.get("tasks.task.list").copied().unwrap_or(0);
+    assert!(served <= 5, "{served} task rows served for 2 keys");
+}
