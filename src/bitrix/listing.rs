@@ -20,7 +20,7 @@
 //! Big tables lose nothing: the probe sizes every later chain to 50 pages until the end, so
 //! 100,000 rows still take 41 requests. The governor reserves per nested command, so the small
 //! first batch does not under-reserve the full ones after it (see BENCHMARKS.md).
-use super::batch::{Batch, CommandOutcome, result_ref};
+use super::batch::{Batch, CommandOutcome, MAX_COMMANDS, result_ref};
 use super::client::Client;
 use super::envelope::Response;
 use super::error::{BitrixError, ErrorClass};
@@ -71,7 +71,13 @@ pub fn list(
     req: ListRequest,
 ) -> impl Stream<Item = Result<Page, BitrixError>> {
     try_stream! {
-        for (req, optional) in per_type_requests(&client, req).await? {
+        let (batched, reqs) = split_batched(per_type_requests(&client, req).await?);
+        for chunk in batched.chunks(MAX_COMMANDS) {
+            for page in unpaged_batch(&client, chunk).await? {
+                yield page;
+            }
+        }
+        for (req, optional) in reqs {
             let spec = resolve(&req)?;
             match spec.paging {
                 Paging::IdChain => {
@@ -200,6 +206,57 @@ async fn per_type_requests(
     let mut out: Vec<(ListRequest, bool)> = fixed.iter().map(|e| (with_type(*e), false)).collect();
     out.extend(smart.map(|e| (with_type(e), true)));
     Ok(out)
+}
+
+/// The calls of an unpaged per-parent listing (one per workgroup) go out up to
+/// [`MAX_COMMANDS`] in one `batch`; every other request is listed on its own.
+type Requests = Vec<(ListRequest, bool)>;
+
+fn split_batched(reqs: Requests) -> (Requests, Requests) {
+    reqs.into_iter().partition(|(r, _)| {
+        spec(&r.method_key).is_some_and(|s| {
+            s.paging == Paging::Unpaged && matches!(s.type_scope, TypeScope::PerParent { .. })
+        })
+    })
+}
+
+/// One `batch` of unpaged calls, a page each. A command refused for a limit is sent again on
+/// its own (the client waits and retries); a parent that vanished meanwhile has no rows.
+async fn unpaged_batch(
+    client: &Client,
+    chunk: &[(ListRequest, bool)],
+) -> Result<Vec<Page>, BitrixError> {
+    let mut batch = Batch::new();
+    let mut specs = Vec::with_capacity(chunk.len());
+    for (i, (req, _)) in chunk.iter().enumerate() {
+        let spec = resolve(req)?;
+        batch.push(
+            format!("c{i}"),
+            spec.list,
+            shaped(spec, base_params(spec, req)),
+        )?;
+        specs.push(spec);
+    }
+    let mut resp = client.batch_raw(&batch).await?;
+    let mut pages = Vec::with_capacity(chunk.len());
+    for (i, ((req, optional), spec)) in chunk.iter().zip(specs).enumerate() {
+        let r = match resp.take(&format!("c{i}")) {
+            CommandOutcome::Ok(r) => r,
+            CommandOutcome::Err(e) if *optional && gone(&e) => continue,
+            CommandOutcome::Err(e) if !e.is_retryable() => return Err(e),
+            _ => {
+                let params = shaped(spec, base_params(spec, req));
+                match client.call_raw(spec.list, &params).await {
+                    Err(e) if *optional && gone(&e) => continue,
+                    r => r?,
+                }
+            }
+        };
+        pages.push(Page {
+            rows: raw_rows(spec, &r)?,
+        });
+    }
+    Ok(pages)
 }
 
 /// One request per id of the parent entity (`TypeScope::PerParent`), the id in `param`. A

@@ -380,6 +380,11 @@ async fn exec_rows_and_keyed_dictionary_lookups() {
     }
     // The keyed listing (its id probe and its page: 2 + 2 rows) and discovery's one-row probe,
     // never the 230 tasks.
-    let served = c.counters().rows_served.get("tasks.task.list").copied().unwrap_or(0);
+    let served = c
+        .counters()
+        .rows_served
+        .get("tasks.task.list")
+        .copied()
+        .unwrap_or(0);
     assert!(served <= 5, "{served} task rows served for 2 keys");
 }
