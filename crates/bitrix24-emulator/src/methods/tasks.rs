@@ -360,6 +360,12 @@ fn elapsed_list(ctx: &mut Ctx, params: &PVal) -> Outcome {
         }
         _ => None,
     };
+    if task_id
+        .as_deref()
+        .is_some_and(|t| t.parse::<u64>().map_or(true, |n| n == 0))
+    {
+        return invalid_params(cost.call_secs);
+    }
     let arg = |i: usize| args.get(i).copied().filter(|v| !matches!(v, PVal::Null));
     if (0..4)
         .any(|i| arg(i).is_some_and(|v| !v.is_arr() && v.to_text().is_some_and(|s| !s.is_empty())))

@@ -7,3 +7,4 @@ mod fixtures;
 mod limits;
 mod python;
 mod support;
+mod work;
