@@ -301,6 +301,15 @@ fn generate(data: &PortalData, t: &Table, id: u64, f: &FieldDef) -> Val {
             }
         }
         Gen::Hist(part) => hist_value(data, t, id, *part),
+        Gen::GroupStage => {
+            let per_group = super::work::GROUP_STAGES.len() as i64;
+            match sibling(data, t, id, "GROUP_ID").as_i64() {
+                Some(g) if g > 0 => {
+                    Val::Int((g - 1) * per_group + 1 + r.below(per_group as u64) as i64)
+                }
+                _ => Val::Int(0),
+            }
+        }
     }
 }
 

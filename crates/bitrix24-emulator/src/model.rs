@@ -321,6 +321,8 @@ pub(crate) enum Gen {
     DeptName,
     DeptParent,
     Hist(HistPart),
+    /// A Kanban stage of the row's workgroup (`GROUP_ID`), 0 without a group (tasks).
+    GroupStage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

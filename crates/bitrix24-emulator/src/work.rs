@@ -126,7 +126,7 @@ fn task_fields() -> Vec<FieldDef> {
         flag("NOT_VIEWED", 20, ""),
         flag("REPLICATE", 5, "Recurring Task"),
         int("GROUP_ID", 0, 6, 0, "Project"),
-        int("STAGE_ID", 0, 4, 0, "Stage"),
+        task_field("STAGE_ID", "integer", Kind::Int, Gen::GroupStage, "Stage"),
         int("SPRINT_ID", 0, 0, 0, "Sprint"),
         int("BACKLOG_ID", 0, 0, 0, "Backlog"),
         task_field("CREATED_BY", "integer", Kind::Int, Gen::User, "Creator").req(),
@@ -542,7 +542,7 @@ fn stage_fields() -> Vec<FieldDef> {
 }
 
 /// The Kanban columns every new group gets, the first one the system's `NEW`.
-const GROUP_STAGES: &[(&str, &str, Option<&str>)] = &[
+pub(crate) const GROUP_STAGES: &[(&str, &str, Option<&str>)] = &[
     ("New", "00C4FB", Some("NEW")),
     ("В работе", "47D1E2", Some("PROGRESS")),
     ("Review \"QA\"", "FFA900", None),
