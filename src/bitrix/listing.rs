@@ -20,7 +20,7 @@
 //! Big tables lose nothing: the probe sizes every later chain to 50 pages until the end, so
 //! 100,000 rows still take 41 requests. The governor reserves per nested command, so the small
 //! first batch does not under-reserve the full ones after it (see BENCHMARKS.md).
-use super::batch::{Batch, CommandOutcome, result_ref};
+use super::batch::{Batch, CommandOutcome, MAX_COMMANDS, result_ref};
 use super::client::Client;
 use super::envelope::Response;
 use super::error::{BitrixError, ErrorClass};
@@ -71,7 +71,13 @@ pub fn list(
     req: ListRequest,
 ) -> impl Stream<Item = Result<Page, BitrixError>> {
     try_stream! {
-        for (req, optional) in per_type_requests(&client, req).await? {
+        let (batched, reqs) = split_batched(per_type_requests(&client, req).await?);
+        for chunk in batched.chunks(MAX_COMMANDS) {
+            for page in unpaged_batch(&client, chunk).await? {
+                yield page;
+            }
+        }
+        for (req, optional) in reqs {
             let spec = resolve(&req)?;
             match spec.paging {
                 Paging::IdChain => {
@@ -89,7 +95,7 @@ pub fn list(
                         let mut params = base_params(spec, &req);
                         set_order(spec, &mut params, "ASC");
                         params.insert("start".into(), json!(start));
-                        let r = match client.call_raw(spec.list, &Value::Object(params)).await {
+                        let r = match client.call_raw(spec.list, &shaped(spec, params)).await {
                             Err(e) if optional && start == 0 && gone(&e) => break,
                             r => r?,
                         };
@@ -108,7 +114,10 @@ pub fn list(
                 }
                 Paging::Unpaged => {
                     let params = base_params(spec, &req);
-                    let r = client.call_raw(spec.list, &Value::Object(params)).await?;
+                    let r = match client.call_raw(spec.list, &shaped(spec, params)).await {
+                        Err(e) if optional && gone(&e) => continue,
+                        r => r?,
+                    };
                     yield Page { rows: raw_rows(spec, &r)? };
                 }
             }
@@ -138,7 +147,11 @@ pub fn probe_params(spec: &MethodSpec, entity_type_id: Option<u32>) -> Value {
         }
         Paging::Unpaged => {}
     }
-    Value::Object(p)
+    // A per-parent method is probed with the id every caller may read (`entityId 0`).
+    if let TypeScope::PerParent { param, .. } = spec.type_scope {
+        p.insert(param.to_string(), json!(0));
+    }
+    shaped(spec, p)
 }
 
 /// An offset listing that ends with fewer rows than the portal's `total` skipped rows (a row
@@ -172,6 +185,11 @@ async fn per_type_requests(
     let fixed = match spec.type_scope {
         TypeScope::Own => return Ok(vec![(req, false)]),
         TypeScope::FixedAndSmartProcesses(fixed) => fixed,
+        TypeScope::PerParent {
+            parent,
+            param,
+            fixed,
+        } => return per_parent_requests(client, req, parent, param, fixed).await,
     };
     let owner_types = client.call("crm.enum.ownertype", &json!({})).await?;
     let smart = owner_types
@@ -187,6 +205,90 @@ async fn per_type_requests(
     };
     let mut out: Vec<(ListRequest, bool)> = fixed.iter().map(|e| (with_type(*e), false)).collect();
     out.extend(smart.map(|e| (with_type(e), true)));
+    Ok(out)
+}
+
+/// The calls of an unpaged per-parent listing (one per workgroup) go out up to
+/// [`MAX_COMMANDS`] in one `batch`; every other request is listed on its own.
+type Requests = Vec<(ListRequest, bool)>;
+
+fn split_batched(reqs: Requests) -> (Requests, Requests) {
+    reqs.into_iter().partition(|(r, _)| {
+        spec(&r.method_key).is_some_and(|s| {
+            s.paging == Paging::Unpaged && matches!(s.type_scope, TypeScope::PerParent { .. })
+        })
+    })
+}
+
+/// One `batch` of unpaged calls, a page each. A command refused for a limit is sent again on
+/// its own (the client waits and retries); a parent that vanished meanwhile has no rows.
+async fn unpaged_batch(
+    client: &Client,
+    chunk: &[(ListRequest, bool)],
+) -> Result<Vec<Page>, BitrixError> {
+    let mut batch = Batch::new();
+    let mut specs = Vec::with_capacity(chunk.len());
+    for (i, (req, _)) in chunk.iter().enumerate() {
+        let spec = resolve(req)?;
+        batch.push(
+            format!("c{i}"),
+            spec.list,
+            shaped(spec, base_params(spec, req)),
+        )?;
+        specs.push(spec);
+    }
+    let mut resp = client.batch_raw(&batch).await?;
+    let mut pages = Vec::with_capacity(chunk.len());
+    for (i, ((req, optional), spec)) in chunk.iter().zip(specs).enumerate() {
+        let r = match resp.take(&format!("c{i}")) {
+            CommandOutcome::Ok(r) => r,
+            CommandOutcome::Err(e) if *optional && gone(&e) => continue,
+            CommandOutcome::Err(e) if !e.is_retryable() => return Err(e),
+            _ => {
+                let params = shaped(spec, base_params(spec, req));
+                match client.call_raw(spec.list, &params).await {
+                    Err(e) if *optional && gone(&e) => continue,
+                    r => r?,
+                }
+            }
+        };
+        pages.push(Page {
+            rows: raw_rows(spec, &r)?,
+        });
+    }
+    Ok(pages)
+}
+
+/// One request per id of the parent entity (`TypeScope::PerParent`), the id in `param`. A
+/// parent removed between its listing and its own call is gone, not an error.
+async fn per_parent_requests(
+    client: &Client,
+    req: ListRequest,
+    parent: &str,
+    param: &str,
+    fixed: &[(&str, bool)],
+) -> Result<Vec<(ListRequest, bool)>, BitrixError> {
+    let parent_spec = spec(parent)
+        .ok_or_else(|| BitrixError::Usage(format!("methods table lacks `{parent}`")))?;
+    let parent_req = ListRequest {
+        method_key: parent.to_string(),
+        ids_only: true,
+        ..ListRequest::default()
+    };
+    let mut chain = Chain::new(parent_spec, &parent_req);
+    let mut out = Vec::new();
+    while let Some(pages) = chain.next_batch(client).await? {
+        for row in pages.iter().flat_map(|p| &p.rows) {
+            let id = row_id(parent_spec, row)
+                .ok_or_else(|| malformed(parent_spec, "a row has no numeric id"))?;
+            let mut r = req.clone();
+            r.extra_filter.insert(param.to_string(), json!(id));
+            for (k, v) in fixed {
+                r.extra_filter.insert((*k).to_string(), json!(v));
+            }
+            out.push((r, true));
+        }
+    }
     Ok(out)
 }
 
@@ -256,7 +358,7 @@ fn base_params(spec: &MethodSpec, req: &ListRequest) -> Map<String, Value> {
 
 fn set_filter(spec: &MethodSpec, params: &mut Map<String, Value>, filter: Map<String, Value>) {
     match spec.filter_style {
-        FilterStyle::Object if !filter.is_empty() => {
+        FilterStyle::Object | FilterStyle::Positional if !filter.is_empty() => {
             params.insert("filter".into(), Value::Object(filter));
         }
         FilterStyle::UpperObject if !filter.is_empty() => {
@@ -272,7 +374,7 @@ fn filter_mut<'a>(
     params: &'a mut Map<String, Value>,
 ) -> &'a mut Map<String, Value> {
     let key = match spec.filter_style {
-        FilterStyle::Object => "filter",
+        FilterStyle::Object | FilterStyle::Positional => "filter",
         FilterStyle::UpperObject => "FILTER",
         FilterStyle::TopLevel => return params,
     };
@@ -297,7 +399,44 @@ fn set_order(spec: &MethodSpec, params: &mut Map<String, Value>, dir: &str) {
             params.insert("sort".into(), json!(spec.id.filter));
             params.insert("order".into(), json!(dir));
         }
+        OrderStyle::UpperObject => {
+            params.insert("ORDER".into(), json!({ spec.id.filter: dir }));
+        }
+        OrderStyle::UpperSortAndOrder => {
+            params.insert("SORT".into(), json!(spec.id.filter));
+            params.insert("ORDER".into(), json!(dir));
+        }
     }
+}
+
+/// The parameters as the method takes them: named, or for [`FilterStyle::Positional`] methods
+/// `ORDER, FILTER, SELECT, PARAMS` in that order with one page of 50 through `NAV_PARAMS`
+/// (they read no `start`). The filter is never empty there: an empty one would vanish from a
+/// batch command's query string and shift every later argument, so it is `>ID 0` (all rows).
+fn shaped(spec: &MethodSpec, mut p: Map<String, Value>) -> Value {
+    if spec.filter_style != FilterStyle::Positional {
+        return Value::Object(p);
+    }
+    let filter = match p.remove("filter") {
+        Some(Value::Object(f)) if !f.is_empty() => Value::Object(f),
+        _ => json!({ format!(">{}", spec.id.filter): 0 }),
+    };
+    let mut out = Map::new();
+    out.insert(
+        "ORDER".into(),
+        p.remove("order")
+            .unwrap_or_else(|| json!({ spec.id.filter: "ASC" })),
+    );
+    out.insert("FILTER".into(), filter);
+    out.insert(
+        "SELECT".into(),
+        p.remove("select").unwrap_or_else(|| json!(["*"])),
+    );
+    out.insert(
+        "PARAMS".into(),
+        json!({"NAV_PARAMS": {"nPageSize": PAGE_SIZE, "iNumPage": 1}}),
+    );
+    Value::Object(out)
 }
 
 /// The rows of one answer according to the method's envelope.
@@ -507,13 +646,17 @@ impl Chain {
         let probe = self.batches == 0;
         let mut batch = Batch::new();
         if probe {
-            batch.push("probe", self.spec.list, Value::Object(self.probe_params()))?;
+            batch.push(
+                "probe",
+                self.spec.list,
+                shaped(self.spec, self.probe_params()),
+            )?;
         }
         for k in 0..chain {
             batch.push(
                 format!("p{k}"),
                 self.spec.list,
-                Value::Object(self.page_params(k)),
+                shaped(self.spec, self.page_params(k)),
             )?;
         }
         let mut resp = client.batch_raw(&batch).await?;

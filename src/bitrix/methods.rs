@@ -50,6 +50,10 @@ pub enum OrderStyle {
     Object,
     /// `sort: "ID", order: "ASC"` (`user.get`, `department.get`): applied only if both are given.
     SortAndOrder,
+    /// `SORT: "ID", ORDER: "ASC"` (`voximplant.statistic.get`, named so in its docs).
+    UpperSortAndOrder,
+    /// `ORDER: {ID: "ASC"}` (`sonet_group.get`, named so in its docs).
+    UpperObject,
 }
 
 /// How filter conditions are passed.
@@ -61,6 +65,10 @@ pub enum FilterStyle {
     UpperObject,
     /// As top-level parameters (`department.get`).
     TopLevel,
+    /// Positional arguments `ORDER, FILTER, SELECT, PARAMS` in that order, one page through
+    /// `PARAMS.NAV_PARAMS` and no `start` (the `task.*item.*` methods of CTaskRestService:
+    /// "follow the specified order of parameters", task-elapsed-item-get-list.md).
+    Positional,
 }
 
 /// What `*.fields` returns.
@@ -85,6 +93,15 @@ pub enum TypeScope {
     /// `crm.enum.ownertype`), listed one after another into one table; the first type also
     /// answers the `*.fields` call.
     FixedAndSmartProcesses(&'static [u32]),
+    /// One call per row of another entity's listing, its id passed as `param` (Kanban stages
+    /// per workgroup: `task.stages.get` with `entityId`), listed one after another into one
+    /// table. `parent` is a key of this table.
+    PerParent {
+        parent: &'static str,
+        param: &'static str,
+        /// Extra top-level parameters of every call (`isAdmin`).
+        fixed: &'static [(&'static str, bool)],
+    },
 }
 
 /// The `entityTypeId` of a smart process from its `crm.enum.ownertype` code (`DYNAMIC_128`).
@@ -102,6 +119,11 @@ pub enum UfNaming {
     CamelWithUpperName,
     /// The method has no user fields.
     None,
+    /// Every key of a row, user fields included, is the camelCase of the field's upper-case
+    /// code by Bitrix24's `Converter::toJson` (`CREATED_DATE` → `createdDate`, `UF_CRM_TASK`
+    /// → `ufCrmTask`; [`row_key_of_code`]), while `select`, `filter` and `order` take the code
+    /// itself (`tasks.task.list`, tasks/fields.md). Column names are the codes.
+    CamelOfCode,
 }
 
 /// How `select` is built when the caller asks for "everything".
@@ -449,7 +471,7 @@ pub static METHODS: &[MethodSpec] = &[
         get: Some("tasks.task.get"),
         fields: Some("tasks.task.getFields"),
         fields_format: FieldsFormat::DescriptionInFields,
-        userfield_list: None,
+        userfield_list: Some("task.item.userfield.getlist"),
         envelope: Envelope::Tasks,
         id: IdSpec {
             row: "id",
@@ -463,11 +485,119 @@ pub static METHODS: &[MethodSpec] = &[
         order_style: OrderStyle::Object,
         filter_style: FilterStyle::Object,
         value_style: ValueStyle::Legacy,
-        uf_naming: UfNaming::Upper,
+        uf_naming: UfNaming::CamelOfCode,
         needs_entity_type_id: false,
         type_scope: TypeScope::Own,
         select: SelectRule::StarAndUf,
-        notes: "Next wave. Rows camelCase, filter/order/select upper-case; values strings.",
+        notes: "Controller method: `start=-1` skips COUNT (no `next`/`total`). Rows camelCase \
+                (user fields too: ufCrmTask), filter/order/select by upper-case code; values \
+                strings, datetimes ISO with offset. getFields has no multiplicity: \
+                task.item.userfield.getlist gives MULTIPLE of the user fields, TASK_FIELD_TYPES \
+                the rest. \"Always specify fields in select\" (tasks-task-list.md): the select \
+                is always the explicit code list.",
+    },
+    MethodSpec {
+        key: "task.elapseditem",
+        list: "task.elapseditem.getlist",
+        get: None,
+        fields: None,
+        fields_format: FieldsFormat::Static,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        id: ID_UPPER,
+        cursor: None,
+        paging: Paging::IdChain,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Positional,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
+        select: SelectRule::Star,
+        notes: "Time records of every task (no TASKID): positional ORDER, FILTER (`>ID` works), \
+                SELECT, PARAMS.NAV_PARAMS (50 a page); `total` always comes back, so each page \
+                pays the portal's COUNT. No modification time (task.elapseditem.update changes \
+                SECONDS and COMMENT_TEXT in place): loaded whole every time \
+                (task-elapsed-item-get-list.md).",
+    },
+    MethodSpec {
+        key: "task.stages",
+        list: "task.stages.get",
+        get: None,
+        fields: None,
+        fields_format: FieldsFormat::Static,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        id: ID_UPPER,
+        cursor: None,
+        paging: Paging::Unpaged,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::TopLevel,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::PerParent {
+            parent: "sonet_group",
+            param: "entityId",
+            fixed: &[("isAdmin", true)],
+        },
+        select: SelectRule::None,
+        notes: "Kanban stages of each workgroup: one unpaged call per group (`entityId`), the \
+                stages keyed by id in an object; `isAdmin` skips the per-group permission \
+                check for an administrator's webhook. `entityId 0` is the caller's own \
+                \"My plan\", not exported (task-stages-get.md).",
+    },
+    MethodSpec {
+        key: "voximplant.statistic",
+        list: "voximplant.statistic.get",
+        get: None,
+        fields: None,
+        fields_format: FieldsFormat::Static,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        id: ID_UPPER,
+        cursor: Some(CursorSpec {
+            row: "CALL_START_DATE",
+            filter: "CALL_START_DATE",
+        }),
+        paging: Paging::IdChain,
+        order_style: OrderStyle::UpperSortAndOrder,
+        filter_style: FilterStyle::UpperObject,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
+        select: SelectRule::None,
+        notes: "Call records: `FILTER` object, `SORT`/`ORDER` strings, legacy `start` (`-1` skips \
+                COUNT); no fields method and no select (every column comes back). A record is \
+                written when the call ends but dated by its start: the incremental window \
+                reaches back `MIN_LOOKBACK` further (voximplant-statistic-get.md).",
+    },
+    MethodSpec {
+        key: "sonet_group",
+        list: "sonet_group.get",
+        get: None,
+        fields: None,
+        fields_format: FieldsFormat::Static,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        id: ID_UPPER,
+        cursor: Some(CursorSpec {
+            row: "DATE_UPDATE",
+            filter: "DATE_UPDATE",
+        }),
+        paging: Paging::IdChain,
+        order_style: OrderStyle::UpperObject,
+        filter_style: FilterStyle::UpperObject,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
+        select: SelectRule::None,
+        notes: "Workgroups and projects the webhook user may see: `ORDER` object (default ID \
+                DESC), `FILTER` object, legacy `start`; no fields method, no select; `IMAGE` \
+                only when a group has an avatar (sonet-group-get.md). The method page names \
+                the scope `sonet`, the scope list `sonet_group` (scopes/permissions.md).",
     },
 ];
 
@@ -495,6 +625,14 @@ pub static ENTITY_METHODS: &[(&str, &str, Option<u32>)] = &[
     ("crm_stagehistory_deal", "crm.stagehistory", Some(2)),
     ("user", "user", None),
     ("department", "department", None),
+    // Second wave (issue #12), outside CRM: tasks, their time and stages, calls, workgroups.
+    // Their scopes (`task`, `telephony`, `sonet_group`) are optional: a webhook without one
+    // gets the entity listed as unavailable (`catalog::unavailable`), nothing else changes.
+    ("task", "tasks.task", None),
+    ("task_elapsed_time", "task.elapseditem", None),
+    ("telephony_call", "voximplant.statistic", None),
+    ("workgroup", "sonet_group", None),
+    ("task_stage", "task.stages", None),
 ];
 
 /// Column codes of deals, leads, contacts and companies are their `crm.{deal,lead,…}.fields`
@@ -617,7 +755,7 @@ impl MethodSpec {
     /// else the first of a multi-type scope.
     pub fn fields_entity_type_id(&self, own: Option<u32>) -> Option<u32> {
         let first = match self.type_scope {
-            TypeScope::Own => None,
+            TypeScope::Own | TypeScope::PerParent { .. } => None,
             TypeScope::FixedAndSmartProcesses(fixed) => fixed.first().copied(),
         };
         own.or(first).filter(|_| self.needs_entity_type_id)
@@ -631,6 +769,8 @@ impl MethodSpec {
             "tasks" | "task" => "task",
             "user" => "user",
             "department" => "department",
+            "voximplant" => "telephony",
+            "sonet_group" => "sonet_group",
             _ => "crm",
         }
     }
@@ -711,6 +851,11 @@ pub const DEFAULT_CALL_METHODS: &[&str] = &[
     "tasks.task.get",
     "tasks.task.list",
     "voximplant.statistic.get",
+    "tasks.task.getFields",
+    "task.item.userfield.getlist",
+    "task.elapseditem.getlist",
+    "task.stages.get",
+    "sonet_group.get",
     "profile",
     "server.time",
     "scope",
@@ -735,6 +880,104 @@ pub const ENTITY_EVENTS: &[(&str, &str)] = &[
 /// `data.FIELDS.ENTITY_TYPE_ID`) and the same names with `_<entityTypeId>` for one type
 /// (`api-reference/crm/universal/events/`).
 pub const DYNAMIC_ITEM_EVENTS: &str = "ONCRMDYNAMICITEM";
+// Second wave (issue #12), outside CRM: tasks, telephony, workgroups.
+
+/// The row key of a field code under [`UfNaming::CamelOfCode`], as Bitrix24's
+/// `Converter::toJson` makes it: lower-case, then every `_x` becomes `X`
+/// (`TIME_SPENT_IN_LOGS` → `timeSpentInLogs`, `UF_AUTO_280393876337` → `ufAuto280393876337`).
+/// Unlike `crm.item`, no `UF_CRM_<digits>` exception exists here, so the code fixes the key.
+pub fn row_key_of_code(code: &str) -> String {
+    let mut out = String::with_capacity(code.len());
+    let mut upper_next = false;
+    for c in code.chars() {
+        if c == '_' {
+            upper_next = !out.is_empty();
+            continue;
+        }
+        if upper_next {
+            out.extend(c.to_uppercase());
+            upper_next = false;
+        } else {
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
+}
+
+/// What `tasks.task.getFields` describes too vaguely for a typed column: `integer` user ids
+/// (`closedBy` is `0` until a task is closed: tasks/fields.md), `array`s of user ids, and the
+/// system user fields, whose multiplicity only `task.item.userfield.getlist` tells (used when
+/// that list is refused). (code, Bitrix24 type, multiple).
+pub const TASK_FIELD_TYPES: &[(&str, &str, bool)] = &[
+    ("CREATED_BY", "user", false),
+    ("RESPONSIBLE_ID", "user", false),
+    ("CHANGED_BY", "user", false),
+    ("STATUS_CHANGED_BY", "user", false),
+    ("CLOSED_BY", "user", false),
+    // getFields says `integer`; rows and tasks/fields.md say `Y`/`N` (a flag also reads 1/0).
+    ("MATCH_WORK_TIME", "char", false),
+    ("ACCOMPLICES", "user", true),
+    ("AUDITORS", "user", true),
+    ("UF_CRM_TASK", "crm", true),
+    ("UF_TASK_WEBDAV_FILES", "disk_file", true),
+];
+
+/// Fields `tasks.task.getFields` describes that are no list columns: the checklist is an
+/// object of items (`task.checklistitem.*` reads them), not a value of the task row.
+pub const TASK_FIELDS_NOT_LISTED: &[&str] = &["CHECKLIST"];
+
+/// How far an incremental load of a method must reach back before the watermark at least,
+/// where rows appear later than their cursor time says: a call record is written when the
+/// call ends and dated by its start, and a call may last hours.
+pub const MIN_LOOKBACK_SECS: &[(&str, i64)] = &[("voximplant.statistic", 86_400)];
+
+impl MethodSpec {
+    /// The least lookback of an incremental load of this method, in seconds.
+    pub fn min_lookback_secs(&self) -> i64 {
+        MIN_LOOKBACK_SECS
+            .iter()
+            .find(|(k, _)| *k == self.key)
+            .map_or(0, |(_, s)| *s)
+    }
+
+    /// The name a field is asked for by in `select`: its code where row keys are derived from
+    /// codes ([`UfNaming::CamelOfCode`]), else its row key.
+    pub fn select_name<'a>(&self, code: &'a str, row_key: &'a str) -> &'a str {
+        match self.uf_naming {
+            UfNaming::CamelOfCode => code,
+            _ => row_key,
+        }
+    }
+}
+
+#[cfg(test)]
+mod second_wave_tests {
+    use super::*;
+
+    #[test]
+    fn task_row_keys_follow_the_converter() {
+        for (code, key) in [
+            ("ID", "id"),
+            ("CREATED_DATE", "createdDate"),
+            ("DESCRIPTION_IN_BBCODE", "descriptionInBbcode"),
+            ("UF_CRM_TASK", "ufCrmTask"),
+            ("UF_TASK_WEBDAV_FILES", "ufTaskWebdavFiles"),
+            ("UF_AUTO_280393876337", "ufAuto280393876337"),
+        ] {
+            assert_eq!(row_key_of_code(code), key);
+        }
+        let task = spec("tasks.task").unwrap();
+        assert_eq!(
+            task.select_name("CHANGED_DATE", "changedDate"),
+            "CHANGED_DATE"
+        );
+        assert_eq!(
+            spec("crm.item").unwrap().select_name("TITLE", "title"),
+            "title"
+        );
+        assert_eq!(task.scope(), "task");
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -748,7 +991,7 @@ mod tests {
         for (entity, key, eid) in ENTITY_METHODS {
             let s = spec(key).unwrap_or_else(|| panic!("{entity}: no spec {key}"));
             // A method that needs a type gets it from the entity or from its scope.
-            let own = s.type_scope == TypeScope::Own;
+            let own = !matches!(s.type_scope, TypeScope::FixedAndSmartProcesses(_));
             assert_eq!(s.needs_entity_type_id, eid.is_some() || !own, "{entity}");
             assert_eq!(
                 s.needs_entity_type_id,

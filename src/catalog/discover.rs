@@ -14,7 +14,9 @@ use super::companion;
 use super::field_description::fields_from_description;
 use super::model::{Catalog, Entity, EntityKind, EnumOption, Field, Unavailable};
 use super::static_fields;
+use super::task_fields;
 use super::unavailable;
+use super::work_static;
 use crate::bitrix::batch::{Batch, BatchResponse, CommandOutcome, MAX_COMMANDS};
 use crate::bitrix::governor::Evidence;
 use crate::bitrix::methods::{self, COMPANIONS, ENTITY_METHODS, FieldsFormat, MethodSpec, spec};
@@ -41,11 +43,7 @@ pub async fn discover(client: &Client) -> Result<Catalog, BitrixError> {
             first.push(format!("f_{entity}"), fields, fields_params(s, *eid))?;
         }
         if let Some(uf) = s.userfield_list {
-            first.push(
-                format!("uf_{entity}"),
-                uf,
-                json!({"filter": {"LANG": "en"}}),
-            )?;
+            first.push(format!("uf_{entity}"), uf, userfield_list_params(s))?;
         }
     }
     for c in COMPANIONS {
@@ -70,9 +68,12 @@ pub async fn discover(client: &Client) -> Result<Catalog, BitrixError> {
         let s = known_spec(key)?;
         let uf = answer(entity, resp.take(&format!("uf_{entity}")))?.ok();
         let fields = match s.fields_format {
-            FieldsFormat::Static => Answer::Ok(static_fields::stage_history(eid.unwrap_or(2))),
+            FieldsFormat::Static => Answer::Ok(
+                work_static::fields(entity)
+                    .unwrap_or_else(|| static_fields::stage_history(eid.unwrap_or(2))),
+            ),
             _ => answer(entity, resp.take(&format!("f_{entity}")))?
-                .map(|r| with_legacy_codes(typed_fields(entity, &r.result), s, *eid)),
+                .map(|r| described_fields(entity, s, *eid, &r.result)),
         };
         let fields = match fields {
             Answer::Ok(f) => f,
@@ -87,6 +88,9 @@ pub async fn discover(client: &Client) -> Result<Catalog, BitrixError> {
         let mut fields = fields;
         if let Some(uf) = uf {
             enrich_user_fields(&mut fields, &uf.result);
+            if s.uf_naming == methods::UfNaming::CamelOfCode {
+                task_fields::apply_userfield_list(&mut fields, &uf.result);
+            }
         }
         let mut e = entity_of(entity, key, *eid, fields);
         if let Some(c) = methods::companion(entity) {
@@ -165,6 +169,23 @@ fn mark_unavailable(catalog: &mut Catalog, u: Unavailable) {
         "the portal cannot serve this entity; no table or load for it until it does"
     );
     catalog.unavailable.push(u);
+}
+
+/// The fields of one `*.fields` answer, with the column codes the method's naming gives.
+fn described_fields(entity: &str, s: &MethodSpec, eid: Option<u32>, result: &Value) -> Vec<Field> {
+    match s.uf_naming {
+        methods::UfNaming::CamelOfCode => task_fields::from_description(result),
+        _ => with_legacy_codes(typed_fields(entity, result), s, eid),
+    }
+}
+
+/// `task.item.userfield.getlist` takes `ORDER`/`FILTER` and has no labels to ask a language
+/// for; the CRM lists take `filter: {LANG}` for their labels.
+fn userfield_list_params(s: &MethodSpec) -> Value {
+    match s.uf_naming {
+        methods::UfNaming::CamelOfCode => json!({}),
+        _ => json!({"filter": {"LANG": "en"}}),
+    }
 }
 
 fn known_spec(key: &str) -> Result<&'static MethodSpec, BitrixError> {
@@ -328,6 +349,11 @@ fn title_of(entity: &str) -> String {
         "crm_stagehistory_deal" => "Deal stage history",
         "user" => "Users",
         "department" => "Departments",
+        "task" => "Tasks",
+        "task_elapsed_time" => "Task time records",
+        "task_stage" => "Kanban stages of workgroups",
+        "telephony_call" => "Calls",
+        "workgroup" => "Workgroups and projects",
         other => other,
     }
     .to_string()

@@ -9,7 +9,9 @@ pub mod diff;
 pub mod discover;
 pub mod field_description;
 mod static_fields;
+mod task_fields;
 pub mod unavailable;
+mod work_static;
 
 pub use diff::{CatalogDiff, diff};
 pub use discover::discover;

@@ -44,6 +44,10 @@ fn sizes(deals: u64) -> DataSizes {
         contacts: deals * 3 / 4,
         companies: deals / 4,
         activities: deals,
+        // Outside CRM (issue #12): tasks and their time, calls.
+        tasks: deals / 4,
+        task_elapsed: deals / 2,
+        calls: deals,
         smart_processes: base
             .smart_processes
             .into_iter()

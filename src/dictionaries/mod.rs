@@ -387,9 +387,20 @@ fn keyed_request(
     key: &[usize],
     keys: &[Vec<String>],
 ) -> ListRequest {
+    // Methods whose row keys are derived from the codes filter and select by code.
+    let spec = crate::bitrix::spec(&entity.method);
+    let name = |c: &Column| -> Option<String> {
+        let api = c.api_name()?;
+        let code = entity
+            .fields
+            .iter()
+            .find(|f| f.api_name == api)
+            .map_or(api, |f| &f.code);
+        Some(spec.map_or(api, |s| s.select_name(code, api)).to_string())
+    };
     let mut filter = Map::new();
     for (pos, i) in key.iter().enumerate() {
-        let Some(api) = columns[*i].api_name() else {
+        let Some(api) = name(&columns[*i]) else {
             continue;
         };
         let mut values: Vec<&String> = keys.iter().filter_map(|k| k.get(pos)).collect();
@@ -399,10 +410,10 @@ fn keyed_request(
     }
     let mut select: Vec<String> = Vec::new();
     for c in columns {
-        if let Some(api) = c.api_name()
-            && !select.iter().any(|s| s == api)
+        if let Some(api) = name(c)
+            && !select.contains(&api)
         {
-            select.push(api.to_string());
+            select.push(api);
         }
     }
     ListRequest {

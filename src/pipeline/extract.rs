@@ -98,10 +98,13 @@ impl EntityJob {
             if self.companion.as_ref().is_some_and(|cj| cj.fills(i)) {
                 continue;
             }
-            if let Some(api) = c.api_name()
-                && !out.iter().any(|x| x == api)
-            {
-                out.push(api.to_string());
+            if let Some(api) = c.api_name() {
+                // Methods whose row keys are derived from the codes are asked by code.
+                let code = self.entity.fields.iter().find(|f| f.api_name == api);
+                let name = self.spec.select_name(code.map_or(api, |f| &f.code), api);
+                if !out.iter().any(|x| x == name) {
+                    out.push(name.to_string());
+                }
             }
         }
         out
@@ -154,6 +157,8 @@ pub fn typed_rows(
     since: Option<DateTime<Utc>>,
     lookback: Duration,
 ) -> impl Stream<Item = Result<TypedPage, PipelineError>> {
+    // Methods whose rows appear after their cursor time reach further back (methods table).
+    let lookback = lookback.max(Duration::seconds(job.spec.min_lookback_secs()));
     let from = if job.incremental() {
         since.map(|s| (s - lookback).fixed_offset())
     } else {

@@ -35,3 +35,4 @@ mod sync_equality;
 mod sync_push;
 mod timeouts;
 mod unavailable_entities;
+mod work_tables;

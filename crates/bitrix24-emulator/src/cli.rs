@@ -63,7 +63,7 @@ pub struct DemoPortalArgs {
     #[arg(long, default_value = "supported", value_parser = parse_stage_history)]
     pub smart_stage_history: SmartStageHistory,
     /// A scope the webhook lacks (its methods answer insufficient_scope): crm, user,
-    /// department; repeatable.
+    /// department, task, telephony, sonet_group; repeatable.
     #[arg(long = "deny-scope", value_name = "SCOPE")]
     pub denied_scopes: Vec<String>,
 }

@@ -159,6 +159,8 @@ pub(crate) fn scope_of(method: &str) -> Option<&'static str> {
         "user" => Some("user"),
         "department" => Some("department"),
         "tasks" | "task" => Some("task"),
+        "voximplant" => Some("telephony"),
+        "sonet_group" => Some("sonet_group"),
         _ => None,
     }
 }
@@ -379,21 +381,9 @@ impl PortalControl {
         Ok(n)
     }
 
-    pub fn delete_rows(&self, table: &str, ids: &[u64]) -> Result<usize, DemoPortalError> {
-        let mut st = self.lock();
-        let t = st
-            .data
-            .tables
-            .get_mut(table)
-            .ok_or_else(|| unknown_table(table))?;
-        let deleted: Vec<u64> = ids.iter().copied().filter(|id| t.delete(*id)).collect();
-        self.emit(&mut st, table, &deleted, Change::Delete);
-        Ok(deleted.len())
-    }
-
-    /// Creates `count` new generated rows in a generated table (new ids after the largest,
-    /// modified now), as a user adding deals would; returns their ids.
-    pub fn add_rows(&self, table: &str, count: u64) -> Result<Vec<u64>, DemoPortalError> {
+    /// Append `n` generated rows to a lazy table (a created task, …), modified now; returns
+    /// their ids. Existing rows keep every value (`Table::spread`).
+    pub fn add_rows(&self, table: &str, n: u64) -> Result<Vec<u64>, DemoPortalError> {
         let mut st = self.lock();
         let now = st.clock.now().floor() as i64;
         let t = st
@@ -402,23 +392,37 @@ impl PortalControl {
             .get_mut(table)
             .ok_or_else(|| unknown_table(table))?;
         if t.materialized.is_some() {
-            return Err(DemoPortalError::InvalidValue {
-                field: table.to_string(),
-                message: "rows can be added to generated entity tables only (deals, leads, contacts, companies, smart processes, activities)".into(),
-            });
+            return Err(DemoPortalError::Config(format!(
+                "table {table} is not generated; rows cannot be added"
+            )));
         }
-        let mf = modify_field(t);
-        let first = t.max_id + 1;
-        t.generated_size.get_or_insert(t.max_id);
-        t.max_id += count;
-        let ids: Vec<u64> = (first..first + count).collect();
-        if let Some(mf) = mf {
+        let ids: Vec<u64> = (t.max_id + 1..=t.max_id + n).collect();
+        t.max_id += n;
+        if let Some(mf) = modify_field(t) {
             for id in &ids {
                 t.set_override(*id, mf, Val::DateTime(now));
             }
         }
+        if let Some((field, before)) = super::work::appended_time(t) {
+            for id in &ids {
+                t.set_override(*id, field, Val::DateTime(now - before));
+            }
+        }
         self.emit(&mut st, table, &ids, Change::Add);
         Ok(ids)
+    }
+
+    pub fn delete_rows(&self, table: &str, ids: &[u64]) -> Result<usize, DemoPortalError> {
+        let mut st = self.lock();
+        let t = st
+            .data
+            .tables
+            .get_mut(table)
+            .ok_or_else(|| unknown_table(table))?;
+        let deleted: Vec<u64> = ids.iter().copied().filter(|id| t.delete(*id)).collect();
+        st.data.delete_dependents(table, ids);
+        self.emit(&mut st, table, &deleted, Change::Delete);
+        Ok(deleted.len())
     }
 
     /// Queues the events of changed rows and wakes the delivery of online ones.
@@ -516,7 +520,9 @@ impl PortalControl {
             .ok_or_else(|| unknown_table(table))?;
         if !matches!(
             t.kind,
-            super::model::TableKind::Crm | super::model::TableKind::Dynamic
+            super::model::TableKind::Crm
+                | super::model::TableKind::Dynamic
+                | super::model::TableKind::Task
         ) {
             return Err(DemoPortalError::Config(format!(
                 "table {table} has no user fields"

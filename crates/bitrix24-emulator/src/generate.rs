@@ -117,7 +117,7 @@ fn nullable(r: &mut Rng, null_pct: u8, v: impl FnOnce(&mut Rng) -> Val) -> Val {
 }
 
 fn table_size(data: &PortalData, name: &str) -> u64 {
-    data.tables.get(name).map_or(0, Table::generation_size)
+    data.tables.get(name).map_or(0, |t| t.spread)
 }
 
 fn ref_id(r: &mut Rng, n: u64, null_pct: u8) -> Val {
@@ -130,7 +130,7 @@ fn ref_id(r: &mut Rng, n: u64, null_pct: u8) -> Val {
 
 fn created(t: &Table, id: u64, r: &mut Rng) -> i64 {
     let span = (DATA_END - DATA_START - 86_400) as u64;
-    let n = t.generation_size().max(1);
+    let n = t.spread.max(1);
     let slot = (span / n).max(1);
     DATA_START + ((id.saturating_sub(1)) * span / n + r.below(slot)) as i64
 }
@@ -301,11 +301,20 @@ fn generate(data: &PortalData, t: &Table, id: u64, f: &FieldDef) -> Val {
             }
         }
         Gen::Hist(part) => hist_value(data, t, id, *part),
+        Gen::GroupStage => {
+            let per_group = super::work::GROUP_STAGES.len() as i64;
+            match sibling(data, t, id, "GROUP_ID").as_i64() {
+                Some(g) if g > 0 => {
+                    Val::Int((g - 1) * per_group + 1 + r.below(per_group as u64) as i64)
+                }
+                _ => Val::Int(0),
+            }
+        }
     }
 }
 
 fn created_of(data: &PortalData, t: &Table, id: u64) -> Val {
-    let code = ["DATE_CREATE", "CREATED_TIME", "CREATED"]
+    let code = ["DATE_CREATE", "CREATED_TIME", "CREATED", "CREATED_DATE"]
         .into_iter()
         .find(|c| t.field(c).is_some())
         .unwrap_or("DATE_CREATE");
@@ -314,10 +323,16 @@ fn created_of(data: &PortalData, t: &Table, id: u64) -> Val {
 
 /// The modification time as generated, ignoring overrides set through the control API.
 fn generated_modified_of(data: &PortalData, t: &Table, id: u64) -> Val {
-    ["DATE_MODIFY", "UPDATED_TIME", "LAST_UPDATED"]
-        .into_iter()
-        .find_map(|c| t.field(c))
-        .map_or(Val::Null, |f| generate(data, t, id, f))
+    [
+        "DATE_MODIFY",
+        "UPDATED_TIME",
+        "LAST_UPDATED",
+        "CHANGED_DATE",
+        "DATE_UPDATE",
+    ]
+    .into_iter()
+    .find_map(|c| t.field(c))
+    .map_or(Val::Null, |f| generate(data, t, id, f))
 }
 
 fn semantic_of(data: &PortalData, t: &Table, id: u64, stage_code: &str) -> String {

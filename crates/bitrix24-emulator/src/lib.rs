@@ -22,6 +22,7 @@ mod query;
 mod render;
 mod server;
 mod store;
+mod work;
 
 use std::net::SocketAddr;
 
@@ -76,6 +77,14 @@ pub struct DataSizes {
     pub activities: u64,
     /// Deal pipelines besides the default one (id 0).
     pub deal_categories: u32,
+    /// Tasks (`tasks.task.list`).
+    pub tasks: u64,
+    /// Task time records (`task.elapseditem.getlist`).
+    pub task_elapsed: u64,
+    /// Call records (`voximplant.statistic.get`).
+    pub calls: u64,
+    /// Workgroups and projects (`sonet_group.get`).
+    pub workgroups: u64,
     pub smart_processes: Vec<SmartProcessSpec>,
 }
 
@@ -90,6 +99,10 @@ impl Default for DataSizes {
             departments: 5,
             activities: 300,
             deal_categories: 2,
+            tasks: 150,
+            task_elapsed: 300,
+            calls: 400,
+            workgroups: 8,
             smart_processes: vec![
                 SmartProcessSpec {
                     entity_type_id: 128,

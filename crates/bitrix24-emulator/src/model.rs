@@ -170,6 +170,16 @@ pub(crate) enum TableKind {
     Status,
     Currency,
     Category,
+    /// A task (`tasks.task.*`), with user fields (`task.item.userfield.getlist`).
+    Task,
+    /// A Kanban stage of a workgroup (`task.stages.get`).
+    TaskStage,
+    /// A task time record (`task.elapseditem.getlist`).
+    TaskElapsed,
+    /// A call record (`voximplant.statistic.get`).
+    Call,
+    /// A workgroup or project (`sonet_group.get`).
+    Workgroup,
 }
 
 #[derive(Debug, Clone)]
@@ -182,9 +192,10 @@ pub(crate) struct Table {
     pub fields: Vec<FieldDef>,
     /// Lazy rows `1..=max_id` when `materialized` is None.
     pub max_id: u64,
-    /// The row count generated values are spread over (creation dates, references into this
-    /// table), fixed when rows are added so existing rows keep their values; `None`: `max_id`.
-    pub generated_size: Option<u64>,
+    /// Rows the generated values are spread over (creation times, references to this table):
+    /// `max_id` when built. Rows added later (`PortalControl::add_rows`) leave every existing
+    /// row's generated values as they were.
+    pub spread: u64,
     pub deleted: HashSet<u64>,
     pub overrides: HashMap<u64, Vec<(String, Val)>>,
     /// Small reference tables keep full rows instead (keyed by id, values by field index).
@@ -192,11 +203,6 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    /// See [`Table::generated_size`].
-    pub(crate) fn generation_size(&self) -> u64 {
-        self.generated_size.unwrap_or(self.max_id)
-    }
-
     pub(crate) fn field_index(&self, code: &str) -> Option<usize> {
         self.fields.iter().position(|f| f.code == code)
     }
@@ -315,6 +321,8 @@ pub(crate) enum Gen {
     DeptName,
     DeptParent,
     Hist(HistPart),
+    /// A Kanban stage of the row's workgroup (`GROUP_ID`), 0 without a group (tasks).
+    GroupStage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

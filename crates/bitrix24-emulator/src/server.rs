@@ -427,7 +427,10 @@ async fn oauth_token(AxState(c): AxState<PortalControl>, req: Request) -> Respon
                     J::Str(format!("{:032x}", super::generate::mix(cfg.seed))),
                 ),
                 ("refresh_token", J::Str(i.refresh_token)),
-                ("scope", J::str("crm,user,department")),
+                (
+                    "scope",
+                    J::str("crm,user,department,task,telephony,sonet_group"),
+                ),
                 ("server_endpoint", J::Str(format!("{base}/oauth/rest/"))),
                 ("status", J::str("L")),
                 ("user_id", J::Int(i64::from(cfg.webhook_user_id))),

@@ -103,11 +103,13 @@ impl PortalData {
         for sp in &sizes.smart_processes {
             d.add_smart_process(Some(sp.entity_type_id), &sp.title, sp.items);
         }
+        // Beyond CRM: tasks, calls, workgroups (`work.rs`).
+        d.add_work_tables(sizes);
         d.rebuild_caches();
         d
     }
 
-    fn insert_lazy(
+    pub(crate) fn insert_lazy(
         &mut self,
         name: &str,
         kind: TableKind,
@@ -124,7 +126,7 @@ impl PortalData {
                 salt: generate::salt(name),
                 fields,
                 max_id: n,
-                generated_size: None,
+                spread: n,
                 deleted: Default::default(),
                 overrides: Default::default(),
                 materialized: None,
@@ -132,7 +134,12 @@ impl PortalData {
         );
     }
 
-    fn insert_materialized(&mut self, name: &str, kind: TableKind, fields: Vec<FieldDef>) {
+    pub(crate) fn insert_materialized(
+        &mut self,
+        name: &str,
+        kind: TableKind,
+        fields: Vec<FieldDef>,
+    ) {
         self.tables.insert(
             name.to_string(),
             Table {
@@ -142,7 +149,7 @@ impl PortalData {
                 salt: generate::salt(name),
                 fields,
                 max_id: 0,
-                generated_size: None,
+                spread: 0,
                 deleted: Default::default(),
                 overrides: Default::default(),
                 materialized: Some(BTreeMap::new()),
@@ -150,13 +157,14 @@ impl PortalData {
         );
     }
 
-    fn push_row(&mut self, table: &str, row: Vec<Val>) {
+    pub(crate) fn push_row(&mut self, table: &str, row: Vec<Val>) {
         if let Some(t) = self.tables.get_mut(table)
             && let Some(rows) = t.materialized.as_mut()
         {
             let key = rows.keys().next_back().map_or(1, |k| k + 1);
             rows.insert(key, row);
             t.max_id = key;
+            t.spread = key;
         }
     }
 
@@ -651,6 +659,8 @@ pub(crate) fn modify_field(t: &Table) -> Option<&'static str> {
         TableKind::Dynamic => Some("UPDATED_TIME"),
         TableKind::Activity => Some("LAST_UPDATED"),
         TableKind::User => Some("TIMESTAMP_X"),
+        TableKind::Task => Some("CHANGED_DATE"),
+        TableKind::Workgroup => Some("DATE_UPDATE"),
         _ => None,
     }
 }

@@ -50,6 +50,10 @@ impl fmt::Display for Mismatch {
 pub(crate) fn entity_for_table(table: &str) -> String {
     match table {
         "user" | "department" => table.to_string(),
+        // Second wave (issue #12), outside CRM: named as in the portal.
+        "task" | "task_elapsed_time" | "task_stage" | "telephony_call" | "workgroup" => {
+            table.to_string()
+        }
         t => format!("crm_{t}"),
     }
 }

@@ -3,7 +3,10 @@
 mod item;
 mod legacy;
 mod reference;
+mod tasks;
+mod telephony;
 mod users;
+mod workgroups;
 
 use super::control::{Shared, State};
 use super::json_out::J;
@@ -70,6 +73,9 @@ impl Ctx<'_> {
 
 /// Whether a method exists (checked before limits so unknown methods answer 404 at once).
 pub(crate) fn exists(method: &str) -> bool {
+    if tasks::exists(method) || telephony::exists(method) || workgroups::exists(method) {
+        return true;
+    }
     if let Some(rest) = method.strip_prefix("crm.")
         && let Some((entity, op)) = rest.split_once('.')
         && legacy::entity_table(entity).is_some()
@@ -107,6 +113,15 @@ pub(crate) fn exists(method: &str) -> bool {
 
 /// Run a (non-batch) method. `None` = unknown method.
 pub(crate) fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome> {
+    if tasks::exists(method) {
+        return tasks::call(ctx, method, params);
+    }
+    if telephony::exists(method) {
+        return telephony::call(ctx, method, params);
+    }
+    if workgroups::exists(method) {
+        return workgroups::call(ctx, method, params);
+    }
     if let Some(rest) = method.strip_prefix("crm.")
         && let Some((entity, op)) = rest.split_once('.')
         && let Some(table) = legacy::entity_table(entity)

@@ -16,10 +16,6 @@ const NOT_EMULATED: &[(&str, &str)] = &[
         "timeline comments are a next-wave entity; no method emulated",
     ),
     (
-        "tasks.task.list.json",
-        "tasks are a next-wave entity; no method emulated",
-    ),
-    (
         "oauth.error.PAYMENT_REQUIRED.json",
         "plan gating of the OAuth server is not emulated",
     ),
@@ -308,6 +304,85 @@ async fn check(p: &bitrix24_emulator::RunningPortal, name: &str, fix: &Value) {
             assert_envelope(&r.json, fix, ctx);
             assert_rows(&rows(&r.json["result"]), &rows(&fix["result"]), ctx);
         }
+        "tasks.task.list.json" => check_task_list(p, fix).await,
+        "task.elapseditem.getlist.json" => {
+            // Positional: ORDER, FILTER, SELECT, PARAMS (named as in the docs' SDK example).
+            let body = json!({"ORDER": {"ID": "asc"}, "FILTER": {"<=ID": 3}, "SELECT": ["*"],
+                              "PARAMS": {"NAV_PARAMS": {"nPageSize": 50, "iNumPage": 1}}});
+            let r = call(&m(p, "task.elapseditem.getlist"), body).await;
+            assert_envelope(&r.json, fix, ctx);
+            assert_rows(&rows(&r.json["result"]), &rows(&fix["result"]), ctx);
+            assert_eq!(r.json["total"], 3, "{ctx}: the method always counts");
+            // Arguments are read by position: an ORDER sent second is the FILTER (`ID = desc`,
+            // nothing matches), whatever its name.
+            let swapped = json!({"FILTER": {"<=ID": 3}, "ORDER": {"ID": "desc"}});
+            let r = call(&m(p, "task.elapseditem.getlist"), swapped).await;
+            assert_eq!(r.json["total"], 0, "{ctx}: {}", r.json);
+        }
+        "task.stages.get.json" => {
+            let r = call(
+                &m(p, "task.stages.get"),
+                json!({"entityId": 2, "isAdmin": true}),
+            )
+            .await;
+            // The docs' example shows `result` alone; the portal adds `time` as everywhere.
+            assert!(r.json.get("time").is_some(), "{ctx}");
+            let (o, f) = (&r.json["result"], &fix["result"]);
+            assert_eq!(kind(o), "object", "{ctx}: stages keyed by id");
+            let ours: Vec<Value> = o.as_object().unwrap().values().cloned().collect();
+            assert_eq!(ours.len(), 4, "{ctx}");
+            assert_rows(
+                &ours,
+                &f.as_object().unwrap().values().cloned().collect::<Vec<_>>(),
+                ctx,
+            );
+            for (k, v) in o.as_object().unwrap() {
+                assert_eq!(v["ID"].as_str(), Some(k.as_str()), "{ctx}: keyed by its id");
+            }
+            let denied = call(&m(p, "task.stages.get"), json!({"entityId": 9999})).await;
+            assert_eq!(denied.json["error"], "ACCESS_DENIED", "{ctx}");
+        }
+        "sonet_group.get.json" => {
+            let r = call(
+                &m(p, "sonet_group.get"),
+                json!({"ORDER": {"ID": "ASC"}, "FILTER": {"<=ID": 8}, "start": 0}),
+            )
+            .await;
+            assert_envelope(&r.json, fix, ctx);
+            let ours = rows(&r.json["result"]);
+            assert_rows(&ours, &rows(&fix["result"]), ctx);
+            assert!(
+                ours.iter().any(|g| g.get("IMAGE").is_some()),
+                "{ctx}: no avatar"
+            );
+        }
+        "voximplant.statistic.get.json" => {
+            let r = call(
+                &m(p, "voximplant.statistic.get"),
+                json!({"FILTER": {"<=ID": 60}, "SORT": "ID", "ORDER": "ASC", "start": 0}),
+            )
+            .await;
+            let mut ours = r.json.clone();
+            // 60 rows make a second page: `next` is ours only.
+            ours.as_object_mut().unwrap().remove("next");
+            assert_envelope(&ours, fix, ctx);
+            let rows_ours = rows(&r.json["result"]);
+            assert_rows(&rows_ours, &rows(&fix["result"]), ctx);
+            let with_file = rows_ours.iter().find(|x| !x["RECORD_FILE_ID"].is_null());
+            assert!(
+                with_file.is_some_and(|x| x["RECORD_FILE_ID"].is_number()),
+                "{ctx}"
+            );
+        }
+        "tasks.task.getFields.json" => {
+            let r = call(&m(p, "tasks.task.getFields"), json!({})).await;
+            assert_envelope(&r.json, fix, ctx);
+            let (o, f) = (&r.json["result"]["fields"], &fix["result"]["fields"]);
+            // The docs' example portal has a custom field of its own; the checklist and the
+            // viewer's unread-comment count are no columns of a task row.
+            let not_modelled = ["UF_NEW_TASKS_FIELD", "CHECKLIST", "NEW_COMMENTS_COUNT"];
+            assert_field_descriptions(o, f, &not_modelled, ctx);
+        }
         "crm.deal.get.json" | "crm.lead.get.json" => {
             let (method, table) = if name.starts_with("crm.deal") {
                 ("crm.deal.get", "deal")
@@ -576,4 +651,51 @@ async fn check(p: &bitrix24_emulator::RunningPortal, name: &str, fix: &Value) {
             panic!("fixture {other} has no emulator check: add one or list it in NOT_EMULATED")
         }
     }
+}
+
+/// The docs' task row was read with extra `select`/`params` (creator and tag objects, counters,
+/// result and timer info): every key of it that is a task field must come back the same kind,
+/// in the same envelope (`{"tasks": [...]}`, `total` with `start=0`).
+async fn check_task_list(p: &bitrix24_emulator::RunningPortal, fix: &Value) {
+    let ctx = "tasks.task.list.json";
+    let fields = call(&m(p, "tasks.task.getFields"), json!({})).await;
+    let codes: Vec<String> = keys(&fields.json["result"]["fields"]).into_iter().collect();
+    let truth = p.control().ground_truth("task").unwrap();
+    // A row like the fixture's: a deadline, two auditors, no accomplices, no rating.
+    let id = truth
+        .iter()
+        .find(|r| {
+            !r["DEADLINE"].is_null()
+                && r["AUDITORS"].as_array().is_some_and(|a| a.len() == 2)
+                && r["ACCOMPLICES"] == json!([])
+                && r["MARK"] == ""
+        })
+        .unwrap()["ID"]
+        .clone();
+    let r = call(
+        &m(p, "tasks.task.list"),
+        json!({"select": codes, "filter": {"ID": id}, "start": 0}),
+    )
+    .await;
+    assert_envelope(&r.json, fix, ctx);
+    let ours = rows(&r.json["result"]["tasks"]);
+    assert_eq!(ours.len(), 1, "{ctx}: one row by ID");
+    let fix_row = &fix["result"]["tasks"][0];
+    let shared = keys(fix_row).intersection(&keys(&ours[0])).count();
+    assert_kinds(&ours[0], fix_row, ctx);
+    for k in [
+        "id",
+        "title",
+        "deadline",
+        "createdDate",
+        "responsibleId",
+        "priority",
+        "mark",
+        "status",
+        "auditors",
+        "accomplices",
+    ] {
+        assert!(ours[0].get(k).is_some(), "{ctx}: {k} missing");
+    }
+    assert!(shared >= 10, "{ctx}: only {shared} keys in common");
 }
