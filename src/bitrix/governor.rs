@@ -791,6 +791,38 @@ impl Governor {
         }))
     }
 
+    /// Whether `request` would pause for an operating budget if sent now: a key it is billed
+    /// to (as learned) is blocked, or its figures, calls in flight and the request's estimate
+    /// exceed the budget. Reserves nothing; lets a planner pick a request that goes at once.
+    pub fn would_pause(&self, request: &Request) -> bool {
+        let Some(limit) = self.cfg.operating_limit_secs else {
+            return false;
+        };
+        let budget = limit * (1.0 - self.cfg.safety);
+        let now = self.clock.now();
+        let window = self.cfg.window_secs;
+        with_state(self.store.as_ref(), |s| {
+            let keys = s.learned.keys(request);
+            keys.iter().any(|(key, kinds)| {
+                let Some(m) = s.methods.get_mut(*key) else {
+                    return false;
+                };
+                if m.blocked_until.is_some_and(|u| u > now) {
+                    return true;
+                }
+                if m.reset_at.is_some_and(|r| r <= now) {
+                    return false;
+                }
+                let need = kinds
+                    .iter()
+                    .map(|(kind, n)| m.estimate(kind) * f64::from(*n))
+                    .sum::<f64>()
+                    .min(budget);
+                m.in_window(now, window) + m.reserved + need > budget
+            })
+        })
+    }
+
     /// Waits until `request` may be sent: the operating budget of every key the portal bills
     /// it to (as learned), a concurrency slot, then the request bucket.
     pub async fn acquire(self: &Arc<Self>, request: &Request) -> Permit {
