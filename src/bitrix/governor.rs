@@ -1437,6 +1437,25 @@ mod tests {
     }
 
     #[test]
+    fn would_pause_tells_a_planner_which_request_goes_at_once() {
+        let g = Governor::new(tight());
+        // Whole-batch billing learned: the `batch` key is nearly spent, the method's is not.
+        g.store.update(&mut |s| s.learned.batch_key = Evidence::Yes);
+        teach(&g, "batch", 50.0, &[(PAGE, 0.02)], 300.0);
+        teach(&g, "crm.item.list", 5.0, &[(PAGE, 1.0)], 300.0);
+        let chain = Request::batch((0..6).map(|_| ("crm.item.list", PAGE)));
+        let plain = Request::plain("crm.item.list", PAGE);
+        // 6 pages at 1 s on `batch`: 50 + 6 > 54 pauses; one plain page on the method: 5 + 5 fits.
+        assert!(g.would_pause(&chain));
+        assert!(!g.would_pause(&plain));
+        // Nothing was reserved by asking.
+        assert!(g.store.read().methods.values().all(|m| m.reserved == 0.0));
+        // A blocked key pauses whatever its figures say.
+        g.on_operating_limit("crm.item.list");
+        assert!(g.would_pause(&plain));
+    }
+
+    #[test]
     fn a_pause_needs_the_keys_figures_and_ends_at_its_reset() {
         let g = Governor::new(tight());
         // 50 s reported of 60 (budget 54), pages at 1 s, reset in 42 s.

@@ -21,10 +21,10 @@
 //! 100,000 rows still take 41 requests. The governor reserves per nested command, so the small
 //! first batch does not under-reserve the full ones after it (see BENCHMARKS.md).
 use super::batch::{Batch, CommandOutcome, result_ref};
-use super::governor::{Evidence, Request, command_kind};
 use super::client::Client;
 use super::envelope::Response;
 use super::error::{BitrixError, ErrorClass};
+use super::governor::{Evidence, Request, command_kind};
 use super::methods::{
     FilterStyle, MethodSpec, OrderStyle, Paging, TypeScope, smart_process_type_id, spec,
 };
