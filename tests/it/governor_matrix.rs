@@ -35,7 +35,7 @@ use b24ch::sync::{self, Progress};
 use bitrix24_emulator::{
     BatchBilling, CostModel, Counters, LimitsConfig, NestedFigures, PortalConfig, PortalControl,
 };
-use common::pull::sizes;
+use common::pull::{Pull, sizes};
 use common::truth;
 use serde_json::{Map, json};
 
@@ -326,6 +326,85 @@ async fn every_billing_and_cost() {
                 started.elapsed().as_secs_f64(),
                 if r.is_ok() { "ok" } else { "FAILED" }
             );
+            r.err().map(|e| format!("{}: {e}", cell.tag()))
+        })
+        .buffer_unordered(parallel())
+        .filter_map(|r| async move { r })
+        .collect()
+        .await;
+    assert!(failed.is_empty(), "failed cells: {failed:#?}");
+}
+
+/// One cell pulled through `serve`: `apply` starts every entity's load view at once (all
+/// through one governor), then an incremental cycle of every load and reconcile view.
+async fn pull_cell(cell: Cell, size: Size) {
+    let tag = cell.tag();
+    let demo = PortalConfig {
+        sizes: sizes(size.deals),
+        time_scale: time_scale(cell.cost),
+        limits: LimitsConfig {
+            batch_billing: cell.billing,
+            nested_figures: cell.nested,
+            operating_limit_secs: size.budget,
+            ..LimitsConfig::default()
+        },
+        cost: CostModel {
+            scale: cell.cost,
+            ..CostModel::default()
+        },
+        ..PortalConfig::default()
+    };
+    let limits = format!(
+        "[limits]\noperating_seconds_per_10min = {:?}\n",
+        size.budget
+    );
+    let pull = Pull::start(&format!("govpull_{tag}"), demo, Format::Parquet, &limits).await;
+    let client = pull.portal.client.clone();
+    // The autopilot's first pass creates the tables and views; each view's first refresh
+    // (every entity's first load) starts at once.
+    pull.autopilot().await;
+    pull.wait_all().await;
+    check_counters(&format!("{tag} pull first"), pull.control(), &client);
+
+    let c = pull.control();
+    let mut set = Map::new();
+    set.insert("TITLE".into(), json!("matrix edit"));
+    let step = size.deals / 100;
+    let edited: Vec<u64> = (1..=100).map(|i| i * step).collect();
+    assert_eq!(c.modify_rows("deal", &edited, &set, None).unwrap(), 100);
+    assert_eq!(c.delete_rows("contact", &[7, 70, 700]).unwrap(), 3);
+    pull.cycle().await;
+    truth::assert_equal(&pull.mismatches().await);
+    check_counters(&format!("{tag} pull first + incremental"), c, &client);
+}
+
+/// Representative cells pulled through `serve` (ClickHouse's load views): the case
+/// (whole-batch billing, nested figures of the `batch` key's running total, 2× cost),
+/// per-method billing and both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_through_serve_representative_cells() {
+    use futures::StreamExt;
+    let size = size();
+    let cells = [
+        Cell {
+            billing: BatchBilling::WholeBatch,
+            nested: NestedFigures::BatchTotal,
+            cost: 2.0,
+        },
+        Cell {
+            billing: BatchBilling::PerMethod,
+            nested: NestedFigures::Own,
+            cost: 1.0,
+        },
+        Cell {
+            billing: BatchBilling::Both,
+            nested: NestedFigures::Own,
+            cost: 2.0,
+        },
+    ];
+    let failed: Vec<String> = futures::stream::iter(cells)
+        .map(|cell| async move {
+            let r = tokio::spawn(pull_cell(cell, size)).await;
             r.err().map(|e| format!("{}: {e}", cell.tag()))
         })
         .buffer_unordered(parallel())
