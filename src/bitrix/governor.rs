@@ -475,22 +475,30 @@ impl Request {
     }
 }
 
-/// The kind of a command: its method and a short digest of its `select`, so pages of one
-/// listing share an estimate while an ids-only probe or a narrow companion read keep theirs.
+/// The kind of a command: its method, a short digest of its `select` and the number of
+/// columns selected (`method#digest/n`), so pages of one listing share an estimate while an
+/// ids-only probe or a narrow companion read keep theirs, and a planner can tell what a
+/// column costs on each method ([`Governor::cost_per_column`]).
 pub fn command_kind(method: &str, params: &serde_json::Value) -> String {
-    let select = params
-        .get("select")
-        .or_else(|| params.get("SELECT"))
-        .map(|s| s.to_string())
-        .unwrap_or_default();
-    if select.is_empty() {
+    let Some(select) = params.get("select").or_else(|| params.get("SELECT")) else {
         return method.to_string();
-    }
+    };
+    let text = select.to_string();
     // FNV-1a: stable across processes and releases (estimates live in the shared state file).
-    let digest = select.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+    let digest = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
-    format!("{method}#{:08x}", digest as u32)
+    match select.as_array() {
+        Some(cols) => format!("{method}#{:08x}/{}", digest as u32, cols.len()),
+        None => format!("{method}#{:08x}", digest as u32),
+    }
+}
+
+/// The method and number of selected columns of a kind made by [`command_kind`].
+fn kind_columns(kind: &str) -> Option<(&str, usize)> {
+    let (method, rest) = kind.split_once('#')?;
+    let (_, n) = rest.split_once('/')?;
+    Some((method, n.parse().ok()?))
 }
 
 /// What one command of a batch answer reported.
@@ -789,6 +797,24 @@ impl Governor {
                 ((budget - used) / budget).clamp(0.0, 1.0)
             })
         }))
+    }
+
+    /// Operating seconds one selected column costs in one command of `method`, as measured:
+    /// the widest kind of the method learned on any key (its own, or `batch` under
+    /// whole-batch billing), its estimate divided by its columns. `None` until measured. The
+    /// estimates live in the governor state, so they are shared through the state file with
+    /// every process of the portal and survive a restart.
+    pub fn cost_per_column(&self, method: &str) -> Option<f64> {
+        let s = self.store.read();
+        s.methods
+            .values()
+            .flat_map(|m| m.estimates.iter())
+            .filter_map(|(kind, est)| {
+                let (m, n) = kind_columns(kind)?;
+                (m == method && n > 1 && *est > EPS).then_some((n, *est / n as f64))
+            })
+            .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+            .map(|(_, per_column)| per_column)
     }
 
     /// Whether `request` would pause for an operating budget if sent now: a key it is billed
@@ -1434,6 +1460,29 @@ mod tests {
         assert!(
             matches!(decide(&g, "crm.item.list", &[("other", 1)]), Decision::Go(r) if (r - 0.8).abs() < 1e-9)
         );
+    }
+
+    #[test]
+    fn cost_per_column_is_the_widest_kinds_estimate_per_column() {
+        let g = Governor::new(tight());
+        assert_eq!(g.cost_per_column("crm.item.list"), None);
+        let wide = command_kind(
+            "crm.item.list",
+            &serde_json::json!({"select": ["a", "b", "c", "d"]}),
+        );
+        let ids = command_kind("crm.item.list", &serde_json::json!({"select": ["id"]}));
+        assert!(wide.ends_with("/4"), "{wide}");
+        // Learned on the `batch` key (whole-batch billing): 0.8 s per 4-column page.
+        teach(
+            &g,
+            "batch",
+            8.0,
+            &[(wide.as_str(), 0.1), (ids.as_str(), 0.001)],
+            300.0,
+        );
+        let per_column = g.cost_per_column("crm.item.list").unwrap();
+        assert!((per_column - 0.2).abs() < 1e-9, "{per_column}");
+        assert_eq!(g.cost_per_column("crm.deal.list"), None);
     }
 
     #[test]
