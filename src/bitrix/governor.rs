@@ -799,6 +799,25 @@ impl Governor {
         }))
     }
 
+    /// Requests the bucket admits now without waiting (`None`: no request-rate limit).
+    pub fn bucket_free(&self) -> Option<f64> {
+        let rate = self.cfg.drain_rate()?;
+        let s = self.store.read();
+        let level = (s.bucket_level - (self.clock.now() - s.bucket_at).max(0.0) * rate).max(0.0);
+        Some((self.cfg.bucket_capacity() - level).max(0.0))
+    }
+
+    /// Operating seconds billed to `key` within the window, with calls in flight.
+    pub fn key_load(&self, key: &str) -> f64 {
+        let now = self.clock.now();
+        let window = self.cfg.window_secs;
+        with_state(self.store.as_ref(), |s| {
+            s.methods
+                .get_mut(key)
+                .map_or(0.0, |m| m.in_window(now, window) + m.reserved)
+        })
+    }
+
     /// Operating seconds one selected column costs in one command of `method`, as measured:
     /// the widest kind of the method learned on any key (its own, or `batch` under
     /// whole-batch billing), its estimate divided by its columns. `None` until measured. The

@@ -24,7 +24,7 @@ use super::batch::{Batch, CommandOutcome, result_ref};
 use super::client::Client;
 use super::envelope::Response;
 use super::error::{BitrixError, ErrorClass};
-use super::governor::{Evidence, Request, command_kind};
+use super::governor::{BATCH_KEY, Evidence, Request, command_kind};
 use super::methods::{
     FilterStyle, MethodSpec, OrderStyle, Paging, TypeScope, smart_process_type_id, spec,
 };
@@ -37,6 +37,13 @@ use std::sync::Arc;
 
 /// Rows per page: fixed by the server (`IRestService::LIST_LIMIT`).
 pub const PAGE_SIZE: usize = 50;
+/// Requests the bucket must have free before a listing spends one on a plain page only to
+/// balance budgets (never enough to make a batch behind it wait).
+const SPARE_REQUESTS: f64 = 10.0;
+/// Below this share of the `batch` key's budget left, listings balance onto plain pages (as
+/// companion reads do, `pipeline::companion`).
+const BATCH_KEY_BUSY: f64 = 0.5;
+
 /// Pages chained in the first (blind) batch of any listing, full, id-only or incremental.
 const FIRST_CHAIN: usize = 4;
 /// Consecutive batches that made no progress because of retryable command errors.
@@ -573,9 +580,14 @@ impl Chain {
 
     /// Whether the next page goes as a plain call instead of a chained batch: the portal bills
     /// whole batches to one `batch` key (learned from its figures) while a plain call is billed
-    /// to its own method, a second budget. When the chain would have to pause for the `batch`
-    /// key and one plain page fits its method's budget now, the plain page costs only a
-    /// request of the bucket (50 rows), which beats waiting for the window to turn.
+    /// to its own method, a second budget. A plain page (50 rows for one request of the
+    /// bucket) goes when it fits its method's budget now and either the chain would have to
+    /// pause for the `batch` key (a request beats waiting for the window to turn), or the
+    /// `batch` key is past half its budget, carries more than the method's key and the bucket
+    /// has requests to spare (both budgets then carry the load, so the sustainable rate is
+    /// about theirs together, at no wait). Below half the budget batches alone go: a plain page
+    /// carries 50 rows per request where a batch carries 2,500, so balancing a load that fits
+    /// the `batch` budget would only make it slower.
     fn plain_page_pays(&self, client: &Client, chain: usize) -> bool {
         let gov = client.governor();
         if gov.billing().batch_key != Evidence::Yes {
@@ -583,8 +595,18 @@ impl Chain {
         }
         let page = Value::Object(self.page_params(0));
         let kind = command_kind(self.spec.list, &page);
+        if gov.would_pause(&Request::plain(self.spec.list, &kind)) {
+            return false;
+        }
         let chained = Request::batch((0..chain).map(|_| (self.spec.list, kind.as_str())));
-        gov.would_pause(&chained) && !gov.would_pause(&Request::plain(self.spec.list, &kind))
+        if gov.would_pause(&chained) {
+            return true;
+        }
+        let spare = gov.bucket_free().is_none_or(|free| free >= SPARE_REQUESTS);
+        let busy = gov
+            .headroom(BATCH_KEY)
+            .is_some_and(|free| free < BATCH_KEY_BUSY);
+        spare && busy && gov.key_load(BATCH_KEY) > gov.key_load(self.spec.list)
     }
 
     /// One page read with a plain call, from the cursor. The probe waits for the next batch
