@@ -29,4 +29,4 @@ for deals in "${sizes[@]}"; do
     done
     wait
 done
-for f in "$out"/*.txt; do echo "== $f"; grep -v '^{' "$f" | tail -6; done
+for f in "$out"/*.txt; do echo "== $f"; grep -v "^{" "$f" | tail -6 || true; done
