@@ -19,7 +19,9 @@ use anyhow::Context;
 use b24ch::bitrix::governor::GovernorConfig;
 use b24ch::bitrix::{AuthConfig, Client, ClientConfig, Governor, ListRequest, list};
 use b24ch::config::Secret;
-use bitrix24_emulator::{self, BatchBilling, DataSizes, LimitsConfig, PortalConfig};
+use bitrix24_emulator::{
+    self, BatchBilling, CostModel, DataSizes, LimitsConfig, NestedFigures, PortalConfig,
+};
 use clap::Parser;
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
@@ -35,9 +37,14 @@ struct Args {
     /// Simulated portal seconds per real second (every client's clock runs at this scale).
     #[arg(long, default_value_t = 100.0)]
     time_scale: f64,
-    /// `per-method` (docs, server source) or `whole-batch` (one field measurement).
+    /// `per-method` (docs, server source), `whole-batch-a|b|c` (a batch billed to the `batch`
+    /// key; nested figures of the nested method / of the `batch` key's running total /
+    /// absent; `whole-batch` = a) or `both`.
     #[arg(long, default_value = "per-method")]
     billing: String,
+    /// Scale factor on every cost coefficient of the portal's cost model.
+    #[arg(long, default_value_t = 1.0)]
+    cost: f64,
     /// Python of the venv with fast-bitrix24 and b24pysdk (scripts/bench/setup_peers.sh).
     #[arg(long, default_value = ".build/pyenv/bin/python")]
     python: PathBuf,
@@ -67,6 +74,8 @@ struct Row {
     http_429: u64,
     /// Operating seconds of the method that spent the most (the budget that binds).
     busiest_method_secs: f64,
+    /// Operating seconds billed per key.
+    per_key: std::collections::BTreeMap<String, f64>,
     error: Option<String>,
 }
 
@@ -129,6 +138,7 @@ impl Bench {
             http_503: c.query_limit_exceeded,
             http_429: c.operation_time_limit,
             busiest_method_secs: c.operating_secs.values().copied().fold(0.0, f64::max),
+            per_key: c.operating_secs.clone(),
             error: None,
         }
     }
@@ -281,13 +291,19 @@ fn print_table(rows: &[Row], budget_per_window: f64, window: f64) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let billing = match args.billing.as_str() {
-        "per-method" => BatchBilling::PerMethod,
-        "whole-batch" => BatchBilling::WholeBatch,
-        other => anyhow::bail!("--billing: per-method or whole-batch, not {other}"),
+    let (billing, nested) = match args.billing.as_str() {
+        "per-method" => (BatchBilling::PerMethod, NestedFigures::Own),
+        "whole-batch" | "whole-batch-a" => (BatchBilling::WholeBatch, NestedFigures::Own),
+        "whole-batch-b" => (BatchBilling::WholeBatch, NestedFigures::BatchTotal),
+        "whole-batch-c" => (BatchBilling::WholeBatch, NestedFigures::Absent),
+        "both" => (BatchBilling::Both, NestedFigures::Own),
+        other => anyhow::bail!(
+            "--billing: per-method, whole-batch-a, whole-batch-b, whole-batch-c or both, not {other}"
+        ),
     };
     let limits = LimitsConfig {
         batch_billing: billing,
+        nested_figures: nested,
         ..LimitsConfig::default()
     };
     let (budget, window) = (limits.operating_limit_secs, limits.window_secs as f64);
@@ -298,6 +314,10 @@ async fn main() -> anyhow::Result<()> {
         },
         limits,
         time_scale: args.time_scale,
+        cost: CostModel {
+            scale: args.cost,
+            ..CostModel::default()
+        },
         ..PortalConfig::default()
     };
     let portal = bitrix24_emulator::start(cfg, "127.0.0.1:0".parse()?).await?;
@@ -380,6 +400,7 @@ async fn main() -> anyhow::Result<()> {
         emit(bench.b24ch("b24ch reconcile (ID listing)", req).await?);
     }
     print_table(&rows, budget, window);
+    print_issue16(&rows, billing, budget, window);
     if let Some(path) = args.json {
         std::fs::write(
             &path,
@@ -387,11 +408,72 @@ async fn main() -> anyhow::Result<()> {
                 "deals": truth,
                 "time_scale": args.time_scale,
                 "billing": args.billing,
+                "cost": args.cost,
                 "results": rows,
             }))?,
         )?;
     }
     Ok(())
+}
+
+/// Operating seconds of work a run cost: every method key's bill, plus the `batch` key's
+/// where batches are billed to it alone (under `both` it repeats the methods' bill).
+fn work_secs(r: &Row, billing: BatchBilling) -> f64 {
+    r.per_key
+        .iter()
+        .filter(|(k, _)| *k != "batch" || billing == BatchBilling::WholeBatch)
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// The figures issue 16 asks for, per client: operating seconds per 1,000 rows, the busiest
+/// key's seconds, sustainable rows/s (rows ÷ busiest key's seconds × budget/window) and the
+/// paced time to a complete load (busiest key's seconds ÷ budget × window), each against
+/// b24pysdk's in the same run.
+fn print_issue16(rows: &[Row], billing: BatchBilling, budget: f64, window: f64) {
+    let pysdk = rows.iter().find(|r| r.client.contains("b24pysdk"));
+    let sustainable = |r: &Row| r.rows as f64 / r.busiest_method_secs.max(1e-9) * budget / window;
+    let paced = |r: &Row| r.busiest_method_secs / budget * window;
+    println!(
+        "\n| Client | Rows | Op s / 1,000 rows | vs b24pysdk | Busiest key (s) | Sustainable rows/s | vs b24pysdk | Paced time to complete (s) | vs b24pysdk | Portal s measured | 429 | Keys billed |"
+    );
+    println!("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|");
+    for r in rows.iter().filter(|r| r.error.is_none() || r.rows > 0) {
+        let op = 1000.0 * work_secs(r, billing) / r.rows.max(1) as f64;
+        let (vs_op, vs_sus, vs_paced) = match pysdk.filter(|p| p.rows > 0) {
+            Some(p) => (
+                format!(
+                    "{:.2}×",
+                    op / (1000.0 * work_secs(p, billing) / p.rows.max(1) as f64)
+                ),
+                format!("{:.2}×", sustainable(r) / sustainable(p)),
+                format!("{:.2}×", paced(r) / paced(p)),
+            ),
+            None => ("—".into(), "—".into(), "—".into()),
+        };
+        let busiest = r
+            .per_key
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(k, v)| format!("{v:.1} (`{k}`)"))
+            .unwrap_or_default();
+        let keys: Vec<String> = r
+            .per_key
+            .iter()
+            .filter(|(_, v)| **v >= 1.0)
+            .map(|(k, v)| format!("{k} {v:.0}"))
+            .collect();
+        println!(
+            "| {} | {} | {op:.2} | {vs_op} | {busiest} | {:.1} | {vs_sus} | {:.0} | {vs_paced} | {:.0} | {} | {} |",
+            r.client,
+            r.rows,
+            sustainable(r),
+            paced(r),
+            r.portal_secs,
+            r.http_429,
+            keys.join(", ")
+        );
+    }
 }
 
 /// Reads a page stream to its end or first error: rows, distinct row IDs (as `ids_of` names

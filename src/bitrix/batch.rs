@@ -124,6 +124,26 @@ impl Batch {
         })
     }
 
+    /// Whether the batch halts at the first failing command.
+    pub fn halts(&self) -> bool {
+        self.halt
+    }
+
+    /// `(name, method, params)` of every command, in order.
+    pub fn commands_with_params(&self) -> impl Iterator<Item = (&str, &str, &Value)> {
+        self.commands
+            .iter()
+            .map(|c| (c.name.as_str(), c.method.as_str(), &c.params))
+    }
+
+    /// Whether a command refers to an earlier one's result (`$result[…]`): such commands only
+    /// work inside the batch.
+    pub fn has_references(&self) -> bool {
+        self.commands
+            .iter()
+            .any(|c| c.params.to_string().contains("$result["))
+    }
+
     /// Distinct nested methods with their number of commands.
     pub fn method_counts(&self) -> BTreeMap<&str, u32> {
         let mut m: BTreeMap<&str, u32> = BTreeMap::new();

@@ -5,7 +5,9 @@ use super::auth::{Auth, AuthConfig, OAuthConfig};
 use super::batch::{Batch, BatchResponse, CommandOutcome};
 use super::envelope::{Response, TimeInfo, parse_answer};
 use super::error::{BitrixError, ErrorClass};
-use super::governor::{BatchFigures, CommandFigure, Governor, Permit, Request, command_kind};
+use super::governor::{
+    BatchFigures, CommandFigure, Evidence, Governor, Permit, Request, command_kind,
+};
 use crate::config::{PortalAuth, Secret, redact};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -121,12 +123,56 @@ impl Client {
         if batch.is_empty() {
             return Err(BitrixError::Usage("empty batch".into()));
         }
+        if self.plain_calls_pay(batch) {
+            return Ok(self.batch_as_plain_calls(batch).await);
+        }
         let (outer, permit) = self
             .call_billed_as("batch", &batch.to_params(), &request(batch), parse_answer)
             .await?;
         let resp = BatchResponse::parse(batch, outer)?;
         self.observe_batch(&permit, batch, &resp);
         Ok(resp)
+    }
+
+    /// Whether `batch` goes as plain calls: the portal bills whole batches to one `batch` key
+    /// (learned from its figures) while a plain call is billed to its own method, and the
+    /// batch would pause for the `batch` key where none of its commands would pause alone.
+    /// Only for batches whose commands stand alone (no `$result[…]`, no `halt`).
+    fn plain_calls_pay(&self, batch: &Batch) -> bool {
+        let gov = &self.governor;
+        gov.billing().batch_key == Evidence::Yes
+            && !batch.halts()
+            && !batch.has_references()
+            && gov.would_pause(&request(batch))
+            && !batch
+                .commands_with_kinds()
+                .any(|(m, k)| gov.would_pause(&Request::plain(m, &k)))
+    }
+
+    /// The commands of `batch` as plain calls (at most the governor's concurrency at once),
+    /// answered as the batch would be: one outcome per command, in order.
+    async fn batch_as_plain_calls(&self, batch: &Batch) -> BatchResponse {
+        use futures::StreamExt;
+        let owned: Vec<(String, String, Value)> = batch
+            .commands_with_params()
+            .map(|(n, m, p)| (n.to_string(), m.to_string(), p.clone()))
+            .collect();
+        let calls = owned.into_iter().map(|(name, method, params)| async move {
+            let outcome = match self.call(&method, &params).await {
+                Ok(r) => CommandOutcome::Ok(r),
+                Err(e) => CommandOutcome::Err(e),
+            };
+            (name, outcome)
+        });
+        let outcomes: Vec<(String, CommandOutcome)> = futures::stream::iter(calls)
+            .buffered(self.governor.config().max_concurrent.max(1))
+            .collect()
+            .await;
+        tracing::debug!(
+            commands = outcomes.len(),
+            "batch sent as plain calls: the `batch` key's budget is spent"
+        );
+        BatchResponse::from_parts(outcomes, TimeInfo::default())
     }
 
     /// Feeds the governor a batch answer's figures: the top-level `time` and every command's

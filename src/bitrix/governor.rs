@@ -475,22 +475,30 @@ impl Request {
     }
 }
 
-/// The kind of a command: its method and a short digest of its `select`, so pages of one
-/// listing share an estimate while an ids-only probe or a narrow companion read keep theirs.
+/// The kind of a command: its method, a short digest of its `select` and the number of
+/// columns selected (`method#digest/n`), so pages of one listing share an estimate while an
+/// ids-only probe or a narrow companion read keep theirs, and a planner can tell what a
+/// column costs on each method ([`Governor::cost_per_column`]).
 pub fn command_kind(method: &str, params: &serde_json::Value) -> String {
-    let select = params
-        .get("select")
-        .or_else(|| params.get("SELECT"))
-        .map(|s| s.to_string())
-        .unwrap_or_default();
-    if select.is_empty() {
+    let Some(select) = params.get("select").or_else(|| params.get("SELECT")) else {
         return method.to_string();
-    }
+    };
+    let text = select.to_string();
     // FNV-1a: stable across processes and releases (estimates live in the shared state file).
-    let digest = select.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+    let digest = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
-    format!("{method}#{:08x}", digest as u32)
+    match select.as_array() {
+        Some(cols) => format!("{method}#{:08x}/{}", digest as u32, cols.len()),
+        None => format!("{method}#{:08x}", digest as u32),
+    }
+}
+
+/// The method and number of selected columns of a kind made by [`command_kind`].
+fn kind_columns(kind: &str) -> Option<(&str, usize)> {
+    let (method, rest) = kind.split_once('#')?;
+    let (_, n) = rest.split_once('/')?;
+    Some((method, n.parse().ok()?))
 }
 
 /// What one command of a batch answer reported.
@@ -789,6 +797,75 @@ impl Governor {
                 ((budget - used) / budget).clamp(0.0, 1.0)
             })
         }))
+    }
+
+    /// Requests the bucket admits now without waiting (`None`: no request-rate limit).
+    pub fn bucket_free(&self) -> Option<f64> {
+        let rate = self.cfg.drain_rate()?;
+        let s = self.store.read();
+        let level = (s.bucket_level - (self.clock.now() - s.bucket_at).max(0.0) * rate).max(0.0);
+        Some((self.cfg.bucket_capacity() - level).max(0.0))
+    }
+
+    /// Operating seconds billed to `key` within the window, with calls in flight.
+    pub fn key_load(&self, key: &str) -> f64 {
+        let now = self.clock.now();
+        let window = self.cfg.window_secs;
+        with_state(self.store.as_ref(), |s| {
+            s.methods
+                .get_mut(key)
+                .map_or(0.0, |m| m.in_window(now, window) + m.reserved)
+        })
+    }
+
+    /// Operating seconds one selected column costs in one command of `method`, as measured:
+    /// the widest kind of the method learned on any key (its own, or `batch` under
+    /// whole-batch billing), its estimate divided by its columns. `None` until measured. The
+    /// estimates live in the governor state, so they are shared through the state file with
+    /// every process of the portal and survive a restart.
+    pub fn cost_per_column(&self, method: &str) -> Option<f64> {
+        let s = self.store.read();
+        s.methods
+            .values()
+            .flat_map(|m| m.estimates.iter())
+            .filter_map(|(kind, est)| {
+                let (m, n) = kind_columns(kind)?;
+                (m == method && n > 1 && *est > EPS).then_some((n, *est / n as f64))
+            })
+            .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+            .map(|(_, per_column)| per_column)
+    }
+
+    /// Whether `request` would pause for an operating budget if sent now: a key it is billed
+    /// to (as learned) is blocked, or its figures, calls in flight and the request's estimate
+    /// exceed the budget. Reserves nothing; lets a planner pick a request that goes at once.
+    pub fn would_pause(&self, request: &Request) -> bool {
+        let Some(limit) = self.cfg.operating_limit_secs else {
+            return false;
+        };
+        let budget = limit * (1.0 - self.cfg.safety);
+        let now = self.clock.now();
+        let window = self.cfg.window_secs;
+        with_state(self.store.as_ref(), |s| {
+            let keys = s.learned.keys(request);
+            keys.iter().any(|(key, kinds)| {
+                let Some(m) = s.methods.get_mut(*key) else {
+                    return false;
+                };
+                if m.blocked_until.is_some_and(|u| u > now) {
+                    return true;
+                }
+                if m.reset_at.is_some_and(|r| r <= now) {
+                    return false;
+                }
+                let need = kinds
+                    .iter()
+                    .map(|(kind, n)| m.estimate(kind) * f64::from(*n))
+                    .sum::<f64>()
+                    .min(budget);
+                m.in_window(now, window) + m.reserved + need > budget
+            })
+        })
     }
 
     /// Waits until `request` may be sent: the operating budget of every key the portal bills
@@ -1402,6 +1479,48 @@ mod tests {
         assert!(
             matches!(decide(&g, "crm.item.list", &[("other", 1)]), Decision::Go(r) if (r - 0.8).abs() < 1e-9)
         );
+    }
+
+    #[test]
+    fn cost_per_column_is_the_widest_kinds_estimate_per_column() {
+        let g = Governor::new(tight());
+        assert_eq!(g.cost_per_column("crm.item.list"), None);
+        let wide = command_kind(
+            "crm.item.list",
+            &serde_json::json!({"select": ["a", "b", "c", "d"]}),
+        );
+        let ids = command_kind("crm.item.list", &serde_json::json!({"select": ["id"]}));
+        assert!(wide.ends_with("/4"), "{wide}");
+        // Learned on the `batch` key (whole-batch billing): 0.8 s per 4-column page.
+        teach(
+            &g,
+            "batch",
+            8.0,
+            &[(wide.as_str(), 0.1), (ids.as_str(), 0.001)],
+            300.0,
+        );
+        let per_column = g.cost_per_column("crm.item.list").unwrap();
+        assert!((per_column - 0.2).abs() < 1e-9, "{per_column}");
+        assert_eq!(g.cost_per_column("crm.deal.list"), None);
+    }
+
+    #[test]
+    fn would_pause_tells_a_planner_which_request_goes_at_once() {
+        let g = Governor::new(tight());
+        // Whole-batch billing learned: the `batch` key is nearly spent, the method's is not.
+        g.store.update(&mut |s| s.learned.batch_key = Evidence::Yes);
+        teach(&g, "batch", 50.0, &[(PAGE, 0.02)], 300.0);
+        teach(&g, "crm.item.list", 5.0, &[(PAGE, 1.0)], 300.0);
+        let chain = Request::batch((0..6).map(|_| ("crm.item.list", PAGE)));
+        let plain = Request::plain("crm.item.list", PAGE);
+        // 6 pages at 1 s on `batch`: 50 + 6 > 54 pauses; one plain page on the method: 5 + 5 fits.
+        assert!(g.would_pause(&chain));
+        assert!(!g.would_pause(&plain));
+        // Nothing was reserved by asking.
+        assert!(g.store.read().methods.values().all(|m| m.reserved == 0.0));
+        // A blocked key pauses whatever its figures say.
+        g.on_operating_limit("crm.item.list");
+        assert!(g.would_pause(&plain));
     }
 
     #[test]

@@ -9,16 +9,43 @@ use crate::bitrix::methods::{CompanionSpec, LIST_ONLY_IN_ITEM, code_matches, spe
 /// usable form (files: URLs differ per method): never balanced onto the other method.
 const NOT_BALANCED_TYPES: &[&str] = &["crm_multifield", "file"];
 
+/// How the columns both methods return are split between an entity's primary method and its
+/// companion.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Balance {
+    /// Both methods' pages land on one budget (whole-batch billing): the companion selects
+    /// only the columns its primary lacks.
+    None,
+    /// Separate budgets: shared columns move onto the companion until a page costs about the
+    /// same on both, at each method's measured operating seconds per column.
+    ByCost { primary: f64, companion: f64 },
+}
+
+impl Balance {
+    /// Separate budgets, with each method's measured cost per column where the governor has
+    /// one (equal costs until then).
+    pub(crate) fn by_cost(primary: Option<f64>, companion: Option<f64>) -> Self {
+        match (primary, companion) {
+            (Some(p), Some(c)) if p > 0.0 && c > 0.0 => Balance::ByCost {
+                primary: p,
+                companion: c,
+            },
+            _ => Balance::ByCost {
+                primary: 1.0,
+                companion: 1.0,
+            },
+        }
+    }
+}
+
 /// Moves the companion's fields of `entity` onto it. `companion_fields` is the companion's
 /// `*.fields` answer, parsed. Without a companion description the entity is left as it is.
-/// `separate_budget`: the portal bills the companion's batches to a budget of their own (not
-/// the one `batch` key of whole-batch billing); only then are shared columns balanced onto it,
-/// otherwise it selects only the columns the primary lacks.
-pub(super) fn attach(
+/// `plan`: whether (and at which costs) shared columns are balanced onto the companion.
+pub(crate) fn attach(
     entity: &mut Entity,
     c: &CompanionSpec,
     companion_fields: &[Field],
-    separate_budget: bool,
+    plan: Balance,
 ) {
     let mut moved = Vec::new();
     for cf in companion_fields {
@@ -31,8 +58,8 @@ pub(super) fn attach(
         }
         moved.push(cf.code.clone());
     }
-    if c.balance && separate_budget {
-        balance(entity, companion_fields, &mut moved);
+    if let (true, Balance::ByCost { primary, companion }) = (c.balance, plan) {
+        balance(entity, companion_fields, &mut moved, (primary, companion));
     }
     entity.companion = Some(Companion {
         method: c.method.to_string(),
@@ -42,9 +69,15 @@ pub(super) fn attach(
 }
 
 /// Moves shared fields (same code in both methods) from the end of the primary's list onto the
-/// companion until both select about as many fields: the operating cost of a page grows with
-/// rows × columns, so the two per-method budgets then carry about half a load each.
-fn balance(entity: &mut Entity, companion_fields: &[Field], moved: &mut Vec<String>) {
+/// companion until a page costs about the same on both: the operating cost of a page grows
+/// with rows × columns, at each method's own cost per column (`costs`: primary, companion), so
+/// the two per-method budgets then carry about half a load each.
+fn balance(
+    entity: &mut Entity,
+    companion_fields: &[Field],
+    moved: &mut Vec<String>,
+    costs: (f64, f64),
+) {
     let key = entity.fields.first().map(|f| f.code.clone());
     let cursor = crate::bitrix::spec(&entity.method)
         .and_then(|s| s.cursor)
@@ -68,7 +101,13 @@ fn balance(entity: &mut Entity, companion_fields: &[Field], moved: &mut Vec<Stri
     // The companion always selects its id and cursor too.
     let primary = entity.fields.len() - moved.len();
     let companion = moved.len() + 2;
-    let take = (primary.saturating_sub(companion) / 2).min(shared.len());
+    // primary' × cp = companion' × cc, with primary' = primary − take and
+    // companion' = companion + take.
+    let (cp, cc) = costs;
+    let take = ((primary as f64 * cp - companion as f64 * cc) / (cp + cc))
+        .floor()
+        .max(0.0) as usize;
+    let take = take.min(shared.len());
     for &i in shared.iter().rev().take(take) {
         let code = entity.fields[i].code.clone();
         if let Some(cf) = companion_fields.iter().find(|cf| cf.code == code) {
@@ -140,7 +179,7 @@ mod tests {
             field("CREATED_TIME", "createdTime", "datetime"),
         ];
         let c = companion("crm_contact").unwrap();
-        attach(&mut e, c, &item, true);
+        attach(&mut e, c, &item, Balance::by_cost(None, None));
         let codes: Vec<_> = e.fields.iter().map(|f| f.code.as_str()).collect();
         assert_eq!(
             codes,
@@ -165,6 +204,47 @@ mod tests {
     }
 
     #[test]
+    fn the_split_follows_each_methods_measured_cost_per_column() {
+        let mut fields = vec![
+            field("ID", "id", "integer"),
+            field("UPDATED_TIME", "updatedTime", "datetime"),
+        ];
+        let mut legacy = vec![
+            field("ID", "ID", "integer"),
+            field("DATE_MODIFY", "DATE_MODIFY", "datetime"),
+        ];
+        for i in 0..40 {
+            let code = format!("F{i}");
+            fields.push(field(&code, &format!("f{i}"), "string"));
+            legacy.push(field(&code, &code, "string"));
+        }
+        let moved = |primary: Option<f64>, companion: Option<f64>| {
+            let mut e = entity("crm_deal", "crm.item", fields.clone());
+            attach(
+                &mut e,
+                companion_spec(),
+                &legacy,
+                Balance::by_cost(primary, companion),
+            );
+            e.companion.unwrap().fields.len()
+        };
+        // Unmeasured: equal costs, about half of the 42 columns each (the companion also
+        // selects ID and DATE_MODIFY): 22 against 22.
+        assert_eq!(moved(None, None), 20);
+        // A column costs twice as much on the companion: it takes a third, not half
+        // (30 × 1 against 14 × 2).
+        let dear = moved(Some(0.01), Some(0.02));
+        assert_eq!(dear, 12, "{dear}");
+        // Twice as much on the primary: the companion takes about two thirds (15 × 2 against
+        // 29 × 1).
+        assert_eq!(moved(Some(0.02), Some(0.01)), 27);
+    }
+
+    fn companion_spec() -> &'static CompanionSpec {
+        companion("crm_deal").unwrap()
+    }
+
+    #[test]
     fn deals_balance_shared_fields_onto_the_legacy_list() {
         let mut fields = vec![
             field("ID", "id", "integer"),
@@ -183,11 +263,21 @@ mod tests {
         }
         let mut e = entity("crm_deal", "crm.item", fields.clone());
         // Under whole-batch billing both methods' pages land on one budget: nothing balanced.
-        attach(&mut e, companion("crm_deal").unwrap(), &legacy, false);
+        attach(
+            &mut e,
+            companion("crm_deal").unwrap(),
+            &legacy,
+            Balance::None,
+        );
         assert_eq!(e.companion.as_ref().unwrap().fields, ["ADDITIONAL_INFO"]);
         assert_eq!(e.field("F19").unwrap().api_name, "f19");
         let mut e = entity("crm_deal", "crm.item", fields);
-        attach(&mut e, companion("crm_deal").unwrap(), &legacy, true);
+        attach(
+            &mut e,
+            companion("crm_deal").unwrap(),
+            &legacy,
+            Balance::by_cost(None, None),
+        );
         let comp = e.companion.as_ref().unwrap();
         // 24 fields: 1 legacy-only + 10 shared moved → 13 selected there with ID and
         // DATE_MODIFY; 13 stay (id, updatedTime, contactIds, 10 shared).

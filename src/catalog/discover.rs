@@ -10,7 +10,7 @@
 //! plan or version, entity type not supported, scope missing, access denied — goes to
 //! `Catalog::unavailable` with the portal's words (`catalog::unavailable`) instead of failing
 //! the catalog, and is probed again at the next discovery. Any other error fails discovery.
-use super::companion;
+use super::companion::{self, Balance};
 use super::field_description::fields_from_description;
 use super::model::{Catalog, Entity, EntityKind, EnumOption, Field, Unavailable};
 use super::static_fields;
@@ -98,11 +98,19 @@ pub async fn discover(client: &Client) -> Result<Catalog, BitrixError> {
             if let Some(r) = answer(entity, resp.take(&format!("c_{entity}")))?.ok() {
                 let described = fields_from_description(&r.result);
                 let cs = known_spec(c.method)?;
+                // The split follows each method's measured cost per column (the governor's
+                // estimates, kept in its state), not a fixed table.
+                let plan = if separate_budgets {
+                    let gov = client.governor();
+                    Balance::by_cost(gov.cost_per_column(s.list), gov.cost_per_column(cs.list))
+                } else {
+                    Balance::None
+                };
                 companion::attach(
                     &mut e,
                     c,
                     &with_legacy_codes(described, cs, c.entity_type_id),
-                    separate_budgets,
+                    plan,
                 );
             }
         }
