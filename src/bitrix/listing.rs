@@ -25,7 +25,8 @@ use super::client::Client;
 use super::envelope::Response;
 use super::error::{BitrixError, ErrorClass};
 use super::methods::{
-    FilterStyle, MethodSpec, OrderStyle, Paging, TypeScope, smart_process_type_id, spec,
+    FilterStyle, MethodSpec, OrderStyle, PREDEFINED_TYPES_WITH_PIPELINES, Paging, TypeScope,
+    smart_process_type_id, spec,
 };
 use super::raw::{RawResult, RawRow};
 use async_stream::try_stream;
@@ -180,7 +181,14 @@ async fn per_type_requests(
         .into_iter()
         .flatten()
         .filter_map(|t| t.get("SYMBOL_CODE")?.as_str())
-        .filter_map(smart_process_type_id);
+        .filter_map(|code| {
+            smart_process_type_id(code).or_else(|| {
+                PREDEFINED_TYPES_WITH_PIPELINES
+                    .iter()
+                    .find(|(c, _)| *c == code)
+                    .map(|(_, eid)| *eid)
+            })
+        });
     let with_type = |eid: u32| ListRequest {
         entity_type_id: Some(eid),
         ..req.clone()

@@ -87,6 +87,11 @@ pub enum TypeScope {
     FixedAndSmartProcesses(&'static [u32]),
 }
 
+/// Predefined `crm.item` types that have pipelines, by their `crm.enum.ownertype` code: listed
+/// after the smart processes by a [`TypeScope::FixedAndSmartProcesses`] listing where the
+/// portal has them (new-type invoices are absent from older on-premise installs).
+pub const PREDEFINED_TYPES_WITH_PIPELINES: &[(&str, u32)] = &[("SMART_INVOICE", 31)];
+
 /// The `entityTypeId` of a smart process from its `crm.enum.ownertype` code (`DYNAMIC_128`).
 pub fn smart_process_type_id(symbol_code: &str) -> Option<u32> {
     symbol_code.strip_prefix("DYNAMIC_")?.parse().ok()
@@ -493,6 +498,15 @@ pub static ENTITY_METHODS: &[(&str, &str, Option<u32>)] = &[
     ("crm_currency", "crm.currency", None),
     ("crm_stagehistory_lead", "crm.stagehistory", Some(1)),
     ("crm_stagehistory_deal", "crm.stagehistory", Some(2)),
+    // Second wave (issue #12): quotes and new-type invoices are predefined crm.item types;
+    // crm.stagehistory.list documents invoices (31) but not quotes (7).
+    ("crm_quote", "crm.item", Some(7)),
+    ("crm_smart_invoice", "crm.item", Some(31)),
+    (
+        "crm_stagehistory_smart_invoice",
+        "crm.stagehistory",
+        Some(31),
+    ),
     ("user", "user", None),
     ("department", "department", None),
 ];

@@ -308,6 +308,7 @@ fn list_options(list: Option<&Value>) -> Vec<EnumOption> {
 fn kind_of(entity: &str) -> EntityKind {
     match entity {
         "crm_deal" | "crm_lead" | "crm_contact" | "crm_company" | "crm_activity" => EntityKind::Crm,
+        "crm_quote" | "crm_smart_invoice" => EntityKind::Crm,
         e if e.starts_with("crm_dynamic_") => EntityKind::SmartProcess,
         e if e.starts_with("crm_stagehistory") => EntityKind::History,
         _ => EntityKind::Reference,
@@ -326,6 +327,9 @@ fn title_of(entity: &str) -> String {
         "crm_currency" => "Currencies",
         "crm_stagehistory_lead" => "Lead status history",
         "crm_stagehistory_deal" => "Deal stage history",
+        "crm_quote" => "Quotes",
+        "crm_smart_invoice" => "Invoices",
+        "crm_stagehistory_smart_invoice" => "Invoice stage history",
         "user" => "Users",
         "department" => "Departments",
         other => other,

@@ -30,3 +30,4 @@ mod status_page_browser;
 mod sync_equality;
 mod sync_push;
 mod unavailable_entities;
+mod wave2_crm;

@@ -117,7 +117,7 @@ fn nullable(r: &mut Rng, null_pct: u8, v: impl FnOnce(&mut Rng) -> Val) -> Val {
 }
 
 fn table_size(data: &PortalData, name: &str) -> u64 {
-    data.tables.get(name).map_or(0, |t| t.max_id)
+    data.tables.get(name).map_or(0, Table::generated_count)
 }
 
 fn ref_id(r: &mut Rng, n: u64, null_pct: u8) -> Val {
@@ -130,7 +130,7 @@ fn ref_id(r: &mut Rng, n: u64, null_pct: u8) -> Val {
 
 fn created(t: &Table, id: u64, r: &mut Rng) -> i64 {
     let span = (DATA_END - DATA_START - 86_400) as u64;
-    let n = t.max_id.max(1);
+    let n = t.generated_count().max(1);
     let slot = (span / n).max(1);
     DATA_START + ((id.saturating_sub(1)) * span / n + r.below(slot)) as i64
 }

@@ -7,6 +7,8 @@ mod batch;
 mod billing;
 mod cli;
 mod control;
+mod control_wave2;
+mod crm_docs;
 mod faults;
 mod fields;
 mod generate;
@@ -72,6 +74,10 @@ pub struct DataSizes {
     /// Deal pipelines besides the default one (id 0).
     pub deal_categories: u32,
     pub smart_processes: Vec<SmartProcessSpec>,
+    /// Quotes (`entityTypeId` 7).
+    pub quotes: u64,
+    /// New-type invoices (`entityTypeId` 31).
+    pub smart_invoices: u64,
 }
 
 impl Default for DataSizes {
@@ -102,6 +108,8 @@ impl Default for DataSizes {
                     items: 30,
                 },
             ],
+            quotes: 60,
+            smart_invoices: 40,
         }
     }
 }

@@ -182,6 +182,9 @@ pub(crate) struct Table {
     pub fields: Vec<FieldDef>,
     /// Lazy rows `1..=max_id` when `materialized` is None.
     pub max_id: u64,
+    /// Rows the creation times were spread over when the table was generated (rows appended
+    /// later keep the existing rows' times; 0 = `max_id`).
+    pub generated_rows: u64,
     pub deleted: HashSet<u64>,
     pub overrides: HashMap<u64, Vec<(String, Val)>>,
     /// Small reference tables keep full rows instead (keyed by id, values by field index).
@@ -196,6 +199,15 @@ impl Table {
     pub(crate) fn field(&self, code: &str) -> Option<&FieldDef> {
         self.fields.iter().find(|f| f.code == code)
     }
+    /// Rows generated at start (references and creation times are spread over these, so
+    /// appending rows changes no existing value).
+    pub(crate) fn generated_count(&self) -> u64 {
+        match self.generated_rows {
+            0 => self.max_id,
+            n => n,
+        }
+    }
+
     pub(crate) fn exists(&self, id: u64) -> bool {
         match &self.materialized {
             Some(rows) => rows.contains_key(&id),
