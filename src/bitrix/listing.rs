@@ -31,7 +31,7 @@ use super::methods::{
 use super::raw::{RawResult, RawRow};
 use async_stream::try_stream;
 use chrono::{DateTime, FixedOffset};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
@@ -112,6 +112,12 @@ pub fn list(
                     let r = client.call_raw(spec.list, &Value::Object(params)).await?;
                     yield Page { rows: raw_rows(spec, &r)? };
                 }
+                Paging::OwnerChain => {
+                    let mut pages = Box::pin(super::productrows::list(client.clone(), req.clone()));
+                    while let Some(page) = pages.next().await {
+                        yield page?;
+                    }
+                }
             }
         }
     }
@@ -137,7 +143,8 @@ pub fn probe_params(spec: &MethodSpec, entity_type_id: Option<u32>) -> Value {
             set_order(spec, &mut p, "ASC");
             p.insert("start".into(), json!(0));
         }
-        Paging::Unpaged => {}
+        // Never probed: the method lists nothing without owners (see `catalog::discover`).
+        Paging::Unpaged | Paging::OwnerChain => {}
     }
     Value::Object(p)
 }

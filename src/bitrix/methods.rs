@@ -17,6 +17,8 @@ pub enum Envelope {
     Types,
     /// `result: {categories: [...]}`
     Categories,
+    /// `result: {productRows: [...]}` (`crm.item.productrow.list`)
+    ProductRows,
 }
 
 impl Envelope {
@@ -28,6 +30,7 @@ impl Envelope {
             Envelope::Tasks => Some("tasks"),
             Envelope::Types => Some("types"),
             Envelope::Categories => Some("categories"),
+            Envelope::ProductRows => Some("productRows"),
         }
     }
 }
@@ -41,6 +44,9 @@ pub enum Paging {
     Offset,
     /// One call returns everything (`crm.status.list`, `*.userfield.list`).
     Unpaged,
+    /// Rows only of named owners: the owners are listed first, then their rows many owners
+    /// per command, `>id` chained (`bitrix::productrows`).
+    OwnerChain,
 }
 
 /// How the sort order is passed.
@@ -474,6 +480,39 @@ pub static METHODS: &[MethodSpec] = &[
         select: SelectRule::StarAndUf,
         notes: "Next wave. Rows camelCase, filter/order/select upper-case; values strings.",
     },
+    // Second wave (issue #12).
+    MethodSpec {
+        key: "crm.item.productrow",
+        list: "crm.item.productrow.list",
+        get: Some("crm.item.productrow.get"),
+        fields: Some("crm.item.productrow.fields"),
+        fields_format: FieldsFormat::DescriptionInFields,
+        userfield_list: None,
+        envelope: Envelope::ProductRows,
+        id: ID_LOWER,
+        cursor: None,
+        paging: Paging::OwnerChain,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Object,
+        value_style: ValueStyle::Typed,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
+        select: SelectRule::None,
+        notes: "The filter must hold `=ownerType` (short code) and `=ownerId`; no select; 50 \
+                rows a page; order by id or sort. Rows have no modification time: the owners \
+                are listed (modified since the cursor, if any) and their rows read many owners \
+                per command. `.fields` has no upperName and omits priceAccount and xmlId.",
+    },
+];
+
+/// Predefined owner types with product rows, by `crm.enum.ownertype` code (smart processes
+/// too: `bitrix::productrows::owner_types`).
+pub const PRODUCT_ROW_OWNERS: &[(&str, u32)] = &[
+    ("DEAL", 2),
+    ("LEAD", 1),
+    ("QUOTE", 7),
+    ("SMART_INVOICE", 31),
 ];
 
 /// The spec for a method key, e.g. `crm.deal`.
@@ -507,6 +546,8 @@ pub static ENTITY_METHODS: &[(&str, &str, Option<u32>)] = &[
         "crm.stagehistory",
         Some(31),
     ),
+    // Rows of deals, leads, quotes, invoices and smart processes (`bitrix::productrows`).
+    ("crm_productrow", "crm.item.productrow", None),
     ("user", "user", None),
     ("department", "department", None),
 ];

@@ -85,6 +85,7 @@ pub async fn discover(client: &Client) -> Result<Catalog, BitrixError> {
             },
         };
         let mut fields = fields;
+        static_fields::add_undescribed(entity, &mut fields);
         if let Some(uf) = uf {
             enrich_user_fields(&mut fields, &uf.result);
         }
@@ -308,7 +309,7 @@ fn list_options(list: Option<&Value>) -> Vec<EnumOption> {
 fn kind_of(entity: &str) -> EntityKind {
     match entity {
         "crm_deal" | "crm_lead" | "crm_contact" | "crm_company" | "crm_activity" => EntityKind::Crm,
-        "crm_quote" | "crm_smart_invoice" => EntityKind::Crm,
+        "crm_quote" | "crm_smart_invoice" | "crm_productrow" => EntityKind::Crm,
         e if e.starts_with("crm_dynamic_") => EntityKind::SmartProcess,
         e if e.starts_with("crm_stagehistory") => EntityKind::History,
         _ => EntityKind::Reference,
@@ -330,6 +331,7 @@ fn title_of(entity: &str) -> String {
         "crm_quote" => "Quotes",
         "crm_smart_invoice" => "Invoices",
         "crm_stagehistory_smart_invoice" => "Invoice stage history",
+        "crm_productrow" => "Product rows",
         "user" => "Users",
         "department" => "Departments",
         other => other,
@@ -479,6 +481,10 @@ async fn add_smart_processes(
     }
     for e in &candidates {
         let s = known_spec(&e.method)?;
+        if s.paging == methods::Paging::OwnerChain {
+            // Lists nothing without owners; its fields call already told availability.
+            continue;
+        }
         commands.push((
             probe_name(&e.name),
             s.list,

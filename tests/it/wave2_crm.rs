@@ -48,7 +48,7 @@ pub(crate) async fn sync_entities(
     for name in entities {
         let e = catalog
             .entity(name)
-            .unwrap_or_else(|| panic!("{name} not in the catalog"))
+            .unwrap_or_else(|| panic!("{name} not in the catalog: {:?}", catalog.unavailable))
             .clone();
         let job = Arc::new(
             EntityJob::new(e.clone(), selected_columns(&e, &cfg.entity(&e.name))).unwrap(),
@@ -157,4 +157,67 @@ async fn quotes_and_invoices_equal_the_portal_before_and_after_changes() {
     truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
     assert_eq!(live_rows(ch, &db, "crm_quote").await, 69);
     assert_eq!(live_rows(ch, &db, "crm_smart_invoice").await, 58);
+}
+
+/// Product rows of deals, leads, quotes and invoices, before and after an edited deal drops a
+/// row and gains one, a deal is deleted (its rows go with it) and a quote gains a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_rows_equal_the_portal_before_and_after_changes() {
+    let (ch, db) = common::fresh_database("wave2_prow").await;
+    let mut cfg = from_toml_str(&format!(
+        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
+        ch.http_url()
+    ))
+    .unwrap();
+    let demo = PortalConfig {
+        sizes: small_sizes(),
+        time_scale: 200.0,
+        ..PortalConfig::default()
+    };
+    let portal = portal::connect(&mut cfg, demo).await.unwrap();
+    let client = portal.client.clone();
+    let c = portal.demo.as_ref().unwrap().control().clone();
+    let conn = Connection::connect(&cfg.clickhouse).unwrap();
+    let enabled = vec!["crm_productrow".to_string()];
+    // 60 deals × 3 + 20 leads + 70 quotes × 2 + 55 invoices × 2.
+    let generated = 60 * 3 + 20 + 70 * 2 + 55 * 2;
+
+    c.reset_counters();
+    let (catalog, _) = sync_entities(&conn, &cfg, &client, &["crm_productrow"]).await;
+    let counters = c.counters();
+    for m in ["crm.item.productrow.list", "crm.item.list"] {
+        assert!(
+            !counters.count_queries_per_method.contains_key(m),
+            "{m} ran COUNT: {counters:?}"
+        );
+    }
+    let prow = catalog.entity("crm_productrow").unwrap();
+    for code in [
+        "OWNER_ID",
+        "OWNER_TYPE",
+        "PRICE",
+        "PRICE_ACCOUNT",
+        "XML_ID",
+        "QUANTITY",
+    ] {
+        assert!(prow.field(code).is_some(), "{code} missing");
+    }
+    truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
+    assert_eq!(live_rows(ch, &db, "crm_productrow").await, generated);
+
+    let deal5 = c.product_rows_of("deal", 5).unwrap();
+    assert_eq!(deal5.len(), 3);
+    c.delete_product_row(deal5[1]).unwrap();
+    let added = c.add_product_row("deal", 7).unwrap();
+    c.add_product_row("quote", 3).unwrap();
+    assert_eq!(c.delete_rows("deal", &[9]).unwrap(), 1);
+    assert!(c.product_rows_of("deal", 7).unwrap().contains(&added));
+    c.advance_clock(600.0);
+
+    let (catalog, _) = sync_entities(&conn, &cfg, &client, &["crm_productrow"]).await;
+    truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
+    assert_eq!(
+        live_rows(ch, &db, "crm_productrow").await,
+        generated - 1 + 2 - 3
+    );
 }

@@ -142,6 +142,7 @@ pub(crate) struct State {
     /// Methods answering `ERROR_METHOD_NOT_FOUND` (lower-case).
     pub missing_methods: BTreeSet<String>,
     pub smart_stage_history: SmartStageHistory,
+    pub productrow_owner_arrays: super::ProductRowOwnerArrays,
     /// Scopes the credentials lack.
     pub denied_scopes: BTreeSet<String>,
 }
@@ -226,6 +227,7 @@ impl PortalControl {
                 .map(|m| m.to_ascii_lowercase())
                 .collect(),
             smart_stage_history: cfg.smart_stage_history,
+            productrow_owner_arrays: cfg.productrow_owner_arrays,
             denied_scopes: cfg.denied_scopes.iter().cloned().collect(),
         };
         PortalControl {
@@ -370,7 +372,9 @@ impl PortalControl {
             .tables
             .get_mut(table)
             .ok_or_else(|| unknown_table(table))?;
-        Ok(ids.iter().filter(|id| t.delete(**id)).count())
+        let n = ids.iter().filter(|id| t.delete(**id)).count();
+        st.data.drop_product_rows_of(table, ids);
+        Ok(n)
     }
 
     /// Add a smart process with `items` generated items; returns its entityTypeId.

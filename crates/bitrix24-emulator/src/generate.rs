@@ -301,6 +301,7 @@ fn generate(data: &PortalData, t: &Table, id: u64, f: &FieldDef) -> Val {
             }
         }
         Gen::Hist(part) => hist_value(data, t, id, *part),
+        Gen::ProductRowOwner(part) => super::productrows::owner_value(data, id, *part),
     }
 }
 

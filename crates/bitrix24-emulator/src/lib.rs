@@ -19,6 +19,7 @@ mod methods;
 mod model;
 mod oauth;
 mod params;
+mod productrows;
 mod query;
 mod render;
 mod server;
@@ -282,6 +283,21 @@ pub struct PortalConfig {
     /// Scopes the webhook (or app) lacks (`crm`, `user`, `department`): their methods answer
     /// `insufficient_scope`. Switchable at run time.
     pub denied_scopes: Vec<String>,
+    /// Whether `crm.item.productrow.list` takes an array in `=ownerId`.
+    pub productrow_owner_arrays: ProductRowOwnerArrays,
+}
+
+/// Whether `crm.item.productrow.list` accepts several owners in `=ownerId`: the connector
+/// notes (`bitrix24-api.md`) and older docs say an array is allowed; the current docs say
+/// only `@id` takes an array and an array under a prefixed key is `INVALID_ARG_VALUE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductRowOwnerArrays {
+    /// Rows of every listed owner.
+    #[default]
+    Accepted,
+    /// HTTP 400 `INVALID_ARG_VALUE`.
+    Rejected,
 }
 
 /// How `crm.stagehistory.list` answers for a smart process (`entityTypeId` ≥ 128). The docs'
@@ -368,6 +384,7 @@ impl Default for PortalConfig {
             missing_methods: Vec::new(),
             smart_stage_history: SmartStageHistory::default(),
             denied_scopes: Vec::new(),
+            productrow_owner_arrays: ProductRowOwnerArrays::default(),
         }
     }
 }

@@ -170,6 +170,8 @@ pub(crate) enum TableKind {
     Status,
     Currency,
     Category,
+    /// Product rows of CRM items (`crm.item.productrow.list`).
+    ProductRow,
 }
 
 #[derive(Debug, Clone)]
@@ -319,6 +321,28 @@ pub(crate) enum Gen {
     DeptName,
     DeptParent,
     Hist(HistPart),
+    /// The owner of a product row (`productrows.rs`).
+    ProductRowOwner(OwnerPart),
+}
+
+/// Which part of a product row's owner a field holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OwnerPart {
+    Id,
+    /// The short type code (`D`, `L`, `Q`, `SI`, `T80`).
+    Type,
+}
+
+/// Product rows generated for one owner type: owner `o` (1-based, of the `owners` generated)
+/// has rows `first_id + (o-1)*per_owner ..` (`productrows.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProductRowSegment {
+    pub owner_table: String,
+    pub entity_type_id: u32,
+    pub short: String,
+    pub first_id: u64,
+    pub owners: u64,
+    pub per_owner: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,4 +389,6 @@ pub(crate) struct PortalData {
     pub(crate) stage_cache: HashMap<String, Vec<(String, String)>>,
     /// entityTypeId → category ids.
     pub(crate) category_cache: HashMap<u32, Vec<i64>>,
+    /// How the lazy product-row table maps ids to owners.
+    pub(crate) productrow_segments: Vec<ProductRowSegment>,
 }

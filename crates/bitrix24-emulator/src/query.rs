@@ -201,7 +201,7 @@ impl Cond {
         }
     }
 
-    fn matches(&self, v: &Val) -> bool {
+    pub(crate) fn matches(&self, v: &Val) -> bool {
         let keys = val_keys(v);
         let is_empty = keys.is_empty();
         let eq_any = |want: &Option<Key>, raw: &str| -> bool {

@@ -41,6 +41,7 @@ impl PortalData {
             next_category_id: 1,
             stage_cache: HashMap::new(),
             category_cache: HashMap::new(),
+            productrow_segments: Vec::new(),
         };
         d.insert_reference_tables(sizes.deal_categories);
         let parents: Vec<(u32, String)> = sizes
@@ -107,6 +108,7 @@ impl PortalData {
             d.add_smart_process(Some(sp.entity_type_id), &sp.title, sp.items);
         }
         d.add_quotes_and_invoices(sizes.quotes, sizes.smart_invoices);
+        d.add_product_rows();
         d.rebuild_caches();
         d
     }

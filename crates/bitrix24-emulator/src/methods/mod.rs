@@ -2,6 +2,7 @@
 
 mod item;
 mod legacy;
+mod productrow;
 mod reference;
 mod users;
 
@@ -91,6 +92,8 @@ pub(crate) fn exists(method: &str) -> bool {
             | "crm.activity.list"
             | "crm.activity.fields"
             | "crm.stagehistory.list"
+            | "crm.item.productrow.list"
+            | "crm.item.productrow.fields"
             | "crm.currency.list"
             | "crm.currency.fields"
             | "crm.userfield.types"
@@ -133,6 +136,8 @@ pub(crate) fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome
         "crm.userfield.types" => reference::userfield_types(ctx),
         "crm.activity.list" => legacy::list(ctx, "activity", params),
         "crm.stagehistory.list" => item::stagehistory(ctx, params),
+        "crm.item.productrow.list" => productrow::list(ctx, params),
+        "crm.item.productrow.fields" => productrow::fields(ctx),
         "user.get" => users::user_get(ctx, params),
         "department.get" => users::department_get(ctx, params),
         "user.fields" => reference::title_map(ctx, "user"),
