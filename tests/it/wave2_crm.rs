@@ -13,7 +13,7 @@ use b24ch::encode::Format;
 use b24ch::pipeline::EntityJob;
 use b24ch::portal;
 use b24ch::sync::{self, Progress};
-use bitrix24_emulator::{DataSizes, PortalConfig, UserFieldSpec};
+use bitrix24_emulator::{DataSizes, PortalConfig, ProductRowOwnerArrays, UserFieldSpec};
 use common::truth;
 use local_clickhouse::LocalClickHouse;
 use serde_json::{Map, json};
@@ -220,4 +220,50 @@ async fn product_rows_equal_the_portal_before_and_after_changes() {
         live_rows(ch, &db, "crm_productrow").await,
         generated - 1 + 2 - 3
     );
+}
+
+/// A portal that refuses `=ownerId` arrays (the current docs) is read one owner per command,
+/// with the same rows; one that accepts them (the connector notes) many owners per command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_rows_under_both_owner_array_variants() {
+    for variant in [
+        ProductRowOwnerArrays::Rejected,
+        ProductRowOwnerArrays::Accepted,
+    ] {
+        let (ch, db) = common::fresh_database("wave2_prow_var").await;
+        let mut cfg = from_toml_str(&format!(
+            "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
+            ch.http_url()
+        ))
+        .unwrap();
+        let demo = PortalConfig {
+            sizes: DataSizes {
+                deals: 40,
+                leads: 5,
+                quotes: 5,
+                smart_invoices: 5,
+                ..small_sizes()
+            },
+            time_scale: 200.0,
+            productrow_owner_arrays: variant,
+            ..PortalConfig::default()
+        };
+        let portal = portal::connect(&mut cfg, demo).await.unwrap();
+        let client = portal.client.clone();
+        let c = portal.demo.as_ref().unwrap().control().clone();
+        let conn = Connection::connect(&cfg.clickhouse).unwrap();
+        c.reset_counters();
+        let (catalog, _) = sync_entities(&conn, &cfg, &client, &["crm_productrow"]).await;
+        let enabled = vec!["crm_productrow".to_string()];
+        truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
+        assert_eq!(live_rows(ch, &db, "crm_productrow").await, 40 * 3 + 5 + 10 + 10);
+        // Load and reconcile each list every row once: 55 owners.
+        let commands = c.counters().per_method["crm.item.productrow.list"];
+        match variant {
+            // One command per owner per listing, plus the refused first attempt.
+            ProductRowOwnerArrays::Rejected => assert!(commands >= 2 * 55, "{commands}"),
+            // Four owner types, 145 rows: a handful of pages per listing.
+            ProductRowOwnerArrays::Accepted => assert!(commands <= 2 * 12, "{commands}"),
+        }
+    }
 }
