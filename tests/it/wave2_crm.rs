@@ -256,7 +256,10 @@ async fn product_rows_under_both_owner_array_variants() {
         let (catalog, _) = sync_entities(&conn, &cfg, &client, &["crm_productrow"]).await;
         let enabled = vec!["crm_productrow".to_string()];
         truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
-        assert_eq!(live_rows(ch, &db, "crm_productrow").await, 40 * 3 + 5 + 10 + 10);
+        assert_eq!(
+            live_rows(ch, &db, "crm_productrow").await,
+            40 * 3 + 5 + 10 + 10
+        );
         // Load and reconcile each list every row once: 55 owners.
         let commands = c.counters().per_method["crm.item.productrow.list"];
         match variant {
@@ -265,5 +268,56 @@ async fn product_rows_under_both_owner_array_variants() {
             // Four owner types, 145 rows: a handful of pages per listing.
             ProductRowOwnerArrays::Accepted => assert!(commands <= 2 * 12, "{commands}"),
         }
+    }
+}
+
+/// The analyst queries of `sql/README.md` ("Sales documents and product rows") run on the
+/// loaded demo portal and each returns rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_queries_answer_on_the_demo_portal() {
+    let (ch, db) = common::fresh_database("wave2_sql").await;
+    let mut cfg = from_toml_str(&format!(
+        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
+        ch.http_url()
+    ))
+    .unwrap();
+    let demo = PortalConfig {
+        sizes: small_sizes(),
+        time_scale: 200.0,
+        ..PortalConfig::default()
+    };
+    let portal = portal::connect(&mut cfg, demo).await.unwrap();
+    let client = portal.client.clone();
+    let conn = Connection::connect(&cfg.clickhouse).unwrap();
+    let entities = [
+        "crm_deal",
+        "crm_status",
+        "crm_productrow",
+        "crm_quote",
+        "crm_smart_invoice",
+        "crm_stagehistory_smart_invoice",
+    ];
+    sync_entities(&conn, &cfg, &client, &entities).await;
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/README.md")).unwrap();
+    let block = readme
+        .split("<!-- wave2-queries -->")
+        .nth(1)
+        .and_then(|b| b.split("<!-- /wave2-queries -->").next())
+        .expect("the README marks its second-wave queries");
+    let sql = block.replace("```sql", "").replace("```", "");
+    let queries: Vec<&str> = sql
+        .split(';')
+        .map(str::trim)
+        .filter(|q| {
+            q.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim().starts_with("--"))
+        })
+        .collect();
+    assert_eq!(queries.len(), 4, "{queries:?}");
+    for q in queries {
+        let q = q.replace("b24.", &format!("`{db}`."));
+        let out = ch.query(&q).await.unwrap_or_else(|e| panic!("{e}\n{q}"));
+        assert!(!out.trim().is_empty(), "no rows from\n{q}");
     }
 }
