@@ -93,6 +93,9 @@ async fn measure(
         rows += page?.rows.len() as u64;
     }
     let k = p.control().counters();
+    if std::env::var_os("BENCH_VERBOSE").is_some() {
+        eprintln!("{table}: {:?} errors {:?}", k.per_method, k.errors_by_code);
+    }
     Ok(Measured {
         table,
         rows,
