@@ -490,7 +490,12 @@ pub static METHODS: &[MethodSpec] = &[
         userfield_list: None,
         envelope: Envelope::ProductRows,
         id: ID_LOWER,
-        cursor: None,
+        // Rows have no time of their own: the owner's, copied into each row
+        // (`productrows::OWNER_TIME_KEY`); the filter applies to the owners' listing.
+        cursor: Some(CursorSpec {
+            row: "ownerUpdatedTime",
+            filter: "updatedTime",
+        }),
         paging: Paging::OwnerChain,
         order_style: OrderStyle::Object,
         filter_style: FilterStyle::Object,

@@ -103,19 +103,23 @@ fn rows_spec() -> Result<&'static MethodSpec, BitrixError> {
         .ok_or_else(|| BitrixError::Usage("methods table lacks `crm.item.productrow`".into()))
 }
 
-/// Ids of the owners of one type (COUNT-free `crm.item.list` chain); none for a type the
-/// portal no longer has (a smart process removed meanwhile, invoices on an old install).
+/// The owners of one type with their modification times (COUNT-free `crm.item.list` chain,
+/// `select: [id, updatedTime]`); none for a type the portal no longer has (a smart process
+/// removed meanwhile, invoices on an old install).
 async fn owner_ids(
     client: &Arc<Client>,
     t: &OwnerType,
     req: &ListRequest,
-) -> Result<Vec<i64>, BitrixError> {
+) -> Result<Vec<(i64, Value)>, BitrixError> {
     let item = spec("crm.item")
         .ok_or_else(|| BitrixError::Usage("methods table lacks `crm.item`".into()))?;
+    let updated = item
+        .cursor
+        .ok_or_else(|| BitrixError::Usage("crm.item has no modification cursor".into()))?;
     let owners = ListRequest {
         method_key: "crm.item".into(),
         entity_type_id: Some(t.entity_type_id),
-        ids_only: true,
+        select: vec![item.id.filter.to_string(), updated.filter.to_string()],
         modified_since: req.modified_since,
         ..ListRequest::default()
     };
@@ -123,7 +127,9 @@ async fn owner_ids(
     let mut pages = Box::pin(list_rows(client.clone(), owners));
     while let Some(page) = pages.next().await {
         match page {
-            Ok(p) => ids.extend(p.rows.iter().filter_map(|r| row_id(item, r))),
+            Ok(p) => ids.extend(p.rows.iter().filter_map(|r| {
+                Some((row_id(item, r)?, r.get(updated.row).unwrap_or(Value::Null)))
+            })),
             Err(e) if t.optional && ids.is_empty() && gone(&e) => {
                 tracing::debug!(owner_type = %t.short, error = %e, "owner type not served; no product rows");
                 return Ok(Vec::new());
@@ -146,6 +152,8 @@ fn gone(e: &BitrixError) -> bool {
 struct Work {
     short: String,
     owners: Vec<i64>,
+    /// Each owner's modification time as its listing gave it, copied into its rows.
+    owner_times: Arc<std::collections::HashMap<i64, Value>>,
     /// The last row id read (the `>id` cursor).
     after: Option<i64>,
     /// Pages the next chain for this group should have.
@@ -200,12 +208,19 @@ impl RowLister {
         ((owners as f64 * self.rows_per_owner() / PAGE_SIZE as f64).ceil() as usize).max(1)
     }
 
-    fn enqueue(&mut self, short: &str, owners: Vec<i64>) {
-        for chunk in owners.chunks(self.group_size()) {
+    fn enqueue(&mut self, short: &str, owners: Vec<(i64, Value)>) {
+        let ids: Vec<i64> = owners.iter().map(|(id, _)| *id).collect();
+        let times = Arc::new(
+            owners
+                .into_iter()
+                .collect::<std::collections::HashMap<_, _>>(),
+        );
+        for chunk in ids.chunks(self.group_size()) {
             let pages = self.pages_for(chunk.len());
             self.queue.push_back(Work {
                 short: short.to_string(),
                 owners: chunk.to_vec(),
+                owner_times: times.clone(),
                 after: None,
                 pages,
             });
@@ -276,6 +291,7 @@ impl RowLister {
                     }
                 };
                 self.accept(&mut w, &rows)?;
+                let rows = with_owner_times(&w, rows)?;
                 progress = true;
                 let full = rows.len() >= PAGE_SIZE;
                 self.rows_seen += rows.len() as u64;
@@ -396,8 +412,42 @@ fn split(w: Work) -> Vec<Work> {
         .map(|o| Work {
             short: w.short.clone(),
             owners: vec![*o],
+            owner_times: w.owner_times.clone(),
             after: w.after,
             pages: 1,
+        })
+        .collect()
+}
+
+/// The key under which a row carries its owner's modification time (`OWNER_UPDATED_TIME`):
+/// rows have no time of their own, and a row changes only through its owner, whose time moves
+/// (`crm.item.productrow.*` saves the item), so incremental loads are by owner.
+pub const OWNER_TIME_KEY: &str = "ownerUpdatedTime";
+
+/// Each row with its owner's modification time appended (a later duplicate key wins when the
+/// row is read, so a portal that some day sends this key is overridden consistently).
+fn with_owner_times(w: &Work, rows: Vec<RawRow>) -> Result<Vec<RawRow>, BitrixError> {
+    rows.into_iter()
+        .map(|row| {
+            let owner = match row.get("ownerId") {
+                Some(Value::Number(n)) => n.as_i64(),
+                Some(Value::String(s)) => s.trim().parse().ok(),
+                _ => None,
+            };
+            let time = owner
+                .and_then(|o| w.owner_times.get(&o))
+                .cloned()
+                .unwrap_or(Value::Null);
+            let text = row.json().trim_end();
+            let body = text.strip_suffix('}').unwrap_or(text).trim_end();
+            let sep = if body.ends_with('{') { "" } else { "," };
+            RawRow::from_json(&format!("{body}{sep}\"{OWNER_TIME_KEY}\":{time}}}")).ok_or_else(
+                || BitrixError::Malformed {
+                    method: "crm.item.productrow.list".into(),
+                    status: 200,
+                    message: "a product row is not a JSON object".into(),
+                },
+            )
         })
         .collect()
 }

@@ -17,7 +17,7 @@ fn field(code: &str, bitrix_type: &str, multiple: bool, label: &str) -> Field {
 
 /// Fields an entity's rows carry that its `*.fields` answer leaves out: product rows have
 /// `priceAccount` and `xmlId` (EN crm-item-productrow-fields.md, "the response does not
-/// contain"); they are added unless the portal describes them after all.
+/// contain"), plus the owner time b24ch adds; each is added unless the portal describes it.
 pub(super) fn add_undescribed(entity: &str, fields: &mut Vec<Field>) {
     let extra: &[(&str, &str, &str, &str)] = match entity {
         "crm_productrow" => &[
@@ -28,6 +28,14 @@ pub(super) fn add_undescribed(entity: &str, fields: &mut Vec<Field>) {
                 "Price in account currency",
             ),
             ("XML_ID", "xmlId", "string", "External code"),
+            // Not a product-row field: the owner's modification time, which b24ch copies into
+            // each row (`bitrix::productrows`), the cursor of incremental loads.
+            (
+                "OWNER_UPDATED_TIME",
+                "ownerUpdatedTime",
+                "datetime",
+                "Owner modified at",
+            ),
         ],
         _ => &[],
     };

@@ -291,6 +291,8 @@ pub fn cursor_column(columns: &[Column]) -> Option<&Column> {
         "DATE_UPDATE",
         "CREATED_TIME",
         "CALL_START_DATE",
+        // Product rows: their owner's modification time (`bitrix::productrows`).
+        "OWNER_UPDATED_TIME",
     ];
     CURSORS.iter().find_map(|name| {
         columns.iter().find(|c| {

@@ -214,7 +214,43 @@ async fn product_rows_equal_the_portal_before_and_after_changes() {
     assert!(c.product_rows_of("deal", 7).unwrap().contains(&added));
     c.advance_clock(600.0);
 
-    let (catalog, _) = sync_entities(&conn, &cfg, &client, &["crm_productrow"]).await;
+    // The next load is incremental: only the owners modified since the watermark (deals 5
+    // and 7, quote 3) are listed, and only their rows read, in one product-row command.
+    let job = Arc::new(
+        EntityJob::new(
+            prow.clone(),
+            selected_columns(prow, &cfg.entity(&prow.name)),
+        )
+        .unwrap(),
+    );
+    assert!(job.incremental());
+    c.reset_counters();
+    let t = apply::target(&cfg);
+    sync::load(
+        &conn,
+        &t,
+        client.clone(),
+        job.clone(),
+        &Progress::hidden("prow"),
+    )
+    .await
+    .unwrap();
+    let k = c.counters();
+    // One command per owner type (deals, quotes) ...
+    assert_eq!(
+        k.per_method.get("crm.item.productrow.list"),
+        Some(&2),
+        "{k:?}"
+    );
+    // ... with deal 5's two rows left, deal 7's four and quote 3's three.
+    assert_eq!(
+        k.rows_served.get("crm.item.productrow.list"),
+        Some(&(2 + 4 + 3))
+    );
+    // The row deal 5 dropped is gone after the reconcile pass (deletions, invariant 4).
+    sync::reconcile(&conn, &t, client.clone(), job, 0)
+        .await
+        .unwrap();
     truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
     assert_eq!(
         live_rows(ch, &db, "crm_productrow").await,

@@ -331,6 +331,9 @@ pub(crate) enum OwnerPart {
     Id,
     /// The short type code (`D`, `L`, `Q`, `SI`, `T80`).
     Type,
+    /// The owner's modification time: not a product-row field, but what a connector that
+    /// reads rows owner by owner can record with them (b24ch's `OWNER_UPDATED_TIME`).
+    Updated,
 }
 
 /// Product rows generated for one owner type: owner `o` (1-based, of the `owners` generated)

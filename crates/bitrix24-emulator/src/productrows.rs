@@ -150,6 +150,16 @@ fn fields() -> Vec<FieldDef> {
         ),
         int("TYPE", Gen::IntRange(1, 7, 0), "TYPE").ro(),
         int("STORE_ID", Gen::IntRange(1, 20, 50), "STORE_ID").ro(),
+        // Not served by any method (no crm.item name): ground truth for connectors that copy
+        // the owner's modification time into its rows.
+        fd(
+            "OWNER_UPDATED_TIME",
+            "datetime",
+            Kind::DateTime,
+            Gen::ProductRowOwner(OwnerPart::Updated),
+            "Owner modified at",
+        )
+        .no_item(),
     ]
 }
 
@@ -232,6 +242,7 @@ pub(crate) fn owner_value(data: &PortalData, id: u64, part: OwnerPart) -> Val {
     let code = match part {
         OwnerPart::Id => "OWNER_ID",
         OwnerPart::Type => "OWNER_TYPE",
+        OwnerPart::Updated => return owner_modified(data, id),
     };
     if let Some(v) = data
         .tables
@@ -251,6 +262,28 @@ pub(crate) fn owner_value(data: &PortalData, id: u64, part: OwnerPart) -> Val {
     match part {
         OwnerPart::Id => Val::Int(((id - s.first_id) / s.per_owner + 1) as i64),
         OwnerPart::Type => Val::Str(s.short.clone()),
+        OwnerPart::Updated => Val::Null,
+    }
+}
+
+/// The current modification time of a product row's owner.
+fn owner_modified(data: &PortalData, id: u64) -> Val {
+    let owner = match (
+        owner_value(data, id, OwnerPart::Type),
+        owner_value(data, id, OwnerPart::Id),
+    ) {
+        (Val::Str(short), Val::Int(o)) => etid_of_short(&short).zip(u64::try_from(o).ok()),
+        _ => None,
+    };
+    let Some((etid, owner_id)) = owner else {
+        return Val::Null;
+    };
+    let Some(t) = data.table_for_etid(etid).filter(|t| t.exists(owner_id)) else {
+        return Val::Null;
+    };
+    match modify_field(t).and_then(|m| t.field(m)) {
+        Some(f) => data.value(t, owner_id, f),
+        None => Val::Null,
     }
 }
 
