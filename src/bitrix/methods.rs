@@ -125,6 +125,8 @@ pub enum SelectRule {
     StarAndUf,
     /// `*` only.
     Star,
+    /// `*` plus these named explicitly (`crm.product.list`: `PROPERTY_*` for the properties).
+    StarAnd(&'static [&'static str]),
     /// The method takes no select: everything is returned.
     None,
 }
@@ -509,6 +511,52 @@ pub static METHODS: &[MethodSpec] = &[
                 are listed (modified since the cursor, if any) and their rows read many owners \
                 per command. `.fields` has no upperName and omits priceAccount and xmlId.",
     },
+    MethodSpec {
+        key: "crm.product",
+        list: "crm.product.list",
+        get: Some("crm.product.get"),
+        fields: Some("crm.product.fields"),
+        fields_format: FieldsFormat::Description,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        id: ID_UPPER,
+        cursor: Some(CursorSpec {
+            row: "TIMESTAMP_X",
+            filter: "TIMESTAMP_X",
+        }),
+        paging: Paging::IdChain,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Object,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
+        select: SelectRule::StarAnd(&["PROPERTY_*"]),
+        notes: "Deprecated but served with the `crm` scope (catalog.product.list needs \
+                `catalog` and an iblockId). Product properties `PROPERTY_<id>` come only with \
+                `PROPERTY_*` in select, as `{valueId, value}` objects (lists when multiple), \
+                kept raw.",
+    },
+    MethodSpec {
+        key: "crm.productsection",
+        list: "crm.productsection.list",
+        get: Some("crm.productsection.get"),
+        fields: Some("crm.productsection.fields"),
+        fields_format: FieldsFormat::Description,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        id: ID_UPPER,
+        cursor: None,
+        paging: Paging::IdChain,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Object,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
+        select: SelectRule::Star,
+        notes: "Catalog sections; no modification time, reloaded whole (small).",
+    },
 ];
 
 /// Predefined owner types with product rows, by `crm.enum.ownertype` code (smart processes
@@ -553,6 +601,8 @@ pub static ENTITY_METHODS: &[(&str, &str, Option<u32>)] = &[
     ),
     // Rows of deals, leads, quotes, invoices and smart processes (`bitrix::productrows`).
     ("crm_productrow", "crm.item.productrow", None),
+    ("crm_product", "crm.product", None),
+    ("crm_product_section", "crm.productsection", None),
     ("user", "user", None),
     ("department", "department", None),
 ];
@@ -663,11 +713,11 @@ impl MethodSpec {
     pub fn default_select(&self) -> Vec<String> {
         let base: &[&str] = match self.select {
             SelectRule::StarUfAndMultifields(_) | SelectRule::StarAndUf => &["*", "UF_*"],
-            SelectRule::Star => &["*"],
+            SelectRule::Star | SelectRule::StarAnd(_) => &["*"],
             SelectRule::None => &[],
         };
         let extra: &[&str] = match self.select {
-            SelectRule::StarUfAndMultifields(m) => m,
+            SelectRule::StarUfAndMultifields(m) | SelectRule::StarAnd(m) => m,
             _ => &[],
         };
         base.iter().chain(extra).map(|s| s.to_string()).collect()

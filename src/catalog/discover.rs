@@ -309,7 +309,7 @@ fn list_options(list: Option<&Value>) -> Vec<EnumOption> {
 fn kind_of(entity: &str) -> EntityKind {
     match entity {
         "crm_deal" | "crm_lead" | "crm_contact" | "crm_company" | "crm_activity" => EntityKind::Crm,
-        "crm_quote" | "crm_smart_invoice" | "crm_productrow" => EntityKind::Crm,
+        "crm_quote" | "crm_smart_invoice" | "crm_productrow" | "crm_product" => EntityKind::Crm,
         e if e.starts_with("crm_dynamic_") => EntityKind::SmartProcess,
         e if e.starts_with("crm_stagehistory") => EntityKind::History,
         _ => EntityKind::Reference,
@@ -332,6 +332,8 @@ fn title_of(entity: &str) -> String {
         "crm_smart_invoice" => "Invoices",
         "crm_stagehistory_smart_invoice" => "Invoice stage history",
         "crm_productrow" => "Product rows",
+        "crm_product" => "Products",
+        "crm_product_section" => "Product sections",
         "user" => "Users",
         "department" => "Departments",
         other => other,

@@ -20,6 +20,7 @@ mod model;
 mod oauth;
 mod params;
 mod productrows;
+mod products;
 mod query;
 mod render;
 mod server;
@@ -79,6 +80,9 @@ pub struct DataSizes {
     pub quotes: u64,
     /// New-type invoices (`entityTypeId` 31).
     pub smart_invoices: u64,
+    /// Catalog products (product rows name ids 1..=40 of them).
+    pub products: u64,
+    pub product_sections: u64,
 }
 
 impl Default for DataSizes {
@@ -111,6 +115,8 @@ impl Default for DataSizes {
             ],
             quotes: 60,
             smart_invoices: 40,
+            products: 40,
+            product_sections: 6,
         }
     }
 }

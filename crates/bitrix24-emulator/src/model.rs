@@ -172,6 +172,10 @@ pub(crate) enum TableKind {
     Category,
     /// Product rows of CRM items (`crm.item.productrow.list`).
     ProductRow,
+    /// Catalog products (`crm.product.list`).
+    Product,
+    /// Catalog sections (`crm.productsection.list`).
+    ProductSection,
 }
 
 #[derive(Debug, Clone)]

@@ -411,6 +411,8 @@ pub(crate) fn legacy_select(t: &Table, select: Option<&PVal>) -> Vec<usize> {
             let hit = match n.as_str() {
                 "*" => std_all(f),
                 "UF_*" => f.is_uf(),
+                // Product properties (`crm.product.list`).
+                "PROPERTY_*" => f.code.starts_with("PROPERTY_") && f.legacy != LegacyVis::None,
                 name => f.code == name && matches!(f.legacy, LegacyVis::List | LegacyVis::Explicit),
             };
             if hit {

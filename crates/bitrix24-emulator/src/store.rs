@@ -109,6 +109,7 @@ impl PortalData {
         }
         d.add_quotes_and_invoices(sizes.quotes, sizes.smart_invoices);
         d.add_product_rows();
+        d.add_product_catalog(sizes.products, sizes.product_sections);
         d.rebuild_caches();
         d
     }
@@ -664,7 +665,7 @@ pub(crate) fn modify_field(t: &Table) -> Option<&'static str> {
         TableKind::Crm => Some("DATE_MODIFY"),
         TableKind::Dynamic => Some("UPDATED_TIME"),
         TableKind::Activity => Some("LAST_UPDATED"),
-        TableKind::User => Some("TIMESTAMP_X"),
+        TableKind::User | TableKind::Product => Some("TIMESTAMP_X"),
         _ => None,
     }
 }

@@ -93,6 +93,10 @@ pub(crate) fn exists(method: &str) -> bool {
             | "crm.activity.fields"
             | "crm.stagehistory.list"
             | "crm.item.productrow.list"
+            | "crm.product.list"
+            | "crm.product.fields"
+            | "crm.productsection.list"
+            | "crm.productsection.fields"
             | "crm.item.productrow.fields"
             | "crm.currency.list"
             | "crm.currency.fields"
@@ -138,6 +142,10 @@ pub(crate) fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome
         "crm.stagehistory.list" => item::stagehistory(ctx, params),
         "crm.item.productrow.list" => productrow::list(ctx, params),
         "crm.item.productrow.fields" => productrow::fields(ctx),
+        "crm.product.list" => legacy::list(ctx, "product", params),
+        "crm.product.fields" => legacy::fields(ctx, "product"),
+        "crm.productsection.list" => legacy::list(ctx, "product_section", params),
+        "crm.productsection.fields" => legacy::fields(ctx, "product_section"),
         "user.get" => users::user_get(ctx, params),
         "department.get" => users::department_get(ctx, params),
         "user.fields" => reference::title_map(ctx, "user"),
