@@ -334,6 +334,8 @@ fn title_of(entity: &str) -> String {
         "crm_productrow" => "Product rows",
         "crm_product" => "Products",
         "crm_product_section" => "Product sections",
+        "crm_requisite" => "Requisites",
+        "crm_requisite_bank" => "Bank details",
         "user" => "Users",
         "department" => "Departments",
         other => other,

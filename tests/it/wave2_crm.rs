@@ -423,3 +423,68 @@ async fn products_and_sections_equal_the_portal_before_and_after_changes() {
     assert_eq!(live_rows(ch, &db, "crm_product").await, 132);
     assert_eq!(live_rows(ch, &db, "crm_product_section").await, 6);
 }
+
+/// Requisites (with user fields) and bank details, before and after an edit, additions, a
+/// deletion and a new user field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requisites_and_bank_details_equal_the_portal_before_and_after_changes() {
+    let (ch, db) = common::fresh_database("wave2_rq").await;
+    let mut cfg = from_toml_str(&format!(
+        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
+        ch.http_url()
+    ))
+    .unwrap();
+    let demo = PortalConfig {
+        sizes: DataSizes {
+            requisites: 75,
+            requisite_banks: 52,
+            ..small_sizes()
+        },
+        time_scale: 200.0,
+        ..PortalConfig::default()
+    };
+    let portal = portal::connect(&mut cfg, demo).await.unwrap();
+    let client = portal.client.clone();
+    let c = portal.demo.as_ref().unwrap().control().clone();
+    let conn = Connection::connect(&cfg.clickhouse).unwrap();
+    let tables = ["crm_requisite", "crm_requisite_bank"];
+    let enabled: Vec<String> = tables.iter().map(|s| s.to_string()).collect();
+
+    let (catalog, _) = sync_entities(&conn, &cfg, &client, &tables).await;
+    let rq = catalog.entity("crm_requisite").unwrap();
+    assert!(rq.fields.iter().filter(|f| f.user_field).count() >= 10);
+    truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
+    assert_eq!(live_rows(ch, &db, "crm_requisite").await, 75);
+    assert_eq!(live_rows(ch, &db, "crm_requisite_bank").await, 52);
+
+    let mut set = Map::new();
+    set.insert("RQ_INN".into(), json!("7707083893 \"edited\""));
+    assert_eq!(c.modify_rows("requisite", &[3, 60], &set, None).unwrap(), 2);
+    assert_eq!(c.delete_rows("requisite_bank", &[1, 52]).unwrap(), 2);
+    c.add_rows("requisite", 2).unwrap();
+    c.add_rows("requisite_bank", 1).unwrap();
+    let uf = c
+        .add_user_field(
+            "requisite",
+            &UserFieldSpec {
+                code: Some("UF_CRM_RQ_NOTE".into()),
+                user_type: "string".into(),
+                multiple: false,
+                label: Some("Заметка".into()),
+                fill: true,
+            },
+        )
+        .unwrap();
+    c.advance_clock(600.0);
+
+    let (catalog, report) = sync_entities(&conn, &cfg, &client, &tables).await;
+    assert!(
+        report
+            .added_columns
+            .contains(&format!("crm_requisite.{uf}")),
+        "{report:?}"
+    );
+    truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
+    assert_eq!(live_rows(ch, &db, "crm_requisite").await, 77);
+    assert_eq!(live_rows(ch, &db, "crm_requisite_bank").await, 51);
+}

@@ -419,7 +419,9 @@ impl PortalControl {
             .ok_or_else(|| unknown_table(table))?;
         if !matches!(
             t.kind,
-            super::model::TableKind::Crm | super::model::TableKind::Dynamic
+            super::model::TableKind::Crm
+                | super::model::TableKind::Dynamic
+                | super::model::TableKind::Requisite
         ) {
             return Err(DemoPortalError::Config(format!(
                 "table {table} has no user fields"

@@ -23,6 +23,7 @@ mod productrows;
 mod products;
 mod query;
 mod render;
+mod requisites;
 mod server;
 mod store;
 
@@ -83,6 +84,8 @@ pub struct DataSizes {
     /// Catalog products (product rows name ids 1..=40 of them).
     pub products: u64,
     pub product_sections: u64,
+    pub requisites: u64,
+    pub requisite_banks: u64,
 }
 
 impl Default for DataSizes {
@@ -117,6 +120,8 @@ impl Default for DataSizes {
             smart_invoices: 40,
             products: 40,
             product_sections: 6,
+            requisites: 60,
+            requisite_banks: 40,
         }
     }
 }

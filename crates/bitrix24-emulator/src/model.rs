@@ -176,6 +176,10 @@ pub(crate) enum TableKind {
     Product,
     /// Catalog sections (`crm.productsection.list`).
     ProductSection,
+    /// Requisites (`crm.requisite.list`).
+    Requisite,
+    /// Bank details of requisites (`crm.requisite.bankdetail.list`).
+    RequisiteBank,
 }
 
 #[derive(Debug, Clone)]

@@ -110,6 +110,7 @@ impl PortalData {
         d.add_quotes_and_invoices(sizes.quotes, sizes.smart_invoices);
         d.add_product_rows();
         d.add_product_catalog(sizes.products, sizes.product_sections);
+        d.add_requisites(sizes.requisites, sizes.requisite_banks);
         d.rebuild_caches();
         d
     }
@@ -662,7 +663,7 @@ fn status_extra(sem: Option<&str>, color: &str) -> Val {
 /// The field that records a row's last modification, per table kind.
 pub(crate) fn modify_field(t: &Table) -> Option<&'static str> {
     match t.kind {
-        TableKind::Crm => Some("DATE_MODIFY"),
+        TableKind::Crm | TableKind::Requisite | TableKind::RequisiteBank => Some("DATE_MODIFY"),
         TableKind::Dynamic => Some("UPDATED_TIME"),
         TableKind::Activity => Some("LAST_UPDATED"),
         TableKind::User | TableKind::Product => Some("TIMESTAMP_X"),

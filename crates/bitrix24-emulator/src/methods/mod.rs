@@ -94,6 +94,11 @@ pub(crate) fn exists(method: &str) -> bool {
             | "crm.stagehistory.list"
             | "crm.item.productrow.list"
             | "crm.product.list"
+            | "crm.requisite.list"
+            | "crm.requisite.fields"
+            | "crm.requisite.userfield.list"
+            | "crm.requisite.bankdetail.list"
+            | "crm.requisite.bankdetail.fields"
             | "crm.product.fields"
             | "crm.productsection.list"
             | "crm.productsection.fields"
@@ -143,6 +148,11 @@ pub(crate) fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome
         "crm.item.productrow.list" => productrow::list(ctx, params),
         "crm.item.productrow.fields" => productrow::fields(ctx),
         "crm.product.list" => legacy::list(ctx, "product", params),
+        "crm.requisite.list" => legacy::list(ctx, "requisite", params),
+        "crm.requisite.fields" => legacy::fields(ctx, "requisite"),
+        "crm.requisite.userfield.list" => legacy::userfield_list(ctx, "requisite", params),
+        "crm.requisite.bankdetail.list" => legacy::list(ctx, "requisite_bank", params),
+        "crm.requisite.bankdetail.fields" => legacy::fields(ctx, "requisite_bank"),
         "crm.product.fields" => legacy::fields(ctx, "product"),
         "crm.productsection.list" => legacy::list(ctx, "product_section", params),
         "crm.productsection.fields" => legacy::fields(ctx, "product_section"),
