@@ -3,7 +3,7 @@
 //!
 //! Two portals, cloud limits on (per-method batch billing): one with only deals (every deal
 //! has three product rows, so `crm_productrow` is exactly "20,000 deals × 3 rows"), one with
-//! quotes and invoices. Each table is listed once, COUNT-free, as `sync` lists it.
+//! quotes, invoices, products and requisites. Each table is listed once, COUNT-free, as `sync` lists it.
 //!
 //! `cargo run --release --example bench_wave2 -- --deals 20000 --docs 20000 --time-scale 1000`
 use anyhow::Context;
@@ -168,6 +168,10 @@ async fn main() -> anyhow::Result<()> {
         smart_processes: vec![],
         quotes: args.docs,
         smart_invoices: args.docs,
+        products: args.docs,
+        product_sections: 50,
+        requisites: args.docs,
+        requisite_banks: args.docs,
         ..DataSizes::default()
     };
     let p = portal(docs, &args, ProductRowOwnerArrays::Accepted).await?;
@@ -180,6 +184,10 @@ async fn main() -> anyhow::Result<()> {
             "crm.stagehistory",
             Some(31),
         ),
+        ("crm_product", "crm.product", None),
+        ("crm_product_section", "crm.productsection", None),
+        ("crm_requisite", "crm.requisite", None),
+        ("crm_requisite_bank", "crm.requisite.bankdetail", None),
     ] {
         print(&measure(&p, &c, table, key, eid).await?);
     }

@@ -327,11 +327,16 @@ async fn readme_queries_answer_on_the_demo_portal() {
     let conn = Connection::connect(&cfg.clickhouse).unwrap();
     let entities = [
         "crm_deal",
+        "crm_company",
         "crm_status",
         "crm_productrow",
         "crm_quote",
         "crm_smart_invoice",
         "crm_stagehistory_smart_invoice",
+        "crm_product",
+        "crm_product_section",
+        "crm_requisite",
+        "crm_requisite_bank",
     ];
     sync_entities(&conn, &cfg, &client, &entities).await;
     let readme =
@@ -350,7 +355,7 @@ async fn readme_queries_answer_on_the_demo_portal() {
                 .any(|l| !l.trim().is_empty() && !l.trim().starts_with("--"))
         })
         .collect();
-    assert_eq!(queries.len(), 4, "{queries:?}");
+    assert_eq!(queries.len(), 8, "{queries:?}");
     for q in queries {
         let q = q.replace("b24.", &format!("`{db}`."));
         let out = ch.query(&q).await.unwrap_or_else(|e| panic!("{e}\n{q}"));
