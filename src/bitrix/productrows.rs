@@ -451,3 +451,164 @@ fn with_owner_times(w: &Work, rows: Vec<RawRow>) -> Result<Vec<RawRow>, BitrixEr
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bitrix::error::classify;
+
+    fn api(code: &str, description: &str) -> BitrixError {
+        BitrixError::Api {
+            method: "crm.item.productrow.list".into(),
+            status: 0,
+            code: code.into(),
+            description: description.into(),
+            class: classify(400, code, description),
+        }
+    }
+
+    fn lister() -> RowLister {
+        RowLister::new(rows_spec().unwrap())
+    }
+
+    fn work(owners: &[i64], after: Option<i64>) -> Work {
+        Work {
+            short: "D".into(),
+            owners: owners.to_vec(),
+            owner_times: Arc::new(
+                owners
+                    .iter()
+                    .map(|o| (*o, json!("2024-05-01T10:00:00+03:00")))
+                    .collect(),
+            ),
+            after,
+            pages: 3,
+        }
+    }
+
+    #[test]
+    fn owner_types_are_the_predefined_ones_and_every_smart_process() {
+        let types = owner_types(&json!([
+            {"ID": 1, "SYMBOL_CODE": "LEAD", "SYMBOL_CODE_SHORT": "L"},
+            {"ID": 2, "SYMBOL_CODE": "DEAL", "SYMBOL_CODE_SHORT": "D"},
+            {"ID": 3, "SYMBOL_CODE": "CONTACT", "SYMBOL_CODE_SHORT": "C"},
+            {"ID": 7, "SYMBOL_CODE": "QUOTE", "SYMBOL_CODE_SHORT": "Q"},
+            {"ID": 8, "SYMBOL_CODE": "REQUISITE", "SYMBOL_CODE_SHORT": "RQ"},
+            {"ID": 31, "SYMBOL_CODE": "SMART_INVOICE", "SYMBOL_CODE_SHORT": "SI"},
+            {"ID": 128, "SYMBOL_CODE": "DYNAMIC_128", "SYMBOL_CODE_SHORT": "T80"},
+        ]));
+        let got: Vec<(u32, &str, bool)> = types
+            .iter()
+            .map(|t| (t.entity_type_id, t.short.as_str(), t.optional))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, "L", false),
+                (2, "D", false),
+                (7, "Q", true),
+                (31, "SI", true),
+                (128, "T80", true)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refused_owner_array_switches_to_one_owner_per_command_keeping_the_cursor() {
+        let mut l = lister();
+        l.queue.push_back(work(&[7, 8], None));
+        let out = l
+            .after_failure(
+                work(&[1, 2, 3], Some(41)),
+                api("INVALID_ARG_VALUE", "Invalid filter"),
+            )
+            .unwrap();
+        assert_eq!(l.arrays, Some(false));
+        let owners: Vec<(Vec<i64>, Option<i64>)> =
+            out.iter().map(|w| (w.owners.clone(), w.after)).collect();
+        assert_eq!(
+            owners,
+            [
+                (vec![1], Some(41)),
+                (vec![2], Some(41)),
+                (vec![3], Some(41)),
+                (vec![7], None),
+                (vec![8], None)
+            ]
+        );
+        assert!(l.queue.is_empty());
+        // Later groups are single owners from the start.
+        l.enqueue("Q", vec![(5, Value::Null), (6, Value::Null)]);
+        assert!(l.queue.iter().all(|w| w.owners.len() == 1));
+    }
+
+    #[test]
+    fn access_denied_splits_a_group_and_drops_a_single_gone_owner() {
+        let mut l = lister();
+        l.arrays = Some(true);
+        let split = l
+            .after_failure(
+                work(&[4, 5], Some(9)),
+                api("ACCESS_DENIED", "Access denied"),
+            )
+            .unwrap();
+        assert_eq!(split.len(), 2);
+        assert!(
+            split
+                .iter()
+                .all(|w| w.after == Some(9) && w.owners.len() == 1)
+        );
+        let gone = l
+            .after_failure(work(&[5], None), api("ACCESS_DENIED", "Access denied"))
+            .unwrap();
+        assert!(gone.is_empty());
+        // Any other refusal fails the listing rather than losing rows.
+        assert!(
+            l.after_failure(work(&[5], None), api("INVALID_ARG_VALUE", "bad"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn rows_must_be_ascending_and_of_the_group_s_owners() {
+        let l = lister();
+        let row = |id: i64, owner: i64, t: &str| {
+            RawRow::from_json(&format!(
+                r#"{{"id":{id},"ownerId":{owner},"ownerType":"{t}"}}"#
+            ))
+            .unwrap()
+        };
+        let mut w = work(&[1, 2], None);
+        l.accept(&mut w, &[row(10, 1, "D"), row(11, 2, "D")])
+            .unwrap();
+        assert_eq!(w.after, Some(11));
+        assert!(
+            l.accept(&mut w, &[row(11, 1, "D")]).is_err(),
+            "not above the cursor"
+        );
+        assert!(
+            l.accept(&mut w, &[row(12, 3, "D")]).is_err(),
+            "another owner"
+        );
+        assert!(
+            l.accept(&mut w, &[row(13, 1, "L")]).is_err(),
+            "another owner type"
+        );
+    }
+
+    #[test]
+    fn each_row_gets_its_owner_s_time() {
+        let w = work(&[1], None);
+        let rows = vec![
+            RawRow::from_json(r#"{"id":10,"ownerId":1,"ownerType":"D"}"#).unwrap(),
+            RawRow::from_json(r#"{"id":11,"ownerId":"9","ownerType":"D"}"#).unwrap(),
+        ];
+        let out = with_owner_times(&w, rows).unwrap();
+        assert_eq!(
+            out[0].get(OWNER_TIME_KEY),
+            Some(json!("2024-05-01T10:00:00+03:00"))
+        );
+        assert_eq!(out[1].get(OWNER_TIME_KEY), Some(Value::Null));
+        assert_eq!(out[0].get("id"), Some(json!(10)));
+    }
+}
