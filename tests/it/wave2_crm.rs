@@ -493,3 +493,62 @@ async fn requisites_and_bank_details_equal_the_portal_before_and_after_changes()
     assert_eq!(live_rows(ch, &db, "crm_requisite").await, 77);
     assert_eq!(live_rows(ch, &db, "crm_requisite_bank").await, 51);
 }
+
+/// A portal (plan or version) without the product-row and product methods: those two tables
+/// are reported unavailable with the refusing method, every other second-wave table is still
+/// discovered and loads equal to the portal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_product_methods_make_only_those_tables_unavailable() {
+    let (ch, db) = common::fresh_database("wave2_missing").await;
+    let mut cfg = from_toml_str(&format!(
+        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
+        ch.http_url()
+    ))
+    .unwrap();
+    let demo = PortalConfig {
+        sizes: small_sizes(),
+        time_scale: 200.0,
+        missing_methods: vec![
+            "crm.item.productrow.fields".into(),
+            "crm.item.productrow.list".into(),
+            "crm.product.fields".into(),
+            "crm.product.list".into(),
+        ],
+        ..PortalConfig::default()
+    };
+    let portal = portal::connect(&mut cfg, demo).await.unwrap();
+    let client = portal.client.clone();
+    let c = portal.demo.as_ref().unwrap().control().clone();
+    let conn = Connection::connect(&cfg.clickhouse).unwrap();
+    let loaded = ["crm_quote", "crm_product_section", "crm_requisite_bank"];
+    let (catalog, _) = sync_entities(&conn, &cfg, &client, &loaded).await;
+    let refused: Vec<(&str, &str, &str)> = catalog
+        .unavailable
+        .iter()
+        .map(|u| (u.entity.as_str(), u.method.as_str(), u.code.as_str()))
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            (
+                "crm_productrow",
+                "crm.item.productrow.fields",
+                "ERROR_METHOD_NOT_FOUND"
+            ),
+            (
+                "crm_product",
+                "crm.product.fields",
+                "ERROR_METHOD_NOT_FOUND"
+            ),
+        ]
+    );
+    assert!(catalog.entity("crm_productrow").is_none() && catalog.entity("crm_product").is_none());
+    let enabled: Vec<String> = loaded.iter().map(|s| s.to_string()).collect();
+    let mismatches: Vec<_> = truth::compare_all(ch, &db, &c, &catalog, &enabled)
+        .await
+        .into_iter()
+        // The refused tables have no entity, by design.
+        .filter(|m| !["crm_productrow", "crm_product"].contains(&m.entity.as_str()))
+        .collect();
+    truth::assert_equal(&mismatches);
+}
