@@ -179,12 +179,32 @@ fn fields_params(s: &MethodSpec, eid: Option<u32>) -> Value {
     }
 }
 
+/// Entities of predefined `crm.item` types that older portals lack: their `crm.item.fields`
+/// answers `NOT_FOUND` for the type, which says "not supported here", not "discovery broke".
+const PREDEFINED_ITEM_ENTITIES: &[&str] = &["crm_quote", "crm_smart_invoice"];
+
 /// Refusals ("these credentials cannot see this", "no such method here") are an answer too;
 /// any other error fails discovery.
 fn answer(entity: &str, outcome: CommandOutcome) -> Result<Answer<Response>, BitrixError> {
     match outcome {
         CommandOutcome::Ok(r) => Ok(Answer::Ok(r)),
         CommandOutcome::Missing => Ok(Answer::Missing),
+        CommandOutcome::Err(BitrixError::Api {
+            method,
+            status,
+            code,
+            description,
+            class: ErrorClass::NotFound,
+        }) if PREDEFINED_ITEM_ENTITIES.contains(&entity) => {
+            tracing::debug!(entity, %code, "entity type not on this portal");
+            Ok(Answer::Refused(BitrixError::Api {
+                method,
+                status,
+                code,
+                description,
+                class: ErrorClass::Unsupported,
+            }))
+        }
         CommandOutcome::Err(e) => match e.class() {
             ErrorClass::AccessDenied
             | ErrorClass::Auth

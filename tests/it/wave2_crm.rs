@@ -552,3 +552,48 @@ async fn missing_product_methods_make_only_those_tables_unavailable() {
         .collect();
     truth::assert_equal(&mismatches);
 }
+
+/// A portal without quotes and new-type invoices (an older install: `crm.item.*` answers
+/// `NOT_FOUND` for their entityTypeId): those entities and the invoice stage history are
+/// reported unavailable; product rows and pipelines of the other types still load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portal_without_quotes_and_invoices_reports_them_unavailable() {
+    let (ch, db) = common::fresh_database("wave2_noinv").await;
+    let mut cfg = from_toml_str(&format!(
+        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
+        ch.http_url()
+    ))
+    .unwrap();
+    let demo = PortalConfig {
+        sizes: DataSizes {
+            quotes: 0,
+            smart_invoices: 0,
+            ..small_sizes()
+        },
+        time_scale: 200.0,
+        ..PortalConfig::default()
+    };
+    let portal = portal::connect(&mut cfg, demo).await.unwrap();
+    let client = portal.client.clone();
+    let c = portal.demo.as_ref().unwrap().control().clone();
+    let conn = Connection::connect(&cfg.clickhouse).unwrap();
+    let loaded = ["crm_productrow", "crm_category"];
+    let (catalog, _) = sync_entities(&conn, &cfg, &client, &loaded).await;
+    let mut refused: Vec<&str> = catalog
+        .unavailable
+        .iter()
+        .map(|u| u.entity.as_str())
+        .collect();
+    refused.sort_unstable();
+    assert_eq!(
+        refused,
+        [
+            "crm_quote",
+            "crm_smart_invoice",
+            "crm_stagehistory_smart_invoice"
+        ]
+    );
+    let enabled: Vec<String> = loaded.iter().map(|s| s.to_string()).collect();
+    truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
+    assert_eq!(live_rows(ch, &db, "crm_productrow").await, 60 * 3 + 20);
+}

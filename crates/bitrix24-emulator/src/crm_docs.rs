@@ -46,6 +46,39 @@ impl PortalData {
                 ("DECLAINED", "Отклонено", "F"),
             ],
         );
+        if invoices > 0 {
+            self.add_invoice_pipeline();
+        }
+        self.rebuild_caches();
+        for (etid, n, fields) in [
+            (QUOTE, quotes, quote_fields()),
+            (SMART_INVOICE, invoices, smart_invoice_fields()),
+        ] {
+            // None of a type: a portal (older on-premise) without it, whose crm.item methods
+            // answer NOT_FOUND for the entityTypeId.
+            let Some(name) = table_name(etid).filter(|_| n > 0) else {
+                continue;
+            };
+            self.insert_lazy(name, TableKind::Dynamic, Some(etid), fields, n);
+            for (suffix, user_type, multiple, label, genr) in uf_specs() {
+                let code = uf_code(etid, self.next_uf_id + 2);
+                self.add_user_field(name, suffix, user_type, multiple, label, genr, Some(code));
+            }
+        }
+        if invoices == 0 {
+            return;
+        }
+        self.insert_lazy(
+            &PortalData::history_table_for(SMART_INVOICE),
+            TableKind::StageHistory,
+            Some(SMART_INVOICE),
+            super::store::history_fields(false),
+            invoices * 2,
+        );
+    }
+
+    /// The invoices' default pipeline and its stages.
+    fn add_invoice_pipeline(&mut self) {
         let cat = self.next_category();
         self.push_category(SMART_INVOICE, cat, "Счета", true);
         let pre = format!("DT{SMART_INVOICE}_{cat}:");
@@ -63,27 +96,6 @@ impl PortalData {
             .map(|(s, n, m)| (s.as_str(), *n, *m))
             .collect();
         self.add_stages(&format!("SMART_INVOICE_STAGE_{cat}"), Some(cat), &borrowed);
-        self.rebuild_caches();
-        for (etid, n, fields) in [
-            (QUOTE, quotes, quote_fields()),
-            (SMART_INVOICE, invoices, smart_invoice_fields()),
-        ] {
-            let Some(name) = table_name(etid) else {
-                continue;
-            };
-            self.insert_lazy(name, TableKind::Dynamic, Some(etid), fields, n);
-            for (suffix, user_type, multiple, label, genr) in uf_specs() {
-                let code = uf_code(etid, self.next_uf_id + 2);
-                self.add_user_field(name, suffix, user_type, multiple, label, genr, Some(code));
-            }
-        }
-        self.insert_lazy(
-            &PortalData::history_table_for(SMART_INVOICE),
-            TableKind::StageHistory,
-            Some(SMART_INVOICE),
-            super::store::history_fields(false),
-            invoices * 2,
-        );
     }
 }
 
