@@ -26,12 +26,13 @@ use super::envelope::Response;
 use super::error::{BitrixError, ErrorClass};
 use super::governor::{BATCH_KEY, Evidence, Request, command_kind};
 use super::methods::{
-    FilterStyle, MethodSpec, OrderStyle, Paging, TypeScope, smart_process_type_id, spec,
+    FilterStyle, MethodSpec, OrderStyle, PREDEFINED_TYPES_WITH_PIPELINES, Paging, TypeScope,
+    smart_process_type_id, spec,
 };
 use super::raw::{RawResult, RawRow};
 use async_stream::try_stream;
 use chrono::{DateTime, FixedOffset};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
@@ -128,6 +129,12 @@ pub fn list(
                     };
                     yield Page { rows: raw_rows(spec, &r)? };
                 }
+                Paging::OwnerChain => {
+                    let mut pages = Box::pin(super::productrows::list(client.clone(), req.clone()));
+                    while let Some(page) = pages.next().await {
+                        yield page?;
+                    }
+                }
             }
         }
     }
@@ -153,7 +160,8 @@ pub fn probe_params(spec: &MethodSpec, entity_type_id: Option<u32>) -> Value {
             set_order(spec, &mut p, "ASC");
             p.insert("start".into(), json!(0));
         }
-        Paging::Unpaged => {}
+        // Never probed: the method lists nothing without owners (see `catalog::discover`).
+        Paging::Unpaged | Paging::OwnerChain => {}
     }
     // A per-parent method is probed with the id every caller may read (`entityId 0`).
     if let TypeScope::PerParent { param, .. } = spec.type_scope {
@@ -206,7 +214,14 @@ async fn per_type_requests(
         .into_iter()
         .flatten()
         .filter_map(|t| t.get("SYMBOL_CODE")?.as_str())
-        .filter_map(smart_process_type_id);
+        .filter_map(|code| {
+            smart_process_type_id(code).or_else(|| {
+                PREDEFINED_TYPES_WITH_PIPELINES
+                    .iter()
+                    .find(|(c, _)| *c == code)
+                    .map(|(_, eid)| *eid)
+            })
+        });
     let with_type = |eid: u32| ListRequest {
         entity_type_id: Some(eid),
         ..req.clone()

@@ -17,6 +17,8 @@ pub enum Envelope {
     Types,
     /// `result: {categories: [...]}`
     Categories,
+    /// `result: {productRows: [...]}` (`crm.item.productrow.list`)
+    ProductRows,
 }
 
 impl Envelope {
@@ -28,6 +30,7 @@ impl Envelope {
             Envelope::Tasks => Some("tasks"),
             Envelope::Types => Some("types"),
             Envelope::Categories => Some("categories"),
+            Envelope::ProductRows => Some("productRows"),
         }
     }
 }
@@ -41,6 +44,9 @@ pub enum Paging {
     Offset,
     /// One call returns everything (`crm.status.list`, `*.userfield.list`).
     Unpaged,
+    /// Rows only of named owners: the owners are listed first, then their rows many owners
+    /// per command, `>id` chained (`bitrix::productrows`).
+    OwnerChain,
 }
 
 /// How the sort order is passed.
@@ -104,6 +110,11 @@ pub enum TypeScope {
     },
 }
 
+/// Predefined `crm.item` types that have pipelines, by their `crm.enum.ownertype` code: listed
+/// after the smart processes by a [`TypeScope::FixedAndSmartProcesses`] listing where the
+/// portal has them (new-type invoices are absent from older on-premise installs).
+pub const PREDEFINED_TYPES_WITH_PIPELINES: &[(&str, u32)] = &[("SMART_INVOICE", 31)];
+
 /// The `entityTypeId` of a smart process from its `crm.enum.ownertype` code (`DYNAMIC_128`).
 pub fn smart_process_type_id(symbol_code: &str) -> Option<u32> {
     symbol_code.strip_prefix("DYNAMIC_")?.parse().ok()
@@ -136,6 +147,8 @@ pub enum SelectRule {
     StarAndUf,
     /// `*` only.
     Star,
+    /// `*` plus these named explicitly (`crm.product.list`: `PROPERTY_*` for the properties).
+    StarAnd(&'static [&'static str]),
     /// The method takes no select: everything is returned.
     None,
 }
@@ -599,6 +612,131 @@ pub static METHODS: &[MethodSpec] = &[
                 only when a group has an avatar (sonet-group-get.md). The method page names \
                 the scope `sonet`, the scope list `sonet_group` (scopes/permissions.md).",
     },
+    // Second wave (issue #12).
+    MethodSpec {
+        key: "crm.item.productrow",
+        list: "crm.item.productrow.list",
+        get: Some("crm.item.productrow.get"),
+        fields: Some("crm.item.productrow.fields"),
+        fields_format: FieldsFormat::DescriptionInFields,
+        userfield_list: None,
+        envelope: Envelope::ProductRows,
+        id: ID_LOWER,
+        // Rows have no time of their own: the owner's, copied into each row
+        // (`productrows::OWNER_TIME_KEY`); the filter applies to the owners' listing.
+        cursor: Some(CursorSpec {
+            row: "ownerUpdatedTime",
+            filter: "updatedTime",
+        }),
+        paging: Paging::OwnerChain,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Object,
+        value_style: ValueStyle::Typed,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
+        select: SelectRule::None,
+        notes: "The filter must hold `=ownerType` (short code) and `=ownerId`; no select; 50 \
+                rows a page; order by id or sort. Rows have no modification time: the owners \
+                are listed (modified since the cursor, if any) and their rows read many owners \
+                per command. `.fields` has no upperName and omits priceAccount and xmlId.",
+    },
+    MethodSpec {
+        key: "crm.product",
+        list: "crm.product.list",
+        get: Some("crm.product.get"),
+        fields: Some("crm.product.fields"),
+        fields_format: FieldsFormat::Description,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        id: ID_UPPER,
+        cursor: Some(CursorSpec {
+            row: "TIMESTAMP_X",
+            filter: "TIMESTAMP_X",
+        }),
+        paging: Paging::IdChain,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Object,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
+        select: SelectRule::StarAnd(&["PROPERTY_*"]),
+        notes: "Deprecated but served with the `crm` scope (catalog.product.list needs \
+                `catalog` and an iblockId). Product properties `PROPERTY_<id>` come only with \
+                `PROPERTY_*` in select, as `{valueId, value}` objects (lists when multiple), \
+                kept raw.",
+    },
+    MethodSpec {
+        key: "crm.productsection",
+        list: "crm.productsection.list",
+        get: Some("crm.productsection.get"),
+        fields: Some("crm.productsection.fields"),
+        fields_format: FieldsFormat::Description,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        id: ID_UPPER,
+        cursor: None,
+        paging: Paging::IdChain,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Object,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
+        select: SelectRule::Star,
+        notes: "Catalog sections; no modification time, reloaded whole (small).",
+    },
+    MethodSpec {
+        key: "crm.requisite",
+        list: "crm.requisite.list",
+        get: Some("crm.requisite.get"),
+        fields: Some("crm.requisite.fields"),
+        fields_format: FieldsFormat::Description,
+        userfield_list: Some("crm.requisite.userfield.list"),
+        envelope: Envelope::Result,
+        id: ID_UPPER,
+        cursor: DATE_MODIFY,
+        paging: Paging::IdChain,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Object,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::Upper,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
+        select: SelectRule::StarAndUf,
+        notes: "Requisites of companies and contacts (ENTITY_TYPE_ID 4/3, ENTITY_ID); RQ_* \
+                fields depend on the preset's country; user fields UF_CRM_*.",
+    },
+    MethodSpec {
+        key: "crm.requisite.bankdetail",
+        list: "crm.requisite.bankdetail.list",
+        get: Some("crm.requisite.bankdetail.get"),
+        fields: Some("crm.requisite.bankdetail.fields"),
+        fields_format: FieldsFormat::Description,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        id: ID_UPPER,
+        cursor: DATE_MODIFY,
+        paging: Paging::IdChain,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Object,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
+        select: SelectRule::Star,
+        notes: "Bank details; ENTITY_ID is the requisite's ID.",
+    },
+];
+
+/// Predefined owner types with product rows, by `crm.enum.ownertype` code (smart processes
+/// too: `bitrix::productrows::owner_types`).
+pub const PRODUCT_ROW_OWNERS: &[(&str, u32)] = &[
+    ("DEAL", 2),
+    ("LEAD", 1),
+    ("QUOTE", 7),
+    ("SMART_INVOICE", 31),
 ];
 
 /// The spec for a method key, e.g. `crm.deal`.
@@ -623,6 +761,21 @@ pub static ENTITY_METHODS: &[(&str, &str, Option<u32>)] = &[
     ("crm_currency", "crm.currency", None),
     ("crm_stagehistory_lead", "crm.stagehistory", Some(1)),
     ("crm_stagehistory_deal", "crm.stagehistory", Some(2)),
+    // Second wave (issue #12): quotes and new-type invoices are predefined crm.item types;
+    // crm.stagehistory.list documents invoices (31) but not quotes (7).
+    ("crm_quote", "crm.item", Some(7)),
+    ("crm_smart_invoice", "crm.item", Some(31)),
+    (
+        "crm_stagehistory_smart_invoice",
+        "crm.stagehistory",
+        Some(31),
+    ),
+    // Rows of deals, leads, quotes, invoices and smart processes (`bitrix::productrows`).
+    ("crm_productrow", "crm.item.productrow", None),
+    ("crm_product", "crm.product", None),
+    ("crm_product_section", "crm.productsection", None),
+    ("crm_requisite", "crm.requisite", None),
+    ("crm_requisite_bank", "crm.requisite.bankdetail", None),
     ("user", "user", None),
     ("department", "department", None),
     // Second wave (issue #12), outside CRM: tasks, their time and stages, calls, workgroups.
@@ -741,11 +894,11 @@ impl MethodSpec {
     pub fn default_select(&self) -> Vec<String> {
         let base: &[&str] = match self.select {
             SelectRule::StarUfAndMultifields(_) | SelectRule::StarAndUf => &["*", "UF_*"],
-            SelectRule::Star => &["*"],
+            SelectRule::Star | SelectRule::StarAnd(_) => &["*"],
             SelectRule::None => &[],
         };
         let extra: &[&str] = match self.select {
-            SelectRule::StarUfAndMultifields(m) => m,
+            SelectRule::StarUfAndMultifields(m) | SelectRule::StarAnd(m) => m,
             _ => &[],
         };
         base.iter().chain(extra).map(|s| s.to_string()).collect()
@@ -829,6 +982,18 @@ pub const DEFAULT_CALL_METHODS: &[&str] = &[
     "crm.item.list",
     "crm.item.fields",
     "crm.item.productrow.list",
+    "crm.item.productrow.fields",
+    "crm.product.get",
+    "crm.product.list",
+    "crm.product.fields",
+    "crm.productsection.list",
+    "crm.productsection.fields",
+    "crm.requisite.get",
+    "crm.requisite.list",
+    "crm.requisite.fields",
+    "crm.requisite.userfield.list",
+    "crm.requisite.bankdetail.list",
+    "crm.requisite.bankdetail.fields",
     "crm.activity.get",
     "crm.activity.list",
     "crm.activity.fields",

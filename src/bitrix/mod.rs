@@ -10,6 +10,7 @@ pub mod governor_file;
 pub mod listing;
 pub mod meter;
 pub mod methods;
+pub mod productrows;
 pub mod raw;
 
 pub use auth::{AuthConfig, OAuthConfig};

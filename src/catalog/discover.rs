@@ -86,6 +86,7 @@ pub async fn discover(client: &Client) -> Result<Catalog, BitrixError> {
             },
         };
         let mut fields = fields;
+        static_fields::add_undescribed(entity, &mut fields);
         if let Some(uf) = uf {
             enrich_user_fields(&mut fields, &uf.result);
             if s.uf_naming == methods::UfNaming::CamelOfCode {
@@ -207,12 +208,32 @@ fn fields_params(s: &MethodSpec, eid: Option<u32>) -> Value {
     }
 }
 
+/// Entities of predefined `crm.item` types that older portals lack: their `crm.item.fields`
+/// answers `NOT_FOUND` for the type, which says "not supported here", not "discovery broke".
+const PREDEFINED_ITEM_ENTITIES: &[&str] = &["crm_quote", "crm_smart_invoice"];
+
 /// Refusals ("these credentials cannot see this", "no such method here") are an answer too;
 /// any other error fails discovery.
 fn answer(entity: &str, outcome: CommandOutcome) -> Result<Answer<Response>, BitrixError> {
     match outcome {
         CommandOutcome::Ok(r) => Ok(Answer::Ok(r)),
         CommandOutcome::Missing => Ok(Answer::Missing),
+        CommandOutcome::Err(BitrixError::Api {
+            method,
+            status,
+            code,
+            description,
+            class: ErrorClass::NotFound,
+        }) if PREDEFINED_ITEM_ENTITIES.contains(&entity) => {
+            tracing::debug!(entity, %code, "entity type not on this portal");
+            Ok(Answer::Refused(BitrixError::Api {
+                method,
+                status,
+                code,
+                description,
+                class: ErrorClass::Unsupported,
+            }))
+        }
         CommandOutcome::Err(e) => match e.class() {
             ErrorClass::AccessDenied
             | ErrorClass::Auth
@@ -337,6 +358,7 @@ fn list_options(list: Option<&Value>) -> Vec<EnumOption> {
 fn kind_of(entity: &str) -> EntityKind {
     match entity {
         "crm_deal" | "crm_lead" | "crm_contact" | "crm_company" | "crm_activity" => EntityKind::Crm,
+        "crm_quote" | "crm_smart_invoice" | "crm_productrow" | "crm_product" => EntityKind::Crm,
         e if e.starts_with("crm_dynamic_") => EntityKind::SmartProcess,
         e if e.starts_with("crm_stagehistory") => EntityKind::History,
         _ => EntityKind::Reference,
@@ -355,6 +377,14 @@ fn title_of(entity: &str) -> String {
         "crm_currency" => "Currencies",
         "crm_stagehistory_lead" => "Lead status history",
         "crm_stagehistory_deal" => "Deal stage history",
+        "crm_quote" => "Quotes",
+        "crm_smart_invoice" => "Invoices",
+        "crm_stagehistory_smart_invoice" => "Invoice stage history",
+        "crm_productrow" => "Product rows",
+        "crm_product" => "Products",
+        "crm_product_section" => "Product sections",
+        "crm_requisite" => "Requisites",
+        "crm_requisite_bank" => "Bank details",
         "user" => "Users",
         "department" => "Departments",
         "task" => "Tasks",
@@ -509,6 +539,10 @@ async fn add_smart_processes(
     }
     for e in &candidates {
         let s = known_spec(&e.method)?;
+        if s.paging == methods::Paging::OwnerChain {
+            // Lists nothing without owners; its fields call already told availability.
+            continue;
+        }
         commands.push((
             probe_name(&e.name),
             s.list,

@@ -15,6 +15,40 @@ fn field(code: &str, bitrix_type: &str, multiple: bool, label: &str) -> Field {
     }
 }
 
+/// Fields an entity's rows carry that its `*.fields` answer leaves out: product rows have
+/// `priceAccount` and `xmlId` (EN crm-item-productrow-fields.md, "the response does not
+/// contain"), plus the owner time b24ch adds; each is added unless the portal describes it.
+pub(super) fn add_undescribed(entity: &str, fields: &mut Vec<Field>) {
+    let extra: &[(&str, &str, &str, &str)] = match entity {
+        "crm_productrow" => &[
+            (
+                "PRICE_ACCOUNT",
+                "priceAccount",
+                "double",
+                "Price in account currency",
+            ),
+            ("XML_ID", "xmlId", "string", "External code"),
+            // Not a product-row field: the owner's modification time, which b24ch copies into
+            // each row (`bitrix::productrows`), the cursor of incremental loads.
+            (
+                "OWNER_UPDATED_TIME",
+                "ownerUpdatedTime",
+                "datetime",
+                "Owner modified at",
+            ),
+        ],
+        _ => &[],
+    };
+    for (code, api, ty, label) in extra {
+        if fields.iter().any(|f| f.code == *code || f.api_name == *api) {
+            continue;
+        }
+        let mut f = field(code, ty, false, label);
+        f.api_name = (*api).to_string();
+        fields.push(f);
+    }
+}
+
 /// `crm.stagehistory.list` rows (EN crm-stage-history-list.md): leads carry `STATUS_*`, the
 /// other types `CATEGORY_ID` / `STAGE_*`.
 pub(super) fn stage_history(entity_type_id: u32) -> Vec<Field> {

@@ -291,6 +291,10 @@ pub fn cursor_column(columns: &[Column]) -> Option<&Column> {
         "DATE_UPDATE",
         "CREATED_TIME",
         "CALL_START_DATE",
+        // Product rows: their owner's modification time (`bitrix::productrows`).
+        "OWNER_UPDATED_TIME",
+        // Catalog products (`crm.product.list`); users' TIMESTAMP_X is `{}`, kept as text.
+        "TIMESTAMP_X",
     ];
     CURSORS.iter().find_map(|name| {
         columns.iter().find(|c| {

@@ -202,7 +202,7 @@ async fn pipelines_of_deals_and_every_smart_process_in_one_listing() {
     };
     assert_eq!(
         types(&listed_rows().await),
-        BTreeSet::from([2, 128, 130, 132])
+        BTreeSet::from([2, 31, 128, 130, 132])
     );
     // A smart process added or removed since discovery is followed at listing time.
     p.control().remove_smart_process(130).unwrap();
@@ -210,7 +210,7 @@ async fn pipelines_of_deals_and_every_smart_process_in_one_listing() {
     let rows = listed_rows().await;
     assert_eq!(
         types(&rows),
-        BTreeSet::from([2, 128, 132, u64::from(added)])
+        BTreeSet::from([2, 31, 128, 132, u64::from(added)])
     );
     assert_eq!(
         sorted(rows.iter().map(id_of).collect()),

@@ -36,3 +36,4 @@ mod sync_push;
 mod timeouts;
 mod unavailable_entities;
 mod work_tables;
+mod wave2_crm;

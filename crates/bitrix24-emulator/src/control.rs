@@ -143,6 +143,7 @@ pub(crate) struct State {
     /// Methods answering `ERROR_METHOD_NOT_FOUND` (lower-case).
     pub missing_methods: BTreeSet<String>,
     pub smart_stage_history: SmartStageHistory,
+    pub productrow_owner_arrays: super::ProductRowOwnerArrays,
     /// Scopes the credentials lack.
     pub denied_scopes: BTreeSet<String>,
     /// Bound handlers, the offline queue and online deliveries.
@@ -235,6 +236,7 @@ impl PortalControl {
                 .map(|m| m.to_ascii_lowercase())
                 .collect(),
             smart_stage_history: cfg.smart_stage_history,
+            productrow_owner_arrays: cfg.productrow_owner_arrays,
             denied_scopes: cfg.denied_scopes.iter().cloned().collect(),
             events: EventsState::default(),
             app_context: false,
@@ -383,6 +385,9 @@ impl PortalControl {
 
     /// Append `n` generated rows to a lazy table (a created task, …), modified now; returns
     /// their ids. Existing rows keep every value (`Table::spread`).
+    /// Appends `n` generated rows to a generated table, created and modified now (an
+    /// incremental load must pick them up); a table with stage history gets their creation
+    /// records too, and their Add events are queued. Returns the new ids.
     pub fn add_rows(&self, table: &str, n: u64) -> Result<Vec<u64>, DemoPortalError> {
         let mut st = self.lock();
         let now = st.clock.now().floor() as i64;
@@ -396,17 +401,36 @@ impl PortalControl {
                 "table {table} is not generated; rows cannot be added"
             )));
         }
-        let ids: Vec<u64> = (t.max_id + 1..=t.max_id + n).collect();
+        let first = t.max_id + 1;
         t.max_id += n;
-        if let Some(mf) = modify_field(t) {
-            for id in &ids {
-                t.set_override(*id, mf, Val::DateTime(now));
+        let ids: Vec<u64> = (first..=t.max_id).collect();
+        let stamps: Vec<&'static str> = ["CREATED_TIME", "DATE_CREATE", "MOVED_TIME"]
+            .into_iter()
+            .filter(|c| t.field(c).is_some())
+            .chain(modify_field(t))
+            .collect();
+        for id in &ids {
+            for code in &stamps {
+                t.set_override(*id, code, Val::DateTime(now));
             }
         }
         if let Some((field, before)) = super::work::appended_time(t) {
             for id in &ids {
                 t.set_override(*id, field, Val::DateTime(now - before));
             }
+        }
+        let history = t
+            .entity_type_id
+            .map(PortalData::history_table_for)
+            .filter(|_| {
+                matches!(
+                    t.kind,
+                    super::model::TableKind::Dynamic | super::model::TableKind::Crm
+                )
+            });
+        if let Some(h) = history.and_then(|h| st.data.tables.get_mut(&h)) {
+            // Two records per owner: creation and the current stage (`generate::hist_value`).
+            h.max_id = (first + n - 1) * 2;
         }
         self.emit(&mut st, table, &ids, Change::Add);
         Ok(ids)
@@ -421,6 +445,7 @@ impl PortalControl {
             .ok_or_else(|| unknown_table(table))?;
         let deleted: Vec<u64> = ids.iter().copied().filter(|id| t.delete(*id)).collect();
         st.data.delete_dependents(table, ids);
+        st.data.drop_product_rows_of(table, ids);
         self.emit(&mut st, table, &deleted, Change::Delete);
         Ok(deleted.len())
     }
@@ -523,6 +548,7 @@ impl PortalControl {
             super::model::TableKind::Crm
                 | super::model::TableKind::Dynamic
                 | super::model::TableKind::Task
+                | super::model::TableKind::Requisite
         ) {
             return Err(DemoPortalError::Config(format!(
                 "table {table} has no user fields"

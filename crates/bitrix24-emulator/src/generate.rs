@@ -310,6 +310,7 @@ fn generate(data: &PortalData, t: &Table, id: u64, f: &FieldDef) -> Val {
                 _ => Val::Int(0),
             }
         }
+        Gen::ProductRowOwner(part) => super::productrows::owner_value(data, id, *part),
     }
 }
 

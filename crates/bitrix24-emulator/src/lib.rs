@@ -8,6 +8,7 @@ mod billing;
 mod cli;
 mod control;
 mod events;
+mod crm_docs;
 mod faults;
 mod fields;
 mod generate;
@@ -18,8 +19,11 @@ mod methods;
 mod model;
 mod oauth;
 mod params;
+mod productrows;
+mod products;
 mod query;
 mod render;
+mod requisites;
 mod server;
 mod store;
 mod work;
@@ -86,6 +90,15 @@ pub struct DataSizes {
     /// Workgroups and projects (`sonet_group.get`).
     pub workgroups: u64,
     pub smart_processes: Vec<SmartProcessSpec>,
+    /// Quotes (`entityTypeId` 7).
+    pub quotes: u64,
+    /// New-type invoices (`entityTypeId` 31).
+    pub smart_invoices: u64,
+    /// Catalog products (product rows name ids 1..=40 of them).
+    pub products: u64,
+    pub product_sections: u64,
+    pub requisites: u64,
+    pub requisite_banks: u64,
 }
 
 impl Default for DataSizes {
@@ -120,6 +133,12 @@ impl Default for DataSizes {
                     items: 30,
                 },
             ],
+            quotes: 60,
+            smart_invoices: 40,
+            products: 40,
+            product_sections: 6,
+            requisites: 60,
+            requisite_banks: 40,
         }
     }
 }
@@ -292,6 +311,21 @@ pub struct PortalConfig {
     /// Scopes the webhook (or app) lacks (`crm`, `user`, `department`): their methods answer
     /// `insufficient_scope`. Switchable at run time.
     pub denied_scopes: Vec<String>,
+    /// Whether `crm.item.productrow.list` takes an array in `=ownerId`.
+    pub productrow_owner_arrays: ProductRowOwnerArrays,
+}
+
+/// Whether `crm.item.productrow.list` accepts several owners in `=ownerId`: the connector
+/// notes (`bitrix24-api.md`) and older docs say an array is allowed; the current docs say
+/// only `@id` takes an array and an array under a prefixed key is `INVALID_ARG_VALUE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductRowOwnerArrays {
+    /// Rows of every listed owner.
+    #[default]
+    Accepted,
+    /// HTTP 400 `INVALID_ARG_VALUE`.
+    Rejected,
 }
 
 /// How `crm.stagehistory.list` answers for a smart process (`entityTypeId` ≥ 128). The docs'
@@ -378,6 +412,7 @@ impl Default for PortalConfig {
             missing_methods: Vec::new(),
             smart_stage_history: SmartStageHistory::default(),
             denied_scopes: Vec::new(),
+            productrow_owner_arrays: ProductRowOwnerArrays::default(),
         }
     }
 }

@@ -180,6 +180,16 @@ pub(crate) enum TableKind {
     Call,
     /// A workgroup or project (`sonet_group.get`).
     Workgroup,
+    /// Product rows of CRM items (`crm.item.productrow.list`).
+    ProductRow,
+    /// Catalog products (`crm.product.list`).
+    Product,
+    /// Catalog sections (`crm.productsection.list`).
+    ProductSection,
+    /// Requisites (`crm.requisite.list`).
+    Requisite,
+    /// Bank details of requisites (`crm.requisite.bankdetail.list`).
+    RequisiteBank,
 }
 
 #[derive(Debug, Clone)]
@@ -323,6 +333,31 @@ pub(crate) enum Gen {
     Hist(HistPart),
     /// A Kanban stage of the row's workgroup (`GROUP_ID`), 0 without a group (tasks).
     GroupStage,
+    /// The owner of a product row (`productrows.rs`).
+    ProductRowOwner(OwnerPart),
+}
+
+/// Which part of a product row's owner a field holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OwnerPart {
+    Id,
+    /// The short type code (`D`, `L`, `Q`, `SI`, `T80`).
+    Type,
+    /// The owner's modification time: not a product-row field, but what a connector that
+    /// reads rows owner by owner can record with them (b24ch's `OWNER_UPDATED_TIME`).
+    Updated,
+}
+
+/// Product rows generated for one owner type: owner `o` (1-based, of the `owners` generated)
+/// has rows `first_id + (o-1)*per_owner ..` (`productrows.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProductRowSegment {
+    pub owner_table: String,
+    pub entity_type_id: u32,
+    pub short: String,
+    pub first_id: u64,
+    pub owners: u64,
+    pub per_owner: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -369,4 +404,6 @@ pub(crate) struct PortalData {
     pub(crate) stage_cache: HashMap<String, Vec<(String, String)>>,
     /// entityTypeId → category ids.
     pub(crate) category_cache: HashMap<u32, Vec<i64>>,
+    /// How the lazy product-row table maps ids to owners.
+    pub(crate) productrow_segments: Vec<ProductRowSegment>,
 }

@@ -201,7 +201,7 @@ impl Cond {
         }
     }
 
-    fn matches(&self, v: &Val) -> bool {
+    pub(crate) fn matches(&self, v: &Val) -> bool {
         let keys = val_keys(v);
         let is_empty = keys.is_empty();
         let eq_any = |want: &Option<Key>, raw: &str| -> bool {
@@ -457,6 +457,8 @@ pub(crate) fn legacy_select(t: &Table, select: Option<&PVal>) -> Vec<usize> {
             let hit = match n.as_str() {
                 "*" => std_all(f),
                 "UF_*" => f.is_uf(),
+                // Product properties (`crm.product.list`).
+                "PROPERTY_*" => f.code.starts_with("PROPERTY_") && f.legacy != LegacyVis::None,
                 name => f.code == name && matches!(f.legacy, LegacyVis::List | LegacyVis::Explicit),
             };
             if hit {

@@ -24,7 +24,10 @@ impl PortalData {
             2 => "deal".into(),
             3 => "contact".into(),
             4 => "company".into(),
-            n => format!("dynamic_{n}"),
+            n => match super::crm_docs::table_name(n) {
+                Some(name) => name.into(),
+                None => format!("dynamic_{n}"),
+            },
         }
     }
     pub(crate) fn build(seed: u64, sizes: &DataSizes) -> PortalData {
@@ -38,6 +41,7 @@ impl PortalData {
             next_category_id: 1,
             stage_cache: HashMap::new(),
             category_cache: HashMap::new(),
+            productrow_segments: Vec::new(),
         };
         d.insert_reference_tables(sizes.deal_categories);
         let parents: Vec<(u32, String)> = sizes
@@ -105,6 +109,10 @@ impl PortalData {
         }
         // Beyond CRM: tasks, calls, workgroups (`work.rs`).
         d.add_work_tables(sizes);
+        d.add_quotes_and_invoices(sizes.quotes, sizes.smart_invoices);
+        d.add_product_rows();
+        d.add_product_catalog(sizes.products, sizes.product_sections);
+        d.add_requisites(sizes.requisites, sizes.requisite_banks);
         d.rebuild_caches();
         d
     }
@@ -276,7 +284,12 @@ impl PortalData {
         }
     }
 
-    fn add_stages(&mut self, entity: &str, cat: Option<i64>, stages: &[(&str, &str, &str)]) {
+    pub(crate) fn add_stages(
+        &mut self,
+        entity: &str,
+        cat: Option<i64>,
+        stages: &[(&str, &str, &str)],
+    ) {
         for (i, (s, n, m)) in stages.iter().enumerate() {
             self.push_status(entity, s, n, (i as i64 + 1) * 10, cat, Some(m));
         }
@@ -331,13 +344,13 @@ impl PortalData {
 
     /// A new pipeline id: ids are unique across entity types (one table of pipelines), only
     /// the deal default pipeline 0 is not stored.
-    fn next_category(&mut self) -> i64 {
+    pub(crate) fn next_category(&mut self) -> i64 {
         let id = self.next_category_id;
         self.next_category_id += 1;
         id
     }
 
-    fn push_category(&mut self, etid: u32, id: i64, name: &str, default: bool) {
+    pub(crate) fn push_category(&mut self, etid: u32, id: i64, name: &str, default: bool) {
         self.push_row(
             "category",
             vec![
@@ -397,7 +410,8 @@ impl PortalData {
             1 => "STATUS".to_string(),
             2 if cat == 0 => "DEAL_STAGE".to_string(),
             2 => format!("DEAL_STAGE_{cat}"),
-            n => format!("DYNAMIC_{n}_STAGE_{cat}"),
+            n => super::crm_docs::stage_entity(n, cat)
+                .unwrap_or_else(|| format!("DYNAMIC_{n}_STAGE_{cat}")),
         };
         self.stage_cache.get(&key).map_or(&[], Vec::as_slice)
     }
@@ -585,6 +599,7 @@ impl PortalData {
         match etid {
             1 => "stagehistory_lead".into(),
             2 => "stagehistory_deal".into(),
+            super::crm_docs::SMART_INVOICE => "stagehistory_smart_invoice".into(),
             n => format!("stagehistory_dynamic_{n}"),
         }
     }
@@ -628,7 +643,8 @@ impl PortalData {
 
     /// Table by entityTypeId (1,2,3,4 or a smart process).
     pub(crate) fn table_for_etid(&self, etid: u32) -> Option<&Table> {
-        if etid > 4 && self.type_for_etid(etid).is_none() {
+        let predefined = super::crm_docs::table_name(etid).is_some();
+        if etid > 4 && !predefined && self.type_for_etid(etid).is_none() {
             return None;
         }
         self.tables.get(&Self::table_name_for(etid))
@@ -655,12 +671,12 @@ fn status_extra(sem: Option<&str>, color: &str) -> Val {
 /// The field that records a row's last modification, per table kind.
 pub(crate) fn modify_field(t: &Table) -> Option<&'static str> {
     match t.kind {
-        TableKind::Crm => Some("DATE_MODIFY"),
+        TableKind::Crm | TableKind::Requisite | TableKind::RequisiteBank => Some("DATE_MODIFY"),
         TableKind::Dynamic => Some("UPDATED_TIME"),
         TableKind::Activity => Some("LAST_UPDATED"),
-        TableKind::User => Some("TIMESTAMP_X"),
         TableKind::Task => Some("CHANGED_DATE"),
         TableKind::Workgroup => Some("DATE_UPDATE"),
+        TableKind::User | TableKind::Product => Some("TIMESTAMP_X"),
         _ => None,
     }
 }
@@ -894,7 +910,7 @@ fn activity_fields() -> Vec<FieldDef> {
     ]
 }
 
-fn history_fields(lead: bool) -> Vec<FieldDef> {
+pub(crate) fn history_fields(lead: bool) -> Vec<FieldDef> {
     let mut f = vec![
         plain("ID", Kind::Int, Gen::Id),
         plain("TYPE_ID", Kind::Int, Gen::Hist(HistPart::Type)),

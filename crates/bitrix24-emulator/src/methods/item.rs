@@ -249,6 +249,22 @@ pub(super) fn stagehistory(ctx: &mut Ctx, params: &PVal) -> Outcome {
     // Leads, deals and smart processes have stage history; other types do not.
     let table = match etid_param(params) {
         Some(e @ (1 | 2)) => PortalData::history_table_for(e),
+        // New-type invoices have stage history; quotes are not among the documented types.
+        Some(e @ super::super::crm_docs::SMART_INVOICE)
+            if ctx.st.data.table_for_etid(e).is_some() =>
+        {
+            PortalData::history_table_for(e)
+        }
+        Some(super::super::crm_docs::QUOTE) => {
+            return Outcome::err(
+                MethodError::new(
+                    400,
+                    "ENTITY_TYPE_NOT_SUPPORTED",
+                    "Entity type QUOTE is not supported",
+                ),
+                cost.call_secs,
+            );
+        }
         Some(e) if e >= 128 && ctx.st.data.type_for_etid(e).is_some() => {
             if let Some(refusal) = smart_history_refusal(ctx.st.smart_stage_history, e) {
                 return Outcome::err(refusal, cost.call_secs);

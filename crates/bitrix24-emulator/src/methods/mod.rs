@@ -2,6 +2,7 @@
 
 mod item;
 mod legacy;
+mod productrow;
 mod reference;
 mod tasks;
 mod telephony;
@@ -100,6 +101,17 @@ pub(crate) fn exists(method: &str) -> bool {
             | "crm.activity.list"
             | "crm.activity.fields"
             | "crm.stagehistory.list"
+            | "crm.item.productrow.list"
+            | "crm.product.list"
+            | "crm.requisite.list"
+            | "crm.requisite.fields"
+            | "crm.requisite.userfield.list"
+            | "crm.requisite.bankdetail.list"
+            | "crm.requisite.bankdetail.fields"
+            | "crm.product.fields"
+            | "crm.productsection.list"
+            | "crm.productsection.fields"
+            | "crm.item.productrow.fields"
             | "crm.currency.list"
             | "crm.currency.fields"
             | "crm.userfield.types"
@@ -158,6 +170,17 @@ pub(crate) fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome
         "crm.userfield.types" => reference::userfield_types(ctx),
         "crm.activity.list" => legacy::list(ctx, "activity", params),
         "crm.stagehistory.list" => item::stagehistory(ctx, params),
+        "crm.item.productrow.list" => productrow::list(ctx, params),
+        "crm.item.productrow.fields" => productrow::fields(ctx),
+        "crm.product.list" => legacy::list(ctx, "product", params),
+        "crm.requisite.list" => legacy::list(ctx, "requisite", params),
+        "crm.requisite.fields" => legacy::fields(ctx, "requisite"),
+        "crm.requisite.userfield.list" => legacy::userfield_list(ctx, "requisite", params),
+        "crm.requisite.bankdetail.list" => legacy::list(ctx, "requisite_bank", params),
+        "crm.requisite.bankdetail.fields" => legacy::fields(ctx, "requisite_bank"),
+        "crm.product.fields" => legacy::fields(ctx, "product"),
+        "crm.productsection.list" => legacy::list(ctx, "product_section", params),
+        "crm.productsection.fields" => legacy::fields(ctx, "product_section"),
         "user.get" => users::user_get(ctx, params),
         "department.get" => users::department_get(ctx, params),
         "user.fields" => reference::title_map(ctx, "user"),

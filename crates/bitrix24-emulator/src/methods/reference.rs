@@ -280,7 +280,8 @@ fn pipelines_of<'a>(data: &'a PortalData, params: &PVal) -> Result<(&'a Table, i
         .and_then(PVal::as_i64)
         .unwrap_or(0);
     let known = u32::try_from(etid).is_ok_and(|e| e > 0 && data.table_for_etid(e).is_some());
-    if !known || matches!(etid, 3 | 4) {
+    // Quotes have no pipelines.
+    if !known || matches!(etid, 3 | 4 | 7) {
         return Err(MethodError::new(400, "NOT_FOUND", "SPA not found"));
     }
     data.tables

@@ -544,6 +544,32 @@ async fn check(p: &bitrix24_emulator::RunningPortal, name: &str, fix: &Value) {
                 ctx,
             );
         }
+        "crm.item.productrow.list.json" => {
+            let r = call(
+                &m(p, "crm.item.productrow.list"),
+                json!({"filter": {"=ownerType": "D", "=ownerId": 1}, "order": {"sort": "asc"}, "start": 0}),
+            )
+            .await;
+            assert_envelope(&r.json, fix, ctx);
+            assert_rows(
+                &rows(&r.json["result"]["productRows"]),
+                &rows(&fix["result"]["productRows"]),
+                ctx,
+            );
+            // The documented errors: owner keys required, a missing owner is ACCESS_DENIED.
+            let e = call(
+                &m(p, "crm.item.productrow.list"),
+                json!({"filter": {"=ownerType": "D"}}),
+            )
+            .await;
+            assert_eq!(e.json["error"], "REQUIRED_ARG_MISSING", "{}", e.json);
+            let e = call(
+                &m(p, "crm.item.productrow.list"),
+                json!({"filter": {"=ownerType": "D", "=ownerId": 999_999}}),
+            )
+            .await;
+            assert_eq!(e.json["error"], "ACCESS_DENIED", "{}", e.json);
+        }
         "crm.status.list.json" => {
             let r = call(
                 &m(p, "crm.status.list"),
