@@ -35,5 +35,5 @@ mod sync_equality;
 mod sync_push;
 mod timeouts;
 mod unavailable_entities;
-mod work_tables;
 mod wave2_crm;
+mod work_tables;

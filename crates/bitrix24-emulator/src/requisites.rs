@@ -156,10 +156,7 @@ fn bank_fields(requisites: u64) -> Vec<FieldDef> {
 impl PortalData {
     /// Requisites of companies and contacts (one user field of every type) and bank details.
     pub(crate) fn add_requisites(&mut self, requisites: u64, banks: u64) {
-        let companies = self
-            .tables
-            .get("company")
-            .map_or(1, |t| t.spread);
+        let companies = self.tables.get("company").map_or(1, |t| t.spread);
         self.insert_lazy(
             REQUISITES,
             TableKind::Requisite,
