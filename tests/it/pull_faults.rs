@@ -118,7 +118,7 @@ async fn a_portal_fault_mid_listing_fails_the_load_and_the_reconcile_cleanly() {
     deal_equality(&p).await;
 
     // A reconcile whose ID listing breaks in the middle writes no tombstone.
-    c.delete_rows("deal", &[5, 6, 11_999]).unwrap();
+    c.delete_rows("deal", &[5, 6, DEALS - 1]).unwrap();
     c.inject_fault(fault(FaultKind::Slow { delay_ms: 300 }));
     p.q(&format!(
         "SYSTEM REFRESH VIEW `{}`.crm_deal_reconcile",
