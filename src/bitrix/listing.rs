@@ -770,7 +770,7 @@ impl Chain {
     /// One page read with a plain call, from the cursor. The probe waits for the next batch
     /// (`batches` is not advanced), which sizes the chains from there.
     async fn next_plain_page(&mut self, client: &Client) -> Result<Option<Vec<Page>>, BitrixError> {
-        let params = Value::Object(self.page_params(0));
+        let params = shaped(self.spec, self.page_params(0));
         let r = client.call_raw(self.spec.list, &params).await?;
         let rows = raw_rows(self.spec, &r)?;
         self.accept(&rows)?;

@@ -512,10 +512,26 @@ fn check_line(dir: &Path, issued: &Issued) -> String {
 #[test]
 fn check_reports_expiry_and_whether_the_names_cover_public_url() {
     let pki = pki();
-    let good = check_line(
-        &pki.dir.join("check-good"),
-        &issue(&pki.ca, &["127.0.0.1", "localhost"], -1, 30),
-    );
+    let cases = [
+        (
+            "check-good",
+            issue(&pki.ca, &["127.0.0.1", "localhost"], -1, 30),
+        ),
+        ("check-name", issue(&pki.ca, &["b24ch.example.com"], -1, 30)),
+        ("check-expired", issue(&pki.ca, &["127.0.0.1"], -30, -1)),
+        ("check-soon", issue(&pki.ca, &["127.0.0.1"], -30, 3)),
+    ];
+    // Each `check` also retries its unreachable portal for a while: the four run at once.
+    let lines: Vec<String> = std::thread::scope(|s| {
+        let runs: Vec<_> = cases
+            .iter()
+            .map(|(dir, issued)| s.spawn(|| check_line(&pki.dir.join(dir), issued)))
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let [good, other_name, expired, soon] = &lines[..] else {
+        panic!("four check lines expected: {lines:?}");
+    };
     assert!(good.starts_with("ok "), "{good}");
     assert!(good.contains("127.0.0.1, localhost"), "{good}");
     assert!(
@@ -524,24 +540,12 @@ fn check_reports_expiry_and_whether_the_names_cover_public_url() {
     );
     assert!(good.contains("until 20"), "{good}");
 
-    let other_name = check_line(
-        &pki.dir.join("check-name"),
-        &issue(&pki.ca, &["b24ch.example.com"], -1, 30),
-    );
     assert!(other_name.starts_with("FAIL"), "{other_name}");
     assert!(other_name.contains("does NOT cover"), "{other_name}");
 
-    let expired = check_line(
-        &pki.dir.join("check-expired"),
-        &issue(&pki.ca, &["127.0.0.1"], -30, -1),
-    );
     assert!(expired.starts_with("FAIL"), "{expired}");
     assert!(expired.contains("expired on"), "{expired}");
 
-    let soon = check_line(
-        &pki.dir.join("check-soon"),
-        &issue(&pki.ca, &["127.0.0.1"], -30, 3),
-    );
     assert!(soon.starts_with("ok "), "{soon}");
     assert!(soon.contains("renew"), "{soon}");
 }
