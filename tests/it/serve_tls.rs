@@ -525,7 +525,10 @@ fn check_reports_expiry_and_whether_the_names_cover_public_url() {
     let lines: Vec<String> = std::thread::scope(|s| {
         let runs: Vec<_> = cases
             .iter()
-            .map(|(dir, issued)| s.spawn(|| check_line(&pki.dir.join(dir), issued)))
+            .map(|(dir, issued)| {
+                let dir = pki.dir.join(dir);
+                s.spawn(move || check_line(&dir, issued))
+            })
             .collect();
         runs.into_iter().map(|r| r.join().unwrap()).collect()
     });
