@@ -410,20 +410,13 @@ async fn converge_entity(
         report.created_tables.push(plan.entity.clone());
         return Ok(());
     }
-    // An existing history first: it must have every column before the entity's table gets
-    // it. A missing one is created after the renames, since its feed selects the table's
-    // columns by name.
-    let history_exists = has_table(conn, t, &history::history_table_name(&plan.entity)).await?;
-    if history_exists {
-        converge_history(conn, t, plan, ttl, report).await?;
-    }
     let mut have = existing_columns(conn, t, &plan.entity).await?;
     if rename_columns(conn, t, plan, &have, mode, report).await? {
         have = existing_columns(conn, t, &plan.entity).await?;
     }
-    if !history_exists {
-        converge_history(conn, t, plan, ttl, report).await?;
-    }
+    // The history after the renames (its feed selects the table's columns by name) and before
+    // new columns: it must have every column before the entity's table gets it.
+    converge_history(conn, t, plan, ttl, report).await?;
     let (missing, conflicts) = compare_columns(&plan.columns, &have);
     let retired = retired_columns(conn, t, &plan.entity).await?;
     let vanished: Vec<String> = have
@@ -508,17 +501,6 @@ async fn converge_entity(
         }
     }
     Ok(())
-}
-
-async fn has_table(conn: &Connection, t: &Target, name: &str) -> Result<bool, ClickHouseError> {
-    let found = conn
-        .pairs(&format!(
-            "SELECT name, '' FROM system.tables WHERE database = {} AND name = {}",
-            literal(&t.database),
-            literal(name)
-        ))
-        .await?;
-    Ok(!found.is_empty())
 }
 
 /// Brings `<entity>_history` of an existing entity in line with the plan: created (with the
