@@ -50,6 +50,30 @@ impl Outcome {
             rows,
         }
     }
+    /// A page of a counted or COUNT-free listing (`start`, `total`, `next`), billed for its
+    /// rows and, when COUNT ran, for the count.
+    pub(crate) fn listed(
+        rows: Vec<J>,
+        page: &super::query::Page,
+        cost: &super::limits::CostModel,
+        cols: usize,
+    ) -> Outcome {
+        let n = rows.len();
+        let mut secs = cost.page(n, cols);
+        if let Some(total) = page.total {
+            secs += cost.count(total, cols);
+        }
+        Outcome {
+            result: Ok(Success {
+                result: J::List(rows),
+                total: Some(page.total.unwrap_or(0)),
+                next: page.next,
+            }),
+            cost: secs,
+            count_ran: page.total.is_some(),
+            rows: n,
+        }
+    }
     pub(crate) fn err(e: MethodError, cost: f64) -> Outcome {
         Outcome {
             result: Err(e),

@@ -93,19 +93,5 @@ fn statistic_get(ctx: &mut Ctx, params: &PVal) -> Outcome {
             )
         })
         .collect();
-    let n = rows.len();
-    let mut secs = cost.page(n, t.fields.len());
-    if let Some(total) = page.total {
-        secs += cost.count(total, t.fields.len());
-    }
-    Outcome {
-        result: Ok(Success {
-            result: J::List(rows),
-            total: Some(page.total.unwrap_or(0)),
-            next: page.next,
-        }),
-        cost: secs,
-        count_ran: page.total.is_some(),
-        rows: n,
-    }
+    Outcome::listed(rows, &page, &cost, t.fields.len())
 }
