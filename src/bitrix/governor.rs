@@ -868,6 +868,28 @@ impl Governor {
         })
     }
 
+    /// How many commands (1..=`max`) the batch `build(n)` may carry without pausing now. A
+    /// batch sized to the room left goes at once and the next one takes what the window frees
+    /// next, where a full-size batch would wait for the window to turn almost completely
+    /// (docs/architecture.md, "Sizing batches to the room left"). At least 1: a single command's
+    /// wait is the shortest there is.
+    pub fn batch_room(&self, max: usize, build: impl Fn(usize) -> Request) -> usize {
+        if max <= 1 || !self.would_pause(&build(max)) {
+            return max.max(1);
+        }
+        // `would_pause` grows with the number of commands: the largest n that fits.
+        let (mut fits, mut pauses) = (0usize, max);
+        while pauses - fits > 1 {
+            let mid = (fits + pauses) / 2;
+            if self.would_pause(&build(mid)) {
+                pauses = mid;
+            } else {
+                fits = mid;
+            }
+        }
+        fits.max(1)
+    }
+
     /// Waits until `request` may be sent: the operating budget of every key the portal bills
     /// it to (as learned), a concurrency slot, then the request bucket.
     pub async fn acquire(self: &Arc<Self>, request: &Request) -> Permit {

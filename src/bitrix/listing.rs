@@ -670,6 +670,7 @@ impl Chain {
         if self.plain_page_pays(client, chain + usize::from(probe)) {
             return self.next_plain_page(client).await;
         }
+        let chain = self.fit_to_budget(client, chain, probe);
         let mut batch = Batch::new();
         if probe {
             batch.push(
@@ -765,6 +766,18 @@ impl Chain {
             .headroom(BATCH_KEY)
             .is_some_and(|free| free < BATCH_KEY_BUSY);
         spare && busy && gov.key_load(BATCH_KEY) > gov.key_load(self.spec.list)
+    }
+
+    /// `chain` shortened to the pages the operating budget has room for now (never below 1).
+    fn fit_to_budget(&self, client: &Client, chain: usize, probe: bool) -> usize {
+        let kind = command_kind(self.spec.list, &Value::Object(self.page_params(0)));
+        let probe_kind =
+            probe.then(|| command_kind(self.spec.list, &Value::Object(self.probe_params())));
+        client.governor().batch_room(chain, |n| {
+            let pages = (0..n).map(|_| (self.spec.list, kind.as_str()));
+            let probe = probe_kind.iter().map(|k| (self.spec.list, k.as_str()));
+            Request::batch(probe.chain(pages))
+        })
     }
 
     /// One page read with a plain call, from the cursor. The probe waits for the next batch

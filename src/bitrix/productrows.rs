@@ -20,6 +20,7 @@
 use super::batch::{Batch, CommandOutcome, result_ref};
 use super::client::Client;
 use super::error::{BitrixError, ErrorClass};
+use super::governor::{Request, command_kind};
 use super::listing::{ListRequest, PAGE_SIZE, Page, list as list_rows, raw_rows, row_id};
 use super::methods::{MethodSpec, PRODUCT_ROW_OWNERS, smart_process_type_id, spec};
 use super::raw::RawRow;
@@ -248,7 +249,10 @@ impl RowLister {
         }
         let mut batch = Batch::new();
         let mut scheduled: Vec<(Work, usize)> = Vec::new();
-        let mut slots = SLOTS;
+        let kind = command_kind(self.spec.list, &self.params(&self.queue[0], None));
+        let mut slots = client.governor().batch_room(SLOTS, |n| {
+            Request::batch((0..n).map(|_| (self.spec.list, kind.as_str())))
+        });
         while slots > 0 {
             let Some(w) = self.queue.pop_front() else {
                 break;
