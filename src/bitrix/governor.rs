@@ -229,19 +229,29 @@ pub struct MethodState {
 }
 
 impl MethodState {
-    /// Drops baskets that left the window and returns what is still billed.
+    /// What is still billed at `now`. Baskets are forgotten a minute after they left the
+    /// window: under concurrency an answer the portal produced just before a basket expired
+    /// may be read after one produced just after, and must still be compared with a model
+    /// that counts that basket (else its figure reads as growth the size of the basket).
     fn in_window(&mut self, now: f64, window_secs: f64) -> f64 {
-        let n = (window_secs / 60.0).max(1.0) as i64;
-        let cur = (now / 60.0).floor() as i64;
-        self.baskets.retain(|(minute, _)| *minute > cur - n);
-        self.baskets.iter().map(|(_, s)| s).sum()
+        let first = first_live_minute(now, window_secs);
+        self.baskets.retain(|(minute, _)| *minute >= first - 1);
+        self.live(now, window_secs).map(|(_, s)| s).sum()
     }
 
-    /// When the oldest basket leaves the window.
-    fn next_expiry(&self, window_secs: f64) -> Option<f64> {
-        let n = (window_secs / 60.0).max(1.0) as i64;
+    /// Baskets in the window at `now`, oldest first.
+    fn live(&self, now: f64, window_secs: f64) -> impl Iterator<Item = &(i64, f64)> {
+        let first = first_live_minute(now, window_secs);
         self.baskets
-            .first()
+            .iter()
+            .filter(move |(minute, _)| *minute >= first)
+    }
+
+    /// When the oldest basket still in the window at `now` leaves it.
+    fn next_expiry(&self, now: f64, window_secs: f64) -> Option<f64> {
+        let n = window_minutes(window_secs);
+        self.live(now, window_secs)
+            .next()
             .map(|(m, _)| ((m + n) * 60) as f64 + 0.01)
     }
 
@@ -1048,7 +1058,7 @@ impl Governor {
             return Decision::Hold(now + HOLD_SECS);
         }
         // Never past the key's reported reset: then its figures are stale and are re-read.
-        let expiry = m.next_expiry(self.cfg.window_secs);
+        let expiry = m.next_expiry(now, self.cfg.window_secs);
         let reset = m.reset_at.filter(|r| *r > now);
         let until = match (expiry, reset) {
             (Some(e), Some(r)) => e.min(r),
@@ -1289,7 +1299,8 @@ fn record_figure(m: &mut MethodState, o: &Observation, now: f64, window_secs: f6
         add_to_basket(&mut m.baskets, minute, delta);
     } else if new_window && delta < 0.0 {
         let mut excess = -delta;
-        for (_, secs) in m.baskets.iter_mut() {
+        let first = first_live_minute(now, window_secs);
+        for (_, secs) in m.baskets.iter_mut().filter(|(minute, _)| *minute >= first) {
             let cut = excess.min(*secs);
             *secs -= cut;
             excess -= cut;
@@ -1318,6 +1329,16 @@ fn record_figure(m: &mut MethodState, o: &Observation, now: f64, window_secs: f6
         m.reset_at = o.reset_at;
     }
     m.figure_at = Some(m.figure_at.map_or(now, |t| t.max(now)));
+}
+
+/// The window's length in one-minute baskets.
+fn window_minutes(window_secs: f64) -> i64 {
+    (window_secs / 60.0).max(1.0) as i64
+}
+
+/// The oldest minute whose basket still counts at `now`.
+fn first_live_minute(now: f64, window_secs: f64) -> i64 {
+    (now / 60.0).floor() as i64 - window_minutes(window_secs) + 1
 }
 
 /// Adds `secs` to the basket of `minute`, keeping baskets in minute order.
@@ -1419,6 +1440,23 @@ mod tests {
         assert_eq!(m.in_window(700.0, 600.0), 20.0);
         // Eleven minutes later everything has expired.
         assert_eq!(m.in_window(1400.0, 600.0), 0.0);
+    }
+
+    #[test]
+    fn a_late_answer_from_before_a_basket_expired_is_not_growth() {
+        let mut m = MethodState::default();
+        let o = |kind, op, r| Observation::single("k", kind, op, Some(r));
+        record_figure(&mut m, &o("k", 0.0, 600.0), 5.0, 600.0, true);
+        record_figure(&mut m, &o("k", 30.0, 600.0), 10.0, 600.0, true);
+        // An answer the portal produced just after minute 0 left the window...
+        record_figure(&mut m, &o("k", 1.0, 1200.0), 600.5, 600.0, true);
+        // ...and one it produced just before, read afterwards (the clock follows each
+        // answer's `time.finish`): its figure still counts minute 0.
+        record_figure(&mut m, &o("late", 30.5, 600.0), 599.9, 600.0, true);
+        assert!(!m.estimates.contains_key("late"), "{:?}", m.estimates);
+        assert_eq!(m.in_window(601.0, 600.0), 1.0);
+        // A basket in its grace minute is not waited for.
+        assert_eq!(m.next_expiry(601.0, 600.0), Some(1200.01));
     }
 
     #[test]
@@ -1543,6 +1581,26 @@ mod tests {
         // A blocked key pauses whatever its figures say.
         g.on_operating_limit("crm.item.list");
         assert!(g.would_pause(&plain));
+    }
+
+    #[test]
+    fn a_batch_is_cut_to_the_room_its_key_has_now() {
+        let g = Governor::new(tight());
+        g.store.update(&mut |s| s.learned.batch_key = Evidence::Yes);
+        // `batch` is 50 s into its 54 s budget; a page costs 1 s on it.
+        teach(&g, "batch", 50.0, &[(PAGE, 0.02)], 300.0);
+        let pages = |n: usize| Request::batch((0..n).map(|_| ("crm.item.list", PAGE)));
+        assert_eq!(g.batch_room(50, pages), 4);
+        assert_eq!(g.batch_room(3, pages), 3);
+        // No room at all: one command, the shortest wait there is.
+        teach(&g, "batch", 54.0, &[(PAGE, 0.02)], 300.0);
+        assert_eq!(g.batch_room(50, pages), 1);
+        // Without an operating limit nothing is cut.
+        let free = Governor::new(GovernorConfig {
+            operating_limit_secs: None,
+            ..cfg()
+        });
+        assert_eq!(free.batch_room(50, pages), 50);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Encoding errors. They mean a bug (cells that do not match the schema) or an I/O-level
 //! failure inside the Parquet writer; a stream that hits one must be aborted, not ended.
-use arrow::error::ArrowError;
+use arrow_schema::ArrowError;
 use parquet::errors::ParquetError;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! Streaming Parquet: an `ArrowWriter` over an in-memory buffer that is drained after every
 //! write, so a stream of pages becomes a stream of byte chunks and memory stays bounded by
 //! one row group.
-use arrow::datatypes::SchemaRef;
+use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};

@@ -1,12 +1,12 @@
 //! Encoders: Parquet read back with the parquet crate equals the cells; JSONEachRow lines
 //! parse back to the ClickHouse text forms; both stream with bounded buffering.
 use crate::common::field;
-use arrow::array::{
+use arrow_array::{
     Array, BooleanArray, Date32Array, Decimal128Array, Int64Array, ListArray, MapArray,
     StringArray, StructArray, TimestampMillisecondArray, TimestampSecondArray, UInt8Array,
     UInt64Array,
 };
-use arrow::datatypes::{DataType, TimeUnit};
+use arrow_schema::{DataType, TimeUnit};
 use b24ch::catalog::{Entity, EntityKind};
 use b24ch::encode::{
     EncodeError, Format, JsonEachRowEncoder, ParquetEncoder, ParquetOptions, RowEncoder,
