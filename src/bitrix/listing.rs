@@ -667,10 +667,11 @@ impl Chain {
         }
         let chain = self.chain_len();
         let probe = self.batches == 0;
-        if self.plain_page_pays(client, chain + usize::from(probe)) {
+        let kind = command_kind(self.spec.list, &Value::Object(self.page_params(0)));
+        if self.plain_page_pays(client, &kind, chain + usize::from(probe)) {
             return self.next_plain_page(client).await;
         }
-        let chain = self.fit_to_budget(client, chain, probe);
+        let chain = self.fit_to_budget(client, &kind, chain, probe);
         let mut batch = Batch::new();
         if probe {
             batch.push(
@@ -747,17 +748,15 @@ impl Chain {
     /// about theirs together, at no wait). Below half the budget batches alone go: a plain page
     /// carries 50 rows per request where a batch carries 2,500, so balancing a load that fits
     /// the `batch` budget would only make it slower.
-    fn plain_page_pays(&self, client: &Client, chain: usize) -> bool {
+    fn plain_page_pays(&self, client: &Client, kind: &str, chain: usize) -> bool {
         let gov = client.governor();
         if gov.billing().batch_key != Evidence::Yes {
             return false;
         }
-        let page = Value::Object(self.page_params(0));
-        let kind = command_kind(self.spec.list, &page);
-        if gov.would_pause(&Request::plain(self.spec.list, &kind)) {
+        if gov.would_pause(&Request::plain(self.spec.list, kind)) {
             return false;
         }
-        let chained = Request::batch((0..chain).map(|_| (self.spec.list, kind.as_str())));
+        let chained = Request::batch((0..chain).map(|_| (self.spec.list, kind)));
         if gov.would_pause(&chained) {
             return true;
         }
@@ -769,12 +768,11 @@ impl Chain {
     }
 
     /// `chain` shortened to the pages the operating budget has room for now (never below 1).
-    fn fit_to_budget(&self, client: &Client, chain: usize, probe: bool) -> usize {
-        let kind = command_kind(self.spec.list, &Value::Object(self.page_params(0)));
+    fn fit_to_budget(&self, client: &Client, kind: &str, chain: usize, probe: bool) -> usize {
         let probe_kind =
             probe.then(|| command_kind(self.spec.list, &Value::Object(self.probe_params())));
         client.governor().batch_room(chain, |n| {
-            let pages = (0..n).map(|_| (self.spec.list, kind.as_str()));
+            let pages = (0..n).map(|_| (self.spec.list, kind));
             let probe = probe_kind.iter().map(|k| (self.spec.list, k.as_str()));
             Request::batch(probe.chain(pages))
         })

@@ -64,6 +64,17 @@ fn id_of(row: &serde_json::Map<String, Value>) -> u64 {
 /// moves past the token's lifetime, so the next request of every listing meets an expired
 /// token. One listing ages the clock: a token never expires twice between a caller's
 /// refresh and its retry, as with real lifetimes.
+/// How many `expired_token` errors the portal answered, with its counters for messages.
+fn expired_tokens(p: &RunningPortal) -> (u64, bitrix24_emulator::Counters) {
+    let counters = p.control().counters();
+    let expired = counters
+        .errors_by_code
+        .get("expired_token")
+        .copied()
+        .unwrap_or(0);
+    (expired, counters)
+}
+
 async fn ids(p: &RunningPortal, client: Arc<Client>, req: ListRequest, age: bool) -> Vec<u64> {
     let mut out = Vec::new();
     let mut s = Box::pin(list(client, req));
@@ -110,12 +121,7 @@ async fn token_expiring_mid_listing_is_refreshed_once_and_persisted() {
     );
     assert_eq!(d, truth(&p, "deal"));
     assert_eq!(l, truth(&p, "lead"));
-    let counters = p.control().counters();
-    let expired = counters
-        .errors_by_code
-        .get("expired_token")
-        .copied()
-        .unwrap_or(0);
+    let (expired, counters) = expired_tokens(&p);
     assert!(expired >= 1, "the token never expired: {counters:?}");
 
     // The rotated pair is on disk, owner-only, and a new process starting from the original
@@ -193,12 +199,7 @@ async fn processes_sharing_one_app_never_lose_access() {
         .unwrap();
     }
     // Each process met an expired token at least once (the last round makes sure of it).
-    let counters = p.control().counters();
-    let expired = counters
-        .errors_by_code
-        .get("expired_token")
-        .copied()
-        .unwrap_or(0);
+    let (expired, counters) = expired_tokens(&p);
     assert!(
         expired >= 3,
         "tokens did not expire often enough: {counters:?}"
