@@ -59,10 +59,12 @@ async fn read_until_closed(mut r: tokio::net::tcp::OwnedReadHalf) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_trickles_its_headers_is_disconnected() {
     let (s, _p) = start("header_timeout_secs = 1").await;
+    // Taken before connecting: the server's clock starts at accept, which may come before
+    // `connect` returns here on a busy machine.
+    let started = Instant::now();
     let stream = TcpStream::connect(s.addr).await.unwrap();
     let (r, mut w) = stream.into_split();
     let closed = tokio::spawn(read_until_closed(r));
-    let started = Instant::now();
     w.write_all(b"GET /healthz HTTP/1.1\r\nHost: b24ch\r\n")
         .await
         .unwrap();
