@@ -1,12 +1,11 @@
 //! `b24ch events`: keep ClickHouse fresh from the portal's offline event queue (push).
-use crate::catalog::{self, Catalog};
+use crate::catalog;
 use crate::clickhouse::Connection;
 use crate::clickhouse::apply::{self, Mode};
 use crate::config::Config;
 use crate::encode::Format;
 use crate::events::feed::Feed;
-use crate::events::queue;
-use crate::events::sink::{self, Sink};
+use crate::events::sink::{self, CatalogSource, Sink};
 use crate::portal::{self, DemoSettings};
 use std::sync::Arc;
 
@@ -17,17 +16,8 @@ pub struct EventsArgs {
     pub once: bool,
 }
 
-/// The event names of every enabled entity of the catalog.
-pub fn names_to_bind(config: &Config, catalog: &Catalog) -> Vec<String> {
-    catalog
-        .entities
-        .iter()
-        .filter(|e| config.entity(&e.name).enabled)
-        .flat_map(|e| crate::events::event_names(&e.name))
-        .collect()
-}
-
-/// Binds the events, then builds the feed (tables converged for push first).
+/// Converges the tables (push), binds the events and builds the feed, on a catalog
+/// discovered now.
 pub async fn prepare(
     config: Arc<Config>,
     client: Arc<crate::bitrix::Client>,
@@ -38,22 +28,41 @@ pub async fn prepare(
     if mode == sink::Mode::Push {
         apply::apply_mode(&conn, &config, &catalog, Format::Parquet, Mode::Push).await?;
     }
-    let report = queue::bind(&client, &names_to_bind(&config, &catalog)).await?;
+    prepare_on(
+        config,
+        client,
+        conn,
+        mode,
+        Arc::new(move || catalog.clone()),
+    )
+    .await
+}
+
+/// Binds the events of `catalog`'s entities and builds the feed; the feed follows the
+/// catalog as it changes (`serve`'s autopilot), binding the events of entities it gains.
+pub async fn prepare_on(
+    config: Arc<Config>,
+    client: Arc<crate::bitrix::Client>,
+    conn: Connection,
+    mode: sink::Mode,
+    catalog: CatalogSource,
+) -> anyhow::Result<Feed> {
+    let sink = Arc::new(Sink {
+        conn,
+        client,
+        config: config.clone(),
+        catalog,
+        mode,
+    });
+    let feed = Feed::new(sink, &config.state_dir);
+    let report = feed.bind_new().await?;
     tracing::info!(
         bound = report.bound.len(),
         already = report.already.len(),
         unknown = report.unknown.len(),
         "offline events bound"
     );
-    let cat = catalog.clone();
-    let sink = Arc::new(Sink {
-        conn,
-        client,
-        config: config.clone(),
-        catalog: Arc::new(move || cat.clone()),
-        mode,
-    });
-    Ok(Feed::new(sink, &config.state_dir))
+    Ok(feed)
 }
 
 pub async fn run(mut config: Config, args: EventsArgs) -> anyhow::Result<()> {

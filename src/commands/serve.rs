@@ -262,11 +262,15 @@ pub async fn run(mut config: Config, autopilot: bool) -> anyhow::Result<()> {
     }
     if config.events.offline {
         let conn = Connection::connect(&config.clickhouse)?.with_secret(&config.proxy.token);
-        let feed = super::events::prepare(
+        // The feed follows the served catalog: a smart process the autopilot adds gets its
+        // events bound and its changes applied.
+        let state = serve.state.clone();
+        let feed = super::events::prepare_on(
             config.clone(),
             portal.client.clone(),
             conn,
             crate::events::sink::Mode::Pull,
+            Arc::new(move || state.catalog()),
         )
         .await?;
         let every = config.events.poll_interval.as_duration();

@@ -67,6 +67,46 @@ pub enum EventsError {
     Refresh { view: String, message: String },
 }
 
+impl EventsError {
+    /// Whether applying the same records again cannot help: the portal refuses their entity
+    /// for a reason that stays (rights, a method or type that is gone, a request it rejects),
+    /// or their rows cannot be encoded. An outage (network, limits, ClickHouse) is waited out
+    /// instead, with the lease kept.
+    pub fn keeps_failing(&self) -> bool {
+        use crate::bitrix::{BitrixError, ErrorClass as C};
+        use crate::pipeline::PipelineError;
+        use crate::sync::SyncError;
+        let refused = |e: &BitrixError| {
+            matches!(
+                e.class(),
+                C::AccessDenied | C::NotFound | C::MethodNotFound | C::Unsupported | C::BadRequest
+            )
+        };
+        match self {
+            EventsError::Bitrix(e)
+            | EventsError::Pipeline(PipelineError::Bitrix(e))
+            | EventsError::Sync(SyncError::Pipeline(PipelineError::Bitrix(e))) => refused(e),
+            EventsError::Pipeline(PipelineError::UnknownMethod { .. })
+            | EventsError::Sync(SyncError::Pipeline(PipelineError::UnknownMethod { .. }))
+            | EventsError::Sync(SyncError::Encode(_)) => true,
+            _ => false,
+        }
+    }
+}
+
+/// The event names of every enabled entity of the catalog.
+pub fn names_to_bind(
+    config: &crate::config::Config,
+    catalog: &crate::catalog::Catalog,
+) -> Vec<String> {
+    catalog
+        .entities
+        .iter()
+        .filter(|e| config.entity(&e.name).enabled)
+        .flat_map(|e| event_names(&e.name))
+        .collect()
+}
+
 fn change_of(suffix: &str) -> Option<ChangeKind> {
     match suffix {
         "ADD" | "UPDATE" => Some(ChangeKind::Upsert),

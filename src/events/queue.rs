@@ -135,6 +135,23 @@ pub async fn clear(client: &Client, process_id: &str) -> Result<(), BitrixError>
         .map(drop)
 }
 
+/// Sets records of the lease aside as failed (`event.offline.error`): the portal keeps them,
+/// marked, out of every later lease (`event.offline.get` with `error=1` lists them), and
+/// `event.offline.clear` of the lease leaves them.
+pub async fn mark_error(
+    client: &Client,
+    process_id: &str,
+    message_ids: &[String],
+) -> Result<(), BitrixError> {
+    client
+        .call(
+            "event.offline.error",
+            &json!({"process_id": process_id, "message_id": message_ids}),
+        )
+        .await
+        .map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,6 +52,16 @@ pub struct Applied {
     pub ignored: u64,
 }
 
+impl Applied {
+    pub fn add(&mut self, other: &Applied) {
+        self.rows += other.rows;
+        self.tombstones += other.tombstones;
+        self.loads += other.loads;
+        self.reconciles += other.reconciles;
+        self.ignored += other.ignored;
+    }
+}
+
 #[derive(Default)]
 struct EntityChanges {
     upserts: BTreeSet<u64>,

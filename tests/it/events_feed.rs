@@ -288,6 +288,114 @@ async fn a_portal_whose_queue_keeps_no_data_falls_back_to_loads_and_reconciles()
     assert!(c.offline_queue().is_empty());
 }
 
+/// The feed follows the catalog it is given (`serve` hands it the autopilot's): a smart
+/// process created while running gets its events bound at the next cycle and its changes
+/// applied. Records of an entity the portal keeps refusing are set aside with
+/// `event.offline.error` after three attempts instead of holding up the queue, while the other
+/// entities' changes go on; the entity's scheduled load catches up once the portal serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_binds_new_smart_processes_and_sets_aside_records_that_keep_failing() {
+    const ETID: u32 = 150;
+    let env = Env::start(
+        "events_live",
+        60,
+        &["crm_deal", "crm_contact", "crm_dynamic_150"],
+    )
+    .await;
+    env.initial_load().await;
+    let c = env.control();
+    let discovered = Arc::new(b24ch::catalog::discover(&env.client).await.unwrap());
+    assert!(discovered.entity("crm_dynamic_150").is_none());
+    let served = Arc::new(std::sync::Mutex::new(discovered));
+    let source = served.clone();
+    let feed = b24ch::commands::events::prepare_on(
+        env.config.clone(),
+        env.client.clone(),
+        env.conn.clone(),
+        sink::Mode::Push,
+        Arc::new(move || source.lock().unwrap().clone()),
+    )
+    .await
+    .unwrap();
+    let r = feed.cycle().await.unwrap();
+    assert!(r.newly_bound.is_empty(), "bound at the start: {r:?}");
+
+    // A smart process appears; the autopilot's pass discovers it and creates its table.
+    assert_eq!(
+        c.add_smart_process(Some(ETID), "Поставки", 4).unwrap(),
+        ETID
+    );
+    *served.lock().unwrap() = Arc::new(b24ch::catalog::discover(&env.client).await.unwrap());
+    env.initial_load().await;
+    c.reset_counters();
+    let r = feed.cycle().await.unwrap();
+    assert_eq!(
+        r.newly_bound,
+        [
+            "ONCRMDYNAMICITEMADD_150",
+            "ONCRMDYNAMICITEMUPDATE_150",
+            "ONCRMDYNAMICITEMDELETE_150"
+        ],
+        "{r:?}"
+    );
+    let r = feed.cycle().await.unwrap();
+    assert!(r.newly_bound.is_empty(), "nothing new: {r:?}");
+    let items: Vec<u64> = c
+        .ground_truth("dynamic_150")
+        .unwrap()
+        .iter()
+        .filter_map(|row| {
+            let id = row.get("ID").or_else(|| row.get("id"))?;
+            id.as_u64().or_else(|| id.as_str()?.parse().ok())
+        })
+        .collect();
+    assert_eq!(items.len(), 4);
+    c.modify_rows(
+        "dynamic_150",
+        &items[..2],
+        &title("changed after binding"),
+        None,
+    )
+    .unwrap();
+    c.delete_rows("dynamic_150", &items[3..]).unwrap();
+    let r = feed.cycle().await.unwrap();
+    assert_eq!(
+        (r.events, r.applied.rows, r.applied.tombstones),
+        (3, 2, 1),
+        "{r:?}"
+    );
+    env.assert_equal("crm_dynamic_150", "dynamic_150").await;
+
+    // The portal stops serving the deals' companion method: their records keep failing.
+    c.set_method_available("crm.deal.list", false);
+    c.modify_rows("deal", &[3], &title("stuck behind a refusal"), None)
+        .unwrap();
+    let mut name = Map::new();
+    name.insert("NAME".into(), json!("goes on"));
+    c.modify_rows("contact", &[4], &name, None).unwrap();
+    for attempt in 1..b24ch::events::feed::ATTEMPTS_BEFORE_SETTING_ASIDE {
+        let e = feed.cycle().await.unwrap_err();
+        assert!(e.keeps_failing(), "attempt {attempt}: {e}");
+        assert_eq!(c.offline_queue().len(), 2, "the lease is kept");
+    }
+    let r = feed.cycle().await.unwrap();
+    assert_eq!((r.events, r.set_aside, r.applied.rows), (2, 1, 1), "{r:?}");
+    env.assert_equal("crm_contact", "contact").await;
+    let left = c.offline_queue();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(
+        left[0].error && left[0].event_name == "ONCRMDEALUPDATE",
+        "{left:?}"
+    );
+    let r = feed.cycle().await.unwrap();
+    assert_eq!(r.events, 0, "set-aside records are not leased again: {r:?}");
+
+    // The safety net: once the portal serves the method again, the next load catches up.
+    c.set_method_available("crm.deal.list", true);
+    env.initial_load().await;
+    env.assert_equal("crm_deal", "deal").await;
+}
+
 fn b24ch_bin() -> &'static str {
     env!("CARGO_BIN_EXE_b24ch")
 }
