@@ -260,25 +260,36 @@ pub async fn run(mut config: Config, autopilot: bool) -> anyhow::Result<()> {
         let conn = Connection::connect(&config.clickhouse)?.with_secret(&config.proxy.token);
         tokio::spawn(autopilot_loop(serve.state.clone(), conn, Format::Parquet));
     }
-    if config.events.offline {
-        let conn = Connection::connect(&config.clickhouse)?.with_secret(&config.proxy.token);
-        // The feed follows the served catalog: a smart process the autopilot adds gets its
-        // events bound and its changes applied.
-        let state = serve.state.clone();
-        let feed = super::events::prepare_on(
-            config.clone(),
-            portal.client.clone(),
-            conn,
-            crate::events::sink::Mode::Pull,
-            Arc::new(move || state.catalog()),
-        )
-        .await?;
-        let every = config.events.poll_interval.as_duration();
-        tokio::spawn(async move { feed.run(every).await });
-    }
+    let _feed = start_offline_feed(&config, &portal, &serve).await?;
     tokio::signal::ctrl_c().await?;
     serve.stop();
     Ok(())
+}
+
+/// With `events.offline`, binds the offline events and reads the queue every
+/// `events.poll_interval` in the background (pull mode: tombstones at once, load views
+/// refreshed). The feed follows the served catalog: a smart process the autopilot adds gets
+/// its events bound and its changes applied.
+pub async fn start_offline_feed(
+    config: &Arc<Config>,
+    portal: &crate::portal::PortalConnection,
+    serve: &RunningServe,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if !config.events.offline {
+        return Ok(None);
+    }
+    let conn = Connection::connect(&config.clickhouse)?.with_secret(&config.proxy.token);
+    let state = serve.state.clone();
+    let feed = super::events::prepare_on(
+        config.clone(),
+        portal.client.clone(),
+        conn,
+        crate::events::sink::Mode::Pull,
+        Arc::new(move || state.catalog()),
+    )
+    .await?;
+    let every = config.events.poll_interval.as_duration();
+    Ok(Some(tokio::spawn(async move { feed.run(every).await })))
 }
 
 /// Where people look: the page's address and how to log in (never the token itself). A

@@ -271,13 +271,15 @@ impl Sink {
             let last = self
                 .conn
                 .pairs(&format!(
-                    "SELECT toString(toUnixTimestamp(last_success_time)), exception FROM system.view_refreshes WHERE database = {} AND view = {}",
+                    // Both columns are Nullable (no refresh succeeded yet, no failure).
+                    "SELECT ifNull(toString(toUnixTimestamp(last_success_time)), '0'), ifNull(exception, '') FROM system.view_refreshes WHERE database = {} AND view = {}",
                     literal(&t.database),
                     literal(view)
                 ))
                 .await?;
             match last.first() {
                 Some((s, _)) if s.parse::<i64>().unwrap_or(0) >= asked => return Ok(()),
+                Some((_, failure)) if !failure.is_empty() => return Err(err(failure.clone())),
                 Some(_) => continue,
                 None => return Err(err("no such view (run apply)".into())),
             }

@@ -16,6 +16,7 @@ use b24ch::bitrix::Client;
 use b24ch::clickhouse::Connection;
 use b24ch::clickhouse::apply::{self, Mode};
 use b24ch::clickhouse::plan::selected_columns;
+use b24ch::commands::serve;
 use b24ch::config::{Config, from_toml_str};
 use b24ch::encode::Format;
 use b24ch::events::feed::Feed;
@@ -675,6 +676,110 @@ async fn online_events_from_the_portal_reach_serve_and_a_wrong_token_writes_noth
         )
         .await,
     );
+}
+
+/// `serve` with `[events] offline = true` (an OAuth app, pull mode): its own feed reads the
+/// queue, a deletion becomes a tombstone and an edit refreshes the load view; a smart process
+/// the autopilot adds while it runs gets its events bound and its changes applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reads_the_offline_queue_and_follows_the_autopilot() {
+    let demo = bitrix24_emulator::start(
+        PortalConfig {
+            sizes: sizes(80),
+            ..PortalConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let o = demo.control().config().oauth;
+    // Appended inside `[entities.default]`: only the named entities are loaded.
+    let extra = format!(
+        "enabled = false\n[entities.crm_deal]\nenabled = true\n[entities.crm_dynamic_150]\nenabled = true\n\
+         [portal.oauth]\nportal_url = \"{base}\"\noauth_server = \"{base}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\naccess_token = \"{}\"\nrefresh_token = \"{}\"\n\
+         [events]\noffline = true\npoll_interval = \"1 SECOND\"\n",
+        o.client_id,
+        o.client_secret,
+        o.access_token,
+        o.refresh_token,
+        base = demo.base_url(),
+    );
+    let p = Pull::start(
+        "events_serve",
+        PortalConfig::default(),
+        Format::Parquet,
+        &extra,
+    )
+    .await;
+    assert!(p.portal.demo.is_none(), "serve talks to the app's portal");
+    p.autopilot().await;
+    p.wait_all().await;
+    let feed = serve::start_offline_feed(&p.config, &p.portal, p.serve())
+        .await
+        .unwrap()
+        .expect("events.offline starts the feed");
+    let c = demo.control();
+    let db = p.db.clone();
+    c.modify_rows("deal", &[6], &title("offline edit"), None)
+        .unwrap();
+    c.delete_rows("deal", &[7]).unwrap();
+    wait_until("the edit and the deletion in _current", Duration::from_secs(60), || async {
+        p.q(&format!("SELECT countIf(ID = 6 AND TITLE = 'offline edit') + 10 * countIf(ID = 7) FROM `{db}`.crm_deal_current"))
+            .await
+            == "1"
+    })
+    .await;
+
+    const ETID: u32 = 150;
+    c.add_smart_process(Some(ETID), "Поставки", 3).unwrap();
+    p.autopilot().await;
+    p.wait_all().await;
+    wait_until(
+        "the new smart process's events bound",
+        Duration::from_secs(30),
+        || async {
+            c.event_handlers()
+                .iter()
+                .any(|h| h.event == "ONCRMDYNAMICITEMUPDATE_150")
+        },
+    )
+    .await;
+    let first = c.ground_truth("dynamic_150").unwrap()[0]
+        .get("ID")
+        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+        .unwrap();
+    c.modify_rows(
+        "dynamic_150",
+        &[first],
+        &title("edited in a new process"),
+        None,
+    )
+    .unwrap();
+    wait_until("the new process's edit in _current", Duration::from_secs(60), || async {
+        p.q(&format!("SELECT count() FROM `{db}`.crm_dynamic_150_current WHERE TITLE = 'edited in a new process'"))
+            .await
+            == "1"
+    })
+    .await;
+    // Cleared once the refresh that carried them into ClickHouse finished.
+    wait_until("every record cleared", Duration::from_secs(30), || async {
+        c.offline_queue().is_empty()
+    })
+    .await;
+    feed.abort();
+    for (entity, table) in [("crm_deal", "deal"), ("crm_dynamic_150", "dynamic_150")] {
+        truth::assert_equal(
+            &truth::compare_entity(
+                p.ch,
+                &p.db,
+                entity,
+                &c.ground_truth(table).unwrap(),
+                &truth::column_names(&c.catalog(), table),
+                &truth::file_fields(&c.catalog(), table),
+            )
+            .await,
+        );
+    }
 }
 
 async fn versions(p: &Pull) -> u64 {
