@@ -53,6 +53,8 @@ def parse_args():
                    "from this host, readonly, with SELECT on that one table (a dictionary's user)")
     p.add_argument("--keep-alive-timeout", type=int, default=3, help="HTTP keep-alive seconds")
     p.add_argument("--config-extra", help="file with an XML fragment pasted inside <clickhouse>")
+    p.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                   help="a setting of the default profile (repeatable), e.g. http_receive_timeout=1")
     p.add_argument("--no-query-log", action="store_true", help="do not enable system.query_log")
     p.add_argument("--parent-pid", type=int, help="stop when this process is gone")
     p.add_argument("--pid-file", help="default: DATA/.server/server.pid")
@@ -136,6 +138,12 @@ def write_configs(a, srv, data, display_name):
 </clickhouse>
 """
     nets = "<networks><ip>::/0</ip></networks>"
+    defaults = ""
+    for kv in a.setting:
+        name, sep, value = kv.partition("=")
+        if not sep or not name.isidentifier():
+            fail(f"--setting {kv!r}: expected NAME=VALUE")
+        defaults += f"<{name}>{q(value)}</{name}>"
     reader = ""
     readonly_profile = ""
     if a.readonly_user is not None:
@@ -147,7 +155,7 @@ def write_configs(a, srv, data, display_name):
                   f"<grants><query>GRANT SELECT ON `{db}`.`{tbl}`</query></grants></{name}>")
     if a.user is None:
         users = f"""<clickhouse>
-    <profiles><default/>{readonly_profile}</profiles>
+    <profiles><default>{defaults}</default>{readonly_profile}</profiles>
     <quotas><default/></quotas>
     <users><default><password></password>{nets}<profile>default</profile><quota>default</quota>
         <access_management>1</access_management>
@@ -165,7 +173,7 @@ def write_configs(a, srv, data, display_name):
         sha = hashlib.sha256(a.password.encode()).hexdigest()
         dbs = f"<default_database>{a.database}</default_database>" if a.database else ""
         users = f"""<clickhouse>
-    <profiles><default/>{readonly_profile}</profiles>
+    <profiles><default>{defaults}</default>{readonly_profile}</profiles>
     <quotas><default/></quotas>
     <users>{reader}
         <default><password></password>{nets}<profile>default</profile><quota>default</quota>

@@ -8,9 +8,9 @@ use crate::clickhouse::ddl::{self, Target};
 use crate::clickhouse::plan::selected_columns;
 use crate::clickhouse::quote::{ident, literal, qualified};
 use crate::config::Config;
-use crate::encode::{Format, RowEncoder};
 use crate::pipeline::{self, EntityJob};
 use crate::schema::primary_key_column;
+use crate::sync::ChunkedInsert;
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -216,34 +216,12 @@ impl Sink {
         let ids: Vec<serde_json::Value> = ids.iter().map(|i| serde_json::Value::from(*i)).collect();
         let pages = pipeline::rows_by_ids(self.client.clone(), job.clone(), ids);
         futures::pin_mut!(pages);
-        let mut encoder =
-            RowEncoder::new(Format::Parquet, &job.columns).map_err(crate::sync::SyncError::from)?;
-        let mut insert = self
-            .conn
-            .insert_formatted(&format!("INSERT INTO {table} FORMAT Parquet"));
-        let insert_err = |e: clickhouse::error::Error| crate::sync::SyncError::Insert {
-            table: table.clone(),
-            message: self.conn.insert_error(&e),
-        };
-        let mut rows = 0u64;
+        let mut insert = ChunkedInsert::new(&self.conn, &table, &job.columns);
         while let Some(page) = pages.next().await {
-            // An error drops `insert` without `end()`: the INSERT is aborted.
-            let page = page?;
-            rows += page.rows.len() as u64;
-            let bytes = encoder
-                .write_rows(&page.rows)
-                .map_err(crate::sync::SyncError::from)?;
-            if !bytes.is_empty() {
-                insert.send(bytes).await.map_err(insert_err)?;
-            }
+            insert.write(&page?.rows).await?;
         }
-        if rows == 0 {
-            return Ok(0);
-        }
-        let tail = encoder.finish().map_err(crate::sync::SyncError::from)?;
-        insert.send(tail).await.map_err(insert_err)?;
-        insert.end().await.map_err(insert_err)?;
-        Ok(rows)
+        insert.flush().await?;
+        Ok(insert.sent)
     }
 
     /// `SYSTEM REFRESH VIEW` and wait; again if the refresh that finished had started before

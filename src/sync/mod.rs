@@ -1,7 +1,9 @@
 //! Push sync: b24ch writes rows into ClickHouse itself (for a ClickHouse that cannot reach
 //! `serve`), with the same tables, cursor (watermark row), deletions and autopilot as the pull path.
+mod insert;
 mod progress;
 
+pub use insert::ChunkedInsert;
 pub use progress::Progress;
 
 use crate::bitrix::Client;
@@ -9,7 +11,6 @@ use crate::clickhouse::ddl::Target;
 use crate::clickhouse::quote::{ident, literal, qualified};
 use crate::clickhouse::{ClickHouseError, Connection};
 use crate::config::DeleteGuard;
-use crate::encode::{Format, RowEncoder};
 use crate::pipeline::{self, EntityJob, PipelineError};
 use crate::schema::WATERMARK_ID;
 use crate::schema::{ChType, cursor_column, primary_key_column};
@@ -73,8 +74,10 @@ pub async fn cursor(
         .and_then(|s| DateTime::from_timestamp(s, 0)))
 }
 
-/// Loads one entity incrementally (or whole) into its table. A failure aborts the INSERT,
-/// so the watermark row of a broken load never lands (`docs/architecture.md`, invariant 2).
+/// Loads one entity incrementally (or whole) into its table. The rows go as a series of
+/// INSERTs, the watermark row in the last: rows written before a failure are true rows (the
+/// next load reads them again), and the cursor of a broken load never lands
+/// (`docs/architecture.md`, invariant 2).
 pub async fn load(
     conn: &Connection,
     t: &Target,
@@ -89,12 +92,7 @@ pub async fn load(
         since,
         ..Default::default()
     };
-    let mut encoder = RowEncoder::new(Format::Parquet, &job.columns)?;
-    let mut insert = conn.insert_formatted(&format!("INSERT INTO {table} FORMAT Parquet"));
-    let insert_err = |e: clickhouse::error::Error| SyncError::Insert {
-        table: table.clone(),
-        message: conn.insert_error(&e),
-    };
+    let mut insert = ChunkedInsert::new(conn, &table, &job.columns);
     let pages = pipeline::typed_rows(
         client,
         job.clone(),
@@ -103,19 +101,15 @@ pub async fn load(
     );
     futures::pin_mut!(pages);
     while let Some(page) = pages.next().await {
-        // An error here drops `insert` without `end()`: ClickHouse aborts the INSERT.
+        // An error here drops the rows still buffered, the watermark row among them.
         let page = page?;
         report.rows += page.rows.len() as u64;
         report.invalid += page.issues.len() as u64;
         report.watermark = page.watermark.or(report.watermark);
         progress.rows(page.rows.len() as u64);
-        let bytes = encoder.write_rows(&page.rows)?;
-        if !bytes.is_empty() {
-            insert.send(bytes).await.map_err(insert_err)?;
-        }
+        insert.write(&page.rows).await?;
     }
-    insert.send(encoder.finish()?).await.map_err(insert_err)?;
-    insert.end().await.map_err(insert_err)?;
+    insert.flush().await?;
     report.rows = report
         .rows
         .saturating_sub(u64::from(report.watermark.is_some()));

@@ -6,7 +6,8 @@ use crate::common::field;
 use b24ch::catalog::{Entity, EntityKind};
 use b24ch::encode::{JsonEachRowEncoder, ParquetEncoder};
 use b24ch::schema::{Cell, Column, RowNormalizer, ServiceValues, ValueStyle, table_columns};
-use local_clickhouse::LocalClickHouse;
+use b24ch::sync::ChunkedInsert;
+use local_clickhouse::{LocalClickHouse, LocalClickHouseOptions};
 use serde_json::{Value, json};
 
 fn columns() -> Vec<Column> {
@@ -198,4 +199,64 @@ async fn parquet_and_json_each_row_round_trip_through_clickhouse() {
         .collect();
     let got: Vec<String> = types.lines().map(|l| l.replace("\\'", "'")).collect();
     assert_eq!(got, declared);
+}
+
+/// ClickHouse closes an INSERT whose body stays idle for `http_receive_timeout` (30 s by
+/// default; 1 s on this test's own server), and a load may wait minutes for the portal's limits
+/// between two pages. A streamed INSERT held open across such a wait is cut; `ChunkedInsert`
+/// sends each INSERT whole, so the same wait costs nothing.
+#[tokio::test]
+async fn an_insert_is_never_held_open_across_a_wait_for_the_portal() {
+    const DB: &str = "impatient";
+    let ch = LocalClickHouse::start(LocalClickHouseOptions {
+        database: Some(DB.into()),
+        settings: vec![("http_receive_timeout".into(), "1".into())],
+        ..LocalClickHouseOptions::new(common::test_data_dir("impatient"))
+    })
+    .await
+    .unwrap();
+    let columns = columns();
+    let rows = rows(&columns);
+    create_table(&ch, DB, "t", &columns).await;
+    let config = b24ch::config::from_toml_str(&format!(
+        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{DB}\"\n",
+        ch.http_url()
+    ))
+    .unwrap();
+    let conn = b24ch::clickhouse::Connection::connect(&config.clickhouse).unwrap();
+    let table = format!("`{DB}`.`t`");
+    let wait = std::time::Duration::from_millis(2_500);
+
+    // The hazard: a streamed INSERT left idle across the wait is cut by ClickHouse.
+    let mut parquet = ParquetEncoder::new(&columns).unwrap();
+    let mut whole = parquet.write_rows(&rows).unwrap().to_vec();
+    whole.extend_from_slice(&parquet.finish().unwrap());
+    let (head, tail) = whole.split_at(whole.len() / 2);
+    let mut streamed = conn.insert_formatted(&format!("INSERT INTO {table} FORMAT Parquet"));
+    streamed
+        .send(bytes::Bytes::copy_from_slice(head))
+        .await
+        .unwrap();
+    tokio::time::sleep(wait).await;
+    let cut = async {
+        streamed.send(bytes::Bytes::copy_from_slice(tail)).await?;
+        streamed.end().await
+    }
+    .await;
+    assert!(
+        cut.is_err(),
+        "ClickHouse kept an INSERT idle for {wait:?} open: the premise of this test no longer holds"
+    );
+    assert!(select(&ch, DB, "t").await.is_empty());
+
+    // A chunk sent, the wait, the rest: every row lands.
+    let mut insert = ChunkedInsert::new(&conn, &table, &columns).with_chunk_rows(1);
+    insert.write(&rows[..1]).await.unwrap();
+    assert_eq!(insert.sent, 1, "the first chunk went before the wait");
+    tokio::time::sleep(wait).await;
+    insert.write(&rows[1..]).await.unwrap();
+    insert.flush().await.unwrap();
+    assert_eq!(insert.sent, 2);
+    assert_eq!(select(&ch, DB, "t").await.len(), 2);
+    ch.stop().await.unwrap();
 }

@@ -50,6 +50,8 @@ pub struct LocalClickHouseOptions {
     /// CA certificate (PEM) the server trusts, instead of the system CAs, for its outgoing
     /// HTTPS (`url()`, HTTP dictionaries): `openSSL.client.caConfig` with strict verification.
     pub client_ca: Option<PathBuf>,
+    /// `(name, value)` settings of the default profile, e.g. a short `http_receive_timeout`.
+    pub settings: Vec<(String, String)>,
 }
 
 impl LocalClickHouseOptions {
@@ -296,6 +298,9 @@ impl LocalClickHouse {
         }
         if let Some((user, password)) = &opts.user {
             cmd.args(["--user", user, "--password", password]);
+        }
+        for (name, value) in &opts.settings {
+            cmd.arg("--setting").arg(format!("{name}={value}"));
         }
         if let Some(ca) = &opts.client_ca {
             cmd.arg("--config-extra")
