@@ -291,6 +291,11 @@ fn print_table(rows: &[Row], budget_per_window: f64, window: f64) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // RUST_LOG=b24ch=info shows the governor's pauses with their evidence.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let (billing, nested) = match args.billing.as_str() {
         "per-method" => (BatchBilling::PerMethod, NestedFigures::Own),
         "whole-batch" | "whole-batch-a" => (BatchBilling::WholeBatch, NestedFigures::Own),
