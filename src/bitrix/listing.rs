@@ -135,6 +135,12 @@ pub fn list(
                         yield page?;
                     }
                 }
+                Paging::KeyChain => {
+                    let mut pages = Box::pin(super::keyset::list(client.clone(), req.clone()));
+                    while let Some(page) = pages.next().await {
+                        yield page?;
+                    }
+                }
             }
         }
     }
@@ -152,7 +158,8 @@ pub fn probe_params(spec: &MethodSpec, entity_type_id: Option<u32>) -> Value {
     };
     let mut p = base_params(spec, &req);
     match spec.paging {
-        Paging::IdChain => {
+        // A key chain's probe orders by the key's first part (`IdSpec::filter`).
+        Paging::IdChain | Paging::KeyChain => {
             set_order(spec, &mut p, "ASC");
             p.insert("start".into(), json!(-1));
         }
@@ -315,7 +322,7 @@ async fn per_parent_requests(
     Ok(out)
 }
 
-fn resolve(req: &ListRequest) -> Result<&'static MethodSpec, BitrixError> {
+pub(super) fn resolve(req: &ListRequest) -> Result<&'static MethodSpec, BitrixError> {
     let spec = spec(&req.method_key)
         .ok_or_else(|| BitrixError::Usage(format!("unknown method key `{}`", req.method_key)))?;
     if spec.needs_entity_type_id && req.entity_type_id.is_none() {
@@ -333,7 +340,7 @@ fn resolve(req: &ListRequest) -> Result<&'static MethodSpec, BitrixError> {
     Ok(spec)
 }
 
-fn malformed(spec: &MethodSpec, message: &str) -> BitrixError {
+pub(super) fn malformed(spec: &MethodSpec, message: &str) -> BitrixError {
     BitrixError::Malformed {
         method: spec.list.to_string(),
         status: 200,
@@ -360,7 +367,7 @@ fn select_for(spec: &MethodSpec, req: &ListRequest) -> Vec<String> {
 }
 
 /// Parameters shared by every page: entity type, select, filter (without the id cursor).
-fn base_params(spec: &MethodSpec, req: &ListRequest) -> Map<String, Value> {
+pub(super) fn base_params(spec: &MethodSpec, req: &ListRequest) -> Map<String, Value> {
     let mut p = Map::new();
     if let Some(eid) = req.entity_type_id.filter(|_| spec.needs_entity_type_id) {
         p.insert("entityTypeId".into(), json!(eid));
@@ -392,7 +399,7 @@ fn set_filter(spec: &MethodSpec, params: &mut Map<String, Value>, filter: Map<St
     }
 }
 
-fn filter_mut<'a>(
+pub(super) fn filter_mut<'a>(
     spec: &MethodSpec,
     params: &'a mut Map<String, Value>,
 ) -> &'a mut Map<String, Value> {

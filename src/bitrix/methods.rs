@@ -47,6 +47,10 @@ pub enum Paging {
     /// Rows only of named owners: the owners are listed first, then their rows many owners
     /// per command, `>id` chained (`bitrix::productrows`).
     OwnerChain,
+    /// No `ID`: rows are keyed by several fields ([`CompositeKey`]), ordered by all of them
+    /// with `start=-1`, and pages chained through `>=` on the first part, the overlap
+    /// dropped (`bitrix::keyset`).
+    KeyChain,
 }
 
 /// How the sort order is passed.
@@ -728,7 +732,63 @@ pub static METHODS: &[MethodSpec] = &[
         select: SelectRule::Star,
         notes: "Bank details; ENTITY_ID is the requisite's ID.",
     },
+    MethodSpec {
+        key: "crm.address",
+        list: "crm.address.list",
+        get: None,
+        fields: Some("crm.address.fields"),
+        fields_format: FieldsFormat::Description,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        // No ID: `row` is the key b24ch composes ([`COMPOSITE_KEYS`]), `filter` the first
+        // part (what an ids-only probe selects and orders by).
+        id: IdSpec {
+            row: "ADDRESS_KEY",
+            filter: "ENTITY_ID",
+        },
+        cursor: None,
+        paging: Paging::KeyChain,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Object,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
+        select: SelectRule::Star,
+        notes: "Addresses of requisites (ENTITY_TYPE_ID 8) and leads (1; contacts 3 and                 companies 4 on old portals): no ID and no modification time, one address per                 owner and TYPE_ID (crm.enum.addresstype); filter prefixes `>=`, `@`…, any                 field in order, 50 rows a page (crm-address-list.md). Loaded whole; deletions                 by reconcile on the composed key.",
+    },
 ];
+
+/// A key made of several fields, for a method whose rows have no id of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompositeKey {
+    /// Key of the methods table.
+    pub method: &'static str,
+    /// The fields, in the listing's sort order. The first orders the `>=` chain, so it must
+    /// have few rows per value (fewer than a page).
+    pub parts: &'static [&'static str],
+    /// The column b24ch adds to each row: the parts of `written` joined by `:`.
+    /// The tables, reconcile and the ids endpoint are keyed by one column, so the composite
+    /// key is composed into one, deterministically, rather than invented.
+    pub column: &'static str,
+    /// The parts in the order they are written into the column.
+    pub written: &'static [&'static str],
+}
+
+/// Composite keys by method. Addresses: "Within a detail, there can be several addresses (each
+/// of a different type)" (crm-address-list.md), so owner type, owner and address type identify
+/// one; written `ENTITY_TYPE_ID:ENTITY_ID:TYPE_ID` (`8:7335:1`).
+pub const COMPOSITE_KEYS: &[CompositeKey] = &[CompositeKey {
+    method: "crm.address",
+    parts: &["ENTITY_ID", "ENTITY_TYPE_ID", "TYPE_ID"],
+    column: "ADDRESS_KEY",
+    written: &["ENTITY_TYPE_ID", "ENTITY_ID", "TYPE_ID"],
+}];
+
+/// The composite key of a method, if its rows have one.
+pub fn composite_key(method_key: &str) -> Option<&'static CompositeKey> {
+    COMPOSITE_KEYS.iter().find(|k| k.method == method_key)
+}
 
 /// Predefined owner types with product rows, by `crm.enum.ownertype` code (smart processes
 /// too: `bitrix::productrows::owner_types`).
@@ -776,6 +836,8 @@ pub static ENTITY_METHODS: &[(&str, &str, Option<u32>)] = &[
     ("crm_product_section", "crm.productsection", None),
     ("crm_requisite", "crm.requisite", None),
     ("crm_requisite_bank", "crm.requisite.bankdetail", None),
+    // No ID: keyed by owner and address type (`COMPOSITE_KEYS`, `bitrix::keyset`).
+    ("crm_address", "crm.address", None),
     ("user", "user", None),
     ("department", "department", None),
     // Second wave (issue #12), outside CRM: tasks, their time and stages, calls, workgroups.
@@ -994,6 +1056,8 @@ pub const DEFAULT_CALL_METHODS: &[&str] = &[
     "crm.requisite.userfield.list",
     "crm.requisite.bankdetail.list",
     "crm.requisite.bankdetail.fields",
+    "crm.address.list",
+    "crm.address.fields",
     "crm.activity.get",
     "crm.activity.list",
     "crm.activity.fields",

@@ -428,8 +428,7 @@ fn split(w: Work) -> Vec<Work> {
 /// (`crm.item.productrow.*` saves the item), so incremental loads are by owner.
 pub const OWNER_TIME_KEY: &str = "ownerUpdatedTime";
 
-/// Each row with its owner's modification time appended (a later duplicate key wins when the
-/// row is read, so a portal that some day sends this key is overridden consistently).
+/// Each row with its owner's modification time appended ([`RawRow::with_field`]).
 fn with_owner_times(w: &Work, rows: Vec<RawRow>) -> Result<Vec<RawRow>, BitrixError> {
     rows.into_iter()
         .map(|row| {
@@ -442,16 +441,12 @@ fn with_owner_times(w: &Work, rows: Vec<RawRow>) -> Result<Vec<RawRow>, BitrixEr
                 .and_then(|o| w.owner_times.get(&o))
                 .cloned()
                 .unwrap_or(Value::Null);
-            let text = row.json().trim_end();
-            let body = text.strip_suffix('}').unwrap_or(text).trim_end();
-            let sep = if body.ends_with('{') { "" } else { "," };
-            RawRow::from_json(&format!("{body}{sep}\"{OWNER_TIME_KEY}\":{time}}}")).ok_or_else(
-                || BitrixError::Malformed {
+            row.with_field(OWNER_TIME_KEY, &time)
+                .ok_or_else(|| BitrixError::Malformed {
                     method: "crm.item.productrow.list".into(),
                     status: 200,
                     message: "a product row is not a JSON object".into(),
-                },
-            )
+                })
         })
         .collect()
 }

@@ -385,6 +385,7 @@ fn title_of(entity: &str) -> String {
         "crm_product_section" => "Product sections",
         "crm_requisite" => "Requisites",
         "crm_requisite_bank" => "Bank details",
+        "crm_address" => "Addresses",
         "user" => "Users",
         "department" => "Departments",
         "task" => "Tasks",

@@ -429,8 +429,9 @@ async fn products_and_sections_equal_the_portal_before_and_after_changes() {
     assert_eq!(live_rows(ch, &db, "crm_product_section").await, 6);
 }
 
-/// Requisites (with user fields) and bank details, before and after an edit, additions, a
-/// deletion and a new user field.
+/// Requisites (with user fields), bank details and addresses, before and after an edit,
+/// additions, a deletion and a new user field. Addresses have no ID: they are keyed by owner
+/// and address type (`ADDRESS_KEY`), listed COUNT-free and reconciled by that key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requisites_and_bank_details_equal_the_portal_before_and_after_changes() {
     let (ch, db) = common::fresh_database("wave2_rq").await;
@@ -443,6 +444,7 @@ async fn requisites_and_bank_details_equal_the_portal_before_and_after_changes()
         sizes: DataSizes {
             requisites: 75,
             requisite_banks: 52,
+            addresses: 130,
             ..small_sizes()
         },
         time_scale: 200.0,
@@ -452,15 +454,26 @@ async fn requisites_and_bank_details_equal_the_portal_before_and_after_changes()
     let client = portal.client.clone();
     let c = portal.demo.as_ref().unwrap().control().clone();
     let conn = Connection::connect(&cfg.clickhouse).unwrap();
-    let tables = ["crm_requisite", "crm_requisite_bank"];
+    let tables = ["crm_requisite", "crm_requisite_bank", "crm_address"];
     let enabled: Vec<String> = tables.iter().map(|s| s.to_string()).collect();
 
     let (catalog, _) = sync_entities(&conn, &cfg, &client, &tables).await;
     let rq = catalog.entity("crm_requisite").unwrap();
     assert!(rq.fields.iter().filter(|f| f.user_field).count() >= 10);
+    let address = catalog.entity("crm_address").unwrap();
+    assert_eq!(address.fields[0].code, "ADDRESS_KEY");
+    assert!(address.field("ID").is_none());
     truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
     assert_eq!(live_rows(ch, &db, "crm_requisite").await, 75);
     assert_eq!(live_rows(ch, &db, "crm_requisite_bank").await, 52);
+    assert_eq!(live_rows(ch, &db, "crm_address").await, 130);
+    let sorting = ch
+        .query(&format!(
+            "SELECT sorting_key FROM system.tables WHERE database = '{db}' AND name = 'crm_address'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(sorting.trim(), "ADDRESS_KEY");
 
     let mut set = Map::new();
     set.insert("RQ_INN".into(), json!("7707083893 \"edited\""));
@@ -468,6 +481,12 @@ async fn requisites_and_bank_details_equal_the_portal_before_and_after_changes()
     assert_eq!(c.delete_rows("requisite_bank", &[1, 52]).unwrap(), 2);
     c.add_rows("requisite", 2).unwrap();
     c.add_rows("requisite_bank", 1).unwrap();
+    let mut city = Map::new();
+    city.insert("CITY".into(), json!("Санкт-Петербург \"edited\""));
+    city.insert("ADDRESS_2".into(), json!(""));
+    assert_eq!(c.modify_rows("address", &[2, 99], &city, None).unwrap(), 2);
+    assert_eq!(c.delete_rows("address", &[1, 50, 130]).unwrap(), 3);
+    c.add_rows("address", 2).unwrap();
     let uf = c
         .add_user_field(
             "requisite",
@@ -482,7 +501,14 @@ async fn requisites_and_bank_details_equal_the_portal_before_and_after_changes()
         .unwrap();
     c.advance_clock(600.0);
 
+    c.reset_counters();
     let (catalog, report) = sync_entities(&conn, &cfg, &client, &tables).await;
+    let k = c.counters();
+    assert_eq!(
+        k.count_queries_per_method.get("crm.address.list"),
+        None,
+        "{k:?}"
+    );
     assert!(
         report
             .added_columns
@@ -492,6 +518,7 @@ async fn requisites_and_bank_details_equal_the_portal_before_and_after_changes()
     truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
     assert_eq!(live_rows(ch, &db, "crm_requisite").await, 77);
     assert_eq!(live_rows(ch, &db, "crm_requisite_bank").await, 51);
+    assert_eq!(live_rows(ch, &db, "crm_address").await, 129);
 }
 
 /// A portal (plan or version) without the product-row and product methods: those two tables

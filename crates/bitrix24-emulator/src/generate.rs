@@ -311,6 +311,7 @@ fn generate(data: &PortalData, t: &Table, id: u64, f: &FieldDef) -> Val {
             }
         }
         Gen::ProductRowOwner(part) => super::productrows::owner_value(data, id, *part),
+        Gen::Address(part) => super::addresses::value(data, id, *part),
     }
 }
 

@@ -3,6 +3,7 @@
 //! See `docs/bitrix24-api.md` for the behaviour it reproduces. Start it with [`start`]; drive it
 //! in-process through [`PortalControl`] or over HTTP under `/_control/...`.
 
+mod addresses;
 mod batch;
 mod billing;
 mod cli;
@@ -99,6 +100,8 @@ pub struct DataSizes {
     pub product_sections: u64,
     pub requisites: u64,
     pub requisite_banks: u64,
+    /// Addresses (`crm.address.list`): two per requisite, every fifth pair a lead's.
+    pub addresses: u64,
 }
 
 impl Default for DataSizes {
@@ -139,6 +142,7 @@ impl Default for DataSizes {
             product_sections: 6,
             requisites: 60,
             requisite_banks: 40,
+            addresses: 100,
         }
     }
 }

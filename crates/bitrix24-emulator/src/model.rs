@@ -190,6 +190,8 @@ pub(crate) enum TableKind {
     Requisite,
     /// Bank details of requisites (`crm.requisite.bankdetail.list`).
     RequisiteBank,
+    /// Addresses of requisites and leads (`crm.address.list`): no `ID`.
+    Address,
 }
 
 #[derive(Debug, Clone)]
@@ -335,6 +337,20 @@ pub(crate) enum Gen {
     GroupStage,
     /// The owner of a product row (`productrows.rs`).
     ProductRowOwner(OwnerPart),
+    /// The identity or anchor of an address (`addresses.rs`).
+    Address(AddressPart),
+}
+
+/// Which part of an address's identity a field holds (`addresses.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AddressPart {
+    Type,
+    EntityType,
+    EntityId,
+    AnchorType,
+    AnchorId,
+    /// `ENTITY_TYPE_ID:ENTITY_ID:TYPE_ID`: ground truth only.
+    Key,
 }
 
 /// Which part of a product row's owner a field holds.

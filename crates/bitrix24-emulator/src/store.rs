@@ -113,6 +113,7 @@ impl PortalData {
         d.add_product_rows();
         d.add_product_catalog(sizes.products, sizes.product_sections);
         d.add_requisites(sizes.requisites, sizes.requisite_banks);
+        d.add_addresses(sizes.addresses);
         d.rebuild_caches();
         d
     }

@@ -132,6 +132,8 @@ pub(crate) fn exists(method: &str) -> bool {
             | "crm.requisite.userfield.list"
             | "crm.requisite.bankdetail.list"
             | "crm.requisite.bankdetail.fields"
+            | "crm.address.list"
+            | "crm.address.fields"
             | "crm.product.fields"
             | "crm.productsection.list"
             | "crm.productsection.fields"
@@ -202,6 +204,8 @@ pub(crate) fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome
         "crm.requisite.userfield.list" => legacy::userfield_list(ctx, "requisite", params),
         "crm.requisite.bankdetail.list" => legacy::list(ctx, "requisite_bank", params),
         "crm.requisite.bankdetail.fields" => legacy::fields(ctx, "requisite_bank"),
+        "crm.address.list" => legacy::list(ctx, "address", params),
+        "crm.address.fields" => legacy::fields(ctx, "address"),
         "crm.product.fields" => legacy::fields(ctx, "product"),
         "crm.productsection.list" => legacy::list(ctx, "product_section", params),
         "crm.productsection.fields" => legacy::fields(ctx, "product_section"),
