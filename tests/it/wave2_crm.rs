@@ -337,6 +337,7 @@ async fn readme_queries_answer_on_the_demo_portal() {
         "crm_product_section",
         "crm_requisite",
         "crm_requisite_bank",
+        "crm_address",
     ];
     sync_entities(&conn, &cfg, &client, &entities).await;
     let readme =
@@ -355,7 +356,7 @@ async fn readme_queries_answer_on_the_demo_portal() {
                 .any(|l| !l.trim().is_empty() && !l.trim().starts_with("--"))
         })
         .collect();
-    assert_eq!(queries.len(), 8, "{queries:?}");
+    assert_eq!(queries.len(), 9, "{queries:?}");
     for q in queries {
         let q = q.replace("b24.", &format!("`{db}`."));
         let out = ch.query(&q).await.unwrap_or_else(|e| panic!("{e}\n{q}"));
@@ -521,9 +522,9 @@ async fn requisites_and_bank_details_equal_the_portal_before_and_after_changes()
     assert_eq!(live_rows(ch, &db, "crm_address").await, 129);
 }
 
-/// A portal (plan or version) without the product-row and product methods: those two tables
-/// are reported unavailable with the refusing method, every other second-wave table is still
-/// discovered and loads equal to the portal.
+/// A portal (plan or version) without the product-row, product and address methods: those
+/// tables are reported unavailable with the refusing method, every other second-wave table is
+/// still discovered and loads equal to the portal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_product_methods_make_only_those_tables_unavailable() {
     let (ch, db) = common::fresh_database("wave2_missing").await;
@@ -540,6 +541,8 @@ async fn missing_product_methods_make_only_those_tables_unavailable() {
             "crm.item.productrow.list".into(),
             "crm.product.fields".into(),
             "crm.product.list".into(),
+            "crm.address.fields".into(),
+            "crm.address.list".into(),
         ],
         ..PortalConfig::default()
     };
@@ -567,6 +570,11 @@ async fn missing_product_methods_make_only_those_tables_unavailable() {
                 "crm.product.fields",
                 "ERROR_METHOD_NOT_FOUND"
             ),
+            (
+                "crm_address",
+                "crm.address.fields",
+                "ERROR_METHOD_NOT_FOUND"
+            ),
         ]
     );
     assert!(catalog.entity("crm_productrow").is_none() && catalog.entity("crm_product").is_none());
@@ -575,7 +583,7 @@ async fn missing_product_methods_make_only_those_tables_unavailable() {
         .await
         .into_iter()
         // The refused tables have no entity, by design.
-        .filter(|m| !["crm_productrow", "crm_product"].contains(&m.entity.as_str()))
+        .filter(|m| !["crm_productrow", "crm_product", "crm_address"].contains(&m.entity.as_str()))
         .collect();
     truth::assert_equal(&mismatches);
 }
