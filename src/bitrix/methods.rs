@@ -627,7 +627,7 @@ pub static METHODS: &[MethodSpec] = &[
         envelope: Envelope::ProductRows,
         id: ID_LOWER,
         // Rows have no time of their own: the owner's, copied into each row
-        // (`productrows::OWNER_TIME_KEY`); the filter applies to the owners' listing.
+        // (`OwnerRowsSpec::owner_time`); the filter applies to the owners' listing.
         cursor: Some(CursorSpec {
             row: "ownerUpdatedTime",
             filter: "updatedTime",
@@ -733,6 +733,32 @@ pub static METHODS: &[MethodSpec] = &[
         notes: "Bank details; ENTITY_ID is the requisite's ID.",
     },
     MethodSpec {
+        key: "crm.timeline.comment",
+        list: "crm.timeline.comment.list",
+        get: Some("crm.timeline.comment.get"),
+        fields: Some("crm.timeline.comment.fields"),
+        fields_format: FieldsFormat::Description,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        id: ID_UPPER,
+        // CREATED only: no modification time, and neither it nor the owner's time shows an
+        // edited or a new comment of an unchanged owner; every load is full (docs/architecture.md).
+        cursor: None,
+        paging: Paging::OwnerChain,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Object,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
+        select: SelectRule::Star,
+        notes: "Comments of one owner per command: `ENTITY_TYPE` (lead, deal, contact, \
+                company) and `ENTITY_ID` are required; order by ID, CREATED or AUTHOR_ID; 50 a \
+                page; \"Access denied.\" (empty code) for an owner the user cannot read or \
+                that is gone. FILES (`attached_diskfile`, multiple) is an object keyed by file \
+                id with `urlDownload` (crm-timeline-comment-list.md, fixture).",
+    },
+    MethodSpec {
         key: "crm.address",
         list: "crm.address.list",
         get: None,
@@ -790,6 +816,69 @@ pub fn composite_key(method_key: &str) -> Option<&'static CompositeKey> {
     COMPOSITE_KEYS.iter().find(|k| k.method == method_key)
 }
 
+/// How a [`Paging::OwnerChain`] method names its owners, in its filter and in its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerRowsSpec {
+    /// Key of the methods table.
+    pub method: &'static str,
+    pub owner_types: OwnerTypes,
+    /// Filter keys of the owner's type and id.
+    pub type_filter: &'static str,
+    pub id_filter: &'static str,
+    /// Row keys of the same.
+    pub type_row: &'static str,
+    pub id_row: &'static str,
+    /// Whether several owner ids may be tried in one command (the first refusal switches the
+    /// listing to one owner per command). `false` where the method reads one id only.
+    pub arrays: bool,
+    /// The row key under which each row gets its owner's modification time, if the rows are
+    /// loaded incrementally by owner.
+    pub owner_time: Option<&'static str>,
+}
+
+/// Which owner types an owner-rows listing covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerTypes {
+    /// [`PRODUCT_ROW_OWNERS`] and every smart process, named by their `crm.enum.ownertype`
+    /// short code.
+    ProductRowOwners,
+    /// These `(entityTypeId, name the filter takes)`.
+    Named(&'static [(u32, &'static str)]),
+}
+
+/// The owner-rows methods. Product rows: `=ownerType` short code and `=ownerId` (an array is
+/// allowed by some portals), rows camelCase (EN crm-item-productrow-list.md). Timeline
+/// comments: `ENTITY_TYPE` (`lead`, `deal`, `contact`, `company`) and `ENTITY_ID`, both
+/// required; the id is read as one integer (an array is no list of owners), so one owner per
+/// command (EN crm-timeline-comment-list.md).
+pub const OWNER_ROWS: &[OwnerRowsSpec] = &[
+    OwnerRowsSpec {
+        method: "crm.item.productrow",
+        owner_types: OwnerTypes::ProductRowOwners,
+        type_filter: "=ownerType",
+        id_filter: "=ownerId",
+        type_row: "ownerType",
+        id_row: "ownerId",
+        arrays: true,
+        owner_time: Some("ownerUpdatedTime"),
+    },
+    OwnerRowsSpec {
+        method: "crm.timeline.comment",
+        owner_types: OwnerTypes::Named(&[(1, "lead"), (2, "deal"), (3, "contact"), (4, "company")]),
+        type_filter: "ENTITY_TYPE",
+        id_filter: "ENTITY_ID",
+        type_row: "ENTITY_TYPE",
+        id_row: "ENTITY_ID",
+        arrays: false,
+        owner_time: None,
+    },
+];
+
+/// How an owner-rows method names its owners.
+pub fn owner_rows(method_key: &str) -> Option<&'static OwnerRowsSpec> {
+    OWNER_ROWS.iter().find(|o| o.method == method_key)
+}
+
 /// Predefined owner types with product rows, by `crm.enum.ownertype` code (smart processes
 /// too: `bitrix::productrows::owner_types`).
 pub const PRODUCT_ROW_OWNERS: &[(&str, u32)] = &[
@@ -838,6 +927,8 @@ pub static ENTITY_METHODS: &[(&str, &str, Option<u32>)] = &[
     ("crm_requisite_bank", "crm.requisite.bankdetail", None),
     // No ID: keyed by owner and address type (`COMPOSITE_KEYS`, `bitrix::keyset`).
     ("crm_address", "crm.address", None),
+    // Comments of leads, deals, contacts and companies, one owner per command (`OWNER_ROWS`).
+    ("crm_timeline_comment", "crm.timeline.comment", None),
     ("user", "user", None),
     ("department", "department", None),
     // Second wave (issue #12), outside CRM: tasks, their time and stages, calls, workgroups.
@@ -1072,6 +1163,7 @@ pub const DEFAULT_CALL_METHODS: &[&str] = &[
     "crm.type.list",
     "crm.enum.ownertype",
     "crm.timeline.comment.list",
+    "crm.timeline.comment.fields",
     "user.get",
     "user.fields",
     "user.current",

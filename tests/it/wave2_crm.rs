@@ -522,6 +522,82 @@ async fn requisites_and_bank_details_equal_the_portal_before_and_after_changes()
     assert_eq!(live_rows(ch, &db, "crm_address").await, 129);
 }
 
+/// Timeline comments (one owner per command: `crm.timeline.comment.list` reads one
+/// `ENTITY_ID`), with files, before and after an edit, additions, a deletion and a deleted
+/// owner; no COUNT, and the owners' commands go many to a `batch`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeline_comments_equal_the_portal_before_and_after_changes() {
+    let (ch, db) = common::fresh_database("wave2_comments").await;
+    let mut cfg = from_toml_str(&format!(
+        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
+        ch.http_url()
+    ))
+    .unwrap();
+    let demo = PortalConfig {
+        sizes: DataSizes {
+            timeline_comments: 140,
+            ..small_sizes()
+        },
+        time_scale: 200.0,
+        ..PortalConfig::default()
+    };
+    let portal = portal::connect(&mut cfg, demo).await.unwrap();
+    let client = portal.client.clone();
+    let c = portal.demo.as_ref().unwrap().control().clone();
+    let conn = Connection::connect(&cfg.clickhouse).unwrap();
+    let tables = ["crm_timeline_comment"];
+    let enabled: Vec<String> = tables.iter().map(|s| s.to_string()).collect();
+
+    c.reset_counters();
+    let (catalog, _) = sync_entities(&conn, &cfg, &client, &tables).await;
+    let k = c.counters();
+    // Every lead, deal, contact and company is asked once for the load and once for the ids
+    // (60 + 20 + 30 + 10 owners), 50 commands to a batch.
+    assert_eq!(k.per_method["crm.timeline.comment.list"], 2 * 120, "{k:?}");
+    assert_eq!(
+        k.count_queries_per_method.get("crm.timeline.comment.list"),
+        None,
+        "{k:?}"
+    );
+    let comment = catalog.entity("crm_timeline_comment").unwrap();
+    assert_eq!(comment.field("FILES").map(|f| f.multiple), Some(true));
+    truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
+    assert_eq!(live_rows(ch, &db, "crm_timeline_comment").await, 140);
+    let with_files: u64 = ch
+        .query(&format!(
+            "SELECT countIf(length(FILES) > 0 AND length(FILES_URL) = length(FILES)) FROM `{db}`.crm_timeline_comment_current"
+        ))
+        .await
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(with_files > 10, "{with_files}");
+
+    let mut set = Map::new();
+    set.insert("COMMENT".into(), json!("Комментарий \"edited\" 'q' 🚀"));
+    assert_eq!(
+        c.modify_rows("timeline_comment", &[3, 77], &set, None)
+            .unwrap(),
+        2
+    );
+    assert_eq!(c.delete_rows("timeline_comment", &[1, 140]).unwrap(), 2);
+    c.add_rows("timeline_comment", 3).unwrap();
+    // A deleted deal takes its comments with it.
+    let before = c.ground_truth("timeline_comment").unwrap().len();
+    assert_eq!(c.delete_rows("deal", &[8]).unwrap(), 1);
+    let after = c.ground_truth("timeline_comment").unwrap().len();
+    assert!(after < before, "deal 8 had comments: {before} -> {after}");
+    c.advance_clock(600.0);
+
+    let (catalog, _) = sync_entities(&conn, &cfg, &client, &tables).await;
+    truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
+    assert_eq!(
+        live_rows(ch, &db, "crm_timeline_comment").await,
+        after as u64
+    );
+}
+
 /// A portal (plan or version) without the product-row, product and address methods: those
 /// tables are reported unavailable with the refusing method, every other second-wave table is
 /// still discovered and loads equal to the portal.

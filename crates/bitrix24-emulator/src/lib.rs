@@ -27,6 +27,7 @@ mod render;
 mod requisites;
 mod server;
 mod store;
+mod timeline;
 mod work;
 
 use std::net::SocketAddr;
@@ -102,6 +103,8 @@ pub struct DataSizes {
     pub requisite_banks: u64,
     /// Addresses (`crm.address.list`): two per requisite, every fifth pair a lead's.
     pub addresses: u64,
+    /// Timeline comments of leads, deals, contacts and companies.
+    pub timeline_comments: u64,
 }
 
 impl Default for DataSizes {
@@ -143,6 +146,7 @@ impl Default for DataSizes {
             requisites: 60,
             requisite_banks: 40,
             addresses: 100,
+            timeline_comments: 150,
         }
     }
 }

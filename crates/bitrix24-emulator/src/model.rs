@@ -192,6 +192,8 @@ pub(crate) enum TableKind {
     RequisiteBank,
     /// Addresses of requisites and leads (`crm.address.list`): no `ID`.
     Address,
+    /// Timeline comments (`crm.timeline.comment.list`), one owner per call.
+    TimelineComment,
 }
 
 #[derive(Debug, Clone)]
@@ -339,6 +341,16 @@ pub(crate) enum Gen {
     ProductRowOwner(OwnerPart),
     /// The identity or anchor of an address (`addresses.rs`).
     Address(AddressPart),
+    /// The owner or files of a timeline comment (`timeline.rs`).
+    Comment(CommentPart),
+}
+
+/// Which part of a timeline comment a field holds (`timeline.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CommentPart {
+    OwnerType,
+    OwnerId,
+    Files,
 }
 
 /// Which part of an address's identity a field holds (`addresses.rs`).

@@ -6,6 +6,7 @@ mod productrow;
 mod reference;
 mod tasks;
 mod telephony;
+mod timeline;
 mod users;
 mod workgroups;
 
@@ -134,6 +135,8 @@ pub(crate) fn exists(method: &str) -> bool {
             | "crm.requisite.bankdetail.fields"
             | "crm.address.list"
             | "crm.address.fields"
+            | "crm.timeline.comment.list"
+            | "crm.timeline.comment.fields"
             | "crm.product.fields"
             | "crm.productsection.list"
             | "crm.productsection.fields"
@@ -206,6 +209,8 @@ pub(crate) fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome
         "crm.requisite.bankdetail.fields" => legacy::fields(ctx, "requisite_bank"),
         "crm.address.list" => legacy::list(ctx, "address", params),
         "crm.address.fields" => legacy::fields(ctx, "address"),
+        "crm.timeline.comment.list" => timeline::list(ctx, params),
+        "crm.timeline.comment.fields" => legacy::fields(ctx, super::timeline::TABLE),
         "crm.product.fields" => legacy::fields(ctx, "product"),
         "crm.productsection.list" => legacy::list(ctx, "product_section", params),
         "crm.productsection.fields" => legacy::fields(ctx, "product_section"),
