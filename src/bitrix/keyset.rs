@@ -237,11 +237,7 @@ impl KeyChain {
                 continue;
             }
             seen_new = true;
-            let composed = json!(self.composed(&key));
-            out.push(
-                row.with_field(self.key.column, &composed)
-                    .ok_or_else(|| malformed(self.spec, "a row is not a JSON object"))?,
-            );
+            out.push(with_composed_key(self.spec, self.key, row)?);
             self.last = Some(key);
         }
         Ok(out)
@@ -262,17 +258,29 @@ impl KeyChain {
             })
             .collect()
     }
+}
 
-    /// The key column's value: the parts in `written` order, joined by `:`.
-    fn composed(&self, key: &[i64]) -> String {
-        self.key
-            .written
-            .iter()
-            .filter_map(|w| self.key.parts.iter().position(|p| p == w))
-            .map(|i| key[i].to_string())
-            .collect::<Vec<_>>()
-            .join(":")
-    }
+/// The row with its composed key column: the integer parts in `written` order, joined by
+/// `:` (`8:7335:1`). Also used for rows listed one parent per call (`listing`).
+pub(super) fn with_composed_key(
+    spec: &MethodSpec,
+    key: &CompositeKey,
+    row: RawRow,
+) -> Result<RawRow, BitrixError> {
+    let parts = key
+        .written
+        .iter()
+        .map(|p| {
+            int_of(row.get(p)).map(|v| v.to_string()).ok_or_else(|| {
+                malformed(
+                    spec,
+                    &format!("a row has no integer `{p}`, a part of its key"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    row.with_field(key.column, &json!(parts.join(":")))
+        .ok_or_else(|| malformed(spec, "a row is not a JSON object"))
 }
 
 fn int_of(v: Option<Value>) -> Option<i64> {

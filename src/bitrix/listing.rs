@@ -27,7 +27,7 @@ use super::error::{BitrixError, ErrorClass};
 use super::governor::{BATCH_KEY, Evidence, Request, command_kind};
 use super::methods::{
     FilterStyle, MethodSpec, OrderStyle, PREDEFINED_TYPES_WITH_PIPELINES, Paging, TypeScope,
-    smart_process_type_id, spec,
+    composite_key, parent_id_key, smart_process_type_id, spec,
 };
 use super::raw::{RawResult, RawRow};
 use async_stream::try_stream;
@@ -283,10 +283,44 @@ async fn unpaged_batch(
             }
         };
         pages.push(Page {
-            rows: raw_rows(spec, &r)?,
+            rows: with_parent_and_key(spec, req, raw_rows(spec, &r)?)?,
         });
     }
     Ok(pages)
+}
+
+/// Rows of a per-parent call with the parent's id where they do not name it
+/// (`methods::PARENT_ID_KEYS`), then the composed key where the method has one
+/// (`methods::COMPOSITE_KEYS`).
+fn with_parent_and_key(
+    spec: &'static MethodSpec,
+    req: &ListRequest,
+    rows: Vec<RawRow>,
+) -> Result<Vec<RawRow>, BitrixError> {
+    let parent = match spec.type_scope {
+        TypeScope::PerParent { param, .. } => {
+            parent_id_key(spec.key).and_then(|k| Some((k, req.extra_filter.get(param)?.clone())))
+        }
+        _ => None,
+    };
+    let key = composite_key(spec.key);
+    if parent.is_none() && key.is_none() {
+        return Ok(rows);
+    }
+    rows.into_iter()
+        .map(|row| {
+            let row = match &parent {
+                Some((k, id)) => row
+                    .with_field(k, id)
+                    .ok_or_else(|| malformed(spec, "a row is not a JSON object"))?,
+                None => row,
+            };
+            match key {
+                Some(key) => super::keyset::with_composed_key(spec, key, row),
+                None => Ok(row),
+            }
+        })
+        .collect()
 }
 
 /// One request per id of the parent entity (`TypeScope::PerParent`), the id in `param`. A

@@ -759,6 +759,37 @@ pub static METHODS: &[MethodSpec] = &[
                 id with `urlDownload` (crm-timeline-comment-list.md, fixture).",
     },
     MethodSpec {
+        key: "crm.activity.binding",
+        list: "crm.activity.binding.list",
+        get: None,
+        fields: None,
+        fields_format: FieldsFormat::Static,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        // No id: the key b24ch composes ([`COMPOSITE_KEYS`]).
+        id: IdSpec {
+            row: "BINDING_KEY",
+            filter: "activityId",
+        },
+        cursor: None,
+        paging: Paging::Unpaged,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::TopLevel,
+        value_style: ValueStyle::Typed,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::PerParent {
+            parent: "crm.activity",
+            param: "activityId",
+            fixed: &[],
+        },
+        select: SelectRule::None,
+        notes: "The CRM items one activity is bound to: `activityId` required, unpaged \
+                `[{entityTypeId, entityId}]` (integers) of the items the user may read; \
+                NOT_FOUND for an activity that is gone (crm-activity-binding-list.md). One \
+                call per activity, 50 to a batch; loaded whole.",
+    },
+    MethodSpec {
         key: "crm.address",
         list: "crm.address.list",
         get: None,
@@ -804,12 +835,34 @@ pub struct CompositeKey {
 /// Composite keys by method. Addresses: "Within a detail, there can be several addresses (each
 /// of a different type)" (crm-address-list.md), so owner type, owner and address type identify
 /// one; written `ENTITY_TYPE_ID:ENTITY_ID:TYPE_ID` (`8:7335:1`).
-pub const COMPOSITE_KEYS: &[CompositeKey] = &[CompositeKey {
-    method: "crm.address",
-    parts: &["ENTITY_ID", "ENTITY_TYPE_ID", "TYPE_ID"],
-    column: "ADDRESS_KEY",
-    written: &["ENTITY_TYPE_ID", "ENTITY_ID", "TYPE_ID"],
-}];
+/// Activity bindings: an activity is bound to an item once, so activity, item type and item
+/// identify a binding (`activityId:entityTypeId:entityId`).
+pub const COMPOSITE_KEYS: &[CompositeKey] = &[
+    CompositeKey {
+        method: "crm.address",
+        parts: &["ENTITY_ID", "ENTITY_TYPE_ID", "TYPE_ID"],
+        column: "ADDRESS_KEY",
+        written: &["ENTITY_TYPE_ID", "ENTITY_ID", "TYPE_ID"],
+    },
+    CompositeKey {
+        method: "crm.activity.binding",
+        parts: &["activityId", "entityTypeId", "entityId"],
+        column: "BINDING_KEY",
+        written: &["activityId", "entityTypeId", "entityId"],
+    },
+];
+
+/// Per-parent methods whose rows do not name their parent: each row gets the parent's id
+/// under this key (`crm.activity.binding.list` rows are `{entityTypeId, entityId}` only).
+pub const PARENT_ID_KEYS: &[(&str, &str)] = &[("crm.activity.binding", "activityId")];
+
+/// The row key a per-parent method's rows get their parent's id under, if they need one.
+pub fn parent_id_key(method_key: &str) -> Option<&'static str> {
+    PARENT_ID_KEYS
+        .iter()
+        .find(|(m, _)| *m == method_key)
+        .map(|(_, k)| *k)
+}
 
 /// The composite key of a method, if its rows have one.
 pub fn composite_key(method_key: &str) -> Option<&'static CompositeKey> {
@@ -929,6 +982,8 @@ pub static ENTITY_METHODS: &[(&str, &str, Option<u32>)] = &[
     ("crm_address", "crm.address", None),
     // Comments of leads, deals, contacts and companies, one owner per command (`OWNER_ROWS`).
     ("crm_timeline_comment", "crm.timeline.comment", None),
+    // Every CRM item each activity is bound to, one call per activity (`TypeScope::PerParent`).
+    ("crm_activity_binding", "crm.activity.binding", None),
     ("user", "user", None),
     ("department", "department", None),
     // Second wave (issue #12), outside CRM: tasks, their time and stages, calls, workgroups.
@@ -1152,6 +1207,7 @@ pub const DEFAULT_CALL_METHODS: &[&str] = &[
     "crm.activity.get",
     "crm.activity.list",
     "crm.activity.fields",
+    "crm.activity.binding.list",
     "crm.stagehistory.list",
     "crm.status.list",
     "crm.status.fields",

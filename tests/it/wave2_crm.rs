@@ -599,6 +599,66 @@ async fn timeline_comments_equal_the_portal_before_and_after_changes() {
     );
 }
 
+/// Activity bindings (one `crm.activity.binding.list` per activity, keyed by activity and
+/// item), before and after a moved binding, additions (a new activity with its bindings), a
+/// removed binding and a deleted activity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_bindings_equal_the_portal_before_and_after_changes() {
+    let (ch, db) = common::fresh_database("wave2_bindings").await;
+    let mut cfg = from_toml_str(&format!(
+        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
+        ch.http_url()
+    ))
+    .unwrap();
+    let demo = PortalConfig {
+        sizes: DataSizes {
+            activities: 60,
+            ..small_sizes()
+        },
+        time_scale: 200.0,
+        ..PortalConfig::default()
+    };
+    let portal = portal::connect(&mut cfg, demo).await.unwrap();
+    let client = portal.client.clone();
+    let c = portal.demo.as_ref().unwrap().control().clone();
+    let conn = Connection::connect(&cfg.clickhouse).unwrap();
+    let tables = ["crm_activity_binding"];
+    let enabled: Vec<String> = tables.iter().map(|s| s.to_string()).collect();
+
+    c.reset_counters();
+    let (catalog, _) = sync_entities(&conn, &cfg, &client, &tables).await;
+    let k = c.counters();
+    // One call per activity for the load and one for the ids (+1 discovery probe).
+    assert_eq!(
+        k.per_method["crm.activity.binding.list"],
+        2 * 60 + 1,
+        "{k:?}"
+    );
+    let binding = catalog.entity("crm_activity_binding").unwrap();
+    assert_eq!(binding.fields[0].code, "BINDING_KEY");
+    truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
+    assert_eq!(live_rows(ch, &db, "crm_activity_binding").await, 120);
+
+    // A binding moved to another contact is another key: the old one is tombstoned.
+    let mut moved = Map::new();
+    moved.insert("ENTITY_ID".into(), json!(29));
+    assert_eq!(
+        c.modify_rows("activity_binding", &[4], &moved, None)
+            .unwrap(),
+        1
+    );
+    assert_eq!(c.delete_rows("activity_binding", &[1]).unwrap(), 1);
+    assert_eq!(c.add_rows("activity", 1).unwrap(), vec![61]);
+    assert_eq!(c.add_rows("activity_binding", 2).unwrap(), vec![121, 122]);
+    assert_eq!(c.delete_rows("activity", &[5]).unwrap(), 1);
+    c.advance_clock(600.0);
+
+    let (catalog, _) = sync_entities(&conn, &cfg, &client, &tables).await;
+    truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
+    // 120 - 1 removed + 2 added - 2 of the deleted activity.
+    assert_eq!(live_rows(ch, &db, "crm_activity_binding").await, 119);
+}
+
 /// A portal (plan or version) without the product-row, product and address methods: those
 /// tables are reported unavailable with the refusing method, every other second-wave table is
 /// still discovered and loads equal to the portal.

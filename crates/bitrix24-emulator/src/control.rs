@@ -447,6 +447,7 @@ impl PortalControl {
         st.data.delete_dependents(table, ids);
         st.data.drop_product_rows_of(table, ids);
         st.data.drop_comments_of(table, ids);
+        st.data.drop_bindings_of(table, ids);
         self.emit(&mut st, table, &deleted, Change::Delete);
         Ok(deleted.len())
     }

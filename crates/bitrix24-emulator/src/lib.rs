@@ -6,6 +6,7 @@
 mod addresses;
 mod batch;
 mod billing;
+mod bindings;
 mod cli;
 mod control;
 mod crm_docs;

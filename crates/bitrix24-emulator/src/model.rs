@@ -194,6 +194,8 @@ pub(crate) enum TableKind {
     Address,
     /// Timeline comments (`crm.timeline.comment.list`), one owner per call.
     TimelineComment,
+    /// The CRM items activities are bound to (`crm.activity.binding.list`): no `ID`.
+    ActivityBinding,
 }
 
 #[derive(Debug, Clone)]
@@ -343,6 +345,18 @@ pub(crate) enum Gen {
     Address(AddressPart),
     /// The owner or files of a timeline comment (`timeline.rs`).
     Comment(CommentPart),
+    /// A part of an activity binding (`bindings.rs`).
+    Binding(BindingPart),
+}
+
+/// Which part of an activity binding a field holds (`bindings.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BindingPart {
+    Activity,
+    EntityType,
+    EntityId,
+    /// `activityId:entityTypeId:entityId`: ground truth only.
+    Key,
 }
 
 /// Which part of a timeline comment a field holds (`timeline.rs`).

@@ -1,5 +1,6 @@
 //! REST methods. Each returns an [`Outcome`]: the result or an error, plus what it cost.
 
+mod binding;
 mod item;
 mod legacy;
 mod productrow;
@@ -136,6 +137,7 @@ pub(crate) fn exists(method: &str) -> bool {
             | "crm.address.list"
             | "crm.address.fields"
             | "crm.timeline.comment.list"
+            | "crm.activity.binding.list"
             | "crm.timeline.comment.fields"
             | "crm.product.fields"
             | "crm.productsection.list"
@@ -210,6 +212,7 @@ pub(crate) fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome
         "crm.address.list" => legacy::list(ctx, "address", params),
         "crm.address.fields" => legacy::fields(ctx, "address"),
         "crm.timeline.comment.list" => timeline::list(ctx, params),
+        "crm.activity.binding.list" => binding::list(ctx, params),
         "crm.timeline.comment.fields" => legacy::fields(ctx, super::timeline::TABLE),
         "crm.product.fields" => legacy::fields(ctx, "product"),
         "crm.productsection.list" => legacy::list(ctx, "product_section", params),
