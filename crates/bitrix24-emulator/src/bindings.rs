@@ -115,9 +115,13 @@ impl PortalData {
             Val::Int(i) => J::Int(i),
             _ => J::Null,
         };
-        let rows = t
-            .ids()
-            .filter(|id| activity_of(*id) == activity)
+        // Generated bindings of `activity` are `2a-1, 2a`; rows added later follow the spread.
+        let first = (activity - 1) * PER_ACTIVITY + 1;
+        let generated = (first..first + PER_ACTIVITY).filter(|id| *id <= t.spread);
+        let added = (t.spread + 1..=t.max_id).filter(|id| activity_of(*id) == activity);
+        let rows = generated
+            .chain(added)
+            .filter(|id| t.exists(*id))
             .map(|id| {
                 J::obj([
                     ("entityTypeId", int(self.value(t, id, ft))),
