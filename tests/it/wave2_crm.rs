@@ -339,6 +339,8 @@ async fn readme_queries_answer_on_the_demo_portal() {
         "crm_requisite_bank",
         "crm_address",
         "crm_timeline_comment",
+        "crm_activity",
+        "crm_activity_binding",
     ];
     sync_entities(&conn, &cfg, &client, &entities).await;
     let readme =
@@ -357,7 +359,7 @@ async fn readme_queries_answer_on_the_demo_portal() {
                 .any(|l| !l.trim().is_empty() && !l.trim().starts_with("--"))
         })
         .collect();
-    assert_eq!(queries.len(), 10, "{queries:?}");
+    assert_eq!(queries.len(), 11, "{queries:?}");
     for q in queries {
         let q = q.replace("b24.", &format!("`{db}`."));
         let out = ch.query(&q).await.unwrap_or_else(|e| panic!("{e}\n{q}"));
