@@ -104,7 +104,7 @@ fn key_of(n: u64) -> (i64, i64, i64) {
     let r = (n.max(1) - 1) / PER_REQUISITE + 1;
     let slot = (n.max(1) - 1) % PER_REQUISITE;
     let type_id = TYPES[((r + slot) % TYPES.len() as u64) as usize];
-    if r % 5 == 0 {
+    if r.is_multiple_of(5) {
         (LEAD, (r / 5) as i64, type_id)
     } else {
         (REQUISITE, r as i64, type_id)

@@ -46,10 +46,10 @@ pub(crate) fn value(data: &PortalData, id: u64, part: BindingPart) -> Val {
     let activity = activity_of(id);
     match part {
         BindingPart::Activity => Val::Int(activity as i64),
-        BindingPart::EntityType if (id - 1) % PER_ACTIVITY == 0 => Val::Int(2),
+        BindingPart::EntityType if (id - 1).is_multiple_of(PER_ACTIVITY) => Val::Int(2),
         BindingPart::EntityType => Val::Int(CONTACT),
         // The activity's owner deal, or (an activity generated without one) some deal.
-        BindingPart::EntityId if (id - 1) % PER_ACTIVITY == 0 => {
+        BindingPart::EntityId if (id - 1).is_multiple_of(PER_ACTIVITY) => {
             match activity_field(data, activity, "OWNER_ID") {
                 Val::Int(d) if d > 0 => Val::Int(d),
                 _ => {

@@ -74,7 +74,11 @@ pub(crate) fn value(data: &PortalData, id: u64, part: CommentPart, pick: u64) ->
         }
         // Two comments in three have no file; the others one or two.
         CommentPart::Files => {
-            let n = if pick % 3 == 0 { 1 + (pick / 3) % 2 } else { 0 };
+            let n = if pick.is_multiple_of(3) {
+                1 + (pick / 3) % 2
+            } else {
+                0
+            };
             Val::List((0..n).map(|k| Val::File(id * 3 + k + 1)).collect())
         }
     }
@@ -112,8 +116,9 @@ impl PortalData {
     }
 }
 
-/// `FILES` as the method prints it: `{"<id>": {id, name, size, urlShow, urlDownload}}`, `{}`
-/// without files; `urlDownload` is the path the ground truth names.
+/// `FILES` as the method prints it (the docs' answer): `{"<id>": {id, date, type, name, size,
+/// image, authorId, authorName, urlPreview, urlShow, urlDownload}}`, `{}` without files;
+/// `urlDownload` is the path the ground truth names.
 pub(crate) fn files_json(items: &[Val], download: impl Fn(u64) -> String) -> J {
     J::Obj(
         items
@@ -128,9 +133,23 @@ pub(crate) fn files_json(items: &[Val], download: impl Fn(u64) -> String) -> J {
                     fid.to_string(),
                     J::obj([
                         ("id", J::Int(fid as i64)),
+                        ("date", J::str("2024-05-03T17:19:01+03:00")),
                         ("type", J::str("image")),
                         ("name", J::Str(format!("{fid}.gif"))),
                         ("size", J::Int(43)),
+                        (
+                            "image",
+                            J::obj([("width", J::Int(1)), ("height", J::Int(1))]),
+                        ),
+                        ("authorId", J::Int(1)),
+                        ("authorName", J::str("Demo Admin")),
+                        (
+                            "urlPreview",
+                            J::Str(format!(
+                                "{}&width=640&height=640",
+                                url.replace("&dynamic=Y", "")
+                            )),
+                        ),
                         ("urlShow", J::Str(url.replace("&dynamic=Y", ""))),
                         ("urlDownload", J::Str(url)),
                     ]),
