@@ -661,9 +661,9 @@ async fn activity_bindings_equal_the_portal_before_and_after_changes() {
     assert_eq!(live_rows(ch, &db, "crm_activity_binding").await, 119);
 }
 
-/// A portal (plan or version) without the product-row, product and address methods: those
-/// tables are reported unavailable with the refusing method, every other second-wave table is
-/// still discovered and loads equal to the portal.
+/// A portal (plan or version) without the product-row, product, address, timeline-comment and
+/// activity-binding methods: those tables are reported unavailable with the refusing method,
+/// every other second-wave table is still discovered and loads equal to the portal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_product_methods_make_only_those_tables_unavailable() {
     let (ch, db) = common::fresh_database("wave2_missing").await;
@@ -682,6 +682,9 @@ async fn missing_product_methods_make_only_those_tables_unavailable() {
             "crm.product.list".into(),
             "crm.address.fields".into(),
             "crm.address.list".into(),
+            "crm.timeline.comment.fields".into(),
+            "crm.timeline.comment.list".into(),
+            "crm.activity.binding.list".into(),
         ],
         ..PortalConfig::default()
     };
@@ -714,6 +717,17 @@ async fn missing_product_methods_make_only_those_tables_unavailable() {
                 "crm.address.fields",
                 "ERROR_METHOD_NOT_FOUND"
             ),
+            (
+                "crm_timeline_comment",
+                "crm.timeline.comment.fields",
+                "ERROR_METHOD_NOT_FOUND"
+            ),
+            // No fields method: the list method's probe is what the portal refuses.
+            (
+                "crm_activity_binding",
+                "crm.activity.binding.list",
+                "ERROR_METHOD_NOT_FOUND"
+            ),
         ]
     );
     assert!(catalog.entity("crm_productrow").is_none() && catalog.entity("crm_product").is_none());
@@ -722,7 +736,16 @@ async fn missing_product_methods_make_only_those_tables_unavailable() {
         .await
         .into_iter()
         // The refused tables have no entity, by design.
-        .filter(|m| !["crm_productrow", "crm_product", "crm_address"].contains(&m.entity.as_str()))
+        .filter(|m| {
+            ![
+                "crm_productrow",
+                "crm_product",
+                "crm_address",
+                "crm_timeline_comment",
+                "crm_activity_binding",
+            ]
+            .contains(&m.entity.as_str())
+        })
         .collect();
     truth::assert_equal(&mismatches);
 }
