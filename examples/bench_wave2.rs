@@ -1,9 +1,11 @@
 //! Request cost of the second-wave CRM tables (issue #12): requests and operating seconds per
 //! 1,000 rows, from the demo portal's own counters and its calibrated cost model.
 //!
-//! Two portals, cloud limits on (per-method batch billing): one with only deals (every deal
+//! Three portals, cloud limits on (per-method batch billing): one with only deals (every deal
 //! has three product rows, so `crm_productrow` is exactly "20,000 deals × 3 rows"), one with
-//! quotes, invoices, products and requisites. Each table is listed once, COUNT-free, as `sync` lists it.
+//! quotes, invoices, products, requisites, addresses and activities (with their bindings), and a
+//! third with leads, deals, contacts, companies and their timeline comments. Each table is listed
+//! once, COUNT-free, as `sync` lists it.
 //!
 //! `cargo run --release --example bench_wave2 -- --deals 20000 --docs 20000 --time-scale 1000`
 use anyhow::Context;
@@ -164,7 +166,6 @@ async fn main() -> anyhow::Result<()> {
         leads: 0,
         contacts: 100,
         companies: 100,
-        activities: 0,
         smart_processes: vec![],
         quotes: args.docs,
         smart_invoices: args.docs,
@@ -172,6 +173,9 @@ async fn main() -> anyhow::Result<()> {
         product_sections: 50,
         requisites: args.docs,
         requisite_banks: args.docs,
+        addresses: args.docs,
+        activities: args.docs,
+        timeline_comments: 0,
         ..DataSizes::default()
     };
     let p = portal(docs, &args, ProductRowOwnerArrays::Accepted).await?;
@@ -188,8 +192,29 @@ async fn main() -> anyhow::Result<()> {
         ("crm_product_section", "crm.productsection", None),
         ("crm_requisite", "crm.requisite", None),
         ("crm_requisite_bank", "crm.requisite.bankdetail", None),
+        ("crm_address", "crm.address", None),
+        ("crm_activity_binding", "crm.activity.binding", None),
     ] {
         print(&measure(&p, &c, table, key, eid).await?);
     }
+    // Comments: one command per owner (leads, deals, contacts, companies), so the cost follows
+    // the owners, not the comments; a smaller portal (the demo portal scans its comments for
+    // every owner's call).
+    let owners = args.docs / 10;
+    let comments = DataSizes {
+        deals: owners / 2,
+        leads: owners / 8,
+        contacts: owners / 4,
+        companies: owners / 8,
+        activities: 0,
+        smart_processes: vec![],
+        quotes: 0,
+        smart_invoices: 0,
+        timeline_comments: owners * 5 / 4,
+        ..DataSizes::default()
+    };
+    let p = portal(comments, &args, ProductRowOwnerArrays::Accepted).await?;
+    let c = client(&p, args.time_scale)?;
+    print(&measure(&p, &c, "crm_timeline_comment", "crm.timeline.comment", None).await?);
     Ok(())
 }

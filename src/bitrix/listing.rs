@@ -27,7 +27,7 @@ use super::error::{BitrixError, ErrorClass};
 use super::governor::{BATCH_KEY, Evidence, Request, command_kind};
 use super::methods::{
     FilterStyle, MethodSpec, OrderStyle, PREDEFINED_TYPES_WITH_PIPELINES, Paging, TypeScope,
-    smart_process_type_id, spec,
+    composite_key, parent_id_key, smart_process_type_id, spec,
 };
 use super::raw::{RawResult, RawRow};
 use async_stream::try_stream;
@@ -135,6 +135,12 @@ pub fn list(
                         yield page?;
                     }
                 }
+                Paging::KeyChain => {
+                    let mut pages = Box::pin(super::keyset::list(client.clone(), req.clone()));
+                    while let Some(page) = pages.next().await {
+                        yield page?;
+                    }
+                }
             }
         }
     }
@@ -152,7 +158,8 @@ pub fn probe_params(spec: &MethodSpec, entity_type_id: Option<u32>) -> Value {
     };
     let mut p = base_params(spec, &req);
     match spec.paging {
-        Paging::IdChain => {
+        // A key chain's probe orders by the key's first part (`IdSpec::filter`).
+        Paging::IdChain | Paging::KeyChain => {
             set_order(spec, &mut p, "ASC");
             p.insert("start".into(), json!(-1));
         }
@@ -276,10 +283,44 @@ async fn unpaged_batch(
             }
         };
         pages.push(Page {
-            rows: raw_rows(spec, &r)?,
+            rows: with_parent_and_key(spec, req, raw_rows(spec, &r)?)?,
         });
     }
     Ok(pages)
+}
+
+/// Rows of a per-parent call with the parent's id where they do not name it
+/// (`methods::PARENT_ID_KEYS`), then the composed key where the method has one
+/// (`methods::COMPOSITE_KEYS`).
+fn with_parent_and_key(
+    spec: &'static MethodSpec,
+    req: &ListRequest,
+    rows: Vec<RawRow>,
+) -> Result<Vec<RawRow>, BitrixError> {
+    let parent = match spec.type_scope {
+        TypeScope::PerParent { param, .. } => {
+            parent_id_key(spec.key).and_then(|k| Some((k, req.extra_filter.get(param)?.clone())))
+        }
+        _ => None,
+    };
+    let key = composite_key(spec.key);
+    if parent.is_none() && key.is_none() {
+        return Ok(rows);
+    }
+    rows.into_iter()
+        .map(|row| {
+            let row = match &parent {
+                Some((k, id)) => row
+                    .with_field(k, id)
+                    .ok_or_else(|| malformed(spec, "a row is not a JSON object"))?,
+                None => row,
+            };
+            match key {
+                Some(key) => super::keyset::with_composed_key(spec, key, row),
+                None => Ok(row),
+            }
+        })
+        .collect()
 }
 
 /// One request per id of the parent entity (`TypeScope::PerParent`), the id in `param`. A
@@ -315,7 +356,7 @@ async fn per_parent_requests(
     Ok(out)
 }
 
-fn resolve(req: &ListRequest) -> Result<&'static MethodSpec, BitrixError> {
+pub(super) fn resolve(req: &ListRequest) -> Result<&'static MethodSpec, BitrixError> {
     let spec = spec(&req.method_key)
         .ok_or_else(|| BitrixError::Usage(format!("unknown method key `{}`", req.method_key)))?;
     if spec.needs_entity_type_id && req.entity_type_id.is_none() {
@@ -333,7 +374,7 @@ fn resolve(req: &ListRequest) -> Result<&'static MethodSpec, BitrixError> {
     Ok(spec)
 }
 
-fn malformed(spec: &MethodSpec, message: &str) -> BitrixError {
+pub(super) fn malformed(spec: &MethodSpec, message: &str) -> BitrixError {
     BitrixError::Malformed {
         method: spec.list.to_string(),
         status: 200,
@@ -360,7 +401,7 @@ fn select_for(spec: &MethodSpec, req: &ListRequest) -> Vec<String> {
 }
 
 /// Parameters shared by every page: entity type, select, filter (without the id cursor).
-fn base_params(spec: &MethodSpec, req: &ListRequest) -> Map<String, Value> {
+pub(super) fn base_params(spec: &MethodSpec, req: &ListRequest) -> Map<String, Value> {
     let mut p = Map::new();
     if let Some(eid) = req.entity_type_id.filter(|_| spec.needs_entity_type_id) {
         p.insert("entityTypeId".into(), json!(eid));
@@ -392,7 +433,7 @@ fn set_filter(spec: &MethodSpec, params: &mut Map<String, Value>, filter: Map<St
     }
 }
 
-fn filter_mut<'a>(
+pub(super) fn filter_mut<'a>(
     spec: &MethodSpec,
     params: &'a mut Map<String, Value>,
 ) -> &'a mut Map<String, Value> {

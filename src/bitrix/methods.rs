@@ -47,6 +47,10 @@ pub enum Paging {
     /// Rows only of named owners: the owners are listed first, then their rows many owners
     /// per command, `>id` chained (`bitrix::productrows`).
     OwnerChain,
+    /// No `ID`: rows are keyed by several fields ([`CompositeKey`]), ordered by all of them
+    /// with `start=-1`, and pages chained through `>=` on the first part, the overlap
+    /// dropped (`bitrix::keyset`).
+    KeyChain,
 }
 
 /// How the sort order is passed.
@@ -623,7 +627,7 @@ pub static METHODS: &[MethodSpec] = &[
         envelope: Envelope::ProductRows,
         id: ID_LOWER,
         // Rows have no time of their own: the owner's, copied into each row
-        // (`productrows::OWNER_TIME_KEY`); the filter applies to the owners' listing.
+        // (`OwnerRowsSpec::owner_time`); the filter applies to the owners' listing.
         cursor: Some(CursorSpec {
             row: "ownerUpdatedTime",
             filter: "updatedTime",
@@ -728,7 +732,205 @@ pub static METHODS: &[MethodSpec] = &[
         select: SelectRule::Star,
         notes: "Bank details; ENTITY_ID is the requisite's ID.",
     },
+    MethodSpec {
+        key: "crm.timeline.comment",
+        list: "crm.timeline.comment.list",
+        get: Some("crm.timeline.comment.get"),
+        fields: Some("crm.timeline.comment.fields"),
+        fields_format: FieldsFormat::Description,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        id: ID_UPPER,
+        // CREATED only: no modification time, and neither it nor the owner's time shows an
+        // edited or a new comment of an unchanged owner; every load is full (docs/architecture.md).
+        cursor: None,
+        paging: Paging::OwnerChain,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Object,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
+        select: SelectRule::Star,
+        notes: "Comments of one owner per command: `ENTITY_TYPE` (lead, deal, contact, \
+                company) and `ENTITY_ID` are required; order by ID, CREATED or AUTHOR_ID; 50 a \
+                page; \"Access denied.\" (empty code) for an owner the user cannot read or \
+                that is gone. FILES (`attached_diskfile`, multiple) is an object keyed by file \
+                id with `urlDownload` (crm-timeline-comment-list.md, fixture).",
+    },
+    MethodSpec {
+        key: "crm.activity.binding",
+        list: "crm.activity.binding.list",
+        get: None,
+        fields: None,
+        fields_format: FieldsFormat::Static,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        // No id: the key b24ch composes ([`COMPOSITE_KEYS`]).
+        id: IdSpec {
+            row: "BINDING_KEY",
+            filter: "activityId",
+        },
+        cursor: None,
+        paging: Paging::Unpaged,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::TopLevel,
+        value_style: ValueStyle::Typed,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::PerParent {
+            parent: "crm.activity",
+            param: "activityId",
+            fixed: &[],
+        },
+        select: SelectRule::None,
+        notes: "The CRM items one activity is bound to: `activityId` required, unpaged \
+                `[{entityTypeId, entityId}]` (integers) of the items the user may read; \
+                NOT_FOUND for an activity that is gone (crm-activity-binding-list.md). One \
+                call per activity, 50 to a batch; loaded whole.",
+    },
+    MethodSpec {
+        key: "crm.address",
+        list: "crm.address.list",
+        get: None,
+        fields: Some("crm.address.fields"),
+        fields_format: FieldsFormat::Description,
+        userfield_list: None,
+        envelope: Envelope::Result,
+        // No ID: `row` is the key b24ch composes ([`COMPOSITE_KEYS`]), `filter` the first
+        // part (what an ids-only probe selects and orders by).
+        id: IdSpec {
+            row: "ADDRESS_KEY",
+            filter: "ENTITY_ID",
+        },
+        cursor: None,
+        paging: Paging::KeyChain,
+        order_style: OrderStyle::Object,
+        filter_style: FilterStyle::Object,
+        value_style: ValueStyle::Legacy,
+        uf_naming: UfNaming::None,
+        needs_entity_type_id: false,
+        type_scope: TypeScope::Own,
+        select: SelectRule::Star,
+        notes: "Addresses of requisites (ENTITY_TYPE_ID 8) and leads (1; contacts 3 and                 companies 4 on old portals): no ID and no modification time, one address per                 owner and TYPE_ID (crm.enum.addresstype); filter prefixes `>=`, `@`…, any                 field in order, 50 rows a page (crm-address-list.md). Loaded whole; deletions                 by reconcile on the composed key.",
+    },
 ];
+
+/// A key made of several fields, for a method whose rows have no id of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompositeKey {
+    /// Key of the methods table.
+    pub method: &'static str,
+    /// The fields, in the listing's sort order. The first orders the `>=` chain, so it must
+    /// have few rows per value (fewer than a page).
+    pub parts: &'static [&'static str],
+    /// The column b24ch adds to each row: the parts of `written` joined by `:`.
+    /// The tables, reconcile and the ids endpoint are keyed by one column, so the composite
+    /// key is composed into one, deterministically, rather than invented.
+    pub column: &'static str,
+    /// The parts in the order they are written into the column.
+    pub written: &'static [&'static str],
+}
+
+/// Composite keys by method. Addresses: "Within a detail, there can be several addresses (each
+/// of a different type)" (crm-address-list.md), so owner type, owner and address type identify
+/// one; written `ENTITY_TYPE_ID:ENTITY_ID:TYPE_ID` (`8:7335:1`).
+/// Activity bindings: an activity is bound to an item once, so activity, item type and item
+/// identify a binding (`activityId:entityTypeId:entityId`).
+pub const COMPOSITE_KEYS: &[CompositeKey] = &[
+    CompositeKey {
+        method: "crm.address",
+        parts: &["ENTITY_ID", "ENTITY_TYPE_ID", "TYPE_ID"],
+        column: "ADDRESS_KEY",
+        written: &["ENTITY_TYPE_ID", "ENTITY_ID", "TYPE_ID"],
+    },
+    CompositeKey {
+        method: "crm.activity.binding",
+        parts: &["activityId", "entityTypeId", "entityId"],
+        column: "BINDING_KEY",
+        written: &["activityId", "entityTypeId", "entityId"],
+    },
+];
+
+/// Per-parent methods whose rows do not name their parent: each row gets the parent's id
+/// under this key (`crm.activity.binding.list` rows are `{entityTypeId, entityId}` only).
+pub const PARENT_ID_KEYS: &[(&str, &str)] = &[("crm.activity.binding", "activityId")];
+
+/// The row key a per-parent method's rows get their parent's id under, if they need one.
+pub fn parent_id_key(method_key: &str) -> Option<&'static str> {
+    PARENT_ID_KEYS
+        .iter()
+        .find(|(m, _)| *m == method_key)
+        .map(|(_, k)| *k)
+}
+
+/// The composite key of a method, if its rows have one.
+pub fn composite_key(method_key: &str) -> Option<&'static CompositeKey> {
+    COMPOSITE_KEYS.iter().find(|k| k.method == method_key)
+}
+
+/// How a [`Paging::OwnerChain`] method names its owners, in its filter and in its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerRowsSpec {
+    /// Key of the methods table.
+    pub method: &'static str,
+    pub owner_types: OwnerTypes,
+    /// Filter keys of the owner's type and id.
+    pub type_filter: &'static str,
+    pub id_filter: &'static str,
+    /// Row keys of the same.
+    pub type_row: &'static str,
+    pub id_row: &'static str,
+    /// Whether several owner ids may be tried in one command (the first refusal switches the
+    /// listing to one owner per command). `false` where the method reads one id only.
+    pub arrays: bool,
+    /// The row key under which each row gets its owner's modification time, if the rows are
+    /// loaded incrementally by owner.
+    pub owner_time: Option<&'static str>,
+}
+
+/// Which owner types an owner-rows listing covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerTypes {
+    /// [`PRODUCT_ROW_OWNERS`] and every smart process, named by their `crm.enum.ownertype`
+    /// short code.
+    ProductRowOwners,
+    /// These `(entityTypeId, name the filter takes)`.
+    Named(&'static [(u32, &'static str)]),
+}
+
+/// The owner-rows methods. Product rows: `=ownerType` short code and `=ownerId` (an array is
+/// allowed by some portals), rows camelCase (EN crm-item-productrow-list.md). Timeline
+/// comments: `ENTITY_TYPE` (`lead`, `deal`, `contact`, `company`) and `ENTITY_ID`, both
+/// required; the id is read as one integer (an array is no list of owners), so one owner per
+/// command (EN crm-timeline-comment-list.md).
+pub const OWNER_ROWS: &[OwnerRowsSpec] = &[
+    OwnerRowsSpec {
+        method: "crm.item.productrow",
+        owner_types: OwnerTypes::ProductRowOwners,
+        type_filter: "=ownerType",
+        id_filter: "=ownerId",
+        type_row: "ownerType",
+        id_row: "ownerId",
+        arrays: true,
+        owner_time: Some("ownerUpdatedTime"),
+    },
+    OwnerRowsSpec {
+        method: "crm.timeline.comment",
+        owner_types: OwnerTypes::Named(&[(1, "lead"), (2, "deal"), (3, "contact"), (4, "company")]),
+        type_filter: "ENTITY_TYPE",
+        id_filter: "ENTITY_ID",
+        type_row: "ENTITY_TYPE",
+        id_row: "ENTITY_ID",
+        arrays: false,
+        owner_time: None,
+    },
+];
+
+/// How an owner-rows method names its owners.
+pub fn owner_rows(method_key: &str) -> Option<&'static OwnerRowsSpec> {
+    OWNER_ROWS.iter().find(|o| o.method == method_key)
+}
 
 /// Predefined owner types with product rows, by `crm.enum.ownertype` code (smart processes
 /// too: `bitrix::productrows::owner_types`).
@@ -776,6 +978,12 @@ pub static ENTITY_METHODS: &[(&str, &str, Option<u32>)] = &[
     ("crm_product_section", "crm.productsection", None),
     ("crm_requisite", "crm.requisite", None),
     ("crm_requisite_bank", "crm.requisite.bankdetail", None),
+    // No ID: keyed by owner and address type (`COMPOSITE_KEYS`, `bitrix::keyset`).
+    ("crm_address", "crm.address", None),
+    // Comments of leads, deals, contacts and companies, one owner per command (`OWNER_ROWS`).
+    ("crm_timeline_comment", "crm.timeline.comment", None),
+    // Every CRM item each activity is bound to, one call per activity (`TypeScope::PerParent`).
+    ("crm_activity_binding", "crm.activity.binding", None),
     ("user", "user", None),
     ("department", "department", None),
     // Second wave (issue #12), outside CRM: tasks, their time and stages, calls, workgroups.
@@ -994,9 +1202,12 @@ pub const DEFAULT_CALL_METHODS: &[&str] = &[
     "crm.requisite.userfield.list",
     "crm.requisite.bankdetail.list",
     "crm.requisite.bankdetail.fields",
+    "crm.address.list",
+    "crm.address.fields",
     "crm.activity.get",
     "crm.activity.list",
     "crm.activity.fields",
+    "crm.activity.binding.list",
     "crm.stagehistory.list",
     "crm.status.list",
     "crm.status.fields",
@@ -1008,6 +1219,7 @@ pub const DEFAULT_CALL_METHODS: &[&str] = &[
     "crm.type.list",
     "crm.enum.ownertype",
     "crm.timeline.comment.list",
+    "crm.timeline.comment.fields",
     "user.get",
     "user.fields",
     "user.current",

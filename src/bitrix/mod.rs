@@ -7,6 +7,7 @@ pub mod envelope;
 pub mod error;
 pub mod governor;
 pub mod governor_file;
+pub mod keyset;
 pub mod listing;
 pub mod meter;
 pub mod methods;

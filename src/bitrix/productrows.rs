@@ -1,4 +1,7 @@
-//! Listing product rows (`crm.item.productrow.list`), COUNT-free, many owners per command.
+//! Listing rows of named owners (`Paging::OwnerChain`), COUNT-free, many owners per command:
+//! product rows (`crm.item.productrow.list`) and timeline comments
+//! (`crm.timeline.comment.list`, one owner per command); how each names its owners is
+//! `methods::OWNER_ROWS`. Product rows:
 //!
 //! The method only lists rows of named owners: its filter must contain `=ownerType` (the short
 //! code of `crm.enum.ownertype`: `D`, `L`, `Q`, `SI`, `T80`) and `=ownerId` (EN
@@ -14,15 +17,18 @@
 //! an array under a prefixed key is `INVALID_ARG_VALUE`): the first refusal of an array
 //! switches this listing to one owner per command. An owner deleted between the two listings
 //! makes its group answer `ACCESS_DENIED` (the docs' answer for a missing owner): the group is
-//! split and a single owner that is still refused is taken as gone. Every page is checked to
-//! be ascending, above its cursor and of the group's owners, so a portal that ignored the
-//! filter fails loudly instead of filing rows under the wrong owner.
+//! halved until the refused owner is alone, and an owner refused alone is taken as gone. Every
+//! page is checked to be ascending, above its cursor and of the group's owners, so a portal
+//! that ignored the filter fails loudly instead of filing rows under the wrong owner.
 use super::batch::{Batch, CommandOutcome, result_ref};
 use super::client::Client;
 use super::error::{BitrixError, ErrorClass};
 use super::governor::{Request, command_kind};
-use super::listing::{ListRequest, PAGE_SIZE, Page, list as list_rows, raw_rows, row_id};
-use super::methods::{MethodSpec, PRODUCT_ROW_OWNERS, smart_process_type_id, spec};
+use super::listing::{ListRequest, PAGE_SIZE, Page, list as list_rows, raw_rows, resolve, row_id};
+use super::methods::{
+    MethodSpec, OwnerRowsSpec, OwnerTypes, PRODUCT_ROW_OWNERS, owner_rows, smart_process_type_id,
+    spec,
+};
 use super::raw::RawRow;
 use async_stream::try_stream;
 use futures::{Stream, StreamExt};
@@ -77,19 +83,35 @@ pub fn owner_types(ownertype: &Value) -> Vec<OwnerType> {
         .collect()
 }
 
-/// Lists the product rows of every owner (or of owners modified since `req.modified_since`).
+/// Lists the rows of every owner (or of owners modified since `req.modified_since`).
 pub fn list(
     client: Arc<Client>,
     req: ListRequest,
 ) -> impl Stream<Item = Result<Page, BitrixError>> {
     try_stream! {
-        let spec = rows_spec()?;
-        let types = client.call("crm.enum.ownertype", &json!({})).await?;
-        let mut lister = RowLister::new(spec);
+        let spec = resolve(&req)?;
+        let owners = owner_rows(spec.key).ok_or_else(|| {
+            BitrixError::Usage(format!("methods table has no owners for `{}`", spec.key))
+        })?;
+        let types = match owners.owner_types {
+            OwnerTypes::ProductRowOwners => {
+                let types = client.call("crm.enum.ownertype", &json!({})).await?;
+                owner_types(&types.result)
+            }
+            OwnerTypes::Named(named) => named
+                .iter()
+                .map(|(eid, name)| OwnerType {
+                    entity_type_id: *eid,
+                    short: (*name).to_string(),
+                    optional: false,
+                })
+                .collect(),
+        };
+        let mut lister = RowLister::new(spec, owners, &req);
         // Every type's owners first, so one batch can carry the rows of several types.
-        for t in owner_types(&types.result) {
-            let owners = owner_ids(&client, &t, &req).await?;
-            lister.enqueue(&t.short, owners);
+        for t in types {
+            let ids = owner_ids(&client, &t, &req).await?;
+            lister.enqueue(&t.short, ids);
         }
         while let Some(pages) = lister.next_batch(&client).await? {
             for page in pages {
@@ -97,11 +119,6 @@ pub fn list(
             }
         }
     }
-}
-
-fn rows_spec() -> Result<&'static MethodSpec, BitrixError> {
-    spec("crm.item.productrow")
-        .ok_or_else(|| BitrixError::Usage("methods table lacks `crm.item.productrow`".into()))
 }
 
 /// The owners of one type with their modification times (COUNT-free `crm.item.list` chain,
@@ -163,6 +180,9 @@ struct Work {
 
 struct RowLister {
     spec: &'static MethodSpec,
+    owners: &'static OwnerRowsSpec,
+    /// The `select` of every command (none for methods that take none).
+    select: Option<Vec<String>>,
     queue: VecDeque<Work>,
     /// `None` until the portal has answered a command with several owners.
     arrays: Option<bool>,
@@ -182,11 +202,14 @@ enum ChainEnd {
 }
 
 impl RowLister {
-    fn new(spec: &'static MethodSpec) -> Self {
+    fn new(spec: &'static MethodSpec, owners: &'static OwnerRowsSpec, req: &ListRequest) -> Self {
         Self {
             spec,
+            owners,
+            select: select_for(spec, owners, req),
             queue: VecDeque::new(),
-            arrays: None,
+            // A method that reads one owner id is never sent several.
+            arrays: (!owners.arrays).then_some(false),
             rows_seen: 0,
             owners_done: 0,
             stalled: 0,
@@ -234,12 +257,20 @@ impl RowLister {
             many => json!(many),
         };
         let mut filter = serde_json::Map::new();
-        filter.insert("=ownerType".into(), json!(w.short));
-        filter.insert("=ownerId".into(), owners);
+        filter.insert(self.owners.type_filter.into(), json!(w.short));
+        filter.insert(self.owners.id_filter.into(), owners);
         if let Some(c) = cursor {
-            filter.insert(">id".into(), c);
+            filter.insert(format!(">{}", self.spec.id.filter), c);
         }
-        json!({"filter": filter, "order": {"id": "ASC"}, "start": -1})
+        let mut p = json!({
+            "filter": filter,
+            "order": {self.spec.id.filter: "ASC"},
+            "start": -1,
+        });
+        if let Some(select) = &self.select {
+            p["select"] = json!(select);
+        }
+        p
     }
 
     /// Runs one batch of chains; `None` when every queued group is read.
@@ -264,10 +295,10 @@ impl RowLister {
                     w.after.map(Value::from)
                 } else {
                     let last = (PAGE_SIZE - 1).to_string();
-                    Some(json!(result_ref(
-                        &format!("g{i}p{}", k - 1),
-                        &["productRows", &last, "id"]
-                    )))
+                    let mut path = self.spec.rows_path();
+                    path.push(&last);
+                    path.push(self.spec.id.row);
+                    Some(json!(result_ref(&format!("g{i}p{}", k - 1), &path)))
                 };
                 batch.push(format!("g{i}p{k}"), self.spec.list, self.params(&w, cursor))?;
             }
@@ -295,7 +326,10 @@ impl RowLister {
                     }
                 };
                 self.accept(&mut w, &rows)?;
-                let rows = with_owner_times(&w, rows)?;
+                let rows = match self.owners.owner_time {
+                    Some(key) => with_owner_times(&w, rows, self.owners, key)?,
+                    None => rows,
+                };
                 progress = true;
                 let full = rows.len() >= PAGE_SIZE;
                 self.rows_seen += rows.len() as u64;
@@ -331,7 +365,7 @@ impl RowLister {
                 return Err(BitrixError::RetriesExhausted {
                     method: self.spec.list.to_string(),
                     attempts: self.stalled,
-                    last: Box::new(self.malformed("no product-row page could be read")),
+                    last: Box::new(self.malformed("no page of owners' rows could be read")),
                 });
             }
             client.governor().on_retry();
@@ -343,7 +377,7 @@ impl RowLister {
     /// What to queue again after a command of group `w` failed.
     fn after_failure(&mut self, w: Work, e: BitrixError) -> Result<Vec<Work>, BitrixError> {
         if e.is_retryable() {
-            tracing::warn!(method = self.spec.list, error = %e, "product-row page failed; resuming");
+            tracing::warn!(method = self.spec.list, error = %e, "owners' rows page failed; resuming");
             return Ok(vec![w]);
         }
         let several = w.owners.len() > 1;
@@ -352,44 +386,61 @@ impl RowLister {
             && self.arrays != Some(true)
             && matches!(code.as_str(), "INVALID_ARG_VALUE" | "REQUIRED_ARG_MISSING");
         if array_refused {
-            tracing::info!(error = %e, "the portal takes one owner per product-row command");
+            tracing::info!(method = self.spec.list, error = %e, "the portal takes one owner per command");
             self.arrays = Some(false);
             let rest: Vec<Work> = self.queue.drain(..).collect();
             return Ok(std::iter::once(w).chain(rest).flat_map(split).collect());
         }
         if e.class() == ErrorClass::AccessDenied {
             if several {
-                // An owner deleted since the owner listing: find it one by one.
-                return Ok(split(w));
+                // An owner deleted since the owner listing: find it by halving the group
+                // (about 2·log2(n) commands instead of n).
+                return Ok(self.halves(w));
             }
-            tracing::debug!(owner_type = %w.short, owner = ?w.owners, "owner gone; no product rows");
+            tracing::debug!(owner_type = %w.short, owner = ?w.owners, "owner gone; no rows");
             self.owners_done += 1;
             return Ok(Vec::new());
         }
         Err(e)
     }
 
+    /// The group in two, each half keeping the cursor (see [`split`]).
+    fn halves(&self, w: Work) -> Vec<Work> {
+        let mid = w.owners.len().div_ceil(2);
+        let (a, b) = w.owners.split_at(mid);
+        [a, b]
+            .into_iter()
+            .filter(|h| !h.is_empty())
+            .map(|h| Work {
+                short: w.short.clone(),
+                owners: h.to_vec(),
+                owner_times: w.owner_times.clone(),
+                after: w.after,
+                pages: self.pages_for(h.len()),
+            })
+            .collect()
+    }
+
     /// Checks a page continues its group (ascending ids above the cursor, the group's owners)
     /// and advances the cursor.
     fn accept(&self, w: &mut Work, rows: &[RawRow]) -> Result<(), BitrixError> {
         for row in rows {
-            let id = row_id(self.spec, row)
-                .ok_or_else(|| self.malformed("a product row has no numeric `id`"))?;
+            let id = row_id(self.spec, row).ok_or_else(|| {
+                self.malformed(&format!("a row has no numeric `{}`", self.spec.id.row))
+            })?;
             if w.after.is_some_and(|last| id <= last) {
                 return Err(self.malformed(&format!(
                     "row {id} after {:?}: the page ignores the >id cursor or the order",
                     w.after
                 )));
             }
-            let owner = row.get("ownerId").and_then(|v| match v {
-                Value::Number(n) => n.as_i64(),
-                Value::String(s) => s.trim().parse().ok(),
-                _ => None,
-            });
-            let owner_type = row.get("ownerType");
-            if !owner.is_some_and(|o| w.owners.contains(&o))
-                || owner_type.as_ref().and_then(Value::as_str) != Some(w.short.as_str())
-            {
+            let owner = owner_of(row, self.owners);
+            let owner_type = row.get(self.owners.type_row);
+            let same_type = owner_type
+                .as_ref()
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.eq_ignore_ascii_case(&w.short));
+            if !owner.is_some_and(|o| w.owners.contains(&o)) || !same_type {
                 return Err(self.malformed(&format!(
                     "row {id} belongs to {owner_type:?} {owner:?}, not to the owners asked for"
                 )));
@@ -423,37 +474,62 @@ fn split(w: Work) -> Vec<Work> {
         .collect()
 }
 
-/// The key under which a row carries its owner's modification time (`OWNER_UPDATED_TIME`):
-/// rows have no time of their own, and a row changes only through its owner, whose time moves
-/// (`crm.item.productrow.*` saves the item), so incremental loads are by owner.
-pub const OWNER_TIME_KEY: &str = "ownerUpdatedTime";
+/// The owner id a row names.
+fn owner_of(row: &RawRow, owners: &OwnerRowsSpec) -> Option<i64> {
+    match row.get(owners.id_row)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
 
-/// Each row with its owner's modification time appended (a later duplicate key wins when the
-/// row is read, so a portal that some day sends this key is overridden consistently).
-fn with_owner_times(w: &Work, rows: Vec<RawRow>) -> Result<Vec<RawRow>, BitrixError> {
+/// Each row with its owner's modification time appended under `key`
+/// ([`RawRow::with_field`]).
+fn with_owner_times(
+    w: &Work,
+    rows: Vec<RawRow>,
+    owners: &OwnerRowsSpec,
+    key: &str,
+) -> Result<Vec<RawRow>, BitrixError> {
     rows.into_iter()
         .map(|row| {
-            let owner = match row.get("ownerId") {
-                Some(Value::Number(n)) => n.as_i64(),
-                Some(Value::String(s)) => s.trim().parse().ok(),
-                _ => None,
-            };
-            let time = owner
+            let time = owner_of(&row, owners)
                 .and_then(|o| w.owner_times.get(&o))
                 .cloned()
                 .unwrap_or(Value::Null);
-            let text = row.json().trim_end();
-            let body = text.strip_suffix('}').unwrap_or(text).trim_end();
-            let sep = if body.ends_with('{') { "" } else { "," };
-            RawRow::from_json(&format!("{body}{sep}\"{OWNER_TIME_KEY}\":{time}}}")).ok_or_else(
-                || BitrixError::Malformed {
-                    method: "crm.item.productrow.list".into(),
+            row.with_field(key, &time)
+                .ok_or_else(|| BitrixError::Malformed {
+                    method: owners.method.into(),
                     status: 200,
-                    message: "a product row is not a JSON object".into(),
-                },
-            )
+                    message: "a row is not a JSON object".into(),
+                })
         })
         .collect()
+}
+
+/// The `select` of a method that takes one: the caller's columns (or every field) plus what
+/// the cursor and the owner check read; ids only = those alone.
+fn select_for(spec: &MethodSpec, owners: &OwnerRowsSpec, req: &ListRequest) -> Option<Vec<String>> {
+    if !spec.takes_select() {
+        return None;
+    }
+    let needed = [spec.id.filter, owners.type_row, owners.id_row].map(str::to_string);
+    let mut out: Vec<String> = if req.ids_only {
+        Vec::new()
+    } else if req.select.is_empty() {
+        spec.default_select()
+    } else {
+        req.select.clone()
+    };
+    if out.iter().any(|s| s == "*") {
+        return Some(out);
+    }
+    for n in needed {
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -472,7 +548,12 @@ mod tests {
     }
 
     fn lister() -> RowLister {
-        RowLister::new(rows_spec().unwrap())
+        let s = spec("crm.item.productrow").unwrap();
+        let req = ListRequest {
+            method_key: s.key.into(),
+            ..ListRequest::default()
+        };
+        RowLister::new(s, owner_rows(s.key).unwrap(), &req)
     }
 
     fn work(owners: &[i64], after: Option<i64>) -> Work {
@@ -566,6 +647,16 @@ mod tests {
             .after_failure(work(&[5], None), api("ACCESS_DENIED", "Access denied"))
             .unwrap();
         assert!(gone.is_empty());
+        // A bigger group is halved, each half keeping the cursor.
+        let halves = l
+            .after_failure(
+                work(&[1, 2, 3, 4, 5], Some(9)),
+                api("ACCESS_DENIED", "Access denied"),
+            )
+            .unwrap();
+        let owners: Vec<Vec<i64>> = halves.iter().map(|w| w.owners.clone()).collect();
+        assert_eq!(owners, [vec![1, 2, 3], vec![4, 5]]);
+        assert!(halves.iter().all(|w| w.after == Some(9)));
         // Any other refusal fails the listing rather than losing rows.
         assert!(
             l.after_failure(work(&[5], None), api("INVALID_ARG_VALUE", "bad"))
@@ -600,6 +691,37 @@ mod tests {
         );
     }
 
+    const OWNER_TIME_KEY: &str = "ownerUpdatedTime";
+
+    #[test]
+    fn comments_are_read_one_owner_per_command_by_their_own_keys() {
+        let s = spec("crm.timeline.comment").unwrap();
+        let req = ListRequest {
+            method_key: s.key.into(),
+            select: vec!["COMMENT".into(), "FILES".into()],
+            ..ListRequest::default()
+        };
+        let mut l = RowLister::new(s, owner_rows(s.key).unwrap(), &req);
+        assert_eq!(l.arrays, Some(false));
+        l.enqueue("deal", vec![(5, Value::Null), (6, Value::Null)]);
+        assert!(l.queue.iter().all(|w| w.owners.len() == 1));
+        let p = l.params(&l.queue[0], Some(json!(40)));
+        assert_eq!(
+            p["filter"],
+            json!({"ENTITY_TYPE": "deal", "ENTITY_ID": 5, ">ID": 40})
+        );
+        assert_eq!(p["order"], json!({"ID": "ASC"}));
+        assert_eq!(
+            p["select"],
+            json!(["COMMENT", "FILES", "ID", "ENTITY_TYPE", "ENTITY_ID"])
+        );
+        // Rows name their owner in upper case; the type compares without case.
+        let mut w = l.queue[0].clone();
+        let row = RawRow::from_json(r#"{"ID":"41","ENTITY_ID":"5","ENTITY_TYPE":"DEAL"}"#).unwrap();
+        l.accept(&mut w, &[row]).unwrap();
+        assert_eq!(w.after, Some(41));
+    }
+
     #[test]
     fn each_row_gets_its_owner_s_time() {
         let w = work(&[1], None);
@@ -607,7 +729,8 @@ mod tests {
             RawRow::from_json(r#"{"id":10,"ownerId":1,"ownerType":"D"}"#).unwrap(),
             RawRow::from_json(r#"{"id":11,"ownerId":"9","ownerType":"D"}"#).unwrap(),
         ];
-        let out = with_owner_times(&w, rows).unwrap();
+        let owners = owner_rows("crm.item.productrow").unwrap();
+        let out = with_owner_times(&w, rows, owners, OWNER_TIME_KEY).unwrap();
         assert_eq!(
             out[0].get(OWNER_TIME_KEY),
             Some(json!("2024-05-01T10:00:00+03:00"))

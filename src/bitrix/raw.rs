@@ -154,6 +154,17 @@ impl RawRow {
         serde_json::from_str(self.0.get()).unwrap_or_default()
     }
 
+    /// The row with `key: value` appended (a later duplicate key wins when the row is read,
+    /// so a portal that some day sends `key` itself is overridden consistently); `None` if
+    /// the row is not an object.
+    pub fn with_field(&self, key: &str, value: &Value) -> Option<RawRow> {
+        let text = self.json().trim_end();
+        let body = text.strip_suffix('}')?.trim_end();
+        let sep = if body.ends_with('{') { "" } else { "," };
+        let key = serde_json::to_string(key).ok()?;
+        RawRow::from_json(&format!("{body}{sep}{key}:{value}}}"))
+    }
+
     /// The value of one key (the last, if the key repeats), without building the row.
     pub fn get(&self, key: &str) -> Option<Value> {
         let mut de = serde_json::Deserializer::from_str(self.0.get());

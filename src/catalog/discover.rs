@@ -359,6 +359,7 @@ fn kind_of(entity: &str) -> EntityKind {
     match entity {
         "crm_deal" | "crm_lead" | "crm_contact" | "crm_company" | "crm_activity" => EntityKind::Crm,
         "crm_quote" | "crm_smart_invoice" | "crm_productrow" | "crm_product" => EntityKind::Crm,
+        "crm_timeline_comment" | "crm_activity_binding" => EntityKind::Crm,
         e if e.starts_with("crm_dynamic_") => EntityKind::SmartProcess,
         e if e.starts_with("crm_stagehistory") => EntityKind::History,
         _ => EntityKind::Reference,
@@ -385,6 +386,9 @@ fn title_of(entity: &str) -> String {
         "crm_product_section" => "Product sections",
         "crm_requisite" => "Requisites",
         "crm_requisite_bank" => "Bank details",
+        "crm_address" => "Addresses",
+        "crm_timeline_comment" => "Timeline comments",
+        "crm_activity_binding" => "Activity bindings",
         "user" => "Users",
         "department" => "Departments",
         "task" => "Tasks",

@@ -37,6 +37,13 @@ pub(super) fn add_undescribed(entity: &str, fields: &mut Vec<Field>) {
                 "Owner modified at",
             ),
         ],
+        // Not an address field: the key b24ch composes (`bitrix::methods::COMPOSITE_KEYS`).
+        "crm_address" => &[(
+            "ADDRESS_KEY",
+            "ADDRESS_KEY",
+            "string",
+            "Key: ENTITY_TYPE_ID:ENTITY_ID:TYPE_ID",
+        )],
         _ => &[],
     };
     for (code, api, ty, label) in extra {

@@ -22,8 +22,38 @@ pub(super) fn fields(entity: &str) -> Option<Vec<Field>> {
         "task_elapsed_time" => Some(task_elapsed_time()),
         "workgroup" => Some(workgroup()),
         "task_stage" => Some(task_stage()),
+        "crm_activity_binding" => Some(activity_binding()),
         _ => None,
     }
+}
+
+/// `crm.activity.binding.list` rows (`entityTypeId`, `entityId`, crm-activity-binding-list.md),
+/// with the activity b24ch adds and the key it composes (`methods::COMPOSITE_KEYS`).
+fn activity_binding() -> Vec<Field> {
+    [
+        (
+            "BINDING_KEY",
+            "BINDING_KEY",
+            "string",
+            "Key: activity:entityTypeId:entityId",
+        ),
+        ("ACTIVITY_ID", "activityId", "integer", "Activity"),
+        (
+            "ENTITY_TYPE_ID",
+            "entityTypeId",
+            "integer",
+            "CRM object type",
+        ),
+        ("ENTITY_ID", "entityId", "integer", "CRM object"),
+    ]
+    .into_iter()
+    .map(|(code, api, ty, label)| {
+        let mut f = field(code, ty, label);
+        f.api_name = api.into();
+        f.required = true;
+        f
+    })
+    .collect()
 }
 
 /// `voximplant.statistic.get` rows (voximplant-statistic-get.md, "Available Fields" and the

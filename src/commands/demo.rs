@@ -48,6 +48,8 @@ fn sizes(deals: u64) -> DataSizes {
         tasks: deals / 4,
         task_elapsed: deals / 2,
         calls: deals,
+        // Second wave: comments of some of the leads, deals, contacts and companies.
+        timeline_comments: deals / 2,
         smart_processes: base
             .smart_processes
             .into_iter()

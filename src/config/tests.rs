@@ -30,6 +30,7 @@ fn example_config_is_valid() {
     let c = from_toml_str(&text).unwrap();
     assert!(matches!(c.portal, PortalAuth::Webhook { .. }));
     assert_eq!(c.entity("crm_deal").schedule.sql(), "5 MINUTE");
+    assert_eq!(c.entity("crm_timeline_comment").schedule.sql(), "1 DAY");
     assert_eq!(c.clickhouse.password.expose(), "pw");
 }
 

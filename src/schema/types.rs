@@ -329,7 +329,8 @@ fn push_field_columns(out: &mut Vec<Column>, field: &Field, money_context: bool,
         out.push(currency);
         return;
     }
-    if field.bitrix_type == "file" {
+    // `attached_diskfile`: timeline-comment files, `{id: {id, urlDownload, …}}` in rows.
+    if matches!(field.bitrix_type.as_str(), "file" | "attached_diskfile") {
         out.push(column(
             field.code.clone(),
             ChType::UInt64,

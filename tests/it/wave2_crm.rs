@@ -337,6 +337,10 @@ async fn readme_queries_answer_on_the_demo_portal() {
         "crm_product_section",
         "crm_requisite",
         "crm_requisite_bank",
+        "crm_address",
+        "crm_timeline_comment",
+        "crm_activity",
+        "crm_activity_binding",
     ];
     sync_entities(&conn, &cfg, &client, &entities).await;
     let readme =
@@ -355,7 +359,7 @@ async fn readme_queries_answer_on_the_demo_portal() {
                 .any(|l| !l.trim().is_empty() && !l.trim().starts_with("--"))
         })
         .collect();
-    assert_eq!(queries.len(), 8, "{queries:?}");
+    assert_eq!(queries.len(), 11, "{queries:?}");
     for q in queries {
         let q = q.replace("b24.", &format!("`{db}`."));
         let out = ch.query(&q).await.unwrap_or_else(|e| panic!("{e}\n{q}"));
@@ -429,8 +433,9 @@ async fn products_and_sections_equal_the_portal_before_and_after_changes() {
     assert_eq!(live_rows(ch, &db, "crm_product_section").await, 6);
 }
 
-/// Requisites (with user fields) and bank details, before and after an edit, additions, a
-/// deletion and a new user field.
+/// Requisites (with user fields), bank details and addresses, before and after an edit,
+/// additions, a deletion and a new user field. Addresses have no ID: they are keyed by owner
+/// and address type (`ADDRESS_KEY`), listed COUNT-free and reconciled by that key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requisites_and_bank_details_equal_the_portal_before_and_after_changes() {
     let (ch, db) = common::fresh_database("wave2_rq").await;
@@ -443,6 +448,7 @@ async fn requisites_and_bank_details_equal_the_portal_before_and_after_changes()
         sizes: DataSizes {
             requisites: 75,
             requisite_banks: 52,
+            addresses: 130,
             ..small_sizes()
         },
         time_scale: 200.0,
@@ -452,15 +458,26 @@ async fn requisites_and_bank_details_equal_the_portal_before_and_after_changes()
     let client = portal.client.clone();
     let c = portal.demo.as_ref().unwrap().control().clone();
     let conn = Connection::connect(&cfg.clickhouse).unwrap();
-    let tables = ["crm_requisite", "crm_requisite_bank"];
+    let tables = ["crm_requisite", "crm_requisite_bank", "crm_address"];
     let enabled: Vec<String> = tables.iter().map(|s| s.to_string()).collect();
 
     let (catalog, _) = sync_entities(&conn, &cfg, &client, &tables).await;
     let rq = catalog.entity("crm_requisite").unwrap();
     assert!(rq.fields.iter().filter(|f| f.user_field).count() >= 10);
+    let address = catalog.entity("crm_address").unwrap();
+    assert_eq!(address.fields[0].code, "ADDRESS_KEY");
+    assert!(address.field("ID").is_none());
     truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
     assert_eq!(live_rows(ch, &db, "crm_requisite").await, 75);
     assert_eq!(live_rows(ch, &db, "crm_requisite_bank").await, 52);
+    assert_eq!(live_rows(ch, &db, "crm_address").await, 130);
+    let sorting = ch
+        .query(&format!(
+            "SELECT sorting_key FROM system.tables WHERE database = '{db}' AND name = 'crm_address'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(sorting.trim(), "ADDRESS_KEY");
 
     let mut set = Map::new();
     set.insert("RQ_INN".into(), json!("7707083893 \"edited\""));
@@ -468,6 +485,12 @@ async fn requisites_and_bank_details_equal_the_portal_before_and_after_changes()
     assert_eq!(c.delete_rows("requisite_bank", &[1, 52]).unwrap(), 2);
     c.add_rows("requisite", 2).unwrap();
     c.add_rows("requisite_bank", 1).unwrap();
+    let mut city = Map::new();
+    city.insert("CITY".into(), json!("Санкт-Петербург \"edited\""));
+    city.insert("ADDRESS_2".into(), json!(""));
+    assert_eq!(c.modify_rows("address", &[2, 99], &city, None).unwrap(), 2);
+    assert_eq!(c.delete_rows("address", &[1, 50, 130]).unwrap(), 3);
+    c.add_rows("address", 2).unwrap();
     let uf = c
         .add_user_field(
             "requisite",
@@ -482,7 +505,14 @@ async fn requisites_and_bank_details_equal_the_portal_before_and_after_changes()
         .unwrap();
     c.advance_clock(600.0);
 
+    c.reset_counters();
     let (catalog, report) = sync_entities(&conn, &cfg, &client, &tables).await;
+    let k = c.counters();
+    assert_eq!(
+        k.count_queries_per_method.get("crm.address.list"),
+        None,
+        "{k:?}"
+    );
     assert!(
         report
             .added_columns
@@ -492,11 +522,148 @@ async fn requisites_and_bank_details_equal_the_portal_before_and_after_changes()
     truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
     assert_eq!(live_rows(ch, &db, "crm_requisite").await, 77);
     assert_eq!(live_rows(ch, &db, "crm_requisite_bank").await, 51);
+    assert_eq!(live_rows(ch, &db, "crm_address").await, 129);
 }
 
-/// A portal (plan or version) without the product-row and product methods: those two tables
-/// are reported unavailable with the refusing method, every other second-wave table is still
-/// discovered and loads equal to the portal.
+/// Timeline comments (one owner per command: `crm.timeline.comment.list` reads one
+/// `ENTITY_ID`), with files, before and after an edit, additions, a deletion and a deleted
+/// owner; no COUNT, and the owners' commands go many to a `batch`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeline_comments_equal_the_portal_before_and_after_changes() {
+    let (ch, db) = common::fresh_database("wave2_comments").await;
+    let mut cfg = from_toml_str(&format!(
+        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
+        ch.http_url()
+    ))
+    .unwrap();
+    let demo = PortalConfig {
+        sizes: DataSizes {
+            timeline_comments: 140,
+            ..small_sizes()
+        },
+        time_scale: 200.0,
+        ..PortalConfig::default()
+    };
+    let portal = portal::connect(&mut cfg, demo).await.unwrap();
+    let client = portal.client.clone();
+    let c = portal.demo.as_ref().unwrap().control().clone();
+    let conn = Connection::connect(&cfg.clickhouse).unwrap();
+    let tables = ["crm_timeline_comment"];
+    let enabled: Vec<String> = tables.iter().map(|s| s.to_string()).collect();
+
+    c.reset_counters();
+    let (catalog, _) = sync_entities(&conn, &cfg, &client, &tables).await;
+    let k = c.counters();
+    // Every lead, deal, contact and company is asked once for the load and once for the ids
+    // (60 + 20 + 30 + 10 owners), 50 commands to a batch.
+    assert_eq!(k.per_method["crm.timeline.comment.list"], 2 * 120, "{k:?}");
+    assert_eq!(
+        k.count_queries_per_method.get("crm.timeline.comment.list"),
+        None,
+        "{k:?}"
+    );
+    let comment = catalog.entity("crm_timeline_comment").unwrap();
+    assert_eq!(comment.field("FILES").map(|f| f.multiple), Some(true));
+    truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
+    assert_eq!(live_rows(ch, &db, "crm_timeline_comment").await, 140);
+    let with_files: u64 = ch
+        .query(&format!(
+            "SELECT countIf(length(FILES) > 0 AND length(FILES_URL) = length(FILES)) FROM `{db}`.crm_timeline_comment_current"
+        ))
+        .await
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(with_files > 10, "{with_files}");
+
+    let mut set = Map::new();
+    set.insert("COMMENT".into(), json!("Комментарий \"edited\" 'q' 🚀"));
+    assert_eq!(
+        c.modify_rows("timeline_comment", &[3, 77], &set, None)
+            .unwrap(),
+        2
+    );
+    assert_eq!(c.delete_rows("timeline_comment", &[1, 140]).unwrap(), 2);
+    c.add_rows("timeline_comment", 3).unwrap();
+    // A deleted deal takes its comments with it.
+    let before = c.ground_truth("timeline_comment").unwrap().len();
+    assert_eq!(c.delete_rows("deal", &[8]).unwrap(), 1);
+    let after = c.ground_truth("timeline_comment").unwrap().len();
+    assert!(after < before, "deal 8 had comments: {before} -> {after}");
+    c.advance_clock(600.0);
+
+    let (catalog, _) = sync_entities(&conn, &cfg, &client, &tables).await;
+    truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
+    assert_eq!(
+        live_rows(ch, &db, "crm_timeline_comment").await,
+        after as u64
+    );
+}
+
+/// Activity bindings (one `crm.activity.binding.list` per activity, keyed by activity and
+/// item), before and after a moved binding, additions (a new activity with its bindings), a
+/// removed binding and a deleted activity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_bindings_equal_the_portal_before_and_after_changes() {
+    let (ch, db) = common::fresh_database("wave2_bindings").await;
+    let mut cfg = from_toml_str(&format!(
+        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
+        ch.http_url()
+    ))
+    .unwrap();
+    let demo = PortalConfig {
+        sizes: DataSizes {
+            activities: 60,
+            ..small_sizes()
+        },
+        time_scale: 200.0,
+        ..PortalConfig::default()
+    };
+    let portal = portal::connect(&mut cfg, demo).await.unwrap();
+    let client = portal.client.clone();
+    let c = portal.demo.as_ref().unwrap().control().clone();
+    let conn = Connection::connect(&cfg.clickhouse).unwrap();
+    let tables = ["crm_activity_binding"];
+    let enabled: Vec<String> = tables.iter().map(|s| s.to_string()).collect();
+
+    c.reset_counters();
+    let (catalog, _) = sync_entities(&conn, &cfg, &client, &tables).await;
+    let k = c.counters();
+    // One call per activity for the load and one for the ids (+1 discovery probe).
+    assert_eq!(
+        k.per_method["crm.activity.binding.list"],
+        2 * 60 + 1,
+        "{k:?}"
+    );
+    let binding = catalog.entity("crm_activity_binding").unwrap();
+    assert_eq!(binding.fields[0].code, "BINDING_KEY");
+    truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
+    assert_eq!(live_rows(ch, &db, "crm_activity_binding").await, 120);
+
+    // A binding moved to another contact is another key: the old one is tombstoned.
+    let mut moved = Map::new();
+    moved.insert("ENTITY_ID".into(), json!(29));
+    assert_eq!(
+        c.modify_rows("activity_binding", &[4], &moved, None)
+            .unwrap(),
+        1
+    );
+    assert_eq!(c.delete_rows("activity_binding", &[1]).unwrap(), 1);
+    assert_eq!(c.add_rows("activity", 1).unwrap(), vec![61]);
+    assert_eq!(c.add_rows("activity_binding", 2).unwrap(), vec![121, 122]);
+    assert_eq!(c.delete_rows("activity", &[5]).unwrap(), 1);
+    c.advance_clock(600.0);
+
+    let (catalog, _) = sync_entities(&conn, &cfg, &client, &tables).await;
+    truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
+    // 120 - 1 removed + 2 added - 2 of the deleted activity.
+    assert_eq!(live_rows(ch, &db, "crm_activity_binding").await, 119);
+}
+
+/// A portal (plan or version) without the product-row, product, address, timeline-comment and
+/// activity-binding methods: those tables are reported unavailable with the refusing method,
+/// every other second-wave table is still discovered and loads equal to the portal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_product_methods_make_only_those_tables_unavailable() {
     let (ch, db) = common::fresh_database("wave2_missing").await;
@@ -513,6 +680,11 @@ async fn missing_product_methods_make_only_those_tables_unavailable() {
             "crm.item.productrow.list".into(),
             "crm.product.fields".into(),
             "crm.product.list".into(),
+            "crm.address.fields".into(),
+            "crm.address.list".into(),
+            "crm.timeline.comment.fields".into(),
+            "crm.timeline.comment.list".into(),
+            "crm.activity.binding.list".into(),
         ],
         ..PortalConfig::default()
     };
@@ -540,6 +712,22 @@ async fn missing_product_methods_make_only_those_tables_unavailable() {
                 "crm.product.fields",
                 "ERROR_METHOD_NOT_FOUND"
             ),
+            (
+                "crm_address",
+                "crm.address.fields",
+                "ERROR_METHOD_NOT_FOUND"
+            ),
+            (
+                "crm_timeline_comment",
+                "crm.timeline.comment.fields",
+                "ERROR_METHOD_NOT_FOUND"
+            ),
+            // No fields method: the list method's probe is what the portal refuses.
+            (
+                "crm_activity_binding",
+                "crm.activity.binding.list",
+                "ERROR_METHOD_NOT_FOUND"
+            ),
         ]
     );
     assert!(catalog.entity("crm_productrow").is_none() && catalog.entity("crm_product").is_none());
@@ -548,7 +736,16 @@ async fn missing_product_methods_make_only_those_tables_unavailable() {
         .await
         .into_iter()
         // The refused tables have no entity, by design.
-        .filter(|m| !["crm_productrow", "crm_product"].contains(&m.entity.as_str()))
+        .filter(|m| {
+            ![
+                "crm_productrow",
+                "crm_product",
+                "crm_address",
+                "crm_timeline_comment",
+                "crm_activity_binding",
+            ]
+            .contains(&m.entity.as_str())
+        })
         .collect();
     truth::assert_equal(&mismatches);
 }

@@ -446,6 +446,8 @@ impl PortalControl {
         let deleted: Vec<u64> = ids.iter().copied().filter(|id| t.delete(*id)).collect();
         st.data.delete_dependents(table, ids);
         st.data.drop_product_rows_of(table, ids);
+        st.data.drop_comments_of(table, ids);
+        st.data.drop_bindings_of(table, ids);
         self.emit(&mut st, table, &deleted, Change::Delete);
         Ok(deleted.len())
     }

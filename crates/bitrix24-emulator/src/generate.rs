@@ -311,6 +311,9 @@ fn generate(data: &PortalData, t: &Table, id: u64, f: &FieldDef) -> Val {
             }
         }
         Gen::ProductRowOwner(part) => super::productrows::owner_value(data, id, *part),
+        Gen::Address(part) => super::addresses::value(data, id, *part),
+        Gen::Binding(part) => super::bindings::value(data, id, *part),
+        Gen::Comment(part) => super::timeline::value(data, id, *part, r.below(1_000)),
     }
 }
 

@@ -3,8 +3,10 @@
 //! See `docs/bitrix24-api.md` for the behaviour it reproduces. Start it with [`start`]; drive it
 //! in-process through [`PortalControl`] or over HTTP under `/_control/...`.
 
+mod addresses;
 mod batch;
 mod billing;
+mod bindings;
 mod cli;
 mod control;
 mod crm_docs;
@@ -26,6 +28,7 @@ mod render;
 mod requisites;
 mod server;
 mod store;
+mod timeline;
 mod work;
 
 use std::net::SocketAddr;
@@ -99,6 +102,10 @@ pub struct DataSizes {
     pub product_sections: u64,
     pub requisites: u64,
     pub requisite_banks: u64,
+    /// Addresses (`crm.address.list`): two per requisite, every fifth pair a lead's.
+    pub addresses: u64,
+    /// Timeline comments of leads, deals, contacts and companies.
+    pub timeline_comments: u64,
 }
 
 impl Default for DataSizes {
@@ -139,6 +146,8 @@ impl Default for DataSizes {
             product_sections: 6,
             requisites: 60,
             requisite_banks: 40,
+            addresses: 100,
+            timeline_comments: 150,
         }
     }
 }

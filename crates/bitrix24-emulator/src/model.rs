@@ -190,6 +190,12 @@ pub(crate) enum TableKind {
     Requisite,
     /// Bank details of requisites (`crm.requisite.bankdetail.list`).
     RequisiteBank,
+    /// Addresses of requisites and leads (`crm.address.list`): no `ID`.
+    Address,
+    /// Timeline comments (`crm.timeline.comment.list`), one owner per call.
+    TimelineComment,
+    /// The CRM items activities are bound to (`crm.activity.binding.list`): no `ID`.
+    ActivityBinding,
 }
 
 #[derive(Debug, Clone)]
@@ -335,6 +341,42 @@ pub(crate) enum Gen {
     GroupStage,
     /// The owner of a product row (`productrows.rs`).
     ProductRowOwner(OwnerPart),
+    /// The identity or anchor of an address (`addresses.rs`).
+    Address(AddressPart),
+    /// The owner or files of a timeline comment (`timeline.rs`).
+    Comment(CommentPart),
+    /// A part of an activity binding (`bindings.rs`).
+    Binding(BindingPart),
+}
+
+/// Which part of an activity binding a field holds (`bindings.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BindingPart {
+    Activity,
+    EntityType,
+    EntityId,
+    /// `activityId:entityTypeId:entityId`: ground truth only.
+    Key,
+}
+
+/// Which part of a timeline comment a field holds (`timeline.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CommentPart {
+    OwnerType,
+    OwnerId,
+    Files,
+}
+
+/// Which part of an address's identity a field holds (`addresses.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AddressPart {
+    Type,
+    EntityType,
+    EntityId,
+    AnchorType,
+    AnchorId,
+    /// `ENTITY_TYPE_ID:ENTITY_ID:TYPE_ID`: ground truth only.
+    Key,
 }
 
 /// Which part of a product row's owner a field holds.

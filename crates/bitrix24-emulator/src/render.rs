@@ -87,6 +87,15 @@ fn amount_number(cents: i64) -> J {
 
 /// Legacy file objects carry portal-relative URLs (as `tryExternalizeFileField` builds them),
 /// which also keeps the ground-truth text independent of the listening port.
+/// The legacy download path of a file (what the ground truth's `…_URL` holds).
+fn download_url(c: &Cell, code: &str, fid: u64) -> String {
+    legacy_file(c, code, fid)
+        .to_serde()
+        .get("downloadUrl")
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 fn legacy_file(c: &Cell, code: &str, fid: u64) -> J {
     let show = format!(
         "/bitrix/components/bitrix/crm.{}.show/show_file.php?ownerId={}&fieldName={code}&fileId={fid}",
@@ -185,6 +194,14 @@ fn json_text_value(text: &str) -> J {
 
 /// Legacy `crm.*.list` rendering. `get_mode`: `*.get` (UF NULL → "").
 pub(crate) fn legacy(f: &FieldDef, v: &Val, c: &Cell, get_mode: bool) -> J {
+    if f.api_type == "attached_diskfile" {
+        // Timeline-comment files: an object keyed by file id (`{}` without files).
+        let items = match v {
+            Val::List(items) => items.as_slice(),
+            _ => &[],
+        };
+        return super::timeline::files_json(items, |fid| download_url(c, &f.code, fid));
+    }
     match v {
         // CDBResult::AfterFetch turns an empty multiple UF into false.
         Val::List(items) if items.is_empty() && f.is_uf() => J::Bool(false),

@@ -1,11 +1,13 @@
 //! REST methods. Each returns an [`Outcome`]: the result or an error, plus what it cost.
 
+mod binding;
 mod item;
 mod legacy;
 mod productrow;
 mod reference;
 mod tasks;
 mod telephony;
+mod timeline;
 mod users;
 mod workgroups;
 
@@ -132,6 +134,11 @@ pub(crate) fn exists(method: &str) -> bool {
             | "crm.requisite.userfield.list"
             | "crm.requisite.bankdetail.list"
             | "crm.requisite.bankdetail.fields"
+            | "crm.address.list"
+            | "crm.address.fields"
+            | "crm.timeline.comment.list"
+            | "crm.activity.binding.list"
+            | "crm.timeline.comment.fields"
             | "crm.product.fields"
             | "crm.productsection.list"
             | "crm.productsection.fields"
@@ -202,6 +209,11 @@ pub(crate) fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome
         "crm.requisite.userfield.list" => legacy::userfield_list(ctx, "requisite", params),
         "crm.requisite.bankdetail.list" => legacy::list(ctx, "requisite_bank", params),
         "crm.requisite.bankdetail.fields" => legacy::fields(ctx, "requisite_bank"),
+        "crm.address.list" => legacy::list(ctx, "address", params),
+        "crm.address.fields" => legacy::fields(ctx, "address"),
+        "crm.timeline.comment.list" => timeline::list(ctx, params),
+        "crm.activity.binding.list" => binding::list(ctx, params),
+        "crm.timeline.comment.fields" => legacy::fields(ctx, super::timeline::TABLE),
         "crm.product.fields" => legacy::fields(ctx, "product"),
         "crm.productsection.list" => legacy::list(ctx, "product_section", params),
         "crm.productsection.fields" => legacy::fields(ctx, "product_section"),

@@ -10,16 +10,10 @@ use serde_json::{Value, json};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/bitrix24");
 
-const NOT_EMULATED: &[(&str, &str)] = &[
-    (
-        "crm.timeline.comment.list.json",
-        "timeline comments are a next-wave entity; no method emulated",
-    ),
-    (
-        "oauth.error.PAYMENT_REQUIRED.json",
-        "plan gating of the OAuth server is not emulated",
-    ),
-];
+const NOT_EMULATED: &[(&str, &str)] = &[(
+    "oauth.error.PAYMENT_REQUIRED.json",
+    "plan gating of the OAuth server is not emulated",
+)];
 
 /// Fields of the docs' full `crm.item.get` lead that the emulator does not model (computed,
 /// deprecated or lead-specific columns); every other key must match.
@@ -81,6 +75,8 @@ fn assert_kinds(ours: &Value, fix: &Value, ctx: &str) {
             && !fv.as_object().unwrap().is_empty()
             && k != "settings"
             && k != "SETTINGS"
+            // Keyed by file id (timeline comments): the files are compared one by one.
+            && k != "FILES"
         {
             assert_eq!(keys(ov), keys(fv), "{ctx}: keys of '{k}'");
         }
@@ -569,6 +565,45 @@ async fn check(p: &bitrix24_emulator::RunningPortal, name: &str, fix: &Value) {
             )
             .await;
             assert_eq!(e.json["error"], "ACCESS_DENIED", "{}", e.json);
+        }
+        "crm.timeline.comment.list.json" => {
+            // Comments of the first deals, until some carry files.
+            let mut ours = Vec::new();
+            for deal in 1..=40 {
+                let r = call(
+                    &m(p, "crm.timeline.comment.list"),
+                    json!({"filter": {"ENTITY_TYPE": "deal", "ENTITY_ID": deal}, "order": {"ID": "ASC"}, "start": 0}),
+                )
+                .await;
+                assert_envelope(&r.json, fix, ctx);
+                ours.extend(rows(&r.json["result"]));
+            }
+            assert_rows(&ours, &rows(&fix["result"]), ctx);
+            let fix_file = &fix["result"][0]["FILES"]["1"];
+            let files: Vec<&Value> = ours
+                .iter()
+                .filter_map(|r| r["FILES"].as_object())
+                .flat_map(|f| f.values())
+                .collect();
+            assert!(!files.is_empty(), "{ctx}: no comment with files");
+            for f in files {
+                assert_eq!(keys(f), keys(fix_file), "{ctx}: keys of a file");
+                assert_kinds(f, fix_file, ctx);
+            }
+            // The documented refusals: the owner is required and one id; a missing owner.
+            for filter in [
+                json!({"ENTITY_TYPE": "deal"}),
+                json!({"ENTITY_TYPE": "deal", "ENTITY_ID": [1, 2]}),
+                json!({"ENTITY_TYPE": "deal", "ENTITY_ID": 999_999}),
+            ] {
+                let e = call(
+                    &m(p, "crm.timeline.comment.list"),
+                    json!({ "filter": filter }),
+                )
+                .await;
+                assert_eq!(e.status, 400, "{}", e.json);
+                assert_eq!(e.json["error"], "", "{}", e.json);
+            }
         }
         "crm.status.list.json" => {
             let r = call(
