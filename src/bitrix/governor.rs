@@ -703,6 +703,8 @@ pub struct Governor {
     store: Box<dyn GovernorStore>,
     clock: ServerClock,
     inflight: Arc<Semaphore>,
+    /// Per key, the end of the pause last logged: concurrent waiters on one key log it once.
+    announced: StdMutex<std::collections::HashMap<String, f64>>,
 }
 
 /// Admission of one HTTP request; releases its budget reservations when dropped.
@@ -771,6 +773,7 @@ impl Governor {
             store,
             clock,
             inflight,
+            announced: StdMutex::default(),
         })
     }
 
@@ -925,6 +928,19 @@ impl Governor {
         }
     }
 
+    /// Whether a pause of `key` until `until` is news: not while a pause already logged for
+    /// the key is still running.
+    fn announce(&self, key: &str, now: f64, until: f64) -> bool {
+        let mut a = self.announced.lock().unwrap_or_else(|p| p.into_inner());
+        match a.get(key) {
+            Some(&end) if end > now => false,
+            _ => {
+                a.insert(key.to_string(), until);
+                true
+            }
+        }
+    }
+
     async fn wait_operating(&self, key: &str, kinds: &[(&str, u32)]) -> f64 {
         let started = self.clock.now();
         let mut paused = false;
@@ -947,7 +963,7 @@ impl Governor {
                             s.counters.operating_wait_secs += secs;
                             s.methods.entry(key.to_string()).or_default().waits += 1;
                         });
-                        tracing::info!(key, waited_secs = secs, "operating budget wait over");
+                        tracing::debug!(key, waited_secs = secs, "operating budget wait over");
                     }
                     return est;
                 }
@@ -957,7 +973,7 @@ impl Governor {
                     until
                 }
                 Decision::Pause { until, why } => {
-                    if !paused {
+                    if !paused && self.announce(key, now, until) {
                         tracing::info!(
                             key,
                             reported_used = why.used,
