@@ -168,22 +168,7 @@ pub(super) fn list(ctx: &mut Ctx, params: &PVal) -> Outcome {
         .iter()
         .map(|id| render_item(ctx, data, t, *id, &cols, star, original))
         .collect();
-    let n = items.len();
-    let mut secs = cost.page(n, cols.len());
-    if let Some(total) = page.total {
-        secs += cost.count(total, cols.len());
-    }
-    let success = Success {
-        result: J::obj([("items", J::List(items))]),
-        total: page.total,
-        next: page.next,
-    };
-    Outcome {
-        result: Ok(success),
-        cost: secs,
-        count_ran: page.total.is_some(),
-        rows: n,
-    }
+    Outcome::listed_under("items", items, &page, &cost, cols.len())
 }
 
 pub(super) fn get(ctx: &mut Ctx, params: &PVal) -> Outcome {
@@ -334,20 +319,5 @@ pub(super) fn stagehistory(ctx: &mut Ctx, params: &PVal) -> Outcome {
             )
         })
         .collect();
-    let n = items.len();
-    let mut secs = cost.page(n, cols.len());
-    if let Some(total) = page.total {
-        secs += cost.count(total, cols.len());
-    }
-    let success = Success {
-        result: J::obj([("items", J::List(items))]),
-        total: page.total,
-        next: page.next,
-    };
-    Outcome {
-        result: Ok(success),
-        cost: secs,
-        count_ran: page.total.is_some(),
-        rows: n,
-    }
+    Outcome::listed_under("items", items, &page, &cost, cols.len())
 }

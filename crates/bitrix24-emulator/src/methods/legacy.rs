@@ -131,23 +131,7 @@ pub(super) fn list(ctx: &mut Ctx, table: &str, params: &PVal) -> Outcome {
         .iter()
         .map(|id| render_row(ctx, data, t, *id, &cols, false))
         .collect();
-    let n = rows.len();
-    let mut secs = cost.page(n, cols.len());
-    if let Some(total) = page.total {
-        secs += cost.count(total, cols.len());
-    }
-    let success = Success {
-        result: J::List(rows),
-        // start=-1: NavRecordCount is null → intval 0, and no next.
-        total: Some(page.total.unwrap_or(0)),
-        next: page.next,
-    };
-    Outcome {
-        result: Ok(success),
-        cost: secs,
-        count_ran: page.total.is_some(),
-        rows: n,
-    }
+    Outcome::listed(rows, &page, &cost, cols.len())
 }
 
 fn id_param(params: &PVal) -> i64 {

@@ -53,9 +53,35 @@ impl Outcome {
         }
     }
     /// A page of a counted or COUNT-free listing (`start`, `total`, `next`), billed for its
-    /// rows and, when COUNT ran, for the count.
+    /// rows and, when COUNT ran, for the count. Legacy lists answer `total: 0` without COUNT
+    /// (`NavRecordCount` null → intval 0).
     pub(crate) fn listed(
         rows: Vec<J>,
+        page: &super::query::Page,
+        cost: &super::limits::CostModel,
+        cols: usize,
+    ) -> Outcome {
+        let total = Some(page.total.unwrap_or(0));
+        Self::page_of(J::List, rows, total, page, cost, cols)
+    }
+
+    /// [`Self::listed`] for the listings that answer `{key: [...]}` (`crm.item.list`'s
+    /// `items`, `tasks.task.list`'s `tasks`) and no `total` without COUNT.
+    pub(crate) fn listed_under(
+        key: &'static str,
+        rows: Vec<J>,
+        page: &super::query::Page,
+        cost: &super::limits::CostModel,
+        cols: usize,
+    ) -> Outcome {
+        let wrap = |rows| J::obj([(key, J::List(rows))]);
+        Self::page_of(wrap, rows, page.total, page, cost, cols)
+    }
+
+    fn page_of(
+        wrap: impl FnOnce(Vec<J>) -> J,
+        rows: Vec<J>,
+        total: Option<u64>,
         page: &super::query::Page,
         cost: &super::limits::CostModel,
         cols: usize,
@@ -67,8 +93,8 @@ impl Outcome {
         }
         Outcome {
             result: Ok(Success {
-                result: J::List(rows),
-                total: Some(page.total.unwrap_or(0)),
+                result: wrap(rows),
+                total,
                 next: page.next,
             }),
             cost: secs,

@@ -215,21 +215,7 @@ fn list(ctx: &mut Ctx, params: &PVal) -> Outcome {
         .iter()
         .map(|id| render_row(ctx, t, *id, &cols))
         .collect();
-    let n = rows.len();
-    let mut secs = cost.page(n, cols.len());
-    if let Some(total) = page.total {
-        secs += cost.count(total, cols.len());
-    }
-    Outcome {
-        result: Ok(Success {
-            result: J::obj([("tasks", J::List(rows))]),
-            total: page.total,
-            next: page.next,
-        }),
-        cost: secs,
-        count_ran: page.total.is_some(),
-        rows: n,
-    }
+    Outcome::listed_under("tasks", rows, &page, &cost, cols.len())
 }
 
 /// `{fields: {CODE: {title, type, primary?, required?, values?}}}` (tasks-task-get-fields.md);
