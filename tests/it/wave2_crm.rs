@@ -13,7 +13,9 @@ use b24ch::encode::Format;
 use b24ch::pipeline::EntityJob;
 use b24ch::portal;
 use b24ch::sync::{self, Progress};
-use bitrix24_emulator::{DataSizes, PortalConfig, ProductRowOwnerArrays, UserFieldSpec};
+use bitrix24_emulator::{
+    DataSizes, PortalConfig, PortalControl, ProductRowOwnerArrays, UserFieldSpec,
+};
 use common::truth;
 use local_clickhouse::LocalClickHouse;
 use serde_json::{Map, json};
@@ -31,6 +33,33 @@ pub(crate) fn small_sizes() -> DataSizes {
         smart_invoices: 55,
         ..DataSizes::default()
     }
+}
+
+/// What [`env`] sets up: the test ClickHouse, a fresh database, the config, the client, the
+/// portal's control, the ClickHouse connection, and the portal (kept alive while held).
+pub(crate) type Env = (
+    &'static LocalClickHouse,
+    String,
+    Config,
+    Arc<b24ch::bitrix::Client>,
+    PortalControl,
+    Connection,
+    portal::PortalConnection,
+);
+
+/// A fresh database and the demo portal `demo`, wired as `b24ch sync` wires them.
+pub(crate) async fn env(prefix: &str, demo: PortalConfig) -> Env {
+    let (ch, db) = common::fresh_database(prefix).await;
+    let mut cfg = from_toml_str(&format!(
+        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
+        ch.http_url()
+    ))
+    .unwrap();
+    let portal = portal::connect(&mut cfg, demo).await.unwrap();
+    let client = portal.client.clone();
+    let control = portal.demo.as_ref().unwrap().control().clone();
+    let conn = Connection::connect(&cfg.clickhouse).unwrap();
+    (ch, db, cfg, client, control, conn, portal)
 }
 
 /// Converges the tables, then loads and reconciles `entities` (`b24ch sync <entities…>`).
@@ -86,21 +115,12 @@ const DOCS: [&str; 3] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quotes_and_invoices_equal_the_portal_before_and_after_changes() {
-    let (ch, db) = common::fresh_database("wave2_docs").await;
-    let mut cfg = from_toml_str(&format!(
-        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
-        ch.http_url()
-    ))
-    .unwrap();
     let demo = PortalConfig {
         sizes: small_sizes(),
         time_scale: 200.0,
         ..PortalConfig::default()
     };
-    let portal = portal::connect(&mut cfg, demo).await.unwrap();
-    let client = portal.client.clone();
-    let c = portal.demo.as_ref().unwrap().control().clone();
-    let conn = Connection::connect(&cfg.clickhouse).unwrap();
+    let (ch, db, cfg, client, c, conn, _portal) = env("wave2_docs", demo).await;
     let enabled: Vec<String> = DOCS.iter().map(|s| s.to_string()).collect();
 
     let (catalog, _) = sync_entities(&conn, &cfg, &client, &DOCS).await;
@@ -163,21 +183,12 @@ async fn quotes_and_invoices_equal_the_portal_before_and_after_changes() {
 /// row and gains one, a deal is deleted (its rows go with it) and a quote gains a row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn product_rows_equal_the_portal_before_and_after_changes() {
-    let (ch, db) = common::fresh_database("wave2_prow").await;
-    let mut cfg = from_toml_str(&format!(
-        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
-        ch.http_url()
-    ))
-    .unwrap();
     let demo = PortalConfig {
         sizes: small_sizes(),
         time_scale: 200.0,
         ..PortalConfig::default()
     };
-    let portal = portal::connect(&mut cfg, demo).await.unwrap();
-    let client = portal.client.clone();
-    let c = portal.demo.as_ref().unwrap().control().clone();
-    let conn = Connection::connect(&cfg.clickhouse).unwrap();
+    let (ch, db, cfg, client, c, conn, _portal) = env("wave2_prow", demo).await;
     let enabled = vec!["crm_productrow".to_string()];
     // 60 deals × 3 + 20 leads + 70 quotes × 2 + 55 invoices × 2.
     let generated = 60 * 3 + 20 + 70 * 2 + 55 * 2;
@@ -266,12 +277,6 @@ async fn product_rows_under_both_owner_array_variants() {
         ProductRowOwnerArrays::Rejected,
         ProductRowOwnerArrays::Accepted,
     ] {
-        let (ch, db) = common::fresh_database("wave2_prow_var").await;
-        let mut cfg = from_toml_str(&format!(
-            "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
-            ch.http_url()
-        ))
-        .unwrap();
         let demo = PortalConfig {
             sizes: DataSizes {
                 deals: 40,
@@ -284,10 +289,7 @@ async fn product_rows_under_both_owner_array_variants() {
             productrow_owner_arrays: variant,
             ..PortalConfig::default()
         };
-        let portal = portal::connect(&mut cfg, demo).await.unwrap();
-        let client = portal.client.clone();
-        let c = portal.demo.as_ref().unwrap().control().clone();
-        let conn = Connection::connect(&cfg.clickhouse).unwrap();
+        let (ch, db, cfg, client, c, conn, _portal) = env("wave2_prow_var", demo).await;
         c.reset_counters();
         let (catalog, _) = sync_entities(&conn, &cfg, &client, &["crm_productrow"]).await;
         let enabled = vec!["crm_productrow".to_string()];
@@ -311,20 +313,12 @@ async fn product_rows_under_both_owner_array_variants() {
 /// loaded demo portal and each returns rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readme_queries_answer_on_the_demo_portal() {
-    let (ch, db) = common::fresh_database("wave2_sql").await;
-    let mut cfg = from_toml_str(&format!(
-        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
-        ch.http_url()
-    ))
-    .unwrap();
     let demo = PortalConfig {
         sizes: small_sizes(),
         time_scale: 200.0,
         ..PortalConfig::default()
     };
-    let portal = portal::connect(&mut cfg, demo).await.unwrap();
-    let client = portal.client.clone();
-    let conn = Connection::connect(&cfg.clickhouse).unwrap();
+    let (ch, db, cfg, client, _, conn, _portal) = env("wave2_sql", demo).await;
     let entities = [
         "crm_deal",
         "crm_company",
@@ -371,12 +365,6 @@ async fn readme_queries_answer_on_the_demo_portal() {
 /// a deletion; products load incrementally by `TIMESTAMP_X`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn products_and_sections_equal_the_portal_before_and_after_changes() {
-    let (ch, db) = common::fresh_database("wave2_products").await;
-    let mut cfg = from_toml_str(&format!(
-        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
-        ch.http_url()
-    ))
-    .unwrap();
     let demo = PortalConfig {
         sizes: DataSizes {
             products: 130,
@@ -386,10 +374,7 @@ async fn products_and_sections_equal_the_portal_before_and_after_changes() {
         time_scale: 200.0,
         ..PortalConfig::default()
     };
-    let portal = portal::connect(&mut cfg, demo).await.unwrap();
-    let client = portal.client.clone();
-    let c = portal.demo.as_ref().unwrap().control().clone();
-    let conn = Connection::connect(&cfg.clickhouse).unwrap();
+    let (ch, db, cfg, client, c, conn, _portal) = env("wave2_products", demo).await;
     let tables = ["crm_product", "crm_product_section"];
     let enabled: Vec<String> = tables.iter().map(|s| s.to_string()).collect();
 
@@ -438,12 +423,6 @@ async fn products_and_sections_equal_the_portal_before_and_after_changes() {
 /// and address type (`ADDRESS_KEY`), listed COUNT-free and reconciled by that key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requisites_and_bank_details_equal_the_portal_before_and_after_changes() {
-    let (ch, db) = common::fresh_database("wave2_rq").await;
-    let mut cfg = from_toml_str(&format!(
-        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
-        ch.http_url()
-    ))
-    .unwrap();
     let demo = PortalConfig {
         sizes: DataSizes {
             requisites: 75,
@@ -454,10 +433,7 @@ async fn requisites_and_bank_details_equal_the_portal_before_and_after_changes()
         time_scale: 200.0,
         ..PortalConfig::default()
     };
-    let portal = portal::connect(&mut cfg, demo).await.unwrap();
-    let client = portal.client.clone();
-    let c = portal.demo.as_ref().unwrap().control().clone();
-    let conn = Connection::connect(&cfg.clickhouse).unwrap();
+    let (ch, db, cfg, client, c, conn, _portal) = env("wave2_rq", demo).await;
     let tables = ["crm_requisite", "crm_requisite_bank", "crm_address"];
     let enabled: Vec<String> = tables.iter().map(|s| s.to_string()).collect();
 
@@ -530,12 +506,6 @@ async fn requisites_and_bank_details_equal_the_portal_before_and_after_changes()
 /// owner; no COUNT, and the owners' commands go many to a `batch`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeline_comments_equal_the_portal_before_and_after_changes() {
-    let (ch, db) = common::fresh_database("wave2_comments").await;
-    let mut cfg = from_toml_str(&format!(
-        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
-        ch.http_url()
-    ))
-    .unwrap();
     let demo = PortalConfig {
         sizes: DataSizes {
             timeline_comments: 140,
@@ -544,10 +514,7 @@ async fn timeline_comments_equal_the_portal_before_and_after_changes() {
         time_scale: 200.0,
         ..PortalConfig::default()
     };
-    let portal = portal::connect(&mut cfg, demo).await.unwrap();
-    let client = portal.client.clone();
-    let c = portal.demo.as_ref().unwrap().control().clone();
-    let conn = Connection::connect(&cfg.clickhouse).unwrap();
+    let (ch, db, cfg, client, c, conn, _portal) = env("wave2_comments", demo).await;
     let tables = ["crm_timeline_comment"];
     let enabled: Vec<String> = tables.iter().map(|s| s.to_string()).collect();
 
@@ -606,12 +573,6 @@ async fn timeline_comments_equal_the_portal_before_and_after_changes() {
 /// removed binding and a deleted activity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn activity_bindings_equal_the_portal_before_and_after_changes() {
-    let (ch, db) = common::fresh_database("wave2_bindings").await;
-    let mut cfg = from_toml_str(&format!(
-        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
-        ch.http_url()
-    ))
-    .unwrap();
     let demo = PortalConfig {
         sizes: DataSizes {
             activities: 60,
@@ -620,10 +581,7 @@ async fn activity_bindings_equal_the_portal_before_and_after_changes() {
         time_scale: 200.0,
         ..PortalConfig::default()
     };
-    let portal = portal::connect(&mut cfg, demo).await.unwrap();
-    let client = portal.client.clone();
-    let c = portal.demo.as_ref().unwrap().control().clone();
-    let conn = Connection::connect(&cfg.clickhouse).unwrap();
+    let (ch, db, cfg, client, c, conn, _portal) = env("wave2_bindings", demo).await;
     let tables = ["crm_activity_binding"];
     let enabled: Vec<String> = tables.iter().map(|s| s.to_string()).collect();
 
@@ -666,12 +624,6 @@ async fn activity_bindings_equal_the_portal_before_and_after_changes() {
 /// every other second-wave table is still discovered and loads equal to the portal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_product_methods_make_only_those_tables_unavailable() {
-    let (ch, db) = common::fresh_database("wave2_missing").await;
-    let mut cfg = from_toml_str(&format!(
-        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
-        ch.http_url()
-    ))
-    .unwrap();
     let demo = PortalConfig {
         sizes: small_sizes(),
         time_scale: 200.0,
@@ -688,10 +640,7 @@ async fn missing_product_methods_make_only_those_tables_unavailable() {
         ],
         ..PortalConfig::default()
     };
-    let portal = portal::connect(&mut cfg, demo).await.unwrap();
-    let client = portal.client.clone();
-    let c = portal.demo.as_ref().unwrap().control().clone();
-    let conn = Connection::connect(&cfg.clickhouse).unwrap();
+    let (ch, db, cfg, client, c, conn, _portal) = env("wave2_missing", demo).await;
     let loaded = ["crm_quote", "crm_product_section", "crm_requisite_bank"];
     let (catalog, _) = sync_entities(&conn, &cfg, &client, &loaded).await;
     let refused: Vec<(&str, &str, &str)> = catalog
@@ -755,12 +704,6 @@ async fn missing_product_methods_make_only_those_tables_unavailable() {
 /// reported unavailable; product rows and pipelines of the other types still load.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_portal_without_quotes_and_invoices_reports_them_unavailable() {
-    let (ch, db) = common::fresh_database("wave2_noinv").await;
-    let mut cfg = from_toml_str(&format!(
-        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
-        ch.http_url()
-    ))
-    .unwrap();
     let demo = PortalConfig {
         sizes: DataSizes {
             quotes: 0,
@@ -770,10 +713,7 @@ async fn a_portal_without_quotes_and_invoices_reports_them_unavailable() {
         time_scale: 200.0,
         ..PortalConfig::default()
     };
-    let portal = portal::connect(&mut cfg, demo).await.unwrap();
-    let client = portal.client.clone();
-    let c = portal.demo.as_ref().unwrap().control().clone();
-    let conn = Connection::connect(&cfg.clickhouse).unwrap();
+    let (ch, db, cfg, client, c, conn, _portal) = env("wave2_noinv", demo).await;
     let loaded = ["crm_productrow", "crm_category"];
     let (catalog, _) = sync_entities(&conn, &cfg, &client, &loaded).await;
     let mut refused: Vec<&str> = catalog
