@@ -1,8 +1,9 @@
 //! One governor per portal, shared (behind an `Arc`) by every concurrent use in the process.
 //!
 //! It keeps b24ch under both Bitrix24 limits (`docs/bitrix24-api.md` §4; batch billing §3):
-//! - the request **leaky bucket** (503 `QUERY_LIMIT_EXCEEDED`), admitted in FIFO order so
-//!   concurrent listings share it fairly;
+//! - the request **leaky bucket** (503 `QUERY_LIMIT_EXCEEDED`): each request reserves its
+//!   place on arrival, so concurrent listings share it in arrival order, and waits holding no
+//!   lock (a waiter its task has suspended cannot keep the others out);
 //! - the per-method **operating budget** (429 `OPERATION_TIME_LIMIT`), kept per *billing key*
 //!   from the `time.operating` / `operating_reset_at` figures the portal sends.
 //!
