@@ -71,6 +71,26 @@ pub struct ListRequest {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Page {
     pub rows: Vec<RawRow>,
+    /// Read with a plain call rather than inside a `batch`: under whole-batch billing its
+    /// method's own key paid for it, so the companion columns of its rows are read the same
+    /// way (`pipeline::companion`).
+    pub read_plain: bool,
+}
+
+impl Page {
+    pub fn batched(rows: Vec<RawRow>) -> Self {
+        Page {
+            rows,
+            read_plain: false,
+        }
+    }
+
+    pub fn plain(rows: Vec<RawRow>) -> Self {
+        Page {
+            rows,
+            read_plain: true,
+        }
+    }
 }
 
 /// Lists `req` page by page. The stream ends only after the last page; any failure is an
@@ -90,11 +110,9 @@ pub fn list(
             let spec = resolve(&req)?;
             match spec.paging {
                 Paging::IdChain => {
-                    let mut chain = Chain::new(spec, &req);
-                    while let Some(pages) = chain.next_batch(&client).await? {
-                        for page in pages {
-                            yield page;
-                        }
+                    let mut pages = Box::pin(super::both_ends::list(client.clone(), spec, req.clone()));
+                    while let Some(page) = pages.next().await {
+                        yield page?;
                     }
                 }
                 Paging::Offset => {
@@ -110,7 +128,7 @@ pub fn list(
                         };
                         let rows = raw_rows(spec, &r)?;
                         seen += rows.len() as u64;
-                        yield Page { rows };
+                        yield Page::plain(rows);
                         match r.next {
                             Some(n) if n > start => start = n,
                             Some(_) => Err(malformed(spec, "`next` did not advance"))?,
@@ -127,7 +145,7 @@ pub fn list(
                         Err(e) if optional && gone(&e) => continue,
                         r => r?,
                     };
-                    yield Page { rows: raw_rows(spec, &r)? };
+                    yield Page::plain(raw_rows(spec, &r)?);
                 }
                 Paging::OwnerChain => {
                     let mut pages = Box::pin(super::productrows::list(client.clone(), req.clone()));
@@ -282,9 +300,11 @@ async fn unpaged_batch(
                 }
             }
         };
-        pages.push(Page {
-            rows: with_parent_and_key(spec, req, raw_rows(spec, &r)?)?,
-        });
+        pages.push(Page::batched(with_parent_and_key(
+            spec,
+            req,
+            raw_rows(spec, &r)?,
+        )?));
     }
     Ok(pages)
 }
@@ -454,7 +474,7 @@ pub(super) fn filter_mut<'a>(
     }
 }
 
-fn set_order(spec: &MethodSpec, params: &mut Map<String, Value>, dir: &str) {
+pub(super) fn set_order(spec: &MethodSpec, params: &mut Map<String, Value>, dir: &str) {
     match spec.order_style {
         OrderStyle::Object => {
             params.insert("order".into(), json!({ spec.id.filter: dir }));
@@ -477,7 +497,7 @@ fn set_order(spec: &MethodSpec, params: &mut Map<String, Value>, dir: &str) {
 /// `ORDER, FILTER, SELECT, PARAMS` in that order with one page of 50 through `NAV_PARAMS`
 /// (they read no `start`). The filter is never empty there: an empty one would vanish from a
 /// batch command's query string and shift every later argument, so it is `>ID 0` (all rows).
-fn shaped(spec: &MethodSpec, mut p: Map<String, Value>) -> Value {
+pub(super) fn shaped(spec: &MethodSpec, mut p: Map<String, Value>) -> Value {
     if spec.filter_style != FilterStyle::Positional {
         return Value::Object(p);
     }
@@ -616,7 +636,7 @@ fn leading_id(json: &str, key: &str) -> Option<i64> {
 }
 
 /// State of one chained listing.
-struct Chain {
+pub(super) struct Chain {
     spec: &'static MethodSpec,
     base: Map<String, Value>,
     ids_only_base: Map<String, Value>,
@@ -629,10 +649,13 @@ struct Chain {
     batches: u64,
     stalled: u32,
     done: bool,
+    /// The highest id this chain still has to read (rows above are read elsewhere, see
+    /// `both_ends`): sizes the chains like the probe's highest id.
+    cap: Option<i64>,
 }
 
 impl Chain {
-    fn new(spec: &'static MethodSpec, req: &ListRequest) -> Self {
+    pub(super) fn new(spec: &'static MethodSpec, req: &ListRequest) -> Self {
         let ids_req = ListRequest {
             ids_only: true,
             ..req.clone()
@@ -649,7 +672,49 @@ impl Chain {
             batches: 0,
             stalled: 0,
             done: false,
+            cap: None,
         }
+    }
+
+    pub(super) fn spec(&self) -> &'static MethodSpec {
+        self.spec
+    }
+
+    /// Whether a page shorter than 50 rows ended the listing.
+    pub(super) fn done(&self) -> bool {
+        self.done
+    }
+
+    pub(super) fn set_cap(&mut self, cap: Option<i64>) {
+        self.cap = cap;
+    }
+
+    /// Rows the chain expects above its cursor (from the probe, or the cap), if it knows.
+    pub(super) fn rows_left(&self) -> Option<f64> {
+        let max = self.max_id()?;
+        let last = self.last_id.unwrap_or(0);
+        Some((max - last).max(0) as f64 * self.density())
+    }
+
+    /// Continues the listing above `id` (rows up to it were read elsewhere).
+    pub(super) fn skip_to(&mut self, id: i64) {
+        self.last_id = Some(self.last_id.map_or(id, |last| last.max(id)));
+        self.cap = None;
+        self.probe_max = Some(self.probe_max.map_or(id, |max| max.min(id)));
+        self.probe_exact = None;
+    }
+
+    fn max_id(&self) -> Option<i64> {
+        match (self.probe_max, self.cap) {
+            (Some(m), Some(c)) => Some(m.min(c)),
+            (m, c) => m.or(c),
+        }
+    }
+
+    fn density(&self) -> f64 {
+        let last = self.last_id.unwrap_or(0);
+        let span = (last - self.first_id.unwrap_or(1) + 1).max(1) as f64;
+        (self.rows_seen as f64 / span).clamp(1e-6, 1.0)
     }
 
     /// How many pages the next batch chains.
@@ -662,16 +727,14 @@ impl Chain {
             let remaining = ids.iter().filter(|i| **i > last).count();
             return (remaining / PAGE_SIZE + 1).clamp(1, 50);
         }
-        let Some(max) = self.probe_max else {
+        let Some(max) = self.max_id() else {
             return 50;
         };
         if last >= max {
             // Only rows created since the probe can follow: one page proves the end.
             return 1;
         }
-        let span = (last - self.first_id.unwrap_or(1) + 1).max(1) as f64;
-        let density = (self.rows_seen as f64 / span).clamp(1e-6, 1.0);
-        let est_rows = (max - last) as f64 * density;
+        let est_rows = (max - last) as f64 * self.density();
         ((est_rows / PAGE_SIZE as f64).ceil() as usize + 1).clamp(1, 50)
     }
 
@@ -702,7 +765,10 @@ impl Chain {
         p
     }
 
-    async fn next_batch(&mut self, client: &Client) -> Result<Option<Vec<Page>>, BitrixError> {
+    pub(super) async fn next_batch(
+        &mut self,
+        client: &Client,
+    ) -> Result<Option<Vec<Page>>, BitrixError> {
         if self.done {
             return Ok(None);
         }
@@ -740,7 +806,7 @@ impl Chain {
                     let rows = raw_rows(self.spec, &r)?;
                     self.accept(&rows)?;
                     let full = rows.len() >= PAGE_SIZE;
-                    pages.push(Page { rows });
+                    pages.push(Page::batched(rows));
                     if !full {
                         self.done = true;
                         break;
@@ -830,7 +896,7 @@ impl Chain {
             self.done = true;
         }
         self.stalled = 0;
-        Ok(Some(vec![Page { rows }]))
+        Ok(Some(vec![Page::plain(rows)]))
     }
 
     fn read_probe(&mut self, outcome: CommandOutcome<RawResult>) -> Result<(), BitrixError> {

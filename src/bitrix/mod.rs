@@ -2,6 +2,7 @@
 //! COUNT-free listing, and the per-method knowledge table.
 pub mod auth;
 pub mod batch;
+mod both_ends;
 pub mod client;
 pub mod envelope;
 pub mod error;

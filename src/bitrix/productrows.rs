@@ -333,7 +333,7 @@ impl RowLister {
                 progress = true;
                 let full = rows.len() >= PAGE_SIZE;
                 self.rows_seen += rows.len() as u64;
-                pages.push(Page { rows });
+                pages.push(Page::batched(rows));
                 if !full {
                     end = ChainEnd::Done;
                     break;

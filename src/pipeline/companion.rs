@@ -131,6 +131,7 @@ impl CompanionJob {
         job: &dyn PrimaryRows,
         rows: &[RawRow],
         service: &ServiceValues,
+        read_plain: bool,
     ) -> Result<Joined, PipelineError> {
         let main_spec = job.spec();
         // Each row's ID once, and a malformed page refused before the companion is asked.
@@ -140,7 +141,7 @@ impl CompanionJob {
                 row_id(main_spec, r).ok_or_else(|| malformed(main_spec, "a row has no numeric ID"))
             })
             .collect::<Result<Vec<i64>, _>>()?;
-        let companion = self.fetch(client, &ids).await?;
+        let companion = self.fetch(client, &ids, read_plain).await?;
         let mut out = Joined::default();
         for (raw, &id) in rows.iter().zip(&ids) {
             let mut main = job.normalize(raw, service)?;
@@ -178,13 +179,16 @@ impl CompanionJob {
     }
 
     /// The companion's rows for `ids`, by ID: 50 IDs per command, in one batch, or in plain
-    /// calls where that spares a busy budget (see [`plain_calls_pay`]).
+    /// calls where the primary rows were read plain (their method's key paid, so the
+    /// companion's key pays here) or that spares a busy budget (see [`plain_calls_pay`]).
     async fn fetch(
         &self,
         client: &Client,
         ids: &[i64],
+        read_plain: bool,
     ) -> Result<HashMap<i64, RawRow>, BitrixError> {
-        if plain_calls_pay(client) {
+        let whole_batch = client.governor().billing().batch_key == Evidence::Yes;
+        if (read_plain && whole_batch) || plain_calls_pay(client) {
             return self.fetch_plain(client, ids).await;
         }
         self.fetch_batched(client, ids).await
@@ -365,7 +369,7 @@ mod tests {
             is_deleted: false,
         };
         let joined = companion
-            .join(&client, &job, &rows, &service)
+            .join(&client, &job, &rows, &service, false)
             .await
             .unwrap();
         assert_eq!(joined.unsettled, [5, 9, 77]);
@@ -389,7 +393,7 @@ mod tests {
 
         // The whole step: unsettled rows are read again; the edited ones now agree, the
         // deleted one is gone.
-        let page = super::super::extract::joined_page(&client, &job, &companion, &rows)
+        let page = super::super::extract::joined_page(&client, &job, &companion, &rows, false)
             .await
             .unwrap();
         assert_eq!(page.rows.len(), total - 1);

@@ -166,31 +166,34 @@ pub fn typed_rows(
     };
     let req = job.list_request(from, false);
     let governor = client.governor().clone();
-    // Pages of one batch answer arrive together: they are joined with the companion together.
-    let groups = bitrix::list(client.clone(), req).ready_chunks(64);
+    // The watermark is the portal's clock when the first page came back: whatever was
+    // modified before is in this listing; whatever is modified later has a later
+    // modification time. The next load's lookback covers the first request's duration.
+    let started = Arc::new(std::sync::OnceLock::new());
+    let first_seen = started.clone();
+    let first_governor = governor.clone();
+    // Pages of one batch answer arrive together: they are joined with the companion together,
+    // and one group's join runs while the listing reads the next.
+    let pages = bitrix::list(client.clone(), req)
+        .ready_chunks(64)
+        .inspect(move |_| {
+            first_seen.get_or_init(|| first_governor.server_now() as i64);
+        })
+        .map({
+            let job = job.clone();
+            move |group| typed_group(client.clone(), job.clone(), group)
+        })
+        .buffered(2);
     async_stream::try_stream! {
-        futures::pin_mut!(groups);
-        // The watermark is the portal's clock when the first page came back: whatever was
-        // modified before is in this listing; whatever is modified later has a later
-        // modification time. The next load's lookback covers the first request's duration.
-        let mut started: Option<i64> = None;
-        while let Some(group) = groups.next().await {
-            let pages = group.into_iter().collect::<Result<Vec<Page>, BitrixError>>()?;
-            started.get_or_insert_with(|| governor.server_now() as i64);
-            match &job.companion {
-                None => {
-                    for page in pages {
-                        yield normalize_page(&job, &page.rows)?;
-                    }
-                }
-                Some(companion) => {
-                    let rows: Vec<RawRow> = pages.into_iter().flat_map(|p| p.rows).collect();
-                    yield joined_page(&client, &job, companion, &rows).await?;
-                }
-            }
+        futures::pin_mut!(pages);
+        while let Some(page) = pages.next().await {
+            yield page?;
         }
         if job.incremental() {
-            let watermark = started.unwrap_or_else(|| governor.server_now() as i64);
+            let watermark = started
+                .get()
+                .copied()
+                .unwrap_or_else(|| governor.server_now() as i64);
             yield TypedPage {
                 rows: vec![watermark_row(&job, watermark)],
                 issues: Vec::new(),
@@ -198,6 +201,34 @@ pub fn typed_rows(
             };
         }
     }
+}
+
+/// One group of pages as typed rows: normalised, or joined with the companion's columns —
+/// read the way the pages were (plain or batched, see `Page::read_plain`).
+async fn typed_group(
+    client: Arc<Client>,
+    job: Arc<EntityJob>,
+    group: Vec<Result<Page, BitrixError>>,
+) -> Result<TypedPage, PipelineError> {
+    let pages = group
+        .into_iter()
+        .collect::<Result<Vec<Page>, BitrixError>>()?;
+    let Some(companion) = &job.companion else {
+        let rows: Vec<RawRow> = pages.into_iter().flat_map(|p| p.rows).collect();
+        return normalize_page(&job, &rows);
+    };
+    let (plain, batched): (Vec<Page>, Vec<Page>) = pages.into_iter().partition(|p| p.read_plain);
+    let mut out = TypedPage::default();
+    for (pages, read_plain) in [(batched, false), (plain, true)] {
+        let rows: Vec<RawRow> = pages.into_iter().flat_map(|p| p.rows).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let page = joined_page(&client, &job, companion, &rows, read_plain).await?;
+        out.rows.extend(page.rows);
+        out.issues.extend(page.issues);
+    }
+    Ok(out)
 }
 
 fn normalize_page(job: &EntityJob, rows: &[RawRow]) -> Result<TypedPage, PipelineError> {
@@ -219,9 +250,12 @@ pub(super) async fn joined_page(
     job: &EntityJob,
     companion: &CompanionJob,
     rows: &[RawRow],
+    read_plain: bool,
 ) -> Result<TypedPage, PipelineError> {
     let service = service_values(false);
-    let first = companion.join(client, job, rows, &service).await?;
+    let first = companion
+        .join(client, job, rows, &service, read_plain)
+        .await?;
     let mut out = TypedPage {
         rows: first.rows,
         issues: first.issues,
@@ -244,7 +278,9 @@ pub(super) async fn joined_page(
         .into_iter()
         .flatten()
         .collect();
-    let second = companion.join(client, job, &reread, &service).await?;
+    let second = companion
+        .join(client, job, &reread, &service, read_plain)
+        .await?;
     if !second.unsettled.is_empty() {
         tracing::info!(
             entity = %job.entity.name,
@@ -269,24 +305,9 @@ pub fn rows_by_ids(
     let mut req = job.list_request(None, false);
     req.extra_filter
         .insert(format!("@{}", job.spec.id.filter), Value::from(ids));
-    let groups = bitrix::list(client.clone(), req).ready_chunks(64);
-    async_stream::try_stream! {
-        futures::pin_mut!(groups);
-        while let Some(group) = groups.next().await {
-            let pages = group.into_iter().collect::<Result<Vec<Page>, BitrixError>>()?;
-            match &job.companion {
-                None => {
-                    for page in pages {
-                        yield normalize_page(&job, &page.rows)?;
-                    }
-                }
-                Some(companion) => {
-                    let rows: Vec<RawRow> = pages.into_iter().flat_map(|p| p.rows).collect();
-                    yield joined_page(&client, &job, companion, &rows).await?;
-                }
-            }
-        }
-    }
+    bitrix::list(client.clone(), req)
+        .ready_chunks(64)
+        .then(move |group| typed_group(client.clone(), job.clone(), group))
 }
 
 /// Every current primary key of the entity, page by page (deletion reconciliation).
