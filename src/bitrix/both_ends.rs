@@ -15,6 +15,10 @@
 //! `desc_top`; they have met when a page of one side reaches into the other's range. Rows
 //! created while the listing runs get ids above `desc_top`: the ascending chain reads on from
 //! there until a page shorter than 50 rows proves the end, as a plain listing does.
+//!
+//! The companion columns of every row are still read in batches (`pipeline::companion`): with
+//! the descending side keeping the request bucket busy, a plain call per 50 rows would cost
+//! more bucket time than the `batch` budget it spares.
 use super::client::Client;
 use super::error::BitrixError;
 use super::governor::Evidence;
@@ -63,7 +67,7 @@ pub(super) fn list(
                 let (kept, now_met) = clipped?;
                 met |= now_met;
                 if !kept.is_empty() {
-                    yield Page { rows: kept, read_plain: page.read_plain };
+                    yield Page { rows: kept };
                 }
             }
             while let Ok(item) = rx.try_recv() {
@@ -253,7 +257,7 @@ fn deliver(
     let mut f = lock(frontier);
     match f.clip_descending(spec, rows) {
         Ok((kept, done)) => {
-            let sent = kept.is_empty() || tx.send(Ok((Page::plain(kept), permit))).is_ok();
+            let sent = kept.is_empty() || tx.send(Ok((Page { rows: kept }, permit))).is_ok();
             sent && !done
         }
         Err(e) => {

@@ -29,6 +29,7 @@ use super::methods::{
     FilterStyle, MethodSpec, OrderStyle, PREDEFINED_TYPES_WITH_PIPELINES, Paging, TypeScope,
     composite_key, parent_id_key, smart_process_type_id, spec,
 };
+use super::owners::KnownOwners;
 use super::raw::{RawResult, RawRow};
 use async_stream::try_stream;
 use chrono::{DateTime, FixedOffset};
@@ -64,6 +65,8 @@ pub struct ListRequest {
     pub ids_only: bool,
     /// More filter conditions, in the method's filter syntax.
     pub extra_filter: Map<String, Value>,
+    /// Owners already held, for a full per-owner listing (`super::owners`).
+    pub known_owners: Option<Arc<KnownOwners>>,
 }
 
 /// One page of rows as the portal returned them: each row is its JSON text (normalisation
@@ -71,26 +74,6 @@ pub struct ListRequest {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Page {
     pub rows: Vec<RawRow>,
-    /// Read with a plain call rather than inside a `batch`: under whole-batch billing its
-    /// method's own key paid for it, so the companion columns of its rows are read the same
-    /// way (`pipeline::companion`).
-    pub read_plain: bool,
-}
-
-impl Page {
-    pub fn batched(rows: Vec<RawRow>) -> Self {
-        Page {
-            rows,
-            read_plain: false,
-        }
-    }
-
-    pub fn plain(rows: Vec<RawRow>) -> Self {
-        Page {
-            rows,
-            read_plain: true,
-        }
-    }
 }
 
 /// Lists `req` page by page. The stream ends only after the last page; any failure is an
@@ -128,7 +111,7 @@ pub fn list(
                         };
                         let rows = raw_rows(spec, &r)?;
                         seen += rows.len() as u64;
-                        yield Page::plain(rows);
+                        yield Page { rows };
                         match r.next {
                             Some(n) if n > start => start = n,
                             Some(_) => Err(malformed(spec, "`next` did not advance"))?,
@@ -145,7 +128,7 @@ pub fn list(
                         Err(e) if optional && gone(&e) => continue,
                         r => r?,
                     };
-                    yield Page::plain(raw_rows(spec, &r)?);
+                    yield Page { rows: raw_rows(spec, &r)? };
                 }
                 Paging::OwnerChain => {
                     let mut pages = Box::pin(super::productrows::list(client.clone(), req.clone()));
@@ -192,6 +175,15 @@ pub fn probe_params(spec: &MethodSpec, entity_type_id: Option<u32>) -> Value {
     if let TypeScope::PerParent { param, .. } = spec.type_scope {
         p.insert(param.to_string(), json!(0));
     }
+    shaped(spec, p)
+}
+
+/// Parameters of the first page of an ID-chained listing (`order ID ASC`, `start=-1`), to send
+/// beside other commands in one `batch`.
+pub(super) fn first_page_params(spec: &MethodSpec, req: &ListRequest) -> Value {
+    let mut p = base_params(spec, req);
+    set_order(spec, &mut p, "ASC");
+    p.insert("start".into(), json!(-1));
     shaped(spec, p)
 }
 
@@ -300,11 +292,9 @@ async fn unpaged_batch(
                 }
             }
         };
-        pages.push(Page::batched(with_parent_and_key(
-            spec,
-            req,
-            raw_rows(spec, &r)?,
-        )?));
+        pages.push(Page {
+            rows: with_parent_and_key(spec, req, raw_rows(spec, &r)?)?,
+        });
     }
     Ok(pages)
 }
@@ -806,7 +796,7 @@ impl Chain {
                     let rows = raw_rows(self.spec, &r)?;
                     self.accept(&rows)?;
                     let full = rows.len() >= PAGE_SIZE;
-                    pages.push(Page::batched(rows));
+                    pages.push(Page { rows });
                     if !full {
                         self.done = true;
                         break;
@@ -896,7 +886,7 @@ impl Chain {
             self.done = true;
         }
         self.stalled = 0;
-        Ok(Some(vec![Page::plain(rows)]))
+        Ok(Some(vec![Page { rows }]))
     }
 
     fn read_probe(&mut self, outcome: CommandOutcome<RawResult>) -> Result<(), BitrixError> {

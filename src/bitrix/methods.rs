@@ -932,6 +932,26 @@ pub fn owner_rows(method_key: &str) -> Option<&'static OwnerRowsSpec> {
     OWNER_ROWS.iter().find(|o| o.method == method_key)
 }
 
+/// CRM entity type ids of the legacy list methods (`crm.item` entities carry their own): an
+/// owner table's type when per-owner rows take their owners from it (`bitrix::owners`).
+const LEGACY_ENTITY_TYPE_IDS: &[(&str, u32)] = &[
+    ("crm.lead", 1),
+    ("crm.deal", 2),
+    ("crm.contact", 3),
+    ("crm.company", 4),
+];
+
+/// The CRM entity type id of an entity listed with `method_key` (and `own`, for `crm.item`).
+pub fn crm_entity_type_id(method_key: &str, own: Option<u32>) -> Option<u32> {
+    if method_key == "crm.item" {
+        return own;
+    }
+    LEGACY_ENTITY_TYPE_IDS
+        .iter()
+        .find(|(m, _)| *m == method_key)
+        .map(|(_, eid)| *eid)
+}
+
 /// Predefined owner types with product rows, by `crm.enum.ownertype` code (smart processes
 /// too: `bitrix::productrows::owner_types`).
 pub const PRODUCT_ROW_OWNERS: &[(&str, u32)] = &[

@@ -12,6 +12,7 @@ pub mod keyset;
 pub mod listing;
 pub mod meter;
 pub mod methods;
+pub mod owners;
 pub mod productrows;
 pub mod raw;
 

@@ -17,21 +17,21 @@
 //! an array under a prefixed key is `INVALID_ARG_VALUE`): the first refusal of an array
 //! switches this listing to one owner per command. An owner deleted between the two listings
 //! makes its group answer `ACCESS_DENIED` (the docs' answer for a missing owner): the group is
-//! halved until the refused owner is alone, and an owner refused alone is taken as gone. Every
-//! page is checked to be ascending, above its cursor and of the group's owners, so a portal
+//! split in eight parts, level by level, until the refused owner is alone, and an owner
+//! refused alone is taken as gone. Every page is checked to be ascending, above its cursor and of the group's owners, so a portal
 //! that ignored the filter fails loudly instead of filing rows under the wrong owner.
 use super::batch::{Batch, CommandOutcome, result_ref};
 use super::client::Client;
 use super::error::{BitrixError, ErrorClass};
 use super::governor::{Request, command_kind};
-use super::listing::{ListRequest, PAGE_SIZE, Page, list as list_rows, raw_rows, resolve, row_id};
+use super::listing::{ListRequest, PAGE_SIZE, Page, raw_rows, resolve, row_id};
 use super::methods::{
     MethodSpec, OwnerRowsSpec, OwnerTypes, PRODUCT_ROW_OWNERS, owner_rows, smart_process_type_id,
-    spec,
 };
+use super::owners::{OwnerType, every_owner};
 use super::raw::RawRow;
 use async_stream::try_stream;
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -41,20 +41,12 @@ use std::sync::Arc;
 pub const GROUP: usize = 500;
 /// Commands per `batch`.
 const SLOTS: usize = 50;
+/// Parts a group is split into when one of its owners is refused.
+const FAN_OUT: usize = 8;
 /// Rows per owner assumed before any are seen (sizes the first chains only).
 const FIRST_GUESS_ROWS_PER_OWNER: f64 = 3.0;
 /// Consecutive batches without progress because of retryable errors.
 const MAX_STALLED_BATCHES: u32 = 8;
-
-/// One owner type that has product rows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OwnerType {
-    pub entity_type_id: u32,
-    /// `SYMBOL_CODE_SHORT` of `crm.enum.ownertype`.
-    pub short: String,
-    /// A smart process: it may vanish between discovery and listing.
-    pub optional: bool,
-}
 
 /// The owner types of a `crm.enum.ownertype` answer that have product rows: the predefined
 /// ones of [`PRODUCT_ROW_OWNERS`] and every smart process.
@@ -109,8 +101,8 @@ pub fn list(
         };
         let mut lister = RowLister::new(spec, owners, &req);
         // Every type's owners first, so one batch can carry the rows of several types.
-        for t in types {
-            let ids = owner_ids(&client, &t, &req).await?;
+        let every = every_owner(&client, &types, &req).await?;
+        for (t, ids) in types.iter().zip(every) {
             lister.enqueue(&t.short, ids);
         }
         while let Some(pages) = lister.next_batch(&client).await? {
@@ -119,50 +111,6 @@ pub fn list(
             }
         }
     }
-}
-
-/// The owners of one type with their modification times (COUNT-free `crm.item.list` chain,
-/// `select: [id, updatedTime]`); none for a type the portal no longer has (a smart process
-/// removed meanwhile, invoices on an old install).
-async fn owner_ids(
-    client: &Arc<Client>,
-    t: &OwnerType,
-    req: &ListRequest,
-) -> Result<Vec<(i64, Value)>, BitrixError> {
-    let item = spec("crm.item")
-        .ok_or_else(|| BitrixError::Usage("methods table lacks `crm.item`".into()))?;
-    let updated = item
-        .cursor
-        .ok_or_else(|| BitrixError::Usage("crm.item has no modification cursor".into()))?;
-    let owners = ListRequest {
-        method_key: "crm.item".into(),
-        entity_type_id: Some(t.entity_type_id),
-        select: vec![item.id.filter.to_string(), updated.filter.to_string()],
-        modified_since: req.modified_since,
-        ..ListRequest::default()
-    };
-    let mut ids = Vec::new();
-    let mut pages = Box::pin(list_rows(client.clone(), owners));
-    while let Some(page) = pages.next().await {
-        match page {
-            Ok(p) => ids.extend(p.rows.iter().filter_map(|r| {
-                Some((row_id(item, r)?, r.get(updated.row).unwrap_or(Value::Null)))
-            })),
-            Err(e) if t.optional && ids.is_empty() && gone(&e) => {
-                tracing::debug!(owner_type = %t.short, error = %e, "owner type not served; no product rows");
-                return Ok(Vec::new());
-            }
-            Err(e) => Err(e)?,
-        }
-    }
-    Ok(ids)
-}
-
-fn gone(e: &BitrixError) -> bool {
-    matches!(
-        e.class(),
-        ErrorClass::NotFound | ErrorClass::Unsupported | ErrorClass::MethodNotFound
-    )
 }
 
 /// Rows still to read for a group of owners of one type.
@@ -333,7 +281,7 @@ impl RowLister {
                 progress = true;
                 let full = rows.len() >= PAGE_SIZE;
                 self.rows_seen += rows.len() as u64;
-                pages.push(Page::batched(rows));
+                pages.push(Page { rows });
                 if !full {
                     end = ChainEnd::Done;
                     break;
@@ -393,9 +341,10 @@ impl RowLister {
         }
         if e.class() == ErrorClass::AccessDenied {
             if several {
-                // An owner deleted since the owner listing: find it by halving the group
-                // (about 2·log2(n) commands instead of n).
-                return Ok(self.halves(w));
+                // An owner deleted since the owner listing (or since the owner table's last
+                // reconcile, `super::owners`): find it by splitting the group in [`FAN_OUT`]
+                // parts, one batch per level (500 owners: 3 more batches, not 9 of halving).
+                return Ok(self.parts(w));
             }
             tracing::debug!(owner_type = %w.short, owner = ?w.owners, "owner gone; no rows");
             self.owners_done += 1;
@@ -404,13 +353,10 @@ impl RowLister {
         Err(e)
     }
 
-    /// The group in two, each half keeping the cursor (see [`split`]).
-    fn halves(&self, w: Work) -> Vec<Work> {
-        let mid = w.owners.len().div_ceil(2);
-        let (a, b) = w.owners.split_at(mid);
-        [a, b]
-            .into_iter()
-            .filter(|h| !h.is_empty())
+    /// The group in up to [`FAN_OUT`] parts, each keeping the cursor (see [`split`]).
+    fn parts(&self, w: Work) -> Vec<Work> {
+        w.owners
+            .chunks(w.owners.len().div_ceil(FAN_OUT))
             .map(|h| Work {
                 short: w.short.clone(),
                 owners: h.to_vec(),
@@ -536,6 +482,7 @@ fn select_for(spec: &MethodSpec, owners: &OwnerRowsSpec, req: &ListRequest) -> O
 mod tests {
     use super::*;
     use crate::bitrix::error::classify;
+    use crate::bitrix::methods::spec;
 
     fn api(code: &str, description: &str) -> BitrixError {
         BitrixError::Api {
@@ -647,16 +594,16 @@ mod tests {
             .after_failure(work(&[5], None), api("ACCESS_DENIED", "Access denied"))
             .unwrap();
         assert!(gone.is_empty());
-        // A bigger group is halved, each half keeping the cursor.
-        let halves = l
-            .after_failure(
-                work(&[1, 2, 3, 4, 5], Some(9)),
-                api("ACCESS_DENIED", "Access denied"),
-            )
+        // A bigger group is split in eight, each part keeping the cursor.
+        let many: Vec<i64> = (1..=20).collect();
+        let parts = l
+            .after_failure(work(&many, Some(9)), api("ACCESS_DENIED", "Access denied"))
             .unwrap();
-        let owners: Vec<Vec<i64>> = halves.iter().map(|w| w.owners.clone()).collect();
-        assert_eq!(owners, [vec![1, 2, 3], vec![4, 5]]);
-        assert!(halves.iter().all(|w| w.after == Some(9)));
+        let owners: Vec<Vec<i64>> = parts.iter().map(|w| w.owners.clone()).collect();
+        assert_eq!(owners.len(), 7);
+        assert_eq!(owners[0], [1, 2, 3]);
+        assert_eq!(owners.concat(), many);
+        assert!(parts.iter().all(|w| w.after == Some(9)));
         // Any other refusal fails the listing rather than losing rows.
         assert!(
             l.after_failure(work(&[5], None), api("INVALID_ARG_VALUE", "bad"))

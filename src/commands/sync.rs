@@ -114,6 +114,18 @@ fn job(ctx: &Ctx, catalog: &Catalog, name: &str) -> anyhow::Result<Arc<EntityJob
     Ok(Arc::new(EntityJob::new(entity, columns)?))
 }
 
+/// The job with the owners its owner tables hold, for a per-owner table's first load (else
+/// the job as it is; an error here only means the owners are listed from the portal).
+async fn owners_known(ctx: &Ctx, catalog: &Catalog, job: Arc<EntityJob>) -> Arc<EntityJob> {
+    match sync::with_known_owners(&ctx.conn, &ctx.target, catalog, job.clone()).await {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::debug!(entity = %job.entity.name, error = %e, "owners listed from the portal");
+            job
+        }
+    }
+}
+
 async fn load_one(ctx: &Ctx, job: Arc<EntityJob>, show: bool) -> anyhow::Result<()> {
     let name = job.entity.name.clone();
     let progress = if show {
@@ -201,7 +213,7 @@ pub async fn run(mut config: Config, args: SyncArgs) -> anyhow::Result<()> {
             failed.push(format!("{name} (schema needs a decision, see the log)"));
             continue;
         }
-        let j = job(&ctx, &catalog, &name)?;
+        let j = owners_known(&ctx, &catalog, job(&ctx, &catalog, &name)?).await;
         if load_one(&ctx, j.clone(), true).await.is_err()
             || (!args.no_reconcile && reconcile_one(&ctx, j).await.is_err())
         {
@@ -247,7 +259,7 @@ async fn daemon(ctx: Ctx, args: SyncArgs) -> anyhow::Result<()> {
                 continue;
             };
             if next_load.get(&name).is_none_or(|t| now >= *t) {
-                let _ = load_one(&ctx, j.clone(), false).await;
+                let _ = load_one(&ctx, owners_known(&ctx, &catalog, j.clone()).await, false).await;
                 next_load.insert(
                     name.clone(),
                     Instant::now() + settings.schedule.as_duration(),

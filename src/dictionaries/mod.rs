@@ -423,6 +423,7 @@ fn keyed_request(
         modified_since: None,
         ids_only: false,
         extra_filter: filter,
+        known_owners: None,
     }
 }
 

@@ -8,8 +8,8 @@
 //! after the load's first page, so the next incremental load (which starts at the watermark
 //! taken then, minus the lookback) reads them. A row is never emitted torn (half old, half new).
 use super::error::PipelineError;
-use crate::bitrix::batch::{Batch, CommandOutcome};
-use crate::bitrix::governor::{BATCH_KEY, Evidence};
+use crate::bitrix::batch::{Batch, CommandOutcome, MAX_COMMANDS};
+use crate::bitrix::governor::{BATCH_KEY, Evidence, Request, command_kind};
 use crate::bitrix::listing::{PAGE_SIZE, raw_rows, row_id};
 use crate::bitrix::{self, BitrixError, Client, MethodSpec, RawRow};
 use crate::catalog::Entity;
@@ -131,7 +131,6 @@ impl CompanionJob {
         job: &dyn PrimaryRows,
         rows: &[RawRow],
         service: &ServiceValues,
-        read_plain: bool,
     ) -> Result<Joined, PipelineError> {
         let main_spec = job.spec();
         // Each row's ID once, and a malformed page refused before the companion is asked.
@@ -141,7 +140,7 @@ impl CompanionJob {
                 row_id(main_spec, r).ok_or_else(|| malformed(main_spec, "a row has no numeric ID"))
             })
             .collect::<Result<Vec<i64>, _>>()?;
-        let companion = self.fetch(client, &ids, read_plain).await?;
+        let companion = self.fetch(client, &ids).await?;
         let mut out = Joined::default();
         for (raw, &id) in rows.iter().zip(&ids) {
             let mut main = job.normalize(raw, service)?;
@@ -178,20 +177,51 @@ impl CompanionJob {
         Ok(out)
     }
 
-    /// The companion's rows for `ids`, by ID: 50 IDs per command, in one batch, or in plain
-    /// calls where the primary rows were read plain (their method's key paid, so the
-    /// companion's key pays here) or that spares a busy budget (see [`plain_calls_pay`]).
+    /// The companion's rows for `ids`, by ID: 50 IDs per command, in batches of up to 50
+    /// commands, or in plain calls where that pays (see [`Self::plain_calls_pay`]).
     async fn fetch(
         &self,
         client: &Client,
         ids: &[i64],
-        read_plain: bool,
     ) -> Result<HashMap<i64, RawRow>, BitrixError> {
-        let whole_batch = client.governor().billing().batch_key == Evidence::Yes;
-        if (read_plain && whole_batch) || plain_calls_pay(client) {
-            return self.fetch_plain(client, ids).await;
+        let mut found = HashMap::with_capacity(ids.len());
+        for part in ids.chunks(PAGE_SIZE * MAX_COMMANDS) {
+            let rows = if self.plain_calls_pay(client, part) {
+                self.fetch_plain(client, part).await?
+            } else {
+                self.fetch_batched(client, part).await?
+            };
+            found.extend(rows);
         }
-        self.fetch_batched(client, ids).await
+        Ok(found)
+    }
+
+    /// Whether these IDs are read with plain calls. The portal may bill whole batches to the
+    /// `batch` key while a plain call is billed to its own method (learned from its figures),
+    /// a second budget — but a plain call carries 50 IDs of the bucket's requests where a
+    /// batch carries 2,500. So plain calls go where the batch would pause for its key, or
+    /// where that key is past half its budget and the bucket has the requests to spare (one
+    /// listing stream leaves it idle; one read from both ends keeps it busy, and then the
+    /// bucket is the dearer budget: `bitrix::both_ends`).
+    fn plain_calls_pay(&self, client: &Client, ids: &[i64]) -> bool {
+        let gov = client.governor();
+        if gov.billing().batch_key != Evidence::Yes {
+            return false;
+        }
+        let commands = ids.len().div_ceil(PAGE_SIZE);
+        let kind = command_kind(self.spec.list, &self.params(&ids[..ids.len().min(1)]));
+        if gov.would_pause(&Request::batch(
+            (0..commands).map(|_| (self.spec.list, kind.as_str())),
+        )) {
+            return true;
+        }
+        let spare = gov
+            .bucket_free()
+            .is_none_or(|free| free >= commands as f64 + SPARE_REQUESTS);
+        let busy = gov
+            .headroom(BATCH_KEY)
+            .is_some_and(|free| free < BATCH_KEY_BUSY);
+        spare && busy
     }
 
     /// One plain call per 50 IDs (the client retries each).
@@ -285,20 +315,11 @@ impl CompanionJob {
     }
 }
 
-/// Below this share of the `batch` key's budget left, companion reads move to plain calls.
+/// Below this share of the `batch` key's budget left, companion reads may move to plain calls.
 const BATCH_KEY_BUSY: f64 = 0.5;
-
-/// Whether the companion is read with plain calls: the portal bills whole batches to the
-/// `batch` key, while a plain call is billed to its own method, a second budget. They cost one
-/// request of the bucket per 50 rows, so they are used only once the `batch` key is busy (its
-/// budget, not the bucket, then sets the pace).
-fn plain_calls_pay(client: &Client) -> bool {
-    let gov = client.governor();
-    gov.billing().batch_key == Evidence::Yes
-        && gov
-            .headroom(BATCH_KEY)
-            .is_some_and(|free| free < BATCH_KEY_BUSY)
-}
+/// Requests the bucket keeps free beyond a plain read's own (never enough to make a batch
+/// behind it wait).
+const SPARE_REQUESTS: f64 = 10.0;
 
 fn malformed(spec: &MethodSpec, message: &str) -> BitrixError {
     BitrixError::Malformed {
@@ -369,7 +390,7 @@ mod tests {
             is_deleted: false,
         };
         let joined = companion
-            .join(&client, &job, &rows, &service, false)
+            .join(&client, &job, &rows, &service)
             .await
             .unwrap();
         assert_eq!(joined.unsettled, [5, 9, 77]);
@@ -393,7 +414,7 @@ mod tests {
 
         // The whole step: unsettled rows are read again; the edited ones now agree, the
         // deleted one is gone.
-        let page = super::super::extract::joined_page(&client, &job, &companion, &rows, false)
+        let page = super::super::extract::joined_page(&client, &job, &companion, &rows)
             .await
             .unwrap();
         assert_eq!(page.rows.len(), total - 1);

@@ -4,6 +4,7 @@
 //! incremental-capable load ends with the **watermark row** (see `clickhouse::ddl`).
 use super::companion::{CompanionJob, PrimaryRows};
 pub use super::error::PipelineError;
+use crate::bitrix::owners::KnownOwners;
 use crate::bitrix::{self, BitrixError, Client, ListRequest, Page, RawRow};
 use crate::catalog::Entity;
 use crate::schema::WATERMARK_ID;
@@ -28,6 +29,8 @@ pub struct EntityJob {
     normalizer: Arc<RowNormalizer>,
     spec: &'static bitrix::MethodSpec,
     pub(super) companion: Option<Arc<CompanionJob>>,
+    /// Owners already held, for a full load of a per-owner table (`bitrix::owners`).
+    known_owners: Option<Arc<KnownOwners>>,
 }
 
 impl EntityJob {
@@ -44,7 +47,20 @@ impl EntityJob {
             normalizer: Arc::new(normalizer),
             spec,
             companion,
+            known_owners: None,
         })
+    }
+
+    /// The job with owners taken from the owner tables for its full loads (see
+    /// `sync::with_known_owners`).
+    pub fn with_known_owners(mut self, owners: Arc<KnownOwners>) -> Self {
+        self.known_owners = Some(owners);
+        self
+    }
+
+    /// Whether the entity lists rows per owner (product rows, timeline comments).
+    pub fn lists_per_owner(&self) -> bool {
+        self.spec.paging == bitrix::methods::Paging::OwnerChain
     }
 
     /// The primary list method's knowledge.
@@ -122,6 +138,7 @@ impl EntityJob {
             modified_since,
             ids_only,
             extra_filter: Default::default(),
+            known_owners: self.known_owners.clone(),
         }
     }
 }
@@ -203,8 +220,7 @@ pub fn typed_rows(
     }
 }
 
-/// One group of pages as typed rows: normalised, or joined with the companion's columns —
-/// read the way the pages were (plain or batched, see `Page::read_plain`).
+/// One group of pages as typed rows: normalised, or joined with the companion's columns.
 async fn typed_group(
     client: Arc<Client>,
     job: Arc<EntityJob>,
@@ -213,22 +229,11 @@ async fn typed_group(
     let pages = group
         .into_iter()
         .collect::<Result<Vec<Page>, BitrixError>>()?;
-    let Some(companion) = &job.companion else {
-        let rows: Vec<RawRow> = pages.into_iter().flat_map(|p| p.rows).collect();
-        return normalize_page(&job, &rows);
-    };
-    let (plain, batched): (Vec<Page>, Vec<Page>) = pages.into_iter().partition(|p| p.read_plain);
-    let mut out = TypedPage::default();
-    for (pages, read_plain) in [(batched, false), (plain, true)] {
-        let rows: Vec<RawRow> = pages.into_iter().flat_map(|p| p.rows).collect();
-        if rows.is_empty() {
-            continue;
-        }
-        let page = joined_page(&client, &job, companion, &rows, read_plain).await?;
-        out.rows.extend(page.rows);
-        out.issues.extend(page.issues);
+    let rows: Vec<RawRow> = pages.into_iter().flat_map(|p| p.rows).collect();
+    match &job.companion {
+        None => normalize_page(&job, &rows),
+        Some(companion) => joined_page(&client, &job, companion, &rows).await,
     }
-    Ok(out)
 }
 
 fn normalize_page(job: &EntityJob, rows: &[RawRow]) -> Result<TypedPage, PipelineError> {
@@ -250,12 +255,9 @@ pub(super) async fn joined_page(
     job: &EntityJob,
     companion: &CompanionJob,
     rows: &[RawRow],
-    read_plain: bool,
 ) -> Result<TypedPage, PipelineError> {
     let service = service_values(false);
-    let first = companion
-        .join(client, job, rows, &service, read_plain)
-        .await?;
+    let first = companion.join(client, job, rows, &service).await?;
     let mut out = TypedPage {
         rows: first.rows,
         issues: first.issues,
@@ -278,9 +280,7 @@ pub(super) async fn joined_page(
         .into_iter()
         .flatten()
         .collect();
-    let second = companion
-        .join(client, job, &reread, &service, read_plain)
-        .await?;
+    let second = companion.join(client, job, &reread, &service).await?;
     if !second.unsettled.is_empty() {
         tracing::info!(
             entity = %job.entity.name,

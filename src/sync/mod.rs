@@ -7,15 +7,19 @@ pub use insert::ChunkedInsert;
 pub use progress::Progress;
 
 use crate::bitrix::Client;
+use crate::bitrix::methods::crm_entity_type_id;
+use crate::bitrix::owners::{KnownOwners, OwnerSnapshot};
+use crate::catalog::{Catalog, Entity};
 use crate::clickhouse::ddl::Target;
 use crate::clickhouse::quote::{ident, literal, qualified};
 use crate::clickhouse::{ClickHouseError, Connection};
 use crate::config::DeleteGuard;
 use crate::pipeline::{self, EntityJob, PipelineError};
 use crate::schema::WATERMARK_ID;
-use crate::schema::{ChType, cursor_column, primary_key_column};
+use crate::schema::{ChType, cursor_column, primary_key_column, table_columns};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use serde_json::Value;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -72,6 +76,82 @@ pub async fn cursor(
         .and_then(|(s, _)| s.parse::<i64>().ok())
         .filter(|s| *s > 0)
         .and_then(|s| DateTime::from_timestamp(s, 0)))
+}
+
+/// The job with the owners the owner tables hold, where it lists rows per owner and has no
+/// complete load yet (its full load then reads only the owners changed since those tables'
+/// watermarks from the portal, `bitrix::owners`). An owner table that is missing, never
+/// completed a load or cannot be read is left out: its owners are listed from the portal.
+pub async fn with_known_owners(
+    conn: &Connection,
+    t: &Target,
+    catalog: &Catalog,
+    job: Arc<EntityJob>,
+) -> Result<Arc<EntityJob>, SyncError> {
+    if !job.lists_per_owner() || cursor(conn, t, &job).await?.is_some() {
+        return Ok(job);
+    }
+    let mut known = KnownOwners::default();
+    for entity in &catalog.entities {
+        let Some(eid) = crm_entity_type_id(&entity.method, entity.entity_type_id) else {
+            continue;
+        };
+        match owner_snapshot(conn, t, entity).await {
+            Ok(Some(snapshot)) => {
+                known.0.insert(eid, snapshot);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(entity = %entity.name, error = %e, "owners listed from the portal")
+            }
+        }
+    }
+    if known.0.is_empty() {
+        return Ok(job);
+    }
+    Ok(Arc::new((*job).clone().with_known_owners(Arc::new(known))))
+}
+
+/// The live ids and modification times of one owner table, if it has completed a load.
+async fn owner_snapshot(
+    conn: &Connection,
+    t: &Target,
+    entity: &Entity,
+) -> Result<Option<OwnerSnapshot>, SyncError> {
+    let owner = EntityJob::new(entity.clone(), table_columns(entity))?;
+    let Some(watermark) = cursor(conn, t, &owner).await? else {
+        return Ok(None);
+    };
+    let (Some(c), Some(k)) = (
+        cursor_column(&owner.columns),
+        primary_key_column(&owner.columns),
+    ) else {
+        return Ok(None);
+    };
+    let rows = conn
+        .pairs(&format!(
+            "SELECT toString({k}), ifNull(formatDateTime({c}, '%Y-%m-%dT%H:%i:%S+00:00', 'UTC'), '') \
+             FROM {} FINAL WHERE _is_deleted = 0 AND {k} != {WATERMARK_ID}",
+            qualified(&t.database, &entity.name),
+            k = ident(&k.name),
+            c = ident(&c.name),
+        ))
+        .await?;
+    let owners = rows
+        .into_iter()
+        .filter_map(|(id, time)| {
+            let time = if time.is_empty() {
+                Value::Null
+            } else {
+                Value::String(time)
+            };
+            Some((id.parse().ok()?, time))
+        })
+        .collect();
+    Ok(Some(OwnerSnapshot {
+        owners,
+        changed_since: (watermark - pipeline::extract::DEFAULT_LOOKBACK).fixed_offset(),
+    }))
 }
 
 /// Loads one entity incrementally (or whole) into its table. The rows go as a series of

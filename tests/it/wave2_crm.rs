@@ -269,6 +269,69 @@ async fn product_rows_equal_the_portal_before_and_after_changes() {
     );
 }
 
+/// A first product-row load after the owner tables were loaded takes its owners from them
+/// plus those the portal changed since their watermarks (`sync::with_known_owners`): one
+/// request for every type's changed owners instead of listing every deal. A deal deleted in
+/// the portal since (still in `crm_deal`) and one added (not yet there) come out right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_product_row_load_takes_its_owners_from_the_owner_tables() {
+    let demo = PortalConfig {
+        sizes: DataSizes {
+            deals: 1_000,
+            ..small_sizes()
+        },
+        time_scale: 200.0,
+        ..PortalConfig::default()
+    };
+    let (ch, db, cfg, client, c, conn, _portal) = env("wave2_prow_owners", demo).await;
+    let owner_tables = ["crm_deal", "crm_lead", "crm_quote", "crm_smart_invoice"];
+    let (catalog, _) = sync_entities(&conn, &cfg, &client, &owner_tables).await;
+    assert_eq!(c.delete_rows("deal", &[9]).unwrap(), 1);
+    let added = c.add_rows("deal", 1).unwrap();
+    let new_row = c.add_product_row("deal", added[0]).unwrap();
+
+    let prow = catalog.entity("crm_productrow").unwrap();
+    let job = Arc::new(
+        EntityJob::new(
+            prow.clone(),
+            selected_columns(prow, &cfg.entity(&prow.name)),
+        )
+        .unwrap(),
+    );
+    let t = apply::target(&cfg);
+    let job = sync::with_known_owners(&conn, &t, &catalog, job)
+        .await
+        .unwrap();
+    c.reset_counters();
+    sync::load(
+        &conn,
+        &t,
+        client.clone(),
+        job.clone(),
+        &Progress::hidden("prow"),
+    )
+    .await
+    .unwrap();
+    let k = c.counters();
+    let owners_listed = k.rows_served.get("crm.item.list").copied().unwrap_or(0);
+    assert!(owners_listed < 50, "{owners_listed} owners listed: {k:?}");
+    // `crm.enum.ownertype`, one batch of changed owners, then the rows (3,000 of them at
+    // 2,500 a request, plus the halving that finds deal 9 gone).
+    assert!(k.requests_total <= 8, "{k:?}");
+    let enabled = vec!["crm_productrow".to_string()];
+    truth::assert_equal(&truth::compare_all(ch, &db, &c, &catalog, &enabled).await);
+    let new_row_loaded: u64 = ch
+        .query(&format!(
+            "SELECT count() FROM `{db}`.crm_productrow_current WHERE ID = {new_row}"
+        ))
+        .await
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(new_row_loaded, 1);
+}
+
 /// A portal that refuses `=ownerId` arrays (the current docs) is read one owner per command,
 /// with the same rows; one that accepts them (the connector notes) many owners per command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
