@@ -10,6 +10,7 @@
 //! `cargo run --release --example bench_wave2 -- --deals 20000 --docs 20000 --time-scale 1000`
 use anyhow::Context;
 use b24ch::bitrix::governor::GovernorConfig;
+use b24ch::bitrix::owners::{KnownOwners, OwnerSnapshot};
 use b24ch::bitrix::{AuthConfig, Client, ClientConfig, Governor, ListRequest, list};
 use b24ch::config::Secret;
 use bitrix24_emulator::{
@@ -83,10 +84,22 @@ async fn measure(
     method_key: &str,
     entity_type_id: Option<u32>,
 ) -> anyhow::Result<Measured> {
+    measure_with(p, c, table, method_key, entity_type_id, None).await
+}
+
+async fn measure_with(
+    p: &RunningPortal,
+    c: &Arc<Client>,
+    table: &'static str,
+    method_key: &str,
+    entity_type_id: Option<u32>,
+    known_owners: Option<Arc<KnownOwners>>,
+) -> anyhow::Result<Measured> {
     p.control().reset_counters();
     let req = ListRequest {
         method_key: method_key.into(),
         entity_type_id,
+        known_owners,
         ..ListRequest::default()
     };
     let mut rows = 0u64;
@@ -112,6 +125,38 @@ async fn measure(
         operating: k.operating_secs.values().sum(),
         http_429: k.operation_time_limit,
     })
+}
+
+/// What `crm_deal` holds after its load, as `sync::with_known_owners` reads it from
+/// ClickHouse: every deal's id and modification time, complete up to the portal's clock now
+/// (minus the 120 s lookback). Read here with the deal listing itself (not counted: those are
+/// `crm_deal`'s own requests).
+async fn deals_as_loaded(p: &RunningPortal, c: &Arc<Client>) -> anyhow::Result<KnownOwners> {
+    let req = ListRequest {
+        method_key: "crm.item".into(),
+        entity_type_id: Some(2),
+        select: vec!["id".into(), "updatedTime".into()],
+        ..ListRequest::default()
+    };
+    let mut owners = Vec::new();
+    let mut pages = Box::pin(list(c.clone(), req));
+    while let Some(page) = pages.next().await {
+        for row in page?.rows {
+            let id = row.get("id").and_then(|v| v.as_i64()).context("deal id")?;
+            owners.push((id, row.get("updatedTime").unwrap_or_default()));
+        }
+    }
+    let now = chrono::DateTime::from_timestamp(p.control().now() as i64 - 120, 0)
+        .context("portal clock")?;
+    let mut known = KnownOwners::default();
+    known.0.insert(
+        2,
+        OwnerSnapshot {
+            owners,
+            changed_since: now.fixed_offset(),
+        },
+    );
+    Ok(known)
 }
 
 fn print(m: &Measured) {
@@ -160,6 +205,19 @@ async fn main() -> anyhow::Result<()> {
             m.table = "crm_productrow (one owner per command)";
         }
         print(&m);
+        if v == ProductRowOwnerArrays::Accepted {
+            let known = deals_as_loaded(&p, &c).await?;
+            let m = measure_with(
+                &p,
+                &c,
+                "crm_productrow (owners from crm_deal's table)",
+                "crm.item.productrow",
+                None,
+                Some(Arc::new(known)),
+            )
+            .await?;
+            print(&m);
+        }
     }
     let docs = DataSizes {
         deals: 100,

@@ -686,6 +686,13 @@ impl Chain {
         Some((max - last).max(0) as f64 * self.density())
     }
 
+    /// The id the next batch is expected to reach (its chain's pages at the density seen).
+    pub(super) fn planned_reach(&self) -> Option<i64> {
+        let last = self.last_id?;
+        let rows = (self.chain_len() * PAGE_SIZE) as f64;
+        Some(last.saturating_add((rows / self.density()) as i64))
+    }
+
     /// Continues the listing above `id` (rows up to it were read elsewhere).
     pub(super) fn skip_to(&mut self, id: i64) {
         self.last_id = Some(self.last_id.map_or(id, |last| last.max(id)));

@@ -60,8 +60,13 @@ pub async fn discover(client: &Client) -> Result<Catalog, BitrixError> {
     )?;
     let mut resp = client.batch(&first).await?;
     let types = smart_process_types(client, &mut resp).await?;
-    // The answer's figures told the governor whether batches are billed to one `batch` key.
-    let separate_budgets = client.governor().billing().batch_key != Evidence::Yes;
+    // The answer's figures told the governor how batches are billed. The two methods of an
+    // entity have separate budgets wherever a batch's commands are billed to their own methods
+    // (per-method, or both that and the `batch` key); only where one `batch` key carries
+    // every command does a column split not spread the bill.
+    let billing = client.governor().billing();
+    let separate_budgets =
+        billing.batch_key != Evidence::Yes || billing.nested_keys == Evidence::Yes;
 
     let mut catalog = Catalog::default();
     for (entity, key, eid) in ENTITY_METHODS {
