@@ -37,6 +37,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 /// Rows the ascending side must still expect before a descending side pays: below this the
 /// listing fits a few batches and one stream is as fast.
 const MIN_ROWS_LEFT: f64 = 5_000.0;
+/// Selected fields up to which a listing counts as narrow (see [`pays`]).
+const NARROW_SELECT: usize = 4;
 /// Pages of the descending side read but not yet taken by the consumer (bounds memory).
 const DESC_PAGES_AHEAD: usize = 100;
 /// How often a batch held back for balance looks at the bill again.
@@ -61,8 +63,8 @@ pub(super) fn list(
                 break;
             };
             chain.set_cap(low.map(|l| l - 1));
-            // Batches wait while the `batch` key is billed more than the descending side's
-            // key: the bill stays split, leaving the shared `batch` budget to other loads.
+            // A batch waits while the `batch` key runs ahead of the descending side's key (see
+            // `batch_ahead`): the bill stays split, leaving the shared `batch` budget to others.
             while descent.as_ref().is_some_and(DescentTask::running)
                 && batch_ahead(&client, spec, batch_cost)
             {
@@ -116,8 +118,8 @@ pub(super) fn list(
 }
 
 /// Whether the `batch` key carries more of the window's bill than the method's own key (which
-/// the descending side's plain pages are billed to) by more than a quarter of a batch: sent then,
-/// the batch would leave the bill lopsided.
+/// the descending side's plain pages are billed to) by more than a quarter of a batch: sent
+/// then, the batch would leave the bill lopsided.
 fn batch_ahead(client: &Client, spec: &MethodSpec, batch_cost: f64) -> bool {
     let gov = client.governor();
     gov.key_load(BATCH_KEY) > gov.key_load(spec.list) + batch_cost / 4.0
@@ -129,11 +131,14 @@ fn lock(frontier: &Mutex<Frontier>) -> MutexGuard<'_, Frontier> {
 }
 
 /// Whether a descending side pays: the portal bills batches to the `batch` key, the listing
-/// reads whole rows (an id-only page costs mostly its base, so 50 ids a request loses), the
-/// method takes a `<ID` filter in an object, and enough rows are left.
+/// reads whole rows (a page of a few columns, ids for a reconcile or owners for product rows,
+/// costs mostly its base, so 50 rows a request lose), the method takes a `<ID` filter in an
+/// object, and enough rows are left.
 fn pays(client: &Client, req: &ListRequest, chain: &Chain) -> bool {
+    let wide = req.select.is_empty() || req.select.len() > NARROW_SELECT;
     client.governor().billing().batch_key == Evidence::Yes
         && !req.ids_only
+        && wide
         && chain.spec().filter_style == FilterStyle::Object
         && chain.rows_left().is_some_and(|n| n >= MIN_ROWS_LEFT)
 }
