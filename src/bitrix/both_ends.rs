@@ -56,8 +56,6 @@ pub(super) fn list(
         let frontier = Arc::new(Mutex::new(Frontier::default()));
         let (tx, mut rx) = mpsc::unbounded_channel::<Result<(Page, OwnedSemaphorePermit), BitrixError>>();
         let mut descent: Option<DescentTask> = None;
-        // What the last batch added to the `batch` key's bill (its companion's included).
-        let mut batch_cost = 0.0;
         loop {
             let Some(low) = lock(&frontier).unmet_low() else {
                 break;
@@ -65,19 +63,15 @@ pub(super) fn list(
             chain.set_cap(low.map(|l| l - 1));
             // A batch waits while the `batch` key runs ahead of the descending side's key (see
             // `batch_ahead`): the bill stays split, leaving the shared `batch` budget to others.
-            while descent.as_ref().is_some_and(DescentTask::running)
-                && batch_ahead(&client, spec, batch_cost)
-            {
+            while descent.as_ref().is_some_and(DescentTask::running) && batch_ahead(&client, spec) {
                 if let Ok(Some(item)) = tokio::time::timeout(BALANCE_POLL, rx.recv()).await {
                     yield item?.0;
                 }
             }
             lock(&frontier).asc_planned = chain.planned_reach();
-            let billed = client.governor().key_load(BATCH_KEY);
             let Some(pages) = chain.next_batch(&client).await? else {
                 break;
             };
-            batch_cost = (client.governor().key_load(BATCH_KEY) - billed).max(0.0);
             let mut met = false;
             for page in pages {
                 // The guard must be gone before `?` (an await point in this stream).
@@ -118,11 +112,11 @@ pub(super) fn list(
 }
 
 /// Whether the `batch` key carries more of the window's bill than the method's own key (which
-/// the descending side's plain pages are billed to) by more than a quarter of a batch: sent
-/// then, the batch would leave the bill lopsided.
-fn batch_ahead(client: &Client, spec: &MethodSpec, batch_cost: f64) -> bool {
+/// the descending side's plain pages are billed to): the next batch waits for the descending
+/// side to catch up.
+fn batch_ahead(client: &Client, spec: &MethodSpec) -> bool {
     let gov = client.governor();
-    gov.key_load(BATCH_KEY) > gov.key_load(spec.list) + batch_cost / 4.0
+    gov.key_load(BATCH_KEY) > gov.key_load(spec.list)
 }
 
 fn lock(frontier: &Mutex<Frontier>) -> MutexGuard<'_, Frontier> {

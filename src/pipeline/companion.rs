@@ -200,9 +200,9 @@ impl CompanionJob {
     /// `batch` key while a plain call is billed to its own method (learned from its figures),
     /// a second budget — but a plain call carries 50 IDs of the bucket's requests where a
     /// batch carries 2,500. So plain calls go where the batch would pause for its key, or
-    /// where that key is past half its budget and the bucket has the requests to spare (one
-    /// listing stream leaves it idle; one read from both ends keeps it busy, and then the
-    /// bucket is the dearer budget: `bitrix::both_ends`).
+    /// where the bucket has the requests to spare and the `batch` key is past half its
+    /// budget or carries more than the companion's own key (a listing read from both ends
+    /// keeps the bucket busy, and then batches go: `bitrix::both_ends`).
     fn plain_calls_pay(&self, client: &Client, ids: &[i64]) -> bool {
         let gov = client.governor();
         if gov.billing().batch_key != Evidence::Yes {
@@ -221,7 +221,7 @@ impl CompanionJob {
         let busy = gov
             .headroom(BATCH_KEY)
             .is_some_and(|free| free < BATCH_KEY_BUSY);
-        spare && busy
+        spare && (busy || gov.key_load(BATCH_KEY) > gov.key_load(self.spec.list))
     }
 
     /// One plain call per 50 IDs (the client retries each).
