@@ -114,9 +114,11 @@ pub(super) fn list(
 /// Whether the `batch` key carries more of the window's bill than the method's own key (which
 /// the descending side's plain pages are billed to): the next batch waits for the descending
 /// side to catch up.
+/// (Where batches are billed to their methods too, `both`, the method's key also carries the
+/// batches' commands and the comparison says nothing: batches never wait there.)
 fn batch_ahead(client: &Client, spec: &MethodSpec) -> bool {
     let gov = client.governor();
-    gov.key_load(BATCH_KEY) > gov.key_load(spec.list)
+    gov.billing().nested_keys != Evidence::Yes && gov.key_load(BATCH_KEY) > gov.key_load(spec.list)
 }
 
 fn lock(frontier: &Mutex<Frontier>) -> MutexGuard<'_, Frontier> {
