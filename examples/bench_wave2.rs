@@ -10,7 +10,7 @@
 //! `cargo run --release --example bench_wave2 -- --deals 20000 --docs 20000 --time-scale 1000`
 use anyhow::Context;
 use b24ch::bitrix::governor::GovernorConfig;
-use b24ch::bitrix::owners::{KnownOwners, OwnerSnapshot};
+use b24ch::bitrix::known_owners::{KnownOwners, OwnerSnapshot};
 use b24ch::bitrix::{AuthConfig, Client, ClientConfig, Governor, ListRequest, list};
 use b24ch::config::Secret;
 use bitrix24_emulator::{

@@ -25,11 +25,11 @@ use super::client::Client;
 use super::envelope::Response;
 use super::error::{BitrixError, ErrorClass};
 use super::governor::{BATCH_KEY, Evidence, Request, command_kind};
+use super::known_owners::KnownOwners;
 use super::methods::{
     FilterStyle, MethodSpec, OrderStyle, PREDEFINED_TYPES_WITH_PIPELINES, Paging, TypeScope,
     composite_key, parent_id_key, smart_process_type_id, spec,
 };
-use super::owners::KnownOwners;
 use super::raw::{RawResult, RawRow};
 use async_stream::try_stream;
 use chrono::{DateTime, FixedOffset};

@@ -9,6 +9,7 @@ pub mod error;
 pub mod governor;
 pub mod governor_file;
 pub mod keyset;
+pub mod known_owners;
 pub mod listing;
 pub mod meter;
 pub mod methods;

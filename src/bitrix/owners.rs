@@ -4,8 +4,8 @@
 //! Listing owners costs as much as listing any table, 50 ids a command: for 20,000 deals with 3
 //! product rows each that is 400 of the 1,600 commands. Where b24ch already holds the owner
 //! table (a `sync` that loaded `crm_deal` before `crm_productrow`), a full load takes the owners
-//! from there ([`KnownOwners`]) plus those the portal changed since that table's watermark
-//! (minus the lookback) — which also brings every owner created since. An owner deleted in the
+//! from there (`super::known_owners::KnownOwners`) plus those the portal changed since that
+//! table's watermark (minus the lookback) — which also brings every owner created since. An owner deleted in the
 //! portal meanwhile is refused by the row listing and taken as gone (`productrows`), so a stale
 //! snapshot costs requests, never rows.
 //!
@@ -14,11 +14,11 @@
 use super::batch::{Batch, CommandOutcome};
 use super::client::Client;
 use super::error::{BitrixError, ErrorClass};
+use super::known_owners::OwnerSnapshot;
 use super::listing::row_id;
 use super::listing::{ListRequest, PAGE_SIZE, first_page_params, list as list_rows, raw_rows};
 use super::methods::{MethodSpec, spec};
 use super::raw::RawRow;
-use chrono::{DateTime, FixedOffset};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -32,20 +32,6 @@ pub struct OwnerType {
     pub short: String,
     /// A smart process: it may vanish between discovery and listing.
     pub optional: bool,
-}
-
-/// Owners b24ch already holds, by entity type id (see the module doc).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct KnownOwners(pub HashMap<u32, OwnerSnapshot>);
-
-/// The live owners of one type as an owner table holds them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OwnerSnapshot {
-    /// Id and modification time (as the portal writes it, e.g. `2024-05-01T10:00:00+03:00`).
-    pub owners: Vec<(i64, Value)>,
-    /// Owners modified at or after this time are listed from the portal again: the table's
-    /// watermark minus the lookback.
-    pub changed_since: DateTime<FixedOffset>,
 }
 
 /// An owner's id and modification time.
@@ -182,6 +168,8 @@ pub(super) fn gone(e: &BitrixError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bitrix::known_owners::KnownOwners;
+    use chrono::DateTime;
 
     #[test]
     fn the_portal_s_changed_owners_replace_the_snapshot_s() {

@@ -4,7 +4,7 @@
 //! incremental-capable load ends with the **watermark row** (see `clickhouse::ddl`).
 use super::companion::{CompanionJob, PrimaryRows};
 pub use super::error::PipelineError;
-use crate::bitrix::owners::KnownOwners;
+use crate::bitrix::known_owners::KnownOwners;
 use crate::bitrix::{self, BitrixError, Client, ListRequest, Page, RawRow};
 use crate::catalog::Entity;
 use crate::schema::WATERMARK_ID;

@@ -7,8 +7,8 @@ pub use insert::ChunkedInsert;
 pub use progress::Progress;
 
 use crate::bitrix::Client;
+use crate::bitrix::known_owners::{KnownOwners, OwnerSnapshot};
 use crate::bitrix::methods::crm_entity_type_id;
-use crate::bitrix::owners::{KnownOwners, OwnerSnapshot};
 use crate::catalog::{Catalog, Entity};
 use crate::clickhouse::ddl::Target;
 use crate::clickhouse::quote::{ident, literal, qualified};
