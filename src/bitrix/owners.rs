@@ -12,11 +12,12 @@
 //! The first page of every type's owner listing goes in one `batch`: a portal with many owner
 //! types (smart processes) pays one request for all the small ones.
 use super::batch::{Batch, CommandOutcome};
+use super::both_ends;
 use super::client::Client;
 use super::error::{BitrixError, ErrorClass};
 use super::known_owners::OwnerSnapshot;
 use super::listing::row_id;
-use super::listing::{ListRequest, PAGE_SIZE, first_page_params, list as list_rows, raw_rows};
+use super::listing::{ListRequest, PAGE_SIZE, first_page_params, raw_rows};
 use super::methods::{MethodSpec, spec};
 use super::raw::RawRow;
 use futures::StreamExt;
@@ -133,7 +134,8 @@ async fn owner_listing(
 ) -> Result<Vec<Owner>, BitrixError> {
     let item = item_spec()?;
     let mut owners = Vec::new();
-    let mut pages = Box::pin(list_rows(client.clone(), req));
+    // `crm.item` is listed per the type it is given: an ID chain, no dispatch needed.
+    let mut pages = Box::pin(both_ends::list(client.clone(), item, req));
     while let Some(page) = pages.next().await {
         match page {
             Ok(p) => owners.extend(owners_of(item, &p.rows)?),
