@@ -21,7 +21,7 @@
 //! more bucket time than the `batch` budget it spares.
 use super::client::Client;
 use super::error::BitrixError;
-use super::governor::{BATCH_KEY, Evidence};
+use super::governor::Evidence;
 use super::listing::{
     Chain, ListRequest, PAGE_SIZE, Page, base_params, filter_mut, malformed, raw_rows, row_id,
     set_order, shaped,
@@ -61,9 +61,12 @@ pub(super) fn list(
                 break;
             };
             chain.set_cap(low.map(|l| l - 1));
-            // A batch waits while the `batch` key runs ahead of the descending side's key (see
-            // `batch_ahead`): the bill stays split, leaving the shared `batch` budget to others.
-            while descent.as_ref().is_some_and(DescentTask::running) && batch_ahead(&client, spec) {
+            // A batch waits while the `batch` key carries more than the key the descending
+            // side's plain pages pay: the bill stays split, leaving the shared `batch` budget to
+            // other loads.
+            while descent.as_ref().is_some_and(DescentTask::running)
+                && client.governor().batch_key_ahead_of(spec.list)
+            {
                 if let Ok(Some(item)) = tokio::time::timeout(BALANCE_POLL, rx.recv()).await {
                     yield item?.0;
                 }
@@ -109,16 +112,6 @@ pub(super) fn list(
             yield item?.0;
         }
     }
-}
-
-/// Whether the `batch` key carries more of the window's bill than the method's own key (which
-/// the descending side's plain pages are billed to): the next batch waits for the descending
-/// side to catch up.
-/// (Where batches are billed to their methods too, `both`, the method's key also carries the
-/// batches' commands and the comparison says nothing: batches never wait there.)
-fn batch_ahead(client: &Client, spec: &MethodSpec) -> bool {
-    let gov = client.governor();
-    gov.billing().nested_keys != Evidence::Yes && gov.key_load(BATCH_KEY) > gov.key_load(spec.list)
 }
 
 fn lock(frontier: &Mutex<Frontier>) -> MutexGuard<'_, Frontier> {

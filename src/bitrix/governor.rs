@@ -815,6 +815,17 @@ impl Governor {
         Some((self.cfg.bucket_capacity() - level).max(0.0))
     }
 
+    /// Whether the `batch` key carries more of the window's bill than `method`'s own key, where
+    /// that comparison means something: batches billed to `batch` alone, so `method`'s key holds
+    /// only its plain calls. (Where batches are billed to their methods too, `both`, the
+    /// method's key carries the batched commands as well: never.)
+    pub fn batch_key_ahead_of(&self, method: &str) -> bool {
+        let billing = self.billing();
+        billing.batch_key == Evidence::Yes
+            && billing.nested_keys != Evidence::Yes
+            && self.key_load(BATCH_KEY) > self.key_load(method)
+    }
+
     /// Operating seconds billed to `key` within the window, with calls in flight.
     pub fn key_load(&self, key: &str) -> f64 {
         let now = self.clock.now();

@@ -927,6 +927,22 @@ pub const OWNER_ROWS: &[OwnerRowsSpec] = &[
     },
 ];
 
+impl OwnerTypes {
+    /// Whether entities of type `eid` may own such rows: the named types, or the predefined
+    /// product-row owners and every smart process (a type none of the tables here predefines).
+    pub fn may_own(&self, eid: u32) -> bool {
+        let named = |types: &[(u32, &str)]| types.iter().any(|(e, _)| *e == eid);
+        match self {
+            OwnerTypes::Named(types) => named(types),
+            OwnerTypes::ProductRowOwners => {
+                let owner = PRODUCT_ROW_OWNERS.iter().any(|(_, e)| *e == eid);
+                let predefined = LEGACY_ENTITY_TYPE_IDS.iter().any(|(_, e)| *e == eid);
+                owner || !predefined
+            }
+        }
+    }
+}
+
 /// How an owner-rows method names its owners.
 pub fn owner_rows(method_key: &str) -> Option<&'static OwnerRowsSpec> {
     OWNER_ROWS.iter().find(|o| o.method == method_key)
@@ -1378,6 +1394,19 @@ mod second_wave_tests {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn owner_types_say_which_tables_can_own_their_rows() {
+        let rows = owner_rows("crm.item.productrow").unwrap();
+        // Deals, leads, quotes, smart invoices and smart processes; not contacts or companies.
+        for eid in [2, 1, 7, 31, 128, 1032] {
+            assert!(rows.owner_types.may_own(eid), "{eid}");
+        }
+        assert!(!rows.owner_types.may_own(3) && !rows.owner_types.may_own(4));
+        let comments = owner_rows("crm.timeline.comment").unwrap();
+        assert!(comments.owner_types.may_own(3) && !comments.owner_types.may_own(128));
+    }
+
     use super::*;
 
     #[test]

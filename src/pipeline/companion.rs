@@ -221,11 +221,7 @@ impl CompanionJob {
         let busy = gov
             .headroom(BATCH_KEY)
             .is_some_and(|free| free < BATCH_KEY_BUSY);
-        // Where batches are billed to their methods too (`both`), the companion's key carries
-        // its batched commands as well: the comparison says nothing there.
-        let batch_carries_more = gov.billing().nested_keys != Evidence::Yes
-            && gov.key_load(BATCH_KEY) > gov.key_load(self.spec.list);
-        spare && (busy || batch_carries_more)
+        spare && (busy || gov.batch_key_ahead_of(self.spec.list))
     }
 
     /// One plain call per 50 IDs (the client retries each).

@@ -58,11 +58,6 @@ impl EntityJob {
         self
     }
 
-    /// Whether the entity lists rows per owner (product rows, timeline comments).
-    pub fn lists_per_owner(&self) -> bool {
-        self.spec.paging == bitrix::methods::Paging::OwnerChain
-    }
-
     /// The primary list method's knowledge.
     pub fn spec(&self) -> &'static bitrix::MethodSpec {
         self.spec

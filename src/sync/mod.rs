@@ -8,7 +8,7 @@ pub use progress::Progress;
 
 use crate::bitrix::Client;
 use crate::bitrix::known_owners::{KnownOwners, OwnerSnapshot};
-use crate::bitrix::methods::crm_entity_type_id;
+use crate::bitrix::methods::{crm_entity_type_id, owner_rows};
 use crate::catalog::{Catalog, Entity};
 use crate::clickhouse::ddl::Target;
 use crate::clickhouse::quote::{ident, literal, qualified};
@@ -88,12 +88,16 @@ pub async fn with_known_owners(
     catalog: &Catalog,
     job: Arc<EntityJob>,
 ) -> Result<Arc<EntityJob>, SyncError> {
-    if !job.lists_per_owner() || cursor(conn, t, &job).await?.is_some() {
+    let Some(owners) = owner_rows(&job.entity.method) else {
+        return Ok(job);
+    };
+    if cursor(conn, t, &job).await?.is_some() {
         return Ok(job);
     }
     let mut known = KnownOwners::default();
     for entity in &catalog.entities {
-        let Some(eid) = crm_entity_type_id(&entity.method, entity.entity_type_id) else {
+        let eid = crm_entity_type_id(&entity.method, entity.entity_type_id);
+        let Some(eid) = eid.filter(|e| owners.owner_types.may_own(*e)) else {
             continue;
         };
         match owner_snapshot(conn, t, entity).await {

@@ -62,6 +62,36 @@ pub(crate) async fn env(prefix: &str, demo: PortalConfig) -> Env {
     (ch, db, cfg, client, control, conn, portal)
 }
 
+/// `entity`'s job as `sync` builds it (its configured columns).
+fn job_of(cfg: &Config, entity: &b24ch::catalog::Entity) -> Arc<EntityJob> {
+    Arc::new(
+        EntityJob::new(
+            entity.clone(),
+            selected_columns(entity, &cfg.entity(&entity.name)),
+        )
+        .unwrap(),
+    )
+}
+
+/// One `sync` load of `job`.
+async fn load(
+    conn: &Connection,
+    cfg: &Config,
+    client: &Arc<b24ch::bitrix::Client>,
+    job: &Arc<EntityJob>,
+) {
+    let name = job.entity.name.clone();
+    sync::load(
+        conn,
+        &apply::target(cfg),
+        client.clone(),
+        job.clone(),
+        &Progress::hidden(&name),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("{name}: {err}"));
+}
+
 /// Converges the tables, then loads and reconciles `entities` (`b24ch sync <entities…>`).
 pub(crate) async fn sync_entities(
     conn: &Connection,
@@ -79,18 +109,8 @@ pub(crate) async fn sync_entities(
             .entity(name)
             .unwrap_or_else(|| panic!("{name} not in the catalog: {:?}", catalog.unavailable))
             .clone();
-        let job = Arc::new(
-            EntityJob::new(e.clone(), selected_columns(&e, &cfg.entity(&e.name))).unwrap(),
-        );
-        sync::load(
-            conn,
-            &t,
-            client.clone(),
-            job.clone(),
-            &Progress::hidden(name),
-        )
-        .await
-        .unwrap_or_else(|err| panic!("{name}: {err}"));
+        let job = job_of(cfg, &e);
+        load(conn, cfg, client, &job).await;
         sync::reconcile(conn, &t, client.clone(), job, 0)
             .await
             .unwrap_or_else(|err| panic!("{name} reconcile: {err}"));
@@ -227,25 +247,11 @@ async fn product_rows_equal_the_portal_before_and_after_changes() {
 
     // The next load is incremental: only the owners modified since the watermark (deals 5
     // and 7, quote 3) are listed, and only their rows read, in one product-row command.
-    let job = Arc::new(
-        EntityJob::new(
-            prow.clone(),
-            selected_columns(prow, &cfg.entity(&prow.name)),
-        )
-        .unwrap(),
-    );
+    let job = job_of(&cfg, prow);
     assert!(job.incremental());
     c.reset_counters();
     let t = apply::target(&cfg);
-    sync::load(
-        &conn,
-        &t,
-        client.clone(),
-        job.clone(),
-        &Progress::hidden("prow"),
-    )
-    .await
-    .unwrap();
+    load(&conn, &cfg, &client, &job).await;
     let k = c.counters();
     // One command per owner type (deals, quotes) ...
     assert_eq!(
@@ -291,27 +297,12 @@ async fn a_first_product_row_load_takes_its_owners_from_the_owner_tables() {
     let new_row = c.add_product_row("deal", added[0]).unwrap();
 
     let prow = catalog.entity("crm_productrow").unwrap();
-    let job = Arc::new(
-        EntityJob::new(
-            prow.clone(),
-            selected_columns(prow, &cfg.entity(&prow.name)),
-        )
-        .unwrap(),
-    );
     let t = apply::target(&cfg);
-    let job = sync::with_known_owners(&conn, &t, &catalog, job)
+    let job = sync::with_known_owners(&conn, &t, &catalog, job_of(&cfg, prow))
         .await
         .unwrap();
     c.reset_counters();
-    sync::load(
-        &conn,
-        &t,
-        client.clone(),
-        job.clone(),
-        &Progress::hidden("prow"),
-    )
-    .await
-    .unwrap();
+    load(&conn, &cfg, &client, &job).await;
     let k = c.counters();
     let owners_listed = k.rows_served.get("crm.item.list").copied().unwrap_or(0);
     assert!(owners_listed < 50, "{owners_listed} owners listed: {k:?}");
@@ -458,19 +449,10 @@ async fn products_and_sections_equal_the_portal_before_and_after_changes() {
     c.advance_clock(600.0);
 
     // The product load is incremental: it reads the 2 edited and the 3 new products.
-    let job = Arc::new(
-        EntityJob::new(
-            product.clone(),
-            selected_columns(product, &cfg.entity(&product.name)),
-        )
-        .unwrap(),
-    );
+    let job = job_of(&cfg, product);
     assert!(job.incremental());
     c.reset_counters();
-    let t = apply::target(&cfg);
-    sync::load(&conn, &t, client.clone(), job, &Progress::hidden("p"))
-        .await
-        .unwrap();
+    load(&conn, &cfg, &client, &job).await;
     let k = c.counters();
     // One request: the 5 rows, plus the same 5 ids from the probe that sizes the chain.
     assert_eq!(k.requests_total, 1, "{k:?}");
