@@ -75,7 +75,6 @@ async fn portal_reporting(
             window_secs: 600,
             batch_billing: billing,
             nested_figures: nested,
-            ..LimitsConfig::default()
         },
         time_scale: SCALE,
         ..Default::default()
