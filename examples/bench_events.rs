@@ -1,13 +1,14 @@
 //! Freshness from Bitrix24 events (issue 13), on the demo portal at cloud limits.
 //!
 //! - `latency`: a local ClickHouse, the demo portal in real time (`time_scale 1`, limits on),
-//!   `crm_deal` loaded once, then the offline-event feed (`b24ch events`, push) polling every
-//!   `--poll-secs`. `--edits` edits arrive at `--rate` per second, each on its own deal; then
+//!   `crm_deal` loaded once, then the offline-event feed (`b24ch events`, push) reading the queue
+//!   every `--poll-secs` to `--max-delay-secs` (as the flow of changes allows). `--edits` edits arrive at `--rate` per second, each on its own deal; then
 //!   `--deletions` deletions. For each: the time from the portal change until `crm_deal_current`
 //!   shows it (polled every 50 ms). Portal requests are counted for the whole phase.
 //! - `burst`: `--burst` deals edited at once; requests until all are in ClickHouse.
 //! - `quiet`: operating time (the demo portal's cost model) and requests per hour of a portal
-//!   where nothing changes: the feed reading the queue every 5 s plus an hourly incremental load
+//!   where nothing changes: the feed reading the queue every `--max-delay-secs` (an empty queue
+//!   is read that often) plus an hourly incremental load
 //!   as the safety net, vs polling with an incremental load every 5 minutes plus the hourly ID
 //!   reconcile (the defaults without events).
 //!
@@ -47,6 +48,9 @@ struct Args {
     /// events.poll_interval (the config's default is 5 s).
     #[arg(long, default_value_t = 5)]
     poll_secs: u64,
+    /// events.max_delay (the config's default is 13 s).
+    #[arg(long, default_value_t = 13)]
+    max_delay_secs: u64,
     #[arg(long, default_value_t = 2_000)]
     burst: u64,
     #[arg(long, default_value = ".build/bench-events-clickhouse")]
@@ -268,8 +272,11 @@ async fn latency(ch: &LocalClickHouse, args: &Args) -> anyhow::Result<()> {
     );
     let feed = Arc::new(s.feed().await?);
     let f = feed.clone();
-    let poll = Duration::from_secs(args.poll_secs);
-    let task = tokio::spawn(async move { f.run(poll).await });
+    let pace = b24ch::events::feed::Pace {
+        min: Duration::from_secs(args.poll_secs),
+        max: Duration::from_secs(args.max_delay_secs),
+    };
+    let task = tokio::spawn(async move { f.run(pace).await });
     s.control().reset_counters();
     let edits: Vec<u64> = (0..args.edits)
         .map(|i| 1 + (i * 7919) % args.deals)
@@ -332,6 +339,7 @@ async fn burst(ch: &LocalClickHouse, args: &Args) -> anyhow::Result<()> {
             break;
         }
     }
+    feed.settle().await?;
     let c = s.control().counters();
     println!(
         "burst of {} edited deals: {rows} rows written in {:.1} s with {} portal requests ({:.0} rows per request); per method {:?}",
@@ -354,7 +362,8 @@ async fn quiet(ch: &LocalClickHouse, args: &Args) -> anyhow::Result<()> {
     let t = apply::target(&s.config);
 
     s.control().reset_counters();
-    for _ in 0..720 {
+    let reads = 3_600 / args.max_delay_secs.max(1);
+    for _ in 0..reads {
         feed.cycle().await?;
     }
     s.load(&job).await?;
@@ -371,7 +380,8 @@ async fn quiet(ch: &LocalClickHouse, args: &Args) -> anyhow::Result<()> {
         args.deals
     );
     println!(
-        "  events: queue read every 5 s (720) + 1 incremental load: {events_op:.1} operating s, {events_req} requests"
+        "  events: queue read every {} s ({reads}) + 1 incremental load: {events_op:.1} operating s, {events_req} requests",
+        args.max_delay_secs
     );
     println!(
         "  polling: incremental load every 5 min (12) + hourly ID reconcile: {poll_op:.1} operating s, {poll_req} requests"

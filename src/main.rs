@@ -67,8 +67,8 @@ enum Command {
     /// Keep ClickHouse fresh from Bitrix24's offline event queue (needs an OAuth app).
     ///
     /// Binds ONCRM…ADD|UPDATE|DELETE for the loaded entities, reads the queue every
-    /// events.poll_interval, writes changed rows and tombstones, and clears the queue only
-    /// after they are in ClickHouse.
+    /// events.poll_interval to events.max_delay (as the flow of changes allows), writes changed
+    /// rows and tombstones, and clears the queue only after they are in ClickHouse.
     Events(commands::events::EventsArgs),
     /// Convert the original Python connector's config.cfg into an equivalent b24ch.toml.
     ///

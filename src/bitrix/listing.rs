@@ -104,7 +104,7 @@ pub fn probe_params(spec: &MethodSpec, entity_type_id: Option<u32>) -> Value {
 
 /// Parameters of the first page of an ID-chained listing (`order ID ASC`, `start=-1`), to send
 /// beside other commands in one `batch`.
-pub(super) fn first_page_params(spec: &MethodSpec, req: &ListRequest) -> Value {
+pub fn first_page_params(spec: &MethodSpec, req: &ListRequest) -> Value {
     let mut p = base_params(spec, req);
     set_order(spec, &mut p, "ASC");
     p.insert("start".into(), json!(-1));

@@ -84,6 +84,7 @@ pub async fn run(mut config: Config, args: EventsArgs) -> anyhow::Result<()> {
     .await?;
     if args.once {
         let r = feed.cycle().await?;
+        feed.settle().await?;
         println!(
             "events: {} read{}, {} rows written, {} tombstones, {} loads, {} reconciles",
             r.events,
@@ -96,11 +97,20 @@ pub async fn run(mut config: Config, args: EventsArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "b24ch events: reading the offline event queue every {}",
-        config.events.poll_interval.sql()
+        "b24ch events: reading the offline event queue every {} to {} (more often while more changes arrive)",
+        config.events.poll_interval.sql(),
+        config.events.max_delay.sql()
     );
     tokio::select! {
-        () = feed.run(config.events.poll_interval.as_duration()) => Ok(()),
+        () = feed.run(pace(&config)) => Ok(()),
         r = tokio::signal::ctrl_c() => r.map_err(Into::into),
+    }
+}
+
+/// The feed's pace from `[events]`.
+pub fn pace(config: &Config) -> crate::events::feed::Pace {
+    crate::events::feed::Pace {
+        min: config.events.poll_interval.as_duration(),
+        max: config.events.max_delay.as_duration(),
     }
 }

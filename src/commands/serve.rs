@@ -288,8 +288,8 @@ pub async fn start_offline_feed(
         Arc::new(move || state.catalog()),
     )
     .await?;
-    let every = config.events.poll_interval.as_duration();
-    Ok(Some(tokio::spawn(async move { feed.run(every).await })))
+    let pace = super::events::pace(&config);
+    Ok(Some(tokio::spawn(async move { feed.run(pace).await })))
 }
 
 /// Where people look: the page's address and how to log in (never the token itself). A

@@ -100,8 +100,11 @@ pub(super) struct RawProxy {
 pub(super) struct RawEvents {
     /// Bind offline events for the loaded entities and read the queue (OAuth app only).
     pub offline: Option<bool>,
-    /// How often the offline queue is read (default `5 SECOND`).
+    /// The shortest wait between reads of the offline queue while changes arrive (default
+    /// `5 SECOND`).
     pub poll_interval: Option<String>,
+    /// The longest a change waits in the queue before it is read (default `13 SECOND`).
+    pub max_delay: Option<String>,
     /// The application token online events must carry (`auth.application_token`); secret
     /// (may be `env:VAR`). Without it `POST /v1/events` is refused.
     pub application_token: Option<String>,

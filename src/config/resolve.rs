@@ -377,7 +377,11 @@ pub struct Config {
 pub struct EventsConfig {
     /// Offline events: bind them and read the queue (needs an OAuth app).
     pub offline: bool,
+    /// The shortest wait between queue reads while changes arrive.
     pub poll_interval: Schedule,
+    /// The longest a change waits in the queue: reads come as rarely as this while few
+    /// changes arrive, so each read carries more of them (`events::feed::next_wait`).
+    pub max_delay: Schedule,
     /// What `POST /v1/events` requires in `auth.application_token`; `None` = refused.
     pub application_token: Option<Secret>,
 }
@@ -561,6 +565,19 @@ fn resolve_events(
             unit: TimeUnit::Second,
         },
     };
+    let max_delay = match &raw.max_delay {
+        Some(s) => Schedule::parse(s).map_err(|e| ConfigError::new("events.max_delay", e))?,
+        None => Schedule {
+            count: 13,
+            unit: TimeUnit::Second,
+        },
+    };
+    if max_delay.as_duration() < poll_interval.as_duration() {
+        return Err(ConfigError::new(
+            "events.max_delay",
+            "is shorter than events.poll_interval; set it to at least the poll interval (it is the longest wait between reads, the poll interval the shortest)",
+        ));
+    }
     let application_token = match &raw.application_token {
         Some(v) => {
             let s = secret_value("events.application_token", v)?;
@@ -577,6 +594,7 @@ fn resolve_events(
     Ok(EventsConfig {
         offline,
         poll_interval,
+        max_delay,
         application_token,
     })
 }

@@ -1,12 +1,22 @@
 //! The offline-event loop: bind what is new, lease a batch, remember the lease, apply it,
 //! clear it.
+//!
+//! One request per read while changes trickle in: the clear of the lease applied last, the
+//! next lease (`event.offline.get`) and the rows the recently changed entities modified since
+//! the last read (`pipeline::changed`) go in one `batch`, in that order, halting at a failure.
+//! Rows a lease names that those pages lack are fetched by ID after it. Reads come between
+//! `poll_interval` and `max_delay` apart, as rarely as the flow of changes allows for about
+//! [`ROWS_PER_READ`] changes per read ([`next_wait`]).
 use super::queue::{self, BindReport, OfflineBatch, OfflineEvent};
-use super::sink::{Applied, Sink};
-use super::{EventsError, Notice, classify};
+use super::sink::{Applied, Mode, Prefetched, Sink};
+use super::{ChangeKind, EventsError, Notice, classify};
+use crate::bitrix::batch::{Batch, CommandOutcome, MAX_COMMANDS};
+use crate::bitrix::listing::PAGE_SIZE;
+use crate::pipeline::changed::ChangedRows;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Records leased per `event.offline.get` (the portal's default is 50; a larger lease lets one
 /// fetch cover more rows).
@@ -17,6 +27,22 @@ pub const LEASE_LIMIT: u32 = 1_000;
 /// `event.offline.error` so that they stop holding up the queue.
 pub const ATTEMPTS_BEFORE_SETTING_ASIDE: u32 = 3;
 
+/// Changes a read aims to carry: reads wait for about this many (within `max_delay`).
+pub const ROWS_PER_READ: f64 = 50.0;
+
+/// How long an entity's changed rows keep being read with the queue after its last change.
+const ACTIVE_FOR: Duration = Duration::from_secs(300);
+
+/// How far before the last read the changed-rows pages start: modification times have whole
+/// seconds, and the portal's clock is estimated (a row they miss is fetched by ID).
+const SINCE_LOOKBACK_SECS: i64 = 2;
+
+/// Pages of 50 changed rows per method and entity read with the queue, at most.
+const MAX_PAGES: usize = 8;
+
+const CLEAR: &str = "clear";
+const READ: &str = "queue";
+
 /// What one [`Feed::cycle`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CycleReport {
@@ -24,6 +50,8 @@ pub struct CycleReport {
     /// Records read again from a lease a previous run left (it stopped before clearing).
     pub resumed: bool,
     pub applied: Applied,
+    /// Rows that came with the queue read (the rest of `applied.rows` were fetched by ID).
+    pub rows_with_read: u64,
     /// Events that announce no row change of a loaded entity.
     pub ignored_events: usize,
     /// Records set aside as failed (`event.offline.error`); their entities catch up at their
@@ -33,6 +61,16 @@ pub struct CycleReport {
     pub newly_bound: Vec<String>,
     /// A full lease: more records are probably waiting.
     pub full: bool,
+    /// Time since the previous read (`None` at the first).
+    pub since_last_read: Option<Duration>,
+}
+
+/// An entity whose rows changed lately.
+#[derive(Debug, Clone, Copy)]
+struct Activity {
+    last: Instant,
+    /// Rows it changed in the last lease that had any.
+    rows: usize,
 }
 
 pub struct Feed {
@@ -44,6 +82,11 @@ pub struct Feed {
     bound: Mutex<BTreeSet<String>>,
     /// Failed attempts per entity at the records of the current lease.
     failures: Mutex<BTreeMap<String, u32>>,
+    /// The lease applied last: its clear goes with the next read.
+    applied: Mutex<Option<String>>,
+    active: Mutex<BTreeMap<String, Activity>>,
+    /// When the last read was sent: here, and on the portal's clock (unix seconds).
+    last_read: Mutex<Option<(Instant, i64)>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -65,6 +108,9 @@ impl Feed {
             limit: LEASE_LIMIT,
             bound: Mutex::default(),
             failures: Mutex::default(),
+            applied: Mutex::default(),
+            active: Mutex::default(),
+            last_read: Mutex::default(),
         }
     }
 
@@ -132,31 +178,33 @@ impl Feed {
         Ok(report)
     }
 
-    /// The lease to work on: the one a previous run left, if it still holds records, else a
-    /// new one.
-    async fn lease(&self, report: &mut CycleReport) -> Result<OfflineBatch, EventsError> {
-        let client = &self.sink.client;
+    /// A lease a previous run (or a failed cycle) left uncleared and not applied since, if it
+    /// still holds records.
+    async fn left_lease(&self) -> Result<Option<OfflineBatch>, EventsError> {
+        if locked(&self.applied).is_some() {
+            return Ok(None);
+        }
         let Some(pid) = self.saved_lease()? else {
-            return queue::read(client, None, self.limit).await;
+            return Ok(None);
         };
-        let b = queue::read(client, Some(&pid), self.limit).await?;
+        let b = queue::read(&self.sink.client, Some(&pid), self.limit).await?;
         if b.events.is_empty() {
-            // Cleared before the crash, or nothing was leased: start afresh.
+            // Cleared before the crash, or nothing was leased.
             self.forget_lease()?;
-            return queue::read(client, None, self.limit).await;
+            return Ok(None);
         }
         tracing::info!(
             events = b.events.len(),
             "resuming the event lease a previous run left"
         );
-        report.resumed = true;
-        Ok(b)
+        Ok(Some(b))
     }
 
-    /// One lease: bind what is new, read (again, if a previous run left one), apply, clear.
-    /// Records of an entity that keep failing for a reason retrying cannot fix are set aside
-    /// after [`ATTEMPTS_BEFORE_SETTING_ASIDE`] attempts; any other failure keeps the whole
-    /// lease for the next cycle.
+    /// One lease: bind what is new, read (again, if a previous run left one), apply. The
+    /// lease is cleared with the next read, or by [`Self::settle`]. Records of an entity that
+    /// keep failing for a reason retrying cannot fix are set aside after
+    /// [`ATTEMPTS_BEFORE_SETTING_ASIDE`] attempts; any other failure keeps the whole lease for
+    /// the next cycle.
     pub async fn cycle(&self) -> Result<CycleReport, EventsError> {
         let newly_bound = match self.bind_new().await {
             Ok(r) => r.bound,
@@ -173,20 +221,183 @@ impl Feed {
             newly_bound,
             ..CycleReport::default()
         };
-        let batch = self.lease(&mut report).await?;
+        let (batch, prefetched) = match self.left_lease().await? {
+            Some(b) => {
+                report.resumed = true;
+                (b, Prefetched::new())
+            }
+            None => self.read(&mut report).await?,
+        };
         report.events = batch.events.len();
         report.full = batch.events.len() >= self.limit as usize;
         if batch.events.is_empty() {
             return Ok(report);
         }
         self.save_lease(&batch.process_id)?;
+        self.apply(&batch, &prefetched, &mut report).await?;
+        self.note_activity(&batch.events);
+        *locked(&self.applied) = Some(batch.process_id);
+        locked(&self.failures).clear();
+        Ok(report)
+    }
+
+    /// Clears the lease applied last now instead of with the next read (before stopping).
+    pub async fn settle(&self) -> Result<(), EventsError> {
+        let Some(pid) = locked(&self.applied).clone() else {
+            return Ok(());
+        };
+        queue::clear(&self.sink.client, &pid).await?;
+        *locked(&self.applied) = None;
+        self.forget_lease()
+    }
+
+    /// One request: the clear of the lease applied last, a new lease, and the changed rows of
+    /// the entities that changed lately.
+    async fn read(
+        &self,
+        report: &mut CycleReport,
+    ) -> Result<(OfflineBatch, Prefetched), EventsError> {
+        let client = &self.sink.client;
+        let clearing = locked(&self.applied).clone();
+        let mut batch = Batch::new().halt(true);
+        if let Some(pid) = &clearing {
+            queue::push_clear(&mut batch, CLEAR, pid)?;
+        }
+        queue::push_read(&mut batch, READ, self.limit)?;
+        let plans = self.plans(MAX_COMMANDS - batch.len());
+        for (_, plan) in &plans {
+            plan.push_into(&mut batch)?;
+        }
+        let sent_at = Instant::now();
+        let mut resp = client.batch_raw(&batch).await?;
+        // The portal's own start of this request (the estimate only where it does not say).
+        let portal_time = resp
+            .time
+            .start
+            .unwrap_or_else(|| client.governor().server_now()) as i64;
+        let sent = (sent_at, portal_time);
+        report.since_last_read = locked(&self.last_read).map(|(at, _)| sent_at - at);
+        if clearing.is_some() {
+            match resp.take(CLEAR) {
+                CommandOutcome::Ok(_) => *locked(&self.applied) = None,
+                CommandOutcome::Err(e) => return Err(e.into()),
+                CommandOutcome::Missing => {
+                    return Err(EventsError::Malformed(
+                        "the batch answer lacks event.offline.clear".into(),
+                    ));
+                }
+            }
+        }
+        let lease = match resp.take(READ) {
+            CommandOutcome::Ok(r) => queue::parse_read(&r.result.to_value())?,
+            CommandOutcome::Err(e) => return Err(e.into()),
+            CommandOutcome::Missing => {
+                return Err(EventsError::Malformed(
+                    "the batch answer lacks event.offline.get".into(),
+                ));
+            }
+        };
+        *locked(&self.last_read) = Some(sent);
+        if lease.events.is_empty() {
+            self.forget_lease()?;
+        }
+        let mut prefetched = Prefetched::new();
+        for (entity, plan) in plans {
+            match plan.take(&mut resp) {
+                Ok(read) => {
+                    prefetched.insert(entity, read.rows);
+                }
+                Err(e) => {
+                    tracing::warn!(%entity, error = %e, "the changed rows read with the queue are unusable; the rows the events name are fetched by ID")
+                }
+            }
+        }
+        Ok((lease, prefetched))
+    }
+
+    /// Changed-rows pages for the entities that changed lately, within `room` commands (push
+    /// mode only: in pull mode ClickHouse reads the rows).
+    fn plans(&self, room: usize) -> Vec<(String, ChangedRows)> {
+        let Some((_, last_read)) = *locked(&self.last_read) else {
+            return Vec::new();
+        };
+        if self.sink.mode != Mode::Push {
+            return Vec::new();
+        }
+        let Some(since) = chrono::DateTime::from_timestamp(last_read - SINCE_LOOKBACK_SECS, 0)
+        else {
+            return Vec::new();
+        };
+        let active: Vec<(String, Activity)> = {
+            let mut a = locked(&self.active);
+            a.retain(|_, v| v.last.elapsed() < ACTIVE_FOR);
+            a.iter().map(|(k, v)| (k.clone(), *v)).collect()
+        };
+        let catalog = (self.sink.catalog)();
+        let mut room = room;
+        let mut out = Vec::new();
+        for (i, (entity, activity)) in active.into_iter().enumerate() {
+            let Ok(Some(job)) = self.sink.job(&catalog, &entity) else {
+                continue;
+            };
+            // Room for a flow that grew, and for rows read again within the lookback.
+            let pages = (activity.rows * 2).div_ceil(PAGE_SIZE).clamp(1, MAX_PAGES);
+            let Some(plan) = ChangedRows::plan(job, since.fixed_offset(), pages, &format!("e{i}"))
+            else {
+                continue;
+            };
+            if plan.commands() > room {
+                break;
+            }
+            room -= plan.commands();
+            out.push((entity, plan));
+        }
+        out
+    }
+
+    /// Remembers which entities' rows the lease changed, and how many.
+    fn note_activity(&self, events: &[OfflineEvent]) {
+        let mut rows: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+        for e in events {
+            if let Some(Notice {
+                entity,
+                kind: ChangeKind::Upsert,
+                id: Some(id),
+            }) = classify(&e.name, &e.data)
+            {
+                rows.entry(entity).or_default().insert(id);
+            }
+        }
+        let now = Instant::now();
+        let mut active = locked(&self.active);
+        for (entity, ids) in rows {
+            active.insert(
+                entity,
+                Activity {
+                    last: now,
+                    rows: ids.len(),
+                },
+            );
+        }
+    }
+
+    /// Applies a lease's records, entity by entity.
+    async fn apply(
+        &self,
+        batch: &OfflineBatch,
+        prefetched: &Prefetched,
+        report: &mut CycleReport,
+    ) -> Result<(), EventsError> {
         let groups = by_entity(&batch.events);
         report.ignored_events = batch.events.len() - groups.values().map(Vec::len).sum::<usize>();
         let mut retry = None;
         for (entity, records) in groups {
             let notices: Vec<Notice> = records.iter().map(|(n, _)| n.clone()).collect();
-            match self.sink.apply(&notices).await {
-                Ok(a) => report.applied.add(&a),
+            match self.sink.apply_with(&notices, prefetched).await {
+                Ok(a) => {
+                    report.rows_with_read += a.prefetched_rows;
+                    report.applied.add(&a);
+                }
                 Err(e) if !e.keeps_failing() => return Err(e),
                 Err(e) => {
                     if self.failed_again(&entity) < ATTEMPTS_BEFORE_SETTING_ASIDE {
@@ -207,14 +418,10 @@ impl Feed {
                 }
             }
         }
-        if let Some(e) = retry {
-            return Err(e);
+        match retry {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        // Only now: the changes are in ClickHouse.
-        queue::clear(&self.sink.client, &batch.process_id).await?;
-        self.forget_lease()?;
-        locked(&self.failures).clear();
-        Ok(report)
     }
 
     /// Counts one more failure of `entity`'s records in the current lease.
@@ -225,17 +432,17 @@ impl Feed {
         *n
     }
 
-    /// Runs forever: drains the queue, then waits between reads — `interval` while changes
-    /// arrive, twice that once a read found the queue empty (a quiet portal costs half the
-    /// reads; the first change after a quiet spell waits at most `2 × interval`). A failed
-    /// cycle is logged and retried after `interval` (its lease is kept and read again).
-    pub async fn run(&self, interval: Duration) {
+    /// Runs forever: drains the queue, then waits between reads as [`next_wait`] says. A failed
+    /// cycle is logged and retried after `pace.min` (its lease is kept and read again).
+    pub async fn run(&self, pace: Pace) {
         loop {
+            let started = Instant::now();
             let result = self.cycle().await;
             match &result {
                 Ok(r) if r.events > 0 => tracing::info!(
                     events = r.events,
                     rows = r.applied.rows,
+                    rows_with_read = r.rows_with_read,
                     tombstones = r.applied.tombstones,
                     set_aside = r.set_aside,
                     "event batch applied"
@@ -245,18 +452,36 @@ impl Feed {
                     tracing::error!(error = %e, "event batch failed; it stays leased and is read again")
                 }
             }
-            tokio::time::sleep(next_wait(interval, &result)).await;
+            let wait = next_wait(pace, &result).saturating_sub(started.elapsed());
+            tokio::time::sleep(wait).await;
         }
     }
 }
 
-/// How long the feed waits after a cycle: not at all after a full lease (more records
-/// wait), `2 × interval` after an empty read, `interval` otherwise.
-pub fn next_wait(interval: Duration, last: &Result<CycleReport, EventsError>) -> Duration {
+/// The shortest and longest waits between queue reads (`events.poll_interval`,
+/// `events.max_delay`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+/// How long after a read's start the next one goes: at once after a full lease (more records
+/// wait); `max` after an empty read; else the time the last flow of changes takes to bring
+/// [`ROWS_PER_READ`] more, within `min..=max` — a trickle waits up to `max` so that one
+/// request carries many changes, a flood is read every `min`. A failed cycle waits `min`.
+pub fn next_wait(pace: Pace, last: &Result<CycleReport, EventsError>) -> Duration {
     match last {
         Ok(r) if r.full => Duration::ZERO,
-        Ok(r) if r.events == 0 => interval * 2,
-        _ => interval,
+        Ok(r) if r.events == 0 => pace.max,
+        Ok(r) => {
+            let Some(period) = r.since_last_read.filter(|p| !p.is_zero()) else {
+                return pace.min;
+            };
+            let per_sec = r.events as f64 / period.as_secs_f64();
+            Duration::from_secs_f64(ROWS_PER_READ / per_sec).clamp(pace.min, pace.max)
+        }
+        Err(_) => pace.min,
     }
 }
 
@@ -288,19 +513,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_feed_reads_at_once_after_a_full_lease_and_half_as_often_when_quiet() {
-        let base = Duration::from_secs(5);
-        let report = |events, full| {
+    fn the_feed_reads_as_rarely_as_the_flow_allows_within_its_pace() {
+        let pace = Pace {
+            min: Duration::from_secs(5),
+            max: Duration::from_secs(13),
+        };
+        let report = |events, full, secs: Option<u64>| {
             Ok(CycleReport {
                 events,
                 full,
+                since_last_read: secs.map(Duration::from_secs),
                 ..CycleReport::default()
             })
         };
-        assert_eq!(next_wait(base, &report(1_000, true)), Duration::ZERO);
-        assert_eq!(next_wait(base, &report(3, false)), base);
-        assert_eq!(next_wait(base, &report(0, false)), 2 * base);
+        assert_eq!(
+            next_wait(pace, &report(1_000, true, Some(1))),
+            Duration::ZERO
+        );
+        assert_eq!(next_wait(pace, &report(0, false, Some(13))), pace.max);
+        // 4 changes a second: 50 more take 12.5 s.
+        assert_eq!(
+            next_wait(pace, &report(40, false, Some(10))),
+            Duration::from_millis(12_500)
+        );
+        // A trickle waits the longest; a flood is read as often as allowed.
+        assert_eq!(next_wait(pace, &report(3, false, Some(13))), pace.max);
+        assert_eq!(next_wait(pace, &report(900, false, Some(5))), pace.min);
+        // The first read has no flow to go by.
+        assert_eq!(next_wait(pace, &report(3, false, None)), pace.min);
         let failed = Err(EventsError::Malformed("x".into()));
-        assert_eq!(next_wait(base, &failed), base);
+        assert_eq!(next_wait(pace, &failed), pace.min);
     }
 }

@@ -14,8 +14,9 @@
 //!   change for the same [`sink::Sink`].
 //!
 //! [`sink::Sink`] turns changes into ClickHouse writes: a deletion becomes a tombstone at once;
-//! changed rows are fetched by their ids (one filtered listing per 2,500 ids) and inserted
-//! (push), or, where ClickHouse pulls, the entity's load view is refreshed and waited for.
+//! changed rows are inserted (push) — read in the same request as the queue where their
+//! entity changed lately ([`feed`]), else fetched by their ids (one filtered listing per 2,500
+//! ids) — or, where ClickHouse pulls, the entity's load view is refreshed and waited for.
 //! A record without an id (a portal whose queue keeps no event data) falls back to an
 //! incremental load, or a reconcile for deletions. Scheduled loads and the ID reconcile stay
 //! as the safety net, at a lower frequency (`[entities.*] schedule`, `reconcile_schedule`).
@@ -237,6 +238,15 @@ mod tests {
             "redacted like the other secrets"
         );
         assert_eq!(ok.events.poll_interval.as_duration().as_secs(), 5);
+        assert_eq!(ok.events.max_delay.as_duration().as_secs(), 13);
+        let e = crate::config::from_toml_str(&format!(
+            "{hook}[events]\npoll_interval = \"20 SECOND\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("events.max_delay"),
+            "a longest wait under the shortest is refused: {e}"
+        );
     }
 
     #[test]

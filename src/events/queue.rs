@@ -2,7 +2,7 @@
 //! `process_id` lease, `event.offline.clear` (docs: api-reference/events/*.md; behaviour of
 //! the lease from `rest/lib/api/event.php`, see docs/bitrix24-api.md §7).
 use super::EventsError;
-use crate::bitrix::{BitrixError, Client};
+use crate::bitrix::{Batch, BitrixError, Client};
 use serde_json::{Value, json};
 
 /// One queued record.
@@ -83,12 +83,37 @@ pub async fn read(
     process_id: Option<&str>,
     limit: u32,
 ) -> Result<OfflineBatch, EventsError> {
+    let resp = client
+        .call("event.offline.get", &read_params(process_id, limit))
+        .await?;
+    parse(&resp.result, process_id)
+}
+
+fn read_params(process_id: Option<&str>, limit: u32) -> Value {
     let mut params = json!({"clear": 0, "limit": limit});
     if let Some(p) = process_id {
         params["process_id"] = json!(p);
     }
-    let resp = client.call("event.offline.get", &params).await?;
-    parse(&resp.result, process_id)
+    params
+}
+
+/// A new lease of up to `limit` records, as command `name` of a batch.
+pub fn push_read(batch: &mut Batch, name: &str, limit: u32) -> Result<(), BitrixError> {
+    batch.push(name, "event.offline.get", read_params(None, limit))
+}
+
+/// The clear of lease `process_id`, as command `name` of a batch.
+pub fn push_clear(batch: &mut Batch, name: &str, process_id: &str) -> Result<(), BitrixError> {
+    batch.push(
+        name,
+        "event.offline.clear",
+        json!({"process_id": process_id}),
+    )
+}
+
+/// The lease a batch's `event.offline.get` command returned.
+pub fn parse_read(result: &Value) -> Result<OfflineBatch, EventsError> {
+    parse(result, None)
 }
 
 fn parse(result: &Value, asked: Option<&str>) -> Result<OfflineBatch, EventsError> {

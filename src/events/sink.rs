@@ -1,6 +1,7 @@
 //! Changes into ClickHouse: tombstones for deletions at once; changed rows fetched by id and
 //! inserted (push), or the entity's load view refreshed (pull).
 use super::{ChangeKind, EventsError, Notice};
+use crate::bitrix::Batch;
 use crate::bitrix::Client;
 use crate::catalog::Catalog;
 use crate::clickhouse::Connection;
@@ -8,15 +9,39 @@ use crate::clickhouse::ddl::{self, Target};
 use crate::clickhouse::plan::selected_columns;
 use crate::clickhouse::quote::{ident, literal, qualified};
 use crate::config::Config;
-use crate::pipeline::{self, EntityJob};
+use crate::pipeline::{self, EntityJob, changed};
+use crate::schema::Cell;
 use crate::schema::primary_key_column;
 use crate::sync::ChunkedInsert;
 use futures::StreamExt;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+
+/// The rows of `upserts` found in `prefetched`, and the ids left to fetch.
+fn split_prefetched(
+    upserts: &BTreeSet<u64>,
+    prefetched: Option<&HashMap<i64, Vec<Cell>>>,
+) -> (Vec<Vec<Cell>>, Vec<u64>) {
+    let mut have = Vec::new();
+    let mut missing = Vec::new();
+    for &id in upserts {
+        let row = i64::try_from(id)
+            .ok()
+            .and_then(|i| prefetched.and_then(|p| p.get(&i)));
+        match row {
+            Some(r) => have.push(r.clone()),
+            None => missing.push(id),
+        }
+    }
+    (have, missing)
+}
 
 /// Ids per fetch: one listing chains 50 pages of 50 in one batch request.
 pub const FETCH_CHUNK: usize = 2_500;
+
+/// Rows already read (typed, by entity and ID), such as the changed rows the feed reads in the
+/// same request as the queue (`pipeline::changed`).
+pub type Prefetched = BTreeMap<String, HashMap<i64, Vec<Cell>>>;
 
 /// Who moves rows into ClickHouse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +68,8 @@ pub struct Sink {
 pub struct Applied {
     /// Rows fetched and inserted (push) by id.
     pub rows: u64,
+    /// Of `rows`, those already read when the lease was (`Sink::apply_with`).
+    pub prefetched_rows: u64,
     pub tombstones: u64,
     /// Load views refreshed (pull) or incremental loads run (push, changes without an id).
     pub loads: u64,
@@ -55,6 +82,7 @@ pub struct Applied {
 impl Applied {
     pub fn add(&mut self, other: &Applied) {
         self.rows += other.rows;
+        self.prefetched_rows += other.prefetched_rows;
         self.tombstones += other.tombstones;
         self.loads += other.loads;
         self.reconciles += other.reconciles;
@@ -78,6 +106,16 @@ impl Sink {
     /// Writes the changes; returns only when they are in ClickHouse (or fails, having
     /// written some of them: writing them again is harmless).
     pub async fn apply(&self, notices: &[Notice]) -> Result<Applied, EventsError> {
+        self.apply_with(notices, &Prefetched::new()).await
+    }
+
+    /// [`Self::apply`], taking the rows of upserts from `prefetched` where it has them (push
+    /// mode) and fetching only the others.
+    pub async fn apply_with(
+        &self,
+        notices: &[Notice],
+        prefetched: &Prefetched,
+    ) -> Result<Applied, EventsError> {
         let mut by_entity: BTreeMap<&str, EntityChanges> = BTreeMap::new();
         for n in notices {
             let c = by_entity.entry(&n.entity).or_default();
@@ -99,12 +137,17 @@ impl Sink {
                 applied.ignored += 1;
                 continue;
             };
-            self.apply_entity(job, changes, &mut applied).await?;
+            let have = prefetched.get(entity);
+            self.apply_entity(job, changes, have, &mut applied).await?;
         }
         Ok(applied)
     }
 
-    fn job(&self, catalog: &Catalog, entity: &str) -> Result<Option<Arc<EntityJob>>, EventsError> {
+    pub(super) fn job(
+        &self,
+        catalog: &Catalog,
+        entity: &str,
+    ) -> Result<Option<Arc<EntityJob>>, EventsError> {
         let Some(e) = catalog.entity(entity) else {
             return Ok(None);
         };
@@ -120,6 +163,7 @@ impl Sink {
         &self,
         job: Arc<EntityJob>,
         mut c: EntityChanges,
+        prefetched: Option<&HashMap<i64, Vec<Cell>>>,
         applied: &mut Applied,
     ) -> Result<(), EventsError> {
         let entity = job.entity.name.clone();
@@ -131,7 +175,11 @@ impl Sink {
         let t = self.target();
         match self.mode {
             Mode::Push => {
-                let ids: Vec<u64> = c.upserts.iter().copied().collect();
+                let (have, ids) = split_prefetched(&c.upserts, prefetched);
+                let n = self.insert(&job, have).await?;
+                applied.rows += n;
+                applied.prefetched_rows += n;
+                let ids = self.fetch_in_one_batch(&job, ids, applied).await?;
                 for chunk in ids.chunks(FETCH_CHUNK) {
                     applied.rows += self.fetch_and_insert(&job, chunk).await?;
                 }
@@ -203,6 +251,50 @@ impl Sink {
                 .await?;
         }
         Ok(n)
+    }
+
+    /// Inserts rows already read; returns how many.
+    async fn insert(&self, job: &EntityJob, rows: Vec<Vec<Cell>>) -> Result<u64, EventsError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let t = self.target();
+        let table = qualified(&t.database, &job.entity.name);
+        let mut insert = ChunkedInsert::new(&self.conn, &table, &job.columns);
+        insert.write(&rows).await?;
+        insert.flush().await?;
+        Ok(insert.sent)
+    }
+
+    /// Reads up to [`changed::MAX_IDS`] rows by ID with their companion columns in one
+    /// request, and inserts them; returns the ids still to fetch (none, unless a page failed
+    /// or a row changed between the two methods' pages).
+    async fn fetch_in_one_batch(
+        &self,
+        job: &Arc<EntityJob>,
+        ids: Vec<u64>,
+        applied: &mut Applied,
+    ) -> Result<Vec<u64>, EventsError> {
+        let keys: Vec<i64> = ids.iter().filter_map(|i| i64::try_from(*i).ok()).collect();
+        let Some(plan) = changed::ChangedRows::by_ids(job.clone(), &keys, "f") else {
+            return Ok(ids);
+        };
+        let mut batch = Batch::new();
+        plan.push_into(&mut batch)?;
+        let read = plan.take(&mut self.client.batch_raw(&batch).await?)?;
+        if !read.complete {
+            return Ok(ids);
+        }
+        let left = ids
+            .iter()
+            .copied()
+            .filter(|i| {
+                i64::try_from(*i)
+                    .is_ok_and(|k| read.listed.contains(&k) && !read.rows.contains_key(&k))
+            })
+            .collect();
+        applied.rows += self.insert(job, read.rows.into_values().collect()).await?;
+        Ok(left)
     }
 
     /// Reads the rows with these ids and inserts them; returns how many exist.

@@ -53,6 +53,8 @@ pub(super) struct CompanionJob {
 pub(super) struct Joined {
     pub rows: Vec<Vec<Cell>>,
     pub issues: Vec<NormalizeIssue>,
+    /// The ID of each row of `rows`.
+    pub ids: Vec<i64>,
     /// IDs whose two reads disagreed (changed or deleted in between).
     pub unsettled: Vec<i64>,
 }
@@ -132,17 +134,22 @@ impl CompanionJob {
         rows: &[RawRow],
         service: &ServiceValues,
     ) -> Result<Joined, PipelineError> {
-        let main_spec = job.spec();
-        // Each row's ID once, and a malformed page refused before the companion is asked.
-        let ids = rows
-            .iter()
-            .map(|r| {
-                row_id(main_spec, r).ok_or_else(|| malformed(main_spec, "a row has no numeric ID"))
-            })
-            .collect::<Result<Vec<i64>, _>>()?;
+        let ids = primary_ids(job.spec(), rows)?;
         let companion = self.fetch(client, &ids).await?;
+        self.join_fetched(job, rows, &ids, &companion, service)
+    }
+
+    /// Joins primary rows (with their `ids`) to companion rows already read.
+    pub(super) fn join_fetched(
+        &self,
+        job: &dyn PrimaryRows,
+        rows: &[RawRow],
+        ids: &[i64],
+        companion: &HashMap<i64, RawRow>,
+        service: &ServiceValues,
+    ) -> Result<Joined, PipelineError> {
         let mut out = Joined::default();
-        for (raw, &id) in rows.iter().zip(&ids) {
+        for (raw, &id) in rows.iter().zip(ids) {
             let mut main = job.normalize(raw, service)?;
             let Some(other) = companion.get(&id) else {
                 out.unsettled.push(id);
@@ -173,8 +180,28 @@ impl CompanionJob {
             out.issues.extend(main.issues);
             out.issues.extend(other.issues);
             out.rows.push(main.cells);
+            out.ids.push(id);
         }
         Ok(out)
+    }
+
+    /// The companion method.
+    pub(super) fn spec(&self) -> &'static MethodSpec {
+        self.spec
+    }
+
+    /// Parameters of the companion's page `k` (50 rows, by ID) of the rows modified at or
+    /// after `since`: the same rows as the primary's page `k` under the same filter.
+    pub(super) fn since_params(&self, since: &str, k: usize) -> Option<Value> {
+        let cursor = self.spec.cursor?;
+        let mut p = self.base_params();
+        p.insert(
+            "filter".into(),
+            json!({ format!(">={}", cursor.filter): since }),
+        );
+        p.insert("order".into(), json!({ self.spec.id.filter: "ASC" }));
+        p.insert("start".into(), json!(page_start(k)));
+        Some(Value::Object(p))
     }
 
     /// The companion's rows for `ids`, by ID: 50 IDs per command, in batches of up to 50
@@ -209,7 +236,7 @@ impl CompanionJob {
             return false;
         }
         let commands = ids.len().div_ceil(PAGE_SIZE);
-        let kind = command_kind(self.spec.list, &self.params(&ids[..ids.len().min(1)]));
+        let kind = command_kind(self.spec.list, &self.ids_params(&ids[..ids.len().min(1)]));
         if gov.would_pause(&Request::batch(
             (0..commands).map(|_| (self.spec.list, kind.as_str())),
         )) {
@@ -232,7 +259,9 @@ impl CompanionJob {
     ) -> Result<HashMap<i64, RawRow>, BitrixError> {
         let mut found = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(PAGE_SIZE) {
-            let r = client.call_raw(self.spec.list, &self.params(chunk)).await?;
+            let r = client
+                .call_raw(self.spec.list, &self.ids_params(chunk))
+                .await?;
             for row in raw_rows(self.spec, &r)? {
                 if let Some(id) = row_id(self.spec, &row) {
                     found.insert(id, row);
@@ -254,7 +283,7 @@ impl CompanionJob {
         while !pending.is_empty() {
             let mut batch = Batch::new();
             for (k, chunk) in pending.iter().enumerate() {
-                batch.push(format!("c{k}"), self.spec.list, self.params(chunk))?;
+                batch.push(format!("c{k}"), self.spec.list, self.ids_params(chunk))?;
             }
             let mut resp = client.batch_raw(&batch).await?;
             let mut failed = Vec::new();
@@ -296,7 +325,7 @@ impl CompanionJob {
         Ok(found)
     }
 
-    fn params(&self, ids: &[i64]) -> Value {
+    fn base_params(&self) -> Map<String, Value> {
         let mut p = Map::new();
         if let Some(eid) = self
             .entity_type_id
@@ -305,6 +334,12 @@ impl CompanionJob {
             p.insert("entityTypeId".into(), json!(eid));
         }
         p.insert("select".into(), json!(self.select));
+        p
+    }
+
+    /// Parameters of one page: the rows with these IDs (at most 50).
+    pub(super) fn ids_params(&self, ids: &[i64]) -> Value {
+        let mut p = self.base_params();
         p.insert(
             "filter".into(),
             json!({ format!("@{}", self.spec.id.filter): ids }),
@@ -313,6 +348,18 @@ impl CompanionJob {
         p.insert("start".into(), json!(-1));
         Value::Object(p)
     }
+}
+
+/// Each row's ID once; a malformed page is refused before the companion is asked.
+pub(super) fn primary_ids(spec: &MethodSpec, rows: &[RawRow]) -> Result<Vec<i64>, BitrixError> {
+    rows.iter()
+        .map(|r| row_id(spec, r).ok_or_else(|| malformed(spec, "a row has no numeric ID")))
+        .collect()
+}
+
+/// `start` of page `k` of an offset listing: `-1` (no COUNT) for the first.
+pub(super) fn page_start(k: usize) -> i64 {
+    if k == 0 { -1 } else { (k * PAGE_SIZE) as i64 }
 }
 
 /// Below this share of the `batch` key's budget left, companion reads may move to plain calls.

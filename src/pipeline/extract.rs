@@ -121,7 +121,7 @@ impl EntityJob {
         out
     }
 
-    fn list_request(
+    pub(super) fn list_request(
         &self,
         modified_since: Option<DateTime<FixedOffset>>,
         ids_only: bool,
@@ -334,7 +334,7 @@ pub fn ids(
     })
 }
 
-fn service_values(is_deleted: bool) -> ServiceValues {
+pub(super) fn service_values(is_deleted: bool) -> ServiceValues {
     let now = Utc::now().timestamp_millis();
     ServiceValues {
         loaded_at_ms: now,

@@ -1,4 +1,5 @@
 //! The pipeline: an entity's rows out of Bitrix24 as typed pages, and what each load did.
+pub mod changed;
 mod companion;
 mod error;
 pub mod extract;

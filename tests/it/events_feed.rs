@@ -253,6 +253,7 @@ async fn offline_events_bring_edits_additions_and_deletions_without_an_id_scan()
             1
         );
     }
+    feed.settle().await.unwrap();
     let counters = c.counters();
     // get + (deal list, deal companion) + (contact list, contact companion) + clear; no ID scan.
     assert!(counters.requests_total <= 6, "{counters:?}");
@@ -261,6 +262,67 @@ async fn offline_events_bring_edits_additions_and_deletions_without_an_id_scan()
     c.reset_counters();
     let r = feed.cycle().await.unwrap();
     assert_eq!((r.events, c.counters().requests_total), (0, 1));
+}
+
+/// While changes trickle in, one request per read carries the clear of the last lease, the
+/// next lease and the rows the lately changed entities modified since the last read; what
+/// those pages lack (more rows than they hold, a row deleted or changed between the two
+/// methods' pages) is fetched by ID. Every state ends equal to the portal, cell by cell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickle_of_changes_costs_one_request_per_read() {
+    let env = Env::start("events_trickle", 400, &["crm_deal", "crm_contact"]).await;
+    env.initial_load().await;
+    let feed = env.feed().await;
+    let c = env.control();
+    let edit = |ids: &[u64], t: &str| {
+        assert_eq!(
+            c.modify_rows("deal", ids, &title(t), None).unwrap(),
+            ids.len()
+        );
+    };
+    // The first changes after a quiet spell: the deals' rows are fetched by ID (both methods'
+    // pages in one request).
+    // Each change comes a while before the next read (the pages reach 2 s before the last
+    // read: rows changed just before it are read again).
+    edit(&[1, 2, 3], "first");
+    c.advance_clock(10.0);
+    c.reset_counters();
+    let r = feed.cycle().await.unwrap();
+    assert_eq!((r.applied.rows, r.rows_with_read), (3, 0), "{r:?}");
+    assert_eq!(c.counters().requests_total, 2, "{:?}", c.counters());
+    // Now deals are known to change: their changed rows come with the next read.
+    let ids: Vec<u64> = (10..40).collect();
+    edit(&ids, "trickle");
+    c.delete_rows("deal", &[41]).unwrap();
+    c.advance_clock(10.0);
+    c.reset_counters();
+    let r = feed.cycle().await.unwrap();
+    assert_eq!(c.counters().requests_total, 1, "{:?}", c.counters());
+    assert_eq!((r.events, r.rows_with_read), (31, 30), "{r:?}");
+    assert_eq!(r.applied.tombstones, 1, "{r:?}");
+    env.assert_equal("crm_deal", "deal").await;
+    // More rows than the pages planned from the last flow (30 rows: two pages of 50) hold:
+    // the rest by ID, both methods' pages in one more request.
+    let ids: Vec<u64> = (100..220).collect();
+    edit(&ids, "more");
+    c.advance_clock(10.0);
+    c.reset_counters();
+    let r = feed.cycle().await.unwrap();
+    assert_eq!((r.applied.rows, r.rows_with_read), (120, 100), "{r:?}");
+    assert_eq!(c.counters().requests_total, 2, "{:?}", c.counters());
+    env.assert_equal("crm_deal", "deal").await;
+    // A contact changes for the first time: by ID, beside the deals' pages.
+    let mut name = Map::new();
+    name.insert("NAME".into(), json!("trickled"));
+    c.modify_rows("contact", &[5], &name, None).unwrap();
+    edit(&[300], "last");
+    c.advance_clock(10.0);
+    let r = feed.cycle().await.unwrap();
+    assert_eq!((r.applied.rows, r.rows_with_read), (2, 1), "{r:?}");
+    feed.settle().await.unwrap();
+    assert!(c.offline_queue().is_empty());
+    env.assert_equal("crm_deal", "deal").await;
+    env.assert_equal("crm_contact", "contact").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,6 +348,7 @@ async fn a_portal_whose_queue_keeps_no_data_falls_back_to_loads_and_reconciles()
         .await,
         2
     );
+    feed.settle().await.unwrap();
     assert!(c.offline_queue().is_empty());
 }
 
@@ -382,6 +445,7 @@ async fn the_feed_binds_new_smart_processes_and_sets_aside_records_that_keep_fai
     let r = feed.cycle().await.unwrap();
     assert_eq!((r.events, r.set_aside, r.applied.rows), (2, 1, 1), "{r:?}");
     env.assert_equal("crm_contact", "contact").await;
+    feed.settle().await.unwrap();
     let left = c.offline_queue();
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(
@@ -566,6 +630,7 @@ async fn a_burst_of_ten_thousand_events_costs_one_request_per_fifty_rows_at_most
             break;
         }
     }
+    feed.settle().await.unwrap();
     let requests = c.counters().requests_total;
     assert!(
         requests * 50 <= n,
