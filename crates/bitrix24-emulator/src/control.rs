@@ -8,16 +8,19 @@ use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as SJ, json};
 
+use super::config::{
+    BillingSettings, PortalConfig, ProductRowOwnerArrays, RenderStyle, SmartStageHistory,
+};
+use super::error::DemoPortalError;
 use super::events::{self, Change, EmitCtx, EventsState};
 use super::fields::uf_gen_for;
 use super::limits::{LeakyBucket, OperatingLimiter, SimClock};
 use super::method_error::MethodError;
 use super::model::Gen;
-use super::model::{FieldDef, FmVal, Kind, Table, Val};
+use super::model::{FieldDef, FmVal, Kind, Table, Val, modify_field};
 use super::oauth::OAuthState;
 use super::render::{self, Cell};
-use super::store::{PortalData, modify_field};
-use super::{BillingSettings, DemoPortalError, PortalConfig, SmartStageHistory};
+use super::store::PortalData;
 
 /// Request and billing counters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -143,7 +146,7 @@ pub(crate) struct State {
     /// Methods answering `ERROR_METHOD_NOT_FOUND` (lower-case).
     pub missing_methods: BTreeSet<String>,
     pub smart_stage_history: SmartStageHistory,
-    pub productrow_owner_arrays: super::ProductRowOwnerArrays,
+    pub productrow_owner_arrays: ProductRowOwnerArrays,
     /// Scopes the credentials lack.
     pub denied_scopes: BTreeSet<String>,
     /// Bound handlers, the offline queue and online deliveries.
@@ -468,7 +471,7 @@ impl PortalControl {
         let cfg = &self.shared.cfg;
         EmitCtx {
             base_url: self.shared.base_url.clone(),
-            member_id: format!("{:032x}", super::generate::mix(cfg.seed)),
+            member_id: format!("{:032x}", super::hash::mix(cfg.seed)),
             application_token: self.application_token(),
             access_token: cfg.oauth.access_token.clone(),
             refresh_token: cfg.oauth.refresh_token.clone(),
@@ -691,7 +694,7 @@ fn truth_rows(data: &PortalData, t: &Table, offset: i32) -> Vec<Map<String, SJ>>
                 entity_type_id: t.entity_type_id.unwrap_or(0),
                 id,
                 offset,
-                style: super::RenderStyle::default(),
+                style: RenderStyle::default(),
             };
             let mut row = Map::new();
             for f in t.fields.iter().filter(|f| !f.code.starts_with('_')) {

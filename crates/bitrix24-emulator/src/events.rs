@@ -703,7 +703,7 @@ fn new_process_id(st: &mut State) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     (0..32)
         .map(|_| {
-            st.rng = super::generate::mix(st.rng.wrapping_add(0x9e37_79b9_7f4a_7c15));
+            st.rng = super::hash::mix(st.rng.wrapping_add(0x9e37_79b9_7f4a_7c15));
             ALPHABET[(st.rng % ALPHABET.len() as u64) as usize] as char
         })
         .collect()
@@ -892,29 +892,6 @@ fn offline_list(st: &mut State, offset: i32, params: &PVal) -> Result<Success, M
         total: Some(total as u64),
         next,
     })
-}
-
-/// POSTs waiting online events; a failure is counted, never retried.
-pub(crate) async fn deliver(control: &super::PortalControl, client: &reqwest::Client) {
-    let batch: Vec<Delivery> = std::mem::take(&mut control.lock().events.outbox);
-    for d in batch {
-        let sent = client
-            .post(&d.url)
-            .header(reqwest::header::CONTENT_TYPE, d.content_type)
-            .body(d.body)
-            .send()
-            .await;
-        let ok = matches!(&sent, Ok(r) if r.status().is_success());
-        if !ok {
-            tracing::debug!(url = %d.url, "demo portal: online event not delivered (not retried)");
-        }
-        let mut st = control.lock();
-        if ok {
-            st.events.counters.online_delivered += 1;
-        } else {
-            st.events.counters.online_failed += 1;
-        }
-    }
 }
 
 #[cfg(test)]

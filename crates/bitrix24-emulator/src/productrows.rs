@@ -6,12 +6,13 @@
 //! control API touches the owner's modification time (`crm.item.productrow.*` saves the item:
 //! its amount is recalculated).
 
-use super::DemoPortalError;
 use super::control::PortalControl;
 use super::crm_docs;
+use super::error::DemoPortalError;
 use super::fields::fd;
-use super::model::{FieldDef, Gen, Kind, OwnerPart, ProductRowSegment, TableKind, Val};
-use super::store::{PortalData, modify_field};
+use super::model::{
+    FieldDef, Gen, Kind, OwnerPart, PortalData, ProductRowSegment, TableKind, Val, modify_field,
+};
 
 /// The portal table of product rows.
 pub(crate) const TABLE: &str = "productrow";

@@ -1,6 +1,6 @@
 //! Controller methods: `crm.item.list|get|fields`, `crm.stagehistory.list`. Typed output.
 
-use super::super::SmartStageHistory;
+use super::super::config::SmartStageHistory;
 use super::super::json_out::J;
 use super::super::model::{FieldDef, Kind, Table, Val};
 use super::super::params::PVal;

@@ -5,7 +5,7 @@
 //! ([`crate::ProductRowOwnerArrays`]): older docs and the connector notes allow it, the current
 //! docs say only `@id` takes an array and an array under a prefixed key is `INVALID_ARG_VALUE`.
 
-use super::super::ProductRowOwnerArrays;
+use super::super::config::ProductRowOwnerArrays;
 use super::super::json_out::J;
 use super::super::params::PVal;
 use super::super::productrows::{TABLE, UNDESCRIBED, etid_of_short};
