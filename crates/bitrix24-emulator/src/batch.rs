@@ -5,10 +5,10 @@ use super::billing::{
     bill, call_scaled, finish_of, key_figure, operating_blocked, time_with_figure,
 };
 use super::config::NestedFigures;
-use super::control::State;
 use super::json_out::J;
 use super::methods::{self, Ctx, MethodError, Outcome};
 use super::params::{self, PVal, from_j};
+use super::state::State;
 
 /// Max sub-commands (`CRestUtil::BATCH_MAX_LENGTH`).
 pub(crate) const MAX_CMDS: usize = 50;

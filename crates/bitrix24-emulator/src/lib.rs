@@ -31,6 +31,7 @@ mod render;
 mod requisites;
 mod running;
 mod server;
+mod state;
 mod store;
 mod timeline;
 mod work;
@@ -41,7 +42,7 @@ pub use config::{
     OAuthConfig, PortalConfig, ProductRowOwnerArrays, RenderStyle, SmartProcessSpec,
     SmartStageHistory,
 };
-pub use control::{Counters, Fault, FaultKind, PortalControl, UserFieldSpec};
+pub use control::{PortalControl, UserFieldSpec};
 pub use error::DemoPortalError;
 pub use events::{
     EventCounters, EventSettings, Handler as EventHandler, OfflineEventData, OfflineRecord,
@@ -50,3 +51,4 @@ pub use events::{
 pub use limits::CostModel;
 pub use limits::published as cost_calibration;
 pub use running::{RunningPortal, start};
+pub use state::{Counters, Fault, FaultKind};

@@ -12,11 +12,12 @@ use serde_json::{Value as SJ, json};
 
 use super::billing::{bill, call_scaled, operating_blocked, time_object};
 use super::config::SmartStageHistory;
-use super::control::{Fault, FaultKind, PortalControl, UserFieldSpec};
+use super::control::{PortalControl, UserFieldSpec};
 use super::json_out::{J, error_code};
 use super::methods::{self, Ctx, MethodError, Outcome};
 use super::oauth::{self, AuthError};
 use super::params::{self, PVal};
+use super::state::{Fault, FaultKind};
 use super::{batch, faults};
 
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
