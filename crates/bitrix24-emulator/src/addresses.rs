@@ -9,9 +9,9 @@
 //! rows added later included.
 
 use super::fields::fd;
+use super::model::PortalData;
 use super::model::{AddressPart, FieldDef, Gen, Kind, LegacyVis, TableKind, Val};
 use super::requisites::REQUISITES;
-use super::store::PortalData;
 
 /// The portal table.
 pub(crate) const TABLE: &str = "address";

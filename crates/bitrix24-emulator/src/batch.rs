@@ -1,14 +1,14 @@
 //! The `batch` method (rest_provider.php `methodsBatch`): up to 50 sub-commands, `$result[..]`
 //! references, `halt`, per-command errors inside an HTTP 200, PHP list-vs-object sections.
 
-use super::NestedFigures;
 use super::billing::{
     bill, call_scaled, finish_of, key_figure, operating_blocked, time_with_figure,
 };
-use super::control::State;
+use super::config::NestedFigures;
 use super::json_out::J;
 use super::methods::{self, Ctx, MethodError, Outcome};
 use super::params::{self, PVal, from_j};
+use super::state::State;
 
 /// Max sub-commands (`CRestUtil::BATCH_MAX_LENGTH`).
 pub(crate) const MAX_CMDS: usize = 50;

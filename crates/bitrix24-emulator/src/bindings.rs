@@ -8,8 +8,8 @@
 
 use super::fields::fd;
 use super::json_out::J;
+use super::model::PortalData;
 use super::model::{BindingPart, FieldDef, Gen, Kind, LegacyVis, TableKind, Val};
-use super::store::PortalData;
 
 /// The portal table.
 pub(crate) const TABLE: &str = "activity_binding";

@@ -2,10 +2,11 @@
 
 use std::net::SocketAddr;
 
-use super::{
-    BatchBilling, DemoPortalError, NestedFigures, PortalConfig, SmartProcessSpec,
-    SmartStageHistory, start,
+use super::config::{
+    BatchBilling, NestedFigures, PortalConfig, SmartProcessSpec, SmartStageHistory,
 };
+use super::error::DemoPortalError;
+use super::running::start;
 
 /// Command-line options of `b24ch demo-portal`.
 #[derive(Debug, Clone, clap::Args)]

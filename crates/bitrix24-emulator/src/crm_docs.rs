@@ -4,10 +4,10 @@
 //! processes; `crm.stagehistory.list` serves invoices (31) and refuses quotes (its documented
 //! types are 1, 2, 5, 31 and smart processes: EN `crm-stage-history-list.md`).
 
-use super::fields::{fd, uf_specs};
+use super::fields::{fd, history_fields, uf_specs};
 use super::json_out::J;
+use super::model::PortalData;
 use super::model::{FieldDef, Gen, Kind, LegacyVis, TableKind};
-use super::store::PortalData;
 
 /// `entityTypeId` of quotes.
 pub(crate) const QUOTE: u32 = 7;
@@ -72,7 +72,7 @@ impl PortalData {
             &PortalData::history_table_for(SMART_INVOICE),
             TableKind::StageHistory,
             Some(SMART_INVOICE),
-            super::store::history_fields(false),
+            history_fields(false),
             invoices * 2,
         );
     }

@@ -1,7 +1,7 @@
 //! Picking the injected fault (if any) that applies to a request.
 
-use super::control::{Fault, FaultKind, State};
-use super::generate::mix;
+use super::hash::mix;
+use super::state::{Fault, FaultKind, State};
 
 /// Return the fault to apply to a request for `method`, consuming one use of it.
 pub(crate) fn take(st: &mut State, method: &str) -> Option<FaultKind> {

@@ -3,7 +3,7 @@
 //! Names, types and titles follow the docs' `crm.*.fields` / `crm.item.fields` examples.
 
 use super::json_out::J;
-use super::model::{EnumOpt, FieldDef, Gen, Kind, LegacyVis, UfGen, UfMeta};
+use super::model::{EnumOpt, FieldDef, Gen, HistPart, Kind, LegacyVis, UfGen, UfMeta};
 
 /// Builder for one field definition.
 pub(crate) fn fd(code: &str, api_type: &str, kind: Kind, genr: Gen, title: &str) -> FieldDef {
@@ -71,6 +71,50 @@ impl FieldDef {
         self.settings = Some(s);
         self
     }
+}
+
+/// A field titled with its own code, its API type following its kind.
+pub(crate) fn plain(code: &str, kind: Kind, genr: Gen) -> FieldDef {
+    let api = match kind {
+        Kind::Int => "integer",
+        Kind::Amount | Kind::Float => "double",
+        Kind::YesNo => "char",
+        Kind::Date => "date",
+        Kind::DateTime => "datetime",
+        _ => "string",
+    };
+    fd(code, api, kind, genr, code)
+}
+
+/// Stage-history fields (`crm.stagehistory.list`) of leads (`lead`) or deals and other items.
+pub(crate) fn history_fields(lead: bool) -> Vec<FieldDef> {
+    let mut f = vec![
+        plain("ID", Kind::Int, Gen::Id),
+        plain("TYPE_ID", Kind::Int, Gen::Hist(HistPart::Type)),
+        plain("OWNER_ID", Kind::Int, Gen::Hist(HistPart::Owner)),
+        plain("CREATED_TIME", Kind::DateTime, Gen::Hist(HistPart::Time)),
+    ];
+    if lead {
+        f.push(plain(
+            "STATUS_SEMANTIC_ID",
+            Kind::Str,
+            Gen::Hist(HistPart::Semantic),
+        ));
+        f.push(plain("STATUS_ID", Kind::Str, Gen::Hist(HistPart::Stage)));
+    } else {
+        f.push(plain(
+            "CATEGORY_ID",
+            Kind::Int,
+            Gen::Hist(HistPart::Category),
+        ));
+        f.push(plain(
+            "STAGE_SEMANTIC_ID",
+            Kind::Str,
+            Gen::Hist(HistPart::Semantic),
+        ));
+        f.push(plain("STAGE_ID", Kind::Str, Gen::Hist(HistPart::Stage)));
+    }
+    f
 }
 
 /// Generic camelCase per `Converter::convertFieldNameFromUpperCaseToCamelCase`, with the UF rules

@@ -281,6 +281,19 @@ impl Table {
     }
 }
 
+/// The field that records a row's last modification, per table kind.
+pub(crate) fn modify_field(t: &Table) -> Option<&'static str> {
+    match t.kind {
+        TableKind::Crm | TableKind::Requisite | TableKind::RequisiteBank => Some("DATE_MODIFY"),
+        TableKind::Dynamic => Some("UPDATED_TIME"),
+        TableKind::Activity => Some("LAST_UPDATED"),
+        TableKind::Task => Some("CHANGED_DATE"),
+        TableKind::Workgroup => Some("DATE_UPDATE"),
+        TableKind::User | TableKind::Product => Some("TIMESTAMP_X"),
+        _ => None,
+    }
+}
+
 /// Stage-history rows: two per owner (creation + current stage).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum HistPart {

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use super::OAuthConfig;
-use super::generate::mix;
+use super::config::OAuthConfig;
+use super::hash::mix;
 
 /// An OAuth/auth failure with its HTTP status.
 #[derive(Debug, Clone, PartialEq)]

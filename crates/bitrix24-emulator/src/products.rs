@@ -5,8 +5,8 @@
 //! property), `TIMESTAMP_X` the modification time.
 
 use super::fields::fd;
+use super::model::PortalData;
 use super::model::{FieldDef, Gen, Kind, LegacyVis, TableKind};
-use super::store::PortalData;
 
 /// Portal tables.
 pub(crate) const PRODUCTS: &str = "product";

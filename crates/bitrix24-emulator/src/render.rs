@@ -4,6 +4,7 @@
 use chrono::{DateTime, FixedOffset, NaiveDate, Offset, Utc};
 use serde_json::Value as SJ;
 
+use super::config::RenderStyle;
 use super::json_out::{J, fmt_float};
 use super::model::{FieldDef, FmVal, Kind, Val};
 
@@ -14,7 +15,7 @@ pub(crate) struct Cell<'a> {
     pub entity_type_id: u32,
     pub id: u64,
     pub offset: i32,
-    pub style: super::RenderStyle,
+    pub style: RenderStyle,
 }
 
 /// crm.item fields whose table column defaults to 0 (docs crm-item-get.md: `"companyId": 0`,

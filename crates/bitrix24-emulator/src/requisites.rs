@@ -3,8 +3,8 @@
 //! with upper-case codes, `DATE_MODIFY`, user fields on requisites.
 
 use super::fields::{fd, uf_specs};
+use super::model::PortalData;
 use super::model::{FieldDef, Gen, Kind, TableKind};
-use super::store::PortalData;
 
 /// Portal tables.
 pub(crate) const REQUISITES: &str = "requisite";

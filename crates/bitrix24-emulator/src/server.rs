@@ -11,12 +11,14 @@ use axum::routing::{any, get, post};
 use serde_json::{Value as SJ, json};
 
 use super::billing::{bill, call_scaled, operating_blocked, time_object};
-use super::control::{Fault, FaultKind, PortalControl, UserFieldSpec};
+use super::config::SmartStageHistory;
+use super::control::{PortalControl, UserFieldSpec};
 use super::json_out::{J, error_code};
 use super::methods::{self, Ctx, MethodError, Outcome};
 use super::oauth::{self, AuthError};
 use super::params::{self, PVal};
-use super::{SmartStageHistory, batch, faults};
+use super::state::{Fault, FaultKind};
+use super::{batch, faults};
 
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
 
@@ -424,7 +426,7 @@ async fn oauth_token(AxState(c): AxState<PortalControl>, req: Request) -> Respon
                 ("expires_in", J::Int(i.expires_in)),
                 (
                     "member_id",
-                    J::Str(format!("{:032x}", super::generate::mix(cfg.seed))),
+                    J::Str(format!("{:032x}", super::hash::mix(cfg.seed))),
                 ),
                 ("refresh_token", J::Str(i.refresh_token)),
                 (

@@ -2,12 +2,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::DataSizes;
-use super::fields::{self, fd};
+use super::config::DataSizes;
+use super::fields::{self, fd, history_fields, plain};
 use super::generate;
-use super::model::{
-    EnumOpt, FieldDef, Gen, HistPart, Kind, LegacyVis, Table, TableKind, UfGen, Val,
-};
+use super::hash;
+use super::model::{EnumOpt, FieldDef, Gen, Kind, LegacyVis, Table, TableKind, UfGen, Val};
 pub(crate) use super::model::{PortalData, SpaType};
 
 const ENUM_LABELS: &[&str] = &[
@@ -134,7 +133,7 @@ impl PortalData {
                 name: name.to_string(),
                 kind,
                 entity_type_id: etid,
-                salt: generate::salt(name),
+                salt: hash::salt(name),
                 fields,
                 max_id: n,
                 spread: n,
@@ -157,7 +156,7 @@ impl PortalData {
                 name: name.to_string(),
                 kind,
                 entity_type_id: None,
-                salt: generate::salt(name),
+                salt: hash::salt(name),
                 fields,
                 max_id: 0,
                 spread: 0,
@@ -434,7 +433,7 @@ impl PortalData {
                     value: (*l).to_string(),
                     sort: (i as i64 + 1) * 10,
                     def: false,
-                    xml_id: format!("{:032x}", generate::mix(self.next_enum_id)),
+                    xml_id: format!("{:032x}", hash::mix(self.next_enum_id)),
                 }
             })
             .collect()
@@ -529,7 +528,7 @@ impl PortalData {
             value: label.to_string(),
             sort,
             def: false,
-            xml_id: format!("{:032x}", generate::mix(id)),
+            xml_id: format!("{:032x}", hash::mix(id)),
         });
         Some(id)
     }
@@ -669,31 +668,6 @@ fn status_extra(sem: Option<&str>, color: &str) -> Val {
         _ => "process",
     };
     Val::Str(serde_json::json!({"SEMANTICS": name, "COLOR": color}).to_string())
-}
-
-/// The field that records a row's last modification, per table kind.
-pub(crate) fn modify_field(t: &Table) -> Option<&'static str> {
-    match t.kind {
-        TableKind::Crm | TableKind::Requisite | TableKind::RequisiteBank => Some("DATE_MODIFY"),
-        TableKind::Dynamic => Some("UPDATED_TIME"),
-        TableKind::Activity => Some("LAST_UPDATED"),
-        TableKind::Task => Some("CHANGED_DATE"),
-        TableKind::Workgroup => Some("DATE_UPDATE"),
-        TableKind::User | TableKind::Product => Some("TIMESTAMP_X"),
-        _ => None,
-    }
-}
-
-fn plain(code: &str, kind: Kind, genr: Gen) -> FieldDef {
-    let api = match kind {
-        Kind::Int => "integer",
-        Kind::Amount | Kind::Float => "double",
-        Kind::YesNo => "char",
-        Kind::Date => "date",
-        Kind::DateTime => "datetime",
-        _ => "string",
-    };
-    fd(code, api, kind, genr, code)
 }
 
 /// A field with the title `*.fields` gives it.
@@ -911,36 +885,6 @@ fn activity_fields() -> Vec<FieldDef> {
             "Provider Parameters",
         ),
     ]
-}
-
-pub(crate) fn history_fields(lead: bool) -> Vec<FieldDef> {
-    let mut f = vec![
-        plain("ID", Kind::Int, Gen::Id),
-        plain("TYPE_ID", Kind::Int, Gen::Hist(HistPart::Type)),
-        plain("OWNER_ID", Kind::Int, Gen::Hist(HistPart::Owner)),
-        plain("CREATED_TIME", Kind::DateTime, Gen::Hist(HistPart::Time)),
-    ];
-    if lead {
-        f.push(plain(
-            "STATUS_SEMANTIC_ID",
-            Kind::Str,
-            Gen::Hist(HistPart::Semantic),
-        ));
-        f.push(plain("STATUS_ID", Kind::Str, Gen::Hist(HistPart::Stage)));
-    } else {
-        f.push(plain(
-            "CATEGORY_ID",
-            Kind::Int,
-            Gen::Hist(HistPart::Category),
-        ));
-        f.push(plain(
-            "STAGE_SEMANTIC_ID",
-            Kind::Str,
-            Gen::Hist(HistPart::Semantic),
-        ));
-        f.push(plain("STAGE_ID", Kind::Str, Gen::Hist(HistPart::Stage)));
-    }
-    f
 }
 
 /// `crm.status.list` fields with the types and titles of `crm.status.fields`

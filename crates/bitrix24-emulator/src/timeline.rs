@@ -8,8 +8,8 @@
 
 use super::fields::fd;
 use super::json_out::J;
+use super::model::PortalData;
 use super::model::{CommentPart, FieldDef, Gen, Kind, TableKind, Val};
-use super::store::PortalData;
 
 /// The portal table.
 pub(crate) const TABLE: &str = "timeline_comment";

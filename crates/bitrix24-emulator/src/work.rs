@@ -2,7 +2,7 @@
 //! `tasks.task.getFields` and tasks/fields.md of the official docs; rows are printed by
 //! `methods/tasks.rs`.
 
-use super::DataSizes;
+use super::config::DataSizes;
 use super::fields::fd;
 use super::json_out::J;
 use super::model::{FieldDef, Gen, Kind, PortalData, Table, TableKind, UfGen, Val};

@@ -3,7 +3,8 @@
 use super::super::json_out::J;
 use super::super::method_error::MethodError;
 use super::super::params::PVal;
-use super::{Ctx, Outcome, Success};
+use super::ctx::Ctx;
+use super::outcome::{Outcome, Success};
 
 pub(crate) fn list(ctx: &mut Ctx, params: &PVal) -> Outcome {
     let cost = ctx.shared.cfg.cost.clone();

@@ -1,14 +1,16 @@
 //! Controller methods: `crm.item.list|get|fields`, `crm.stagehistory.list`. Typed output.
 
-use super::super::SmartStageHistory;
+use super::super::config::SmartStageHistory;
 use super::super::json_out::J;
+use super::super::method_error::MethodError;
 use super::super::model::{FieldDef, Kind, Table, Val};
 use super::super::params::PVal;
 use super::super::query::{self, Cond, Query, split_op};
 use super::super::render;
 use super::super::store::PortalData;
+use super::ctx::{Ctx, start_param};
 use super::legacy::{cell, describe};
-use super::{Ctx, MethodError, Outcome, Success, start_param};
+use super::outcome::{Outcome, Success};
 
 fn etid_param(params: &PVal) -> Option<u32> {
     params

@@ -2,12 +2,14 @@
 //! `crm.activity.list`, `crm.deal.contact.items.get`. Stringly-typed output.
 
 use super::super::json_out::J;
+use super::super::method_error::MethodError;
 use super::super::model::{FieldDef, Kind, LegacyVis, Table, Val};
 use super::super::params::PVal;
 use super::super::query::{self, Cond, Query, split_op};
 use super::super::render::{self, Cell};
 use super::super::store::PortalData;
-use super::{Ctx, MethodError, Outcome, Success, array_param, start_param};
+use super::ctx::{Ctx, array_param, start_param};
+use super::outcome::{Outcome, Success};
 
 pub(super) fn entity_table(entity: &str) -> Option<&'static str> {
     match entity {

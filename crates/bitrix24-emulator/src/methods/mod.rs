@@ -1,8 +1,11 @@
 //! REST methods. Each returns an [`Outcome`]: the result or an error, plus what it cost.
 
 mod binding;
+mod ctx;
+mod events;
 mod item;
 mod legacy;
+mod outcome;
 mod productrow;
 mod reference;
 mod tasks;
@@ -11,118 +14,10 @@ mod timeline;
 mod users;
 mod workgroups;
 
-use super::control::{Shared, State};
-use super::json_out::J;
+pub(crate) use self::ctx::Ctx;
+pub(crate) use self::outcome::{Outcome, Success};
 use super::params::PVal;
 pub(crate) use crate::method_error::MethodError;
-
-/// A successful method result: `result` plus `total`/`next` lifted to the top level.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Success {
-    pub result: J,
-    pub total: Option<u64>,
-    pub next: Option<u64>,
-}
-
-impl Success {
-    pub(crate) fn plain(result: J) -> Success {
-        Success {
-            result,
-            total: None,
-            next: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Outcome {
-    pub result: Result<Success, MethodError>,
-    /// Simulated operating seconds.
-    pub cost: f64,
-    pub count_ran: bool,
-    pub rows: usize,
-}
-
-impl Outcome {
-    pub(crate) fn ok(s: Success, cost: f64, rows: usize) -> Outcome {
-        Outcome {
-            result: Ok(s),
-            cost,
-            count_ran: false,
-            rows,
-        }
-    }
-    /// A page of a counted or COUNT-free listing (`start`, `total`, `next`), billed for its
-    /// rows and, when COUNT ran, for the count. Legacy lists answer `total: 0` without COUNT
-    /// (`NavRecordCount` null → intval 0).
-    pub(crate) fn listed(
-        rows: Vec<J>,
-        page: &super::query::Page,
-        cost: &super::limits::CostModel,
-        cols: usize,
-    ) -> Outcome {
-        let total = Some(page.total.unwrap_or(0));
-        Self::page_of(J::List, rows, total, page, cost, cols)
-    }
-
-    /// [`Self::listed`] for the listings that answer `{key: [...]}` (`crm.item.list`'s
-    /// `items`, `tasks.task.list`'s `tasks`) and no `total` without COUNT.
-    pub(crate) fn listed_under(
-        key: &'static str,
-        rows: Vec<J>,
-        page: &super::query::Page,
-        cost: &super::limits::CostModel,
-        cols: usize,
-    ) -> Outcome {
-        let wrap = |rows| J::obj([(key, J::List(rows))]);
-        Self::page_of(wrap, rows, page.total, page, cost, cols)
-    }
-
-    fn page_of(
-        wrap: impl FnOnce(Vec<J>) -> J,
-        rows: Vec<J>,
-        total: Option<u64>,
-        page: &super::query::Page,
-        cost: &super::limits::CostModel,
-        cols: usize,
-    ) -> Outcome {
-        let n = rows.len();
-        let mut secs = cost.page(n, cols);
-        if let Some(total) = page.total {
-            secs += cost.count(total, cols);
-        }
-        Outcome {
-            result: Ok(Success {
-                result: wrap(rows),
-                total,
-                next: page.next,
-            }),
-            cost: secs,
-            count_ran: page.total.is_some(),
-            rows: n,
-        }
-    }
-    pub(crate) fn err(e: MethodError, cost: f64) -> Outcome {
-        Outcome {
-            result: Err(e),
-            cost,
-            count_ran: false,
-            rows: 0,
-        }
-    }
-}
-
-/// Context handed to every method.
-pub(crate) struct Ctx<'a> {
-    pub st: &'a mut State,
-    pub shared: &'a Shared,
-}
-
-impl Ctx<'_> {
-    pub(crate) fn offset(&self) -> i32 {
-        self.shared.cfg.utc_offset_secs
-    }
-}
 
 /// Whether a method exists (checked before limits so unknown methods answer 404 at once).
 pub(crate) fn exists(method: &str) -> bool {
@@ -136,7 +31,7 @@ pub(crate) fn exists(method: &str) -> bool {
         return matches!(op, "list" | "get" | "fields" | "userfield.list")
             || (entity == "deal" && op == "contact.items.get");
     }
-    if crate::events::is_event_method(method) {
+    if events::is_event_method(method) {
         return true;
     }
     matches!(
@@ -204,12 +99,10 @@ pub(crate) fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome
             _ => None,
         };
     }
-    if crate::events::is_event_method(method) {
+    if events::is_event_method(method) {
         let (offset, cost) = (ctx.offset(), ctx.shared.cfg.cost.call_secs);
         let app = ctx.st.app_context;
-        return Some(crate::events::call(
-            ctx.st, offset, method, params, app, cost,
-        ));
+        return Some(events::call(ctx.st, offset, method, params, app, cost));
     }
     Some(match method {
         "crm.item.list" => item::list(ctx, params),
@@ -249,25 +142,4 @@ pub(crate) fn call(ctx: &mut Ctx, method: &str, params: &PVal) -> Option<Outcome
         "department.fields" => reference::title_map(ctx, "department"),
         _ => return None,
     })
-}
-
-/// `CCrmRestHelper::resolveArrayParam`: `filter`, `FILTER`, `Filter`, `arFilter`.
-pub(crate) fn array_param<'a>(params: &'a PVal, name: &str) -> Option<&'a PVal> {
-    let mut cap = name.to_string();
-    if let Some(first) = cap.get_mut(0..1) {
-        first.make_ascii_uppercase();
-    }
-    [
-        name.to_string(),
-        name.to_uppercase(),
-        cap.clone(),
-        format!("ar{cap}"),
-    ]
-    .iter()
-    .find_map(|k| params.get(k))
-}
-
-/// `start` is read only in lowercase by the REST server.
-pub(crate) fn start_param(params: &PVal) -> i64 {
-    params.get("start").and_then(PVal::as_i64).unwrap_or(0)
 }

@@ -2,17 +2,19 @@
 //! the filter must name the owner (`=ownerType` short code, `=ownerId`); `id` and `productId`
 //! filter with prefixes; other keys are ignored; order by `id` or `sort` (default `sort`); 50
 //! rows a page; `start=-1` skips COUNT. Whether `=ownerId` takes an array is a portal variant
-//! ([`crate::ProductRowOwnerArrays`]): older docs and the connector notes allow it, the current
+//! ([`ProductRowOwnerArrays`]): older docs and the connector notes allow it, the current
 //! docs say only `@id` takes an array and an array under a prefixed key is `INVALID_ARG_VALUE`.
 
-use super::super::ProductRowOwnerArrays;
+use super::super::config::ProductRowOwnerArrays;
 use super::super::json_out::J;
+use super::super::method_error::MethodError;
 use super::super::params::PVal;
 use super::super::productrows::{TABLE, UNDESCRIBED, etid_of_short};
 use super::super::query::{Cond, PAGE, split_op};
 use super::super::render::{self, Cell};
+use super::ctx::{Ctx, start_param};
 use super::legacy::{cell, describe};
-use super::{Ctx, MethodError, Outcome, Success, start_param};
+use super::outcome::{Outcome, Success};
 
 fn required() -> MethodError {
     MethodError::new(

@@ -2,13 +2,15 @@
 //! crm.currency.list, crm.userfield.types.
 
 use super::super::json_out::J;
+use super::super::method_error::MethodError;
 use super::super::model::{Table, Val};
 use super::super::params::PVal;
 use super::super::query::{self, Cond, PAGE, split_op};
 use super::super::render::{self, iso_datetime};
 use super::super::store::PortalData;
+use super::ctx::{Ctx, array_param, start_param};
 use super::legacy::{cell, describe};
-use super::{Ctx, MethodError, Outcome, Success, array_param, start_param};
+use super::outcome::{Outcome, Success};
 
 fn yn(b: bool) -> J {
     J::str(if b { "Y" } else { "N" })

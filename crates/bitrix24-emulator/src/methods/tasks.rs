@@ -8,13 +8,15 @@
 //! the portal offset; `start=-1` skips COUNT and prints neither `next` nor `total`.
 
 use super::super::json_out::J;
+use super::super::method_error::MethodError;
 use super::super::model::{FieldDef, Kind, Table, Val};
 use super::super::params::PVal;
 use super::super::query::{self, Cond, Query, split_op};
 use super::super::render::{self, Cell};
 use super::super::work::{DURATION_TYPES, ZERO_WHEN_EMPTY, task_default, task_enum_values};
+use super::ctx::{Ctx, array_param, start_param};
 use super::legacy::cell;
-use super::{Ctx, MethodError, Outcome, Success, array_param, start_param};
+use super::outcome::{Outcome, Success};
 
 const TABLE: &str = "task";
 

@@ -3,12 +3,14 @@
 //! `ORDER` (two strings), legacy `start` paging (`-1` skips COUNT: `total` 0, no `next`).
 
 use super::super::json_out::J;
+use super::super::method_error::MethodError;
 use super::super::model::{FieldDef, Table, Val};
 use super::super::params::PVal;
 use super::super::query::{self, Cond, Query, split_op};
 use super::super::render::{self, Cell};
+use super::ctx::{Ctx, array_param, start_param};
 use super::legacy::cell;
-use super::{Ctx, MethodError, Outcome, Success, array_param, start_param};
+use super::outcome::{Outcome, Success};
 
 const TABLE: &str = "telephony_call";
 

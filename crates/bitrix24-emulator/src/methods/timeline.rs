@@ -3,7 +3,9 @@
 use super::super::method_error::MethodError;
 use super::super::params::PVal;
 use super::super::timeline::{OWNERS, TABLE};
-use super::{Ctx, Outcome, array_param, legacy};
+use super::ctx::{Ctx, array_param};
+use super::legacy;
+use super::outcome::Outcome;
 
 /// `crm.timeline.comment.list`: the owner check, then the legacy list over the comments.
 pub(crate) fn list(ctx: &mut Ctx, params: &PVal) -> Outcome {

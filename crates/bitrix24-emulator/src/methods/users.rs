@@ -5,8 +5,9 @@ use super::super::model::Val;
 use super::super::params::PVal;
 use super::super::query::{self, Cond, Query, split_op};
 use super::super::render;
+use super::ctx::{Ctx, start_param};
 use super::legacy::cell;
-use super::{Ctx, Outcome, Success, start_param};
+use super::outcome::{Outcome, Success};
 
 /// Params that are not filter keys in user.get / department.get.
 const RESERVED: &[&str] = &[

@@ -7,8 +7,9 @@ use super::super::model::{FieldDef, Table, Val};
 use super::super::params::PVal;
 use super::super::query::{self, Cond, Query, split_op};
 use super::super::render::{self, Cell};
+use super::ctx::{Ctx, array_param, start_param};
 use super::legacy::cell;
-use super::{Ctx, Outcome, Success, array_param, start_param};
+use super::outcome::{Outcome, Success};
 
 const TABLE: &str = "workgroup";
 

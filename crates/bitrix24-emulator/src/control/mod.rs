@@ -1,108 +1,26 @@
 //! In-process control of a running portal: data mutations, faults, counters, ground truth.
 //! The same operations are exposed over HTTP under `/_control/...` (see `server.rs`).
 
-use std::collections::{BTreeMap, BTreeSet};
+mod product_rows;
+
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as SJ, json};
 
-use super::events::{self, Change, EmitCtx, EventsState};
-use super::fields::uf_gen_for;
-use super::limits::{LeakyBucket, OperatingLimiter, SimClock};
-use super::method_error::MethodError;
-use super::model::Gen;
-use super::model::{FieldDef, FmVal, Kind, Table, Val};
-use super::oauth::OAuthState;
-use super::render::{self, Cell};
-use super::store::{PortalData, modify_field};
-use super::{BillingSettings, DemoPortalError, PortalConfig, SmartStageHistory};
-
-/// Request and billing counters.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Counters {
-    /// HTTP requests to `/rest/...` (a batch is one).
-    pub requests_total: u64,
-    /// Calls per method, including each nested batch command.
-    pub per_method: BTreeMap<String, u64>,
-    /// COUNT queries executed (list calls with `start >= 0`).
-    pub count_queries: u64,
-    pub count_queries_per_method: BTreeMap<String, u64>,
-    /// Simulated operating seconds billed per method.
-    pub operating_secs: BTreeMap<String, f64>,
-    pub rows_served: BTreeMap<String, u64>,
-    /// HTTP responses by status code.
-    pub responses_by_status: BTreeMap<String, u64>,
-    /// Errors by code (top-level and nested), `""` for legacy code-less errors.
-    pub errors_by_code: BTreeMap<String, u64>,
-    /// HTTP 503 QUERY_LIMIT_EXCEEDED responses.
-    pub query_limit_exceeded: u64,
-    /// HTTP 429 OPERATION_TIME_LIMIT responses.
-    pub operation_time_limit: u64,
-    pub faults_injected: u64,
-    /// Injected faults by kind (`operation_time_limit`, `connection_reset`…), so tests can
-    /// tell the portal's own limit answers from injected ones.
-    #[serde(default)]
-    pub faults_by_kind: BTreeMap<String, u64>,
-}
-
-impl FaultKind {
-    /// The `type` name used on the control API.
-    pub fn name(&self) -> &'static str {
-        match self {
-            FaultKind::QueryLimitExceeded => "query_limit_exceeded",
-            FaultKind::OperationTimeLimit => "operation_time_limit",
-            FaultKind::InternalError => "internal_error",
-            FaultKind::Slow { .. } => "slow",
-            FaultKind::ConnectionReset => "connection_reset",
-            FaultKind::TruncatedJson => "truncated_json",
-            FaultKind::ExpiredToken => "expired_token",
-            FaultKind::PortalError { .. } => "portal_error",
-        }
-    }
-}
-
-/// What an injected fault does.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum FaultKind {
-    /// HTTP 503 QUERY_LIMIT_EXCEEDED.
-    QueryLimitExceeded,
-    /// HTTP 429 OPERATION_TIME_LIMIT.
-    OperationTimeLimit,
-    /// HTTP 500 INTERNAL_SERVER_ERROR.
-    InternalError,
-    /// Delay the (otherwise normal) response.
-    Slow { delay_ms: u64 },
-    /// Send part of the body, then abort the connection.
-    ConnectionReset,
-    /// HTTP 200 with a cut JSON body.
-    TruncatedJson,
-    /// HTTP 401 expired_token.
-    ExpiredToken,
-    /// Any other error answer `{"error": code, "error_description": description}`, e.g. a
-    /// final `ACCESS_DENIED` the client must not retry.
-    PortalError {
-        status: u16,
-        code: String,
-        description: String,
-    },
-}
-
-/// A fault rule: applies with `probability`, or to the next `remaining` requests (both absent:
-/// every request), optionally only for one top-level `method`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Fault {
-    #[serde(flatten)]
-    pub kind: FaultKind,
-    #[serde(default)]
-    pub method: Option<String>,
-    #[serde(default)]
-    pub probability: Option<f64>,
-    #[serde(default)]
-    pub remaining: Option<u32>,
-}
+use crate::config::{BillingSettings, PortalConfig, RenderStyle, SmartStageHistory};
+use crate::error::DemoPortalError;
+use crate::events::{self, Change, EmitCtx, EventsState};
+use crate::fields::uf_gen_for;
+use crate::limits::{LeakyBucket, OperatingLimiter, SimClock};
+use crate::model::Gen;
+use crate::model::{FieldDef, FmVal, Kind, Table, Val, modify_field};
+use crate::oauth::OAuthState;
+use crate::render::{self, Cell};
+use crate::state::{Counters, Fault, Shared, State};
+use crate::store::PortalData;
 
 /// A user field to add through the control API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,84 +42,6 @@ pub struct UserFieldSpec {
 
 fn yes() -> bool {
     true
-}
-
-/// Mutable portal state behind one lock (handlers never hold it across an await).
-#[derive(Debug)]
-pub(crate) struct State {
-    pub data: PortalData,
-    pub clock: SimClock,
-    pub bucket: LeakyBucket,
-    pub operating: OperatingLimiter,
-    /// How calls are billed and reported now (starts from the config).
-    pub billing: BillingSettings,
-    pub counters: Counters,
-    pub faults: Vec<Fault>,
-    pub oauth: OAuthState,
-    pub crm_admin: bool,
-    pub rng: u64,
-    /// Methods answering `ERROR_METHOD_NOT_FOUND` (lower-case).
-    pub missing_methods: BTreeSet<String>,
-    pub smart_stage_history: SmartStageHistory,
-    pub productrow_owner_arrays: super::ProductRowOwnerArrays,
-    /// Scopes the credentials lack.
-    pub denied_scopes: BTreeSet<String>,
-    /// Bound handlers, the offline queue and online deliveries.
-    pub events: EventsState,
-    /// Whether the request being run came with an application token (not a webhook).
-    pub app_context: bool,
-}
-
-/// The scope a method needs (the `Scope:` line of its docs page); `None` for `batch` and other
-/// `basic` methods, which every webhook has.
-pub(crate) fn scope_of(method: &str) -> Option<&'static str> {
-    match method.split('.').next().unwrap_or_default() {
-        "crm" => Some("crm"),
-        "user" => Some("user"),
-        "department" => Some("department"),
-        "tasks" | "task" => Some("task"),
-        "voximplant" => Some("telephony"),
-        "sonet_group" => Some("sonet_group"),
-        _ => None,
-    }
-}
-
-impl State {
-    /// How this portal refuses `method` before running it, if it does: no such method here, or
-    /// a scope the credentials lack. `oauth` picks the scope error's wording; inside a batch the
-    /// description is empty (docs/bitrix24-api.md §1.6).
-    pub(crate) fn refusal(&self, method: &str, in_batch: bool, oauth: bool) -> Option<MethodError> {
-        if self.missing_methods.contains(&method.to_ascii_lowercase()) {
-            return Some(MethodError::new(
-                404,
-                "ERROR_METHOD_NOT_FOUND",
-                "Method not found!",
-            ));
-        }
-        let scope = scope_of(method)?;
-        if !self.denied_scopes.contains(scope) {
-            return None;
-        }
-        let description = match (in_batch, oauth) {
-            (true, _) => "",
-            (false, false) => {
-                "The request requires higher privileges than provided by the webhook token"
-            }
-            (false, true) => {
-                "The request requires higher privileges than provided by the access token"
-            }
-        };
-        Some(MethodError::new(401, "insufficient_scope", description))
-    }
-}
-
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub cfg: PortalConfig,
-    pub base_url: String,
-    pub state: Mutex<State>,
-    /// Wakes the online-event delivery task.
-    pub events_wake: tokio::sync::Notify,
 }
 
 /// Handle to a running portal's state (cheap to clone).
@@ -414,7 +254,7 @@ impl PortalControl {
                 t.set_override(*id, code, Val::DateTime(now));
             }
         }
-        if let Some((field, before)) = super::work::appended_time(t) {
+        if let Some((field, before)) = crate::work::appended_time(t) {
             for id in &ids {
                 t.set_override(*id, field, Val::DateTime(now - before));
             }
@@ -425,7 +265,7 @@ impl PortalControl {
             .filter(|_| {
                 matches!(
                     t.kind,
-                    super::model::TableKind::Dynamic | super::model::TableKind::Crm
+                    crate::model::TableKind::Dynamic | crate::model::TableKind::Crm
                 )
             });
         if let Some(h) = history.and_then(|h| st.data.tables.get_mut(&h)) {
@@ -457,7 +297,7 @@ impl PortalControl {
         let ctx = self.emit_ctx();
         let mut online = false;
         for id in ids {
-            online |= events::emit(st, &ctx, table, *id, change);
+            online |= events::emit(&mut st.events, st.clock.now(), &ctx, table, *id, change);
         }
         if online {
             self.shared.events_wake.notify_one();
@@ -468,7 +308,7 @@ impl PortalControl {
         let cfg = &self.shared.cfg;
         EmitCtx {
             base_url: self.shared.base_url.clone(),
-            member_id: format!("{:032x}", super::generate::mix(cfg.seed)),
+            member_id: format!("{:032x}", crate::hash::mix(cfg.seed)),
             application_token: self.application_token(),
             access_token: cfg.oauth.access_token.clone(),
             refresh_token: cfg.oauth.refresh_token.clone(),
@@ -547,10 +387,10 @@ impl PortalControl {
             .ok_or_else(|| unknown_table(table))?;
         if !matches!(
             t.kind,
-            super::model::TableKind::Crm
-                | super::model::TableKind::Dynamic
-                | super::model::TableKind::Task
-                | super::model::TableKind::Requisite
+            crate::model::TableKind::Crm
+                | crate::model::TableKind::Dynamic
+                | crate::model::TableKind::Task
+                | crate::model::TableKind::Requisite
         ) {
             return Err(DemoPortalError::Config(format!(
                 "table {table} has no user fields"
@@ -691,7 +531,7 @@ fn truth_rows(data: &PortalData, t: &Table, offset: i32) -> Vec<Map<String, SJ>>
                 entity_type_id: t.entity_type_id.unwrap_or(0),
                 id,
                 offset,
-                style: super::RenderStyle::default(),
+                style: RenderStyle::default(),
             };
             let mut row = Map::new();
             for f in t.fields.iter().filter(|f| !f.code.starts_with('_')) {
