@@ -288,7 +288,7 @@ pub async fn start_offline_feed(
         Arc::new(move || state.catalog()),
     )
     .await?;
-    let pace = super::events::pace(&config);
+    let pace = super::events::pace(config);
     Ok(Some(tokio::spawn(async move { feed.run(pace).await })))
 }
 

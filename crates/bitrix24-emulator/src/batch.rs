@@ -5,6 +5,7 @@ use super::billing::{
     bill, call_scaled, finish_of, key_figure, operating_blocked, time_with_figure,
 };
 use super::config::NestedFigures;
+use super::faults;
 use super::json_out::J;
 use super::methods::{self, Ctx, MethodError, Outcome};
 use super::params::{self, PVal, from_j};
@@ -197,6 +198,13 @@ pub(crate) fn run(ctx: &mut Ctx, params: &PVal, auth: &[(String, PVal)], now: f6
             continue;
         }
         if let Some(e) = ctx.st.refusal(&method, true, !auth.is_empty()) {
+            error(e, &mut acc, ctx.st);
+            if halt {
+                break;
+            }
+            continue;
+        }
+        if let Some(e) = faults::take_nested(ctx.st, &method) {
             error(e, &mut acc, ctx.st);
             if halt {
                 break;

@@ -86,7 +86,9 @@ pub enum FaultKind {
 }
 
 /// A fault rule: applies with `probability`, or to the next `remaining` requests (both absent:
-/// every request), optionally only for one top-level `method`.
+/// every request), optionally only for one `method`: its requests, and its commands inside a
+/// `batch` (answered as that command's error, as a portal does; transport faults apply to
+/// whole requests only).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fault {
     #[serde(flatten)]
