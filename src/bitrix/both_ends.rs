@@ -21,7 +21,7 @@
 //! more bucket time than the `batch` budget it spares.
 use super::client::Client;
 use super::error::BitrixError;
-use super::governor::Evidence;
+use super::governor::{BATCH_KEY, Evidence};
 use super::listing::{
     Chain, ListRequest, PAGE_SIZE, Page, base_params, filter_mut, malformed, raw_rows, row_id,
     set_order, shaped,
@@ -56,16 +56,19 @@ pub(super) fn list(
         let frontier = Arc::new(Mutex::new(Frontier::default()));
         let (tx, mut rx) = mpsc::unbounded_channel::<Result<(Page, OwnedSemaphorePermit), BitrixError>>();
         let mut descent: Option<DescentTask> = None;
+        let mut bill = AscendingBill::start(&client);
         loop {
             let Some(low) = lock(&frontier).unmet_low() else {
                 break;
             };
             chain.set_cap(low.map(|l| l - 1));
             // A batch waits while the `batch` key carries more than the key the descending
-            // side's plain pages pay: the bill stays split, leaving the shared `batch` budget to
-            // other loads.
+            // side's plain pages pay (under `both` billing: more than any key): the bill stays
+            // split, leaving the shared `batch` budget to other loads.
+            let rest = bill.rest(&client, &chain);
+            lock(&frontier).companion_plain = client.governor().spread_under_both(rest);
             while descent.as_ref().is_some_and(DescentTask::running)
-                && client.governor().batch_key_ahead_of(spec.list)
+                && client.governor().batch_should_yield_to(spec.list, rest)
             {
                 if let Ok(Some(item)) = tokio::time::timeout(BALANCE_POLL, rx.recv()).await {
                     yield item?.0;
@@ -75,6 +78,7 @@ pub(super) fn list(
             let Some(pages) = chain.next_batch(&client).await? else {
                 break;
             };
+            bill.rows += pages.iter().map(|p| p.rows.len()).sum::<usize>();
             let mut met = false;
             for page in pages {
                 // The guard must be gone before `?` (an await point in this stream).
@@ -82,7 +86,7 @@ pub(super) fn list(
                 let (kept, now_met) = clipped?;
                 met |= now_met;
                 if !kept.is_empty() {
-                    yield Page { rows: kept };
+                    yield Page::new(kept);
                 }
             }
             while let Ok(item) = rx.try_recv() {
@@ -114,6 +118,32 @@ pub(super) fn list(
     }
 }
 
+/// What the ascending side's batches have cost so far, to estimate the rest of them.
+struct AscendingBill {
+    /// The `batch` key's load when the listing started (other loads may share it).
+    batch_at_start: f64,
+    rows: usize,
+}
+
+impl AscendingBill {
+    fn start(client: &Client) -> Self {
+        Self {
+            batch_at_start: client.governor().key_load(BATCH_KEY),
+            rows: 0,
+        }
+    }
+
+    /// The `batch` key's expected bill for the rows the ascending chain has left, at the cost
+    /// per row its batches have had so far (`None` before the first).
+    fn rest(&self, client: &Client, chain: &Chain) -> Option<f64> {
+        if self.rows == 0 {
+            return None;
+        }
+        let spent = (client.governor().key_load(BATCH_KEY) - self.batch_at_start).max(0.0);
+        Some(chain.rows_left()? * spent / self.rows as f64)
+    }
+}
+
 fn lock(frontier: &Mutex<Frontier>) -> MutexGuard<'_, Frontier> {
     // A side that panicked mid-update leaves the data consistent (updates are single writes).
     frontier.lock().unwrap_or_else(|e| e.into_inner())
@@ -136,6 +166,9 @@ fn pays(client: &Client, req: &ListRequest, chain: &Chain) -> bool {
 /// `desc_low`; the sides have met once they touch.
 #[derive(Debug, Default)]
 struct Frontier {
+    /// The descending side's pages get their companion columns with plain calls too
+    /// (`Governor::spread_under_both`).
+    companion_plain: bool,
     /// Every row up to this id has been read by the ascending side.
     asc_covered: Option<i64>,
     /// Every row from `desc_low` up to `desc_top` has been read by the descending side.
@@ -296,7 +329,11 @@ fn deliver(
     let mut f = lock(frontier);
     match f.clip_descending(spec, rows) {
         Ok((kept, done)) => {
-            let sent = kept.is_empty() || tx.send(Ok((Page { rows: kept }, permit))).is_ok();
+            let page = Page {
+                rows: kept,
+                companion_plain: f.companion_plain,
+            };
+            let sent = page.rows.is_empty() || tx.send(Ok((page, permit))).is_ok();
             sent && !done
         }
         Err(e) => {

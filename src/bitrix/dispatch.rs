@@ -54,7 +54,7 @@ pub fn list(
                         };
                         let rows = raw_rows(spec, &r)?;
                         seen += rows.len() as u64;
-                        yield Page { rows };
+                        yield Page::new(rows);
                         match r.next {
                             Some(n) if n > start => start = n,
                             Some(_) => Err(malformed(spec, "`next` did not advance"))?,
@@ -71,7 +71,7 @@ pub fn list(
                         Err(e) if optional && gone(&e) => continue,
                         r => r?,
                     };
-                    yield Page { rows: raw_rows(spec, &r)? };
+                    yield Page::new(raw_rows(spec, &r)?);
                 }
                 Paging::OwnerChain => {
                     let mut pages = Box::pin(super::productrows::list(client.clone(), req.clone()));
@@ -177,9 +177,11 @@ async fn unpaged_batch(
                 }
             }
         };
-        pages.push(Page {
-            rows: with_parent_and_key(spec, req, raw_rows(spec, &r)?)?,
-        });
+        pages.push(Page::new(with_parent_and_key(
+            spec,
+            req,
+            raw_rows(spec, &r)?,
+        )?));
     }
     Ok(pages)
 }

@@ -826,6 +826,55 @@ impl Governor {
             && self.key_load(BATCH_KEY) > self.key_load(method)
     }
 
+    /// Under `both` billing (a batched command is billed to `batch` and to its method), whether
+    /// a listing from both ends should spread onto plain calls — plain pages and their
+    /// companion reads, two requests per 50 rows that spare only `batch`: while the rest of
+    /// the listing (`batched_rest`, its batches' expected bill) fits `batch`'s budget. A
+    /// listing that outgrows the window is paced by its methods' keys anyway, and spreading
+    /// would make the request bucket its bottleneck.
+    pub fn spread_under_both(&self, batched_rest: Option<f64>) -> bool {
+        let billing = self.billing();
+        if billing.batch_key != Evidence::Yes || billing.nested_keys != Evidence::Yes {
+            return false;
+        }
+        let (Some(limit), Some(rest)) = (self.cfg.operating_limit_secs, batched_rest) else {
+            return false;
+        };
+        self.key_load(BATCH_KEY) + rest <= limit * (1.0 - self.cfg.safety)
+    }
+
+    /// Whether a batch of a listing of `method` read from both ends should wait for the plain
+    /// pages (`both_ends`): under whole-batch billing while the `batch` key carries more than
+    /// `method`'s key (which holds only plain calls); under `both` billing, where the listing
+    /// spreads ([`Self::spread_under_both`]), while `batch` is the busiest key of all.
+    pub fn batch_should_yield_to(&self, method: &str, batched_rest: Option<f64>) -> bool {
+        let billing = self.billing();
+        if billing.batch_key != Evidence::Yes {
+            return false;
+        }
+        if billing.nested_keys != Evidence::Yes {
+            return self.key_load(BATCH_KEY) > self.key_load(method);
+        }
+        if !self.spread_under_both(batched_rest) {
+            return false;
+        }
+        let now = self.clock.now();
+        let window = self.cfg.window_secs;
+        with_state(self.store.as_ref(), |s| {
+            let mut batch = 0.0;
+            let mut others: f64 = 0.0;
+            for (key, m) in s.methods.iter_mut() {
+                let load = m.in_window(now, window) + m.reserved;
+                if key == BATCH_KEY {
+                    batch = load;
+                } else {
+                    others = others.max(load);
+                }
+            }
+            batch > others
+        })
+    }
+
     /// Operating seconds billed to `key` within the window, with calls in flight.
     pub fn key_load(&self, key: &str) -> f64 {
         let now = self.clock.now();

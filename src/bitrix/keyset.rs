@@ -178,7 +178,7 @@ impl KeyChain {
                     "a full page brought no row past the cursor: the portal ignores the filter or the order",
                 ));
             }
-            pages.push(Page { rows });
+            pages.push(Page::new(rows));
             if !full {
                 self.done = true;
                 break;

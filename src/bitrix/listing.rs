@@ -69,6 +69,19 @@ pub struct ListRequest {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Page {
     pub rows: Vec<RawRow>,
+    /// Its companion columns are to be read with plain calls too: set by a listing from both
+    /// ends on its plain pages where it spreads under `both` billing
+    /// (`Governor::spread_under_both`, `pipeline::companion`).
+    pub companion_plain: bool,
+}
+
+impl Page {
+    pub fn new(rows: Vec<RawRow>) -> Self {
+        Self {
+            rows,
+            companion_plain: false,
+        }
+    }
 }
 
 /// Parameters of the cheapest first page of a listing (ids only where the method selects),
@@ -570,7 +583,7 @@ impl Chain {
                     let rows = raw_rows(self.spec, &r)?;
                     self.accept(&rows)?;
                     let full = rows.len() >= PAGE_SIZE;
-                    pages.push(Page { rows });
+                    pages.push(Page::new(rows));
                     if !full {
                         self.done = true;
                         break;
@@ -660,7 +673,7 @@ impl Chain {
             self.done = true;
         }
         self.stalled = 0;
-        Ok(Some(vec![Page { rows }]))
+        Ok(Some(vec![Page::new(rows)]))
     }
 
     fn read_probe(&mut self, outcome: CommandOutcome<RawResult>) -> Result<(), BitrixError> {

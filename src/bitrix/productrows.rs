@@ -281,7 +281,7 @@ impl RowLister {
                 progress = true;
                 let full = rows.len() >= PAGE_SIZE;
                 self.rows_seen += rows.len() as u64;
-                pages.push(Page { rows });
+                pages.push(Page::new(rows));
                 if !full {
                     end = ChainEnd::Done;
                     break;

@@ -126,16 +126,18 @@ impl CompanionJob {
         self.targets.iter().any(|(t, _)| *t == i)
     }
 
-    /// Normalises the primary rows and joins the companion's columns for the same IDs.
+    /// Normalises the primary rows and joins the companion's columns for the same IDs, read
+    /// with plain calls if `plain_calls` (`bitrix::Page::companion_plain`) or where that pays.
     pub(super) async fn join(
         &self,
         client: &Client,
         job: &dyn PrimaryRows,
         rows: &[RawRow],
         service: &ServiceValues,
+        plain_calls: bool,
     ) -> Result<Joined, PipelineError> {
         let ids = primary_ids(job.spec(), rows)?;
-        let companion = self.fetch(client, &ids).await?;
+        let companion = self.fetch(client, &ids, plain_calls).await?;
         self.join_fetched(job, rows, &ids, &companion, service)
     }
 
@@ -205,15 +207,17 @@ impl CompanionJob {
     }
 
     /// The companion's rows for `ids`, by ID: 50 IDs per command, in batches of up to 50
-    /// commands, or in plain calls where that pays (see [`Self::plain_calls_pay`]).
+    /// commands, or in plain calls where asked or where that pays (see
+    /// [`Self::plain_calls_pay`]).
     async fn fetch(
         &self,
         client: &Client,
         ids: &[i64],
+        plain_calls: bool,
     ) -> Result<HashMap<i64, RawRow>, BitrixError> {
         let mut found = HashMap::with_capacity(ids.len());
         for part in ids.chunks(PAGE_SIZE * MAX_COMMANDS) {
-            let rows = if self.plain_calls_pay(client, part) {
+            let rows = if plain_calls || self.plain_calls_pay(client, part) {
                 self.fetch_plain(client, part).await?
             } else {
                 self.fetch_batched(client, part).await?
@@ -437,7 +441,7 @@ mod tests {
             is_deleted: false,
         };
         let joined = companion
-            .join(&client, &job, &rows, &service)
+            .join(&client, &job, &rows, &service, false)
             .await
             .unwrap();
         assert_eq!(joined.unsettled, [5, 9, 77]);
@@ -461,7 +465,7 @@ mod tests {
 
         // The whole step: unsettled rows are read again; the edited ones now agree, the
         // deleted one is gone.
-        let page = super::super::extract::joined_page(&client, &job, &companion, &rows)
+        let page = super::super::extract::joined_page(&client, &job, &companion, &rows, false)
             .await
             .unwrap();
         assert_eq!(page.rows.len(), total - 1);

@@ -224,11 +224,23 @@ async fn typed_group(
     let pages = group
         .into_iter()
         .collect::<Result<Vec<Page>, BitrixError>>()?;
-    let rows: Vec<RawRow> = pages.into_iter().flat_map(|p| p.rows).collect();
-    match &job.companion {
-        None => normalize_page(&job, &rows),
-        Some(companion) => joined_page(&client, &job, companion, &rows).await,
+    let Some(companion) = &job.companion else {
+        let rows: Vec<RawRow> = pages.into_iter().flat_map(|p| p.rows).collect();
+        return normalize_page(&job, &rows);
+    };
+    let (plain, batched): (Vec<Page>, Vec<Page>) =
+        pages.into_iter().partition(|p| p.companion_plain);
+    let mut out = TypedPage::default();
+    for (pages, plain_calls) in [(batched, false), (plain, true)] {
+        let rows: Vec<RawRow> = pages.into_iter().flat_map(|p| p.rows).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let part = joined_page(&client, &job, companion, &rows, plain_calls).await?;
+        out.rows.extend(part.rows);
+        out.issues.extend(part.issues);
     }
+    Ok(out)
 }
 
 fn normalize_page(job: &EntityJob, rows: &[RawRow]) -> Result<TypedPage, PipelineError> {
@@ -250,9 +262,12 @@ pub(super) async fn joined_page(
     job: &EntityJob,
     companion: &CompanionJob,
     rows: &[RawRow],
+    plain_calls: bool,
 ) -> Result<TypedPage, PipelineError> {
     let service = service_values(false);
-    let first = companion.join(client, job, rows, &service).await?;
+    let first = companion
+        .join(client, job, rows, &service, plain_calls)
+        .await?;
     let mut out = TypedPage {
         rows: first.rows,
         issues: first.issues,
@@ -275,7 +290,9 @@ pub(super) async fn joined_page(
         .into_iter()
         .flatten()
         .collect();
-    let second = companion.join(client, job, &reread, &service).await?;
+    let second = companion
+        .join(client, job, &reread, &service, plain_calls)
+        .await?;
     if !second.unsettled.is_empty() {
         tracing::info!(
             entity = %job.entity.name,
