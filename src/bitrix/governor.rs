@@ -1958,6 +1958,37 @@ mod tests {
     }
 
     #[test]
+    fn a_listing_spreads_onto_plain_calls_under_both_billing_only_while_its_rest_fits() {
+        let g = Governor::new(cfg());
+        // `both`: `batch` at 66 s and the nested method's own figures growing (22 s).
+        g.observe_batch_with(
+            &answer("crm.deal.list", 4, 0.5, Some(66.0), |i| {
+                Some(20.0 + 0.5 * (i + 1) as f64)
+            }),
+            |_, _| true,
+        );
+        assert_eq!(g.billing().summary(), BatchBilling::Both);
+        // `batch` is the busiest key and 66 + 100 fits its budget: spread, and batches wait.
+        assert!(g.spread_under_both(Some(100.0)));
+        assert!(g.batch_should_yield_to("crm.item.list", Some(100.0)));
+        // A rest that outgrows the budget, or one not known yet: neither.
+        assert!(!g.spread_under_both(Some(400.0)));
+        assert!(!g.batch_should_yield_to("crm.item.list", Some(400.0)));
+        assert!(!g.batch_should_yield_to("crm.item.list", None));
+
+        // Whole-batch billing: no spreading of companion reads; a batch waits while `batch`
+        // carries more than the method key its plain pages pay, whatever the rest.
+        let g = Governor::new(cfg());
+        g.observe_batch_with(
+            &answer("crm.deal.list", 4, 0.5, Some(66.0), |_| None),
+            |_, _| true,
+        );
+        assert_eq!(g.billing().summary(), BatchBilling::WholeBatch);
+        assert!(!g.spread_under_both(Some(100.0)));
+        assert!(g.batch_should_yield_to("crm.item.list", None));
+    }
+
+    #[test]
     fn billing_is_relearned_when_the_evidence_changes() {
         let g = Governor::new(cfg());
         g.observe_batch_with(

@@ -1,16 +1,16 @@
-//! Rows modified since a time, read as commands of a `batch` the caller sends: the change
-//! feed asks for them in the same request as the event queue (`crate::events::feed`), so a
-//! steady trickle of changes costs one request per read instead of a listing and a companion
-//! batch after it.
+//! Rows modified since a time, or with given IDs, read as commands of one `batch`: the change
+//! feed asks for the rows changed since its last read in the same request as the event queue
+//! (`crate::events::feed`), so a steady trickle of changes costs one request per read, and
+//! fetches the few rows those pages lack by ID in one more (`crate::events::sink`), both
+//! methods' pages together instead of a listing and a companion batch after it.
 //!
-//! Both methods' pages are plain offset pages of the same filter and order (`>=` the cursor,
-//! `ID ASC`). A row that moved between the two reads, or that the pages did not reach, is left
+//! Both methods' pages have the same filter and order (`>=` the cursor or `@ID`, `ID ASC`). A
+//! row that changed between the two methods' pages, or that the pages did not reach, is left
 //! out: the caller fetches whatever the events named and these pages lack, by ID.
 use super::companion::{CompanionJob, page_start, primary_ids};
 use super::error::PipelineError;
 use super::extract::{EntityJob, service_values};
-use crate::bitrix::batch::MAX_COMMANDS;
-use crate::bitrix::batch::{Batch, BatchResponse, CommandOutcome};
+use crate::bitrix::batch::{Batch, BatchResponse, CommandOutcome, MAX_COMMANDS};
 use crate::bitrix::listing::{PAGE_SIZE, first_page_params, raw_rows, row_id};
 use crate::bitrix::methods::{FilterStyle, Paging};
 use crate::bitrix::{BitrixError, RawResult, RawRow};
@@ -27,7 +27,7 @@ pub const MAX_IDS: usize = PAGE_SIZE * MAX_COMMANDS / 2;
 /// commands.
 pub struct ChangedRows {
     job: Arc<EntityJob>,
-    /// (command name, method, params) of the primary's pages, then the companion's.
+    /// (command name, params) of the primary's pages, and of the companion's.
     primary: Vec<(String, Value)>,
     companion: Vec<(String, Value)>,
 }
