@@ -8,4 +8,4 @@ cd "$ROOT"
 export B24CH_HOME="$ROOT"
 scripts/setup_clickhouse.sh
 cargo build --release --quiet
-exec target/release/b24ch demo "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/b24ch" demo "$@"
