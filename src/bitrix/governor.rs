@@ -848,12 +848,8 @@ impl Governor {
     /// `method`'s key (which holds only plain calls); under `both` billing, where the listing
     /// spreads ([`Self::spread_under_both`]), while `batch` is the busiest key of all.
     pub fn batch_should_yield_to(&self, method: &str, batched_rest: Option<f64>) -> bool {
-        let billing = self.billing();
-        if billing.batch_key != Evidence::Yes {
-            return false;
-        }
-        if billing.nested_keys != Evidence::Yes {
-            return self.key_load(BATCH_KEY) > self.key_load(method);
+        if self.billing().nested_keys != Evidence::Yes {
+            return self.batch_key_ahead_of(method);
         }
         if !self.spread_under_both(batched_rest) {
             return false;

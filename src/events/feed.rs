@@ -235,8 +235,10 @@ impl Feed {
             return Ok(report);
         }
         self.save_lease(&batch.process_id)?;
-        self.apply(&batch, &prefetched, &mut report).await?;
-        self.note_activity(&batch.events);
+        let groups = by_entity(&batch.events);
+        self.apply(&batch, &groups, &prefetched, &mut report)
+            .await?;
+        self.note_activity(&groups);
         *locked(&self.applied) = Some(batch.process_id);
         locked(&self.failures).clear();
         Ok(report)
@@ -357,28 +359,24 @@ impl Feed {
     }
 
     /// Remembers which entities' rows the lease changed, and how many.
-    fn note_activity(&self, events: &[OfflineEvent]) {
-        let mut rows: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
-        for e in events {
-            if let Some(Notice {
-                entity,
-                kind: ChangeKind::Upsert,
-                id: Some(id),
-            }) = classify(&e.name, &e.data)
-            {
-                rows.entry(entity).or_default().insert(id);
-            }
-        }
+    fn note_activity(&self, groups: &BTreeMap<String, Vec<(Notice, &str)>>) {
         let now = Instant::now();
         let mut active = locked(&self.active);
-        for (entity, ids) in rows {
-            active.insert(
-                entity,
-                Activity {
-                    last: now,
-                    rows: ids.len(),
-                },
-            );
+        for (entity, records) in groups {
+            let rows: BTreeSet<u64> = records
+                .iter()
+                .filter(|(n, _)| n.kind == ChangeKind::Upsert)
+                .filter_map(|(n, _)| n.id)
+                .collect();
+            if !rows.is_empty() {
+                active.insert(
+                    entity.clone(),
+                    Activity {
+                        last: now,
+                        rows: rows.len(),
+                    },
+                );
+            }
         }
     }
 
@@ -386,10 +384,10 @@ impl Feed {
     async fn apply(
         &self,
         batch: &OfflineBatch,
+        groups: &BTreeMap<String, Vec<(Notice, &str)>>,
         prefetched: &Prefetched,
         report: &mut CycleReport,
     ) -> Result<(), EventsError> {
-        let groups = by_entity(&batch.events);
         report.ignored_events = batch.events.len() - groups.values().map(Vec::len).sum::<usize>();
         let mut retry = None;
         for (entity, records) in groups {
@@ -401,7 +399,7 @@ impl Feed {
                 }
                 Err(e) if !e.keeps_failing() => return Err(e),
                 Err(e) => {
-                    if self.failed_again(&entity) < ATTEMPTS_BEFORE_SETTING_ASIDE {
+                    if self.failed_again(entity) < ATTEMPTS_BEFORE_SETTING_ASIDE {
                         tracing::warn!(%entity, error = %e, "event records failed; the lease is read again next cycle");
                         retry.get_or_insert(e);
                         continue;
