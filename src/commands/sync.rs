@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::encode::Format;
 use crate::pipeline::EntityJob;
 use crate::portal::{self, DemoSettings};
-use crate::sync::{self, Progress};
+use crate::sync::{self, FullListing, LoadReport, Progress};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,8 +34,7 @@ struct Ctx {
 /// The entities to load. `all` skips the ones the portal refuses, with a warning naming each;
 /// asking for one by name is an error in the portal's words with what to do.
 fn wanted(catalog: &Catalog, args: &SyncArgs, config: &Config) -> anyhow::Result<Vec<String>> {
-    let all = args.entities.is_empty() || args.entities.iter().any(|e| e == "all");
-    if !all {
+    if !all_named(args) {
         if let Some(u) = args.entities.iter().find_map(|e| catalog.unavailable(e)) {
             anyhow::bail!("{}", u.explain());
         }
@@ -51,9 +50,43 @@ fn wanted(catalog: &Catalog, args: &SyncArgs, config: &Config) -> anyhow::Result
     Ok(selected(catalog, args, config))
 }
 
+fn all_named(args: &SyncArgs) -> bool {
+    args.entities.is_empty() || args.entities.iter().any(|e| e == "all")
+}
+
+/// Whether a `sync all` leaves this table for now: it is loaded whole, one owner per command
+/// (its cost grows with the owners, not the changes), and its last complete load is younger
+/// than its schedule. Naming the entity loads it anyway.
+async fn not_due(ctx: &Ctx, job: &EntityJob) -> bool {
+    if !job.whole_per_owner() {
+        return false;
+    }
+    let name = &job.entity.name;
+    let schedule = ctx.config.entity(name).schedule;
+    let last = match sync::last_whole_load(&ctx.conn, &ctx.target, job).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return false,
+        Err(e) => {
+            tracing::debug!(entity = %name, error = %e, "last whole load unknown; loading");
+            return false;
+        }
+    };
+    let age = (chrono::Utc::now() - last).to_std().unwrap_or_default();
+    if age >= schedule.as_duration() {
+        return false;
+    }
+    tracing::info!(
+        entity = %name,
+        loaded_secs_ago = age.as_secs(),
+        schedule = %schedule.sql(),
+        "not due: this table is listed whole, one owner per command, and its last complete load is younger than its schedule; `b24ch sync {name}` loads it now"
+    );
+    true
+}
+
 /// The enabled entities of the catalog the arguments name (all of them for `all`).
 fn selected(catalog: &Catalog, args: &SyncArgs, config: &Config) -> Vec<String> {
-    let all = args.entities.is_empty() || args.entities.iter().any(|e| e == "all");
+    let all = all_named(args);
     catalog
         .entities
         .iter()
@@ -126,7 +159,7 @@ async fn owners_known(ctx: &Ctx, catalog: &Catalog, job: Arc<EntityJob>) -> Arc<
     }
 }
 
-async fn load_one(ctx: &Ctx, job: Arc<EntityJob>, show: bool) -> anyhow::Result<()> {
+async fn load_one(ctx: &Ctx, job: Arc<EntityJob>, show: bool) -> anyhow::Result<LoadReport> {
     let name = job.entity.name.clone();
     let progress = if show {
         Progress::new(&name)
@@ -152,7 +185,7 @@ async fn load_one(ctx: &Ctx, job: Arc<EntityJob>, show: bool) -> anyhow::Result<
         Ok(r) => {
             progress.finish("done");
             tracing::info!(entity = %name, rows = r.rows, requests, operating_secs, duration_ms, since = ?r.since, cursor = ?r.watermark, invalid = r.invalid, "load");
-            Ok(())
+            Ok(r)
         }
         Err(e) => {
             progress.finish("failed");
@@ -162,27 +195,38 @@ async fn load_one(ctx: &Ctx, job: Arc<EntityJob>, show: bool) -> anyhow::Result<
     }
 }
 
-async fn reconcile_one(ctx: &Ctx, job: Arc<EntityJob>) -> anyhow::Result<()> {
+/// Deletions of one entity: from the listing of the full load just done, or by an ID scan.
+async fn reconcile_one(
+    ctx: &Ctx,
+    job: Arc<EntityJob>,
+    listing: Option<&FullListing>,
+) -> anyhow::Result<()> {
     let name = job.entity.name.clone();
-    match sync::reconcile_guarded(
-        &ctx.conn,
-        &ctx.target,
-        ctx.client.clone(),
-        job,
-        u64::try_from(
-            ctx.config
-                .entity(&name)
-                .reconcile_safety
-                .as_duration()
-                .as_millis(),
-        )
-        .unwrap_or(crate::clickhouse::ddl::RECONCILE_SAFETY_MS),
-        ctx.config.entity(&name).delete_guard,
-    )
-    .await
-    {
+    let settings = ctx.config.entity(&name);
+    let safety_ms = u64::try_from(settings.reconcile_safety.as_duration().as_millis())
+        .unwrap_or(crate::clickhouse::ddl::RECONCILE_SAFETY_MS);
+    let guard = settings.delete_guard;
+    let (source, r) = match listing {
+        Some(l) => (
+            "the full load's listing",
+            sync::reconcile_listed(&ctx.conn, &ctx.target, &job, l, safety_ms, guard).await,
+        ),
+        None => (
+            "an ID scan",
+            sync::reconcile_guarded(
+                &ctx.conn,
+                &ctx.target,
+                ctx.client.clone(),
+                job,
+                safety_ms,
+                guard,
+            )
+            .await,
+        ),
+    };
+    match r {
         Ok(n) => {
-            tracing::info!(entity = %name, tombstones = n, "deletions reconciled");
+            tracing::info!(entity = %name, tombstones = n, from = source, "deletions reconciled");
             Ok(())
         }
         Err(e) => {
@@ -213,10 +257,17 @@ pub async fn run(mut config: Config, args: SyncArgs) -> anyhow::Result<()> {
             failed.push(format!("{name} (schema needs a decision, see the log)"));
             continue;
         }
-        let j = owners_known(&ctx, &catalog, job(&ctx, &catalog, &name)?).await;
-        if load_one(&ctx, j.clone(), true).await.is_err()
-            || (!args.no_reconcile && reconcile_one(&ctx, j).await.is_err())
-        {
+        let j = job(&ctx, &catalog, &name)?;
+        if all_named(&args) && not_due(&ctx, &j).await {
+            continue;
+        }
+        let j = owners_known(&ctx, &catalog, j).await;
+        let ok = match load_one(&ctx, j.clone(), true).await {
+            Ok(_) if args.no_reconcile => true,
+            Ok(r) => reconcile_one(&ctx, j, r.listing.as_ref()).await.is_ok(),
+            Err(_) => false,
+        };
+        if !ok {
             failed.push(name);
         }
     }
@@ -258,15 +309,17 @@ async fn daemon(ctx: Ctx, args: SyncArgs) -> anyhow::Result<()> {
             let Ok(j) = job(&ctx, &catalog, &name) else {
                 continue;
             };
+            let mut listing = None;
             if next_load.get(&name).is_none_or(|t| now >= *t) {
-                let _ = load_one(&ctx, owners_known(&ctx, &catalog, j.clone()).await, false).await;
+                let j = owners_known(&ctx, &catalog, j.clone()).await;
+                listing = load_one(&ctx, j, false).await.ok().and_then(|r| r.listing);
                 next_load.insert(
                     name.clone(),
                     Instant::now() + settings.schedule.as_duration(),
                 );
             }
             if next_reconcile.get(&name).is_none_or(|t| now >= *t) {
-                let _ = reconcile_one(&ctx, j).await;
+                let _ = reconcile_one(&ctx, j, listing.as_ref()).await;
                 next_reconcile.insert(
                     name.clone(),
                     Instant::now() + settings.reconcile_schedule.as_duration(),

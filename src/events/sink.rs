@@ -183,25 +183,44 @@ impl Sink {
                 for chunk in ids.chunks(FETCH_CHUNK) {
                     applied.rows += self.fetch_and_insert(&job, chunk).await?;
                 }
+                let mut listing = None;
                 if c.upsert_unknown {
                     let progress = crate::sync::Progress::hidden(&entity);
-                    crate::sync::load(&self.conn, &t, self.client.clone(), job.clone(), &progress)
-                        .await?;
+                    let conn = &self.conn;
+                    let r =
+                        crate::sync::load(conn, &t, self.client.clone(), job.clone(), &progress)
+                            .await?;
+                    listing = r.listing;
                     applied.loads += 1;
                 }
                 if c.delete_unknown {
                     let s = self.config.entity(&entity);
                     let safety =
                         u64::try_from(s.reconcile_safety.as_duration().as_millis()).unwrap_or(0);
-                    crate::sync::reconcile_guarded(
-                        &self.conn,
-                        &t,
-                        self.client.clone(),
-                        job.clone(),
-                        safety,
-                        s.delete_guard,
-                    )
-                    .await?;
+                    match &listing {
+                        Some(l) => {
+                            crate::sync::reconcile_listed(
+                                &self.conn,
+                                &t,
+                                &job,
+                                l,
+                                safety,
+                                s.delete_guard,
+                            )
+                            .await?
+                        }
+                        None => {
+                            crate::sync::reconcile_guarded(
+                                &self.conn,
+                                &t,
+                                self.client.clone(),
+                                job.clone(),
+                                safety,
+                                s.delete_guard,
+                            )
+                            .await?
+                        }
+                    };
                     applied.reconciles += 1;
                 }
             }

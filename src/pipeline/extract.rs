@@ -81,6 +81,19 @@ impl EntityJob {
             })
     }
 
+    /// Whether every load lists the whole table one owner (or parent) per command: no
+    /// modification time to load by, and a cost that grows with the owners, not the changes
+    /// (timeline comments, activity bindings). A one-shot `sync all` loads such a table only
+    /// when its schedule says it is due (`sync::last_whole_load`).
+    pub fn whole_per_owner(&self) -> bool {
+        !self.incremental()
+            && (self.spec.paging == bitrix::methods::Paging::OwnerChain
+                || matches!(
+                    self.spec.type_scope,
+                    bitrix::methods::TypeScope::PerParent { .. }
+                ))
+    }
+
     /// Whether loads can be incremental (a cursor column and a numeric key for the watermark).
     pub fn incremental(&self) -> bool {
         self.cursor_index().is_some() && self.numeric_key()
@@ -94,6 +107,11 @@ impl EntityJob {
     fn key_index(&self) -> Option<usize> {
         let k = primary_key_column(&self.columns)?;
         self.columns.iter().position(|x| x.name == k.name)
+    }
+
+    /// The row key the primary key column is read from.
+    fn key_api(&self) -> Option<&str> {
+        self.key_index().and_then(|i| self.columns[i].api_name())
     }
 
     fn numeric_key(&self) -> bool {
@@ -156,6 +174,13 @@ impl PrimaryRows for EntityJob {
 pub struct TypedPage {
     pub rows: Vec<Vec<Cell>>,
     pub issues: Vec<NormalizeIssue>,
+    /// The primary keys of the rows the portal listed for this page, read before any companion
+    /// join (which leaves out a row that changed between its two reads): what a full load
+    /// saw, for the deletion reconcile (`sync::FullListing`).
+    pub listed: Vec<Value>,
+    /// Listed rows without a primary key (or an entity without one): the listing cannot stand
+    /// in for an ID scan.
+    pub unkeyed: usize,
     /// Set on the last page of a complete incremental-capable load: the cursor the next
     /// load may start from (unix seconds, portal clock).
     pub watermark: Option<i64>,
@@ -208,8 +233,8 @@ pub fn typed_rows(
                 .unwrap_or_else(|| governor.server_now() as i64);
             yield TypedPage {
                 rows: vec![watermark_row(&job, watermark)],
-                issues: Vec::new(),
                 watermark: Some(watermark),
+                ..TypedPage::default()
             };
         }
     }
@@ -224,13 +249,22 @@ async fn typed_group(
     let pages = group
         .into_iter()
         .collect::<Result<Vec<Page>, BitrixError>>()?;
+    let (listed, unkeyed) = listed_keys(&job, pages.iter().flat_map(|p| &p.rows));
     let Some(companion) = &job.companion else {
         let rows: Vec<RawRow> = pages.into_iter().flat_map(|p| p.rows).collect();
-        return normalize_page(&job, &rows);
+        return Ok(TypedPage {
+            listed,
+            unkeyed,
+            ..normalize_page(&job, &rows)?
+        });
     };
     let (plain, batched): (Vec<Page>, Vec<Page>) =
         pages.into_iter().partition(|p| p.companion_plain);
-    let mut out = TypedPage::default();
+    let mut out = TypedPage {
+        listed,
+        unkeyed,
+        ..TypedPage::default()
+    };
     for (pages, plain_calls) in [(batched, false), (plain, true)] {
         let rows: Vec<RawRow> = pages.into_iter().flat_map(|p| p.rows).collect();
         if rows.is_empty() {
@@ -241,6 +275,19 @@ async fn typed_group(
         out.issues.extend(part.issues);
     }
     Ok(out)
+}
+
+/// The primary keys of listed rows, and how many rows came without one.
+fn listed_keys<'a>(job: &EntityJob, rows: impl Iterator<Item = &'a RawRow>) -> (Vec<Value>, usize) {
+    let mut keys = Vec::new();
+    let mut unkeyed = 0;
+    for raw in rows {
+        match job.key_api().and_then(|k| raw.get(k)) {
+            Some(v) if !v.is_null() => keys.push(v),
+            _ => unkeyed += 1,
+        }
+    }
+    (keys, unkeyed)
 }
 
 fn normalize_page(job: &EntityJob, rows: &[RawRow]) -> Result<TypedPage, PipelineError> {
@@ -271,7 +318,7 @@ pub(super) async fn joined_page(
     let mut out = TypedPage {
         rows: first.rows,
         issues: first.issues,
-        watermark: None,
+        ..TypedPage::default()
     };
     if first.unsettled.is_empty() {
         return Ok(out);
@@ -328,10 +375,7 @@ pub fn ids(
     job: Arc<EntityJob>,
 ) -> impl Stream<Item = Result<Vec<Value>, PipelineError>> {
     let req = job.list_request(None, true);
-    let key_api = job
-        .key_index()
-        .and_then(|i| job.columns[i].api_name().map(str::to_string))
-        .unwrap_or_else(|| "ID".to_string());
+    let key_api = job.key_api().unwrap_or("ID").to_string();
     let method = job.spec.list;
     bitrix::list(client, req).map(move |page| {
         // A row without its key is a malformed answer: skipping it would tombstone that row.

@@ -46,6 +46,32 @@ pub struct LoadReport {
     pub invalid: u64,
     pub since: Option<DateTime<Utc>>,
     pub watermark: Option<i64>,
+    /// What a full load listed, where it can stand in for the reconcile's ID scan.
+    pub listing: Option<FullListing>,
+}
+
+/// Every primary key a full (not incremental) load listed, and when it started. A complete
+/// listing of the rows is the same evidence as an ID scan of them, so the deletion reconcile
+/// right after it needs no second pass over the portal ([`reconcile_listed`]): for per-owner
+/// tables (timeline comments) that pass costs as much as the load.
+#[derive(Debug, Clone, Default)]
+pub struct FullListing {
+    keys: HashSet<String>,
+    started_ms: u64,
+}
+
+impl FullListing {
+    fn add(&mut self, keys: Vec<Value>) {
+        self.keys.extend(keys.into_iter().map(key_text));
+    }
+}
+
+/// A key as ClickHouse's `toString` writes it.
+fn key_text(v: Value) -> String {
+    match v {
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
 }
 
 /// The cursor of the last complete load: the watermark row's modification time.
@@ -158,6 +184,27 @@ async fn owner_snapshot(
     }))
 }
 
+/// When the last complete whole load of a table loaded whole every time was, if it has rows:
+/// the oldest version among its live rows. Such a load rewrites every row it lists and the
+/// reconcile tombstones the rest, so a live row older than that load means it did not complete.
+pub async fn last_whole_load(
+    conn: &Connection,
+    t: &Target,
+    job: &EntityJob,
+) -> Result<Option<DateTime<Utc>>, ClickHouseError> {
+    let rows = conn
+        .pairs(&format!(
+            "SELECT toString(min(_version)), toString(count()) FROM {} FINAL WHERE _is_deleted = 0",
+            qualified(&t.database, &job.entity.name)
+        ))
+        .await?;
+    Ok(rows
+        .first()
+        .filter(|(_, n)| n != "0")
+        .and_then(|(v, _)| v.parse::<i64>().ok())
+        .and_then(DateTime::from_timestamp_millis))
+}
+
 /// Loads one entity incrementally (or whole) into its table. The rows go as a series of
 /// INSERTs, the watermark row in the last: rows written before a failure are true rows (the
 /// next load reads them again), and the cursor of a broken load never lands
@@ -176,6 +223,13 @@ pub async fn load(
         since,
         ..Default::default()
     };
+    // A full listing of a keyed entity is kept for the reconcile; a row without its key
+    // drops it (the reconcile then scans, and says what is wrong).
+    let mut listing =
+        (since.is_none() && primary_key_column(&job.columns).is_some()).then(|| FullListing {
+            started_ms: crate::schema::now_ms(),
+            ..FullListing::default()
+        });
     let mut insert = ChunkedInsert::new(conn, &table, &job.columns);
     let pages = pipeline::typed_rows(
         client,
@@ -190,10 +244,17 @@ pub async fn load(
         report.rows += page.rows.len() as u64;
         report.invalid += page.issues.len() as u64;
         report.watermark = page.watermark.or(report.watermark);
+        if page.unkeyed > 0 {
+            listing = None;
+        }
+        if let Some(l) = listing.as_mut() {
+            l.add(page.listed);
+        }
         progress.rows(page.rows.len() as u64);
         insert.write(&page.rows).await?;
     }
     insert.flush().await?;
+    report.listing = listing;
     report.rows = report
         .rows
         .saturating_sub(u64::from(report.watermark.is_some()));
@@ -223,6 +284,45 @@ pub async fn reconcile_guarded(
     safety_ms: u64,
     guard: DeleteGuard,
 ) -> Result<u64, SyncError> {
+    if primary_key_column(&job.columns).is_none() {
+        return Ok(0);
+    }
+    let mut listed: HashSet<String> = HashSet::new();
+    let ids = pipeline::ids(client, job.clone());
+    futures::pin_mut!(ids);
+    while let Some(page) = ids.next().await {
+        listed.extend(page?.into_iter().map(key_text));
+    }
+    let cutoff = crate::schema::now_ms().saturating_sub(safety_ms);
+    tombstone_unlisted(conn, t, &job, &listed, cutoff, guard).await
+}
+
+/// [`reconcile_guarded`] from what a full load just listed, without a request: only rows
+/// written before that load started (and `safety_ms` ago) are compared, so a row another
+/// writer added meanwhile is never taken as gone.
+pub async fn reconcile_listed(
+    conn: &Connection,
+    t: &Target,
+    job: &EntityJob,
+    listing: &FullListing,
+    safety_ms: u64,
+    guard: DeleteGuard,
+) -> Result<u64, SyncError> {
+    let cutoff = crate::schema::now_ms()
+        .saturating_sub(safety_ms)
+        .min(listing.started_ms);
+    tombstone_unlisted(conn, t, job, &listing.keys, cutoff, guard).await
+}
+
+/// Tombstones the live rows written before `cutoff_ms` whose keys are not in `listed`.
+async fn tombstone_unlisted(
+    conn: &Connection,
+    t: &Target,
+    job: &EntityJob,
+    listed: &HashSet<String>,
+    cutoff_ms: u64,
+    guard: DeleteGuard,
+) -> Result<u64, SyncError> {
     let Some(key) = primary_key_column(&job.columns).cloned() else {
         return Ok(0);
     };
@@ -230,19 +330,7 @@ pub async fn reconcile_guarded(
         key.ch_type.strip_nullable().0,
         ChType::Int64 | ChType::UInt64
     );
-    let mut listed: HashSet<String> = HashSet::new();
-    let ids = pipeline::ids(client, job.clone());
-    futures::pin_mut!(ids);
-    while let Some(page) = ids.next().await {
-        for v in page? {
-            listed.insert(match v {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            });
-        }
-    }
     let table = qualified(&t.database, &job.entity.name);
-    let safety = crate::schema::now_ms().saturating_sub(safety_ms);
     // Only incremental entities have watermark rows; elsewhere key 0 is a real row.
     let watermark = if numeric && job.incremental() {
         format!(" AND {} != {WATERMARK_ID}", ident(&key.name))
@@ -252,7 +340,7 @@ pub async fn reconcile_guarded(
     // Every live row with whether it is old enough to compare (`1`) or loaded too recently.
     let have = conn
         .pairs(&format!(
-            "SELECT toString({}), toString(_version < {safety}) FROM {table} FINAL WHERE _is_deleted = 0{watermark}",
+            "SELECT toString({}), toString(_version < {cutoff_ms}) FROM {table} FINAL WHERE _is_deleted = 0{watermark}",
             ident(&key.name)
         ))
         .await?;

@@ -5,7 +5,7 @@ use crate::common;
 use b24ch::clickhouse::apply::{self, Mode};
 use b24ch::clickhouse::plan::selected_columns;
 use b24ch::clickhouse::{ClickHouseError, Connection};
-use b24ch::config::{Config, from_toml_str};
+use b24ch::config::{Config, DeleteGuard, from_toml_str};
 use b24ch::encode::Format;
 use b24ch::pipeline::EntityJob;
 use b24ch::portal;
@@ -89,6 +89,33 @@ async fn push_sync_loads_incrementally_and_tracks_deletions() {
     let truth = control.ground_truth("deal").unwrap();
     assert_eq!(ids_in(ch, &db, "crm_deal").await, truth_ids(&truth));
 
+    // The full load's listing stands in for the ID scan: no request, and only rows written
+    // before that load started are compared. A row that no listing has, written long ago, is
+    // gone; one another writer added after the load started is kept.
+    let listing = first
+        .listing
+        .as_ref()
+        .expect("a full load keeps its listing");
+    ch.query(&format!(
+        "INSERT INTO `{db}`.crm_deal (ID, TITLE, _version, _is_deleted) VALUES          (900001, 'stale', 1, 0), (900002, 'meanwhile', toUnixTimestamp64Milli(now64(3)), 0)"
+    ))
+    .await
+    .unwrap();
+    control.reset_counters();
+    let gone = sync::reconcile_listed(&conn, &t, &job, listing, 0, DeleteGuard::DEFAULT)
+        .await
+        .unwrap();
+    assert_eq!(gone, 1);
+    assert_eq!(control.counters().requests_total, 0);
+    let mut expected = truth_ids(&truth);
+    expected.push(900002);
+    assert_eq!(ids_in(ch, &db, "crm_deal").await, expected);
+    ch.query(&format!(
+        "INSERT INTO `{db}`.crm_deal (ID, _version, _is_deleted) VALUES          (900002, toUnixTimestamp64Milli(now64(3)) + 1, 1)"
+    ))
+    .await
+    .unwrap();
+
     // Second load: incremental from the watermark, only the modified rows come back.
     let mut set = serde_json::Map::new();
     set.insert("TITLE".into(), serde_json::json!("Изменено 'push' 🚀"));
@@ -103,6 +130,10 @@ async fn push_sync_loads_incrementally_and_tracks_deletions() {
     .await
     .unwrap();
     assert!(second.since.is_some(), "second load is incremental");
+    assert!(
+        second.listing.is_none(),
+        "an incremental load lists only changes"
+    );
     assert!(
         second.rows >= 2 && second.rows < 50,
         "incremental load listed {} rows",

@@ -6,7 +6,6 @@
 use crate::common;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use b24ch::bitrix::governor::GovernorConfig;
 use b24ch::bitrix::{AuthConfig, Client, ClientConfig, Governor};
@@ -14,6 +13,7 @@ use b24ch::catalog::{Catalog, UnavailableReason};
 use b24ch::config::Secret;
 use b24ch::encode::Format;
 use bitrix24_emulator::{PortalConfig, PortalControl, SmartStageHistory};
+use common::cli::Cli;
 use common::pull::{Pull, TOKEN, sizes};
 use common::truth::{self, Mismatch};
 
@@ -221,50 +221,6 @@ async fn pull_path_skips_refused_entities_and_loads_them_once_served() {
         .await,
         currencies
     );
-}
-
-/// `b24ch` against a portal started here (the CLI as a user runs it).
-struct Cli {
-    _dir: tempfile::TempDir,
-    config: std::path::PathBuf,
-    webhook: String,
-}
-
-impl Cli {
-    fn new(webhook: &str, ch_url: &str, db: &str) -> Cli {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("b24ch.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "state_dir = \"{}\"\n[portal]\nwebhook_url = \"env:B24CH_TEST_WEBHOOK\"\n\
-                 [limits]\nplan = \"on-premise\"\n[clickhouse]\nurl = \"{ch_url}\"\ndatabase = \"{db}\"\n",
-                dir.path().join("state").display()
-            ),
-        )
-        .unwrap();
-        Cli {
-            _dir: dir,
-            config,
-            webhook: webhook.to_string(),
-        }
-    }
-
-    /// Exit code and stdout + stderr.
-    async fn run(&self, args: &[&str]) -> (i32, String) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_b24ch"));
-        cmd.arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env("B24CH_TEST_WEBHOOK", &self.webhook)
-            .env_remove("B24CH_CONFIG");
-        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-            .await
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.code().unwrap_or(-1), text)
-    }
 }
 
 fn client(webhook: &str) -> std::sync::Arc<Client> {

@@ -14,6 +14,7 @@
 //! launcher watches `--parent-pid`). Data lives in `target/test-ch/<binary>-<pid>`; directories
 //! of dead test processes are removed on the next start.
 
+pub(crate) mod cli;
 pub(crate) mod pull;
 pub(crate) mod truth;
 
