@@ -1134,6 +1134,14 @@ pub fn code_matches(pattern: &str, code: &str) -> bool {
 }
 
 impl MethodSpec {
+    /// Whether every listing reads the whole table one owner (or parent) per command, with no
+    /// modification time to load by: a load costs about the owners' count, not the changes.
+    pub fn whole_per_owner(&self) -> bool {
+        self.cursor.is_none()
+            && (self.paging == Paging::OwnerChain
+                || matches!(self.type_scope, TypeScope::PerParent { .. }))
+    }
+
     /// The `select` for "every field" of this method.
     pub fn default_select(&self) -> Vec<String> {
         let base: &[&str] = match self.select {

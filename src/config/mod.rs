@@ -10,7 +10,8 @@ mod secret;
 pub use resolve::{
     ClickHouseConfig, ClickHouseTimeouts, Config, ConfigError, DeleteGuard, DictionaryUser,
     EntitySettings, EventsConfig, Exposure, LimitsConfig, Plan, PortalAuth, ProxyConfig, Schedule,
-    ServeTimeouts, TimeUnit, TlsFiles, Transport, from_toml_str, load,
+    ServeTimeouts, TimeUnit, TlsFiles, Transport, WHOLE_PER_OWNER_SCHEDULE, WHOLE_PER_OWNER_TABLES,
+    from_toml_str, load,
 };
 pub use secret::{Secret, redact};
 

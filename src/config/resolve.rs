@@ -490,6 +490,19 @@ fn toml_error_key(e: &toml::de::Error) -> String {
     }
 }
 
+/// The tables listed whole, one owner (activity, workgroup) per command, every load: each load costs
+/// about as much as their owners' count, not their changes (`docs/architecture.md`, "Timeline
+/// comments"). The methods table knows them as `MethodSpec::whole_per_owner`; a test keeps
+/// this list equal to it.
+pub const WHOLE_PER_OWNER_TABLES: &[&str] =
+    &["crm_timeline_comment", "crm_activity_binding", "task_stage"];
+
+/// Their schedule unless the config sets one (for them or in `[entities.default]`).
+pub const WHOLE_PER_OWNER_SCHEDULE: Schedule = Schedule {
+    count: 1,
+    unit: TimeUnit::Hour,
+};
+
 fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
     let state_dir = raw
         .state_dir
@@ -531,6 +544,22 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             name.clone(),
             resolve_entity(&format!("entities.{name}"), e, &default_entity)?,
         );
+    }
+    let default_schedule_set = raw
+        .entities
+        .get("default")
+        .is_some_and(|d| d.schedule.is_some());
+    for name in WHOLE_PER_OWNER_TABLES {
+        let set = raw
+            .entities
+            .get(*name)
+            .is_some_and(|e| e.schedule.is_some());
+        if !set && !default_schedule_set {
+            entities
+                .entry(name.to_string())
+                .or_insert_with(|| default_entity.clone())
+                .schedule = WHOLE_PER_OWNER_SCHEDULE;
+        }
     }
     let call_methods = resolve_call_methods(&raw.exec)?;
     let events = resolve_events(&raw.events, &portal)?;

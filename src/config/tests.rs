@@ -35,6 +35,27 @@ fn example_config_is_valid() {
 }
 
 #[test]
+fn tables_listed_whole_per_owner_load_hourly_unless_configured() {
+    let c = from_toml_str("").unwrap();
+    assert_eq!(c.entity("crm_timeline_comment").schedule.sql(), "1 HOUR");
+    assert_eq!(c.entity("crm_activity_binding").schedule.sql(), "1 HOUR");
+    // Their other settings are the defaults.
+    assert_eq!(
+        c.entity("crm_timeline_comment").reconcile_schedule.sql(),
+        "1 HOUR"
+    );
+    let c = from_toml_str(
+        "[entities.crm_timeline_comment]\nschedule = \"10 MINUTE\"\n[entities.crm_activity_binding]\nenabled = false\n",
+    )
+    .unwrap();
+    assert_eq!(c.entity("crm_timeline_comment").schedule.sql(), "10 MINUTE");
+    assert_eq!(c.entity("crm_activity_binding").schedule.sql(), "1 HOUR");
+    assert!(!c.entity("crm_activity_binding").enabled);
+    let c = from_toml_str("[entities.default]\nschedule = \"15 MINUTE\"\n").unwrap();
+    assert_eq!(c.entity("crm_timeline_comment").schedule.sql(), "15 MINUTE");
+}
+
+#[test]
 fn per_entity_settings_inherit_from_default() {
     let c = from_toml_str(
         "[entities.default]\nschedule = \"1 HOUR\"\n[entities.crm_deal]\nschedule = \"5 minutes\"\n[entities.user]\nenabled = false\n",

@@ -84,14 +84,10 @@ impl EntityJob {
     /// Whether every load lists the whole table one owner (or parent) per command: no
     /// modification time to load by, and a cost that grows with the owners, not the changes
     /// (timeline comments, activity bindings). A one-shot `sync all` loads such a table only
-    /// when its schedule says it is due (`sync::last_whole_load`).
+    /// when its schedule says it is due (`sync::last_whole_load`); the schedule defaults to
+    /// hourly (`config::WHOLE_PER_OWNER_TABLES`).
     pub fn whole_per_owner(&self) -> bool {
-        !self.incremental()
-            && (self.spec.paging == bitrix::methods::Paging::OwnerChain
-                || matches!(
-                    self.spec.type_scope,
-                    bitrix::methods::TypeScope::PerParent { .. }
-                ))
+        !self.incremental() && self.spec.whole_per_owner()
     }
 
     /// Whether loads can be incremental (a cursor column and a numeric key for the watermark).

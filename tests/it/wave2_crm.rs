@@ -855,3 +855,18 @@ async fn sync_all_lists_per_owner_tables_again_only_when_due() {
     assert_eq!(c.counters().per_method["crm.timeline.comment.list"], 120);
     assert_eq!(comment_3().await.trim(), "edited after the first sync");
 }
+
+/// The config's hourly default covers exactly the tables the methods table lists whole, one
+/// owner per command.
+#[test]
+fn the_hourly_default_names_every_table_listed_whole_per_owner() {
+    let mut whole: Vec<&str> = b24ch::bitrix::methods::ENTITY_METHODS
+        .iter()
+        .filter(|(_, key, _)| b24ch::bitrix::spec(key).is_some_and(|s| s.whole_per_owner()))
+        .map(|(entity, _, _)| *entity)
+        .collect();
+    whole.sort();
+    let mut listed = b24ch::config::WHOLE_PER_OWNER_TABLES.to_vec();
+    listed.sort();
+    assert_eq!(whole, listed);
+}
