@@ -275,7 +275,9 @@ impl CompanionJob {
         Ok(found)
     }
 
-    /// One batch, 50 IDs per command, retrying commands that failed with a retryable error.
+    /// Batches of 50 IDs per command, each sized to the operating budget's room left
+    /// (`Governor::batch_room`: a shorter batch now beats a full one after the window turns),
+    /// retrying commands that failed with a retryable error.
     async fn fetch_batched(
         &self,
         client: &Client,
@@ -284,7 +286,12 @@ impl CompanionJob {
         let mut pending: Vec<&[i64]> = ids.chunks(PAGE_SIZE).collect();
         let mut found = HashMap::with_capacity(ids.len());
         let mut attempt = 0;
+        let kind = command_kind(self.spec.list, &self.ids_params(&ids[..ids.len().min(1)]));
         while !pending.is_empty() {
+            let room = client.governor().batch_room(pending.len(), |n| {
+                Request::batch((0..n).map(|_| (self.spec.list, kind.as_str())))
+            });
+            let later = pending.split_off(room.min(pending.len()));
             let mut batch = Batch::new();
             for (k, chunk) in pending.iter().enumerate() {
                 batch.push(format!("c{k}"), self.spec.list, self.ids_params(chunk))?;
@@ -325,6 +332,7 @@ impl CompanionJob {
                 client.governor().backoff(attempt).await;
             }
             pending = failed;
+            pending.extend(later);
         }
         Ok(found)
     }
