@@ -205,25 +205,20 @@ async fn reconcile_one(
     let settings = ctx.config.entity(&name);
     let safety_ms = u64::try_from(settings.reconcile_safety.as_duration().as_millis())
         .unwrap_or(crate::clickhouse::ddl::RECONCILE_SAFETY_MS);
-    let guard = settings.delete_guard;
-    let (source, r) = match listing {
-        Some(l) => (
-            "the full load's listing",
-            sync::reconcile_listed(&ctx.conn, &ctx.target, &job, l, safety_ms, guard).await,
-        ),
-        None => (
-            "an ID scan",
-            sync::reconcile_guarded(
-                &ctx.conn,
-                &ctx.target,
-                ctx.client.clone(),
-                job,
-                safety_ms,
-                guard,
-            )
-            .await,
-        ),
+    let source = match listing {
+        Some(_) => "the full load's listing",
+        None => "an ID scan",
     };
+    let r = sync::reconcile_after(
+        &ctx.conn,
+        &ctx.target,
+        ctx.client.clone(),
+        job,
+        listing,
+        safety_ms,
+        settings.delete_guard,
+    )
+    .await;
     match r {
         Ok(n) => {
             tracing::info!(entity = %name, tombstones = n, from = source, "deletions reconciled");

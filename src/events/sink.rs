@@ -197,30 +197,16 @@ impl Sink {
                     let s = self.config.entity(&entity);
                     let safety =
                         u64::try_from(s.reconcile_safety.as_duration().as_millis()).unwrap_or(0);
-                    match &listing {
-                        Some(l) => {
-                            crate::sync::reconcile_listed(
-                                &self.conn,
-                                &t,
-                                &job,
-                                l,
-                                safety,
-                                s.delete_guard,
-                            )
-                            .await?
-                        }
-                        None => {
-                            crate::sync::reconcile_guarded(
-                                &self.conn,
-                                &t,
-                                self.client.clone(),
-                                job.clone(),
-                                safety,
-                                s.delete_guard,
-                            )
-                            .await?
-                        }
-                    };
+                    crate::sync::reconcile_after(
+                        &self.conn,
+                        &t,
+                        self.client.clone(),
+                        job.clone(),
+                        listing.as_ref(),
+                        safety,
+                        s.delete_guard,
+                    )
+                    .await?;
                     applied.reconciles += 1;
                 }
             }

@@ -31,6 +31,9 @@ pub struct EntityJob {
     pub(super) companion: Option<Arc<CompanionJob>>,
     /// Owners already held, for a full load of a per-owner table (`bitrix::owners`).
     known_owners: Option<Arc<KnownOwners>>,
+    /// Whether pages carry the keys the portal listed ([`TypedPage::listed`]): only a full
+    /// `sync` load uses them, and reading them is one more pass over each row.
+    keep_listing: bool,
 }
 
 impl EntityJob {
@@ -48,6 +51,7 @@ impl EntityJob {
             spec,
             companion,
             known_owners: None,
+            keep_listing: false,
         })
     }
 
@@ -55,6 +59,12 @@ impl EntityJob {
     /// `sync::with_known_owners`).
     pub fn with_known_owners(mut self, owners: Arc<KnownOwners>) -> Self {
         self.known_owners = Some(owners);
+        self
+    }
+
+    /// The job with the listed keys on its pages (see [`TypedPage::listed`]).
+    pub fn keeping_listing(mut self) -> Self {
+        self.keep_listing = true;
         self
     }
 
@@ -175,7 +185,7 @@ pub struct TypedPage {
     /// saw, for the deletion reconcile (`sync::FullListing`).
     pub listed: Vec<Value>,
     /// Listed rows without a primary key (or an entity without one): the listing cannot stand
-    /// in for an ID scan.
+    /// in for an ID scan. Both are filled only for a job [`EntityJob::keeping_listing`].
     pub unkeyed: usize,
     /// Set on the last page of a complete incremental-capable load: the cursor the next
     /// load may start from (unix seconds, portal clock).
@@ -245,7 +255,11 @@ async fn typed_group(
     let pages = group
         .into_iter()
         .collect::<Result<Vec<Page>, BitrixError>>()?;
-    let (listed, unkeyed) = listed_keys(&job, pages.iter().flat_map(|p| &p.rows));
+    let (listed, unkeyed) = if job.keep_listing {
+        listed_keys(&job, pages.iter().flat_map(|p| &p.rows))
+    } else {
+        (Vec::new(), 0)
+    };
     let Some(companion) = &job.companion else {
         let rows: Vec<RawRow> = pages.into_iter().flat_map(|p| p.rows).collect();
         return Ok(TypedPage {

@@ -230,6 +230,10 @@ pub async fn load(
             started_ms: crate::schema::now_ms(),
             ..FullListing::default()
         });
+    let job = match listing {
+        Some(_) => Arc::new((*job).clone().keeping_listing()),
+        None => job,
+    };
     let mut insert = ChunkedInsert::new(conn, &table, &job.columns);
     let pages = pipeline::typed_rows(
         client,
@@ -312,6 +316,23 @@ pub async fn reconcile_listed(
         .saturating_sub(safety_ms)
         .min(listing.started_ms);
     tombstone_unlisted(conn, t, job, &listing.keys, cutoff, guard).await
+}
+
+/// Deletions after a load: from its listing if it was a full one ([`reconcile_listed`]), else
+/// by an ID scan ([`reconcile_guarded`]).
+pub async fn reconcile_after(
+    conn: &Connection,
+    t: &Target,
+    client: Arc<Client>,
+    job: Arc<EntityJob>,
+    listing: Option<&FullListing>,
+    safety_ms: u64,
+    guard: DeleteGuard,
+) -> Result<u64, SyncError> {
+    match listing {
+        Some(l) => reconcile_listed(conn, t, &job, l, safety_ms, guard).await,
+        None => reconcile_guarded(conn, t, client, job, safety_ms, guard).await,
+    }
 }
 
 /// Tombstones the live rows written before `cutoff_ms` whose keys are not in `listed`.

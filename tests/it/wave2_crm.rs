@@ -113,11 +113,10 @@ pub(crate) async fn sync_entities(
             .clone();
         let job = job_of(cfg, &e);
         let listing = load(conn, cfg, client, &job).await.listing;
-        match listing {
-            Some(l) => sync::reconcile_listed(conn, &t, &job, &l, 0, DeleteGuard::DEFAULT).await,
-            None => sync::reconcile(conn, &t, client.clone(), job, 0).await,
-        }
-        .unwrap_or_else(|err| panic!("{name} reconcile: {err}"));
+        let guard = DeleteGuard::DEFAULT;
+        sync::reconcile_after(conn, &t, client.clone(), job, listing.as_ref(), 0, guard)
+            .await
+            .unwrap_or_else(|err| panic!("{name} reconcile: {err}"));
     }
     (catalog, report)
 }
