@@ -52,8 +52,7 @@ pub fn table_plan(
         cursor: cursor_column(columns).map(|c| c.name.clone()),
         schedule: settings.schedule,
         reconcile_schedule: settings.reconcile_schedule,
-        reconcile_safety_ms: u64::try_from(settings.reconcile_safety.as_duration().as_millis())
-            .unwrap_or(u64::MAX),
+        reconcile_safety_ms: settings.reconcile_safety_ms(),
         retry_backoff_ms: u64::try_from(settings.retry_backoff.as_duration().as_millis())
             .unwrap_or(u64::MAX),
         delete_guard: settings.delete_guard,

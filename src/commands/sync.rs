@@ -203,8 +203,6 @@ async fn reconcile_one(
 ) -> anyhow::Result<()> {
     let name = job.entity.name.clone();
     let settings = ctx.config.entity(&name);
-    let safety_ms = u64::try_from(settings.reconcile_safety.as_duration().as_millis())
-        .unwrap_or(crate::clickhouse::ddl::RECONCILE_SAFETY_MS);
     let source = match listing {
         Some(_) => "the full load's listing",
         None => "an ID scan",
@@ -215,7 +213,7 @@ async fn reconcile_one(
         ctx.client.clone(),
         job,
         listing,
-        safety_ms,
+        settings.reconcile_safety_ms(),
         settings.delete_guard,
     )
     .await;

@@ -287,6 +287,14 @@ pub struct EntitySettings {
     pub history_ttl: Option<Schedule>,
 }
 
+impl EntitySettings {
+    /// `reconcile_safety` in milliseconds; a window too long to count compares no row (the
+    /// safe side: nothing is tombstoned).
+    pub fn reconcile_safety_ms(&self) -> u64 {
+        u64::try_from(self.reconcile_safety.as_duration().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
 /// How many rows one reconcile may tombstone before it refuses. A complete but wrong ID list
 /// (the webhook user lost CRM rights, a filter changed, an empty page from a permission
 /// quirk) would otherwise delete rows that nothing brings back.

@@ -186,24 +186,21 @@ impl Sink {
                 let mut listing = None;
                 if c.upsert_unknown {
                     let progress = crate::sync::Progress::hidden(&entity);
-                    let conn = &self.conn;
+                    let client = self.client.clone();
                     let r =
-                        crate::sync::load(conn, &t, self.client.clone(), job.clone(), &progress)
-                            .await?;
+                        crate::sync::load(&self.conn, &t, client, job.clone(), &progress).await?;
                     listing = r.listing;
                     applied.loads += 1;
                 }
                 if c.delete_unknown {
                     let s = self.config.entity(&entity);
-                    let safety =
-                        u64::try_from(s.reconcile_safety.as_duration().as_millis()).unwrap_or(0);
                     crate::sync::reconcile_after(
                         &self.conn,
                         &t,
                         self.client.clone(),
                         job.clone(),
                         listing.as_ref(),
-                        safety,
+                        s.reconcile_safety_ms(),
                         s.delete_guard,
                     )
                     .await?;
