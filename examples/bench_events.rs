@@ -2,9 +2,12 @@
 //!
 //! - `latency`: a local ClickHouse, the demo portal in real time (`time_scale 1`, limits on),
 //!   `crm_deal` loaded once, then the offline-event feed (`b24ch events`, push) reading the queue
-//!   every `--poll-secs` to `--max-delay-secs` (as the flow of changes allows). `--edits` edits arrive at `--rate` per second, each on its own deal; then
-//!   `--deletions` deletions. For each: the time from the portal change until `crm_deal_current`
-//!   shows it (polled every 50 ms). Portal requests are counted for the whole phase.
+//!   every `--poll-secs` to `--max-delay-secs` (as the flow of changes allows). One run per
+//!   `--delays` value: a fresh feed takes its first read, and that many seconds later `--edits`
+//!   edits arrive at `--rate` per second, each on its own deal; then one run of `--deletions`
+//!   deletions. For each change: the time from the portal change until `crm_deal_current` shows
+//!   it (polled every 50 ms). Portal requests are counted from the first change of a run until
+//!   its last is visible.
 //! - `burst`: `--burst` deals edited at once; requests until all are in ClickHouse.
 //! - `quiet`: operating time (the demo portal's cost model) and requests per hour of a portal
 //!   where nothing changes: the feed reading the queue every `--max-delay-secs` (an empty queue
@@ -48,9 +51,13 @@ struct Args {
     /// events.poll_interval (the config's default is 5 s).
     #[arg(long, default_value_t = 5)]
     poll_secs: u64,
-    /// events.max_delay (the config's default is 13 s).
-    #[arg(long, default_value_t = 13)]
+    /// events.max_delay (the config's default is 14 s).
+    #[arg(long, default_value_t = 14)]
     max_delay_secs: u64,
+    /// One run of `--edits` per value: the edits begin this many seconds after the feed's
+    /// first (empty) read, i.e. `max_delay` minus this before its next one.
+    #[arg(long, default_value = "0,4.3,8.7")]
+    delays: String,
     #[arg(long, default_value_t = 2_000)]
     burst: u64,
     #[arg(long, default_value = ".build/bench-events-clickhouse")]
@@ -204,7 +211,8 @@ async fn measure(
     let mut i = 0;
     let started = Instant::now();
     while done.len() < ids.len() {
-        if i < ids.len() && Instant::now() >= next {
+        // Every change that is due (the loop below takes a while under load).
+        while i < ids.len() && Instant::now() >= next {
             let id = ids[i];
             if delete {
                 s.control().delete_rows("deal", &[id])?;
@@ -259,6 +267,61 @@ async fn measure(
     Ok(done)
 }
 
+/// One flow of changes watched by a fresh feed: the feed starts, takes its first read, and
+/// `delay` later the changes begin (so its next read comes `max_delay - delay` into the
+/// flow). Requests are counted from the first change until the last is visible.
+async fn flow(
+    s: &Setup,
+    ch: &LocalClickHouse,
+    db: &str,
+    ids: &[u64],
+    args: &Args,
+    delay: f64,
+    delete: bool,
+) -> anyhow::Result<(Vec<f64>, bitrix24_emulator::Counters)> {
+    let reads = |s: &Setup| {
+        s.control()
+            .counters()
+            .per_method
+            .get("event.offline.get")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = reads(s);
+    let feed = Arc::new(s.feed().await?);
+    let f = feed.clone();
+    let pace = b24ch::events::feed::Pace {
+        min: Duration::from_secs(args.poll_secs),
+        max: Duration::from_secs(args.max_delay_secs),
+    };
+    let task = tokio::spawn(async move { f.run(pace).await });
+    let waiting = Instant::now();
+    while reads(s) == before {
+        anyhow::ensure!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "the feed did not read the queue within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+    s.control().reset_counters();
+    let lat = measure(s, ch, db, ids, args.rate, delete).await?;
+    let c = s.control().counters();
+    task.abort();
+    let _ = task.await;
+    feed.settle().await?;
+    Ok((lat, c))
+}
+
+fn print_requests(c: &bitrix24_emulator::Counters, changes: usize) {
+    println!(
+        "  portal requests {} for {changes} changed rows ({:.2} rows per request); per method {:?}",
+        c.requests_total,
+        changes as f64 / c.requests_total.max(1) as f64,
+        c.per_method
+    );
+}
+
 async fn latency(ch: &LocalClickHouse, args: &Args) -> anyhow::Result<()> {
     let db = "bench_events_latency";
     let s = setup(ch, db, args.deals, 1.0).await?;
@@ -270,38 +333,54 @@ async fn latency(ch: &LocalClickHouse, args: &Args) -> anyhow::Result<()> {
         args.deals,
         t.elapsed().as_secs_f64()
     );
-    let feed = Arc::new(s.feed().await?);
-    let f = feed.clone();
-    let pace = b24ch::events::feed::Pace {
-        min: Duration::from_secs(args.poll_secs),
-        max: Duration::from_secs(args.max_delay_secs),
-    };
-    let task = tokio::spawn(async move { f.run(pace).await });
-    s.control().reset_counters();
-    let edits: Vec<u64> = (0..args.edits)
-        .map(|i| 1 + (i * 7919) % args.deals)
-        .collect();
-    let mut uniq = edits.clone();
+    let delays: Vec<f64> = args
+        .delays
+        .split(',')
+        .map(|d| d.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .context("--delays takes seconds separated by commas")?;
+    anyhow::ensure!(!delays.is_empty(), "--delays names no run");
+    let runs = delays.len() as u64;
+    anyhow::ensure!(
+        runs * args.edits + args.deletions <= args.deals,
+        "--deals must cover every run's edits and the deletions"
+    );
+    let mut all = Vec::new();
+    let mut requests = 0;
+    let mut edited = Vec::new();
+    for (k, delay) in delays.iter().enumerate() {
+        let ids: Vec<u64> = (k as u64 * args.edits..(k as u64 + 1) * args.edits)
+            .map(|i| 1 + (i * 7919) % args.deals)
+            .collect();
+        edited.extend_from_slice(&ids);
+        let (lat, c) = flow(&s, ch, db, &ids, args, *delay, false).await?;
+        all.extend_from_slice(&lat);
+        requests += c.requests_total;
+        summary(
+            &format!(
+                "edit → crm_deal_current, {} edits at {}/s starting {delay} s after a read",
+                args.edits, args.rate
+            ),
+            lat,
+        );
+        print_requests(&c, ids.len());
+    }
+    let mut uniq = edited.clone();
     uniq.sort_unstable();
     uniq.dedup();
-    anyhow::ensure!(uniq.len() == edits.len(), "edit ids must be distinct");
-    let lat = measure(&s, ch, db, &edits, args.rate, false).await?;
-    let c = s.control().counters();
-    summary("edit → crm_deal_current", lat);
+    anyhow::ensure!(uniq.len() == edited.len(), "edit ids must be distinct");
+    summary(&format!("all {runs} runs"), all);
     println!(
-        "  portal requests {} for {} changed rows ({:.2} rows per request); per method {:?}",
-        c.requests_total,
-        args.edits,
-        args.edits as f64 / c.requests_total.max(1) as f64,
-        c.per_method
+        "  portal requests {requests} for {} changed rows ({:.2} rows per request)",
+        edited.len(),
+        edited.len() as f64 / requests.max(1) as f64
     );
-    s.control().reset_counters();
-    let dels: Vec<u64> = (0..args.deletions)
+    let dels: Vec<u64> = (0..args.deals)
         .map(|i| 1 + (i * 104_729 + 13) % args.deals)
-        .filter(|id| !edits.contains(id))
+        .filter(|id| !edited.contains(id))
+        .take(args.deletions as usize)
         .collect();
-    let lat = measure(&s, ch, db, &dels, args.rate, true).await?;
-    let c = s.control().counters();
+    let (lat, c) = flow(&s, ch, db, &dels, args, delays[0], true).await?;
     summary("deletion → gone from crm_deal_current", lat);
     let id_scans = c
         .per_method
@@ -316,7 +395,6 @@ async fn latency(ch: &LocalClickHouse, args: &Args) -> anyhow::Result<()> {
         args.deals / 50,
         c.per_method
     );
-    task.abort();
     Ok(())
 }
 
@@ -362,7 +440,13 @@ async fn quiet(ch: &LocalClickHouse, args: &Args) -> anyhow::Result<()> {
     let t = apply::target(&s.config);
 
     s.control().reset_counters();
-    let reads = 3_600 / args.max_delay_secs.max(1);
+    // A quiet feed reads every `max_delay` less the apply time it assumes (nothing to time).
+    let pace = b24ch::events::feed::Pace {
+        min: Duration::from_secs(args.poll_secs),
+        max: Duration::from_secs(args.max_delay_secs),
+    };
+    let every = pace.longest_wait(b24ch::events::feed::APPLY_TIME_GUESS);
+    let reads = (3_600.0 / every.as_secs_f64().max(1.0)) as u64;
     for _ in 0..reads {
         feed.cycle().await?;
     }
@@ -381,7 +465,7 @@ async fn quiet(ch: &LocalClickHouse, args: &Args) -> anyhow::Result<()> {
     );
     println!(
         "  events: queue read every {} s ({reads}) + 1 incremental load: {events_op:.1} operating s, {events_req} requests",
-        args.max_delay_secs
+        every.as_secs_f64()
     );
     println!(
         "  polling: incremental load every 5 min (12) + hourly ID reconcile: {poll_op:.1} operating s, {poll_req} requests"

@@ -103,7 +103,7 @@ pub(super) struct RawEvents {
     /// The shortest wait between reads of the offline queue while changes arrive (default
     /// `5 SECOND`).
     pub poll_interval: Option<String>,
-    /// The longest a change waits in the queue before it is read (default `13 SECOND`).
+    /// The longest a change may take to reach ClickHouse (default `14 SECOND`).
     pub max_delay: Option<String>,
     /// The application token online events must carry (`auth.application_token`); secret
     /// (may be `env:VAR`). Without it `POST /v1/events` is refused.

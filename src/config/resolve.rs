@@ -387,8 +387,9 @@ pub struct EventsConfig {
     pub offline: bool,
     /// The shortest wait between queue reads while changes arrive.
     pub poll_interval: Schedule,
-    /// The longest a change waits in the queue: reads come as rarely as this while few
-    /// changes arrive, so each read carries more of them (`events::feed::next_wait`).
+    /// The longest a change may take to reach ClickHouse: while few changes arrive, reads
+    /// come this far apart less the time a read takes to write them, so each read carries
+    /// as many as the bound allows (`events::feed::next_wait`).
     pub max_delay: Schedule,
     /// What `POST /v1/events` requires in `auth.application_token`; `None` = refused.
     pub application_token: Option<Secret>,
@@ -605,7 +606,7 @@ fn resolve_events(
     let max_delay = match &raw.max_delay {
         Some(s) => Schedule::parse(s).map_err(|e| ConfigError::new("events.max_delay", e))?,
         None => Schedule {
-            count: 13,
+            count: 14,
             unit: TimeUnit::Second,
         },
     };

@@ -5,8 +5,8 @@
 //! next lease (`event.offline.get`) and the rows the recently changed entities modified since
 //! the last read (`pipeline::changed`) go in one `batch`, in that order, halting at a failure.
 //! Rows a lease names that those pages lack are fetched by ID after it. Reads come between
-//! `poll_interval` and `max_delay` apart, as rarely as the flow of changes allows for about
-//! [`ROWS_PER_READ`] changes per read ([`next_wait`]).
+//! `poll_interval` and `max_delay` apart: every `max_delay` while changes trickle in, sooner
+//! only when more than [`ROWS_PER_READ`] would pile up ([`next_wait`]).
 use super::queue::{self, BindReport, OfflineBatch, OfflineEvent};
 use super::sink::{Applied, Mode, Prefetched, Sink};
 use super::{ChangeKind, EventsError, Notice, classify};
@@ -27,9 +27,12 @@ pub const LEASE_LIMIT: u32 = 1_000;
 /// `event.offline.error` so that they stop holding up the queue.
 pub const ATTEMPTS_BEFORE_SETTING_ASIDE: u32 = 3;
 
-/// Changes a read aims to carry: reads wait for about this many (within `max_delay`). A bit
-/// above 50, so that reads still average 50 or more when the flow wavers.
-pub const ROWS_PER_READ: f64 = 64.0;
+/// Changes a read aims to carry: reads wait for this many, within `max_delay`. Half of what
+/// a read's own pages hold (the other half is room for the lookback and a flow that grows),
+/// so waiting longer would only add a fetch by id: one more request and seconds of latency.
+/// Every read is one request, so below this flow reads come every `max_delay`, the fewest the
+/// freshness bound allows.
+pub const ROWS_PER_READ: f64 = (MAX_PAGES * PAGE_SIZE / 2) as f64;
 
 /// How long an entity's changed rows keep being read with the queue after its last change.
 const ACTIVE_FOR: Duration = Duration::from_secs(300);
@@ -45,7 +48,7 @@ const CLEAR: &str = "clear";
 const READ: &str = "queue";
 
 /// What one [`Feed::cycle`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CycleReport {
     pub events: usize,
     /// Records read again from a lease a previous run left (it stopped before clearing).
@@ -64,6 +67,9 @@ pub struct CycleReport {
     pub full: bool,
     /// Time since the previous read (`None` at the first).
     pub since_last_read: Option<Duration>,
+    /// The previous read's start (if any) and this one's, on the portal's clock (unix seconds;
+    /// the clock its rows and records are stamped by). `None` where nothing was read.
+    portal_window: Option<(Option<f64>, f64)>,
 }
 
 /// An entity whose rows changed lately.
@@ -72,7 +78,23 @@ struct Activity {
     last: Instant,
     /// Rows it changed in the last lease that had any.
     rows: usize,
+    /// Those rows per portal second of the time that lease covered (unknown at the first
+    /// read).
+    per_sec: Option<f64>,
 }
+
+impl Activity {
+    /// Rows to expect in a read `elapsed` portal seconds after the previous one: the last
+    /// lease's flow over that time, and no fewer than the last lease had.
+    fn expected(&self, elapsed: f64) -> f64 {
+        let flow = self.per_sec.map_or(0.0, |r| r * elapsed);
+        flow.max(self.rows as f64)
+    }
+}
+
+/// What a read is assumed to take from sending to its rows in ClickHouse until one has been
+/// timed ([`Feed::apply_time`]).
+pub const APPLY_TIME_GUESS: Duration = Duration::from_secs(2);
 
 pub struct Feed {
     pub sink: Arc<Sink>,
@@ -87,7 +109,10 @@ pub struct Feed {
     applied: Mutex<Option<String>>,
     active: Mutex<BTreeMap<String, Activity>>,
     /// When the last read was sent: here, and on the portal's clock (unix seconds).
-    last_read: Mutex<Option<(Instant, i64)>>,
+    last_read: Mutex<Option<(Instant, f64)>>,
+    /// How long reads that brought changes took until those were in ClickHouse, lately (the
+    /// longest, decaying): reads come this much sooner than `max_delay`.
+    apply_time: Mutex<Duration>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -112,6 +137,7 @@ impl Feed {
             applied: Mutex::default(),
             active: Mutex::default(),
             last_read: Mutex::default(),
+            apply_time: Mutex::new(APPLY_TIME_GUESS),
         }
     }
 
@@ -238,7 +264,7 @@ impl Feed {
         let groups = by_entity(&batch.events);
         self.apply(&batch, &groups, &prefetched, &mut report)
             .await?;
-        self.note_activity(&groups);
+        self.note_activity(&groups, report.portal_window);
         *locked(&self.applied) = Some(batch.process_id);
         locked(&self.failures).clear();
         Ok(report)
@@ -277,9 +303,11 @@ impl Feed {
         let portal_time = resp
             .time
             .start
-            .unwrap_or_else(|| client.governor().server_now()) as i64;
+            .unwrap_or_else(|| client.governor().server_now());
         let sent = (sent_at, portal_time);
-        report.since_last_read = locked(&self.last_read).map(|(at, _)| sent_at - at);
+        let previous = *locked(&self.last_read);
+        report.since_last_read = previous.map(|(at, _)| sent_at - at);
+        report.portal_window = Some((previous.map(|(_, p)| p), portal_time));
         if clearing.is_some() {
             match resp.take(CLEAR) {
                 CommandOutcome::Ok(_) => *locked(&self.applied) = None,
@@ -324,6 +352,9 @@ impl Feed {
         let Some((_, last_read)) = *locked(&self.last_read) else {
             return Vec::new();
         };
+        // On the portal's clock, as estimated (its rows are modified by it).
+        let elapsed = self.sink.client.governor().server_now() - last_read;
+        let last_read = last_read.floor() as i64;
         if self.sink.mode != Mode::Push {
             return Vec::new();
         }
@@ -344,7 +375,9 @@ impl Feed {
                 continue;
             };
             // Room for a flow that grew, and for rows read again within the lookback.
-            let pages = (activity.rows * 2).div_ceil(PAGE_SIZE).clamp(1, MAX_PAGES);
+            let pages = ((activity.expected(elapsed) * 2.0) as usize)
+                .div_ceil(PAGE_SIZE)
+                .clamp(1, MAX_PAGES);
             let Some(plan) = ChangedRows::plan(job, since.fixed_offset(), pages, &format!("e{i}"))
             else {
                 continue;
@@ -358,25 +391,32 @@ impl Feed {
         out
     }
 
-    /// Remembers which entities' rows the lease changed, and how many.
-    fn note_activity(&self, groups: &BTreeMap<String, Vec<(Notice, &str)>>) {
+    /// Remembers which entities' rows the lease changed, how many, and how fast: over the
+    /// time since their first record (a flow that began just before the read is not spread
+    /// over the whole wait), or since the previous read where records carry no time.
+    fn note_activity(&self, groups: &Groups<'_>, window: Option<(Option<f64>, f64)>) {
         let now = Instant::now();
         let mut active = locked(&self.active);
         for (entity, records) in groups {
-            let rows: BTreeSet<u64> = records
+            let upserts: Vec<(u64, Option<f64>)> = records
                 .iter()
                 .filter(|(n, _)| n.kind == ChangeKind::Upsert)
-                .filter_map(|(n, _)| n.id)
+                .filter_map(|(n, e)| Some((n.id?, e.at)))
                 .collect();
-            if !rows.is_empty() {
-                active.insert(
-                    entity.clone(),
-                    Activity {
-                        last: now,
-                        rows: rows.len(),
-                    },
-                );
+            let rows: BTreeSet<u64> = upserts.iter().map(|(id, _)| *id).collect();
+            if rows.is_empty() {
+                continue;
             }
+            let first = upserts.iter().filter_map(|(_, at)| *at).reduce(f64::min);
+            let per_sec = window.and_then(|w| flow_per_sec(rows.len(), first, w));
+            active.insert(
+                entity.clone(),
+                Activity {
+                    last: now,
+                    rows: rows.len(),
+                    per_sec,
+                },
+            );
         }
     }
 
@@ -384,7 +424,7 @@ impl Feed {
     async fn apply(
         &self,
         batch: &OfflineBatch,
-        groups: &BTreeMap<String, Vec<(Notice, &str)>>,
+        groups: &Groups<'_>,
         prefetched: &Prefetched,
         report: &mut CycleReport,
     ) -> Result<(), EventsError> {
@@ -404,7 +444,8 @@ impl Feed {
                         retry.get_or_insert(e);
                         continue;
                     }
-                    let ids: Vec<String> = records.iter().map(|(_, m)| m.to_string()).collect();
+                    let ids: Vec<String> =
+                        records.iter().map(|(_, e)| e.message_id.clone()).collect();
                     queue::mark_error(&self.sink.client, &batch.process_id, &ids).await?;
                     tracing::error!(
                         %entity,
@@ -437,6 +478,9 @@ impl Feed {
         loop {
             let started = Instant::now();
             let result = self.cycle().await;
+            if matches!(&result, Ok(r) if r.events > 0) {
+                self.timed_apply(started.elapsed());
+            }
             match &result {
                 Ok(r) if r.events > 0 => tracing::info!(
                     events = r.events,
@@ -451,48 +495,91 @@ impl Feed {
                     tracing::error!(error = %e, "event batch failed; it stays leased and is read again")
                 }
             }
-            let wait = next_wait(pace, &result).saturating_sub(started.elapsed());
+            let apply = *locked(&self.apply_time);
+            let wait = next_wait(pace, apply, &result).saturating_sub(started.elapsed());
             tokio::time::sleep(wait).await;
         }
     }
+
+    /// Learns how long a read that brought changes took until they were in ClickHouse.
+    fn timed_apply(&self, took: Duration) {
+        let mut t = locked(&self.apply_time);
+        *t = learned_apply(*t, took);
+    }
 }
 
-/// The shortest and longest waits between queue reads (`events.poll_interval`,
-/// `events.max_delay`).
+/// The shortest wait between queue reads, and the longest a change may take to reach
+/// ClickHouse (`events.poll_interval`, `events.max_delay`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pace {
     pub min: Duration,
     pub max: Duration,
 }
 
+impl Pace {
+    /// The longest wait between reads: a change made just after a read must still be in
+    /// ClickHouse within `max` when the next read takes `apply` to write it.
+    pub fn longest_wait(self, apply: Duration) -> Duration {
+        self.max.saturating_sub(apply).max(self.min)
+    }
+}
+
 /// How long after a read's start the next one goes: at once after a full lease (more records
-/// wait); `max` after an empty read; else the time the last flow of changes takes to bring
-/// [`ROWS_PER_READ`] more, within `min..=max` — a trickle waits up to `max` so that one
-/// request carries many changes, a flood is read every `min`. A failed cycle waits `min`.
-pub fn next_wait(pace: Pace, last: &Result<CycleReport, EventsError>) -> Duration {
+/// wait); the longest wait after an empty read; else the time the last flow of changes takes
+/// to bring [`ROWS_PER_READ`] more, within `min` and the longest wait — a trickle waits the
+/// longest so that one request carries every change the freshness bound lets it wait for, a
+/// flood is read every `min`. A failed cycle waits `min`.
+pub fn next_wait(pace: Pace, apply: Duration, last: &Result<CycleReport, EventsError>) -> Duration {
+    let longest = pace.longest_wait(apply);
     match last {
         Ok(r) if r.full => Duration::ZERO,
-        Ok(r) if r.events == 0 => pace.max,
+        Ok(r) if r.events == 0 => longest,
         Ok(r) => {
             let Some(period) = r.since_last_read.filter(|p| !p.is_zero()) else {
                 return pace.min;
             };
             let per_sec = r.events as f64 / period.as_secs_f64();
-            Duration::from_secs_f64(ROWS_PER_READ / per_sec).clamp(pace.min, pace.max)
+            Duration::from_secs_f64(ROWS_PER_READ / per_sec).clamp(pace.min, longest)
         }
         Err(_) => pace.min,
     }
 }
 
-/// The records of a lease that announce row changes, by entity, with their `MESSAGE_ID`.
-fn by_entity(events: &[OfflineEvent]) -> BTreeMap<String, Vec<(Notice, &str)>> {
-    let mut groups: BTreeMap<String, Vec<(Notice, &str)>> = BTreeMap::new();
+/// `rows` changed per second over a read's window (`previous` read, this `read`, portal
+/// seconds): from the first record's time (`first`) where the records carry one and it falls
+/// in the window, else from the previous read; unknown at the first read of records without
+/// a time.
+fn flow_per_sec(
+    rows: usize,
+    first: Option<f64>,
+    (previous, read): (Option<f64>, f64),
+) -> Option<f64> {
+    let from = match (first, previous) {
+        (Some(f), Some(p)) => f.max(p),
+        (f, p) => f.or(p)?,
+    };
+    // Records have whole seconds: a flow seen for less than one counts as one.
+    Some(rows as f64 / (read - from).max(1.0))
+}
+
+/// The apply time to plan with after one took `took`: a longer one counts at once, a shorter
+/// one halves the gap (one quick read does not make the next slow one fit the bound).
+fn learned_apply(before: Duration, took: Duration) -> Duration {
+    if took >= before {
+        took
+    } else {
+        (before + took) / 2
+    }
+}
+
+/// The records of a lease that announce row changes, by entity.
+type Groups<'a> = BTreeMap<String, Vec<(Notice, &'a OfflineEvent)>>;
+
+fn by_entity(events: &[OfflineEvent]) -> Groups<'_> {
+    let mut groups = Groups::new();
     for e in events {
         if let Some(n) = classify(&e.name, &e.data) {
-            groups
-                .entry(n.entity.clone())
-                .or_default()
-                .push((n, e.message_id.as_str()));
+            groups.entry(n.entity.clone()).or_default().push((n, e));
         }
     }
     groups
@@ -515,32 +602,80 @@ mod tests {
     fn the_feed_reads_as_rarely_as_the_flow_allows_within_its_pace() {
         let pace = Pace {
             min: Duration::from_secs(5),
-            max: Duration::from_secs(13),
+            max: Duration::from_secs(14),
         };
-        let report = |events, full, secs: Option<u64>| {
-            Ok(CycleReport {
+        // Reads that take 2 s to apply leave 12 s between them.
+        let apply = Duration::from_secs(2);
+        let longest = Duration::from_secs(12);
+        let wait = |events, full, secs: Option<u64>| {
+            let r = Ok(CycleReport {
                 events,
                 full,
                 since_last_read: secs.map(Duration::from_secs),
                 ..CycleReport::default()
-            })
+            });
+            next_wait(pace, apply, &r)
         };
-        assert_eq!(
-            next_wait(pace, &report(1_000, true, Some(1))),
-            Duration::ZERO
-        );
-        assert_eq!(next_wait(pace, &report(0, false, Some(13))), pace.max);
-        // 8 changes a second: 64 more take 8 s.
-        assert_eq!(
-            next_wait(pace, &report(80, false, Some(10))),
-            Duration::from_secs(8)
-        );
+        assert_eq!(wait(1_000, true, Some(1)), Duration::ZERO);
+        assert_eq!(wait(0, false, Some(12)), longest);
+        // 20 changes a second: 200 more (what a read's pages hold, with room) take 10 s.
+        assert_eq!(wait(200, false, Some(10)), Duration::from_secs(10));
+        // 8 a second would take 25 s: the freshness bound comes first.
+        assert_eq!(wait(80, false, Some(10)), longest);
         // A trickle waits the longest; a flood is read as often as allowed.
-        assert_eq!(next_wait(pace, &report(3, false, Some(13))), pace.max);
-        assert_eq!(next_wait(pace, &report(900, false, Some(5))), pace.min);
+        assert_eq!(wait(3, false, Some(12)), longest);
+        assert_eq!(wait(900, false, Some(5)), pace.min);
         // The first read has no flow to go by.
-        assert_eq!(next_wait(pace, &report(3, false, None)), pace.min);
+        assert_eq!(wait(3, false, None), pace.min);
         let failed = Err(EventsError::Malformed("x".into()));
-        assert_eq!(next_wait(pace, &failed), pace.min);
+        assert_eq!(next_wait(pace, apply, &failed), pace.min);
+        // Reads slower than the bound still come no closer than the poll interval.
+        assert_eq!(pace.longest_wait(Duration::from_secs(20)), pace.min);
+    }
+
+    #[test]
+    fn pages_are_sized_for_the_flow_over_the_time_since_the_last_read() {
+        let a = Activity {
+            last: Instant::now(),
+            rows: 34,
+            per_sec: Some(8.0),
+        };
+        // The last lease covered 4 s; the next read comes 13 s after the last.
+        assert_eq!(a.expected(13.0), 104.0);
+        // Never fewer than the last lease brought.
+        assert_eq!(a.expected(1.0), 34.0);
+        let first = Activity { per_sec: None, ..a };
+        assert_eq!(first.expected(13.0), 34.0);
+    }
+
+    #[test]
+    fn a_flow_is_timed_from_its_first_record() {
+        // 26 rows whose first record came 3 s before a read 12 s after the previous one.
+        assert_eq!(
+            flow_per_sec(26, Some(109.0), (Some(100.0), 112.0)),
+            Some(26.0 / 3.0)
+        );
+        // Records stamped before the previous read (it left them): the window counts.
+        assert_eq!(
+            flow_per_sec(24, Some(90.0), (Some(100.0), 112.0)),
+            Some(2.0)
+        );
+        // No record time: the whole window; nothing to go by at the first read.
+        assert_eq!(flow_per_sec(24, None, (Some(100.0), 112.0)), Some(2.0));
+        assert_eq!(flow_per_sec(24, None, (None, 112.0)), None);
+        // A first read still times records that carry one.
+        assert_eq!(flow_per_sec(24, Some(106.0), (None, 112.0)), Some(4.0));
+        // A burst within the read's own second.
+        assert_eq!(
+            flow_per_sec(5, Some(112.0), (Some(100.0), 112.0)),
+            Some(5.0)
+        );
+    }
+
+    #[test]
+    fn a_slow_read_counts_at_once_and_a_quick_one_only_halfway() {
+        let s = Duration::from_secs;
+        assert_eq!(learned_apply(s(2), s(3)), s(3));
+        assert_eq!(learned_apply(s(3), s(1)), s(2));
     }
 }

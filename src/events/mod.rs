@@ -238,7 +238,7 @@ mod tests {
             "redacted like the other secrets"
         );
         assert_eq!(ok.events.poll_interval.as_duration().as_secs(), 5);
-        assert_eq!(ok.events.max_delay.as_duration().as_secs(), 13);
+        assert_eq!(ok.events.max_delay.as_duration().as_secs(), 14);
         let e = crate::config::from_toml_str(&format!(
             "{hook}[events]\npoll_interval = \"20 SECOND\"\n"
         ))

@@ -12,6 +12,9 @@ pub struct OfflineEvent {
     /// `EVENT_DATA`: `{"FIELDS": {"ID": …}}`, or `false` on portals that keep no data.
     pub data: Value,
     pub message_id: String,
+    /// `TIMESTAMP_X` in unix seconds, where it is RFC 3339 as the docs show; used only to
+    /// size the next read's pages, never to decide what is written.
+    pub at: Option<f64>,
 }
 
 /// What one `event.offline.get` returned.
@@ -147,6 +150,11 @@ fn parse(result: &Value, asked: Option<&str>) -> Result<OfflineBatch, EventsErro
             name: name.to_string(),
             data: e.get("EVENT_DATA").cloned().unwrap_or(Value::Null),
             message_id,
+            at: e
+                .get("TIMESTAMP_X")
+                .and_then(Value::as_str)
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.timestamp() as f64),
         });
     }
     Ok(OfflineBatch { process_id, events })
@@ -198,5 +206,7 @@ mod tests {
         assert_eq!(b.events[0].name, "ONCRMLEADADD");
         assert_eq!(b.events[0].data, Value::Bool(false));
         assert_eq!(b.events[0].message_id, "1");
+        // 2024-07-18T12:32:31+02:00
+        assert_eq!(b.events[0].at, Some(1_721_298_751.0));
     }
 }
