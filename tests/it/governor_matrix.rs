@@ -74,7 +74,8 @@ fn size() -> Size {
     }
 }
 
-/// One `b24ch sync all` pass: converge the tables, then load and reconcile every entity.
+/// One `b24ch sync all` pass: converge the tables, then load and reconcile every entity, as
+/// `sync` does: from a full load's own listing, by an ID scan after an incremental one.
 async fn sync_all(conn: &Connection, cfg: &Config, client: &Arc<Client>) -> Catalog {
     let catalog = b24ch::catalog::discover(client).await.unwrap();
     apply::apply_mode(conn, cfg, &catalog, Format::Parquet, Mode::Push)
@@ -86,7 +87,7 @@ async fn sync_all(conn: &Connection, cfg: &Config, client: &Arc<Client>) -> Cata
         let job = Arc::new(
             EntityJob::new(e.clone(), selected_columns(&e, &cfg.entity(&e.name))).unwrap(),
         );
-        sync::load(
+        let loaded = sync::load(
             conn,
             &t,
             client.clone(),
@@ -95,9 +96,18 @@ async fn sync_all(conn: &Connection, cfg: &Config, client: &Arc<Client>) -> Cata
         )
         .await
         .unwrap_or_else(|err| panic!("{}: {err}", e.name));
-        sync::reconcile(conn, &t, client.clone(), job, 0)
-            .await
-            .unwrap_or_else(|err| panic!("{} reconcile: {err}", e.name));
+        let guard = cfg.entity(&e.name).delete_guard;
+        sync::reconcile_after(
+            conn,
+            &t,
+            client.clone(),
+            job,
+            loaded.listing.as_ref(),
+            0,
+            guard,
+        )
+        .await
+        .unwrap_or_else(|err| panic!("{} reconcile: {err}", e.name));
     }
     catalog
 }
