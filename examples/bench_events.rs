@@ -448,8 +448,17 @@ async fn quiet(ch: &LocalClickHouse, args: &Args) -> anyhow::Result<()> {
     let every = pace.longest_wait(b24ch::events::feed::APPLY_TIME_GUESS);
     let reads = (3_600.0 / every.as_secs_f64().max(1.0)) as u64;
     for _ in 0..reads {
+        // An hour on the portal's clock: the check for lost leases runs on it.
+        s.control().advance_clock(every.as_secs_f64());
         feed.cycle().await?;
     }
+    let lease_checks = s
+        .control()
+        .counters()
+        .per_method
+        .get("event.offline.list")
+        .copied()
+        .unwrap_or(0);
     s.load(&job).await?;
     let (events_op, events_req) = (s.operating(), s.control().counters().requests_total);
 
@@ -464,7 +473,7 @@ async fn quiet(ch: &LocalClickHouse, args: &Args) -> anyhow::Result<()> {
         args.deals
     );
     println!(
-        "  events: queue read every {} s ({reads}) + 1 incremental load: {events_op:.1} operating s, {events_req} requests",
+        "  events: queue read every {} s ({reads}) + {lease_checks} checks for lost leases + 1 incremental load: {events_op:.1} operating s, {events_req} requests",
         every.as_secs_f64()
     );
     println!(

@@ -92,6 +92,35 @@ impl Activity {
     }
 }
 
+/// How often (portal seconds) the queue is checked for leases nobody clears
+/// ([`Feed::orphan_lease`]).
+pub const ORPHAN_CHECK_EVERY: Duration = Duration::from_secs(300);
+
+/// Leases in the queue that are not this feed's, as seen by the checks so far.
+#[derive(Debug, Default)]
+struct OrphanWatch {
+    /// When the next check is due (portal seconds); `None` until the first cycle, which
+    /// schedules the first check one interval later.
+    next_check: Option<f64>,
+    /// Leases seen at the last check, not yet adopted.
+    suspects: BTreeSet<String>,
+}
+
+impl OrphanWatch {
+    /// Takes one check's leases (`held`, less `ours`); returns one that the previous check
+    /// saw too. A live reader clears its lease within one read interval, so a lease that
+    /// outlives two checks is nobody's.
+    fn adopt(&mut self, held: BTreeSet<String>, ours: &[String]) -> Option<String> {
+        let held: BTreeSet<String> = held.into_iter().filter(|p| !ours.contains(p)).collect();
+        let found = held.intersection(&self.suspects).next().cloned();
+        self.suspects = held;
+        if let Some(p) = &found {
+            self.suspects.remove(p);
+        }
+        found
+    }
+}
+
 /// What a read is assumed to take from sending to its rows in ClickHouse until one has been
 /// timed ([`Feed::apply_time`]).
 pub const APPLY_TIME_GUESS: Duration = Duration::from_secs(2);
@@ -113,6 +142,9 @@ pub struct Feed {
     /// How long reads that brought changes took until those were in ClickHouse, lately (the
     /// longest, decaying): reads come this much sooner than `max_delay`.
     apply_time: Mutex<Duration>,
+    /// Portal seconds between checks for leases nobody clears ([`ORPHAN_CHECK_EVERY`]).
+    pub orphan_check: Duration,
+    orphans: Mutex<OrphanWatch>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -138,6 +170,8 @@ impl Feed {
             active: Mutex::default(),
             last_read: Mutex::default(),
             apply_time: Mutex::new(APPLY_TIME_GUESS),
+            orphan_check: ORPHAN_CHECK_EVERY,
+            orphans: Mutex::default(),
         }
     }
 
@@ -227,6 +261,54 @@ impl Feed {
         Ok(Some(b))
     }
 
+    /// A lease nobody clears, adopted (read again under its `process_id`): one the previous
+    /// check saw too, not this feed's. It comes from a read whose answer was lost after the
+    /// portal had leased the records (a dropped connection, a retried request, a process
+    /// killed mid-request); the portal would never hand those records out again. The lease
+    /// applied last is cleared first, so that one lease at a time is kept. A failed check is
+    /// logged and tried again at the next one.
+    async fn orphan_lease(&self) -> Result<Option<OfflineBatch>, EventsError> {
+        let client = &self.sink.client;
+        let now = client.governor().server_now();
+        {
+            let mut w = locked(&self.orphans);
+            let first = w.next_check.is_none();
+            if w.next_check.is_some_and(|due| now < due) {
+                return Ok(None);
+            }
+            w.next_check = Some(now + self.orphan_check.as_secs_f64());
+            if first {
+                return Ok(None);
+            }
+        }
+        let held = match queue::leases(client).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list the event queue's leases (event.offline.list); checked again later");
+                return Ok(None);
+            }
+        };
+        let ours: Vec<String> = locked(&self.applied)
+            .iter()
+            .cloned()
+            .chain(self.saved_lease()?)
+            .collect();
+        let Some(pid) = locked(&self.orphans).adopt(held, &ours) else {
+            return Ok(None);
+        };
+        self.settle().await?;
+        let b = queue::read(client, Some(&pid), self.limit).await?;
+        if b.events.is_empty() {
+            // Cleared since the check: nothing to adopt, read the queue as usual.
+            return Ok(None);
+        }
+        tracing::warn!(
+            events = b.events.len(),
+            "adopting an event lease nobody cleared since the last check (a read whose answer was lost); its records are applied now"
+        );
+        Ok(Some(b))
+    }
+
     /// One lease: bind what is new, read (again, if a previous run left one), apply. The
     /// lease is cleared with the next read, or by [`Self::settle`]. Records of an entity that
     /// keep failing for a reason retrying cannot fix are set aside after
@@ -248,7 +330,11 @@ impl Feed {
             newly_bound,
             ..CycleReport::default()
         };
-        let (batch, prefetched) = match self.left_lease().await? {
+        let left = match self.left_lease().await? {
+            Some(b) => Some(b),
+            None => self.orphan_lease().await?,
+        };
+        let (batch, prefetched) = match left {
             Some(b) => {
                 report.resumed = true;
                 (b, Prefetched::new())
@@ -670,6 +756,22 @@ mod tests {
             flow_per_sec(5, Some(112.0), (Some(100.0), 112.0)),
             Some(5.0)
         );
+    }
+
+    #[test]
+    fn a_lease_is_adopted_when_two_checks_in_a_row_see_it_and_it_is_not_ours() {
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let mut w = OrphanWatch::default();
+        // First sighting: nothing yet (a live reader may clear it before the next check).
+        assert_eq!(w.adopt(set(&["a", "b", "mine"]), &["mine".into()]), None);
+        // "b" was cleared meanwhile; "a" is still there: adopted.
+        assert_eq!(
+            w.adopt(set(&["a", "c", "mine"]), &["mine".into()]),
+            Some("a".into())
+        );
+        // "c" was seen once; at the next check it is adopted, and "a" is not offered again.
+        assert_eq!(w.adopt(set(&["a", "c"]), &[]), Some("c".into()));
+        assert_eq!(w.adopt(set(&[]), &[]), None);
     }
 
     #[test]

@@ -160,6 +160,42 @@ fn parse(result: &Value, asked: Option<&str>) -> Result<OfflineBatch, EventsErro
     Ok(OfflineBatch { process_id, events })
 }
 
+/// The leases held in the queue: the `process_id`s of leased records on the first page of
+/// `event.offline.list` (oldest first), set-aside records left out. The filter only narrows
+/// the page; each record is checked here, so a portal that ignores it costs nothing but reach.
+pub async fn leases(client: &Client) -> Result<std::collections::BTreeSet<String>, BitrixError> {
+    let resp = client
+        .call(
+            "event.offline.list",
+            &json!({"filter": {"!PROCESS_ID": ""}, "order": {"ID": "ASC"}}),
+        )
+        .await?;
+    Ok(lease_ids(&resp.result))
+}
+
+fn lease_ids(result: &Value) -> std::collections::BTreeSet<String> {
+    result
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| !r.get("ERROR").is_some_and(is_set))
+        .filter_map(|r| r.get("PROCESS_ID").and_then(Value::as_str))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A flag as the portal may spell it: `1`, `"1"`, `"Y"`, `true`.
+fn is_set(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_i64().is_some_and(|i| i != 0),
+        Value::String(s) => matches!(s.trim(), "1" | "Y" | "y" | "true"),
+        _ => false,
+    }
+}
+
 /// Deletes every record leased to `process_id`.
 pub async fn clear(client: &Client, process_id: &str) -> Result<(), BitrixError> {
     client
@@ -188,6 +224,21 @@ pub async fn mark_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leases_are_the_process_ids_of_leased_records_not_set_aside() {
+        let page = json!([
+            {"ID": "1", "PROCESS_ID": "a", "ERROR": "0"},
+            {"ID": "2", "PROCESS_ID": "a", "ERROR": 0},
+            {"ID": "3", "PROCESS_ID": "", "ERROR": "0"},
+            {"ID": "4", "PROCESS_ID": "b", "ERROR": "1"},
+            {"ID": "5", "PROCESS_ID": " c "},
+            {"ID": "6", "PROCESS_ID": "d", "ERROR": "Y"}
+        ]);
+        let ids: Vec<String> = lease_ids(&page).into_iter().collect();
+        assert_eq!(ids, ["a", "c"]);
+        assert!(lease_ids(&json!({"error": "x"})).is_empty());
+    }
 
     #[test]
     fn parses_the_docs_fixture_shape() {

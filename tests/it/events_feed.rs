@@ -3,6 +3,8 @@
 //!   one lease, with no ID scan and a handful of requests;
 //! - crash safety: `b24ch events` killed (SIGKILL) between writing the rows and clearing the
 //!   queue; the next run reads its lease again, nothing is lost, the duplicates are harmless;
+//! - a read whose answer was lost (the portal leased, the client never learned the lease):
+//!   the lease is found and adopted, nothing is lost;
 //! - a burst of 10,000 changes at ≤ 1 portal request per 50 changed rows;
 //! - online events into `serve` (`POST /v1/events`, pull mode): the portal's own delivery with
 //!   the right application token is applied; a wrong token is refused and writes nothing.
@@ -465,6 +467,68 @@ async fn the_feed_binds_new_smart_processes_and_sets_aside_records_that_keep_fai
 
 fn b24ch_bin() -> &'static str {
     env!("CARGO_BIN_EXE_b24ch")
+}
+
+/// A read whose answer is lost after the portal leased the records (here the connection
+/// drops mid-answer and the client retries, which takes a new, empty lease) leaves a lease
+/// nobody will ever clear or be handed again. The feed finds it in `event.offline.list`,
+/// adopts it once a second check still sees it, and applies its records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_whose_answer_was_lost_is_adopted_and_nothing_is_lost() {
+    let env = Env::start("events_orphan", 200, &["crm_deal"]).await;
+    env.initial_load().await;
+    let mut feed = env.feed().await;
+    // One portal second between checks (at this clock scale, 20 ms of real time).
+    feed.orphan_check = Duration::from_secs(1);
+    let c = env.control();
+    // The first cycle schedules the first check.
+    feed.cycle().await.unwrap();
+    let ids: Vec<u64> = (1..=5).collect();
+    assert_eq!(
+        c.modify_rows("deal", &ids, &title("lost"), None).unwrap(),
+        5
+    );
+    c.inject_fault(Fault {
+        kind: FaultKind::ConnectionReset,
+        method: Some("batch".into()),
+        probability: None,
+        remaining: Some(1),
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = feed.cycle().await.unwrap();
+    assert_eq!(
+        r.events, 0,
+        "the retried read gets a new, empty lease: {r:?}"
+    );
+    let q = c.offline_queue();
+    assert_eq!(q.len(), 5, "{q:?}");
+    assert!(q.iter().all(|r| !r.process_id.is_empty()), "{q:?}");
+    // Next cycles: one check sees the lease, the one after adopts it.
+    let mut adopted = None;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let r = feed.cycle().await.unwrap();
+        if r.applied.rows > 0 {
+            adopted = Some(r);
+            break;
+        }
+    }
+    let r = adopted.expect("the lost lease was never adopted");
+    assert!(r.resumed, "{r:?}");
+    assert_eq!((r.events, r.applied.rows), (5, 5), "{r:?}");
+    feed.settle().await.unwrap();
+    assert!(c.offline_queue().is_empty(), "{:?}", c.offline_queue());
+    assert!(
+        c.counters()
+            .per_method
+            .get("event.offline.list")
+            .copied()
+            .unwrap_or(0)
+            >= 2,
+        "{:?}",
+        c.counters().per_method
+    );
+    env.assert_equal("crm_deal", "deal").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
