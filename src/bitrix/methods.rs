@@ -1285,8 +1285,8 @@ pub const DEFAULT_CALL_METHODS: &[&str] = &[
 ];
 
 /// Bitrix24 events announcing a change to an entity's rows, by entity: `<prefix>ADD`,
-/// `<prefix>UPDATE`, `<prefix>DELETE` with `data.FIELDS.ID` (docs:
-/// `api-reference/crm/{deals,leads,contacts,companies}/events/`, `crm/timeline/activities/events/`).
+/// `<prefix>UPDATE`, `<prefix>DELETE`, the row's id in `data.FIELDS.ID` (tasks:
+/// `data.FIELDS_AFTER.ID`, `data.FIELDS_BEFORE.ID` on deletion; docs/bitrix24-api.md §7).
 /// Smart processes (`crm_dynamic_<entityTypeId>`) use [`DYNAMIC_ITEM_EVENTS`]. Entities not
 /// listed have no change events and are kept fresh by their scheduled loads only.
 pub const ENTITY_EVENTS: &[(&str, &str)] = &[
@@ -1295,6 +1295,9 @@ pub const ENTITY_EVENTS: &[(&str, &str)] = &[
     ("crm_contact", "ONCRMCONTACT"),
     ("crm_company", "ONCRMCOMPANY"),
     ("crm_activity", "ONCRMACTIVITY"),
+    ("crm_quote", "ONCRMQUOTE"),
+    ("crm_product", "ONCRMPRODUCT"),
+    ("task", "ONTASK"),
 ];
 
 /// Smart-process item events: `ONCRMDYNAMICITEM{ADD,UPDATE,DELETE}` (every type, with

@@ -121,9 +121,7 @@ fn change_of(suffix: &str) -> Option<ChangeKind> {
 pub fn classify(event: &str, data: &Value) -> Option<Notice> {
     let name = event.to_ascii_uppercase();
     let fields = data.get("FIELDS").or_else(|| data.get("fields"));
-    let id = fields
-        .and_then(|f| f.get("ID").or_else(|| f.get("id")))
-        .and_then(as_id);
+    let id = event_row_id(data);
     if let Some(rest) = name.strip_prefix(DYNAMIC_ITEM_EVENTS) {
         let (change, etid) = match rest.split_once('_') {
             Some((c, t)) => (c, t.parse::<u32>().ok()),
@@ -149,6 +147,18 @@ pub fn classify(event: &str, data: &Value) -> Option<Notice> {
             id,
         })
     })
+}
+
+/// The row id an event's data names, in any shape the docs show: `FIELDS.ID` (CRM), task
+/// events' `FIELDS_AFTER.ID` / `FIELDS_BEFORE.ID` (the other side is the string
+/// `"undefined"`), or a bare `ID` (the timeline comment pages).
+fn event_row_id(data: &Value) -> Option<u64> {
+    let id_in = |v: &Value| v.get("ID").or_else(|| v.get("id")).and_then(as_id);
+    ["FIELDS", "fields", "FIELDS_AFTER", "FIELDS_BEFORE"]
+        .iter()
+        .filter_map(|k| data.get(k))
+        .find_map(id_in)
+        .or_else(|| id_in(data))
 }
 
 /// An id as events carry it: `"42"` or `42`.
@@ -213,6 +223,36 @@ mod tests {
     }
 
     #[test]
+    fn classifies_second_wave_events_in_their_documented_shapes() {
+        // docs: api-reference/tasks/events-tasks/on-task-{add,update,delete}.md
+        let add = json!({"FIELDS_BEFORE": "undefined", "FIELDS_AFTER": {"ID": 123},
+            "IS_ACCESSIBLE_BEFORE": "N", "IS_ACCESSIBLE_AFTER": "undefined"});
+        let del = json!({"FIELDS_BEFORE": {"ID": 123}, "FIELDS_AFTER": "undefined",
+            "IS_ACCESSIBLE_BEFORE": "undefined", "IS_ACCESSIBLE_AFTER": "N"});
+        for (event, data, kind) in [
+            ("ONTASKADD", &add, ChangeKind::Upsert),
+            ("OnTaskUpdate", &add, ChangeKind::Upsert),
+            ("ONTASKDELETE", &del, ChangeKind::Delete),
+        ] {
+            let n = classify(event, data).unwrap();
+            assert_eq!((n.entity.as_str(), n.kind, n.id), ("task", kind, Some(123)));
+        }
+        // crm/quote/events/on-crm-quote-update.md; products keep the CRM shape.
+        let n = classify("ONCRMQUOTEUPDATE", &json!({"FIELDS": {"ID": "71"}})).unwrap();
+        assert_eq!((n.entity.as_str(), n.id), ("crm_quote", Some(71)));
+        let n = classify("ONCRMPRODUCTDELETE", &json!({"FIELDS": {"ID": "5"}})).unwrap();
+        assert_eq!(
+            (n.entity.as_str(), n.kind, n.id),
+            ("crm_product", ChangeKind::Delete, Some(5))
+        );
+        // A bare `ID`, as the timeline comment pages show.
+        assert_eq!(event_row_id(&json!({"ID": 999})), Some(999));
+        // Other events of the same prefixes are not row changes of these tables.
+        assert!(classify("ONCRMPRODUCTSECTIONADD", &json!({"FIELDS": {"ID": 1}})).is_none());
+        assert!(classify("ONTASKCOMMENTADD", &json!({"FIELDS_AFTER": {"ID": 1}})).is_none());
+    }
+
+    #[test]
     fn config_refuses_offline_events_on_a_webhook_and_short_tokens() {
         let hook = "[portal]\nwebhook_url = \"https://x.bitrix24.com/rest/1/abcdefgh12345678/\"\n";
         let e =
@@ -258,6 +298,10 @@ mod tests {
         assert_eq!(
             event_names("crm_dynamic_128")[2],
             "ONCRMDYNAMICITEMDELETE_128"
+        );
+        assert_eq!(
+            event_names("task"),
+            ["ONTASKADD", "ONTASKUPDATE", "ONTASKDELETE"]
         );
         assert!(event_names("user").is_empty());
     }

@@ -469,6 +469,58 @@ fn b24ch_bin() -> &'static str {
     env!("CARGO_BIN_EXE_b24ch")
 }
 
+/// Quotes, catalog products and tasks announce their changes too (tasks in their own shape:
+/// the id in `FIELDS_AFTER`, or `FIELDS_BEFORE` on deletion): edits and deletions arrive from
+/// the queue, and each table equals the portal cell by cell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotes_products_and_tasks_follow_their_change_events() {
+    let env = Env::start("events_wave2", 20, &["crm_quote", "crm_product", "task"]).await;
+    env.initial_load().await;
+    let feed = env.feed().await;
+    let c = env.control();
+    let set = |field: &str, v: &str| {
+        let mut m = Map::new();
+        m.insert(field.into(), json!(v));
+        m
+    };
+    assert_eq!(
+        c.modify_rows("quote", &[1, 2], &set("TITLE", "q"), None)
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        c.modify_rows("product", &[1], &set("NAME", "p"), None)
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        c.modify_rows("task", &[1, 2], &set("TITLE", "t"), None)
+            .unwrap(),
+        2
+    );
+    for (table, id) in [("quote", 3), ("product", 2), ("task", 3)] {
+        c.delete_rows(table, &[id]).unwrap();
+    }
+    c.advance_clock(10.0);
+    let r = feed.cycle().await.unwrap();
+    assert_eq!(r.ignored_events, 0, "{r:?}");
+    assert_eq!(
+        (r.events, r.applied.rows, r.applied.tombstones),
+        (8, 5, 3),
+        "{r:?}"
+    );
+    assert_eq!((r.applied.loads, r.applied.reconciles), (0, 0), "{r:?}");
+    feed.settle().await.unwrap();
+    assert!(c.offline_queue().is_empty());
+    for (entity, table) in [
+        ("crm_quote", "quote"),
+        ("crm_product", "product"),
+        ("task", "task"),
+    ] {
+        env.assert_equal(entity, table).await;
+    }
+}
+
 /// A read whose answer is lost after the portal leased the records (here the connection
 /// drops mid-answer and the client retries, which takes a new, empty lease) leaves a lease
 /// nobody will ever clear or be handed again. The feed finds it in `event.offline.list`,

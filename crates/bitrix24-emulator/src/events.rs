@@ -147,10 +147,23 @@ impl Change {
 fn events_for(table: &str, id: u64, change: Change) -> Vec<(String, SJ)> {
     let s = change.suffix();
     match table {
-        "deal" | "lead" | "contact" | "company" | "activity" => vec![(
+        "deal" | "lead" | "contact" | "company" | "activity" | "quote" | "product" => vec![(
             format!("ONCRM{}{s}", table.to_ascii_uppercase()),
             json!({"FIELDS": {"ID": id.to_string()}}),
         )],
+        // api-reference/tasks/events-tasks/on-task-*.md: the id on the side that exists.
+        "task" => {
+            let (before, after) = match change {
+                Change::Add => (json!("undefined"), json!({"ID": id})),
+                Change::Update => (json!({"ID": id}), json!({"ID": id})),
+                Change::Delete => (json!({"ID": id}), json!("undefined")),
+            };
+            vec![(
+                format!("ONTASK{s}"),
+                json!({"FIELDS_BEFORE": before, "FIELDS_AFTER": after,
+                    "IS_ACCESSIBLE_BEFORE": "undefined", "IS_ACCESSIBLE_AFTER": "undefined"}),
+            )]
+        }
         t => match t
             .strip_prefix("dynamic_")
             .and_then(|e| e.parse::<u32>().ok())
@@ -170,17 +183,20 @@ fn events_for(table: &str, id: u64, change: Change) -> Vec<(String, SJ)> {
 /// Whether `event` can be bound on this portal (`ERROR_EVENT_NOT_FOUND` otherwise).
 pub(crate) fn known_event(data: &PortalData, event: &str) -> bool {
     let base = [
-        "DEAL",
-        "LEAD",
-        "CONTACT",
-        "COMPANY",
-        "ACTIVITY",
-        "DYNAMICITEM",
+        "CRMDEAL",
+        "CRMLEAD",
+        "CRMCONTACT",
+        "CRMCOMPANY",
+        "CRMACTIVITY",
+        "CRMDYNAMICITEM",
+        "CRMQUOTE",
+        "CRMPRODUCT",
+        "TASK",
     ];
     let changes = ["ADD", "UPDATE", "DELETE"];
     if base
         .iter()
-        .any(|b| changes.iter().any(|c| event == format!("ONCRM{b}{c}")))
+        .any(|b| changes.iter().any(|c| event == format!("ON{b}{c}")))
     {
         return true;
     }
