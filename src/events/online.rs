@@ -251,6 +251,14 @@ mod tests {
             parse("application/x-www-form-urlencoded", b"a=1"),
             Err(OnlineError::NoEvent)
         );
+        // A task deletion as a form: the id on the side that exists.
+        let form = b"event=ONTASKDELETE&data%5BFIELDS_BEFORE%5D%5BID%5D=123&data%5BFIELDS_AFTER%5D=undefined&auth%5Bapplication_token%5D=abc";
+        let e = parse("application/x-www-form-urlencoded", form).unwrap();
+        let n = super::super::classify(&e.event, &e.data).unwrap();
+        assert_eq!(
+            (n.entity.as_str(), n.kind, n.id),
+            ("task", super::super::ChangeKind::Delete, Some(123))
+        );
     }
 
     #[test]
