@@ -389,7 +389,7 @@ pub struct EventsConfig {
     pub poll_interval: Schedule,
     /// The longest a change may take to reach ClickHouse: while few changes arrive, reads
     /// come this far apart less the time a read takes to write them, so each read carries
-    /// as many as the bound allows (`events::feed::next_wait`).
+    /// as many as the bound allows (`events::pace::next_wait`).
     pub max_delay: Schedule,
     /// What `POST /v1/events` requires in `auth.application_token`; `None` = refused.
     pub application_token: Option<Secret>,

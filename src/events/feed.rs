@@ -7,6 +7,10 @@
 //! Rows a lease names that those pages lack are fetched by ID after it. Reads come between
 //! `poll_interval` and `max_delay` apart: every `max_delay` while changes trickle in, sooner
 //! only when more than [`ROWS_PER_READ`] would pile up ([`next_wait`]).
+pub use super::orphans::ORPHAN_CHECK_EVERY;
+use super::orphans::OrphanWatch;
+pub use super::pace::{APPLY_TIME_GUESS, Pace, ROWS_PER_READ};
+use super::pace::{Activity, LastRead, MAX_PAGES, flow_per_sec, learned_apply, next_wait};
 use super::queue::{self, BindReport, OfflineBatch, OfflineEvent};
 use super::sink::{Applied, Mode, Prefetched, Sink};
 use super::{ChangeKind, EventsError, Notice, classify};
@@ -27,22 +31,12 @@ pub const LEASE_LIMIT: u32 = 1_000;
 /// `event.offline.error` so that they stop holding up the queue.
 pub const ATTEMPTS_BEFORE_SETTING_ASIDE: u32 = 3;
 
-/// Changes a read aims to carry: reads wait for this many, within `max_delay`. Half of what
-/// a read's own pages hold (the other half is room for the lookback and a flow that grows),
-/// so waiting longer would only add a fetch by id: one more request and seconds of latency.
-/// Every read is one request, so below this flow reads come every `max_delay`, the fewest the
-/// freshness bound allows.
-pub const ROWS_PER_READ: f64 = (MAX_PAGES * PAGE_SIZE / 2) as f64;
-
 /// How long an entity's changed rows keep being read with the queue after its last change.
 const ACTIVE_FOR: Duration = Duration::from_secs(300);
 
 /// How far before the last read the changed-rows pages start: modification times have whole
 /// seconds, and the portal's clock is estimated (a row they miss is fetched by ID).
 const SINCE_LOOKBACK_SECS: i64 = 2;
-
-/// Pages of 50 changed rows per method and entity read with the queue, at most.
-const MAX_PAGES: usize = 8;
 
 const CLEAR: &str = "clear";
 const READ: &str = "queue";
@@ -72,58 +66,16 @@ pub struct CycleReport {
     portal_window: Option<(Option<f64>, f64)>,
 }
 
-/// An entity whose rows changed lately.
-#[derive(Debug, Clone, Copy)]
-struct Activity {
-    last: Instant,
-    /// Rows it changed in the last lease that had any.
-    rows: usize,
-    /// Those rows per portal second of the time that lease covered (unknown at the first
-    /// read).
-    per_sec: Option<f64>,
-}
-
-impl Activity {
-    /// Rows to expect in a read `elapsed` portal seconds after the previous one: the last
-    /// lease's flow over that time, and no fewer than the last lease had.
-    fn expected(&self, elapsed: f64) -> f64 {
-        let flow = self.per_sec.map_or(0.0, |r| r * elapsed);
-        flow.max(self.rows as f64)
-    }
-}
-
-/// How often (portal seconds) the queue is checked for leases nobody clears
-/// ([`Feed::orphan_lease`]).
-pub const ORPHAN_CHECK_EVERY: Duration = Duration::from_secs(300);
-
-/// Leases in the queue that are not this feed's, as seen by the checks so far.
-#[derive(Debug, Default)]
-struct OrphanWatch {
-    /// When the next check is due (portal seconds); `None` until the first cycle, which
-    /// schedules the first check one interval later.
-    next_check: Option<f64>,
-    /// Leases seen at the last check, not yet adopted.
-    suspects: BTreeSet<String>,
-}
-
-impl OrphanWatch {
-    /// Takes one check's leases (`held`, less `ours`); returns one that the previous check
-    /// saw too. A live reader clears its lease within one read interval, so a lease that
-    /// outlives two checks is nobody's.
-    fn adopt(&mut self, held: BTreeSet<String>, ours: &[String]) -> Option<String> {
-        let held: BTreeSet<String> = held.into_iter().filter(|p| !ours.contains(p)).collect();
-        let found = held.intersection(&self.suspects).next().cloned();
-        self.suspects = held;
-        if let Some(p) = &found {
-            self.suspects.remove(p);
+impl CycleReport {
+    /// What the pace goes by.
+    pub(super) fn last_read(&self) -> LastRead {
+        LastRead {
+            events: self.events,
+            full: self.full,
+            since_last_read: self.since_last_read,
         }
-        found
     }
 }
-
-/// What a read is assumed to take from sending to its rows in ClickHouse until one has been
-/// timed ([`Feed::apply_time`]).
-pub const APPLY_TIME_GUESS: Duration = Duration::from_secs(2);
 
 pub struct Feed {
     pub sink: Arc<Sink>,
@@ -582,7 +534,8 @@ impl Feed {
                 }
             }
             let apply = *locked(&self.apply_time);
-            let wait = next_wait(pace, apply, &result).saturating_sub(started.elapsed());
+            let last = result.as_ref().ok().map(CycleReport::last_read);
+            let wait = next_wait(pace, apply, last).saturating_sub(started.elapsed());
             tokio::time::sleep(wait).await;
         }
     }
@@ -591,70 +544,6 @@ impl Feed {
     fn timed_apply(&self, took: Duration) {
         let mut t = locked(&self.apply_time);
         *t = learned_apply(*t, took);
-    }
-}
-
-/// The shortest wait between queue reads, and the longest a change may take to reach
-/// ClickHouse (`events.poll_interval`, `events.max_delay`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pace {
-    pub min: Duration,
-    pub max: Duration,
-}
-
-impl Pace {
-    /// The longest wait between reads: a change made just after a read must still be in
-    /// ClickHouse within `max` when the next read takes `apply` to write it.
-    pub fn longest_wait(self, apply: Duration) -> Duration {
-        self.max.saturating_sub(apply).max(self.min)
-    }
-}
-
-/// How long after a read's start the next one goes: at once after a full lease (more records
-/// wait); the longest wait after an empty read; else the time the last flow of changes takes
-/// to bring [`ROWS_PER_READ`] more, within `min` and the longest wait — a trickle waits the
-/// longest so that one request carries every change the freshness bound lets it wait for, a
-/// flood is read every `min`. A failed cycle waits `min`.
-pub fn next_wait(pace: Pace, apply: Duration, last: &Result<CycleReport, EventsError>) -> Duration {
-    let longest = pace.longest_wait(apply);
-    match last {
-        Ok(r) if r.full => Duration::ZERO,
-        Ok(r) if r.events == 0 => longest,
-        Ok(r) => {
-            let Some(period) = r.since_last_read.filter(|p| !p.is_zero()) else {
-                return pace.min;
-            };
-            let per_sec = r.events as f64 / period.as_secs_f64();
-            Duration::from_secs_f64(ROWS_PER_READ / per_sec).clamp(pace.min, longest)
-        }
-        Err(_) => pace.min,
-    }
-}
-
-/// `rows` changed per second over a read's window (`previous` read, this `read`, portal
-/// seconds): from the first record's time (`first`) where the records carry one and it falls
-/// in the window, else from the previous read; unknown at the first read of records without
-/// a time.
-fn flow_per_sec(
-    rows: usize,
-    first: Option<f64>,
-    (previous, read): (Option<f64>, f64),
-) -> Option<f64> {
-    let from = match (first, previous) {
-        (Some(f), Some(p)) => f.max(p),
-        (f, p) => f.or(p)?,
-    };
-    // Records have whole seconds: a flow seen for less than one counts as one.
-    Some(rows as f64 / (read - from).max(1.0))
-}
-
-/// The apply time to plan with after one took `took`: a longer one counts at once, a shorter
-/// one halves the gap (one quick read does not make the next slow one fit the bound).
-fn learned_apply(before: Duration, took: Duration) -> Duration {
-    if took >= before {
-        took
-    } else {
-        (before + took) / 2
     }
 }
 
@@ -677,107 +566,5 @@ fn remedy(e: &EventsError) -> &'static str {
             p.remedy()
         }
         _ => "",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_feed_reads_as_rarely_as_the_flow_allows_within_its_pace() {
-        let pace = Pace {
-            min: Duration::from_secs(5),
-            max: Duration::from_secs(14),
-        };
-        // Reads that take 2 s to apply leave 12 s between them.
-        let apply = Duration::from_secs(2);
-        let longest = Duration::from_secs(12);
-        let wait = |events, full, secs: Option<u64>| {
-            let r = Ok(CycleReport {
-                events,
-                full,
-                since_last_read: secs.map(Duration::from_secs),
-                ..CycleReport::default()
-            });
-            next_wait(pace, apply, &r)
-        };
-        assert_eq!(wait(1_000, true, Some(1)), Duration::ZERO);
-        assert_eq!(wait(0, false, Some(12)), longest);
-        // 20 changes a second: 200 more (what a read's pages hold, with room) take 10 s.
-        assert_eq!(wait(200, false, Some(10)), Duration::from_secs(10));
-        // 8 a second would take 25 s: the freshness bound comes first.
-        assert_eq!(wait(80, false, Some(10)), longest);
-        // A trickle waits the longest; a flood is read as often as allowed.
-        assert_eq!(wait(3, false, Some(12)), longest);
-        assert_eq!(wait(900, false, Some(5)), pace.min);
-        // The first read has no flow to go by.
-        assert_eq!(wait(3, false, None), pace.min);
-        let failed = Err(EventsError::Malformed("x".into()));
-        assert_eq!(next_wait(pace, apply, &failed), pace.min);
-        // Reads slower than the bound still come no closer than the poll interval.
-        assert_eq!(pace.longest_wait(Duration::from_secs(20)), pace.min);
-    }
-
-    #[test]
-    fn pages_are_sized_for_the_flow_over_the_time_since_the_last_read() {
-        let a = Activity {
-            last: Instant::now(),
-            rows: 34,
-            per_sec: Some(8.0),
-        };
-        // The last lease covered 4 s; the next read comes 13 s after the last.
-        assert_eq!(a.expected(13.0), 104.0);
-        // Never fewer than the last lease brought.
-        assert_eq!(a.expected(1.0), 34.0);
-        let first = Activity { per_sec: None, ..a };
-        assert_eq!(first.expected(13.0), 34.0);
-    }
-
-    #[test]
-    fn a_flow_is_timed_from_its_first_record() {
-        // 26 rows whose first record came 3 s before a read 12 s after the previous one.
-        assert_eq!(
-            flow_per_sec(26, Some(109.0), (Some(100.0), 112.0)),
-            Some(26.0 / 3.0)
-        );
-        // Records stamped before the previous read (it left them): the window counts.
-        assert_eq!(
-            flow_per_sec(24, Some(90.0), (Some(100.0), 112.0)),
-            Some(2.0)
-        );
-        // No record time: the whole window; nothing to go by at the first read.
-        assert_eq!(flow_per_sec(24, None, (Some(100.0), 112.0)), Some(2.0));
-        assert_eq!(flow_per_sec(24, None, (None, 112.0)), None);
-        // A first read still times records that carry one.
-        assert_eq!(flow_per_sec(24, Some(106.0), (None, 112.0)), Some(4.0));
-        // A burst within the read's own second.
-        assert_eq!(
-            flow_per_sec(5, Some(112.0), (Some(100.0), 112.0)),
-            Some(5.0)
-        );
-    }
-
-    #[test]
-    fn a_lease_is_adopted_when_two_checks_in_a_row_see_it_and_it_is_not_ours() {
-        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
-        let mut w = OrphanWatch::default();
-        // First sighting: nothing yet (a live reader may clear it before the next check).
-        assert_eq!(w.adopt(set(&["a", "b", "mine"]), &["mine".into()]), None);
-        // "b" was cleared meanwhile; "a" is still there: adopted.
-        assert_eq!(
-            w.adopt(set(&["a", "c", "mine"]), &["mine".into()]),
-            Some("a".into())
-        );
-        // "c" was seen once; at the next check it is adopted, and "a" is not offered again.
-        assert_eq!(w.adopt(set(&["a", "c"]), &[]), Some("c".into()));
-        assert_eq!(w.adopt(set(&[]), &[]), None);
-    }
-
-    #[test]
-    fn a_slow_read_counts_at_once_and_a_quick_one_only_halfway() {
-        let s = Duration::from_secs;
-        assert_eq!(learned_apply(s(2), s(3)), s(3));
-        assert_eq!(learned_apply(s(3), s(1)), s(2));
     }
 }

@@ -22,6 +22,8 @@
 //! as the safety net, at a lower frequency (`[entities.*] schedule`, `reconcile_schedule`).
 pub mod feed;
 pub mod online;
+mod orphans;
+mod pace;
 pub mod queue;
 pub mod sink;
 
