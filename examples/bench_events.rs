@@ -64,6 +64,16 @@ struct Args {
     data_dir: PathBuf,
 }
 
+impl Args {
+    /// The feed's pace from `--poll-secs` and `--max-delay-secs`.
+    fn pace(&self) -> b24ch::events::feed::Pace {
+        b24ch::events::feed::Pace {
+            min: Duration::from_secs(self.poll_secs),
+            max: Duration::from_secs(self.max_delay_secs),
+        }
+    }
+}
+
 struct Setup {
     portal: RunningPortal,
     config: Arc<Config>,
@@ -290,10 +300,7 @@ async fn flow(
     let before = reads(s);
     let feed = Arc::new(s.feed().await?);
     let f = feed.clone();
-    let pace = b24ch::events::feed::Pace {
-        min: Duration::from_secs(args.poll_secs),
-        max: Duration::from_secs(args.max_delay_secs),
-    };
+    let pace = args.pace();
     let task = tokio::spawn(async move { f.run(pace).await });
     let waiting = Instant::now();
     while reads(s) == before {
@@ -441,10 +448,7 @@ async fn quiet(ch: &LocalClickHouse, args: &Args) -> anyhow::Result<()> {
 
     s.control().reset_counters();
     // A quiet feed reads every `max_delay` less the apply time it assumes (nothing to time).
-    let pace = b24ch::events::feed::Pace {
-        min: Duration::from_secs(args.poll_secs),
-        max: Duration::from_secs(args.max_delay_secs),
-    };
+    let pace = args.pace();
     let every = pace.longest_wait(b24ch::events::feed::APPLY_TIME_GUESS);
     let reads = (3_600.0 / every.as_secs_f64().max(1.0)) as u64;
     for _ in 0..reads {

@@ -387,15 +387,15 @@ impl Feed {
     /// Changed-rows pages for the entities that changed lately, within `room` commands (push
     /// mode only: in pull mode ClickHouse reads the rows).
     fn plans(&self, room: usize) -> Vec<(String, ChangedRows)> {
+        if self.sink.mode != Mode::Push {
+            return Vec::new();
+        }
         let Some((_, last_read)) = *locked(&self.last_read) else {
             return Vec::new();
         };
         // On the portal's clock, as estimated (its rows are modified by it).
         let elapsed = self.sink.client.governor().server_now() - last_read;
         let last_read = last_read.floor() as i64;
-        if self.sink.mode != Mode::Push {
-            return Vec::new();
-        }
         let Some(since) = chrono::DateTime::from_timestamp(last_read - SINCE_LOOKBACK_SECS, 0)
         else {
             return Vec::new();

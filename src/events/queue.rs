@@ -191,7 +191,7 @@ fn is_set(v: &Value) -> bool {
     match v {
         Value::Bool(b) => *b,
         Value::Number(n) => n.as_i64().is_some_and(|i| i != 0),
-        Value::String(s) => matches!(s.trim(), "1" | "Y" | "y" | "true"),
+        Value::String(s) => crate::schema::parse::parse_bool_text(s) == Some(true),
         _ => false,
     }
 }
