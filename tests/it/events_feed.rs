@@ -469,6 +469,57 @@ fn b24ch_bin() -> &'static str {
     env!("CARGO_BIN_EXE_b24ch")
 }
 
+/// Where the docs leave the queue open, b24ch is right either way: `TIMESTAMP_X` in the site's
+/// format without an offset (b24ch cannot time the flow by it, so pages are sized from the
+/// reads alone), and an `event.offline.list` that ignores its filter (every record listed;
+/// the leases are picked out client-side). Edits still arrive, a lost lease is still adopted,
+/// and the table equals the portal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_format_times_and_an_unfiltered_list_change_nothing_that_is_written() {
+    let env = Env::start("events_variants", 200, &["crm_deal"]).await;
+    env.initial_load().await;
+    let c = env.control();
+    let mut s = c.event_settings();
+    s.offline_timestamp = bitrix24_emulator::OfflineTimestamp::Site;
+    s.offline_list_filter = false;
+    c.set_event_settings(s);
+    let mut feed = env.feed().await;
+    feed.orphan_check = Duration::from_secs(1);
+    feed.cycle().await.unwrap();
+    // Unleased records in the queue too: the unfiltered list shows them, they are no lease.
+    assert_eq!(
+        c.modify_rows("deal", &[1, 2, 3], &title("lost"), None)
+            .unwrap(),
+        3
+    );
+    c.inject_fault(Fault {
+        kind: FaultKind::ConnectionReset,
+        method: Some("batch".into()),
+        probability: None,
+        remaining: Some(1),
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(feed.cycle().await.unwrap().events, 0);
+    let mut rows = 0;
+    for k in 0..6 {
+        assert_eq!(
+            c.modify_rows("deal", &[10 + k], &title("later"), None)
+                .unwrap(),
+            1
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let r = feed.cycle().await.unwrap();
+        rows += r.applied.rows;
+    }
+    // One more read, for the last edit if the last cycle was the adoption.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    rows += feed.cycle().await.unwrap().applied.rows;
+    assert_eq!(rows, 9, "3 adopted and 6 read as they came");
+    feed.settle().await.unwrap();
+    assert!(c.offline_queue().is_empty(), "{:?}", c.offline_queue());
+    env.assert_equal("crm_deal", "deal").await;
+}
+
 /// Quotes, catalog products and tasks announce their changes too (tasks in their own shape:
 /// the id in `FIELDS_AFTER`, or `FIELDS_BEFORE` on deletion): edits and deletions arrive from
 /// the queue, and each table equals the portal cell by cell.

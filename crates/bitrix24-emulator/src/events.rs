@@ -37,6 +37,18 @@ pub enum OfflineEventData {
     Empty,
 }
 
+/// How a queue record's `TIMESTAMP_X` is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfflineTimestamp {
+    /// RFC 3339 with the portal's offset, as in the docs' example (`2024-07-18T12:32:31+02:00`).
+    #[default]
+    Iso,
+    /// The site's own format, without an offset (`18.07.2024 12:32:31`): the docs do not
+    /// promise the ISO form for this method.
+    Site,
+}
+
 /// How an online event is encoded in the POST to the handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -55,6 +67,16 @@ pub struct EventSettings {
     pub online_format: OnlineFormat,
     /// The plan feature `rest_offline_extended` (`clear=0` and `process_id`).
     pub offline_extended: bool,
+    #[serde(default)]
+    pub offline_timestamp: OfflineTimestamp,
+    /// Whether `event.offline.list` applies its `filter`; off, it lists every record (a module
+    /// whose filter sanitizing drops the condition).
+    #[serde(default = "yes")]
+    pub offline_list_filter: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for EventSettings {
@@ -63,6 +85,8 @@ impl Default for EventSettings {
             offline_event_data: OfflineEventData::default(),
             online_format: OnlineFormat::default(),
             offline_extended: true,
+            offline_timestamp: OfflineTimestamp::default(),
+            offline_list_filter: true,
         }
     }
 }

@@ -46,7 +46,7 @@ pub use control::{PortalControl, UserFieldSpec};
 pub use error::DemoPortalError;
 pub use events::{
     EventCounters, EventSettings, Handler as EventHandler, OfflineEventData, OfflineRecord,
-    OnlineFormat,
+    OfflineTimestamp, OnlineFormat,
 };
 pub use limits::CostModel;
 pub use limits::published as cost_calibration;

@@ -53,6 +53,17 @@ pub(crate) fn iso_datetime(secs: i64, offset: i32) -> String {
         .unwrap_or_default()
 }
 
+/// A datetime in the site's own format, without an offset (`18.07.2024 12:32:31`).
+pub(crate) fn site_datetime(secs: i64, offset: i32) -> String {
+    DateTime::from_timestamp(secs, 0)
+        .map(|d| {
+            d.with_timezone(&tz(offset))
+                .format("%d.%m.%Y %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
 /// `ConvertDate`: midnight UTC of the date, printed in the portal offset.
 pub(crate) fn iso_date(d: NaiveDate, offset: i32) -> String {
     let secs = d

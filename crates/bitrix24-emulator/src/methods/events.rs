@@ -12,12 +12,14 @@
 //! - leased records are never handed to another reader; they are purged after
 //!   `PROCESS_ID_LIFETIME` (2,952,000 s).
 
-use super::super::events::{EventSettings, Handler, OfflineEventData, OfflineRecord, known_event};
+use super::super::events::{
+    EventSettings, Handler, OfflineEventData, OfflineRecord, OfflineTimestamp, known_event,
+};
 use super::super::hash::mix;
 use super::super::json_out::J;
 use super::super::method_error::MethodError;
 use super::super::params::PVal;
-use super::super::render::iso_datetime;
+use super::super::render::{iso_datetime, site_datetime};
 use super::super::state::State;
 use super::outcome::{Outcome, Success};
 
@@ -330,7 +332,10 @@ fn record_json(r: &OfflineRecord, s: &EventSettings, offset: i32, list: bool) ->
         ("ID".to_string(), J::Str(r.id.to_string())),
         (
             "TIMESTAMP_X".to_string(),
-            J::Str(iso_datetime(r.ts as i64, offset)),
+            J::Str(match s.offline_timestamp {
+                OfflineTimestamp::Iso => iso_datetime(r.ts as i64, offset),
+                OfflineTimestamp::Site => site_datetime(r.ts as i64, offset),
+            }),
         ),
         ("EVENT_NAME".to_string(), J::str(&r.event_name)),
         ("EVENT_DATA".to_string(), data),
@@ -509,11 +514,12 @@ fn offline_list(st: &mut State, offset: i32, params: &PVal) -> Result<Success, M
         ],
     )?;
     let conn = connector(params);
+    let filtered = st.events.settings.offline_list_filter;
     let mut all: Vec<OfflineRecord> = st
         .events
         .queue
         .iter()
-        .filter(|r| r.connector_id == conn && matches(r, &conds, offset))
+        .filter(|r| r.connector_id == conn && (!filtered || matches(r, &conds, offset)))
         .cloned()
         .collect();
     sort(&mut all, params, "ID");
